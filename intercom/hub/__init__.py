@@ -1,0 +1,9 @@
+"""The hub: SIP-over-WebSocket registrar (and, later, B2BUA, call flows and Voice API)."""
+
+from .app import create_app
+from .config import HubConfig
+from .registrar import Binding, Registrar
+from .server import run_hub, running_hub
+from .storage import Storage
+
+__all__ = ["Binding", "HubConfig", "Registrar", "Storage", "create_app", "run_hub", "running_hub"]

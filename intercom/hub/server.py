@@ -1,0 +1,65 @@
+"""Serving the hub with uvicorn, from the CLI or inside another asyncio program."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import uvicorn
+
+from .app import create_app
+from .config import HubConfig
+from .storage import Storage
+
+# A SIP message may be up to 64 KiB (intercom.sip.MAX_MESSAGE_SIZE). Frames a little larger
+# still reach the parser, which answers 400 instead of the socket being closed.
+MAX_FRAME_SIZE = 256 * 1024
+
+
+def uvicorn_config(config: HubConfig, storage: Storage | None = None, log_level: str = "info") -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(config, storage),
+        host=config.host,
+        port=config.port,
+        ssl_certfile=str(config.cert_file) if config.cert_file else None,
+        ssl_keyfile=str(config.key_file) if config.key_file else None,
+        ws="websockets-sansio",
+        ws_max_size=MAX_FRAME_SIZE,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+    )
+
+
+def run_hub(config: HubConfig, log_level: str = "info") -> None:
+    """Serve until interrupted (the ``intercom hub`` command)."""
+    uvicorn.Server(uvicorn_config(config, log_level=log_level)).run()
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the program embedding the hub."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def running_hub(config: HubConfig, storage: Storage | None = None) -> AsyncIterator[uvicorn.Server]:
+    """Run a hub in this event loop; ``config.port`` 0 picks a free port, written back."""
+    server = _EmbeddedServer(uvicorn_config(config, storage, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # surfaces the start-up error
+            raise RuntimeError("hub stopped during start-up")
+        await asyncio.sleep(0.01)
+    config.port = server.servers[0].sockets[0].getsockname()[1]
+    logging.getLogger(__name__).info("hub listening on %s:%d", config.host, config.port)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await task

@@ -1,0 +1,89 @@
+"""The hub's SQLite database: one file in the data directory, no server to run.
+
+Schema changes are numbered migrations applied in order at open, recorded in
+``PRAGMA user_version``, so an old database upgrades itself. WAL mode lets the CLI write
+(create or revoke a key) while a running hub reads, and a revoked key is refused on the
+very next REGISTER because every check reads the table.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from ..auth import AccessKey, new_key_id, new_key_secret
+
+DATABASE_NAME = "intercom.sqlite3"
+
+MIGRATIONS = [
+    """
+    CREATE TABLE access_keys (
+        id TEXT PRIMARY KEY,
+        secret TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    """,
+]
+
+
+class Storage:
+    """Access to the hub database. One instance per process; calls are short and synchronous."""
+
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = self.data_dir / DATABASE_NAME
+        fresh = not self.path.exists()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        if fresh:
+            os.chmod(self.path, 0o600)  # it holds key secrets
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._db:
+                self._db.execute("BEGIN")
+                for statement in _statements(script):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={number}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def create_key(self, name: str) -> AccessKey:
+        key = AccessKey(new_key_id(), new_key_secret(), name, time.time())
+        self._db.execute(
+            "INSERT INTO access_keys (id, secret, name, created_at) VALUES (?, ?, ?, ?)",
+            (key.id, key.secret, key.name, key.created_at),
+        )
+        return key
+
+    def get_key(self, key_id: str) -> AccessKey | None:
+        row = self._db.execute(
+            "SELECT id, secret, name, created_at, revoked_at FROM access_keys WHERE id = ?", (key_id,)
+        ).fetchone()
+        return AccessKey(*row) if row else None
+
+    def list_keys(self) -> list[AccessKey]:
+        rows = self._db.execute(
+            "SELECT id, secret, name, created_at, revoked_at FROM access_keys ORDER BY created_at"
+        ).fetchall()
+        return [AccessKey(*row) for row in rows]
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key; ``False`` when no such key exists or it was already revoked."""
+        cursor = self._db.execute(
+            "UPDATE access_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id)
+        )
+        return cursor.rowcount == 1
+
+
+def _statements(script: str) -> list[str]:
+    return [statement.strip() for statement in script.split(";") if statement.strip()]

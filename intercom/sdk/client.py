@@ -1,0 +1,263 @@
+"""The SDK's ``Client``: one registration with a hub, kept alive for as long as the app wants.
+
+It follows the published browser client step by step (PROTOCOL.md sections 1 and 2):
+
+* ``setup(jwt)`` opens a WebSocket and REGISTERs; status ``connecting`` then ``connected``.
+* Before the registration expires it calls ``refresh_token()`` and re-REGISTERs with the new
+  token on the same socket.
+* 403: wait 5 s, ``refresh_token()``, retry on a new WebSocket; after 5 refusals, status
+  ``error`` and a :class:`ForbiddenError`. 406: :class:`NotAcceptableError` at once. Any
+  other final error: :class:`InternalError`. After an error the status ends ``offline``.
+* An unexpected close: status ``connecting``, reconnect with back-off (2 s doubling to 30 s,
+  with jitter), then ``connected`` again. A hub that is down at start-up is waited for the
+  same way.
+* ``destroy()`` un-REGISTERs, closes the socket and ends ``offline``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidHandshake, InvalidURI
+
+from ..sip import RequestReceived, Response, make_response
+from ..sip.transaction import Event
+from ..transport import ClientFrameSocket, ConnectionClosed, SipConnection
+from .errors import ClientError, ForbiddenError, InternalError, NotAcceptableError
+from .events import EventTarget
+from .registration import ALLOW, REQUESTED_EXPIRES, RegistrationState, refresh_delay
+from .status import ClientStatus
+
+log = logging.getLogger(__name__)
+
+TokenSource = Callable[[], Awaitable[str] | str]
+MAX_FRAME_SIZE = 256 * 1024
+
+
+class _Refused(Exception):
+    """The hub answered a REGISTER with a final error, or with a 200 we cannot use."""
+
+    def __init__(self, response: Response, error: ClientError | None = None) -> None:
+        super().__init__(f"{response.status_code} {response.reason}")
+        self.response = response
+        self.error = error
+
+
+class Client(EventTarget):
+    """A connection to a hub. Events: ``status`` (a :class:`ClientStatus`), ``error`` (a
+    :class:`ClientError`); ``incoming`` and ``canceled`` arrive with calls."""
+
+    forbidden_retry_delay = 5.0
+    forbidden_attempts = 5
+    reconnect_delay_min = 2.0
+    reconnect_delay_max = 30.0
+    unregister_timeout = 2.0
+
+    def __init__(
+        self,
+        *,
+        host: str = "webrtc.messagebird.com",
+        refresh_token: TokenSource | None = None,
+        secure: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
+        instance_id: str | None = None,
+    ) -> None:
+        if refresh_token is None or not callable(refresh_token):
+            raise TypeError("Client needs refresh_token: a function returning a fresh JWT")
+        super().__init__()
+        self.host = host
+        self.secure = secure
+        self._refresh_token = refresh_token
+        self._ssl_context = ssl_context
+        self._registration = RegistrationState(host)
+        if instance_id is not None:
+            self._registration.instance_id = instance_id
+        self._status = ClientStatus.OFFLINE
+        self._token: str | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._connection: SipConnection | None = None
+        self._registered = False
+        self._outcome: asyncio.Future[None] | None = None
+        self._forbidden_count = 0
+        self._reconnect_count = 0
+
+    @property
+    def status(self) -> ClientStatus:
+        return self._status
+
+    @property
+    def url(self) -> str:
+        return f"{'wss' if self.secure else 'ws'}://{self.host}/"
+
+    async def setup(self, *, jwt: str) -> None:
+        """Connect and register; returns once ``connected``.
+
+        Raises the same :class:`ClientError` the ``error`` event carries when registration
+        fails for good. While the hub cannot be reached it keeps trying: wrap the call in
+        :func:`asyncio.wait_for` to bound the wait.
+        """
+        if self._runner is not None and not self._runner.done():
+            raise RuntimeError("client is already set up: call destroy() first")
+        self._token = jwt
+        self._forbidden_count = self._reconnect_count = 0
+        self._outcome = asyncio.get_running_loop().create_future()
+        self._set_status(ClientStatus.CONNECTING)
+        self._runner = asyncio.create_task(self._run(), name=f"intercom-client-{self.host}")
+        await asyncio.shield(self._outcome)
+
+    async def destroy(self) -> None:
+        """Un-register, close the WebSocket, and end ``offline``."""
+        runner, self._runner = self._runner, None
+        connection = self._connection
+        if connection is not None and self._registered and not connection.closed and self._token:
+            with contextlib.suppress(TimeoutError, ConnectionClosed, OSError):
+                async with asyncio.timeout(self.unregister_timeout):
+                    await connection.request(self._registration.build(self._token, expires=0))
+        self._registered = False
+        if runner is not None:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        if self._outcome is not None and not self._outcome.done():
+            self._outcome.cancel()
+        self._set_status(ClientStatus.OFFLINE)
+
+    # -- the connection loop -------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                connection = await self._connect()
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
+                log.info("cannot reach %s: %s", self.url, exc)
+                await self._reconnect_pause()
+                continue
+            except InvalidURI as exc:
+                self._fail(InternalError(f"bad hub address {self.url}: {exc}"))
+                return
+            reader = asyncio.create_task(connection.run())
+            try:
+                await self._keep_registered(connection, reader)
+            except _Refused as refused:
+                if not await self._after_refusal(refused):
+                    return
+                continue
+            finally:
+                self._registered = False
+                self._connection = None
+                await connection.close()
+                await reader
+            log.warning("connection to %s lost; reconnecting", self.url)
+            self._set_status(ClientStatus.CONNECTING)
+            await self._reconnect_pause()
+
+    async def _connect(self) -> SipConnection:
+        websocket = await connect(
+            self.url,
+            subprotocols=["sip"],  # type: ignore[list-item]
+            ssl=self._ssl_context if self.secure else None,
+            max_size=MAX_FRAME_SIZE,
+            open_timeout=10,
+        )
+        if websocket.subprotocol != "sip":
+            await websocket.close()
+            raise InvalidHandshake(f"{self.url} did not accept subprotocol 'sip'")
+        connection = SipConnection(ClientFrameSocket(websocket), self._on_sip_event, name=self.url)
+        self._connection = connection
+        return connection
+
+    async def _keep_registered(self, connection: SipConnection, reader: asyncio.Task[None]) -> None:
+        """REGISTER, then refresh before expiry, until the socket closes (returns) or a refusal (raises)."""
+        expires = REQUESTED_EXPIRES
+        while True:
+            assert self._token is not None
+            try:
+                response = await connection.request(self._registration.build(self._token, expires))
+            except (ConnectionClosed, TimeoutError) as exc:
+                log.info("REGISTER got no answer: %s", exc)
+                return
+            if response.status_code == 423 and (response.headers.get("Min-Expires") or "").isdigit():
+                expires = int(response.headers.get("Min-Expires") or expires)
+                continue
+            if not response.is_success:
+                raise _Refused(response)
+            granted = self._registration.granted_expires(response)
+            if granted is None:
+                raise _Refused(response, InternalError("the hub's answer to REGISTER names none of our Contacts"))
+            self._registered = True
+            self._forbidden_count = self._reconnect_count = 0
+            self._set_status(ClientStatus.CONNECTED)
+            if self._outcome is not None and not self._outcome.done():
+                self._outcome.set_result(None)
+            done, _ = await asyncio.wait({reader}, timeout=refresh_delay(granted))
+            if done:
+                return
+            await self._fetch_token()
+
+    async def _after_refusal(self, refused: _Refused) -> bool:
+        """Handle a refused REGISTER as the seed SDK does; ``True`` to try again."""
+        response = refused.response
+        code = response.status_code
+        log.warning("REGISTER refused: %d %s", code, response.reason)
+        if refused.error is not None:
+            self._fail(refused.error)
+        elif code == 403:
+            self._forbidden_count += 1
+            if self._forbidden_count >= self.forbidden_attempts:
+                self._fail(ForbiddenError(response.reason))
+                return False
+            await asyncio.sleep(self.forbidden_retry_delay)
+            await self._fetch_token()
+            return True
+        if code == 406:
+            self._fail(NotAcceptableError(response.reason))
+        else:
+            self._fail(InternalError("Could not register to WebRTC Server"))
+        return False
+
+    async def _fetch_token(self) -> None:
+        try:
+            token = self._refresh_token()
+            if inspect.isawaitable(token):
+                token = await token
+        except Exception:
+            log.exception("refresh_token() failed; keeping the previous token")
+            return
+        if not isinstance(token, str) or not token:
+            log.error("refresh_token() returned %r, not a JWT; keeping the previous token", token)
+            return
+        self._token = token
+
+    async def _reconnect_pause(self) -> None:
+        base = min(self.reconnect_delay_max, self.reconnect_delay_min * 2**self._reconnect_count)
+        self._reconnect_count += 1
+        await asyncio.sleep(min(self.reconnect_delay_max, base * random.uniform(1.0, 1.25)))
+
+    def _fail(self, error: ClientError) -> None:
+        self._set_status(ClientStatus.ERROR)
+        self._emit("error", error)
+        if self._outcome is not None and not self._outcome.done():
+            self._outcome.set_exception(error)
+        self._set_status(ClientStatus.OFFLINE)
+
+    def _set_status(self, status: ClientStatus) -> None:
+        if status is not self._status:
+            self._status = status
+            self._emit("status", status)
+
+    async def _on_sip_event(self, connection: SipConnection, event: Event) -> None:
+        if not isinstance(event, RequestReceived) or event.transaction is None:
+            return
+        request = event.request
+        if request.method == "OPTIONS":
+            response = make_response(request, 200, headers=[("Allow", ALLOW)])
+        else:
+            response = make_response(request, 405, headers=[("Allow", "OPTIONS")])
+        await connection.send_response(event.transaction, response)

@@ -1,0 +1,34 @@
+"""The errors of the seed SDK, each with the SIP-derived ``code`` it documents."""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    """Base of the errors a :class:`~intercom.sdk.Client` emits; ``code`` as the seed SDK."""
+
+    code = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code}, message={self.message!r})"
+
+
+class ForbiddenError(ClientError):
+    """The hub refused the token (403) five times, each after a fresh ``refresh_token()``."""
+
+    code = 403
+
+
+class NotAcceptableError(ClientError):
+    """The hub refused the token's identity (406). Not retried: a new token will not help."""
+
+    code = 406
+
+
+class InternalError(ClientError):
+    """Any other registration failure (500 in the seed SDK)."""
+
+    code = 500

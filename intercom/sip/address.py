@@ -1,0 +1,217 @@
+"""URIs and the structured header values built on them: name-addr, Via, CSeq.
+
+Each type parses from the text of a header value and serialises back with ``str()``.
+Parameter names are case-insensitive in SIP, so they are stored lower-cased; a parameter
+without a value (``;lr``, ``;rport``) maps to ``None``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .errors import BadHeader, BadUri
+
+Params = dict[str, str | None]
+
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_TOKEN_RE = re.compile(_TOKEN + r"\Z")
+_HOST_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::(\d{1,5}))?\Z")
+_VIA_PROTOCOL_RE = re.compile(r"SIP\s*/\s*2\.0\s*/\s*(" + _TOKEN + r")\Z", re.IGNORECASE)
+_CSEQ_RE = re.compile(r"(\d{1,10})\s+(" + _TOKEN + r")\Z")
+
+
+def split_params(text: str) -> list[str]:
+    """Split ``a;b=c;d="x;y"`` on semicolons outside quotes and angle brackets."""
+    parts: list[str] = []
+    start = 0
+    in_quotes = in_angle = False
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if in_quotes:
+            if char == "\\":
+                i += 1
+            elif char == '"':
+                in_quotes = False
+        elif char == '"':
+            in_quotes = True
+        elif char == "<":
+            in_angle = True
+        elif char == ">":
+            in_angle = False
+        elif char == ";" and not in_angle:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    if in_quotes:
+        raise BadHeader(f"unterminated quoted string in {text!r}")
+    parts.append(text[start:])
+    return parts
+
+
+def parse_params(parts: list[str], error: type[BadHeader] | type[BadUri] = BadHeader) -> Params:
+    """Parse ``name[=value]`` items into a dict with lower-cased names."""
+    params: Params = {}
+    for part in parts:
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not name or not _TOKEN_RE.match(name):
+            raise error(f"bad parameter {part!r}")
+        params[name.lower()] = value.strip() if sep else None
+    return params
+
+
+def format_params(params: Params) -> str:
+    return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params.items())
+
+
+@dataclass
+class SipUri:
+    """A ``sip:`` or ``sips:`` URI (RFC 3261 section 19.1)."""
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+    scheme: str = "sip"
+    password: str | None = None
+    params: Params = field(default_factory=dict)
+    headers: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> SipUri:
+        text = text.strip()
+        scheme, colon, rest = text.partition(":")
+        scheme = scheme.lower()
+        if not colon or scheme not in ("sip", "sips"):
+            raise BadUri(f"not a sip or sips URI: {text!r}")
+        rest, _, headers = rest.partition("?")
+        userinfo, at, hostpart = rest.rpartition("@")
+        user = password = None
+        if at:
+            user, _, pw = userinfo.partition(":")
+            password = pw or None
+            if not user:
+                raise BadUri(f"empty user part in {text!r}")
+        pieces = hostpart.split(";")
+        match = _HOST_RE.match(pieces[0])
+        if not match:
+            raise BadUri(f"bad host in {text!r}")
+        port = int(match.group(2)) if match.group(2) else None
+        if port is not None and not 0 < port < 65536:
+            raise BadUri(f"port out of range in {text!r}")
+        params = parse_params(pieces[1:], BadUri)
+        return cls(match.group(1), user, port, scheme, password, params, headers or None)
+
+    @property
+    def host_port(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        userinfo = ""
+        if self.user is not None:
+            userinfo = self.user + (f":{self.password}" if self.password else "") + "@"
+        headers = f"?{self.headers}" if self.headers else ""
+        return f"{self.scheme}:{userinfo}{self.host_port}{format_params(self.params)}{headers}"
+
+
+@dataclass
+class Address:
+    """A name-addr or addr-spec with header parameters: From, To, Contact, Route.
+
+    ``uri`` is kept as a :class:`SipUri` when it is one; other schemes (``tel:``, ``urn:``)
+    stay as text so that a Contact naming one does not make the whole message unreadable.
+    """
+
+    uri: SipUri | str
+    display_name: str | None = None
+    params: Params = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        text = text.strip()
+        display_name = None
+        if "<" in text:
+            head, _, tail = text.partition("<")
+            uri_text, closed, after = tail.partition(">")
+            if not closed:
+                raise BadHeader(f"unclosed '<' in {text!r}")
+            head = head.strip()
+            if head.startswith('"'):
+                if len(head) < 2 or not head.endswith('"'):
+                    raise BadHeader(f"bad quoted display name in {text!r}")
+                display_name = re.sub(r"\\(.)", r"\1", head[1:-1])
+            elif head:
+                display_name = head
+            param_text = after.strip()
+            if param_text and not param_text.startswith(";"):
+                raise BadHeader(f"unexpected text after '>' in {text!r}")
+            params = parse_params(split_params(param_text)[1:]) if param_text else {}
+        else:
+            # addr-spec form: every ';' after the URI belongs to the header, not the URI.
+            uri_text, *param_parts = split_params(text)
+            params = parse_params(param_parts)
+        uri_text = uri_text.strip()
+        if not uri_text:
+            raise BadHeader(f"empty URI in {text!r}")
+        uri: SipUri | str = SipUri.parse(uri_text) if uri_text[:4].lower() in ("sip:", "sips") else uri_text
+        return cls(uri, display_name, params)
+
+    @property
+    def tag(self) -> str | None:
+        return self.params.get("tag")
+
+    def __str__(self) -> str:
+        name = ""
+        if self.display_name is not None:
+            escaped = self.display_name.replace("\\", "\\\\").replace('"', '\\"')
+            name = f'"{escaped}" '
+        return f"{name}<{self.uri}>{format_params(self.params)}"
+
+
+@dataclass
+class Via:
+    """One Via entry: ``SIP/2.0/WSS host[:port];branch=...``."""
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: Params = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> Via:
+        first, *param_parts = split_params(text.strip())
+        protocol, _, sent_by = first.strip().rpartition(" ")
+        match = _VIA_PROTOCOL_RE.match(protocol.strip())
+        host = _HOST_RE.match(sent_by.strip())
+        if not match or not host:
+            raise BadHeader(f"bad Via {text!r}")
+        port = int(host.group(2)) if host.group(2) else None
+        return cls(match.group(1).upper(), host.group(1), port, parse_params(param_parts))
+
+    @property
+    def branch(self) -> str | None:
+        return self.params.get("branch")
+
+    @property
+    def sent_by(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"SIP/2.0/{self.transport} {self.sent_by}{format_params(self.params)}"
+
+
+@dataclass(frozen=True)
+class CSeq:
+    number: int
+    method: str
+
+    @classmethod
+    def parse(cls, text: str) -> CSeq:
+        match = _CSEQ_RE.match(text.strip())
+        if not match or int(match.group(1)) >= 2**31:
+            raise BadHeader(f"bad CSeq {text!r}")
+        return cls(int(match.group(1)), match.group(2))
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.method}"

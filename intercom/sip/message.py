@@ -1,0 +1,281 @@
+"""SIP requests and responses: parsing and serialisation (RFC 3261 sections 7 and 20).
+
+Over WebSocket (RFC 7118) each frame holds exactly one message, so :func:`parse_message`
+takes a whole message and never has to find where one ends. Bodies are bytes because
+Content-Length counts bytes; a frame may arrive as text or binary.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from .address import Address, CSeq, SipUri, Via
+from .errors import (
+    BadContentLength,
+    BadHeader,
+    BadStartLine,
+    BadUri,
+    MessageTooLarge,
+    MissingHeader,
+    ParseError,
+    TooManyHeaders,
+)
+from .headers import Headers, normalise_name
+
+MAX_MESSAGE_SIZE = 64 * 1024
+MAX_HEADERS = 100
+
+REASON_PHRASES = {
+    100: "Trying",
+    180: "Ringing",
+    181: "Call Is Being Forwarded",
+    183: "Session Progress",
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    408: "Request Timeout",
+    415: "Unsupported Media Type",
+    420: "Bad Extension",
+    423: "Interval Too Brief",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    491: "Request Pending",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    600: "Busy Everywhere",
+    603: "Decline",
+}
+
+_METHOD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+_HEADER_NAME_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+_STATUS_RE = re.compile(r"SIP/2\.0 ([1-6]\d\d) ([^\r\n]*)\Z")
+_REQUIRED = ("via", "from", "to", "call-id", "cseq")
+_COPIED = frozenset({"via", "from", "call-id", "cseq"})  # into a response; To gets its tag separately
+
+
+@dataclass
+class Message(ABC):
+    """What requests and responses share: headers, a body, and typed views of headers."""
+
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+
+    @property
+    def call_id(self) -> str:
+        return self._required("Call-ID")
+
+    @property
+    def cseq(self) -> CSeq:
+        return CSeq.parse(self._required("CSeq"))
+
+    @property
+    def from_(self) -> Address:
+        return Address.parse(self._required("From"))
+
+    @property
+    def to(self) -> Address:
+        return Address.parse(self._required("To"))
+
+    @property
+    def vias(self) -> list[Via]:
+        return [Via.parse(value) for value in self.headers.get_all("Via")]
+
+    @property
+    def top_via(self) -> Via:
+        values = self.headers.get_all("Via")
+        if not values:
+            raise MissingHeader("no Via header")
+        return Via.parse(values[0])
+
+    @property
+    def contacts(self) -> list[Address]:
+        return [Address.parse(value) for value in self.headers.get_all("Contact") if value != "*"]
+
+    def _required(self, name: str) -> str:
+        value = self.headers.get(name)
+        if value is None:
+            raise MissingHeader(f"no {name} header")
+        return value
+
+    @abstractmethod
+    def start_line(self) -> str:
+        """The request line or status line, without CRLF."""
+
+    def __bytes__(self) -> bytes:
+        lines = [self.start_line()]
+        lines.extend(f"{name}: {value}" for name, value in self.headers if normalise_name(name) != "content-length")
+        lines.append(f"Content-Length: {len(self.body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
+
+    def text(self) -> str:
+        """The serialised message as text, as it goes into a WebSocket text frame."""
+        return bytes(self).decode("utf-8", errors="replace")
+
+
+@dataclass
+class Request(Message):
+    method: str = "OPTIONS"
+    uri: SipUri | str = ""
+
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri} SIP/2.0"
+
+
+@dataclass
+class Response(Message):
+    status_code: int = 200
+    reason: str = "OK"
+
+    def start_line(self) -> str:
+        return f"SIP/2.0 {self.status_code} {self.reason}"
+
+    @property
+    def is_provisional(self) -> bool:
+        return self.status_code < 200
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
+def parse_message(data: bytes | str) -> Request | Response:
+    """Parse one whole SIP message; raise a :class:`ParseError` subclass if it is malformed."""
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    if len(raw) > MAX_MESSAGE_SIZE:
+        raise MessageTooLarge(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_SIZE}")
+    head, body = _split_head(raw)
+    try:
+        head_text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadStartLine(f"header section is not UTF-8: {exc}") from None
+    lines = head_text.split("\n")
+    start = lines[0].rstrip("\r")
+    message = _parse_start_line(start)
+    request = message if isinstance(message, Request) else None
+    fields = _unfold(lines[1:], request)
+    if len(fields) > MAX_HEADERS:
+        raise TooManyHeaders(f"{len(fields)} header fields exceed {MAX_HEADERS}", request)
+    for line in fields:
+        name, colon, value = line.partition(":")
+        name = name.strip()
+        if not colon or not _HEADER_NAME_RE.match(name):
+            raise BadHeader(f"bad header line {line[:80]!r}", request)
+        message.headers.add(name, value.strip())
+    message.body = _checked_body(message, body, request)
+    _validate(message, request)
+    return message
+
+
+def _split_head(raw: bytes) -> tuple[bytes, bytes]:
+    raw = raw.lstrip(b"\r\n")  # RFC 3261 7.5: ignore CRLFs before the start line
+    index = raw.find(b"\r\n\r\n")
+    if index >= 0:
+        return raw[:index], raw[index + 4 :]
+    index = raw.find(b"\n\n")
+    if index >= 0:
+        return raw[:index], raw[index + 2 :]
+    return raw.rstrip(b"\r\n"), b""
+
+
+def _parse_start_line(line: str) -> Request | Response:
+    if line.startswith("SIP/"):
+        match = _STATUS_RE.match(line)
+        if not match:
+            raise BadStartLine(f"bad status line {line[:80]!r}")
+        return Response(status_code=int(match.group(1)), reason=match.group(2))
+    parts = line.split(" ")
+    if len(parts) != 3 or parts[2] != "SIP/2.0" or not _METHOD_RE.match(parts[0]) or not parts[1]:
+        raise BadStartLine(f"bad request line {line[:80]!r}")
+    uri: SipUri | str = parts[1]
+    if parts[1][:4].lower() in ("sip:", "sips"):
+        try:
+            uri = SipUri.parse(parts[1])
+        except BadUri as exc:
+            raise BadStartLine(f"bad Request-URI: {exc}") from None
+    return Request(method=parts[0], uri=uri)
+
+
+def _unfold(lines: list[str], request: Request | None) -> list[str]:
+    fields: list[str] = []
+    for line in lines:
+        line = line.rstrip("\r")
+        if line[:1] in (" ", "\t"):
+            if not fields:
+                raise BadHeader("continuation line before the first header", request)
+            fields[-1] += " " + line.strip()
+        elif line:
+            fields.append(line)
+        if len(fields) > MAX_HEADERS:
+            break
+    return fields
+
+
+def _checked_body(message: Message, body: bytes, request: Request | None) -> bytes:
+    length_text = message.headers.get("Content-Length")
+    if length_text is None:
+        return body
+    if not length_text.isdigit():
+        raise BadContentLength(f"Content-Length {length_text!r} is not a number", request)
+    length = int(length_text)
+    if length > len(body):
+        raise BadContentLength(f"Content-Length {length} but only {len(body)} body bytes", request)
+    return body[:length]  # RFC 3261 18.3: bytes past Content-Length are discarded
+
+
+def _validate(message: Request | Response, request: Request | None) -> None:
+    headers = message.headers
+    for name in _REQUIRED:
+        if headers.get(name) is None:
+            raise MissingHeader(f"missing {name} header", request)
+    try:
+        cseq = message.cseq
+        message.top_via  # noqa: B018 - parsed for its validation
+        message.from_  # noqa: B018
+        message.to  # noqa: B018
+    except ParseError as exc:
+        raise type(exc)(str(exc), request) from None
+    if request is not None and cseq.method != request.method:
+        raise BadHeader(f"CSeq method {cseq.method} does not match {request.method}", request)
+
+
+def make_response(
+    request: Request,
+    status_code: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+) -> Response:
+    """Build a response to ``request`` with the headers RFC 3261 section 8.2.6 copies over.
+
+    Works on a partly parsed request too (as kept by a :class:`ParseError`): headers the
+    request lacks are left out.
+    """
+    response = Response(status_code=status_code, reason=reason or REASON_PHRASES.get(status_code, "Unknown"))
+    for name, value in request.headers:
+        key = normalise_name(name)
+        if key in _COPIED or (key == "record-route" and 100 < status_code < 300):
+            response.headers.add(name, value)
+        elif key == "to":
+            if to_tag and ";tag=" not in value.replace(" ", "").lower():
+                value = f"{value};tag={to_tag}"
+            response.headers.add(name, value)
+    for name, value in headers or []:
+        response.headers.add(name, value)
+    response.body = body
+    return response

@@ -1,0 +1,210 @@
+"""One SIP-over-WebSocket connection: frames in and out of the sans-I/O transaction layer.
+
+The same class serves the hub (a Starlette WebSocket) and the client (a ``websockets``
+connection): both are wrapped in a :class:`FrameSocket`. Each received frame is one SIP
+message (RFC 7118). Frames that do not parse are answered with 400 when the request line
+was readable and dropped with a log line otherwise; the connection stays up either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from ..sip import (
+    ClientTransaction,
+    ParseError,
+    Request,
+    RequestReceived,
+    Response,
+    ResponseReceived,
+    ServerTransaction,
+    TransactionLayer,
+    TransactionTimedOut,
+    make_response,
+    parse_message,
+)
+from ..sip.transaction import Event
+
+log = logging.getLogger(__name__)
+
+
+class FrameSocket(Protocol):
+    """The few WebSocket operations a SIP connection needs."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def receive_frame(self) -> str | bytes | None:
+        """The next frame, or ``None`` once the socket is closed."""
+        ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class ConnectionClosed(Exception):
+    """The WebSocket closed while a request was waiting for its answer."""
+
+
+EventHandler = Callable[["SipConnection", Event], Awaitable[None] | None]
+
+
+class SipConnection:
+    """Runs a :class:`TransactionLayer` over a :class:`FrameSocket`.
+
+    Requests from the peer and responses that no waiting :meth:`request` claims go to
+    ``handler``; :meth:`request` sends a request and returns its final response.
+    """
+
+    def __init__(self, socket: FrameSocket, handler: EventHandler, name: str = "") -> None:
+        self.socket = socket
+        self.name = name
+        self._handler = handler
+        self._layer = TransactionLayer()
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting: dict[ClientTransaction, asyncio.Future[Response]] = {}
+        self._provisional: dict[ClientTransaction, Callable[[Response], None]] = {}
+        self.closed = False
+
+    async def run(self) -> None:
+        """Receive until the socket closes; then fail every request still waiting."""
+        try:
+            while True:
+                frame = await self.socket.receive_frame()
+                if frame is None:
+                    break
+                await self._receive(frame)
+        finally:
+            self._shutdown()
+
+    async def _receive(self, frame: str | bytes) -> None:
+        try:
+            message = parse_message(frame)
+        except ParseError as exc:
+            await self._answer_parse_error(exc)
+            return
+        events = self._layer.receive(message, self._loop.time())
+        await self._flush()
+        for event in events:
+            await self._dispatch(event)
+
+    async def _answer_parse_error(self, error: ParseError) -> None:
+        if error.request is None:
+            log.warning("%s: dropped an unreadable frame: %s", self.name, error)
+            return
+        log.info("%s: 400 to a malformed %s: %s", self.name, error.request.method, error)
+        if error.request.method != "ACK":
+            reason = f"Bad Request ({error})".replace("\r", " ").replace("\n", " ")[:200]
+            await self._send(make_response(error.request, 400, reason))
+
+    async def _dispatch(self, event: Event) -> None:
+        if isinstance(event, ResponseReceived) and event.transaction in self._waiting:
+            transaction = event.transaction
+            if event.response.is_provisional:
+                callback = self._provisional.get(transaction)
+                if callback is not None:
+                    callback(event.response)
+                return
+            future = self._waiting.pop(transaction)
+            self._provisional.pop(transaction, None)
+            if not future.done():
+                future.set_result(event.response)
+            return
+        if isinstance(event, TransactionTimedOut) and event.transaction in self._waiting:
+            future = self._waiting.pop(event.transaction)  # type: ignore[arg-type]
+            if not future.done():
+                future.set_exception(TimeoutError(f"no answer to {event.transaction.method}"))
+            return
+        try:
+            result = self._handler(self, event)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("%s: handler failed on %r", self.name, event)
+            if isinstance(event, RequestReceived) and event.transaction is not None:
+                await self.send_response(event.transaction, make_response(event.request, 500))
+
+    async def request(self, request: Request, on_provisional: Callable[[Response], None] | None = None) -> Response:
+        """Send a request in a new client transaction and wait for its final response.
+
+        Raises :class:`TimeoutError` after 64*T1 without one, :class:`ConnectionClosed`
+        if the socket closes first.
+        """
+        if self.closed:
+            raise ConnectionClosed(f"{self.name}: connection closed")
+        transaction = self._layer.send_request(request, self._loop.time())
+        assert transaction is not None, "ACK has no response: use send()"
+        future: asyncio.Future[Response] = self._loop.create_future()
+        self._waiting[transaction] = future
+        if on_provisional is not None:
+            self._provisional[transaction] = on_provisional
+        await self._flush()
+        return await future
+
+    async def send(self, message: Request | Response) -> None:
+        """Send a message outside any transaction (an ACK, a stateless answer)."""
+        if isinstance(message, Request):
+            self._layer.send_request(message, self._loop.time())
+            await self._flush()
+        else:
+            await self._send(message)
+
+    async def send_response(self, transaction: ServerTransaction, response: Response) -> None:
+        self._layer.send_response(transaction, response, self._loop.time())
+        await self._flush()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if not self.closed:
+            await self.socket.close(code, reason)
+        self._shutdown()
+
+    async def _flush(self) -> None:
+        for message in self._layer.data_to_send():
+            await self._send(message)
+        self._schedule_timer()
+
+    async def _send(self, message: Request | Response) -> None:
+        if self.closed:
+            return
+        try:
+            await self.socket.send_text(message.text())
+        except Exception as exc:  # the peer vanished mid-send; run() sees the close next
+            log.debug("%s: send failed: %s", self.name, exc)
+
+    def _schedule_timer(self) -> None:
+        deadline = self._layer.next_deadline()
+        if self._timer is not None:
+            if deadline is not None and self._timer.when() == deadline:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None and not self.closed:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        events = self._layer.handle_timeouts(self._loop.time())
+        self._loop.create_task(self._after_timeouts(events))
+
+    async def _after_timeouts(self, events: list[Event]) -> None:
+        await self._flush()
+        for event in events:
+            await self._dispatch(event)
+
+    def _shutdown(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(ConnectionClosed(f"{self.name}: connection closed"))
+        self._waiting.clear()
+        self._provisional.clear()
+
+
+__all__ = ["ConnectionClosed", "EventHandler", "FrameSocket", "SipConnection"]
