@@ -3,7 +3,7 @@
 from .app import create_app
 from .config import HubConfig
 from .registrar import Binding, Registrar
-from .server import run_hub, running_hub
+from .server import RunningHub, run_hub, running_hub
 from .storage import Storage
 
-__all__ = ["Binding", "HubConfig", "Registrar", "Storage", "create_app", "run_hub", "running_hub"]
+__all__ = ["Binding", "HubConfig", "Registrar", "RunningHub", "Storage", "create_app", "run_hub", "running_hub"]

@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import uvicorn
+from fastapi import FastAPI
 
 from .app import create_app
 from .config import HubConfig
+from .registrar import Registrar
 from .storage import Storage
 
 # A SIP message may be up to 64 KiB (intercom.sip.MAX_MESSAGE_SIZE). Frames a little larger
@@ -46,10 +49,28 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+@dataclass
+class RunningHub:
+    """A hub serving inside this process."""
+
+    config: HubConfig
+    app: FastAPI
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as the SDK's ``Client(host=...)`` takes it."""
+        return f"{self.config.host}:{self.config.port}"
+
+    @property
+    def registrar(self) -> Registrar:
+        return self.app.state.registrar
+
+
 @contextlib.asynccontextmanager
-async def running_hub(config: HubConfig, storage: Storage | None = None) -> AsyncIterator[uvicorn.Server]:
+async def running_hub(config: HubConfig, storage: Storage | None = None) -> AsyncIterator[RunningHub]:
     """Run a hub in this event loop; ``config.port`` 0 picks a free port, written back."""
-    server = _EmbeddedServer(uvicorn_config(config, storage, log_level="warning"))
+    uv_config = uvicorn_config(config, storage, log_level="warning")
+    server = _EmbeddedServer(uv_config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -59,7 +80,7 @@ async def running_hub(config: HubConfig, storage: Storage | None = None) -> Asyn
     config.port = server.servers[0].sockets[0].getsockname()[1]
     logging.getLogger(__name__).info("hub listening on %s:%d", config.host, config.port)
     try:
-        yield server
+        yield RunningHub(config, uv_config.app)
     finally:
         server.should_exit = True
         await task

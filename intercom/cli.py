@@ -1,0 +1,176 @@
+"""The ``intercom`` command: run a hub, manage access keys, mint tokens, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from .auth import AccessKey, CapabilityError, IncomingCapability, OutgoingCapability, check_identity, mint_token
+
+DEFAULT_DATA_DIR = os.environ.get("INTERCOM_DATA_DIR", "/var/lib/intercom")
+
+
+class UsageError(Exception):
+    """Bad input on the command line: printed as one line, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return args.func(args) or 0
+    except UsageError as exc:
+        print(f"intercom {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="intercom", description=__doc__)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    hub = commands.add_parser("hub", help="run the hub: SIP over WebSocket at /")
+    _data_dir(hub)
+    hub.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    hub.add_argument("--port", type=int, default=8443)
+    hub.add_argument("--cert", type=Path, help="TLS certificate (PEM); serves wss:// when given")
+    hub.add_argument("--key", type=Path, help="TLS private key (PEM)")
+    hub.add_argument("--zone", default="local", help="zone name reported to clients on REGISTER")
+    hub.add_argument("--turn-url", action="append", default=[], help="TURN server URL handed to clients (repeatable)")
+    hub.add_argument("--turn-secret", help="secret shared with the TURN server (coturn use-auth-secret)")
+    hub.set_defaults(func=_run_hub)
+
+    keys = commands.add_parser("keys", help="create, list and revoke access keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key; prints its id and secret once")
+    _data_dir(create)
+    create.add_argument("--name", required=True)
+    create.set_defaults(func=_keys_create)
+    listing = key_commands.add_parser("list", help="list keys (without secrets)")
+    _data_dir(listing)
+    listing.set_defaults(func=_keys_list)
+    revoke = key_commands.add_parser("revoke", help="revoke a key: its tokens are refused from now on")
+    _data_dir(revoke)
+    revoke.add_argument("id")
+    revoke.set_defaults(func=_keys_revoke)
+
+    token = commands.add_parser("token", help="mint a client JWT in the seed SDK's format")
+    token.add_argument("--key-id", required=True)
+    token.add_argument("--key", required=True, help="the access key's secret")
+    token.add_argument("--identity", help="client identity, 1-30 of A-Z a-z 0-9 _")
+    token.add_argument("--outgoing", metavar="CALLFLOW_ID", help="allow outgoing calls running this call flow")
+    token.add_argument("--variables", default="", help="call-flow variables, url-encoded: 'a=1&b=2'")
+    token.add_argument("--incoming", action="store_true", help="allow incoming calls to client:<identity>")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (at most 86400)")
+    token.set_defaults(func=_token)
+
+    demo = commands.add_parser("demo", help="start a hub, create a key and connect a client, printing statuses")
+    demo.add_argument("--data-dir", type=Path, help="keep the demo's data here (default: a temporary folder)")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def _data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help=f"hub data directory (default {DEFAULT_DATA_DIR})"
+    )
+
+
+def _run_hub(args: argparse.Namespace) -> None:
+    from .hub import HubConfig, run_hub
+
+    if (args.cert is None) != (args.key is None):
+        raise UsageError("--cert and --key go together")
+    for path in (args.cert, args.key):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{path}: no such file")
+    if args.turn_url and not args.turn_secret:
+        raise UsageError("--turn-url needs --turn-secret")
+    config = HubConfig(
+        data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        cert_file=args.cert,
+        key_file=args.key,
+        zone=args.zone,
+        turn_urls=args.turn_url,
+        turn_secret=args.turn_secret,
+    )
+    run_hub(config, log_level=args.log_level)
+
+
+def _keys_create(args: argparse.Namespace) -> None:
+    from .hub import Storage
+
+    key = Storage(args.data_dir).create_key(args.name)
+    print(json.dumps({"id": key.id, "key": key.secret}))
+
+
+def _keys_list(args: argparse.Namespace) -> None:
+    from .hub import Storage
+
+    for key in Storage(args.data_dir).list_keys():
+        print(json.dumps({"id": key.id, "name": key.name, "createdAt": key.created_at, "revokedAt": key.revoked_at}))
+
+
+def _keys_revoke(args: argparse.Namespace) -> None:
+    from .hub import Storage
+
+    if not Storage(args.data_dir).revoke_key(args.id):
+        raise UsageError(f"no active key with id {args.id!r}")
+    print(json.dumps({"id": args.id, "revoked": True}))
+
+
+def _token(args: argparse.Namespace) -> None:
+    try:
+        capabilities = token_capabilities(args.identity, args.outgoing, args.variables, args.incoming)
+    except ValueError as exc:  # CapabilityError, or malformed --variables
+        raise UsageError(str(exc)) from None
+    if not 0 < args.ttl <= 86400:
+        raise UsageError("--ttl must be 1 to 86400 seconds")
+    key = AccessKey(args.key_id, args.key, name="", created_at=time.time())
+    print(mint_token(key, capabilities, ttl=args.ttl))
+
+
+def token_capabilities(
+    identity: str | None, outgoing: str | None, variables: str, incoming: bool
+) -> list[OutgoingCapability | IncomingCapability]:
+    """The capabilities the ``token`` options ask for, checked as the hub will check them."""
+    if identity is not None:
+        check_identity(identity)
+    if incoming and identity is None:
+        raise CapabilityError("--incoming needs --identity")
+    if not incoming and outgoing is None:
+        raise CapabilityError("give --outgoing CALLFLOW_ID, --incoming, or both")
+    capabilities: list[OutgoingCapability | IncomingCapability] = []
+    if outgoing is not None:
+        pairs = parse_qsl(variables, keep_blank_values=True, strict_parsing=bool(variables))
+        capabilities.append(OutgoingCapability(outgoing, identity, dict(pairs)))
+    if incoming:
+        assert identity is not None
+        capabilities.append(IncomingCapability(identity))
+    return capabilities
+
+
+def _demo(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from .demo import run_demo
+
+    asyncio.run(run_demo(args.data_dir))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
