@@ -41,6 +41,13 @@ TokenSource = Callable[[], Awaitable[str] | str]
 MAX_FRAME_SIZE = 256 * 1024
 
 
+def reconnect_delay(attempt: int, minimum: float, maximum: float, rng: random.Random | None = None) -> float:
+    """Back-off before reconnect ``attempt`` (0-based): doubling from ``minimum``, capped at
+    ``maximum``, stretched by up to 25 % so that units cut off together do not return together."""
+    base = min(maximum, minimum * 2 ** min(attempt, 32))
+    return min(maximum, base * (rng or random).uniform(1.0, 1.25))
+
+
 class _Refused(Exception):
     """The hub answered a REGISTER with a final error, or with a 200 we cannot use."""
 
@@ -236,9 +243,9 @@ class Client(EventTarget):
         self._token = token
 
     async def _reconnect_pause(self) -> None:
-        base = min(self.reconnect_delay_max, self.reconnect_delay_min * 2**self._reconnect_count)
+        delay = reconnect_delay(self._reconnect_count, self.reconnect_delay_min, self.reconnect_delay_max)
         self._reconnect_count += 1
-        await asyncio.sleep(min(self.reconnect_delay_max, base * random.uniform(1.0, 1.25)))
+        await asyncio.sleep(delay)
 
     def _fail(self, error: ClientError) -> None:
         self._set_status(ClientStatus.ERROR)

@@ -156,7 +156,7 @@ def parse_message(data: bytes | str) -> Request | Response:
     """Parse one whole SIP message; raise a :class:`ParseError` subclass if it is malformed."""
     raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     if len(raw) > MAX_MESSAGE_SIZE:
-        raise MessageTooLarge(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_SIZE}")
+        raise MessageTooLarge(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_SIZE}", _salvage(raw))
     head, body = _split_head(raw)
     try:
         head_text = head.decode("utf-8")
@@ -169,14 +169,35 @@ def parse_message(data: bytes | str) -> Request | Response:
     fields = _unfold(lines[1:], request)
     if len(fields) > MAX_HEADERS:
         raise TooManyHeaders(f"{len(fields)} header fields exceed {MAX_HEADERS}", request)
+    bad_line = None
     for line in fields:
         name, colon, value = line.partition(":")
         name = name.strip()
         if not colon or not _HEADER_NAME_RE.match(name):
-            raise BadHeader(f"bad header line {line[:80]!r}", request)
+            bad_line = bad_line or line  # keep reading: a 400 needs the Via and Call-ID below it
+            continue
         message.headers.add(name, value.strip())
+    if bad_line is not None:
+        raise BadHeader(f"bad header line {bad_line[:80]!r}", request)
     message.body = _checked_body(message, body, request)
     _validate(message, request)
+    return message
+
+
+def _salvage(raw: bytes) -> Request | None:
+    """The request line and the well-formed short header lines of an oversized message,
+    enough to answer it with 400; ``None`` when it does not start with a request line."""
+    head = _split_head(raw[:MAX_MESSAGE_SIZE])[0].decode("utf-8", errors="replace").split("\n")
+    try:
+        message = _parse_start_line(head[0].rstrip("\r"))
+    except BadStartLine:
+        return None
+    if not isinstance(message, Request):
+        return None
+    for line in head[1 : MAX_HEADERS + 1]:
+        name, colon, value = line.partition(":")
+        if colon and _HEADER_NAME_RE.match(name.strip()) and len(line) < 1024:
+            message.headers.add(name.strip(), value.strip())
     return message
 
 

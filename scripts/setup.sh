@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Sets up everything the demo and the tests need, on a fresh Debian 12 (or a Raspberry Pi OS
+# of the same base): system packages, a virtual environment with the package and its test
+# tools, and the browser-test harness. Safe to run again: what is there is left alone.
+#
+#   scripts/setup.sh          system packages + .venv + browser harness
+#   scripts/setup.sh --demo   only what the demo needs (no browser, no test tools)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-full}
+say() { printf 'setup: %s\n' "$*"; }
+
+# -- system packages ----------------------------------------------------------------------
+# package:command pairs; a package is installed only when its command is missing.
+need=(python3-venv:)
+if [ "$mode" != "--demo" ]; then
+  need+=(nodejs:node npm:npm chromium:chromium)
+fi
+missing=()
+for pair in "${need[@]}"; do
+  pkg=${pair%%:*}; cmd=${pair#*:}
+  if [ -n "$cmd" ]; then
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing+=("$pkg")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    say "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    say "installing system packages with sudo: ${missing[*]}"
+    sudo DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    say "these Debian packages are missing and installing them needs root:"
+    say "  sudo apt-get install ${missing[*]}"
+    exit 1
+  fi
+fi
+
+# -- Python ---------------------------------------------------------------------------------
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { say "Python 3.11 or newer is needed"; exit 1; }
+[ -x .venv/bin/python ] || { say "creating .venv"; python3 -m venv .venv; }
+extras=test
+[ "$mode" = "--demo" ] && extras=
+stamp=.venv/.intercom-installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras:-base}
+if [ ! -e "$stamp" ]; then
+  say "installing intercom${extras:+[$extras]} into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+  rm -f .venv/.intercom-installed-*
+  touch "$stamp"
+fi
+
+# -- browser harness (JsSIP in headless Chromium) -------------------------------------------
+if [ "$mode" != "--demo" ]; then
+  lock=tests/browser/package-lock.json
+  bstamp=tests/browser/node_modules/.intercom-$(sha256sum "$lock" | cut -c1-16)
+  if [ ! -e "$bstamp" ]; then
+    say "installing the browser harness (npm ci)"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    touch "$bstamp"
+  fi
+fi
+say "ready"

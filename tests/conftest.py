@@ -1,0 +1,130 @@
+"""Fixtures shared by the suites: a real hub on 127.0.0.1, keys, tokens, raw SIP sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from intercom.auth import AccessKey, IncomingCapability, OutgoingCapability, mint_token
+from intercom.hub import HubConfig, RunningHub, Storage, running_hub
+from intercom.sip import Request, Response, parse_message
+
+VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+STEP = 10.0  # seconds any single await in a test may take
+
+
+@dataclass
+class Hub:
+    running: RunningHub
+    storage: Storage
+    key: AccessKey
+
+    @property
+    def address(self) -> str:
+        return self.running.address
+
+    def token(
+        self, identity: str = "desk", *, incoming: bool = True, outgoing: str | None = None, ttl: int = 600
+    ) -> str:
+        capabilities: list[IncomingCapability | OutgoingCapability] = []
+        if incoming:
+            capabilities.append(IncomingCapability(identity))
+        if outgoing is not None:
+            capabilities.append(OutgoingCapability(outgoing, identity))
+        return mint_token(self.key, capabilities, ttl=ttl)
+
+
+@pytest.fixture
+def hub_config(tmp_path: Path) -> HubConfig:
+    return HubConfig(data_dir=tmp_path / "hub", host="127.0.0.1", port=0)
+
+
+@pytest.fixture
+async def hub(hub_config: HubConfig) -> AsyncIterator[Hub]:
+    storage = Storage(hub_config.data_dir)
+    key = storage.create_key("tests")
+    async with asyncio.timeout(STEP):
+        context = running_hub(hub_config, storage)
+        running = await context.__aenter__()
+    try:
+        yield Hub(running, storage, key)
+    finally:
+        async with asyncio.timeout(STEP):
+            await context.__aexit__(None, None, None)
+        storage.close()
+
+
+class RawSip:
+    """A bare SIP-over-WebSocket peer: sends text frames, reads parsed messages."""
+
+    def __init__(self, websocket: ClientConnection) -> None:
+        self.websocket = websocket
+
+    async def send(self, message: Request | str | bytes) -> None:
+        if isinstance(message, Request):
+            message = message.text()
+        await self.websocket.send(message)
+
+    async def receive(self) -> Request | Response:
+        async with asyncio.timeout(STEP):
+            return parse_message(await self.websocket.recv())
+
+    async def exchange(self, message: Request | str | bytes) -> Response:
+        await self.send(message)
+        reply = await self.receive()
+        assert isinstance(reply, Response), reply
+        return reply
+
+
+@pytest.fixture
+async def raw_sip(hub: Hub) -> AsyncIterator[Callable[[], object]]:
+    """Factory of raw SIP connections to the hub, closed at teardown."""
+    opened: list[ClientConnection] = []
+
+    async def open_raw() -> RawSip:
+        async with asyncio.timeout(STEP):
+            websocket = await connect(f"ws://{hub.address}/", subprotocols=["sip"])  # type: ignore[list-item]
+        opened.append(websocket)
+        return RawSip(websocket)
+
+    yield open_raw
+    for websocket in opened:
+        async with asyncio.timeout(STEP):
+            await websocket.close()
+
+
+def vector(name: str) -> str:
+    return (VECTORS / name).read_bytes().decode()
+
+
+def replay(name: str, host: str, token: str | None = None) -> str:
+    """A captured browser message aimed at our hub: its host rewritten, a real token put in."""
+    text = vector(name).replace("127.0.0.1:8443", host)
+    if token is not None:
+        lines = [f"WebRTC-Token: {token}" if line.startswith("WebRTC-Token:") else line for line in text.split("\r\n")]
+        text = "\r\n".join(lines)
+    return text
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made with openssl for this test run."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    return cert, key
