@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import random
 import time
@@ -183,7 +184,7 @@ async def test_forbidden_retries_on_new_sockets_then_fails(hub, make_client, reg
     call_ids = {request.call_id for request in register_log.requests}
     assert len(call_ids) == 1
     assert [request.cseq.number for request in register_log.requests] == [1, 2, 3, 4, 5]
-    gaps = [later - earlier for earlier, later in zip(refreshes, refreshes[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(refreshes)]
     assert all(gap >= 4.9 for gap in gaps), gaps
     assert events.statuses == [ClientStatus.CONNECTING, ClientStatus.ERROR, ClientStatus.OFFLINE]
     assert events.errors == [failure.value]
