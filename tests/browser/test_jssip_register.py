@@ -1,0 +1,64 @@
+"""A real JsSIP 3.x UA in headless Debian Chromium registers with our hub over wss."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from intercom.hub import HubConfig, Storage, running_hub
+
+HARNESS = Path(__file__).with_name("jssip_register.mjs")
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+async def wss_hub(tmp_path, tls_files):
+    cert, key = tls_files
+    config = HubConfig(data_dir=tmp_path / "hub", host="127.0.0.1", port=0, cert_file=cert, key_file=key)
+    storage = Storage(config.data_dir)
+    access_key = storage.create_key("browser")
+    async with asyncio.timeout(10):
+        context = running_hub(config, storage)
+        hub = await context.__aenter__()
+    yield hub, access_key
+    async with asyncio.timeout(10):
+        await context.__aexit__(None, None, None)
+
+
+async def run_jssip(address: str, token: str) -> list[dict]:
+    missing = [what for what, ok in (("node", shutil.which("node")), ("chromium", Path(CHROMIUM).exists()),
+               ("tests/browser/node_modules", HARNESS.with_name("node_modules").is_dir())) if not ok]  # fmt: skip
+    assert not missing, f"missing {missing}: run scripts/setup.sh"
+    process = await asyncio.create_subprocess_exec(
+        "node", str(HARNESS), "--url", f"wss://{address}", "--host", address, "--token", token,
+        "--timeout-ms", "30000",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        stdout, stderr = await process.communicate()
+    assert process.returncode == 0, (stdout.decode(), stderr.decode()[-2000:])
+    return [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+
+
+async def test_jssip_registers_over_wss_with_a_webrtc_token(wss_hub):
+    from intercom.auth import IncomingCapability, mint_token
+
+    hub, key = wss_hub
+    events = await run_jssip(hub.address, mint_token(key, [IncomingCapability("browser")]))
+    names = [event["event"] for event in events]
+    assert "registered" in names, events
+    assert next(event for event in events if event["event"] == "registered")["expires"] == 60
+    # The harness stops the UA, which un-registers: the hub is left with nothing.
+    assert hub.registrar.lookup("browser") == []
+
+
+async def test_jssip_with_a_bad_token_gets_403(wss_hub):
+    hub, _ = wss_hub
+    events = await run_jssip(hub.address, "eyJhbGciOiJub25lIn0.e30.")
+    failed = [event for event in events if event["event"] == "registrationFailed"]
+    assert failed and failed[0]["status_code"] == 403, events
+    assert "algorithm" in failed[0]["reason_phrase"]
