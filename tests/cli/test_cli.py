@@ -1,0 +1,120 @@
+"""The ``intercom`` command: keys, tokens, and a real hub process over wss."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+
+import pytest
+
+from intercom.auth import check_token
+from intercom.cli import main
+from intercom.hub import Storage
+from intercom.sdk import Client, ClientStatus
+
+from ..conftest import STEP
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_keys_create_list_revoke(tmp_path, capsys):
+    code, out, _ = run(capsys, "keys", "create", "--data-dir", str(tmp_path), "--name", "front")
+    assert code == 0
+    created = json.loads(out)
+    assert set(created) == {"id", "key"}
+    code, out, _ = run(capsys, "keys", "list", "--data-dir", str(tmp_path))
+    (listed,) = [json.loads(line) for line in out.splitlines()]
+    assert listed["id"] == created["id"] and listed["name"] == "front" and listed["revokedAt"] is None
+    assert created["key"] not in out  # the secret is shown once, at creation
+    code, out, _ = run(capsys, "keys", "revoke", "--data-dir", str(tmp_path), created["id"])
+    assert code == 0 and json.loads(out) == {"id": created["id"], "revoked": True}
+    code, _, err = run(capsys, "keys", "revoke", "--data-dir", str(tmp_path), created["id"])
+    assert code == 2 and "no active key" in err
+
+
+def test_token_is_accepted_by_the_hub_rules(tmp_path, capsys):
+    key = Storage(tmp_path).create_key("door")
+    code, out, _ = run(
+        capsys, "token", "--key-id", key.id, "--key", key.secret, "--identity", "door",
+        "--outgoing", "flow1", "--variables", "floor=2&name=Front door", "--incoming", "--ttl", "120",
+    )  # fmt: skip
+    assert code == 0
+    grant = check_token(out.strip(), Storage(tmp_path).get_key)
+    assert grant.outgoing is not None and grant.outgoing.call_processor_id == "flow1"
+    assert grant.outgoing.variables == {"floor": "2", "name": "Front door"}
+    assert grant.incoming is not None and grant.incoming.identity == "door"
+    assert grant.expires_at - grant.issued_at == 120
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--identity", "front door", "--incoming"], "1-30 characters"),
+        (["--incoming"], "--incoming needs --identity"),
+        (["--identity", "door"], "give --outgoing"),
+        (["--outgoing", "f", "--ttl", "90000"], "--ttl"),
+        (["--outgoing", "f", "--variables", "novalue"], "bad query field"),
+    ],
+)
+def test_token_bad_input_is_one_clear_line(capsys, argv, message):
+    code, out, err = run(capsys, "token", "--key-id", "k", "--key", "s", *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("intercom token: ") and message in err and err.count("\n") == 1
+
+
+def test_hub_refuses_half_tls_configuration(tmp_path, capsys, tls_files):
+    code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), "--cert", str(tls_files[0]))
+    assert code == 2 and "--cert and --key go together" in err
+
+
+async def test_hub_process_over_wss_with_the_python_client(tmp_path, tls_files):
+    cert, key_file = tls_files
+    key = Storage(tmp_path).create_key("door")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hub = subprocess.Popen(
+        [sys.executable, "-m", "intercom.cli", "hub", "--data-dir", str(tmp_path), "--port", str(port),
+         "--cert", str(cert), "--key", str(key_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert hub.stdout is not None
+        async with asyncio.timeout(20):
+            while b"Uvicorn running" not in await asyncio.to_thread(hub.stdout.readline):
+                assert hub.poll() is None, "hub exited during start-up"
+        token = subprocess.run(
+            [sys.executable, "-m", "intercom.cli", "token", "--key-id", key.id, "--key", key.secret,
+             "--identity", "door", "--incoming"],
+            check=True, capture_output=True, text=True, timeout=30,
+        ).stdout.strip()  # fmt: skip
+        trust = ssl.create_default_context(cafile=str(cert))
+        client = Client(host=f"127.0.0.1:{port}", refresh_token=lambda: token, ssl_context=trust)
+        async with asyncio.timeout(STEP):
+            await client.setup(jwt=token)
+        assert client.status is ClientStatus.CONNECTED
+        async with asyncio.timeout(STEP):
+            await client.destroy()
+    finally:
+        hub.terminate()
+        hub.wait(timeout=10)
+
+
+def test_demo_runs_and_prints_statuses():
+    result = subprocess.run(
+        [sys.executable, "-m", "intercom.cli", "--log-level", "error", "demo"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "[ desk] status connected" in result.stdout
+    assert "[  bad] error 406" in result.stdout
+    assert result.stdout.rstrip().endswith("demo finished")
