@@ -190,8 +190,9 @@ class Client(EventTarget):
             except (ConnectionClosed, TimeoutError) as exc:
                 log.info("REGISTER got no answer: %s", exc)
                 return
-            if response.status_code == 423 and (response.headers.get("Min-Expires") or "").isdigit():
-                expires = int(response.headers.get("Min-Expires") or expires)
+            min_expires = response.headers.get("Min-Expires") or ""
+            if response.status_code == 423 and min_expires.isascii() and min_expires.isdigit():
+                expires = int(min_expires)
                 continue
             if not response.is_success:
                 raise _Refused(response)

@@ -108,7 +108,7 @@ class RegistrationState:
         if ours is None:
             return None
         value = ours.params.get("expires") or response.headers.get("Expires")
-        expires = int(value) if value and value.isdigit() else REQUESTED_EXPIRES
+        expires = int(value) if value and value.isascii() and value.isdigit() else REQUESTED_EXPIRES
         return max(expires, MIN_EXPIRES)
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import BadHeader, BadUri
+from .headers import split_outside_quotes
 
 Params = dict[str, str | None]
 
@@ -18,36 +19,13 @@ _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _TOKEN_RE = re.compile(_TOKEN + r"\Z")
 _HOST_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::(\d{1,5}))?\Z")
 _VIA_PROTOCOL_RE = re.compile(r"SIP\s*/\s*2\.0\s*/\s*(" + _TOKEN + r")\Z", re.IGNORECASE)
+_QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _CSEQ_RE = re.compile(r"(\d{1,10})\s+(" + _TOKEN + r")\Z")
 
 
 def split_params(text: str) -> list[str]:
     """Split ``a;b=c;d="x;y"`` on semicolons outside quotes and angle brackets."""
-    parts: list[str] = []
-    start = 0
-    in_quotes = in_angle = False
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if in_quotes:
-            if char == "\\":
-                i += 1
-            elif char == '"':
-                in_quotes = False
-        elif char == '"':
-            in_quotes = True
-        elif char == "<":
-            in_angle = True
-        elif char == ">":
-            in_angle = False
-        elif char == ";" and not in_angle:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    if in_quotes:
-        raise BadHeader(f"unterminated quoted string in {text!r}")
-    parts.append(text[start:])
-    return parts
+    return split_outside_quotes(text, ";")
 
 
 def parse_params(parts: list[str], error: type[BadHeader] | type[BadUri] = BadHeader) -> Params:
@@ -131,18 +109,23 @@ class Address:
     def parse(cls, text: str) -> Address:
         text = text.strip()
         display_name = None
-        if "<" in text:
-            head, _, tail = text.partition("<")
+        rest = text
+        if text.startswith('"'):
+            # A quoted display name may itself hold '<', '>' and ';' (RFC 3261 25.1).
+            match = _QUOTED_RE.match(text)
+            if not match:
+                raise BadHeader(f"bad quoted display name in {text!r}")
+            display_name = re.sub(r"\\(.)", r"\1", match.group(1))
+            rest = text[match.end() :].lstrip()
+            if not rest.startswith("<"):
+                raise BadHeader(f"a quoted display name must be followed by <URI> in {text!r}")
+        if "<" in rest:
+            head, _, tail = rest.partition("<")
             uri_text, closed, after = tail.partition(">")
             if not closed:
                 raise BadHeader(f"unclosed '<' in {text!r}")
-            head = head.strip()
-            if head.startswith('"'):
-                if len(head) < 2 or not head.endswith('"'):
-                    raise BadHeader(f"bad quoted display name in {text!r}")
-                display_name = re.sub(r"\\(.)", r"\1", head[1:-1])
-            elif head:
-                display_name = head
+            if head.strip():
+                display_name = head.strip()
             param_text = after.strip()
             if param_text and not param_text.startswith(";"):
                 raise BadHeader(f"unexpected text after '>' in {text!r}")

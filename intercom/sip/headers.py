@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from .errors import BadHeader
+
 COMPACT_FORMS = {
     "a": "accept-contact",
     "b": "referred-by",
@@ -82,14 +84,18 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(key) or "-".join(part.capitalize() for part in key.split("-"))
 
 
-def split_list(value: str) -> list[str]:
-    """Split a list header value on commas outside quotes and angle brackets."""
-    items: list[str] = []
+def split_outside_quotes(text: str, separator: str) -> list[str]:
+    """Split on ``separator`` where it stands outside quoted strings and angle brackets.
+
+    ``,`` separates list items and ``;`` parameters, and both may appear inside a quoted
+    display name or a bracketed URI; an unterminated quoted string is a :class:`BadHeader`.
+    """
+    parts: list[str] = []
     start = 0
     in_quotes = in_angle = False
     i = 0
-    while i < len(value):
-        char = value[i]
+    while i < len(text):
+        char = text[i]
         if in_quotes:
             if char == "\\":
                 i += 1
@@ -101,12 +107,19 @@ def split_list(value: str) -> list[str]:
             in_angle = True
         elif char == ">":
             in_angle = False
-        elif char == "," and not in_angle:
-            items.append(value[start:i].strip())
+        elif char == separator and not in_angle:
+            parts.append(text[start:i])
             start = i + 1
         i += 1
-    items.append(value[start:].strip())
-    return [item for item in items if item]
+    if in_quotes:
+        raise BadHeader(f"unterminated quoted string in {text[:80]!r}")
+    parts.append(text[start:])
+    return parts
+
+
+def split_list(value: str) -> list[str]:
+    """The items of a list header value, stripped, empty ones left out."""
+    return [item.strip() for item in split_outside_quotes(value, ",") if item.strip()]
 
 
 class Headers:

@@ -158,30 +158,42 @@ def parse_message(data: bytes | str) -> Request | Response:
     if len(raw) > MAX_MESSAGE_SIZE:
         raise MessageTooLarge(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_SIZE}", _salvage(raw))
     head, body = _split_head(raw)
+    first, _, rest = head.partition(b"\n")
     try:
-        head_text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadStartLine(f"header section is not UTF-8: {exc}") from None
-    lines = head_text.split("\n")
-    start = lines[0].rstrip("\r")
+        start = first.decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError:
+        raise BadStartLine("start line is not UTF-8") from None
     message = _parse_start_line(start)
     request = message if isinstance(message, Request) else None
-    fields = _unfold(lines[1:], request)
+    try:
+        text, checked = rest.decode("utf-8"), True
+    except UnicodeDecodeError:  # find the bad lines, but keep the good ones for a 400
+        text, checked = rest.decode("utf-8", errors="surrogateescape"), False
+    fields = _unfold(text.split("\n"), request)
     if len(fields) > MAX_HEADERS:
         raise TooManyHeaders(f"{len(fields)} header fields exceed {MAX_HEADERS}", request)
     bad_line = None
     for line in fields:
         name, colon, value = line.partition(":")
         name = name.strip()
-        if not colon or not _HEADER_NAME_RE.match(name):
+        if not colon or not _HEADER_NAME_RE.match(name) or not (checked or _is_utf8(line)):
             bad_line = bad_line or line  # keep reading: a 400 needs the Via and Call-ID below it
             continue
         message.headers.add(name, value.strip())
     if bad_line is not None:
-        raise BadHeader(f"bad header line {bad_line[:80]!r}", request)
+        shown = bad_line[:80].encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+        raise BadHeader(f"bad header line {shown!r}", request)
     message.body = _checked_body(message, body, request)
     _validate(message, request)
     return message
+
+
+def _is_utf8(line: str) -> bool:
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _salvage(raw: bytes) -> Request | None:
@@ -249,7 +261,7 @@ def _checked_body(message: Message, body: bytes, request: Request | None) -> byt
     length_text = message.headers.get("Content-Length")
     if length_text is None:
         return body
-    if not length_text.isdigit():
+    if not (length_text.isascii() and length_text.isdigit()):
         raise BadContentLength(f"Content-Length {length_text!r} is not a number", request)
     length = int(length_text)
     if length > len(body):
