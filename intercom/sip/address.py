@@ -137,6 +137,8 @@ class Address:
         uri_text = uri_text.strip()
         if not uri_text:
             raise BadHeader(f"empty URI in {text!r}")
+        if "<" in uri_text or ">" in uri_text:
+            raise BadHeader(f"stray angle bracket in {text!r}")
         uri: SipUri | str = SipUri.parse(uri_text) if uri_text[:4].lower() in ("sip:", "sips") else uri_text
         return cls(uri, display_name, params)
 

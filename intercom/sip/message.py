@@ -154,7 +154,8 @@ class Response(Message):
 
 def parse_message(data: bytes | str) -> Request | Response:
     """Parse one whole SIP message; raise a :class:`ParseError` subclass if it is malformed."""
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    # surrogatepass: a str with a lone surrogate becomes bytes that fail UTF-8 decoding below
+    raw = data.encode("utf-8", errors="surrogatepass") if isinstance(data, str) else bytes(data)
     if len(raw) > MAX_MESSAGE_SIZE:
         raise MessageTooLarge(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_SIZE}", _salvage(raw))
     head, body = _split_head(raw)
@@ -170,16 +171,16 @@ def parse_message(data: bytes | str) -> Request | Response:
     except UnicodeDecodeError:  # find the bad lines, but keep the good ones for a 400
         text, checked = rest.decode("utf-8", errors="surrogateescape"), False
     fields = _unfold(text.split("\n"), request)
-    if len(fields) > MAX_HEADERS:
-        raise TooManyHeaders(f"{len(fields)} header fields exceed {MAX_HEADERS}", request)
     bad_line = None
-    for line in fields:
+    for line in fields[:MAX_HEADERS]:
         name, colon, value = line.partition(":")
         name = name.strip()
         if not colon or not _HEADER_NAME_RE.match(name) or not (checked or _is_utf8(line)):
             bad_line = bad_line or line  # keep reading: a 400 needs the Via and Call-ID below it
             continue
         message.headers.add(name, value.strip())
+    if len(fields) > MAX_HEADERS:
+        raise TooManyHeaders(f"more than {MAX_HEADERS} header fields", request)
     if bad_line is not None:
         shown = bad_line[:80].encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
         raise BadHeader(f"bad header line {shown!r}", request)
@@ -285,6 +286,13 @@ def _validate(message: Request | Response, request: Request | None) -> None:
         raise BadHeader(f"CSeq method {cseq.method} does not match {request.method}", request)
 
 
+def _has_tag(value: str) -> bool:
+    try:
+        return Address.parse(value).tag is not None
+    except ParseError:  # answering a broken request: judge by the text
+        return ";tag=" in value.replace(" ", "").lower()
+
+
 def make_response(
     request: Request,
     status_code: int,
@@ -305,7 +313,7 @@ def make_response(
         if key in _COPIED or (key == "record-route" and 100 < status_code < 300):
             response.headers.add(name, value)
         elif key == "to":
-            if to_tag and ";tag=" not in value.replace(" ", "").lower():
+            if to_tag and not _has_tag(value):
                 value = f"{value};tag={to_tag}"
             response.headers.add(name, value)
     for name, value in headers or []:

@@ -234,9 +234,12 @@ class TransactionLayer:
         if transaction is None:
             return [ResponseReceived(response, None)] if response.is_success else []
         kind = _response_kind(response)
+        entering_accepted = transaction.state is not State.ACCEPTED and kind is Kind.SUCCESS
         transaction._advance(kind)
         transaction.last_response = response
-        if transaction.state is State.ACCEPTED and kind is Kind.SUCCESS:
+        if transaction.method == "INVITE" and kind is Kind.PROVISIONAL:
+            transaction.deadline = None  # Timer B stops at the first 1xx: a phone may ring for long
+        elif transaction.state is State.ACCEPTED and entering_accepted:
             transaction.deadline = now + TIMEOUT  # Timer M: absorb 2xx retransmissions
         if transaction.method == "INVITE" and kind is Kind.FAILURE:
             self._outgoing.append(_ack_for_failure(transaction.request, response))

@@ -22,6 +22,7 @@ from ..sip import (
     Response,
     ResponseReceived,
     ServerTransaction,
+    TransactionError,
     TransactionLayer,
     TransactionTimedOut,
     make_response,
@@ -86,7 +87,11 @@ class SipConnection:
         except ParseError as exc:
             await self._answer_parse_error(exc)
             return
-        events = self._layer.receive(message, self._loop.time())
+        try:
+            events = self._layer.receive(message, self._loop.time())
+        except TransactionError as exc:  # e.g. a 180 after the 200: the peer is confused, we are not
+            log.info("%s: ignored %s", self.name, exc)
+            return
         await self._flush()
         for event in events:
             await self._dispatch(event)

@@ -18,7 +18,7 @@ from intercom.auth import (
 )
 
 NOW = 1_800_000_000.0
-KEY = AccessKey("key1", "secret-" + "x" * 32, "test", NOW - 100)
+KEY = AccessKey("key1", "secret-" + "x" * 64, "test", NOW - 100)
 REVOKED = AccessKey("key2", "other-" + "y" * 32, "old", NOW - 100, revoked_at=NOW - 10)
 KEYS = {KEY.id: KEY, REVOKED.id: REVOKED}
 
