@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
+from starlette.datastructures import State
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from .. import __version__
 from .config import HubConfig
@@ -18,7 +21,30 @@ from .storage import Storage
 EXPIRY_SWEEP_SECONDS = 5.0
 
 
-def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
+class HubApp:
+    """The hub's ASGI entry point: WebSockets at ``/`` go straight to the SIP service, the rest
+    (HTTP, lifespan) to FastAPI.
+
+    FastAPI's middleware stack wraps every frame sent and costs ~10 KB per connection, which the
+    SIP socket, the hot path, has no use for.
+    """
+
+    def __init__(self, api: FastAPI, sip: SipService) -> None:
+        self.api = api
+        self.sip = sip
+
+    @property
+    def state(self) -> State:
+        return self.api.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/":
+            await self.sip.serve(WebSocket(scope, receive, send))
+        else:
+            await self.api(scope, receive, send)
+
+
+def create_app(config: HubConfig, storage: Storage | None = None) -> HubApp:
     storage = storage or Storage(config.data_dir)
     registrar = Registrar(config, storage.get_key)
     sip = SipService(registrar)
@@ -37,10 +63,6 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.state.registrar = registrar
     app.state.sip = sip
 
-    @app.websocket("/")
-    async def sip_endpoint(websocket: WebSocket) -> None:
-        await sip.serve(websocket)
-
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
         return {"status": "ok", "version": __version__}
@@ -54,7 +76,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             f"intercom_registrations {registrar.binding_count}\n"
         )
 
-    return app
+    return HubApp(app, sip)
 
 
 async def _sweep_expired(registrar: Registrar) -> None:

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..auth import Grant, KeyLookup, TokenError, check_token, turn_credentials
 from ..sip import Address, ParseError, Request, Response, make_response
@@ -35,10 +35,12 @@ class Binding:
     expires_at: float
     grant: Grant
     user_agent: str | None = None
+    contact_text: str = field(init=False, repr=False)
 
-    @property
-    def contact_key(self) -> str:
-        return str(self.contact.uri)
+    def __post_init__(self) -> None:
+        # Formatted once: every REGISTER answer lists it with the time left.
+        params = {name: value for name, value in self.contact.params.items() if name != "expires"}
+        self.contact_text = str(Address(self.contact.uri, self.contact.display_name, params))
 
 
 class Registrar:
@@ -82,8 +84,12 @@ class Registrar:
                 bindings.pop(key, None)
                 continue
             assert grant is not None
-            expires = min(expires, self.config.max_expires)
-            bindings[key] = Binding(grant.identity, contact, connection, now + expires, grant, user_agent)
+            expires_at = now + min(expires, self.config.max_expires)
+            binding = bindings.get(key)
+            if binding is not None and binding.identity == grant.identity and binding.contact == contact:
+                binding.expires_at, binding.grant = expires_at, grant  # a refresh
+            else:
+                bindings[key] = Binding(grant.identity, contact, connection, expires_at, grant, user_agent)
         if not bindings:
             self._by_connection.pop(connection, None)
         return self._ok(request, connection, grant)
@@ -105,9 +111,8 @@ class Registrar:
     def _ok(self, request: Request, connection: object, grant: Grant | None) -> Response:
         now = self._clock()
         headers = [
-            ("Contact", f"{binding.contact};expires={max(0, round(binding.expires_at - now))}")
+            ("Contact", f"{binding.contact_text};expires={max(0, round(binding.expires_at - now))}")
             for binding in self._by_connection.get(connection, {}).values()
-            for binding in [_without_expires(binding)]
         ]
         body: dict[str, object] = {"zone": self.config.zone}
         if grant is not None and self.config.turn_urls and self.config.turn_secret:
@@ -149,10 +154,3 @@ class Registrar:
     @property
     def binding_count(self) -> int:
         return sum(len(bindings) for bindings in self._by_connection.values())
-
-
-def _without_expires(binding: Binding) -> Binding:
-    """The binding with its Contact's own ``expires`` parameter stripped (we add the granted one)."""
-    params = {k: v for k, v in binding.contact.params.items() if k != "expires"}
-    contact = Address(binding.contact.uri, binding.contact.display_name, params)
-    return Binding(binding.identity, contact, binding.connection, binding.expires_at, binding.grant)

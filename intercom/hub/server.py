@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import uvicorn
-from fastapi import FastAPI
 
-from .app import create_app
+from .app import HubApp, create_app
 from .config import HubConfig
 from .registrar import Registrar
 from .storage import Storage
@@ -30,6 +29,9 @@ def uvicorn_config(config: HubConfig, storage: Storage | None = None, log_level:
         ssl_keyfile=str(config.key_file) if config.key_file else None,
         ws="websockets-sansio",
         ws_max_size=MAX_FRAME_SIZE,
+        # SIP messages are small and sent one at a time: compression saved little and cost
+        # ~42 KB of zlib state per connection (bench/register.py).
+        ws_per_message_deflate=False,
         log_level=log_level,
         access_log=False,
         lifespan="on",
@@ -54,7 +56,7 @@ class RunningHub:
     """A hub serving inside this process."""
 
     config: HubConfig
-    app: FastAPI
+    app: HubApp
 
     @property
     def address(self) -> str:

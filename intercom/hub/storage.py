@@ -44,6 +44,12 @@ class Storage:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._migrate()
+        self._keys: dict[str, AccessKey | None] = {}
+        self._keys_version = self._data_version()
+
+    def _data_version(self) -> int:
+        """Changes whenever another connection (the CLI revoking a key) commits a change."""
+        return self._db.execute("PRAGMA data_version").fetchone()[0]
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -59,6 +65,7 @@ class Storage:
 
     def create_key(self, name: str) -> AccessKey:
         key = AccessKey(new_key_id(), new_key_secret(), name, time.time())
+        self._keys.clear()  # our own writes do not change data_version
         self._db.execute(
             "INSERT INTO access_keys (id, secret, name, created_at) VALUES (?, ?, ?, ?)",
             (key.id, key.secret, key.name, key.created_at),
@@ -66,6 +73,20 @@ class Storage:
         return key
 
     def get_key(self, key_id: str) -> AccessKey | None:
+        """The key with this id; cached, and the cache dropped as soon as anyone writes the
+        database, so a revocation applies from the next REGISTER."""
+        version = self._data_version()
+        if version != self._keys_version:
+            self._keys.clear()
+            self._keys_version = version
+        if key_id in self._keys:
+            return self._keys[key_id]
+        if len(self._keys) > 10_000:  # ids are chosen by clients: do not let them fill memory
+            self._keys.clear()
+        key = self._keys[key_id] = self._read_key(key_id)
+        return key
+
+    def _read_key(self, key_id: str) -> AccessKey | None:
         row = self._db.execute(
             "SELECT id, secret, name, created_at, revoked_at FROM access_keys WHERE id = ?", (key_id,)
         ).fetchone()
@@ -79,6 +100,7 @@ class Storage:
 
     def revoke_key(self, key_id: str) -> bool:
         """Revoke a key; ``False`` when no such key exists or it was already revoked."""
+        self._keys.clear()
         cursor = self._db.execute(
             "UPDATE access_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id)
         )

@@ -7,13 +7,17 @@ without a value (``;lr``, ``;rport``) maps to ``None``.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from .errors import BadHeader, BadUri
 from .headers import split_outside_quotes
 
 Params = dict[str, str | None]
+T = TypeVar("T")
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _TOKEN_RE = re.compile(_TOKEN + r"\Z")
@@ -40,6 +44,26 @@ def parse_params(parts: list[str], error: type[BadHeader] | type[BadUri] = BadHe
     return params
 
 
+_REMEMBER_MAX_LENGTH = 512
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_remembered(parse: Callable[[str], Any], text: str) -> Any:
+    return parse(text)
+
+
+def _remembered(parse: Callable[[str], T], text: str) -> T:
+    """``parse(text)``, from a cache when the same text was parsed before.
+
+    The same From, To, Contact and Route values come back in every request of a dialog and
+    every REGISTER of a client; parsing each once saves a good part of a message's cost. The
+    cached object is shared, so callers hand out copies. Failures are not cached.
+    """
+    if len(text) > _REMEMBER_MAX_LENGTH:
+        return parse(text)
+    return _parse_remembered(parse, text)
+
+
 def format_params(params: Params) -> str:
     return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params.items())
 
@@ -58,6 +82,10 @@ class SipUri:
 
     @classmethod
     def parse(cls, text: str) -> SipUri:
+        return _remembered(cls._parse_fresh, text).copy()
+
+    @classmethod
+    def _parse_fresh(cls, text: str) -> SipUri:
         text = text.strip()
         scheme, colon, rest = text.partition(":")
         scheme = scheme.lower()
@@ -80,6 +108,9 @@ class SipUri:
             raise BadUri(f"port out of range in {text!r}")
         params = parse_params(pieces[1:], BadUri)
         return cls(match.group(1), user, port, scheme, password, params, headers or None)
+
+    def copy(self) -> SipUri:
+        return SipUri(self.host, self.user, self.port, self.scheme, self.password, dict(self.params), self.headers)
 
     @property
     def host_port(self) -> str:
@@ -107,6 +138,10 @@ class Address:
 
     @classmethod
     def parse(cls, text: str) -> Address:
+        return _remembered(cls._parse_fresh, text).copy()
+
+    @classmethod
+    def _parse_fresh(cls, text: str) -> Address:
         text = text.strip()
         display_name = None
         rest = text
@@ -142,6 +177,10 @@ class Address:
         uri: SipUri | str = SipUri.parse(uri_text) if uri_text[:4].lower() in ("sip:", "sips") else uri_text
         return cls(uri, display_name, params)
 
+    def copy(self) -> Address:
+        uri = self.uri.copy() if isinstance(self.uri, SipUri) else self.uri
+        return Address(uri, self.display_name, dict(self.params))
+
     @property
     def tag(self) -> str | None:
         return self.params.get("tag")
@@ -165,6 +204,10 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        return _remembered(cls._parse_fresh, text).copy()
+
+    @classmethod
+    def _parse_fresh(cls, text: str) -> Via:
         first, *param_parts = split_params(text.strip())
         protocol, _, sent_by = first.strip().rpartition(" ")
         match = _VIA_PROTOCOL_RE.match(protocol.strip())
@@ -173,6 +216,9 @@ class Via:
             raise BadHeader(f"bad Via {text!r}")
         port = int(host.group(2)) if host.group(2) else None
         return cls(match.group(1).upper(), host.group(1), port, parse_params(param_parts))
+
+    def copy(self) -> Via:
+        return Via(self.transport, self.host, self.port, dict(self.params))
 
     @property
     def branch(self) -> str | None:

@@ -7,7 +7,9 @@ treat all of those forms alike; serialisation writes back what was stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import re
+from collections.abc import Callable, Iterator
 
 from .errors import BadHeader
 
@@ -72,6 +74,7 @@ LIST_HEADERS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def normalise_name(name: str) -> str:
     """Lower-case key of a header name, with compact forms expanded."""
     lowered = name.lower()
@@ -84,37 +87,37 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(key) or "-".join(part.capitalize() for part in key.split("-"))
 
 
+_ITEMS: dict[str, re.Pattern[str]] = {}
+
+
 def split_outside_quotes(text: str, separator: str) -> list[str]:
     """Split on ``separator`` where it stands outside quoted strings and angle brackets.
 
     ``,`` separates list items and ``;`` parameters, and both may appear inside a quoted
     display name or a bracketed URI; an unterminated quoted string is a :class:`BadHeader`.
     """
+    if '"' not in text and "<" not in text:
+        return text.split(separator)  # the common case
+    item = _ITEMS.get(separator)
+    if item is None:
+        # Runs of plain characters, quoted strings and bracketed URIs, up to a separator.
+        plain = "[^" + re.escape(separator) + '"<]+'
+        item = _ITEMS[separator] = re.compile(rf'(?:{plain}|"(?:[^"\\]|\\.)*"|<[^>]*>)*')
     parts: list[str] = []
-    start = 0
-    in_quotes = in_angle = False
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if in_quotes:
-            if char == "\\":
-                i += 1
-            elif char == '"':
-                in_quotes = False
-        elif char == '"':
-            in_quotes = True
-        elif char == "<":
-            in_angle = True
-        elif char == ">":
-            in_angle = False
-        elif char == separator and not in_angle:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    if in_quotes:
-        raise BadHeader(f"unterminated quoted string in {text[:80]!r}")
-    parts.append(text[start:])
-    return parts
+    position = 0
+    while True:
+        end = item.match(text, position).end()  # type: ignore[union-attr]  # matches the empty string
+        if end == len(text):
+            parts.append(text[position:])
+            return parts
+        if text[end] == separator:
+            parts.append(text[position:end])
+            position = end + 1
+        elif text[end] == '"':
+            raise BadHeader(f"unterminated quoted string in {text[:80]!r}")
+        else:  # an unclosed '<': no separator can follow it
+            parts.append(text[position:])
+            return parts
 
 
 def split_list(value: str) -> list[str]:
@@ -123,12 +126,17 @@ def split_list(value: str) -> list[str]:
 
 
 class Headers:
-    """Ordered header fields of one message."""
+    """Ordered header fields of one message.
 
-    __slots__ = ("_fields",)
+    Each field keeps its normalised name beside it, so that the dozen lookups a message
+    gets on its way through the hub do not lower-case every name each time.
+    """
+
+    __slots__ = ("_fields", "_keys")
 
     def __init__(self, fields: list[tuple[str, str]] | None = None) -> None:
         self._fields: list[tuple[str, str]] = list(fields or [])
+        self._keys: list[str] = [normalise_name(name) for name, _ in self._fields]
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._fields)
@@ -137,7 +145,7 @@ class Headers:
         return len(self._fields)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        return isinstance(name, str) and normalise_name(name) in self._keys
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Headers) and self._fields == other._fields
@@ -151,41 +159,47 @@ class Headers:
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first line's value of a header, as sent (a list header is not split)."""
         key = normalise_name(name)
-        for field_name, value in self._fields:
-            if normalise_name(field_name) == key:
-                return value
+        for index, field_key in enumerate(self._keys):
+            if field_key == key:
+                return self._fields[index][1]
         return default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a header, across lines, with list headers split on commas."""
         key = normalise_name(name)
         values: list[str] = []
-        for field_name, value in self._fields:
-            if normalise_name(field_name) == key:
+        for index, field_key in enumerate(self._keys):
+            if field_key == key:
+                value = self._fields[index][1]
                 values.extend(split_list(value) if key in LIST_HEADERS else [value])
         return values
 
     def add(self, name: str, value: str) -> None:
         """Append a header line."""
         self._fields.append((name, value))
+        self._keys.append(normalise_name(name))
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of a header with one line, kept at the first line's place."""
         key = normalise_name(name)
-        for index, (field_name, _) in enumerate(self._fields):
-            if normalise_name(field_name) == key:
-                self._fields[index] = (field_name, value)
-                self._fields[index + 1 :] = [
-                    field for field in self._fields[index + 1 :] if normalise_name(field[0]) != key
-                ]
-                return
-        self._fields.append((canonical_name(name), value))
+        if key not in self._keys:
+            self.add(canonical_name(name), value)
+            return
+        first = self._keys.index(key)
+        self._fields[first] = (self._fields[first][0], value)
+        self._keep(lambda index, field_key: index <= first or field_key != key)
 
     def remove(self, name: str) -> None:
         """Remove every line of a header."""
         key = normalise_name(name)
-        self._fields = [field for field in self._fields if normalise_name(field[0]) != key]
+        self._keep(lambda index, field_key: field_key != key)
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a header line before all others (used for Via)."""
         self._fields.insert(0, (name, value))
+        self._keys.insert(0, normalise_name(name))
+
+    def _keep(self, wanted: Callable[[int, str], bool]) -> None:
+        kept = [index for index, field_key in enumerate(self._keys) if wanted(index, field_key)]
+        self._fields = [self._fields[index] for index in kept]
+        self._keys = [self._keys[index] for index in kept]

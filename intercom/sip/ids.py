@@ -6,11 +6,12 @@ import secrets
 import string
 
 BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 section 8.1.1.7: marks an RFC 3261 branch
-_ALPHABET = string.ascii_lowercase + string.digits
+# 32 symbols, so that one random byte masked to 5 bits picks one without bias.
+_ALPHABET = string.ascii_lowercase + "234567"
 
 
 def random_token(length: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return "".join(_ALPHABET[byte & 31] for byte in secrets.token_bytes(length))
 
 
 def new_branch() -> str:

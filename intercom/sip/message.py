@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from .address import Address, CSeq, SipUri, Via
 from .errors import (
@@ -22,7 +24,9 @@ from .errors import (
     ParseError,
     TooManyHeaders,
 )
-from .headers import Headers, normalise_name
+from .headers import Headers, normalise_name, split_list
+
+T = TypeVar("T")
 
 MAX_MESSAGE_SIZE = 64 * 1024
 MAX_HEADERS = 100
@@ -69,10 +73,16 @@ _COPIED = frozenset({"via", "from", "call-id", "cseq"})  # into a response; To g
 
 @dataclass
 class Message(ABC):
-    """What requests and responses share: headers, a body, and typed views of headers."""
+    """What requests and responses share: headers, a body, and typed views of headers.
+
+    A view (``cseq``, ``from_``, ``to``, ``top_via``, ``contacts``) is parsed once per header
+    value and then shared, since a message is looked at many times on its way through: treat
+    views as read-only, and build a new object to change one.
+    """
 
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
+    _views: dict[str, tuple[str, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def call_id(self) -> str:
@@ -80,15 +90,15 @@ class Message(ABC):
 
     @property
     def cseq(self) -> CSeq:
-        return CSeq.parse(self._required("CSeq"))
+        return self._view("cseq", self._required("CSeq"), CSeq.parse)
 
     @property
     def from_(self) -> Address:
-        return Address.parse(self._required("From"))
+        return self._view("from", self._required("From"), Address.parse)
 
     @property
     def to(self) -> Address:
-        return Address.parse(self._required("To"))
+        return self._view("to", self._required("To"), Address.parse)
 
     @property
     def vias(self) -> list[Via]:
@@ -96,14 +106,21 @@ class Message(ABC):
 
     @property
     def top_via(self) -> Via:
-        values = self.headers.get_all("Via")
-        if not values:
-            raise MissingHeader("no Via header")
-        return Via.parse(values[0])
+        first_line = self._required("Via")
+        return self._view("via", first_line, _parse_top_via)
 
     @property
     def contacts(self) -> list[Address]:
-        return [Address.parse(value) for value in self.headers.get_all("Contact") if value != "*"]
+        lines = "\n".join(self.headers.get_all("Contact"))
+        return self._view("contact", lines, _parse_contacts)
+
+    def _view(self, name: str, raw: str, parse: Callable[[str], T]) -> T:
+        cached = self._views.get(name)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        value = parse(raw)
+        self._views[name] = (raw, value)
+        return value
 
     def _required(self, name: str) -> str:
         value = self.headers.get(name)
@@ -150,6 +167,17 @@ class Response(Message):
     @property
     def is_success(self) -> bool:
         return 200 <= self.status_code < 300
+
+
+def _parse_top_via(first_line: str) -> Via:
+    values = split_list(first_line)
+    if not values:
+        raise MissingHeader("empty Via header")
+    return Via.parse(values[0])
+
+
+def _parse_contacts(lines: str) -> list[Address]:
+    return [Address.parse(value) for value in lines.split("\n") if value and value != "*"]
 
 
 def parse_message(data: bytes | str) -> Request | Response:
@@ -244,6 +272,8 @@ def _parse_start_line(line: str) -> Request | Response:
 
 
 def _unfold(lines: list[str], request: Request | None) -> list[str]:
+    if not any(line[:1] in (" ", "\t") for line in lines):  # no folded lines: the usual case
+        return [stripped for line in lines if (stripped := line.rstrip("\r"))][: MAX_HEADERS + 1]
     fields: list[str] = []
     for line in lines:
         line = line.rstrip("\r")
@@ -286,9 +316,10 @@ def _validate(message: Request | Response, request: Request | None) -> None:
         raise BadHeader(f"CSeq method {cseq.method} does not match {request.method}", request)
 
 
-def _has_tag(value: str) -> bool:
+def _has_tag(request: Request, value: str) -> bool:
     try:
-        return Address.parse(value).tag is not None
+        to = request.to if value == request.headers.get("To") else Address.parse(value)
+        return to.tag is not None
     except ParseError:  # answering a broken request: judge by the text
         return ";tag=" in value.replace(" ", "").lower()
 
@@ -313,7 +344,7 @@ def make_response(
         if key in _COPIED or (key == "record-route" and 100 < status_code < 300):
             response.headers.add(name, value)
         elif key == "to":
-            if to_tag and not _has_tag(value):
+            if to_tag and not _has_tag(request, value):
                 value = f"{value};tag={to_tag}"
             response.headers.add(name, value)
     for name, value in headers or []:

@@ -144,3 +144,30 @@ def test_real_clock_default():
     token = mint_token(KEY, [IncomingCapability("desk")])
     assert check_token(token, lookup).identity == "desk"
     assert abs(check_token(token, lookup).issued_at - time.time()) < 5
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "a.b",
+        "a.b.c.d",
+        "e30.e30.",  # valid base64, but no algorithm, so it fails on the header
+        "eyJhbGciOiJIUzI1NiJ9.W10.",  # claims are a JSON array
+        "eyJhbGciOiJIUzI1NiJ9.e30.a",  # a signature of impossible length
+        "eyJhbGciOiJIUzI1NiJ9.e3+0.",  # '+' is not base64url
+        "eyJhbGciOiJIUzI1NiJ9=.e30.",  # padding is not allowed in a JWS
+    ],
+)
+def test_malformed_tokens(token):
+    assert refused(token).startswith("Invalid token:")
+
+
+def test_pyjwt_tokens_with_extra_header_fields_are_accepted():
+    token = jwt.encode(claims(), KEY.secret, algorithm="HS256", headers={"kid": "k1", "typ": "JWT"})
+    assert check_token(token, lookup, NOW).identity == "desk"
+
+
+def test_tampered_claims_break_the_signature():
+    header, _, signature = sign(claims()).split(".")
+    forged = jwt.encode(claims(capabilities=["client.incoming?identity=boss"]), "x" * 64, algorithm="HS256")
+    assert refused(f"{header}.{forged.split('.')[1]}.{signature}") == "Invalid token: bad signature"

@@ -39,3 +39,17 @@ def test_revocation_by_another_process_is_seen_at_once(tmp_path):
     assert hub_side.get_key(key.id) == key
     cli_side.revoke_key(key.id)
     assert hub_side.get_key(key.id).revoked
+
+
+def test_key_cache_never_hides_a_change(tmp_path):
+    hub_side, cli_side = Storage(tmp_path), Storage(tmp_path)
+    assert hub_side.get_key("later") is None  # a miss is cached too...
+    key = hub_side.create_key("own")  # ...and dropped by our own write
+    assert hub_side.get_key(key.id) == key
+    assert hub_side.get_key(key.id) == key  # now from the cache
+    other = cli_side.create_key("other")  # another process writes: data_version moves
+    assert hub_side.get_key(other.id) == other
+    cli_side.revoke_key(key.id)
+    assert hub_side.get_key(key.id).revoked
+    hub_side.revoke_key(other.id)
+    assert hub_side.get_key(other.id).revoked

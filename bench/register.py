@@ -1,0 +1,601 @@
+"""REGISTER benchmark: latency against a plain WebSocket echo, throughput, and memory per client.
+
+Run from the repository root::
+
+    .venv/bin/python bench/register.py            # full run (about 30 s)
+    .venv/bin/python bench/register.py --quick    # smoke test
+    .venv/bin/python bench/register.py --json-out result.json
+
+What it does, all on 127.0.0.1:
+
+1. starts ``intercom hub`` through the CLI in a temporary data directory, with a key made by
+   ``intercom keys create``, and a plain ``websockets`` echo server, each as a subprocess, so
+   both servers pay the same process and scheduling costs;
+2. memory: hub RSS at start-up idle, then with 1,000 clients each registered on its own
+   connection (done first, on a fresh heap, so memory freed by the other phases cannot hide
+   the growth);
+3. latency: N round trips of a REGISTER-sized text frame through the echo server and N
+   REGISTER / 200 OK round trips through the hub (re-registers on one connection: same
+   Call-ID, CSeq counting up, as the browser client does), alternating in blocks;
+4. throughput: 200 connections re-registering as fast as answers come back (one outstanding
+   request each) for a fixed time, with the CPU time of hub and load generator, so a result
+   limited by the generator rather than the hub is visible.
+
+It prints one JSON object with every figure, the targets and pass/fail, then a one-line
+summary. Exit status: 0 when every target is met, 1 when one is missed, 2 on error or timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from intercom.auth import AccessKey, IncomingCapability, mint_token
+from intercom.sdk.registration import RegistrationState
+from intercom.sip import Response, parse_message
+
+HOST = "127.0.0.1"
+RUN_TIMEOUT = 300.0  # the whole run, start-up to clean-up
+START_TIMEOUT = 20.0  # a server must answer within this after spawning
+PHASE_TIMEOUT = 120.0  # one phase; a hub that stops answering fails the run instead of hanging it
+
+TARGET_LATENCY_RATIO = 2.0  # register p50 at most this many times the echo p50
+TARGET_REGISTER_PER_S = 500.0
+TARGET_RSS_GROWTH_MB = 40.0
+
+THROUGHPUT_CLIENTS = 200
+MEMORY_CLIENTS = 1000
+CONNECT_CONCURRENCY = 50  # connections opened at once, well under the listen backlog
+LATENCY_BLOCKS = 10  # echo and REGISTER alternate in this many blocks each
+GENERATOR_BOUND_CPU = 0.9  # the load generator using this share of a core is the likely bottleneck
+OTHER_LOAD_CPU = 0.2  # CPU used by unrelated processes during the throughput phase worth a warning
+
+# The floor: the same WebSocket library and settings as the hub (no permessage-deflate, which
+# the hub declines), doing nothing but sending each frame back.
+ECHO_SERVER = """
+import asyncio, sys
+from websockets.asyncio.server import serve
+
+async def echo(ws):
+    async for message in ws:
+        await ws.send(message)
+
+async def main(port):
+    async with serve(echo, "127.0.0.1", port, subprotocols=["sip"], max_size=256 * 1024, compression=None):
+        await asyncio.Future()
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+@dataclass
+class Settings:
+    """How long each phase runs: the full run, or a quick smoke test."""
+
+    round_trips: int
+    warmup: int
+    throughput_seconds: float
+
+    @classmethod
+    def for_mode(cls, quick: bool) -> Settings:
+        return cls(300, 50, 3.0) if quick else cls(2000, 200, 10.0)
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def raise_nofile_limit() -> None:
+    """1,000 clients need 1,000+ descriptors in the bench and in the hub; the default soft limit may be 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def free_port() -> int:
+    """A port nobody listens on now (the CLI takes a port number, not a socket)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server_process(argv: list[str], log_path: Path, cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server subprocess for the ``with`` block and always stop it, however the block ends."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )  # inherits the descriptor limit main() raised, so no preexec_fn (unsafe once threads exist)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (works for our children and for ourselves)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent not idle, from /proc/stat: with the two processes' own times it
+    shows how much CPU something else took during a phase (a shared VM, a test run...)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def create_key(data_dir: Path) -> AccessKey:
+    """A key made the way an operator makes one: ``intercom keys create``."""
+    argv = [sys.executable, "-m", "intercom.cli", "keys", "create", "--data-dir", str(data_dir), "--name", "bench"]
+    output = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30).stdout
+    created = json.loads(output)
+    return AccessKey(created["id"], created["key"], name="bench", created_at=time.time())
+
+
+def client_token(key: AccessKey, identity: str) -> str:
+    return mint_token(key, [IncomingCapability(identity)], ttl=3600)
+
+
+# --- HTTP and readiness ------------------------------------------------------------------------
+
+
+async def http_get(port: int, path: str) -> str:
+    """GET on the hub, in a thread: urllib is enough for two plain-text endpoints."""
+
+    def get() -> str:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=5) as response:
+            return response.read().decode()
+
+    return await asyncio.to_thread(get)
+
+
+async def wait_until(
+    ready: Callable[[], Awaitable[bool]], process: subprocess.Popen[bytes], what: str, timeout: float
+) -> None:
+    """Poll ``ready`` until true; fail early if the process died, or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode} during start-up")
+        with contextlib.suppress(OSError):
+            if await ready():
+                return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+
+
+async def hub_healthy(port: int) -> bool:
+    return json.loads(await http_get(port, "/healthz")).get("status") == "ok"
+
+
+async def accepts_tcp(port: int) -> bool:
+    _, writer = await asyncio.open_connection(HOST, port)
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+async def hub_metric(port: int, name: str) -> int:
+    for line in (await http_get(port, "/metrics")).splitlines():
+        if line.startswith(f"{name} "):
+            return int(float(line.split()[1]))
+    raise RuntimeError(f"/metrics has no {name}")
+
+
+async def wait_for_metric(port: int, name: str, value: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (current := await hub_metric(port, name)) != value:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} is {current}, expected {value}")
+        await asyncio.sleep(0.1)
+
+
+# --- clients -----------------------------------------------------------------------------------
+
+
+async def open_websocket(port: int) -> ClientConnection:
+    """A connection as the SDK opens it: subprotocol ``sip``, default compression offer."""
+    websocket = await connect(f"ws://{HOST}:{port}/", subprotocols=["sip"], max_size=256 * 1024, open_timeout=10)  # type: ignore[list-item]
+    if websocket.subprotocol != "sip":
+        await websocket.close()
+        raise RuntimeError(f"port {port} did not accept subprotocol 'sip'")
+    return websocket
+
+
+@dataclass
+class SipClient:
+    """One registered client: its WebSocket, REGISTER state and token. No transaction layer,
+    so the client side of a round trip costs as little as the echo client's."""
+
+    websocket: ClientConnection
+    state: RegistrationState
+    token: str
+
+    @classmethod
+    async def connect(cls, port: int, token: str) -> SipClient:
+        return cls(await open_websocket(port), RegistrationState(f"{HOST}:{port}"), token)
+
+    async def register(self) -> Response:
+        """Send the next REGISTER and return the answer to it."""
+        request = self.state.build(self.token)
+        await self.websocket.send(request.text())
+        return check_answer(await self.websocket.recv(), self.state.cseq)
+
+
+def check_answer(frame: str | bytes, cseq: int) -> Response:
+    """The frame parsed as the response to REGISTER number ``cseq``; anything else is a bench failure."""
+    message = parse_message(frame)
+    if not isinstance(message, Response) or message.headers.get("CSeq") != f"{cseq} REGISTER":
+        raise RuntimeError(f"expected the answer to REGISTER {cseq}, got {str(frame)[:80]!r}")
+    return message
+
+
+async def connect_many(port: int, tokens: list[str]) -> list[SipClient]:
+    """Connect and register one client per token, a bounded number at a time."""
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def one(token: str) -> SipClient:
+        async with gate:
+            client = await SipClient.connect(port, token)
+            response = await client.register()
+            if response.status_code != 200:
+                raise RuntimeError(f"first REGISTER answered {response.status_code} {response.reason}")
+            return client
+
+    return list(await asyncio.gather(*(one(token) for token in tokens)))
+
+
+async def close_all(clients: list[SipClient]) -> None:
+    await asyncio.gather(*(client.websocket.close() for client in clients), return_exceptions=True)
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile: a value that was actually measured."""
+    index = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def summarise_us(samples_ns: list[int]) -> dict[str, float]:
+    values = sorted(sample / 1000 for sample in samples_ns)
+    return {
+        "p50_us": round(percentile(values, 0.50), 1),
+        "p90_us": round(percentile(values, 0.90), 1),
+        "p99_us": round(percentile(values, 0.99), 1),
+        "min_us": round(values[0], 1),
+        "max_us": round(values[-1], 1),
+        "mean_us": round(sum(values) / len(values), 1),
+    }
+
+
+# --- phases ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RoundTrips:
+    """One connection and how to make and check its frames, for timed round trips."""
+
+    websocket: ClientConnection
+    make_frame: Callable[[], str]
+    check: Callable[[str, str | bytes], None]
+    samples: list[int] = field(default_factory=list)
+
+    async def run(self, count: int, keep: bool = True) -> None:
+        """Time send-to-receive only: building and checking frames happen outside the clock,
+        so both servers are compared on the wire round trip alone."""
+        for _ in range(count):
+            frame = self.make_frame()
+            start = time.perf_counter_ns()
+            await self.websocket.send(frame)
+            answer = await self.websocket.recv()
+            elapsed = time.perf_counter_ns() - start
+            self.check(frame, answer)
+            if keep:
+                self.samples.append(elapsed)
+
+    @property
+    def extensions(self) -> str | None:
+        response = self.websocket.response
+        return response.headers.get("Sec-WebSocket-Extensions") if response else None
+
+
+async def measure_latency(echo_port: int, hub_port: int, token: str, settings: Settings) -> dict[str, object]:
+    """Echo and REGISTER round trips, one connection each, alternating in blocks.
+
+    Interleaving makes both series see the same machine (a shared VM's speed drifts by tens of
+    per cent over seconds), so their ratio is steadier than two back-to-back runs. The echo
+    frames are real REGISTERs: same size and same compressibility. The REGISTERs re-register
+    on one connection as the SDK does: same Call-ID, CSeq counting up, a new From tag each.
+    """
+    echo_state = RegistrationState(f"{HOST}:{hub_port}")
+
+    def check_echo(sent: str, answer: str | bytes) -> None:
+        if answer != sent:
+            raise RuntimeError("echo server answered something else")
+
+    client = await SipClient.connect(hub_port, token)
+
+    def check_register(sent: str, answer: str | bytes) -> None:
+        status = check_answer(answer, client.state.cseq).status_code
+        if status != 200:
+            raise RuntimeError(f"REGISTER answered {status}")
+
+    echo = RoundTrips(await open_websocket(echo_port), lambda: echo_state.build(token).text(), check_echo)
+    register = RoundTrips(client.websocket, lambda: client.state.build(token).text(), check_register)
+    try:
+        for series in (echo, register):
+            await series.run(settings.warmup, keep=False)
+        block = max(1, settings.round_trips // LATENCY_BLOCKS)
+        while len(register.samples) < settings.round_trips:
+            for series in (echo, register):
+                await series.run(min(block, settings.round_trips - len(series.samples)))
+    finally:
+        await asyncio.gather(echo.websocket.close(), register.websocket.close(), return_exceptions=True)
+    ratio = percentile(sorted(register.samples), 0.5) / percentile(sorted(echo.samples), 0.5)
+    return {
+        "round_trips": settings.round_trips,
+        "warmup": settings.warmup,
+        "blocks": LATENCY_BLOCKS,
+        "frame_bytes": len(echo_state.build(token).text().encode()),
+        "echo": {**summarise_us(echo.samples), "extensions": echo.extensions},
+        "register": {**summarise_us(register.samples), "extensions": register.extensions},
+        "ratio_p50": round(ratio, 2),
+    }
+
+
+@dataclass
+class LoadResult:
+    completed: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+
+async def reregister_until(client: SipClient, deadline: float, result: LoadResult) -> None:
+    """One outstanding REGISTER at a time, the next one sent as soon as the answer arrives."""
+    while time.monotonic() < deadline:
+        try:
+            response = await client.register()
+        except Exception as exc:
+            result.errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        result.statuses[response.status_code] += 1
+        if response.status_code == 200:
+            result.completed += 1
+
+
+async def measure_throughput(hub_port: int, hub_pid: int, key: AccessKey, settings: Settings) -> dict[str, object]:
+    """200 clients re-registering flat out; CPU of both processes tells who limits the rate."""
+    tokens = [client_token(key, f"t{i}") for i in range(THROUGHPUT_CLIENTS)]
+    clients = await connect_many(hub_port, tokens)
+    result = LoadResult()
+    try:
+        hub_cpu, bench_cpu, busy = cpu_seconds(hub_pid), cpu_seconds(os.getpid()), machine_busy_seconds()
+        start = time.monotonic()
+        deadline = start + settings.throughput_seconds
+        await asyncio.gather(*(reregister_until(client, deadline, result) for client in clients))
+        elapsed = time.monotonic() - start
+        hub_cpu, bench_cpu = cpu_seconds(hub_pid) - hub_cpu, cpu_seconds(os.getpid()) - bench_cpu
+        other_cpu = machine_busy_seconds() - busy - hub_cpu - bench_cpu
+    finally:
+        await close_all(clients)
+    non_200 = sum(count for status, count in result.statuses.items() if status != 200)
+    bench_share = bench_cpu / elapsed
+    generator_bound = bench_share >= GENERATOR_BOUND_CPU
+    other_share = max(0.0, other_cpu / elapsed)
+    notes = [
+        "the load generator used most of a core: the rate may be limited by it, not by the hub"
+        if generator_bound
+        else "the load generator had CPU to spare: the rate is the hub's"
+    ]
+    if other_share >= OTHER_LOAD_CPU:
+        notes.append(f"other processes used {other_share:.2f} of a core meanwhile: the figures are pessimistic")
+    return {
+        "clients": THROUGHPUT_CLIENTS,
+        "duration_s": settings.throughput_seconds,
+        "elapsed_s": round(elapsed, 3),
+        "completed_200": result.completed,
+        "non_200": non_200,
+        "statuses": {str(status): count for status, count in sorted(result.statuses.items())},
+        "errors": len(result.errors),
+        "first_errors": result.errors[:5],
+        "register_per_s": round(result.completed / elapsed, 1),
+        "hub_cpu_core_share": round(hub_cpu / elapsed, 3),
+        "hub_cpu_us_per_register": round(hub_cpu * 1e6 / max(1, result.completed), 1),
+        "bench_cpu_core_share": round(bench_share, 3),
+        "other_cpu_core_share": round(other_share, 3),
+        "generator_bound": generator_bound,
+        "notes": notes,
+    }
+
+
+async def measure_memory(hub_port: int, hub_pid: int, key: AccessKey) -> dict[str, object]:
+    """Hub RSS idle, then with 1,000 registered clients, then after they all leave."""
+    await asyncio.sleep(1.0)  # let start-up settle
+    idle = rss_mb(hub_pid)
+    tokens = [client_token(key, f"u{i}") for i in range(MEMORY_CLIENTS)]
+    start = time.monotonic()
+    clients = await connect_many(hub_port, tokens)
+    try:
+        connect_seconds = time.monotonic() - start
+        await wait_for_metric(hub_port, "intercom_registrations", MEMORY_CLIENTS)
+        await asyncio.sleep(0.5)
+        loaded = rss_mb(hub_pid)
+    finally:
+        await close_all(clients)
+    await wait_for_metric(hub_port, "intercom_sip_connections", 0)
+    await wait_for_metric(hub_port, "intercom_registrations", 0)
+    return {
+        "clients": MEMORY_CLIENTS,
+        "rss_idle_mb": round(idle, 1),
+        "rss_1000_mb": round(loaded, 1),
+        "growth_mb": round(loaded - idle, 1),
+        "per_client_kb": round((loaded - idle) * 1024 / MEMORY_CLIENTS, 1),
+        "rss_after_close_mb": round(rss_mb(hub_pid), 1),
+        "connect_and_register_s": round(connect_seconds, 2),
+    }
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def environment() -> dict[str, object]:
+    versions = {}
+    for package in ("intercom", "websockets", "uvicorn", "fastapi", "starlette", "PyJWT"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "loadavg_at_end": os.getloadavg(),
+        **versions,
+    }
+
+
+async def wait_phase(what: str, phase: Awaitable[dict[str, object]]) -> dict[str, object]:
+    try:
+        return await asyncio.wait_for(phase, PHASE_TIMEOUT)
+    except TimeoutError:
+        raise TimeoutError(f"{what} took over {PHASE_TIMEOUT:.0f} s") from None
+
+
+async def run(settings: Settings, workdir: Path) -> dict[str, object]:
+    """Start both servers, run every phase, and return the figures; servers stop on any exit."""
+    data_dir = workdir / "data"
+    key = create_key(data_dir)
+    hub_port, echo_port = free_port(), free_port()
+    hub_argv = [sys.executable, "-m", "intercom.cli", "--log-level", "warning", "hub"]
+    hub_argv += ["--data-dir", str(data_dir), "--host", HOST, "--port", str(hub_port)]
+    echo_argv = [sys.executable, "-c", ECHO_SERVER, str(echo_port)]
+    with (
+        server_process(hub_argv, workdir / "hub.log", workdir) as hub,
+        server_process(echo_argv, workdir / "echo.log", workdir) as echo,
+    ):
+        try:
+            await wait_until(lambda: hub_healthy(hub_port), hub, "hub", START_TIMEOUT)
+            await wait_until(lambda: accepts_tcp(echo_port), echo, "echo server", START_TIMEOUT)
+            token = client_token(key, "bench")
+            memory = await wait_phase("memory", measure_memory(hub_port, hub.pid, key))
+            latency = await wait_phase("latency", measure_latency(echo_port, hub_port, token, settings))
+            throughput = await wait_phase("throughput", measure_throughput(hub_port, hub.pid, key, settings))
+        except BaseException:
+            print(f"--- hub log tail ---\n{tail(workdir / 'hub.log')}", file=sys.stderr)
+            raise
+    return {"latency": latency, "throughput": throughput, "memory": memory}
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return "(no log)"
+
+
+def verdict(figures: dict[str, dict[str, object]]) -> dict[str, bool]:
+    latency, throughput, memory = figures["latency"], figures["throughput"], figures["memory"]
+    passed = {
+        "latency": float(latency["ratio_p50"]) <= TARGET_LATENCY_RATIO,  # type: ignore[arg-type]
+        "throughput": float(throughput["register_per_s"]) >= TARGET_REGISTER_PER_S  # type: ignore[arg-type]
+        and throughput["non_200"] == 0
+        and throughput["errors"] == 0,
+        "memory": float(memory["growth_mb"]) < TARGET_RSS_GROWTH_MB,  # type: ignore[arg-type]
+    }
+    return {**passed, "all": all(passed.values())}
+
+
+def summary_line(figures: dict[str, dict[str, object]]) -> str:
+    latency, throughput, memory = figures["latency"], figures["throughput"], figures["memory"]
+    register, echo = latency["register"], latency["echo"]
+    return (
+        f"register: p50 {register['p50_us']:.0f}us ({latency['ratio_p50']}x echo {echo['p50_us']:.0f}us) "  # type: ignore[index]
+        f"p99 {register['p99_us']:.0f}us (echo {echo['p99_us']:.0f}us); "  # type: ignore[index]
+        f"{throughput['register_per_s']:.0f} REGISTER/s @{throughput['clients']} clients "
+        f"({throughput['non_200']} non-200); "
+        f"+{memory['growth_mb']:.1f} MB RSS @{memory['clients']} clients"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer round trips and a 3 s throughput run")
+    parser.add_argument("--json-out", type=Path, help="also write the JSON result to this file")
+    args = parser.parse_args(argv)
+    raise_nofile_limit()
+    # SIGTERM raises SystemExit instead of ending the process at once, so the ``finally``
+    # blocks that stop the hub and the echo server still run.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    settings = Settings.for_mode(args.quick)
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="intercom-bench-") as workdir:
+            figures = asyncio.run(asyncio.wait_for(run(settings, Path(workdir)), RUN_TIMEOUT))
+    except TimeoutError as exc:
+        print(f"bench failed: {str(exc) or f'run over {RUN_TIMEOUT:.0f} s'}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    passed = verdict(figures)
+    result = {
+        "mode": "quick" if args.quick else "full",
+        "environment": environment(),
+        **figures,
+        "targets": {
+            "register_p50_max_x_echo": TARGET_LATENCY_RATIO,
+            "register_per_s_min": TARGET_REGISTER_PER_S,
+            "non_200_max": 0,
+            "rss_growth_mb_max_at_1000_clients": TARGET_RSS_GROWTH_MB,
+        },
+        "pass": passed,
+        "run_seconds": round(time.monotonic() - started, 1),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json_out:
+        args.json_out.write_text(text + "\n")
+    print(summary_line(figures))
+    return 0 if passed["all"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
