@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import functools
 import hmac
 import json
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -106,7 +107,7 @@ def check_token(token: str, lookup: KeyLookup, now: float | None = None) -> Gran
         raise TokenForbidden("Invalid token: unknown access key")
     if key.revoked:
         raise TokenForbidden("Invalid token: access key revoked")
-    expected = hmac.new(key.secret.encode(), signing_input, hashlib.sha256).digest()
+    expected = hmac.digest(key.secret.encode(), signing_input, "sha256")
     if not hmac.compare_digest(expected, signature):
         raise TokenForbidden("Invalid token: bad signature")
     issued, expires = claims["iat"], claims["exp"]
@@ -130,13 +131,19 @@ def _split_token(token: str) -> tuple[dict, dict, bytes, bytes]:
     if len(parts) != 3 or not all(_SEGMENT_RE.match(part) for part in parts):
         raise TokenForbidden("Invalid token: not a JWT")
     try:
-        header, claims = (json.loads(_b64url(part)) for part in parts[:2])
+        header, claims = _header(parts[0]), json.loads(_b64url(parts[1]))
         signature = _b64url(parts[2])
     except (ValueError, binascii.Error):
         raise TokenForbidden("Invalid token: not a JWT") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise TokenForbidden("Invalid token: not a JWT")
     return header, claims, f"{parts[0]}.{parts[1]}".encode(), signature
+
+
+@functools.lru_cache(maxsize=256)
+def _header(segment: str) -> Any:
+    """A JOSE header; nearly every token carries the same one. Shared: read, never change."""
+    return json.loads(_b64url(segment))
 
 
 def _b64url(segment: str) -> bytes:
@@ -151,10 +158,16 @@ def _grant(claims: dict, issued: int, expires: int) -> Grant:
     strings = claims["capabilities"]
     if not isinstance(strings, list):
         raise TokenForbidden("Invalid token: capabilities must be a list")
+    outgoing, incoming = _capabilities(tuple(text for text in strings if isinstance(text, str)))
+    return Grant(claims["accessKeyID"], issued, expires, outgoing, incoming)
+
+
+@functools.lru_cache(maxsize=4096)
+def _capabilities(strings: tuple[str, ...]) -> tuple[OutgoingCapability | None, IncomingCapability | None]:
+    """The capabilities a token grants. A client's capability strings stay the same from one
+    token to the next, so they are parsed once; the objects are shared, never changed."""
     outgoing = incoming = None
     for text in strings:
-        if not isinstance(text, str):
-            continue
         try:
             capability = parse_capability(text)
         except InvalidIdentity as exc:
@@ -167,4 +180,4 @@ def _grant(claims: dict, issued: int, expires: int) -> Grant:
             incoming = capability
     if outgoing is None and incoming is None:
         raise TokenForbidden("Invalid token: no recognised capability")
-    return Grant(claims["accessKeyID"], issued, expires, outgoing, incoming)
+    return outgoing, incoming

@@ -114,15 +114,19 @@ class Registrar:
             ("Contact", f"{binding.contact_text};expires={max(0, round(binding.expires_at - now))}")
             for binding in self._by_connection.get(connection, {}).values()
         ]
-        body: dict[str, object] = {"zone": self.config.zone}
-        if grant is not None and self.config.turn_urls and self.config.turn_secret:
-            credentials = turn_credentials(self.config.turn_secret, grant.identity or "anonymous", now=now)
-            body["turn"] = {
-                "servers": list(self.config.turn_urls),
-                "credentials": {"username": credentials.username, "password": credentials.password},
-            }
         headers.append(("Content-Type", "application/json"))
-        return make_response(request, 200, to_tag=new_tag(), headers=headers, body=json.dumps(body).encode())
+        return make_response(request, 200, to_tag=new_tag(), headers=headers, body=self._body(grant, now))
+
+    def _body(self, grant: Grant | None, now: float) -> bytes:
+        """``{"zone": ...}`` for the SDK, with TURN credentials for this identity when configured."""
+        if grant is None or not (self.config.turn_urls and self.config.turn_secret):
+            return json.dumps({"zone": self.config.zone}).encode()
+        credentials = turn_credentials(self.config.turn_secret, grant.identity or "anonymous", now=now)
+        turn = {
+            "servers": list(self.config.turn_urls),
+            "credentials": {"username": credentials.username, "password": credentials.password},
+        }
+        return json.dumps({"zone": self.config.zone, "turn": turn}).encode()
 
     def remove_connection(self, connection: object) -> int:
         """Drop every binding of a closed connection; returns how many there were."""

@@ -158,20 +158,19 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first line's value of a header, as sent (a list header is not split)."""
-        key = normalise_name(name)
-        for index, field_key in enumerate(self._keys):
-            if field_key == key:
-                return self._fields[index][1]
-        return default
+        try:
+            return self._fields[self._keys.index(normalise_name(name))][1]
+        except ValueError:
+            return default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a header, across lines, with list headers split on commas."""
         key = normalise_name(name)
-        values: list[str] = []
-        for index, field_key in enumerate(self._keys):
-            if field_key == key:
-                value = self._fields[index][1]
-                values.extend(split_list(value) if key in LIST_HEADERS else [value])
+        if key not in self._keys:
+            return []
+        values = [self._fields[index][1] for index, field_key in enumerate(self._keys) if field_key == key]
+        if key in LIST_HEADERS:
+            return [item for value in values for item in split_list(value)]
         return values
 
     def add(self, name: str, value: str) -> None:

@@ -66,6 +66,8 @@ REASON_PHRASES = {
 
 _METHOD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 _HEADER_NAME_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+_HEADER_LINE_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:(.*)\Z", re.DOTALL)
+_HEADER_LINES_RE = re.compile(r"^([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:(.*)$", re.MULTILINE)
 _STATUS_RE = re.compile(r"SIP/2\.0 ([1-6]\d\d) ([^\r\n]*)\Z")
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
 _COPIED = frozenset({"via", "from", "call-id", "cseq"})  # into a response; To gets its tag separately
@@ -198,15 +200,24 @@ def parse_message(data: bytes | str) -> Request | Response:
         text, checked = rest.decode("utf-8"), True
     except UnicodeDecodeError:  # find the bad lines, but keep the good ones for a 400
         text, checked = rest.decode("utf-8", errors="surrogateescape"), False
+    if checked and text and "\n " not in text and "\n\t" not in text and text[0] not in " \t":
+        # No folding and valid UTF-8: one regex pass over the block, if every line is a header.
+        found = _HEADER_LINES_RE.findall(text)
+        if len(found) == text.count("\n") + 1 <= MAX_HEADERS:
+            message.headers = Headers([(name, value.strip()) for name, value in found])
+            message.body = _checked_body(message, body, request)
+            _validate(message, request)
+            return message
     fields = _unfold(text.split("\n"), request)
     bad_line = None
+    pairs: list[tuple[str, str]] = []
     for line in fields[:MAX_HEADERS]:
-        name, colon, value = line.partition(":")
-        name = name.strip()
-        if not colon or not _HEADER_NAME_RE.match(name) or not (checked or _is_utf8(line)):
+        match = _HEADER_LINE_RE.match(line)
+        if match is None or not (checked or _is_utf8(line)):
             bad_line = bad_line or line  # keep reading: a 400 needs the Via and Call-ID below it
             continue
-        message.headers.add(name, value.strip())
+        pairs.append((match.group(1), match.group(2).strip()))
+    message.headers = Headers(pairs)
     if len(fields) > MAX_HEADERS:
         raise TooManyHeaders(f"more than {MAX_HEADERS} header fields", request)
     if bad_line is not None:
