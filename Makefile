@@ -3,7 +3,7 @@
 
 demo:
 	@scripts/setup.sh --demo
-	.venv/bin/intercom demo
+	.venv/bin/intercom --log-level error demo
 
 test:
 	@scripts/setup.sh
