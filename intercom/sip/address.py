@@ -64,6 +64,20 @@ def _remembered(parse: Callable[[str], T], text: str) -> T:
     return _parse_remembered(parse, text)
 
 
+def _split_last_param(text: str, name: str) -> tuple[str, str | None]:
+    """``('<sip:a@b>', 'x1')`` from ``'<sip:a@b>;tag=x1'`` when a plain ``;name=value`` ends the text.
+
+    A tag or branch is new in every message while the rest of the header repeats, so splitting
+    it off lets the rest be parsed once (see :func:`_remembered`). Anything less plain, such as
+    a quoted value or more parameters after it, returns the text whole.
+    """
+    base, separator, value = text.rpartition(f";{name}=")
+    value = value.strip()
+    if separator and _TOKEN_RE.match(value):
+        return base, value
+    return text, None
+
+
 def format_params(params: Params) -> str:
     return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params.items())
 
@@ -138,7 +152,11 @@ class Address:
 
     @classmethod
     def parse(cls, text: str) -> Address:
-        return _remembered(cls._parse_fresh, text).copy()
+        base, tag = _split_last_param(text, "tag")
+        address = _remembered(cls._parse_fresh, base).copy()
+        if tag is not None:
+            address.params["tag"] = tag
+        return address
 
     @classmethod
     def _parse_fresh(cls, text: str) -> Address:
@@ -204,7 +222,11 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
-        return _remembered(cls._parse_fresh, text).copy()
+        base, branch = _split_last_param(text, "branch")
+        via = _remembered(cls._parse_fresh, base).copy()
+        if branch is not None:
+            via.params["branch"] = branch
+        return via
 
     @classmethod
     def _parse_fresh(cls, text: str) -> Via:

@@ -141,6 +141,11 @@ class Headers:
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._fields)
 
+    def keyed(self) -> Iterator[tuple[str, str, str]]:
+        """``(normalised name, name, value)`` of every line, for loops that sort headers by kind."""
+        for key, (name, value) in zip(self._keys, self._fields, strict=True):
+            yield key, name, value
+
     def __len__(self) -> int:
         return len(self._fields)
 

@@ -349,16 +349,14 @@ def make_response(
     Works on a partly parsed request too (as kept by a :class:`ParseError`): headers the
     request lacks are left out.
     """
-    response = Response(status_code=status_code, reason=reason or REASON_PHRASES.get(status_code, "Unknown"))
-    for name, value in request.headers:
-        key = normalise_name(name)
+    fields: list[tuple[str, str]] = []
+    for key, name, value in request.headers.keyed():
         if key in _COPIED or (key == "record-route" and 100 < status_code < 300):
-            response.headers.add(name, value)
+            fields.append((name, value))
         elif key == "to":
             if to_tag and not _has_tag(request, value):
                 value = f"{value};tag={to_tag}"
-            response.headers.add(name, value)
-    for name, value in headers or []:
-        response.headers.add(name, value)
-    response.body = body
-    return response
+            fields.append((name, value))
+    fields.extend(headers or [])
+    reason = reason or REASON_PHRASES.get(status_code, "Unknown")
+    return Response(headers=Headers(fields), body=body, status_code=status_code, reason=reason)
