@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .errors import BadHeader, BadUri
 from .headers import split_outside_quotes
@@ -62,6 +62,24 @@ def _remembered(parse: Callable[[str], T], text: str) -> T:
     if len(text) > _REMEMBER_MAX_LENGTH:
         return parse(text)
     return _parse_remembered(parse, text)
+
+
+class _Parsed(Protocol):
+    params: Params
+
+    def copy(self: P) -> P: ...
+
+
+P = TypeVar("P", bound=_Parsed)
+
+
+def _parse_remembering(parse: Callable[[str], P], text: str, fresh_param: str) -> P:
+    """``parse(text)`` with all but a trailing ``;<fresh_param>=value`` from the cache."""
+    base, value = _split_last_param(text, fresh_param)
+    parsed = _remembered(parse, base).copy()
+    if value is not None:
+        parsed.params[fresh_param] = value
+    return parsed
 
 
 def _split_last_param(text: str, name: str) -> tuple[str, str | None]:
@@ -152,11 +170,7 @@ class Address:
 
     @classmethod
     def parse(cls, text: str) -> Address:
-        base, tag = _split_last_param(text, "tag")
-        address = _remembered(cls._parse_fresh, base).copy()
-        if tag is not None:
-            address.params["tag"] = tag
-        return address
+        return _parse_remembering(cls._parse_fresh, text, "tag")
 
     @classmethod
     def _parse_fresh(cls, text: str) -> Address:
@@ -222,11 +236,7 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
-        base, branch = _split_last_param(text, "branch")
-        via = _remembered(cls._parse_fresh, base).copy()
-        if branch is not None:
-            via.params["branch"] = branch
-        return via
+        return _parse_remembering(cls._parse_fresh, text, "branch")
 
     @classmethod
     def _parse_fresh(cls, text: str) -> Via:
