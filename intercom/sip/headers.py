@@ -158,9 +158,6 @@ class Headers:
     def __repr__(self) -> str:
         return f"Headers({self._fields!r})"
 
-    def copy(self) -> Headers:
-        return Headers(self._fields)
-
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first line's value of a header, as sent (a list header is not split)."""
         try:
@@ -197,11 +194,6 @@ class Headers:
         """Remove every line of a header."""
         key = normalise_name(name)
         self._keep(lambda index, field_key: field_key != key)
-
-    def prepend(self, name: str, value: str) -> None:
-        """Insert a header line before all others (used for Via)."""
-        self._fields.insert(0, (name, value))
-        self._keys.insert(0, normalise_name(name))
 
     def _keep(self, wanted: Callable[[int, str], bool]) -> None:
         kept = [index for index, field_key in enumerate(self._keys) if wanted(index, field_key)]

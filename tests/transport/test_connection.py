@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from intercom.sip import Request, make_response
 from intercom.sip.ids import new_branch, new_call_id, new_tag
 from intercom.transport import ConnectionClosed, SipConnection
@@ -92,12 +94,8 @@ async def test_waiting_requests_fail_when_the_socket_closes():
     socket.incoming.put_nowait(None)
     async with asyncio.timeout(STEP):
         await reader
-        try:
+        with pytest.raises(ConnectionClosed):
             await pending
-        except ConnectionClosed:
-            pass
-        else:
-            raise AssertionError("request should fail with ConnectionClosed")
 
 
 async def test_garbage_frames_are_answered_or_dropped():
