@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from websockets.asyncio.client import ClientConnection, connect
 
 from intercom.auth import AccessKey, IncomingCapability, OutgoingCapability, mint_token
@@ -16,6 +18,12 @@ from intercom.hub import HubConfig, RunningHub, Storage, running_hub
 from intercom.sip import Request, Response, parse_message
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+
+# CI replays the same examples every run, so that a red build always means a change broke
+# something; a developer's run keeps exploring new ones.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 STEP = 10.0  # seconds any single await in a test may take
 
 

@@ -111,7 +111,9 @@ class Client(EventTarget):
         :func:`asyncio.wait_for` to bound the wait.
         """
         if self._runner is not None and not self._runner.done():
-            raise RuntimeError("client is already set up: call destroy() first")
+            if self._status is not ClientStatus.OFFLINE:
+                raise RuntimeError("client is already set up: call destroy() first")
+            await self._runner  # a failed run, still closing its socket
         self._token = jwt
         self._forbidden_count = self._reconnect_count = 0
         self._outcome = asyncio.get_running_loop().create_future()

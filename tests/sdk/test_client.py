@@ -329,3 +329,32 @@ async def test_coroutine_handlers_and_failing_handlers(hub, make_client, caplog)
     async with asyncio.timeout(STEP):
         await client.destroy()
     assert seen == [ClientStatus.CONNECTING, ClientStatus.CONNECTED]
+
+
+async def test_destroy_during_setup_ends_offline():
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = Client(host=f"127.0.0.1:{port}", refresh_token=lambda: "t", secure=False)
+    events = Recorder(client)
+    setup = asyncio.create_task(client.setup(jwt="t"))
+    await events.until(lambda: ClientStatus.CONNECTING in events.statuses)
+    async with asyncio.timeout(STEP):
+        await client.destroy()
+        with pytest.raises(asyncio.CancelledError):
+            await setup
+    assert events.statuses == [ClientStatus.CONNECTING, ClientStatus.OFFLINE]
+
+
+async def test_setup_again_after_an_error(hub, make_client):
+    client = make_client()
+    token = mint_token(hub.key, [IncomingCapability("bad name")])
+    with pytest.raises(NotAcceptableError):
+        async with asyncio.timeout(STEP):
+            await client.setup(jwt=token)
+    assert client.status is ClientStatus.OFFLINE
+    async with asyncio.timeout(STEP):
+        await client.setup(jwt=hub.token("desk"))
+    assert client.status is ClientStatus.CONNECTED
