@@ -8,18 +8,17 @@ Run from the repository root::
 
 What it does, all on 127.0.0.1:
 
-1. starts ``intercom hub`` through the CLI in a temporary data directory, with a key made by
-   ``intercom keys create``, and a plain ``websockets`` echo server, each as a subprocess, so
-   both servers pay the same process and scheduling costs;
-2. memory: hub RSS at start-up idle, then with 1,000 clients each registered on its own
-   connection (done first, on a fresh heap, so memory freed by the other phases cannot hide
-   the growth);
-3. latency: N round trips of a REGISTER-sized text frame through the echo server and N
+1. starts a plain ``websockets`` echo server, and for each phase a fresh ``intercom hub``
+   process through the CLI (a temporary data directory, a key made by ``intercom keys
+   create``), so that no phase runs on a hub another phase has warmed or grown;
+2. latency: N round trips of a REGISTER-sized text frame through the echo server and N
    REGISTER / 200 OK round trips through the hub (re-registers on one connection: same
    Call-ID, CSeq counting up, as the browser client does), alternating in blocks;
-4. throughput: 200 connections re-registering as fast as answers come back (one outstanding
+3. throughput: 200 connections re-registering as fast as answers come back (one outstanding
    request each) for a fixed time, with the CPU time of hub and load generator, so a result
-   limited by the generator rather than the hub is visible.
+   limited by the generator rather than the hub is visible;
+4. memory: hub RSS at start-up idle, then with 1,000 clients each registered on its own
+   connection.
 
 It prints one JSON object with every figure, the targets and pass/fail, then a one-line
 summary. Exit status: 0 when every target is met, 1 when one is missed, 2 on error or timeout.
@@ -42,7 +41,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -501,28 +500,42 @@ async def wait_phase(what: str, phase: Awaitable[dict[str, object]]) -> dict[str
 
 
 async def run(settings: Settings, workdir: Path) -> dict[str, object]:
-    """Start both servers, run every phase, and return the figures; servers stop on any exit."""
+    """Run every phase, each against a hub process of its own, and return the figures.
+
+    A fresh hub per phase keeps the phases from colouring each other: the latency of one client
+    is not measured on a heap just grown by 1,000, nor the memory of 1,000 clients on a hub
+    already warmed by a load test. Servers stop on any exit.
+    """
     data_dir = workdir / "data"
     key = create_key(data_dir)
-    hub_port, echo_port = free_port(), free_port()
-    hub_argv = [sys.executable, "-m", "intercom.cli", "--log-level", "warning", "hub"]
-    hub_argv += ["--data-dir", str(data_dir), "--host", HOST, "--port", str(hub_port)]
+    token = client_token(key, "bench")
+    echo_port = free_port()
     echo_argv = [sys.executable, "-c", ECHO_SERVER, str(echo_port)]
-    with (
-        server_process(hub_argv, workdir / "hub.log", workdir) as hub,
-        server_process(echo_argv, workdir / "echo.log", workdir) as echo,
-    ):
-        try:
-            await wait_until(lambda: hub_healthy(hub_port), hub, "hub", START_TIMEOUT)
-            await wait_until(lambda: accepts_tcp(echo_port), echo, "echo server", START_TIMEOUT)
-            token = client_token(key, "bench")
-            memory = await wait_phase("memory", measure_memory(hub_port, hub.pid, key))
+    with server_process(echo_argv, workdir / "echo.log", workdir) as echo:
+        await wait_until(lambda: accepts_tcp(echo_port), echo, "echo server", START_TIMEOUT)
+        async with fresh_hub(data_dir, workdir, "latency") as (hub_port, _):
             latency = await wait_phase("latency", measure_latency(echo_port, hub_port, token, settings))
-            throughput = await wait_phase("throughput", measure_throughput(hub_port, hub.pid, key, settings))
-        except BaseException:
-            print(f"--- hub log tail ---\n{tail(workdir / 'hub.log')}", file=sys.stderr)
-            raise
+    async with fresh_hub(data_dir, workdir, "throughput") as (hub_port, hub_pid):
+        throughput = await wait_phase("throughput", measure_throughput(hub_port, hub_pid, key, settings))
+    async with fresh_hub(data_dir, workdir, "memory") as (hub_port, hub_pid):
+        memory = await wait_phase("memory", measure_memory(hub_port, hub_pid, key))
     return {"latency": latency, "throughput": throughput, "memory": memory}
+
+
+@contextlib.asynccontextmanager
+async def fresh_hub(data_dir: Path, workdir: Path, phase: str) -> AsyncIterator[tuple[int, int]]:
+    """A hub process started through the CLI for one phase: yields its port and pid."""
+    port = free_port()
+    argv = [sys.executable, "-m", "intercom.cli", "--log-level", "warning", "hub"]
+    argv += ["--data-dir", str(data_dir), "--host", HOST, "--port", str(port)]
+    log = workdir / f"hub-{phase}.log"
+    with server_process(argv, log, workdir) as hub:
+        try:
+            await wait_until(lambda: hub_healthy(port), hub, "hub", START_TIMEOUT)
+            yield port, hub.pid
+        except BaseException:
+            print(f"--- hub log tail ({phase}) ---\n{tail(log)}", file=sys.stderr)
+            raise
 
 
 def tail(path: Path, lines: int = 30) -> str:
