@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from .errors import BadHeader, BadUri
-from .headers import split_outside_quotes
+from .headers import split_list, split_outside_quotes
 
 Params = dict[str, str | None]
 T = TypeVar("T")
@@ -223,6 +223,16 @@ class Address:
             escaped = self.display_name.replace("\\", "\\\\").replace('"', '\\"')
             name = f'"{escaped}" '
         return f"{name}<{self.uri}>{format_params(self.params)}"
+
+
+def parse_address_list(lines: str) -> list[Address]:
+    """The addresses of a list header (Contact, Route), its lines joined by newlines; ``*`` is
+    left out. A client sends the same Contact every time, so the parse is remembered."""
+    return [address.copy() for address in _remembered(_parse_address_list, lines)]
+
+
+def _parse_address_list(lines: str) -> list[Address]:
+    return [Address.parse(item) for line in lines.split("\n") for item in split_list(line) if item != "*"]
 
 
 @dataclass

@@ -167,13 +167,17 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a header, across lines, with list headers split on commas."""
+        values = self.get_lines(name)
+        if values and normalise_name(name) in LIST_HEADERS:
+            return [item for value in values for item in split_list(value)]
+        return values
+
+    def get_lines(self, name: str) -> list[str]:
+        """The value of each line of a header, as sent (list headers not split)."""
         key = normalise_name(name)
         if key not in self._keys:
             return []
-        values = [self._fields[index][1] for index, field_key in enumerate(self._keys) if field_key == key]
-        if key in LIST_HEADERS:
-            return [item for value in values for item in split_list(value)]
-        return values
+        return [self._fields[index][1] for index, field_key in enumerate(self._keys) if field_key == key]
 
     def add(self, name: str, value: str) -> None:
         """Append a header line."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .address import Address, CSeq, SipUri, Via
+from .address import Address, CSeq, SipUri, Via, parse_address_list
 from .errors import (
     BadContentLength,
     BadHeader,
@@ -113,8 +113,7 @@ class Message(ABC):
 
     @property
     def contacts(self) -> list[Address]:
-        lines = "\n".join(self.headers.get_all("Contact"))
-        return self._view("contact", lines, _parse_contacts)
+        return self._view("contact", "\n".join(self.headers.get_lines("Contact")), parse_address_list)
 
     def _view(self, name: str, raw: str, parse: Callable[[str], T]) -> T:
         cached = self._views.get(name)
@@ -176,10 +175,6 @@ def _parse_top_via(first_line: str) -> Via:
     if not values:
         raise MissingHeader("empty Via header")
     return Via.parse(values[0])
-
-
-def _parse_contacts(lines: str) -> list[Address]:
-    return [Address.parse(value) for value in lines.split("\n") if value and value != "*"]
 
 
 def parse_message(data: bytes | str) -> Request | Response:
