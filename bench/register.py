@@ -315,19 +315,22 @@ class RoundTrips:
     make_frame: Callable[[], str]
     check: Callable[[str, str | bytes], None]
     samples: list[int] = field(default_factory=list)
+    block_p50s: list[float] = field(default_factory=list)
 
     async def run(self, count: int, keep: bool = True) -> None:
         """Time send-to-receive only: building and checking frames happen outside the clock,
         so both servers are compared on the wire round trip alone."""
+        block: list[int] = []
         for _ in range(count):
             frame = self.make_frame()
             start = time.perf_counter_ns()
             await self.websocket.send(frame)
             answer = await self.websocket.recv()
-            elapsed = time.perf_counter_ns() - start
+            block.append(time.perf_counter_ns() - start)
             self.check(frame, answer)
-            if keep:
-                self.samples.append(elapsed)
+        if keep and block:
+            self.samples.extend(block)
+            self.block_p50s.append(percentile(sorted(block), 0.5))
 
     @property
     def extensions(self) -> str | None:
@@ -368,6 +371,8 @@ async def measure_latency(echo_port: int, hub_port: int, token: str, settings: S
     finally:
         await asyncio.gather(echo.websocket.close(), register.websocket.close(), return_exceptions=True)
     ratio = percentile(sorted(register.samples), 0.5) / percentile(sorted(echo.samples), 0.5)
+    # Each REGISTER block against the echo block just before it: steadier while the machine drifts.
+    paired = sorted(r / e for r, e in zip(register.block_p50s, echo.block_p50s, strict=True))
     return {
         "round_trips": settings.round_trips,
         "warmup": settings.warmup,
@@ -376,6 +381,11 @@ async def measure_latency(echo_port: int, hub_port: int, token: str, settings: S
         "echo": {**summarise_us(echo.samples), "extensions": echo.extensions},
         "register": {**summarise_us(register.samples), "extensions": register.extensions},
         "ratio_p50": round(ratio, 2),
+        "ratio_p50_paired_blocks": {
+            "median": round(percentile(paired, 0.5), 2),
+            "min": round(paired[0], 2),
+            "max": round(paired[-1], 2),
+        },
     }
 
 
