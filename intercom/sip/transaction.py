@@ -197,10 +197,6 @@ class TransactionLayer:
         self._server: dict[tuple[str, str, str], ServerTransaction] = {}
         self._outgoing: list[Request | Response] = []
 
-    @property
-    def has_data_to_send(self) -> bool:
-        return bool(self._outgoing)
-
     def data_to_send(self) -> list[Request | Response]:
         """Messages to write to the transport, oldest first; the list is drained."""
         outgoing, self._outgoing = self._outgoing, []

@@ -92,10 +92,7 @@ class SipConnection:
         except TransactionError as exc:  # e.g. a 180 after the 200: the peer is confused, we are not
             log.info("%s: ignored %s", self.name, exc)
             return
-        if self._layer.has_data_to_send:  # a retransmission answered, or an ACK of an error
-            await self._flush()
-        else:
-            self._schedule_timer()
+        await self._flush()
         for event in events:
             await self._dispatch(event)
 
