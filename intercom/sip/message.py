@@ -64,10 +64,10 @@ REASON_PHRASES = {
     603: "Decline",
 }
 
-_METHOD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
-_HEADER_NAME_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
-_HEADER_LINE_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:(.*)\Z", re.DOTALL)
-_HEADER_LINES_RE = re.compile(r"^([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:(.*)$", re.MULTILINE)
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"  # RFC 3261 token: a method or a header name
+_METHOD_RE = re.compile(_TOKEN + r"\Z")
+_HEADER_LINE_RE = re.compile(rf"({_TOKEN})[ \t]*:(.*)\Z", re.DOTALL)
+_HEADER_LINES_RE = re.compile(rf"^({_TOKEN})[ \t]*:(.*)$", re.MULTILINE)
 _STATUS_RE = re.compile(r"SIP/2\.0 ([1-6]\d\d) ([^\r\n]*)\Z")
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
 _COPIED = frozenset({"via", "from", "call-id", "cseq"})  # into a response; To gets its tag separately
@@ -191,25 +191,32 @@ def parse_message(data: bytes | str) -> Request | Response:
         raise BadStartLine("start line is not UTF-8") from None
     message = _parse_start_line(start)
     request = message if isinstance(message, Request) else None
+    _read_headers(message, rest, request)
+    message.body = _checked_body(message, body, request)
+    _validate(message, request)
+    return message
+
+
+def _read_headers(message: Request | Response, block: bytes, request: Request | None) -> None:
+    """Fill ``message.headers`` from the header block; on a bad line, keep the good ones (a
+    400 needs the Via and Call-ID) and then raise."""
     try:
-        text, checked = rest.decode("utf-8"), True
-    except UnicodeDecodeError:  # find the bad lines, but keep the good ones for a 400
-        text, checked = rest.decode("utf-8", errors="surrogateescape"), False
+        text, checked = block.decode("utf-8"), True
+    except UnicodeDecodeError:
+        text, checked = block.decode("utf-8", errors="surrogateescape"), False
     if checked and text and "\n " not in text and "\n\t" not in text and text[0] not in " \t":
         # No folding and valid UTF-8: one regex pass over the block, if every line is a header.
         found = _HEADER_LINES_RE.findall(text)
         if len(found) == text.count("\n") + 1 <= MAX_HEADERS:
             message.headers = Headers([(name, value.strip()) for name, value in found])
-            message.body = _checked_body(message, body, request)
-            _validate(message, request)
-            return message
+            return
     fields = _unfold(text.split("\n"), request)
     bad_line = None
     pairs: list[tuple[str, str]] = []
     for line in fields[:MAX_HEADERS]:
         match = _HEADER_LINE_RE.match(line)
         if match is None or not (checked or _is_utf8(line)):
-            bad_line = bad_line or line  # keep reading: a 400 needs the Via and Call-ID below it
+            bad_line = bad_line or line
             continue
         pairs.append((match.group(1), match.group(2).strip()))
     message.headers = Headers(pairs)
@@ -218,9 +225,6 @@ def parse_message(data: bytes | str) -> Request | Response:
     if bad_line is not None:
         shown = bad_line[:80].encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
         raise BadHeader(f"bad header line {shown!r}", request)
-    message.body = _checked_body(message, body, request)
-    _validate(message, request)
-    return message
 
 
 def _is_utf8(line: str) -> bool:
@@ -242,9 +246,9 @@ def _salvage(raw: bytes) -> Request | None:
     if not isinstance(message, Request):
         return None
     for line in head[1 : MAX_HEADERS + 1]:
-        name, colon, value = line.partition(":")
-        if colon and _HEADER_NAME_RE.match(name.strip()) and len(line) < 1024:
-            message.headers.add(name.strip(), value.strip())
+        match = _HEADER_LINE_RE.match(line.strip())
+        if match and len(line) < 1024:
+            message.headers.add(match.group(1), match.group(2).strip())
     return message
 
 
