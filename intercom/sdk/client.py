@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from ..sip import RequestReceived, Response, make_response
+from ..sip import RequestReceived, Response, make_response, parse_decimal
 from ..sip.transaction import Event
 from ..transport import ClientFrameSocket, ConnectionClosed, SipConnection
 from .errors import ClientError, ForbiddenError, InternalError, NotAcceptableError
@@ -192,9 +192,9 @@ class Client(EventTarget):
             except (ConnectionClosed, TimeoutError) as exc:
                 log.info("REGISTER got no answer: %s", exc)
                 return
-            min_expires = response.headers.get("Min-Expires") or ""
-            if response.status_code == 423 and min_expires.isascii() and min_expires.isdigit():
-                expires = int(min_expires)
+            min_expires = parse_decimal(response.headers.get("Min-Expires"))
+            if response.status_code == 423 and min_expires is not None:
+                expires = min_expires
                 continue
             if not response.is_success:
                 raise _Refused(response)

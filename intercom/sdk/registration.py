@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from .. import __version__
-from ..sip import Address, Request, Response, SipUri
+from ..sip import Address, Request, Response, SipUri, parse_decimal
 from ..sip.ids import invalid_host, new_branch, new_call_id, new_tag, random_token
 
 REQUESTED_EXPIRES = 60
@@ -107,8 +107,9 @@ class RegistrationState:
                 ours = contact
         if ours is None:
             return None
-        value = ours.params.get("expires") or response.headers.get("Expires")
-        expires = int(value) if value and value.isascii() and value.isdigit() else REQUESTED_EXPIRES
+        expires = parse_decimal(ours.params.get("expires") or response.headers.get("Expires"))
+        if expires is None:
+            expires = REQUESTED_EXPIRES
         return max(expires, MIN_EXPIRES)
 
 

@@ -15,7 +15,7 @@ from .errors import (
     TooManyHeaders,
     TransactionError,
 )
-from .headers import Headers
+from .headers import Headers, parse_decimal
 from .message import MAX_HEADERS, MAX_MESSAGE_SIZE, Request, Response, make_response, parse_message
 from .transaction import (
     ClientTransaction,
@@ -57,5 +57,6 @@ __all__ = [
     "TransactionTimedOut",
     "Via",
     "make_response",
+    "parse_decimal",
     "parse_message",
 ]

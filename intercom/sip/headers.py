@@ -120,6 +120,15 @@ def split_outside_quotes(text: str, separator: str) -> list[str]:
             return parts
 
 
+def parse_decimal(value: str | None) -> int | None:
+    """A header value that must be a plain non-negative number (Content-Length, Expires,
+    Min-Expires): its value, or ``None`` when it is absent or anything but ASCII digits
+    (``int()`` would also take ``'²'``, ``' 7'`` or ``'1_0'``)."""
+    if value is None or not (value.isascii() and value.isdigit()):
+        return None
+    return int(value)
+
+
 def split_list(value: str) -> list[str]:
     """The items of a list header value, stripped, empty ones left out."""
     return [item.strip() for item in split_outside_quotes(value, ",") if item.strip()]

@@ -24,7 +24,7 @@ from .errors import (
     ParseError,
     TooManyHeaders,
 )
-from .headers import Headers, normalise_name, split_list
+from .headers import Headers, normalise_name, parse_decimal, split_list
 
 T = TypeVar("T")
 
@@ -302,9 +302,9 @@ def _checked_body(message: Message, body: bytes, request: Request | None) -> byt
     length_text = message.headers.get("Content-Length")
     if length_text is None:
         return body
-    if not (length_text.isascii() and length_text.isdigit()):
+    length = parse_decimal(length_text)
+    if length is None:
         raise BadContentLength(f"Content-Length {length_text!r} is not a number", request)
-    length = int(length_text)
     if length > len(body):
         raise BadContentLength(f"Content-Length {length} but only {len(body)} body bytes", request)
     return body[:length]  # RFC 3261 18.3: bytes past Content-Length are discarded
