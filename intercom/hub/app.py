@@ -1,4 +1,8 @@
-"""The hub's ASGI app: the SIP WebSocket endpoint at ``/``, ``/healthz`` and ``/metrics``."""
+"""The hub's ASGI app (``/healthz``, ``/metrics``) and the SIP service it carries in ``app.state.sip``.
+
+The SIP WebSocket at ``/`` is served next to the ASGI app, not through it: see
+:mod:`intercom.transport.server_socket`.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
-from starlette.datastructures import State
-from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
 
 from .. import __version__
 from .config import HubConfig
@@ -21,30 +22,7 @@ from .storage import Storage
 EXPIRY_SWEEP_SECONDS = 5.0
 
 
-class HubApp:
-    """The hub's ASGI entry point: WebSockets at ``/`` go straight to the SIP service, the rest
-    (HTTP, lifespan) to FastAPI.
-
-    FastAPI's middleware stack wraps every frame sent and costs ~10 KB per connection, which the
-    SIP socket, the hot path, has no use for.
-    """
-
-    def __init__(self, api: FastAPI, sip: SipService) -> None:
-        self.api = api
-        self.sip = sip
-
-    @property
-    def state(self) -> State:
-        return self.api.state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == "/":
-            await self.sip.serve(WebSocket(scope, receive, send))
-        else:
-            await self.api(scope, receive, send)
-
-
-def create_app(config: HubConfig, storage: Storage | None = None) -> HubApp:
+def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     storage = storage or Storage(config.data_dir)
     registrar = Registrar(config, storage.get_key)
     sip = SipService(registrar)
@@ -76,7 +54,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> HubApp:
             f"intercom_registrations {registrar.binding_count}\n"
         )
 
-    return HubApp(app, sip)
+    return app
 
 
 async def _sweep_expired(registrar: Registrar) -> None:

@@ -49,6 +49,7 @@ class Registrar:
         self._lookup_key = lookup_key
         self._clock = clock
         self._by_connection: dict[object, dict[str, Binding]] = {}
+        self._zone_body = json.dumps({"zone": config.zone}).encode()  # the answer's body without TURN
 
     def handle_register(self, connection: object, request: Request) -> Response:
         """Answer one REGISTER that arrived on ``connection``."""
@@ -120,7 +121,7 @@ class Registrar:
     def _body(self, grant: Grant | None, now: float) -> bytes:
         """``{"zone": ...}`` for the SDK, with TURN credentials for this identity when configured."""
         if grant is None or not (self.config.turn_urls and self.config.turn_secret):
-            return json.dumps({"zone": self.config.zone}).encode()
+            return self._zone_body
         credentials = turn_credentials(self.config.turn_secret, grant.identity or "anonymous", now=now)
         turn = {
             "servers": list(self.config.turn_urls),

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import uvicorn
+from fastapi import FastAPI
 
-from .app import HubApp, create_app
+from ..transport import SipWebSocketProtocol
+from .app import create_app
 from .config import HubConfig
 from .registrar import Registrar
 from .storage import Storage
@@ -21,13 +24,14 @@ MAX_FRAME_SIZE = 256 * 1024
 
 
 def uvicorn_config(config: HubConfig, storage: Storage | None = None, log_level: str = "info") -> uvicorn.Config:
+    app = create_app(config, storage)
     return uvicorn.Config(
-        create_app(config, storage),
+        app,
         host=config.host,
         port=config.port,
         ssl_certfile=str(config.cert_file) if config.cert_file else None,
         ssl_keyfile=str(config.key_file) if config.key_file else None,
-        ws="websockets-sansio",
+        ws=functools.partial(SipWebSocketProtocol, endpoint=app.state.sip),  # type: ignore[arg-type]
         ws_max_size=MAX_FRAME_SIZE,
         # SIP messages are small and sent one at a time: compression saved little and cost
         # ~42 KB of zlib state per connection (bench/register.py).
@@ -56,7 +60,7 @@ class RunningHub:
     """A hub serving inside this process."""
 
     config: HubConfig
-    app: HubApp
+    app: FastAPI
 
     @property
     def address(self) -> str:

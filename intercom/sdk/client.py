@@ -29,7 +29,7 @@ from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from ..sip import RequestReceived, Response, make_response, parse_decimal
 from ..sip.transaction import Event
-from ..transport import ClientFrameSocket, ConnectionClosed, SipConnection
+from ..transport import ClientSocket, ConnectionClosed, SipConnection
 from .errors import ClientError, ForbiddenError, InternalError, NotAcceptableError
 from .events import EventTarget
 from .registration import ALLOW, REQUESTED_EXPIRES, RegistrationState, refresh_delay
@@ -143,7 +143,7 @@ class Client(EventTarget):
     async def _run(self) -> None:
         while True:
             try:
-                connection = await self._connect()
+                socket, connection = await self._connect()
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 log.info("cannot reach %s: %s", self.url, exc)
                 await self._reconnect_pause()
@@ -151,7 +151,7 @@ class Client(EventTarget):
             except InvalidURI as exc:
                 self._fail(InternalError(f"bad hub address {self.url}: {exc}"))
                 return
-            reader = asyncio.create_task(connection.run())
+            reader = asyncio.create_task(socket.run(connection))
             try:
                 await self._keep_registered(connection, reader)
             except _Refused as refused:
@@ -161,13 +161,13 @@ class Client(EventTarget):
             finally:
                 self._registered = False
                 self._connection = None
-                await connection.close()
+                connection.close()
                 await reader
             log.warning("connection to %s lost; reconnecting", self.url)
             self._set_status(ClientStatus.CONNECTING)
             await self._reconnect_pause()
 
-    async def _connect(self) -> SipConnection:
+    async def _connect(self) -> tuple[ClientSocket, SipConnection]:
         websocket = await connect(
             self.url,
             subprotocols=["sip"],  # type: ignore[list-item]
@@ -178,9 +178,10 @@ class Client(EventTarget):
         if websocket.subprotocol != "sip":
             await websocket.close()
             raise InvalidHandshake(f"{self.url} did not accept subprotocol 'sip'")
-        connection = SipConnection(ClientFrameSocket(websocket), self._on_sip_event, name=self.url)
+        socket = ClientSocket(websocket)
+        connection = SipConnection(socket, self._on_sip_event, name=self.url)
         self._connection = connection
-        return connection
+        return socket, connection
 
     async def _keep_registered(self, connection: SipConnection, reader: asyncio.Task[None]) -> None:
         """REGISTER, then refresh before expiry, until the socket closes (returns) or a refusal (raises)."""
@@ -262,7 +263,7 @@ class Client(EventTarget):
             self._status = status
             self._emit("status", status)
 
-    async def _on_sip_event(self, connection: SipConnection, event: Event) -> None:
+    def _on_sip_event(self, connection: SipConnection, event: Event) -> None:
         if not isinstance(event, RequestReceived) or event.transaction is None:
             return
         request = event.request
@@ -270,4 +271,4 @@ class Client(EventTarget):
             response = make_response(request, 200, headers=[("Allow", ALLOW)])
         else:
             response = make_response(request, 405, headers=[("Allow", "OPTIONS")])
-        await connection.send_response(event.transaction, response)
+        connection.send_response(event.transaction, response)

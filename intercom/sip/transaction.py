@@ -130,10 +130,7 @@ class ClientTransaction(Transaction):
         invite = request.method == "INVITE"
         super().__init__(request, State.CALLING if invite else State.TRYING, now)
         self.table = CLIENT_INVITE if invite else CLIENT_NON_INVITE
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return client_key(self.request)
+        self.key = client_key(request)
 
 
 class ServerTransaction(Transaction):
@@ -144,10 +141,7 @@ class ServerTransaction(Transaction):
         self.deadline = None  # a server transaction waits for its TU without a timer
         self.retransmit_at: float | None = None
         self.retransmit_interval = T1
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return server_key(self.request)
+        self.key = server_key(request)
 
 
 def client_key(message: Request | Response) -> tuple[str, str]:
@@ -250,15 +244,14 @@ class TransactionLayer:
     def _receive_request(self, request: Request) -> list[Event]:
         if request.method == "ACK":
             return self._receive_ack(request)
-        key = server_key(request)
-        existing = self._server.get(key)
+        existing = self._server.get(server_key(request))
         if existing is not None:
             # A retransmission: repeat the last answer, tell the TU nothing.
             if existing.last_response is not None:
                 self._outgoing.append(existing.last_response)
             return []
         transaction = ServerTransaction(request, now=0.0)
-        self._server[key] = transaction
+        self._server[transaction.key] = transaction
         return [RequestReceived(request, transaction)]
 
     def _receive_ack(self, ack: Request) -> list[Event]:

@@ -1,6 +1,7 @@
-"""asyncio WebSocket transport for the sans-I/O SIP core, for the hub and the client."""
+"""WebSockets on both sides, feeding the sans-I/O SIP core."""
 
-from .connection import ConnectionClosed, FrameSocket, SipConnection
-from .sockets import AsgiFrameSocket, ClientFrameSocket
+from .client_socket import ClientSocket
+from .connection import ConnectionClosed, FrameWriter, SipConnection
+from .server_socket import SipEndpoint, SipWebSocketProtocol
 
-__all__ = ["AsgiFrameSocket", "ClientFrameSocket", "ConnectionClosed", "FrameSocket", "SipConnection"]
+__all__ = ["ClientSocket", "ConnectionClosed", "FrameWriter", "SipConnection", "SipEndpoint", "SipWebSocketProtocol"]

@@ -1,14 +1,18 @@
 """One SIP-over-WebSocket connection: frames in and out of the sans-I/O transaction layer.
 
-The same class serves the hub (a Starlette WebSocket) and the client (a ``websockets``
-connection): both are wrapped in a :class:`FrameSocket`. Each received frame is one SIP
-message (RFC 7118). Frames that do not parse are answered with 400 when the request line
-was readable and dropped with a log line otherwise; the connection stays up either way.
+The same class serves the hub and the client. Whoever owns the WebSocket feeds each received
+frame to :meth:`SipConnection.receive` and reports the end with :meth:`SipConnection.lost`;
+the connection writes through a :class:`FrameWriter`. Receiving is synchronous: a frame is
+parsed, run through the transactions and answered in the same call, with no task switch on the
+hub's hot path. Each frame is one SIP message (RFC 7118). Frames that do not parse are answered
+with 400 when the request line was readable and dropped with a log line otherwise; the
+connection stays up either way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -33,16 +37,16 @@ from ..sip.transaction import Event
 log = logging.getLogger(__name__)
 
 
-class FrameSocket(Protocol):
-    """The few WebSocket operations a SIP connection needs."""
+class FrameWriter(Protocol):
+    """The two WebSocket operations a SIP connection needs; neither may block."""
 
-    async def send_text(self, text: str) -> None: ...
-
-    async def receive_frame(self) -> str | bytes | None:
-        """The next frame, or ``None`` once the socket is closed."""
+    def send_text(self, text: str) -> None:
+        """Send one text frame (or queue it, in order, behind the frames before it)."""
         ...
 
-    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake once the frames already sent have gone out."""
+        ...
 
 
 class ConnectionClosed(Exception):
@@ -53,59 +57,66 @@ EventHandler = Callable[["SipConnection", Event], Awaitable[None] | None]
 
 
 class SipConnection:
-    """Runs a :class:`TransactionLayer` over a :class:`FrameSocket`.
+    """Runs a :class:`TransactionLayer` over one WebSocket.
 
     Requests from the peer and responses that no waiting :meth:`request` claims go to
-    ``handler``; :meth:`request` sends a request and returns its final response.
+    ``handler``. A handler that returns an awaitable runs as a task of its own, so a slow
+    handler (one that forwards a call and waits) never holds up the frames behind it.
     """
 
-    def __init__(self, socket: FrameSocket, handler: EventHandler, name: str = "") -> None:
-        self.socket = socket
+    def __init__(self, writer: FrameWriter, handler: EventHandler, name: str = "") -> None:
         self.name = name
+        self._writer = writer
         self._handler = handler
         self._layer = TransactionLayer()
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._waiting: dict[ClientTransaction, asyncio.Future[Response]] = {}
         self._provisional: dict[ClientTransaction, Callable[[Response], None]] = {}
+        self._handler_tasks: set[asyncio.Task[None]] = set()
         self.closed = False
 
-    async def run(self) -> None:
-        """Receive until the socket closes; then fail every request still waiting."""
-        try:
-            while True:
-                frame = await self.socket.receive_frame()
-                if frame is None:
-                    break
-                await self._receive(frame)
-        finally:
-            self._shutdown()
-
-    async def _receive(self, frame: str | bytes) -> None:
+    def receive(self, frame: str | bytes) -> None:
+        """Handle one received frame."""
+        if self.closed:
+            return
         try:
             message = parse_message(frame)
         except ParseError as exc:
-            await self._answer_parse_error(exc)
+            self._answer_parse_error(exc)
             return
         try:
             events = self._layer.receive(message, self._loop.time())
         except TransactionError as exc:  # e.g. a 180 after the 200: the peer is confused, we are not
             log.info("%s: ignored %s", self.name, exc)
             return
-        await self._flush()
+        self._flush()
         for event in events:
-            await self._dispatch(event)
+            self._dispatch(event)
 
-    async def _answer_parse_error(self, error: ParseError) -> None:
+    def lost(self) -> None:
+        """The WebSocket is gone: fail every request still waiting and stop the timers."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(ConnectionClosed(f"{self.name}: connection closed"))
+        self._waiting.clear()
+        self._provisional.clear()
+
+    def _answer_parse_error(self, error: ParseError) -> None:
         if error.request is None:
             log.warning("%s: dropped an unreadable frame: %s", self.name, error)
             return
         log.info("%s: 400 to a malformed %s: %s", self.name, error.request.method, error)
         if error.request.method != "ACK":
             reason = f"Bad Request ({error})".replace("\r", " ").replace("\n", " ")[:200]
-            await self._send(make_response(error.request, 400, reason))
+            self._write(make_response(error.request, 400, reason))
 
-    async def _dispatch(self, event: Event) -> None:
+    def _dispatch(self, event: Event) -> None:
         if isinstance(event, ResponseReceived) and event.transaction in self._waiting:
             transaction = event.transaction
             if event.response.is_provisional:
@@ -125,12 +136,25 @@ class SipConnection:
             return
         try:
             result = self._handler(self, event)
-            if inspect.isawaitable(result):
-                await result
         except Exception:
-            log.exception("%s: handler failed on %r", self.name, event)
-            if isinstance(event, RequestReceived) and event.transaction is not None:
-                await self.send_response(event.transaction, make_response(event.request, 500))
+            self._handler_failed(event)
+            return
+        if inspect.isawaitable(result):
+            task = self._loop.create_task(self._finish_handler(event, result))
+            self._handler_tasks.add(task)
+            task.add_done_callback(self._handler_tasks.discard)
+
+    async def _finish_handler(self, event: Event, result: Awaitable[None]) -> None:
+        try:
+            await result
+        except Exception:
+            self._handler_failed(event)
+
+    def _handler_failed(self, event: Event) -> None:
+        log.exception("%s: handler failed on %r", self.name, event)
+        if isinstance(event, RequestReceived) and event.transaction is not None and not self.closed:
+            with contextlib.suppress(TransactionError):  # the handler had answered before failing
+                self.send_response(event.transaction, make_response(event.request, 500))
 
     async def request(self, request: Request, on_provisional: Callable[[Response], None] | None = None) -> Response:
         """Send a request in a new client transaction and wait for its final response.
@@ -146,37 +170,37 @@ class SipConnection:
         self._waiting[transaction] = future
         if on_provisional is not None:
             self._provisional[transaction] = on_provisional
-        await self._flush()
+        self._flush()
         return await future
 
-    async def send(self, message: Request | Response) -> None:
+    def send(self, message: Request | Response) -> None:
         """Send a message outside any transaction (an ACK, a stateless answer)."""
         if isinstance(message, Request):
             self._layer.send_request(message, self._loop.time())
-            await self._flush()
+            self._flush()
         else:
-            await self._send(message)
+            self._write(message)
 
-    async def send_response(self, transaction: ServerTransaction, response: Response) -> None:
+    def send_response(self, transaction: ServerTransaction, response: Response) -> None:
         self._layer.send_response(transaction, response, self._loop.time())
-        await self._flush()
+        self._flush()
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the WebSocket after what has been sent; :meth:`lost` follows when it is gone."""
         if not self.closed:
-            await self.socket.close(code, reason)
-        self._shutdown()
+            self._writer.close(code, reason)
 
-    async def _flush(self) -> None:
+    def _flush(self) -> None:
         for message in self._layer.data_to_send():
-            await self._send(message)
+            self._write(message)
         self._schedule_timer()
 
-    async def _send(self, message: Request | Response) -> None:
+    def _write(self, message: Request | Response) -> None:
         if self.closed:
             return
         try:
-            await self.socket.send_text(message.text())
-        except Exception as exc:  # the peer vanished mid-send; run() sees the close next
+            self._writer.send_text(message.text())
+        except Exception as exc:  # the peer vanished mid-send; lost() follows
             log.debug("%s: send failed: %s", self.name, exc)
 
     def _schedule_timer(self) -> None:
@@ -192,24 +216,9 @@ class SipConnection:
     def _on_timer(self) -> None:
         self._timer = None
         events = self._layer.handle_timeouts(self._loop.time())
-        self._loop.create_task(self._after_timeouts(events))
-
-    async def _after_timeouts(self, events: list[Event]) -> None:
-        await self._flush()
+        self._flush()
         for event in events:
-            await self._dispatch(event)
-
-    def _shutdown(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_exception(ConnectionClosed(f"{self.name}: connection closed"))
-        self._waiting.clear()
-        self._provisional.clear()
+            self._dispatch(event)
 
 
-__all__ = ["ConnectionClosed", "EventHandler", "FrameSocket", "SipConnection"]
+__all__ = ["ConnectionClosed", "EventHandler", "FrameWriter", "SipConnection"]

@@ -13,29 +13,26 @@ from intercom.transport import ConnectionClosed, SipConnection
 from ..conftest import STEP
 
 
-class MemorySocket:
-    """Frames in through a queue, frames out into a list; ``None`` in the queue closes it."""
+class MemoryWriter:
+    """Frames out into a list; ``close`` only records that it was asked for."""
 
     def __init__(self) -> None:
-        self.incoming: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self.sent: list[str] = []
         self.sent_changed = asyncio.Event()
+        self.close_requested: tuple[int, str] | None = None
 
-    async def send_text(self, text: str) -> None:
+    def send_text(self, text: str) -> None:
         self.sent.append(text)
         self.sent_changed.set()
-
-    async def receive_frame(self) -> str | bytes | None:
-        return await self.incoming.get()
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.incoming.put_nowait(None)
 
     async def until_sent(self, count: int) -> None:
         async with asyncio.timeout(STEP):
             while len(self.sent) < count:
                 self.sent_changed.clear()
                 await self.sent_changed.wait()
+
+    def close(self, code: int, reason: str) -> None:
+        self.close_requested = (code, reason)
 
 
 def invite() -> Request:
@@ -53,60 +50,84 @@ def invite() -> Request:
 
 
 async def test_a_provisional_after_the_final_answer_is_ignored_and_the_connection_lives():
-    socket = MemorySocket()
+    writer = MemoryWriter()
     events = []
-    delivered = asyncio.Event()
-
-    def handler(connection: SipConnection, event: object) -> None:
-        events.append(event)
-        delivered.set()
-
-    connection = SipConnection(socket, handler, name="memory")
-    reader = asyncio.create_task(connection.run())
+    connection = SipConnection(writer, lambda conn, event: events.append(event), name="memory")
     request = invite()
     pending = asyncio.create_task(connection.request(request))
-    await socket.until_sent(1)
+    await writer.until_sent(1)
     ok = make_response(request, 200, to_tag="callee", headers=[("Contact", "<sip:desk@x.invalid>")])
-    socket.incoming.put_nowait(ok.text())
+    connection.receive(ok.text())
     async with asyncio.timeout(STEP):
         assert (await pending).status_code == 200
     late = make_response(request, 180, to_tag="callee")
-    socket.incoming.put_nowait(late.text())  # not allowed after a 200: logged and dropped
+    connection.receive(late.text())  # not allowed after a 200: logged and dropped
     options = invite()
     options.method = "OPTIONS"
     options.headers.set("CSeq", "2 OPTIONS")
-    socket.incoming.put_nowait(options.text())
-    async with asyncio.timeout(STEP):
-        await delivered.wait()
+    connection.receive(options.text())
     assert [event.request.method for event in events] == ["OPTIONS"]
     assert not connection.closed
-    await connection.close()
-    async with asyncio.timeout(STEP):
-        await reader
+    connection.close(1000, "done")
+    assert writer.close_requested == (1000, "done")
 
 
 async def test_waiting_requests_fail_when_the_socket_closes():
-    socket = MemorySocket()
-    connection = SipConnection(socket, lambda conn, event: None, name="memory")
-    reader = asyncio.create_task(connection.run())
+    writer = MemoryWriter()
+    connection = SipConnection(writer, lambda conn, event: None, name="memory")
     pending = asyncio.create_task(connection.request(invite()))
-    await socket.until_sent(1)
-    socket.incoming.put_nowait(None)
+    await writer.until_sent(1)
+    connection.lost()
     async with asyncio.timeout(STEP):
-        await reader
         with pytest.raises(ConnectionClosed):
             await pending
+    with pytest.raises(ConnectionClosed):
+        await connection.request(invite())
 
 
 async def test_garbage_frames_are_answered_or_dropped():
-    socket = MemorySocket()
-    connection = SipConnection(socket, lambda conn, event: None, name="memory")
-    reader = asyncio.create_task(connection.run())
-    socket.incoming.put_nowait("INVITE sip:x@y SIP/2.0\r\nVia: nonsense\r\n\r\n")
-    socket.incoming.put_nowait(b"\xff\xfe not even text")
-    await socket.until_sent(1)
-    assert socket.sent[0].startswith("SIP/2.0 400 Bad Request (missing from header)\r\nVia: nonsense\r\n")
-    socket.incoming.put_nowait(None)
+    writer = MemoryWriter()
+    connection = SipConnection(writer, lambda conn, event: None, name="memory")
+    connection.receive("INVITE sip:x@y SIP/2.0\r\nVia: nonsense\r\n\r\n")
+    connection.receive(b"\xff\xfe not even text")
+    assert len(writer.sent) == 1
+    assert writer.sent[0].startswith("SIP/2.0 400 Bad Request (missing from header)\r\nVia: nonsense\r\n")
+
+
+async def test_a_failing_handler_gets_the_request_a_500_and_later_frames_still_arrive():
+    writer = MemoryWriter()
+    seen = []
+
+    def handler(connection: SipConnection, event: object) -> None:
+        seen.append(event.request.method)
+        if event.request.method == "INVITE":
+            raise RuntimeError("handler bug")
+
+    connection = SipConnection(writer, handler, name="memory")
+    connection.receive(invite().text())
+    options = invite()
+    options.method = "OPTIONS"
+    options.headers.set("CSeq", "2 OPTIONS")
+    connection.receive(options.text())
+    assert seen == ["INVITE", "OPTIONS"]
+    assert writer.sent[0].startswith("SIP/2.0 500 ")
+
+
+async def test_a_coroutine_handler_runs_as_a_task_and_a_failure_answers_500():
+    writer = MemoryWriter()
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handler(connection: SipConnection, event: object) -> None:
+        started.set()
+        await release.wait()
+        raise RuntimeError("slow handler bug")
+
+    connection = SipConnection(writer, handler, name="memory")
+    connection.receive(invite().text())  # returns at once: the handler waits in its own task
     async with asyncio.timeout(STEP):
-        await reader
-    assert len(socket.sent) == 1
+        await started.wait()
+    assert writer.sent == []
+    release.set()
+    await writer.until_sent(1)
+    assert writer.sent[0].startswith("SIP/2.0 500 ")

@@ -1,0 +1,113 @@
+"""The server side: uvicorn's WebSocket protocol with the SIP endpoint served in place.
+
+uvicorn hands every WebSocket to the ASGI app through a queue and a task: each SIP message
+then costs a task switch, a pause and resume of the socket's reads and a round through
+Starlette, which together took as long as the hub's whole REGISTER handling
+(bench/register.py). So the SIP endpoint at ``/`` skips ASGI: the frame is fed to its
+:class:`SipConnection` as soon as ``websockets`` has decoded it, and the answer is written
+before ``data_received`` returns. Everything else (the HTTP API, other WebSocket paths) still
+goes to the ASGI app, and uvicorn keeps doing the handshake checks, keepalive pings, the
+closing handshake and graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request as HandshakeRequest
+from websockets.http11 import Response as HandshakeResponse
+
+from .connection import FrameWriter, SipConnection
+
+log = logging.getLogger(__name__)
+
+SIP_PATH = "/"
+SUBPROTOCOL = "sip"
+
+
+class SipEndpoint(Protocol):
+    """Who receives the SIP connections: the hub's SIP service."""
+
+    def open(self, writer: FrameWriter, peer: str) -> SipConnection: ...
+
+    def lost(self, connection: SipConnection) -> None: ...
+
+
+class SipWebSocketProtocol(WebSocketsSansIOProtocol):
+    """One WebSocket; SIP at ``/`` handled here, anything else passed on to the ASGI app.
+
+    uvicorn builds it per upgrade with keyword arguments only; bind ``endpoint`` with
+    :func:`functools.partial` and pass that as uvicorn's ``ws`` setting.
+    """
+
+    def __init__(self, *args: Any, endpoint: SipEndpoint, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.endpoint = endpoint
+        self.sip: SipConnection | None = None
+
+    def handle_connect(self, event: HandshakeRequest) -> None:
+        if event.path.partition("?")[0] != SIP_PATH:
+            super().handle_connect(event)
+            return
+        self.request = event
+        self.handshake_initiated = True
+        peer = f"{self.client[0]}:{self.client[1]}" if self.client else "?"
+        offered = [
+            token.strip() for header in event.headers.get_all("Sec-WebSocket-Protocol") for token in header.split(",")
+        ]
+        if SUBPROTOCOL not in offered:
+            log.info("refused a WebSocket without subprotocol 'sip' from %s", peer)
+            self._refuse(self.conn.reject(403, "subprotocol 'sip' required\n"))
+            return
+        response = self.conn.accept(event)
+        if response.status_code != 101:  # not a valid WebSocket handshake
+            self._refuse(response)
+            return
+        del response.headers["Date"]
+        response.headers.update(
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in self.default_headers
+        )
+        response.headers["Sec-WebSocket-Protocol"] = SUBPROTOCOL
+        self.handshake_complete = True
+        self.conn.send_response(response)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.start_keepalive()
+        self.sip = self.endpoint.open(self, peer)
+
+    def _refuse(self, response: HandshakeResponse) -> None:
+        self.handshake_complete = self.close_sent = True
+        self.conn.send_response(response)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.transport.close()
+
+    def send_receive_event_to_app(self) -> None:
+        if self.sip is None:
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        if not self.close_sent:
+            self.sip.receive(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.sip is not None:
+            self.endpoint.lost(self.sip)
+
+    # FrameWriter, for the SipConnection
+
+    def send_text(self, text: str) -> None:
+        if self.close_sent or self.disconnected:
+            return
+        self.conn.send_text(text.encode())
+        self.transport.write(b"".join(self.conn.data_to_send()))
+
+    def close(self, code: int, reason: str) -> None:
+        if self.close_sent or self.disconnected:
+            return
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
