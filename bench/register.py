@@ -64,7 +64,7 @@ TARGET_RSS_GROWTH_MB = 40.0
 THROUGHPUT_CLIENTS = 200
 MEMORY_CLIENTS = 1000
 CONNECT_CONCURRENCY = 50  # connections opened at once, well under the listen backlog
-LATENCY_BLOCKS = 10  # echo and REGISTER alternate in this many blocks each
+LATENCY_BLOCKS = 20  # echo and REGISTER alternate in this many blocks each
 GENERATOR_BOUND_CPU = 0.9  # the load generator using this share of a core is the likely bottleneck
 OTHER_LOAD_CPU = 0.2  # CPU used by unrelated processes during the throughput phase worth a warning
 
@@ -96,7 +96,7 @@ class Settings:
 
     @classmethod
     def for_mode(cls, quick: bool) -> Settings:
-        return cls(300, 50, 3.0) if quick else cls(2000, 200, 10.0)
+        return cls(300, 50, 3.0) if quick else cls(6000, 300, 10.0)
 
 
 # --- processes ---------------------------------------------------------------------------------
