@@ -1,4 +1,4 @@
-"""The ``intercom`` command: run a hub, manage access keys, mint tokens, run the demo."""
+"""The ``intercom`` command: run a hub, manage access keys and call flows, mint tokens, run the demo."""
 
 from __future__ import annotations
 
@@ -66,6 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id")
     revoke.set_defaults(func=_keys_revoke)
 
+    flows = commands.add_parser("callflows", help="create, list, show and delete call flows")
+    flow_commands = flows.add_subparsers(dest="callflows_command", required=True)
+    flow_create = flow_commands.add_parser("create", help="store a call flow from a JSON file; prints its id")
+    _data_dir(flow_create)
+    flow_create.add_argument("--file", type=Path, required=True, help="the flow as JSON ('-' reads standard input)")
+    flow_create.set_defaults(func=_callflows_create)
+    flow_list = flow_commands.add_parser("list", help="list call flows, one JSON object per line")
+    _data_dir(flow_list)
+    flow_list.set_defaults(func=_callflows_list)
+    flow_show = flow_commands.add_parser("show", help="print one call flow as JSON")
+    _data_dir(flow_show)
+    flow_show.add_argument("id")
+    flow_show.set_defaults(func=_callflows_show)
+    flow_delete = flow_commands.add_parser("delete", help="delete a call flow")
+    _data_dir(flow_delete)
+    flow_delete.add_argument("id")
+    flow_delete.set_defaults(func=_callflows_delete)
+
     token = commands.add_parser("token", help="mint a client JWT in the seed SDK's format")
     token.add_argument("--key-id", required=True)
     token.add_argument("--key", required=True, help="the access key's secret")
@@ -131,6 +149,45 @@ def _keys_revoke(args: argparse.Namespace) -> None:
     if not Storage(args.data_dir).revoke_key(args.id):
         raise UsageError(f"no active key with id {args.id!r}")
     print(json.dumps({"id": args.id, "revoked": True}))
+
+
+def _callflows_create(args: argparse.Namespace) -> None:
+    from .hub import Storage
+    from .hub.callflows import CallFlow, CallFlowError
+
+    try:
+        text = sys.stdin.read() if str(args.file) == "-" else args.file.read_text()
+    except OSError as exc:
+        raise UsageError(f"{args.file}: {exc.strerror}") from None
+    try:
+        flow = Storage(args.data_dir).create_call_flow(CallFlow.from_json(text))
+    except CallFlowError as exc:
+        raise UsageError(f"{args.file}: {exc}") from None
+    print(flow.id)
+
+
+def _callflows_list(args: argparse.Namespace) -> None:
+    from .hub import Storage
+
+    for flow in Storage(args.data_dir).list_call_flows():
+        print(flow.to_json())
+
+
+def _callflows_show(args: argparse.Namespace) -> None:
+    from .hub import Storage
+
+    flow = Storage(args.data_dir).get_call_flow(args.id)
+    if flow is None:
+        raise UsageError(f"no call flow with id {args.id!r}")
+    print(flow.to_json())
+
+
+def _callflows_delete(args: argparse.Namespace) -> None:
+    from .hub import Storage
+
+    if not Storage(args.data_dir).delete_call_flow(args.id):
+        raise UsageError(f"no call flow with id {args.id!r}")
+    print(json.dumps({"id": args.id, "deleted": True}))
 
 
 def _token(args: argparse.Namespace) -> None:

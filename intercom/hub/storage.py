@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ..auth import AccessKey, new_key_id, new_key_secret
+from .callflows import CallFlow, CallFlowError
 
 DATABASE_NAME = "intercom.sqlite3"
 
@@ -25,6 +26,14 @@ MIGRATIONS = [
         name TEXT NOT NULL,
         created_at REAL NOT NULL,
         revoked_at REAL
+    );
+    """,
+    """
+    CREATE TABLE call_flows (
+        id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
     );
     """,
 ]
@@ -105,6 +114,30 @@ class Storage:
             "UPDATE access_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id)
         )
         return cursor.rowcount == 1
+
+    def create_call_flow(self, flow: CallFlow) -> CallFlow:
+        """Store a new flow, stamped with its creation time; its id must be free."""
+        now = time.time()
+        stored = flow.model_copy(update={"created_at": now, "updated_at": now})
+        try:
+            self._db.execute(
+                "INSERT INTO call_flows (id, body, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (stored.id, stored.to_json(), now, now),
+            )
+        except sqlite3.IntegrityError:
+            raise CallFlowError(f"a call flow with id {flow.id!r} exists already") from None
+        return stored
+
+    def get_call_flow(self, flow_id: str) -> CallFlow | None:
+        row = self._db.execute("SELECT body FROM call_flows WHERE id = ?", (flow_id,)).fetchone()
+        return CallFlow.model_validate_json(row[0]) if row else None
+
+    def list_call_flows(self) -> list[CallFlow]:
+        rows = self._db.execute("SELECT body FROM call_flows ORDER BY created_at").fetchall()
+        return [CallFlow.model_validate_json(body) for (body,) in rows]
+
+    def delete_call_flow(self, flow_id: str) -> bool:
+        return self._db.execute("DELETE FROM call_flows WHERE id = ?", (flow_id,)).rowcount == 1
 
 
 def _statements(script: str) -> list[str]:

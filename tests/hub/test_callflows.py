@@ -1,0 +1,105 @@
+"""Call flows: checked at creation, stored in SQLite, managed from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from intercom.cli import main
+from intercom.hub import Storage
+from intercom.hub.callflows import CallFlow, CallFlowError, TransferOptions
+
+DOOR_FLOW = {
+    "id": "door",
+    "title": "Front door",
+    "steps": [
+        {"id": "ring", "action": "transfer", "options": {"destination": "client:desk,client:kitchen", "timeout": 20}},
+        {"id": "bye", "action": "hangup"},
+    ],
+}
+
+
+def test_a_flow_in_the_voice_api_form_is_read_with_its_defaults():
+    flow = CallFlow.from_json(json.dumps(DOOR_FLOW))
+    ring = flow.steps[0].typed_options()
+    assert isinstance(ring, TransferOptions)
+    assert ring.identities == ["desk", "kitchen"] and ring.timeout == 20
+    assert flow.record is False
+    plain = CallFlow.from_json('{"steps": [{"action": "transfer", "options": {"destination": "client:desk"}}]}')
+    assert plain.steps[0].typed_options().timeout == 30
+    assert plain.id and plain.steps[0].id  # generated
+
+
+@pytest.mark.parametrize(
+    ("flow", "message"),
+    [
+        ({"steps": []}, "steps: List should have at least 1 item"),
+        ({"steps": [{"action": "say", "options": {"payload": "hi"}}]}, "action 'say' is not supported by this hub yet"),
+        ({"steps": [{"action": "dance"}]}, "steps.0.action: Input should be"),
+        ({"steps": [{"action": "transfer", "options": {"destination": "+31612345678"}}]}, "is not client:<identity>"),
+        ({"steps": [{"action": "transfer", "options": {"destination": "client:bad name"}}]}, "'client:bad name'"),
+        ({"steps": [{"action": "transfer", "options": {"destination": "client:desk", "timeout": 0}}]}, "timeout"),
+        ({"steps": [{"action": "transfer", "options": {"destination": "client:desk", "ring": 1}}]}, "ring"),
+        ({"steps": [{"action": "transfer", "options": {}}]}, "destination"),
+        ({"steps": [{"action": "hangup", "options": {"now": True}}]}, "takes no options"),
+        ({"steps": [{"id": "a", "action": "hangup"}, {"id": "a", "action": "hangup"}]}, "step id 'a' is used twice"),
+        ({"steps": [{"action": "hangup"}], "colour": "red"}, "colour: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_flows_are_refused_with_the_reason(flow, message):
+    with pytest.raises(CallFlowError) as refused:
+        CallFlow.from_json(json.dumps(flow))
+    assert message in str(refused.value)
+
+
+def test_not_json_is_refused():
+    with pytest.raises(CallFlowError, match="Invalid JSON"):
+        CallFlow.from_json("{steps: [")
+
+
+def test_storage_keeps_flows_across_a_reopen_and_refuses_a_taken_id(tmp_path):
+    storage = Storage(tmp_path)
+    stored = storage.create_call_flow(CallFlow.from_json(json.dumps(DOOR_FLOW)))
+    assert stored.created_at is not None and stored.created_at == stored.updated_at
+    with pytest.raises(CallFlowError, match="exists already"):
+        storage.create_call_flow(CallFlow.from_json(json.dumps(DOOR_FLOW)))
+    storage.close()
+    reopened = Storage(tmp_path)
+    assert reopened.get_call_flow("door") == stored
+    assert [flow.id for flow in reopened.list_call_flows()] == ["door"]
+    assert reopened.delete_call_flow("door")
+    assert not reopened.delete_call_flow("door")
+    assert reopened.get_call_flow("door") is None
+
+
+def test_cli_create_list_show_delete(tmp_path, capsys):
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(DOOR_FLOW))
+    data = ["--data-dir", str(tmp_path / "hub")]
+    assert main(["callflows", "create", *data, "--file", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == "door"
+    assert main(["callflows", "list", *data]) == 0
+    (listed,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert listed["title"] == "Front door"
+    assert listed["steps"][0]["options"]["destination"] == "client:desk,client:kitchen"
+    assert "createdAt" in listed
+    assert main(["callflows", "show", *data, "door"]) == 0
+    assert json.loads(capsys.readouterr().out) == listed
+    assert main(["callflows", "delete", *data, "door"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"id": "door", "deleted": True}
+
+
+def test_cli_refuses_bad_input_and_stores_nothing(tmp_path, capsys):
+    data = ["--data-dir", str(tmp_path / "hub")]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"steps": [{"action": "transfer", "options": {"destination": "desk"}}]}))
+    assert main(["callflows", "create", *data, "--file", str(bad)]) == 2
+    assert "is not client:<identity>" in capsys.readouterr().err
+    assert main(["callflows", "create", *data, "--file", str(tmp_path / "missing.json")]) == 2
+    assert "No such file" in capsys.readouterr().err
+    assert main(["callflows", "show", *data, "nope"]) == 2
+    assert main(["callflows", "delete", *data, "nope"]) == 2
+    capsys.readouterr()
+    assert main(["callflows", "list", *data]) == 0
+    assert capsys.readouterr().out == ""
