@@ -16,7 +16,7 @@ from .errors import (
     TransactionError,
 )
 from .headers import Headers, parse_decimal
-from .message import MAX_HEADERS, MAX_MESSAGE_SIZE, Request, Response, make_response, parse_message
+from .message import MAX_HEADERS, MAX_MESSAGE_SIZE, Request, Response, make_cancel, make_response, parse_message
 from .transaction import (
     ClientTransaction,
     RequestReceived,
@@ -56,6 +56,7 @@ __all__ = [
     "TransactionLayer",
     "TransactionTimedOut",
     "Via",
+    "make_cancel",
     "make_response",
     "parse_decimal",
     "parse_message",

@@ -359,3 +359,15 @@ def make_response(
     fields.extend(headers or [])
     reason = reason or REASON_PHRASES.get(status_code, "Unknown")
     return Response(headers=Headers(fields), body=body, status_code=status_code, reason=reason)
+
+
+def make_cancel(invite: Request) -> Request:
+    """The CANCEL of a pending INVITE (RFC 3261 section 9.1): the same Request-URI, top Via,
+    Call-ID, From, To, Route set and CSeq number, so the far end matches it to the INVITE."""
+    cancel = Request(method="CANCEL", uri=invite.uri)
+    cancel.headers.add("Via", invite.headers.get_all("Via")[0])
+    for name in ("Route", "Max-Forwards", "From", "To", "Call-ID"):
+        for value in invite.headers.get_lines(name):
+            cancel.headers.add(name, value)
+    cancel.headers.add("CSeq", f"{invite.cseq.number} CANCEL")
+    return cancel

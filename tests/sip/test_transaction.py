@@ -15,6 +15,7 @@ from intercom.sip import (
     TransactionError,
     TransactionLayer,
     TransactionTimedOut,
+    make_cancel,
     make_response,
     parse_message,
 )
@@ -542,3 +543,16 @@ def test_invite_for_cancel_finds_the_invite_by_branch() -> None:
     # Same branch but another sent-by is another transaction (RFC 3261 17.2.3).
     assert layer.invite_for_cancel(make_request("CANCEL", branch="z9hG4bKring", sent_by="x.invalid")) is None
     assert layer.invite_for_cancel(make_request("CANCEL", branch="z9hG4bKother", call_id="call-5")) is other
+
+
+def test_make_cancel_reaches_the_pending_invite_on_the_far_side() -> None:
+    invite = make_request("INVITE", branch="z9hG4bKcancelme", cseq=7, call_id="call-9", extra="Route: <sip:edge>\r\n")
+    far_side = TransactionLayer()
+    (received,) = far_side.receive(invite, now=0.0)
+    cancel = parse_message(make_cancel(invite).text())  # as it arrives on the far side
+    assert cancel.method == "CANCEL" and cancel.uri == invite.uri
+    assert (cancel.cseq.number, cancel.cseq.method) == (7, "CANCEL")
+    for name in ("Call-ID", "From", "To", "Route"):
+        assert cancel.headers.get_lines(name) == invite.headers.get_lines(name)
+    assert cancel.headers.get_lines("Route")[-1] == "<sip:edge>"
+    assert far_side.invite_for_cancel(cancel) is received.transaction
