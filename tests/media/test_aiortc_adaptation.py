@@ -1,0 +1,103 @@
+"""The guard on aiortc's internals, and the receive-side buffer that replaces aiortc's."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from types import SimpleNamespace
+
+import aioice
+import av
+import pytest
+from aiortc.rtcrtpreceiver import RemoteStreamTrack
+from aiortc.rtp import RtpPacket
+
+from intercom.media import AiortcIncompatible, check_compatibility
+from intercom.media.aiortc_adaptation import PASSTHROUGH_QUEUE, TESTED_WITH, PlayoutBuffer
+
+
+def test_aiortc_internals_are_where_the_adaptations_expect_them() -> None:
+    check_compatibility()  # raises AiortcIncompatible listing each broken assumption
+
+
+@pytest.mark.parametrize("distribution", sorted(TESTED_WITH))
+def test_installed_version_is_the_one_the_adaptations_were_checked_against(distribution: str) -> None:
+    installed = importlib.metadata.version(distribution)
+    assert installed == TESTED_WITH[distribution], (
+        f"{distribution} {installed} is installed but intercom/media/aiortc_adaptation.py was checked against "
+        f"{TESTED_WITH[distribution]}: read what the module adapts, run tests/media, then update TESTED_WITH"
+    )
+
+
+def rtp(sequence_number: int, payload: bytes = b"\xfc\x01") -> RtpPacket:
+    packet = RtpPacket(
+        payload_type=111, sequence_number=sequence_number, timestamp=960 * sequence_number, payload=payload
+    )
+    packet._data = payload  # type: ignore[attr-defined]  # what the receiver sets before handing a packet on
+    return packet
+
+
+def buffer(frames: int = 0, passthrough: bool = False) -> tuple[PlayoutBuffer, RemoteStreamTrack]:
+    track = RemoteStreamTrack("audio")
+    return PlayoutBuffer(SimpleNamespace(track=track), frames, passthrough), track  # type: ignore[arg-type]
+
+
+def test_hands_each_packet_on_as_it_arrives() -> None:
+    playout, _ = buffer()
+    pli, frame = playout.add(rtp(10, b"ten"))
+    assert pli is False and frame is not None
+    assert (frame.data, frame.timestamp) == (b"ten", 9600)
+
+
+def test_drops_late_and_duplicate_packets_but_follows_a_new_sequence() -> None:
+    playout, _ = buffer()
+    handed_on = [playout.add(rtp(seq))[1] is not None for seq in (10, 12, 11, 12, 40000, 40001)]
+    assert handed_on == [True, True, False, False, True, True]
+    assert playout.stats.late == 2
+
+
+def test_follows_sequence_numbers_across_the_wrap() -> None:
+    playout, _ = buffer()
+    assert [playout.add(rtp(seq))[1] is not None for seq in (65534, 65535, 0, 1)] == [True] * 4
+
+
+def test_frames_mean_packets_held_back() -> None:
+    playout, _ = buffer(frames=2)
+    out = [playout.add(rtp(seq))[1] for seq in range(5)]
+    assert [frame is not None for frame in out] == [False, False, True, True, True]
+    assert [frame.timestamp for frame in out if frame is not None] == [0, 960, 1920]
+
+
+def test_passthrough_puts_opus_packets_on_the_track_with_rtp_time() -> None:
+    playout, track = buffer(passthrough=True)
+    assert playout.add(rtp(7, b"seven")) == (False, None)
+    assert playout.add(rtp(8, b"eight")) == (False, None)
+    first, second = track._queue.get_nowait(), track._queue.get_nowait()
+    assert isinstance(first, av.Packet) and bytes(first) == b"seven"
+    assert (first.pts, second.pts, first.time_base.denominator) == (0, 960, 48000)
+    assert playout.stats.passed_on == 2 and playout.stats.decoded == 0
+
+
+def test_passthrough_keeps_only_the_newest_packets_for_a_slow_reader() -> None:
+    playout, track = buffer(passthrough=True)
+    for seq in range(PASSTHROUGH_QUEUE + 3):
+        playout.add(rtp(seq))
+    assert track._queue.qsize() == PASSTHROUGH_QUEUE
+    assert track._queue.get_nowait().pts == 3 * 960
+    assert playout.stats.overflowed == 3
+
+
+def test_discarding_keeps_the_end_of_track_marker() -> None:
+    playout, track = buffer(passthrough=True)
+    playout.add(rtp(1))
+    track._queue.put_nowait(None)
+    playout.discard_queued()
+    assert track._queue.qsize() == 1 and track._queue.get_nowait() is None
+
+
+def test_the_guard_names_what_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def get_component_candidates(self: object, component: int, addresses: list[str]) -> list[object]:
+        return []
+
+    monkeypatch.setattr(aioice.Connection, "get_component_candidates", get_component_candidates)
+    with pytest.raises(AiortcIncompatible, match=r"(?s)aiortc 1\.16\.0.*get_component_candidates\(component"):
+        check_compatibility()
