@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from .. import __version__
+from .call_service import CallService
 from .config import HubConfig
 from .registrar import Registrar
 from .sip_service import SipService
@@ -25,7 +26,8 @@ EXPIRY_SWEEP_SECONDS = 5.0
 def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     storage = storage or Storage(config.data_dir)
     registrar = Registrar(config, storage.get_key)
-    sip = SipService(registrar)
+    calls = CallService(config, registrar, storage, storage.get_key)
+    sip = SipService(registrar, calls)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,6 +42,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.state.storage = storage
     app.state.registrar = registrar
     app.state.sip = sip
+    app.state.calls = calls
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:

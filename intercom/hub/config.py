@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..media import MediaPolicy
+
+# The hub forwards audio and leaves buffering to the endpoints (DESIGN.md, performance facts).
+HUB_MEDIA = MediaPolicy(jitter_frames=0)
+
 
 @dataclass
 class HubConfig:
@@ -18,6 +23,7 @@ class HubConfig:
     turn_secret: str | None = None
     min_expires: int = 10
     max_expires: int = 3600
+    media: MediaPolicy = HUB_MEDIA
 
     @property
     def secure(self) -> bool:

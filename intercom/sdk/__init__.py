@@ -1,7 +1,21 @@
 """The client SDK: a Python port of the MessageBird Client SDK."""
 
+from .call import Call, CallStatus
 from .client import Client
 from .errors import ClientError, ForbiddenError, InternalError, NotAcceptableError
+from .incoming import IncomingCall
+from .media import CallAudio
 from .status import ClientStatus
 
-__all__ = ["Client", "ClientError", "ClientStatus", "ForbiddenError", "InternalError", "NotAcceptableError"]
+__all__ = [
+    "Call",
+    "CallAudio",
+    "CallStatus",
+    "Client",
+    "ClientError",
+    "ClientStatus",
+    "ForbiddenError",
+    "IncomingCall",
+    "InternalError",
+    "NotAcceptableError",
+]

@@ -24,14 +24,20 @@ import random
 import ssl
 from collections.abc import Awaitable, Callable
 
+from aiortc import RTCPeerConnection
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from ..sip import RequestReceived, Response, make_response, parse_decimal
+from ..media import MutableSource, new_peer_connection
+from ..sip import Request, RequestReceived, Response, ServerTransaction, make_response, parse_decimal
 from ..sip.transaction import Event
 from ..transport import ClientSocket, ConnectionClosed, SipConnection
+from .call import Call
 from .errors import ClientError, ForbiddenError, InternalError, NotAcceptableError
 from .events import EventTarget
+from .incoming import IncomingCall
+from .invite import build_invite
+from .media import CallAudio
 from .registration import ALLOW, REQUESTED_EXPIRES, RegistrationState, refresh_delay
 from .status import ClientStatus
 
@@ -75,6 +81,7 @@ class Client(EventTarget):
         secure: bool = True,
         ssl_context: ssl.SSLContext | None = None,
         instance_id: str | None = None,
+        audio: CallAudio | None = None,
     ) -> None:
         if refresh_token is None or not callable(refresh_token):
             raise TypeError("Client needs refresh_token: a function returning a fresh JWT")
@@ -94,6 +101,10 @@ class Client(EventTarget):
         self._outcome: asyncio.Future[None] | None = None
         self._forbidden_count = 0
         self._reconnect_count = 0
+        self.audio = audio or CallAudio()
+        self._calls: dict[str, Call] = {}
+        self._incoming: dict[str, IncomingCall] = {}
+        self._call_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def status(self) -> ClientStatus:
@@ -122,8 +133,11 @@ class Client(EventTarget):
         await asyncio.shield(self._outcome)
 
     async def destroy(self) -> None:
-        """Un-register, close the WebSocket, and end ``offline``."""
+        """Hang up every call, un-register, close the WebSocket, and end ``offline``."""
         runner, self._runner = self._runner, None
+        for incoming in list(self._incoming.values()):
+            incoming.reject()
+        await asyncio.gather(*(call.disconnect() for call in list(self._calls.values())))
         connection = self._connection
         if connection is not None and self._registered and not connection.closed and self._token:
             with contextlib.suppress(TimeoutError, ConnectionClosed, OSError):
@@ -163,6 +177,7 @@ class Client(EventTarget):
                 self._connection = None
                 connection.close()
                 await reader
+                await self._calls_lost()
             log.warning("connection to %s lost; reconnecting", self.url)
             self._set_status(ClientStatus.CONNECTING)
             await self._reconnect_pause()
@@ -263,12 +278,91 @@ class Client(EventTarget):
             self._status = status
             self._emit("status", status)
 
+    # -- calls ---------------------------------------------------------------------------------
+
+    def start_call(self, **params: object) -> Call:
+        """Call out through the hub: the token's call flow runs with ``params`` as variables.
+
+        Returns the :class:`Call` at once, in status ``connecting``; raises when not ``connected``.
+        """
+        connection = self._connection
+        if self._status is not ClientStatus.CONNECTED or connection is None or self._token is None:
+            raise RuntimeError(f"cannot start a call while the client is {self._status.value}")
+        media = new_peer_connection(self.audio.policy)
+        source = MutableSource(self.audio.source())
+        media.addTrack(source)
+        call = self._new_call(connection, media, source)
+        self._spawn(self._dial(call, media, dict(params), self._token))
+        return call
+
+    async def _dial(self, call: Call, media: RTCPeerConnection, params: dict[str, object], token: str) -> None:
+        await media.setLocalDescription(await media.createOffer())  # waits for ICE gathering: no trickle
+        invite = build_invite(self._registration, token, media.localDescription.sdp, params)
+        self._calls[invite.call_id] = call
+        await call.start_outgoing(invite)
+
+    def _new_call(self, connection: SipConnection, media: RTCPeerConnection, source: MutableSource) -> Call:
+        return Call(connection, media, source, self.audio.sink, self._registration, self._call_finished)
+
+    def _call_finished(self, call: Call) -> None:
+        self._calls.pop(call.id, None)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._call_tasks.add(task)
+        task.add_done_callback(self._call_tasks.discard)
+
     def _on_sip_event(self, connection: SipConnection, event: Event) -> None:
-        if not isinstance(event, RequestReceived) or event.transaction is None:
+        if not isinstance(event, RequestReceived):
             return
-        request = event.request
-        if request.method == "OPTIONS":
-            response = make_response(request, 200, headers=[("Allow", ALLOW)])
+        request, transaction = event.request, event.transaction
+        call = self._calls.get(request.call_id)
+        if transaction is None:  # the hub's ACK of our 200
+            if call is not None:
+                call.on_ack()
+            return
+        method = request.method
+        if method == "INVITE" and request.to.tag is None:
+            self._offered(connection, transaction, request)
+        elif method == "CANCEL":
+            incoming = self._incoming.get(request.call_id)
+            status = 481 if incoming is None or incoming.settled else 200
+            connection.send_response(transaction, make_response(request, status))
+            if incoming is not None:
+                incoming.cancelled()
+        elif call is not None and request.to.tag is not None:
+            call.on_request(transaction, request)
+        elif method == "OPTIONS":
+            connection.send_response(transaction, make_response(request, 200, headers=[("Allow", ALLOW)]))
+        elif request.to.tag is not None:
+            connection.send_response(transaction, make_response(request, 481, "Call/Transaction Does Not Exist"))
         else:
-            response = make_response(request, 405, headers=[("Allow", "OPTIONS")])
-        connection.send_response(event.transaction, response)
+            connection.send_response(transaction, make_response(request, 405, headers=[("Allow", "OPTIONS,INVITE")]))
+
+    def _offered(self, connection: SipConnection, transaction: ServerTransaction, invite: Request) -> None:
+        connection.send_response(
+            transaction, make_response(invite, 100, headers=[("Supported", "timer,ice,replaces,outbound")])
+        )
+        media = new_peer_connection(self.audio.policy)
+        source = MutableSource(self.audio.source())
+        contact = f"<sip:{self._registration.contact_user}@{self._registration.via_host};transport=ws>"
+
+        def make_call(media: RTCPeerConnection, source: MutableSource) -> Call:
+            call = self._new_call(connection, media, source)
+            self._incoming.pop(invite.call_id, None)
+            self._calls[invite.call_id] = call
+            return call
+
+        incoming = IncomingCall(connection, transaction, invite, media, source, contact, make_call, self._not_answered)
+        self._incoming[invite.call_id] = incoming
+        self._emit("incoming", incoming)
+
+    def _not_answered(self, incoming: IncomingCall) -> None:
+        self._incoming.pop(incoming.id, None)
+        self._emit("canceled", incoming)
+
+    async def _calls_lost(self) -> None:
+        """The socket to the hub closed: every call on it is over."""
+        for incoming in list(self._incoming.values()):
+            incoming.connection_lost()
+        await asyncio.gather(*(call.connection_lost() for call in list(self._calls.values())))

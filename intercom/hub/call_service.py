@@ -1,0 +1,204 @@
+"""Routes the call requests arriving on the hub's SIP connections to their calls.
+
+New INVITEs are checked (token, ``client.outgoing``, the flow, the offer) before a call exists:
+a caller without the capability gets 403, an unknown flow 404. CANCEL, BYE, INFO, UPDATE and
+the ACK of a 2xx find their call by dialog; a request for no known dialog gets 481.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from urllib.parse import parse_qsl
+
+from ..auth import Grant, KeyLookup, TokenError, check_token
+from ..media import new_peer_connection
+from ..sip import DialogError, Request, ServerTransaction, make_response
+from ..transport import ConnectionClosed, SipConnection
+from .callflows import CallFlow
+from .calls import HubCall
+from .config import HubConfig
+from .legs import CallerLeg, HubAddress
+from .registrar import Registrar
+from .storage import Storage
+
+log = logging.getLogger(__name__)
+
+DTMF = "application/dtmf-relay"
+STATS = "application/json"
+IN_DIALOG_METHODS = ("BYE", "INFO", "UPDATE")
+
+
+class CallService:
+    def __init__(self, config: HubConfig, registrar: Registrar, storage: Storage, lookup_key: KeyLookup) -> None:
+        self.config = config
+        self.registrar = registrar
+        self.storage = storage
+        self.lookup_key = lookup_key
+        self.calls: dict[str, HubCall] = {}  # by the caller's Call-ID
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def hub(self) -> HubAddress:
+        return HubAddress.of(self.config)  # read late: an embedded hub learns its port at start-up
+
+    # -- a new call -----------------------------------------------------------------------------
+
+    async def invite(self, connection: SipConnection, transaction: ServerTransaction, request: Request) -> None:
+        connection.send_response(transaction, make_response(request, 100))
+        checked = self._check_invite(request)
+        if isinstance(checked, tuple) and isinstance(checked[0], int):
+            status, reason = checked
+            log.info("INVITE %s refused: %d %s", request.call_id, status, reason)
+            connection.send_response(transaction, make_response(request, status, reason))
+            return
+        grant, flow, variables = checked  # type: ignore[misc]
+        media = new_peer_connection(self.config.media, opus_passthrough=True)
+        caller = CallerLeg(connection, transaction, request, self.hub, media)
+        call = HubCall(caller, grant, variables, self.registrar, self.hub, self.config.media)
+        self.calls[call.id] = call
+        self._idle.clear()
+        try:
+            await call.run(flow)
+        finally:
+            del self.calls[call.id]
+            if not self.calls:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Until no call is left, its media closed."""
+        await self._idle.wait()
+
+    def _check_invite(self, request: Request) -> tuple[int, str] | tuple[Grant, CallFlow, dict[str, str]]:
+        token = request.headers.get("WebRTC-Token")
+        if not token:
+            return 403, "Missing WebRTC-Token header"
+        try:
+            grant = check_token(token.strip(), self.lookup_key)
+        except TokenError as exc:
+            return exc.code, exc.reason
+        if grant.outgoing is None:
+            return 403, "Forbidden: the token has no client.outgoing capability"
+        if request.call_id in self.calls:
+            return 482, "Loop Detected"
+        flow = self.storage.get_call_flow(grant.outgoing.call_processor_id)
+        if flow is None:
+            return 404, f"Call flow {grant.outgoing.call_processor_id} not found"
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/sdp" or not request.body:
+            return 488, "Not Acceptable Here (an SDP offer is required)"
+        try:
+            params = user_data(request)
+        except ValueError as exc:
+            return 400, f"Bad Request ({exc})"
+        return grant, flow, {**grant.outgoing.variables, **params}
+
+    async def cancel(self, connection: SipConnection, transaction: ServerTransaction, request: Request) -> None:
+        call = self.calls.get(request.call_id)
+        if call is None or call.caller.connection is not connection or call.caller.answered:
+            connection.send_response(transaction, make_response(request, 481, "Call/Transaction Does Not Exist"))
+            return
+        connection.send_response(transaction, make_response(request, 200))
+        await call.cancel_by_caller()
+
+    def message(self, connection: SipConnection, transaction: ServerTransaction, request: Request) -> None:
+        """The browser client's post-dial-delay report (PROTOCOL.md section 3): kept with its call."""
+        call = self.calls.get((request.headers.get("X-Call-Relates") or "").strip())
+        if call is not None:
+            try:
+                call.stats["caller"].post_dial_delay_ms = float(json.loads(request.body)["clientPostDialDelay"])
+            except (ValueError, KeyError, TypeError):
+                log.info("call %s: unreadable post-dial-delay report %r", call.id, request.body[:100])
+        connection.send_response(transaction, make_response(request, 200))
+
+    # -- inside a call --------------------------------------------------------------------------
+
+    def _find(self, request: Request) -> tuple[HubCall, str] | None:
+        call_id, to_tag, from_tag = request.call_id, request.to.tag, request.from_.tag
+        for call in self.calls.values():
+            for side in ("caller", "callee"):
+                if side == "callee" and call.callee is None:
+                    continue
+                _, dialog = call.dialog_of(side)
+                if dialog is not None and dialog.id == (call_id, to_tag, from_tag):
+                    return call, side
+        return None
+
+    async def in_dialog(
+        self, connection: SipConnection, transaction: ServerTransaction | None, request: Request
+    ) -> None:
+        found = self._find(request)
+        if transaction is None:  # the ACK of a 2xx: nothing to answer
+            return
+        if found is None:
+            connection.send_response(transaction, make_response(request, 481, "Call/Transaction Does Not Exist"))
+            return
+        call, side = found
+        _, dialog = call.dialog_of(side)
+        assert dialog is not None
+        try:
+            dialog.receive_request(request)
+        except DialogError as exc:
+            connection.send_response(transaction, make_response(request, 500, f"Server Internal Error ({exc})"))
+            return
+        if request.method == "BYE":
+            connection.send_response(transaction, make_response(request, 200))
+            await call.end(by=side)
+        elif request.method == "UPDATE":  # a session-timer refresh: the call is alive
+            headers = [("Contact", str(self.hub.contact()))]
+            expires = request.headers.get("Session-Expires")
+            if expires:
+                headers.append(("Session-Expires", expires))
+            connection.send_response(transaction, make_response(request, 200, headers=headers))
+        elif request.method == "INFO":
+            await self._info(call, side, connection, transaction, request)
+        else:
+            allow = ",".join(("ACK", *IN_DIALOG_METHODS))
+            connection.send_response(transaction, make_response(request, 405, headers=[("Allow", allow)]))
+
+    async def _info(
+        self, call: HubCall, side: str, connection: SipConnection, transaction: ServerTransaction, request: Request
+    ) -> None:
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type == STATS:
+            call.stats[side].reports.append(request.body.decode("utf-8", errors="replace"))
+            connection.send_response(transaction, make_response(request, 200))
+            return
+        if content_type != DTMF:
+            connection.send_response(transaction, make_response(request, 415, headers=[("Accept", f"{DTMF}, {STATS}")]))
+            return
+        connection.send_response(transaction, make_response(request, 200))
+        other_connection, other_dialog = call.dialog_of("callee" if side == "caller" else "caller")
+        if other_dialog is None or other_connection.closed:
+            return
+        info = other_dialog.create_request("INFO", self.hub.via(), headers=[("Content-Type", DTMF)], body=request.body)
+        try:
+            await other_connection.request(info)
+        except (ConnectionClosed, TimeoutError) as exc:
+            log.info("call %s: DTMF not delivered to the %s: %s", call.id, side, exc)
+
+    async def connection_lost(self, connection: SipConnection) -> None:
+        """A client's socket closed: its calls end for the other side too."""
+        for call in list(self.calls.values()):
+            if call.caller.connection is connection:
+                if call.callee is None:
+                    await call.cancel_by_caller()
+                else:
+                    await call.end(by="caller")
+            elif call.callee is not None and call.callee.connection is connection:
+                await call.end(by="callee")
+
+
+def user_data(request: Request) -> dict[str, str]:
+    """The call's parameters from ``WebRTC-UserData``: base64 of a url-encoded query string."""
+    value = request.headers.get("WebRTC-UserData")
+    if not value:
+        return {}
+    try:
+        text = base64.b64decode(value.strip(), validate=True).decode()
+        return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=True))
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors too
+        raise ValueError(f"WebRTC-UserData is not base64 of a query string: {exc}") from None

@@ -1,0 +1,294 @@
+"""A call, either direction: its statuses, its media, mute, DTMF and hang-up (PROTOCOL.md sections 3-5).
+
+Statuses follow the seed SDK: a caller goes ``connecting -> ringing -> accepted -> confirmed ->
+ended`` (or ``failed`` with an ``error`` event); a callee ``accepted -> confirmed -> ended``.
+Each is emitted once, in order. Events: ``status``, ``error``, ``muted`` (the new value) and,
+beyond the seed, ``digits`` (a DTMF digit the far end sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+
+from ..media import MutableSource
+from ..sip import Address, Dialog, DialogError, Request, Response, ServerTransaction, Via, make_cancel, make_response
+from ..sip.ids import new_branch
+from ..transport import ConnectionClosed, SipConnection
+from .errors import InternalError
+from .events import EventTarget
+from .invite import build_post_dial_delay
+from .registration import RegistrationState
+
+if TYPE_CHECKING:
+    from .media import AudioSink
+
+log = logging.getLogger(__name__)
+
+DTMF = "application/dtmf-relay"
+DTMF_DIGITS = re.compile(r"[0-9*#]+\Z")
+DTMF_TONE_MS = 100
+DTMF_GAP_S = 0.5
+
+
+class CallStatus(enum.StrEnum):
+    CONNECTING = "connecting"
+    RINGING = "ringing"
+    ACCEPTED = "accepted"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    ENDED = "ended"
+
+
+class Call(EventTarget):
+    """One call's SIP dialog and media. Made by ``Client.start_call`` or ``IncomingCall.accept``."""
+
+    def __init__(
+        self,
+        connection: SipConnection,
+        media: RTCPeerConnection,
+        source: MutableSource,
+        sink: Callable[[MediaStreamTrack], AudioSink],
+        registration: RegistrationState,
+        on_finished: Callable[[Call], None],
+    ) -> None:
+        super().__init__()
+        self._connection = connection
+        self._media = media
+        self._source = source
+        self._make_sink = sink
+        self._sink: AudioSink | None = None
+        self._registration = registration
+        self._on_finished = on_finished
+        self._sent_at = 0.0
+        self._reported_delay = False
+        self._side_tasks: set[asyncio.Task[object]] = set()
+        self._status: CallStatus | None = None
+        self._dialog: Dialog | None = None
+        self._invite: Request | None = None
+        self._digit_sender: asyncio.Task[None] | None = None
+        self._closed = False
+        self.id = ""
+
+    @property
+    def status(self) -> CallStatus | None:
+        return self._status
+
+    @property
+    def is_muted(self) -> bool:
+        return self._source.muted
+
+    @property
+    def dialog(self) -> Dialog | None:
+        return self._dialog
+
+    def mute(self, muted: bool) -> None:
+        """Send silence instead of the microphone (RTP keeps flowing, as the browser's does)."""
+        if muted != self._source.muted:
+            self._source.mute(muted)
+            self._emit("muted", muted)
+
+    def send_digits(self, digits: str) -> None:
+        """Send DTMF as one INFO per digit, 100 ms tone and 500 ms gap apart, after any still queued."""
+        if not isinstance(digits, str) or not DTMF_DIGITS.match(digits):
+            raise ValueError(f"DTMF digits are 0-9, * and #, not {digits!r}")
+        if self._dialog is None or self._status not in (CallStatus.ACCEPTED, CallStatus.CONFIRMED):
+            raise RuntimeError("digits can be sent once the call is answered")
+        previous = self._digit_sender
+        self._digit_sender = asyncio.create_task(self._send_digits(digits, previous))
+
+    async def _send_digits(self, digits: str, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous
+        for index, digit in enumerate(digits):
+            if self._dialog is None or self._closed:
+                return
+            body = f"Signal={digit}\r\nDuration={DTMF_TONE_MS}".encode()
+            info = self._dialog.create_request("INFO", self._via(), headers=[("Content-Type", DTMF)], body=body)
+            try:
+                await self._connection.request(info)
+            except (ConnectionClosed, TimeoutError) as exc:
+                log.info("DTMF %s not delivered: %s", digit, exc)
+                return
+            if index < len(digits) - 1:
+                await asyncio.sleep(DTMF_TONE_MS / 1000 + DTMF_GAP_S)  # the browser client's pacing
+
+    async def disconnect(self) -> None:
+        """Hang up: CANCEL before the answer, BYE after."""
+        if self._closed:
+            return
+        if self._dialog is None and self._invite is not None:
+            with contextlib.suppress(ConnectionClosed, TimeoutError):
+                await self._connection.request(make_cancel(self._invite))
+            return  # the INVITE's 487 ends the call
+        if self._dialog is not None:
+            bye = self._dialog.create_request("BYE", self._via())
+            with contextlib.suppress(ConnectionClosed, TimeoutError):
+                await self._connection.request(bye)
+        await self._finish(CallStatus.ENDED)
+
+    end_call = disconnect
+
+    # -- driven by the client ------------------------------------------------------------------
+
+    async def start_outgoing(self, invite: Request) -> None:
+        """Send the INVITE and follow it to the answer or the failure."""
+        self._invite = invite
+        self.id = invite.call_id
+        self._set_status(CallStatus.CONNECTING)
+        self._sent_at = time.monotonic()
+        try:
+            response = await self._connection.request(invite, on_provisional=self._provisional)
+        except (ConnectionClosed, TimeoutError) as exc:
+            await self._fail(f"RTC Session failed: {exc}")
+            return
+        if not response.is_success:
+            if response.status_code == 487 and self._status is not CallStatus.FAILED:
+                await self._finish(CallStatus.ENDED)  # we cancelled it
+            else:
+                await self._fail(f"RTC Session failed: {response.text()}")
+            return
+        try:
+            self._dialog = Dialog.from_uac(invite, response)
+            await self._media.setRemoteDescription(RTCSessionDescription(response.body.decode(), "answer"))
+        except (DialogError, ValueError) as exc:
+            await self._fail(f"RTC Session failed: bad answer: {exc}")
+            return
+        self._set_status(CallStatus.ACCEPTED)
+        self._connection.send(self._dialog.create_ack(invite.cseq.number, self._via()))
+        self._start_sink()
+        self._set_status(CallStatus.CONFIRMED)
+
+    def _provisional(self, response: Response) -> None:
+        if response.status_code in (180, 183):
+            self._set_status(CallStatus.RINGING)
+            if not self._reported_delay and self._invite is not None:
+                self._reported_delay = True
+                delay_ms = (time.monotonic() - self._sent_at) * 1000
+                self._in_background(
+                    self._connection.request(build_post_dial_delay(self._registration, self._invite, delay_ms))
+                )
+
+    def _in_background(self, work: Awaitable[object]) -> None:
+        """Fire and forget, without losing the task or its failure."""
+
+        async def run() -> None:
+            try:
+                await work
+            except (ConnectionClosed, TimeoutError) as exc:
+                log.info("call %s: %s", self.id, exc)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def answer_incoming(
+        self, transaction: ServerTransaction, invite: Request, local_tag: str, contact: str
+    ) -> None:
+        """Answer an INVITE the hub sent (``IncomingCall.accept``)."""
+        self._invite = invite
+        self.id = invite.call_id
+        await self._media.setLocalDescription(await self._media.createAnswer())
+        headers = [("Contact", contact), ("Session-Expires", "90;refresher=uas"), ("Content-Type", "application/sdp")]
+        ok = make_response(
+            invite, 200, to_tag=local_tag, headers=headers, body=self._media.localDescription.sdp.encode()
+        )
+        self._dialog = Dialog.from_uas(invite, local_tag, Address.parse(contact))
+        self._connection.send_response(transaction, ok)
+        self._start_sink()
+        # From the next loop turn: a handler attached right after ``await accept()`` still sees it.
+        asyncio.get_running_loop().call_soon(self._set_status, CallStatus.ACCEPTED)
+
+    def on_ack(self) -> None:
+        if self._status is CallStatus.ACCEPTED:
+            self._set_status(CallStatus.CONFIRMED)
+
+    def on_request(self, transaction: ServerTransaction, request: Request) -> None:
+        """An in-dialog request from the hub."""
+        assert self._dialog is not None
+        try:
+            self._dialog.receive_request(request)
+        except DialogError as exc:
+            self._connection.send_response(transaction, make_response(request, 500, f"Server Internal Error ({exc})"))
+            return
+        if request.method == "BYE":
+            self._connection.send_response(transaction, make_response(request, 200))
+            self._in_background(self._finish(CallStatus.ENDED))
+        elif request.method == "INFO":
+            self._on_info(transaction, request)
+        elif request.method == "UPDATE":
+            self._connection.send_response(transaction, make_response(request, 200))
+        else:
+            self._connection.send_response(
+                transaction, make_response(request, 405, headers=[("Allow", "BYE,INFO,UPDATE")])
+            )
+
+    def _on_info(self, transaction: ServerTransaction, request: Request) -> None:
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if not content_type:
+            self._connection.send_response(transaction, make_response(request, 415))
+            return
+        self._connection.send_response(transaction, make_response(request, 200))
+        if content_type == DTMF:
+            for line in request.body.decode("utf-8", errors="replace").splitlines():
+                name, _, value = line.partition("=")
+                if name.strip().lower() == "signal" and DTMF_DIGITS.match(value.strip()):
+                    self._emit("digits", value.strip())
+
+    async def connection_lost(self) -> None:
+        if self._status in (CallStatus.ACCEPTED, CallStatus.CONFIRMED):
+            await self._finish(CallStatus.ENDED)
+        else:
+            await self._fail("RTC Session failed: connection to the hub lost")
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _via(self) -> Via:
+        return Via("WSS", self._registration.via_host, None, {"branch": new_branch()})
+
+    def _start_sink(self) -> None:
+        for receiver in self._media.getReceivers():
+            if receiver.track is not None and receiver.track.kind == "audio":
+                self._sink = self._make_sink(receiver.track)
+                self._sink.start()
+                return
+
+    @property
+    def sink(self) -> AudioSink | None:
+        """What plays the far end's audio, once the call is answered."""
+        return self._sink
+
+    def _set_status(self, status: CallStatus) -> None:
+        if status is not self._status and not self._closed:
+            self._status = status
+            self._emit("status", status)
+
+    async def _fail(self, message: str) -> None:
+        self._set_status(CallStatus.FAILED)
+        self._emit("error", InternalError(message))
+        await self._close()
+
+    async def _finish(self, status: CallStatus) -> None:
+        self._set_status(status)
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._digit_sender is not None:
+            self._digit_sender.cancel()
+        if self._sink is not None:
+            await self._sink.stop()
+        await self._media.close()
+        self._source.stop()
+        self._on_finished(self)

@@ -1,0 +1,189 @@
+"""Calls end to end: a door unit calls client:desk through the hub, statuses and audio both ways."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from intercom.sdk import CallStatus
+
+from ..conftest import STEP
+from .conftest import store_flow
+
+DOOR_HZ, DESK_HZ = 440.0, 880.0
+
+
+async def test_answered_call_statuses_and_audio_both_ways(hub, make_unit):
+    store_flow(hub, "door", "client:desk")
+    desk = await make_unit("desk", DESK_HZ)
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    call = door.start_call(floor="2")
+    incoming = await desk.next_incoming()
+    assert incoming.display_name == "door"
+    await door.events.until(lambda: CallStatus.RINGING in door.events.of("call.status"))
+    answered = await desk.accept(incoming)
+    await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
+    await desk.events.until(lambda: CallStatus.CONFIRMED in desk.events.of("call.status"))
+    assert door.events.of("call.status") == [
+        CallStatus.CONNECTING, CallStatus.RINGING, CallStatus.ACCEPTED, CallStatus.CONFIRMED,
+    ]  # fmt: skip
+    assert desk.events.of("call.status") == [CallStatus.ACCEPTED, CallStatus.CONFIRMED]
+    async with asyncio.timeout(STEP):
+        await call.sink.wait_until(lambda: call.sink.dominant_frequency(0.3) == pytest.approx(DESK_HZ, abs=15), STEP)
+        await answered.sink.wait_until(
+            lambda: answered.sink.dominant_frequency(0.3) == pytest.approx(DOOR_HZ, abs=15), STEP
+        )
+    async with asyncio.timeout(STEP):
+        await call.disconnect()
+    await desk.events.until(lambda: CallStatus.ENDED in desk.events.of("call.status"))
+    assert door.events.of("call.status")[-1] is CallStatus.ENDED
+    async with asyncio.timeout(STEP):
+        await hub.running.app.state.calls.wait_idle()
+
+
+async def test_group_ring_the_second_desk_gets_canceled_when_the_first_answers(hub, make_unit):
+    store_flow(hub, "door", "client:desk,client:kitchen")
+    desk = await make_unit("desk", DESK_HZ)
+    kitchen = await make_unit("kitchen", 660.0)
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door.start_call()
+    at_desk, in_kitchen = await desk.next_incoming(), await kitchen.next_incoming()
+    await desk.accept(at_desk)
+    await kitchen.events.until(lambda: kitchen.events.canceled == [in_kitchen])
+    await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
+    with pytest.raises(RuntimeError):
+        await in_kitchen.accept()
+
+
+async def test_one_identity_on_two_devices_rings_both(hub, make_unit):
+    store_flow(hub, "door", "client:desk")
+    first = await make_unit("desk", DESK_HZ)
+    second = await make_unit("desk", 660.0)
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door.start_call()
+    ringing_first, ringing_second = await first.next_incoming(), await second.next_incoming()
+    await second.accept(ringing_second)
+    await first.events.until(lambda: first.events.canceled == [ringing_first])
+
+
+@pytest.mark.parametrize(("answer", "status"), [("reject", 480)], ids=["reject"])
+async def test_callee_rejects_and_the_caller_fails_with_its_code(hub, make_unit, answer, status):
+    store_flow(hub, "door", "client:desk")
+    desk = await make_unit("desk", DESK_HZ)
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    call = door.start_call()
+    incoming = await desk.next_incoming()
+    await door.events.until(lambda: CallStatus.RINGING in door.events.of("call.status"))
+    getattr(incoming, answer)()
+    await door.events.until(lambda: door.events.of("call.error"))
+    assert door.events.of("call.status") == [CallStatus.CONNECTING, CallStatus.RINGING, CallStatus.FAILED]
+    (error,) = door.events.of("call.error")
+    assert error.code == 500 and error.message.startswith(f"RTC Session failed: SIP/2.0 {status} ")
+    assert desk.events.canceled == [incoming]  # the seed SDK emits canceled on any failure of an incoming call
+    assert call.status is CallStatus.FAILED
+
+
+async def test_caller_cancels_and_the_callee_gets_canceled(hub, make_unit):
+    store_flow(hub, "door", "client:desk")
+    desk = await make_unit("desk", DESK_HZ)
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    call = door.start_call()
+    incoming = await desk.next_incoming()
+    await door.events.until(lambda: CallStatus.RINGING in door.events.of("call.status"))
+    async with asyncio.timeout(STEP):
+        await call.disconnect()
+    await desk.events.until(lambda: desk.events.canceled == [incoming])
+    await door.events.until(lambda: CallStatus.ENDED in door.events.of("call.status"))
+    assert door.events.of("call.status") == [CallStatus.CONNECTING, CallStatus.RINGING, CallStatus.ENDED]
+    async with asyncio.timeout(STEP):
+        await hub.running.app.state.calls.wait_idle()
+
+
+async def test_no_answer_within_the_transfer_timeout_fails_with_480(hub, make_unit):
+    store_flow(hub, "door", "client:desk", timeout=1)
+    desk = await make_unit("desk", DESK_HZ)
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door.start_call()
+    incoming = await desk.next_incoming()
+    await desk.events.until(lambda: desk.events.canceled == [incoming])
+    await door.events.until(lambda: door.events.of("call.error"))
+    assert door.events.of("call.error")[0].message.startswith("RTC Session failed: SIP/2.0 480 ")
+
+
+@pytest.mark.parametrize(
+    ("flow_id", "outgoing", "registered", "status"),
+    [
+        ("door", None, True, 403),  # the token lacks client.outgoing
+        ("door", "nonexistent", True, 404),  # the token names a flow the hub does not have
+        ("door", "door", False, 480),  # nobody registered as desk
+    ],
+    ids=["no-outgoing-capability", "unknown-flow", "nobody-registered"],
+)
+async def test_calls_the_hub_refuses(hub, make_unit, flow_id, outgoing, registered, status):
+    store_flow(hub, flow_id, "client:desk")
+    if registered:
+        await make_unit("desk", DESK_HZ)
+    door = await make_unit("door", DOOR_HZ, outgoing=outgoing, incoming=outgoing is None)
+    door.start_call()
+    await door.events.until(lambda: door.events.of("call.error"))
+    assert door.events.of("call.error")[0].message.startswith(f"RTC Session failed: SIP/2.0 {status} ")
+    assert door.events.of("call.status") == [CallStatus.CONNECTING, CallStatus.FAILED]
+
+
+async def test_mute_silences_the_far_end_and_unmute_brings_the_tone_back(hub, make_unit):
+    store_flow(hub, "door", "client:desk")
+    desk = await make_unit("desk", DESK_HZ)
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    call = door.start_call()
+    answered = await desk.accept(await desk.next_incoming())
+    heard = answered.sink
+    async with asyncio.timeout(STEP):
+        await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
+        await heard.wait_until(lambda: heard.dominant_frequency(0.3) == pytest.approx(DOOR_HZ, abs=15), STEP)
+        call.mute(True)
+        await heard.wait_until(lambda: heard.is_silent(0.3), STEP)
+        assert call.is_muted
+        call.mute(False)
+        await heard.wait_until(lambda: heard.dominant_frequency(0.3) == pytest.approx(DOOR_HZ, abs=15), STEP)
+    assert door.events.of("call.muted") == [True, False]
+
+
+async def test_digits_arrive_in_order_at_the_far_end(hub, make_unit):
+    store_flow(hub, "door", "client:desk")
+    desk = await make_unit("desk", DESK_HZ)
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    call = door.start_call()
+    answered = await desk.accept(await desk.next_incoming())
+    await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
+    with pytest.raises(ValueError):
+        call.send_digits("12a")
+    answered.send_digits("1*")
+    call.send_digits("7#")
+    await door.events.until(lambda: len(door.events.of("call.digits")) == 2)
+    await desk.events.until(lambda: len(desk.events.of("call.digits")) == 2)
+    assert door.events.of("call.digits") == ["1", "*"]
+    assert desk.events.of("call.digits") == ["7", "#"]
+
+
+async def test_callee_hangs_up_and_both_end(hub, make_unit):
+    store_flow(hub, "door", "client:desk")
+    desk = await make_unit("desk", DESK_HZ)
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door.start_call()
+    answered = await desk.accept(await desk.next_incoming())
+    await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
+    async with asyncio.timeout(STEP):
+        await answered.disconnect()
+    await door.events.until(lambda: CallStatus.ENDED in door.events.of("call.status"))
+    assert desk.events.of("call.status")[-1] is CallStatus.ENDED
+    async with asyncio.timeout(STEP):
+        await hub.running.app.state.calls.wait_idle()
+
+
+async def test_start_call_needs_a_connected_client(hub, make_unit):
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    async with asyncio.timeout(STEP):
+        await door.client.destroy()
+    with pytest.raises(RuntimeError, match="offline"):
+        door.client.start_call()
