@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -50,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     hub.add_argument("--zone", default="local", help="zone name reported to clients on REGISTER")
     hub.add_argument("--turn-url", action="append", default=[], help="TURN server URL handed to clients (repeatable)")
     hub.add_argument("--turn-secret", help="secret shared with the TURN server (coturn use-auth-secret)")
+    hub.add_argument(
+        "--ice-host",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="local address the hub's media offers as ICE host candidate (repeatable; default: every "
+        "non-loopback interface; give 127.0.0.1 for a hub whose units all run on this machine)",
+    )
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -108,6 +117,7 @@ def _data_dir(parser: argparse.ArgumentParser) -> None:
 
 def _run_hub(args: argparse.Namespace) -> None:
     from .hub import HubConfig, run_hub
+    from .hub.config import HUB_MEDIA
 
     if (args.cert is None) != (args.key is None):
         raise UsageError("--cert and --key go together")
@@ -125,6 +135,7 @@ def _run_hub(args: argparse.Namespace) -> None:
         zone=args.zone,
         turn_urls=args.turn_url,
         turn_secret=args.turn_secret,
+        media=replace(HUB_MEDIA, host_addresses=tuple(args.ice_host)),
     )
     run_hub(config, log_level=args.log_level)
 

@@ -14,7 +14,7 @@ import logging
 from urllib.parse import parse_qsl
 
 from ..auth import Grant, KeyLookup, TokenError, check_token
-from ..media import new_peer_connection
+from ..media import new_peer_connection, offers_opus
 from ..sip import DialogError, Request, ServerTransaction, make_response
 from ..transport import ConnectionClosed, SipConnection
 from .callflows import CallFlow
@@ -56,9 +56,11 @@ class CallService:
             connection.send_response(transaction, make_response(request, status, reason))
             return
         grant, flow, variables = checked  # type: ignore[misc]
-        media = new_peer_connection(self.config.media, opus_passthrough=True)
-        caller = CallerLeg(connection, transaction, request, self.hub, media)
-        call = HubCall(caller, grant, variables, self.registrar, self.hub, self.config.media)
+        policy = self.config.leg_media()
+        caller = CallerLeg(
+            connection, transaction, request, self.hub, new_peer_connection(policy, opus_passthrough=True)
+        )
+        call = HubCall(caller, grant, variables, self.registrar, self.hub, policy)
         self.calls[call.id] = call
         self._idle.clear()
         try:
@@ -90,6 +92,8 @@ class CallService:
         content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if content_type != "application/sdp" or not request.body:
             return 488, "Not Acceptable Here (an SDP offer is required)"
+        if not offers_opus(request.body.decode("utf-8", errors="replace")):
+            return 488, "Not Acceptable Here (the hub bridges Opus audio only)"
         try:
             params = user_data(request)
         except ValueError as exc:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..media import MediaPolicy
+from ..auth import TurnCredentials, turn_credentials
+from ..media import IceServer, MediaPolicy
 
 # The hub forwards audio and leaves buffering to the endpoints (DESIGN.md, performance facts).
 HUB_MEDIA = MediaPolicy(jitter_frames=0)
@@ -28,3 +29,18 @@ class HubConfig:
     @property
     def secure(self) -> bool:
         return self.cert_file is not None
+
+    def turn_for(self, identity: str, now: float | None = None) -> TurnCredentials | None:
+        """Time-limited TURN credentials for ``identity``, or ``None`` when no TURN is configured."""
+        if not (self.turn_urls and self.turn_secret):
+            return None
+        return turn_credentials(self.turn_secret, identity, now=now)
+
+    def leg_media(self) -> MediaPolicy:
+        """The media policy of the hub's own call legs: the configured one, plus the same TURN
+        servers the registrar hands to clients, with credentials of the hub's own."""
+        credentials = self.turn_for("hub")
+        if credentials is None:
+            return self.media
+        turn = IceServer(tuple(self.turn_urls), credentials.username, credentials.password)
+        return replace(self.media, ice_servers=(*self.media.ice_servers, turn))

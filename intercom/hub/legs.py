@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
+from ..media import bridge_opus_only
 from ..sip import Address, Dialog, Request, Response, ServerTransaction, SipUri, Via, make_cancel, make_response
 from ..sip.ids import new_branch, new_call_id, new_tag
 from ..transport import ConnectionClosed, SipConnection
@@ -84,6 +85,7 @@ class CallerLeg:
         await self.media.setRemoteDescription(RTCSessionDescription(self.invite.body.decode(), "offer"))
         for transceiver in self.media.getTransceivers():
             transceiver.direction = "sendrecv"  # the bridge will send the callee's audio on it
+        bridge_opus_only(self.media)
         await self.media.setLocalDescription(await self.media.createAnswer())
         if self.answered or self.connection.closed:
             raise ConnectionClosed("the caller left while the answer was made")
@@ -115,6 +117,7 @@ class CalleeLeg:
     async def ring(self, caller_name: str, on_ringing: Callable[[], None]) -> Response:
         """Offer the hub's media end to the device and wait for its final answer."""
         self.media.addTransceiver("audio", direction="sendrecv")
+        bridge_opus_only(self.media)
         await self.media.setLocalDescription(await self.media.createOffer())
         self.invite = self._build_invite(caller_name, self.media.localDescription.sdp.encode())
         if self.cancelled:

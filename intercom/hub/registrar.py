@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..auth import Grant, KeyLookup, TokenError, check_token, turn_credentials
+from ..auth import Grant, KeyLookup, TokenError, check_token
 from ..sip import Address, ParseError, Request, Response, make_response
 from ..sip.ids import new_tag
 from .config import HubConfig
@@ -120,9 +120,9 @@ class Registrar:
 
     def _body(self, grant: Grant | None, now: float) -> bytes:
         """``{"zone": ...}`` for the SDK, with TURN credentials for this identity when configured."""
-        if grant is None or not (self.config.turn_urls and self.config.turn_secret):
+        credentials = self.config.turn_for(grant.identity or "anonymous", now) if grant is not None else None
+        if credentials is None:
             return self._zone_body
-        credentials = turn_credentials(self.config.turn_secret, grant.identity or "anonymous", now=now)
         turn = {
             "servers": list(self.config.turn_urls),
             "credentials": {"username": credentials.username, "password": credentials.password},

@@ -13,7 +13,7 @@ import asyncio
 from dataclasses import dataclass
 
 import av
-from aiortc import RTCPeerConnection, RTCRtpTransceiver
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .aiortc_adaptation import OPUS_TIME_BASE, PlayoutBuffer, negotiated_mime_type, playout_of
@@ -145,3 +145,20 @@ def _bridgeable_audio(leg: RTCPeerConnection, name: str) -> _Leg:
     if mime_type != "audio/opus":
         raise ValueError(f"{name} negotiated {mime_type}; the bridge forwards Opus only")
     return _Leg(transceiver, playout)
+
+
+def offers_opus(sdp: str) -> bool:
+    """Whether an SDP offers Opus, the one codec the bridge forwards."""
+    return any(line.lower().startswith("a=rtpmap:") and " opus/48000" in line.lower() for line in sdp.splitlines())
+
+
+def bridge_opus_only(leg: RTCPeerConnection) -> None:
+    """Let a hub leg offer or accept Opus alone, so both legs of a bridge agree on it.
+
+    Call it after ``addTransceiver`` (a leg that offers) or after ``setRemoteDescription`` (a
+    leg that answers), before the description of its own is made.
+    """
+    opus = [codec for codec in RTCRtpSender.getCapabilities("audio").codecs if codec.mimeType.lower() == "audio/opus"]
+    for transceiver in leg.getTransceivers():
+        if transceiver.kind == "audio":
+            transceiver.setCodecPreferences(opus)

@@ -23,12 +23,13 @@ import logging
 import random
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from aiortc import RTCPeerConnection
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from ..media import MutableSource, new_peer_connection
+from ..media import IceServer, MediaPolicy, MutableSource, new_peer_connection
 from ..sip import Request, RequestReceived, Response, ServerTransaction, make_response, parse_decimal
 from ..sip.transaction import Event
 from ..transport import ClientSocket, ConnectionClosed, SipConnection
@@ -38,7 +39,7 @@ from .events import EventTarget
 from .incoming import IncomingCall
 from .invite import build_invite
 from .media import CallAudio
-from .registration import ALLOW, REQUESTED_EXPIRES, RegistrationState, refresh_delay
+from .registration import ALLOW, REQUESTED_EXPIRES, RegistrationState, refresh_delay, turn_servers
 from .status import ClientStatus
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class Client(EventTarget):
         self._forbidden_count = 0
         self._reconnect_count = 0
         self.audio = audio or CallAudio()
+        self._turn: list[IceServer] = []
         self._calls: dict[str, Call] = {}
         self._incoming: dict[str, IncomingCall] = {}
         self._call_tasks: set[asyncio.Task[None]] = set()
@@ -218,6 +220,7 @@ class Client(EventTarget):
             if granted is None:
                 raise _Refused(response, InternalError("the hub's answer to REGISTER names none of our Contacts"))
             self._registered = True
+            self._turn = turn_servers(response)
             self._forbidden_count = self._reconnect_count = 0
             self._set_status(ClientStatus.CONNECTED)
             if self._outcome is not None and not self._outcome.done():
@@ -288,7 +291,7 @@ class Client(EventTarget):
         connection = self._connection
         if self._status is not ClientStatus.CONNECTED or connection is None or self._token is None:
             raise RuntimeError(f"cannot start a call while the client is {self._status.value}")
-        media = new_peer_connection(self.audio.policy)
+        media = new_peer_connection(self._media_policy())
         source = MutableSource(self.audio.source())
         media.addTrack(source)
         call = self._new_call(connection, media, source)
@@ -300,6 +303,11 @@ class Client(EventTarget):
         invite = build_invite(self._registration, token, media.localDescription.sdp, params)
         self._calls[invite.call_id] = call
         await call.start_outgoing(invite)
+
+    def _media_policy(self) -> MediaPolicy:
+        """The app's policy, plus the TURN servers the hub handed out with the registration."""
+        policy = self.audio.policy
+        return replace(policy, ice_servers=(*policy.ice_servers, *self._turn)) if self._turn else policy
 
     def _new_call(self, connection: SipConnection, media: RTCPeerConnection, source: MutableSource) -> Call:
         return Call(connection, media, source, self.audio.sink, self._registration, self._call_finished)
@@ -343,7 +351,7 @@ class Client(EventTarget):
         connection.send_response(
             transaction, make_response(invite, 100, headers=[("Supported", "timer,ice,replaces,outbound")])
         )
-        media = new_peer_connection(self.audio.policy)
+        media = new_peer_connection(self._media_policy())
         source = MutableSource(self.audio.source())
         contact = f"<sip:{self._registration.contact_user}@{self._registration.via_host};transport=ws>"
 

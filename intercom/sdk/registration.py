@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import platform
 import random
@@ -17,8 +18,11 @@ import uuid
 from dataclasses import dataclass, field
 
 from .. import __version__
+from ..media import IceServer, ice_servers_from_turn
 from ..sip import Address, Request, Response, SipUri, parse_decimal
 from ..sip.ids import invalid_host, new_branch, new_call_id, new_tag, random_token
+
+log = logging.getLogger(__name__)
 
 REQUESTED_EXPIRES = 60
 MIN_EXPIRES = 10
@@ -111,6 +115,17 @@ class RegistrationState:
         if expires is None:
             expires = REQUESTED_EXPIRES
         return max(expires, MIN_EXPIRES)
+
+
+def turn_servers(response: Response) -> list[IceServer]:
+    """The TURN servers the hub's REGISTER answer hands out (PROTOCOL.md section 2), if any."""
+    try:
+        body = json.loads(response.body or b"{}")
+        turn = body.get("turn") if isinstance(body, dict) else None
+        return ice_servers_from_turn(turn) if isinstance(turn, dict) else []
+    except ValueError as exc:  # JSONDecodeError too
+        log.warning("ignoring the TURN servers in the REGISTER answer: %s", exc)
+        return []
 
 
 def refresh_delay(expires: int) -> float:

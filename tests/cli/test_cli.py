@@ -15,7 +15,8 @@ import pytest
 from intercom.auth import check_token
 from intercom.cli import main
 from intercom.hub import Storage
-from intercom.sdk import Client, ClientStatus
+from intercom.media import MediaPolicy, ToneSource
+from intercom.sdk import CallAudio, CallStatus, Client, ClientStatus, IncomingCall
 
 from ..conftest import STEP
 
@@ -76,35 +77,62 @@ def test_hub_refuses_half_tls_configuration(tmp_path, capsys, tls_files):
     assert code == 2 and "--cert and --key go together" in err
 
 
-async def test_hub_process_over_wss_with_the_python_client(tmp_path, tls_files):
+async def test_hub_process_over_wss_carries_a_call_between_python_clients(tmp_path, tls_files, capsys):
     cert, key_file = tls_files
     key = Storage(tmp_path).create_key("door")
+    flow = tmp_path / "flow.json"
+    flow.write_text(
+        json.dumps({"id": "door", "steps": [{"action": "transfer", "options": {"destination": "client:desk"}}]})
+    )
+    assert main(["callflows", "create", "--data-dir", str(tmp_path), "--file", str(flow)]) == 0
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     hub = subprocess.Popen(
         [sys.executable, "-m", "intercom.cli", "hub", "--data-dir", str(tmp_path), "--port", str(port),
-         "--cert", str(cert), "--key", str(key_file)],
+         "--cert", str(cert), "--key", str(key_file), "--ice-host", "127.0.0.1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
+    clients: list[Client] = []
     try:
         assert hub.stdout is not None
         async with asyncio.timeout(20):
             while b"Uvicorn running" not in await asyncio.to_thread(hub.stdout.readline):
                 assert hub.poll() is None, "hub exited during start-up"
-        token = subprocess.run(
-            [sys.executable, "-m", "intercom.cli", "token", "--key-id", key.id, "--key", key.secret,
-             "--identity", "door", "--incoming"],
-            check=True, capture_output=True, text=True, timeout=30,
-        ).stdout.strip()  # fmt: skip
         trust = ssl.create_default_context(cafile=str(cert))
-        client = Client(host=f"127.0.0.1:{port}", refresh_token=lambda: token, ssl_context=trust)
+
+        async def unit(frequency: float, *options: str) -> Client:
+            token = subprocess.run(
+                [sys.executable, "-m", "intercom.cli", "token", "--key-id", key.id, "--key", key.secret, *options],
+                check=True, capture_output=True, text=True, timeout=30,
+            ).stdout.strip()  # fmt: skip
+            audio = CallAudio(source=lambda: ToneSource(frequency), policy=MediaPolicy(host_addresses=("127.0.0.1",)))
+            client = Client(host=f"127.0.0.1:{port}", refresh_token=lambda: token, ssl_context=trust, audio=audio)
+            clients.append(client)
+            async with asyncio.timeout(STEP):
+                await client.setup(jwt=token)
+            assert client.status is ClientStatus.CONNECTED
+            return client
+
+        desk = await unit(880.0, "--identity", "desk", "--incoming")
+        door = await unit(440.0, "--identity", "door", "--outgoing", "door")
+        offered: asyncio.Future[IncomingCall] = asyncio.get_running_loop().create_future()
+        desk.on("incoming", offered.set_result)
+        call = door.start_call()
+        confirmed = asyncio.Event()
+        call.on("status", lambda status: status is CallStatus.CONFIRMED and confirmed.set())
         async with asyncio.timeout(STEP):
-            await client.setup(jwt=token)
-        assert client.status is ClientStatus.CONNECTED
-        async with asyncio.timeout(STEP):
-            await client.destroy()
+            answered = await (await offered).accept()
+            await confirmed.wait()
+            await call.sink.wait_until(lambda: call.sink.dominant_frequency(0.3) == pytest.approx(880, abs=15), STEP)
+            await answered.sink.wait_until(
+                lambda: answered.sink.dominant_frequency(0.3) == pytest.approx(440, abs=15), STEP
+            )
+            await call.disconnect()
     finally:
+        for client in clients:
+            async with asyncio.timeout(STEP):
+                await client.destroy()
         hub.terminate()
         hub.wait(timeout=10)
 

@@ -357,3 +357,23 @@ async def test_setup_again_after_an_error(hub, make_client):
     async with asyncio.timeout(STEP):
         await client.setup(jwt=hub.token("desk"))
     assert client.status is ClientStatus.CONNECTED
+
+
+def test_turn_servers_are_read_from_the_register_answer_and_bad_ones_ignored():
+    from intercom.sdk.registration import turn_servers
+
+    ok = Response(status_code=200)
+    ok.body = json.dumps(
+        {
+            "zone": "local",
+            "turn": {"servers": ["turn:t.invalid:3478"], "credentials": {"username": "1:desk", "password": "pw"}},
+        }
+    ).encode()
+    (server,) = turn_servers(ok)
+    assert (server.urls, server.username, server.credential) == (("turn:t.invalid:3478",), "1:desk", "pw")
+    ok.body = b'{"zone": "local"}'
+    assert turn_servers(ok) == []
+    ok.body = b'{"zone": "local", "turn": {"servers": "turn:t.invalid"}}'
+    assert turn_servers(ok) == []
+    ok.body = b"not json"
+    assert turn_servers(ok) == []
