@@ -74,8 +74,8 @@ class RawSip:
     def __init__(self, websocket: ClientConnection) -> None:
         self.websocket = websocket
 
-    async def send(self, message: Request | str | bytes) -> None:
-        if isinstance(message, Request):
+    async def send(self, message: Request | Response | str | bytes) -> None:
+        if isinstance(message, Request | Response):
             message = message.text()
         await self.websocket.send(message)
 
