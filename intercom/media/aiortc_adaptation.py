@@ -25,6 +25,13 @@ What is adapted, and why:
    remote track's private ``_queue``, returning nothing to the receiver, so its decoder thread
    stays idle and never builds a decoder. ``RTCRtpSender`` already sends an ``av.Packet`` from a
    track without encoding it (``Encoder.pack``). Nothing here touches the sender.
+
+4. Closing during ICE. aioice's ``Connection.close()`` stops the consent checks only if they have
+   started; when the check list has just completed but ``connect()`` has not yet woken up to read
+   that, ``connect()`` starts them after the close and they run for the life of the process (a
+   call hung up within ~20 ms of being answered left four such tasks). Each connection's
+   ``query_consent`` becomes an instance attribute that returns at once once the connection is
+   closing.
 """
 
 from __future__ import annotations
@@ -92,8 +99,9 @@ class AdaptedPeerConnection(RTCPeerConnection):
         gatherers = [transceiver.receiver.transport.transport.iceGatherer for transceiver in self.getTransceivers()]
         if self.sctp is not None:
             gatherers.append(self.sctp.transport.transport.iceGatherer)
-        if self.host_addresses:
-            for gatherer in gatherers:
+        for gatherer in gatherers:
+            no_consent_after_close(gatherer)
+            if self.host_addresses:
                 gather_on(gatherer, self.host_addresses)
         for transceiver in self.getTransceivers():
             if transceiver.kind == "audio":
@@ -116,6 +124,22 @@ def gather_on(gatherer: RTCIceGatherer, addresses: Sequence[str]) -> None:
         return await gather(component=component, addresses=chosen, timeout=timeout)
 
     connection.get_component_candidates = get_component_candidates
+
+
+def no_consent_after_close(gatherer: RTCIceGatherer) -> None:
+    """Keep a closed aioice connection from starting consent checks (adaptation 4)."""
+    connection = gatherer._connection
+    if "query_consent" in vars(connection):
+        return
+    if not hasattr(connection, "_closing") or not callable(getattr(connection, "query_consent", None)):
+        raise AiortcIncompatible(f"aioice {aioice.__version__}: Connection._closing or query_consent is gone")
+    query_consent = connection.query_consent
+
+    async def query_consent_unless_closed() -> None:
+        if not connection._closing:
+            await query_consent()
+
+    connection.query_consent = query_consent_unless_closed
 
 
 @dataclass
@@ -269,6 +293,13 @@ def _assumptions() -> list[tuple[str, Callable[[], bool]]]:
         (
             "aioice Connection.gather_candidates calls self.get_component_candidates(addresses=...)",
             lambda: "self.get_component_candidates(" in _source(connection.gather_candidates),
+        ),
+        (
+            "aioice Connection.connect starts self.query_consent(), and close() sets self._closing",
+            lambda: (
+                "self.query_consent()" in _source(connection.connect)
+                and "self._closing = True" in _source(connection.close)
+            ),
         ),
         (
             "RTCIceGatherer keeps its aioice Connection in _connection",

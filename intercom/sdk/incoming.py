@@ -50,6 +50,7 @@ class IncomingCall:
         self._prepared: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._prepare())
         self._no_answer = asyncio.get_running_loop().call_later(NO_ANSWER_TIMEOUT, self._time_out)
         self.settled = False
+        self._refused = False  # rejected, cancelled or timed out: no 180 any more
         self.call: Call | None = None
 
     @property
@@ -64,7 +65,7 @@ class IncomingCall:
         """Apply the offer; then ring, unless the app already said no."""
         self._media.addTrack(self._source)
         await self._media.setRemoteDescription(RTCSessionDescription(self._invite.body.decode(), "offer"))
-        if not self.settled:
+        if not self._refused:
             self._respond(180, headers=[("Contact", self._contact)])
 
     async def accept(self) -> Call:
@@ -93,7 +94,7 @@ class IncomingCall:
     def _fail(self, status: int) -> None:
         if self.settled:
             return
-        self.settled = True
+        self.settled = self._refused = True
         self._no_answer.cancel()
         self._respond(status)
         self._on_failed(self)
@@ -116,7 +117,7 @@ class IncomingCall:
 
     def connection_lost(self) -> None:
         if not self.settled:
-            self.settled = True
+            self.settled = self._refused = True
             self._no_answer.cancel()
             self._on_failed(self)
             asyncio.get_running_loop().create_task(self._release())

@@ -92,14 +92,16 @@ async def make_unit(hub) -> AsyncIterator[Callable[..., Any]]:
     """Connected clients, each sending a tone of its own; destroyed at teardown."""
     units: list[Unit] = []
 
-    async def make(identity: str, frequency: float, outgoing: str | None = None, incoming: bool = True) -> Unit:
+    async def make(
+        identity: str, frequency: float, outgoing: str | None = None, incoming: bool = True, record: bool = True
+    ) -> Unit:
         token = hub.token(identity, incoming=incoming, outgoing=outgoing)
         audio = CallAudio(
             source=lambda: ToneSource(frequency), sink=RecordingSink, policy=MediaPolicy(host_addresses=LOOPBACK)
         )
         client = Client(host=hub.address, refresh_token=lambda: token, secure=False, audio=audio)
         events = Events()
-        for name in ("status", "incoming", "canceled", "error"):
+        for name in ("status", "incoming", "canceled", "error") if record else ():
             client.on(name, events.record(name))
         async with asyncio.timeout(STEP):
             await client.setup(jwt=token)

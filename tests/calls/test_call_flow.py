@@ -187,3 +187,16 @@ async def test_start_call_needs_a_connected_client(hub, make_unit):
         await door.client.destroy()
     with pytest.raises(RuntimeError, match="offline"):
         door.client.start_call()
+
+
+async def test_accepting_inside_the_incoming_handler_still_rings_first(hub, make_unit):
+    store_flow(hub, "door", "client:desk")
+    desk = await make_unit("desk", DESK_HZ)
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    accepted: list = []
+    desk.client.on("incoming", lambda incoming: accepted.append(asyncio.ensure_future(incoming.accept())))
+    door.start_call()
+    await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
+    assert door.events.of("call.status")[:2] == [CallStatus.CONNECTING, CallStatus.RINGING]
+    async with asyncio.timeout(STEP):
+        await accepted[0]

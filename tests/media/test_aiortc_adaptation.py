@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 from types import SimpleNamespace
 
@@ -11,8 +12,11 @@ import pytest
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtp import RtpPacket
 
-from intercom.media import AiortcIncompatible, check_compatibility
+from intercom.media import AiortcIncompatible, MediaPolicy, check_compatibility, new_peer_connection
 from intercom.media.aiortc_adaptation import PASSTHROUGH_QUEUE, TESTED_WITH, PlayoutBuffer
+
+from ..conftest import STEP
+from .helpers import negotiate
 
 
 def test_aiortc_internals_are_where_the_adaptations_expect_them() -> None:
@@ -101,3 +105,19 @@ def test_the_guard_names_what_changed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioice.Connection, "get_component_candidates", get_component_candidates)
     with pytest.raises(AiortcIncompatible, match=r"(?s)aiortc 1\.16\.0.*get_component_candidates\(component"):
         check_compatibility()
+
+
+async def test_closing_during_ice_checks_leaves_no_consent_task() -> None:
+    policy = MediaPolicy(host_addresses=("127.0.0.1",))
+    for step in range(12):  # close at different points of the ICE checks: the race is a few ms wide
+        offerer, answerer = new_peer_connection(policy), new_peer_connection(policy)
+        offerer.addTransceiver("audio")
+        await negotiate(offerer, answerer)
+        await asyncio.sleep(step * 0.004)
+        async with asyncio.timeout(STEP):
+            await offerer.close()
+            await answerer.close()
+    # aioice's connect() may still be waking up; whatever it starts then must end by itself.
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    _, pending = await asyncio.wait(others, timeout=STEP) if others else (set(), set())
+    assert [task.get_coro().__qualname__ for task in pending] == []
