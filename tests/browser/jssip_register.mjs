@@ -14,29 +14,9 @@
 //   {"event":"error","message":"..."}         (exit 3)
 // Exit 0 once "registered" or "registrationFailed" has been printed.
 // stderr: page console errors / exceptions (everything, with --debug).
-//
-// Never downloads a browser: it uses the system Chromium (apt-get install chromium).
 
-import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import path from 'node:path';
-import esbuild from 'esbuild';
-import { chromium } from 'playwright-core';
-
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  // The server under test uses a self-signed certificate made by the test.
-  '--ignore-certificate-errors',
-];
-const SHUTDOWN_MS = 3000; // upper bound for stopping the UA / closing the browser
+import { emit, openJssipPage, SHUTDOWN_MS, withTimeout } from './harness.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -48,35 +28,7 @@ const { values: opts } = parseArgs({
   },
 });
 
-function emit(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
-
-function withTimeout(promise, ms) {
-  return Promise.race([promise, new Promise((resolve) => setTimeout(resolve, ms))]);
-}
-
-// The jssip npm package (3.13.x) ships only CommonJS sources in lib/, no dist/
-// browser bundle, so build one in memory exactly like upstream's own
-// `npm run build` does (esbuild, IIFE, global name `JsSIP`).
-async function jssipBundle() {
-  const require = createRequire(import.meta.url);
-  const entry = path.join(path.dirname(require.resolve('jssip/package.json')), 'lib/JsSIP.js');
-  const result = await esbuild.build({
-    entryPoints: [entry],
-    bundle: true,
-    write: false,
-    minify: true,
-    format: 'iife',
-    globalName: 'JsSIP',
-    platform: 'browser',
-    target: ['es2015'],
-    logLevel: 'silent',
-  });
-  return result.outputFiles[0].text;
-}
-
-let browser = null;
+let close = null;
 let page = null;
 let finished = false;
 
@@ -89,8 +41,8 @@ async function finish(code) {
   if (page) {
     await withTimeout(page.evaluate(() => window.__stopUA()).catch(() => {}), SHUTDOWN_MS);
   }
-  if (browser) {
-    await withTimeout(browser.close().catch(() => {}), SHUTDOWN_MS);
+  if (close) {
+    await withTimeout(close(), SHUTDOWN_MS);
   }
   process.exit(code);
 }
@@ -127,25 +79,7 @@ async function main() {
   }
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new Error('bad --timeout-ms');
 
-  const bundle = await jssipBundle();
-
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
-  page = await browser.newPage();
-
-  page.on('console', (msg) => {
-    if (opts.debug || msg.type() === 'error') {
-      process.stderr.write(`[page ${msg.type()}] ${msg.text()}\n`);
-    }
-  });
-  page.on('pageerror', (err) => process.stderr.write(`[page exception] ${err.message}\n`));
-
-  await page.exposeFunction('__emit', onPageEvent);
-  await page.setContent('<!doctype html><html><head><title>jssip</title></head><body></body></html>');
-  await page.addScriptTag({ content: bundle });
+  ({ page, close } = await openJssipPage({ debug: opts.debug, onEvent: onPageEvent }));
 
   await page.evaluate(
     ({ url, host, token, debug }) => {

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from intercom.hub import HubConfig, Storage, running_hub
 
+from .jssip_page import require_browser
+
 HARNESS = Path(__file__).with_name("jssip_register.mjs")
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -30,9 +30,7 @@ async def wss_hub(tmp_path, tls_files):
 
 
 async def run_jssip(address: str, token: str) -> list[dict]:
-    missing = [what for what, ok in (("node", shutil.which("node")), ("chromium", Path(CHROMIUM).exists()),
-               ("tests/browser/node_modules", HARNESS.with_name("node_modules").is_dir())) if not ok]  # fmt: skip
-    assert not missing, f"missing {missing}: run scripts/setup.sh"
+    require_browser()
     process = await asyncio.create_subprocess_exec(
         "node", str(HARNESS), "--url", f"wss://{address}", "--host", address, "--token", token,
         "--timeout-ms", "30000",
