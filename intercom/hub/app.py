@@ -55,6 +55,14 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             f"intercom_sip_connections {len(sip.connections)}\n"
             "# TYPE intercom_registrations gauge\n"
             f"intercom_registrations {registrar.binding_count}\n"
+            "# TYPE intercom_calls gauge\n"
+            f"intercom_calls {len(calls.calls)}\n"
+            "# TYPE intercom_calls_bridged gauge\n"
+            f"intercom_calls_bridged {calls.bridged_count}\n"
+            "# TYPE intercom_calls_started_total counter\n"
+            f"intercom_calls_started_total {calls.started}\n"
+            "# TYPE intercom_calls_answered_total counter\n"
+            f"intercom_calls_answered_total {calls.answered}\n"
         )
 
     return app

@@ -38,6 +38,7 @@ class CallService:
         self.storage = storage
         self.lookup_key = lookup_key
         self.calls: dict[str, HubCall] = {}  # by the caller's Call-ID
+        self.started = self.answered = 0  # calls since start-up, for /metrics
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -62,13 +63,19 @@ class CallService:
         )
         call = HubCall(caller, grant, variables, self.registrar, self.hub, policy)
         self.calls[call.id] = call
+        self.started += 1
         self._idle.clear()
         try:
             await call.run(flow)
         finally:
             del self.calls[call.id]
+            self.answered += call.callee is not None
             if not self.calls:
                 self._idle.set()
+
+    @property
+    def bridged_count(self) -> int:
+        return sum(call.bridge is not None and call.bridge.running for call in self.calls.values())
 
     async def wait_idle(self) -> None:
         """Until no call is left, its media closed."""

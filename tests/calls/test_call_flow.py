@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 
 import pytest
 
@@ -34,12 +35,28 @@ async def test_answered_call_statuses_and_audio_both_ways(hub, make_unit):
         await answered.sink.wait_until(
             lambda: answered.sink.dominant_frequency(0.3) == pytest.approx(DOOR_HZ, abs=15), STEP
         )
+    assert (await metrics(hub))["intercom_calls_bridged"] == 1
     async with asyncio.timeout(STEP):
         await call.disconnect()
     await desk.events.until(lambda: CallStatus.ENDED in desk.events.of("call.status"))
     assert door.events.of("call.status")[-1] is CallStatus.ENDED
     async with asyncio.timeout(STEP):
         await hub.running.app.state.calls.wait_idle()
+    figures = await metrics(hub)
+    assert (figures["intercom_calls"], figures["intercom_calls_bridged"]) == (0, 0)
+    assert (figures["intercom_calls_started_total"], figures["intercom_calls_answered_total"]) == (1, 1)
+
+
+async def metrics(hub) -> dict[str, int]:
+    def get() -> str:
+        with urllib.request.urlopen(f"http://{hub.address}/metrics", timeout=STEP) as answer:
+            return answer.read().decode()
+
+    async with asyncio.timeout(STEP):
+        text = await asyncio.to_thread(get)
+    return {
+        name: int(value) for name, value in (line.split() for line in text.splitlines() if not line.startswith("#"))
+    }
 
 
 async def test_group_ring_the_second_desk_gets_canceled_when_the_first_answers(hub, make_unit):
