@@ -45,8 +45,8 @@ def audio_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
     return frame
 
 
-class PacedSource(MediaStreamTrack):
-    """An audio track whose frames come due on the wall clock; subclasses say what they contain."""
+class PacedTrack(MediaStreamTrack):
+    """An audio track whose 20 ms frames come due on the wall clock; subclasses say what a frame carries."""
 
     kind = "audio"
 
@@ -55,7 +55,8 @@ class PacedSource(MediaStreamTrack):
         self._pts = 0
         self._start: float | None = None
 
-    async def recv(self) -> av.AudioFrame:
+    async def _next_pts(self) -> int:
+        """Wait until the next frame is due and return its first sample's number in the stream."""
         if self.readyState != "live":
             raise MediaStreamError
         now = time.monotonic()
@@ -67,9 +68,17 @@ class PacedSource(MediaStreamTrack):
                 await asyncio.sleep(due - now)
             elif now - due > RESYNC_SECONDS:
                 self._start = now - self._pts / SAMPLE_RATE
-        frame = audio_frame(self.samples(self._pts), self._pts)
+        pts = self._pts
         self._pts += FRAME_SAMPLES
-        return frame
+        return pts
+
+
+class PacedSource(PacedTrack):
+    """A paced track of PCM frames; subclasses say what samples they contain."""
+
+    async def recv(self) -> av.AudioFrame:
+        pts = await self._next_pts()
+        return audio_frame(self.samples(pts), pts)
 
     @abstractmethod
     def samples(self, pts: int) -> np.ndarray:

@@ -191,6 +191,18 @@ class Call(EventTarget):
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
+    def answer_in_background(self, answering: Awaitable[None]) -> None:
+        """Run ``IncomingCall.accept``'s answer; a failure fails the call."""
+
+        async def run() -> None:
+            try:
+                await answering
+            except Exception as exc:
+                log.warning("call %s: answering failed: %s", self.id, exc)
+                await self._fail(f"RTC Session failed: {exc}")
+
+        self._in_background(run())
+
     async def answer_incoming(
         self, transaction: ServerTransaction, invite: Request, local_tag: str, contact: str
     ) -> None:
@@ -204,9 +216,8 @@ class Call(EventTarget):
         )
         self._dialog = Dialog.from_uas(invite, local_tag, Address.parse(contact))
         self._connection.send_response(transaction, ok)
+        self._set_status(CallStatus.ACCEPTED)
         self._start_sink()
-        # From the next loop turn: a handler attached right after ``await accept()`` still sees it.
-        asyncio.get_running_loop().call_soon(self._set_status, CallStatus.ACCEPTED)
 
     def on_ack(self) -> None:
         if self._status is CallStatus.ACCEPTED:

@@ -68,17 +68,25 @@ class IncomingCall:
         if not self._refused:
             self._respond(180, headers=[("Contact", self._contact)])
 
-    async def accept(self) -> Call:
-        """Answer the call; returns it in status ``accepted`` (``confirmed`` follows with the hub's ACK)."""
+    def accept(self) -> Call:
+        """Answer the call. Returns the :class:`Call` at once, as the seed SDK does: its ``accepted``
+        and ``confirmed`` follow, so handlers attached right away see every status."""
         if self.settled:
             raise RuntimeError("this call was already accepted, rejected or cancelled")
         self.settled = True
         self._no_answer.cancel()
-        await self._prepared
         call = self._make_call(self._media, self._source)
         self.call = call
-        await call.answer_incoming(self._transaction, self._invite, self._tag, self._contact)
+        call.answer_in_background(self._answer(call))
         return call
+
+    async def _answer(self, call: Call) -> None:
+        try:
+            await self._prepared
+        except Exception as exc:  # an offer we cannot take
+            self._respond(488)
+            raise ValueError(f"cannot answer this offer: {exc}") from exc
+        await call.answer_incoming(self._transaction, self._invite, self._tag, self._contact)
 
     def reject(self) -> None:
         """Decline with 480 Temporarily Unavailable."""

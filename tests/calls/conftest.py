@@ -84,7 +84,7 @@ class Unit:
 
     async def accept(self, incoming: IncomingCall) -> Call:
         async with asyncio.timeout(STEP):
-            return self.events.follow(await incoming.accept())
+            return self.events.follow(incoming.accept())
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ async def test_group_ring_the_second_desk_gets_canceled_when_the_first_answers(h
     await kitchen.events.until(lambda: kitchen.events.canceled == [in_kitchen])
     await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
     with pytest.raises(RuntimeError):
-        await in_kitchen.accept()
+        in_kitchen.accept()
 
 
 async def test_one_identity_on_two_devices_rings_both(hub, make_unit):
@@ -154,6 +154,7 @@ async def test_mute_silences_the_far_end_and_unmute_brings_the_tone_back(hub, ma
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
     call = door.start_call()
     answered = await desk.accept(await desk.next_incoming())
+    await desk.events.until(lambda: CallStatus.ACCEPTED in desk.events.of("call.status"))
     heard = answered.sink
     async with asyncio.timeout(STEP):
         await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
@@ -211,9 +212,8 @@ async def test_accepting_inside_the_incoming_handler_still_rings_first(hub, make
     desk = await make_unit("desk", DESK_HZ)
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
     accepted: list = []
-    desk.client.on("incoming", lambda incoming: accepted.append(asyncio.ensure_future(incoming.accept())))
+    desk.client.on("incoming", lambda incoming: accepted.append(incoming.accept()))
     door.start_call()
     await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
     assert door.events.of("call.status")[:2] == [CallStatus.CONNECTING, CallStatus.RINGING]
-    async with asyncio.timeout(STEP):
-        await accepted[0]
+    assert accepted[0].status in (CallStatus.ACCEPTED, CallStatus.CONFIRMED)

@@ -75,7 +75,7 @@ async def one_call(door, desk, kind: str) -> None:
             incoming = await offered
             await ringing.wait()
             if kind == "answered":
-                answered = await incoming.accept()
+                answered = incoming.accept()
                 confirmed = asyncio.Event()
                 call.on("status", lambda status: status is CallStatus.CONFIRMED and confirmed.set())
                 if call.status is not CallStatus.CONFIRMED:

@@ -122,7 +122,7 @@ async def test_hub_process_over_wss_carries_a_call_between_python_clients(tmp_pa
         confirmed = asyncio.Event()
         call.on("status", lambda status: status is CallStatus.CONFIRMED and confirmed.set())
         async with asyncio.timeout(STEP):
-            answered = await (await offered).accept()
+            answered = (await offered).accept()
             await confirmed.wait()
             await call.sink.wait_until(lambda: call.sink.dominant_frequency(0.3) == pytest.approx(880, abs=15), STEP)
             await answered.sink.wait_until(
@@ -145,4 +145,14 @@ def test_demo_runs_and_prints_statuses():
     assert result.returncode == 0, result.stderr
     assert "[ desk] status connected" in result.stdout
     assert "[  bad] error 406" in result.stdout
+    for line in (
+        "[ door] call ringing",
+        "[ desk] call confirmed",
+        "[ door] call confirmed",
+        "[ door] hears 880 Hz",
+        "[ desk] hears 440 Hz",
+        "[ door] unlock code 1# received",
+        "[ desk] call ended",
+    ):
+        assert line in result.stdout, result.stdout
     assert result.stdout.rstrip().endswith("demo finished")
