@@ -26,35 +26,40 @@ summary. Exit status: 0 when every target is met, 1 when one is missed, 2 on err
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import json
 import os
-import platform
 import resource
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
+from harness import (
+    HOST,
+    START_TIMEOUT,
+    CpuWindow,
+    create_key,
+    free_port,
+    fresh_hub,
+    host_environment,
+    http_get,
+    package_versions,
+    parse_args,
+    percentile,
+    rss_mb,
+    run_and_report,
+    server_process,
+    wait_phase,
+    wait_until,
+)
 from websockets.asyncio.client import ClientConnection, connect
 
 from intercom.auth import AccessKey, IncomingCapability, mint_token
 from intercom.sdk.registration import RegistrationState
 from intercom.sip import Response, parse_message
 
-HOST = "127.0.0.1"
-RUN_TIMEOUT = 300.0  # the whole run, start-up to clean-up
-START_TIMEOUT = 20.0  # a server must answer within this after spawning
 PHASE_TIMEOUT = 120.0  # one phase; a hub that stops answering fails the run instead of hanging it
 
 TARGET_LATENCY_RATIO = 2.0  # register p50 at most this many times the echo p50
@@ -65,8 +70,6 @@ THROUGHPUT_CLIENTS = 200
 MEMORY_CLIENTS = 1000
 CONNECT_CONCURRENCY = 50  # connections opened at once, well under the listen backlog
 LATENCY_BLOCKS = 20  # echo and REGISTER alternate in this many blocks each
-GENERATOR_BOUND_CPU = 0.9  # the load generator using this share of a core is the likely bottleneck
-OTHER_LOAD_CPU = 0.2  # CPU used by unrelated processes during the throughput phase worth a warning
 
 # The floor: the same WebSocket library and settings as the hub (no permessage-deflate, which
 # the hub declines), doing nothing but sending each frame back.
@@ -111,95 +114,11 @@ def raise_nofile_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
-def free_port() -> int:
-    """A port nobody listens on now (the CLI takes a port number, not a socket)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def server_process(argv: list[str], log_path: Path, cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a server subprocess for the ``with`` block and always stop it, however the block ends."""
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-        )  # inherits the descriptor limit main() raised, so no preexec_fn (unsafe once threads exist)
-        try:
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (works for our children and for ourselves)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    """CPU time all cores spent not idle, from /proc/stat: with the two processes' own times it
-    shows how much CPU something else took during a phase (a shared VM, a test run...)."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def create_key(data_dir: Path) -> AccessKey:
-    """A key made the way an operator makes one: ``intercom keys create``."""
-    argv = [sys.executable, "-m", "intercom.cli", "keys", "create", "--data-dir", str(data_dir), "--name", "bench"]
-    output = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30).stdout
-    created = json.loads(output)
-    return AccessKey(created["id"], created["key"], name="bench", created_at=time.time())
-
-
 def client_token(key: AccessKey, identity: str) -> str:
     return mint_token(key, [IncomingCapability(identity)], ttl=3600)
 
 
 # --- HTTP and readiness ------------------------------------------------------------------------
-
-
-async def http_get(port: int, path: str) -> str:
-    """GET on the hub, in a thread: urllib is enough for two plain-text endpoints."""
-
-    def get() -> str:
-        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=5) as response:
-            return response.read().decode()
-
-    return await asyncio.to_thread(get)
-
-
-async def wait_until(
-    ready: Callable[[], Awaitable[bool]], process: subprocess.Popen[bytes], what: str, timeout: float
-) -> None:
-    """Poll ``ready`` until true; fail early if the process died, or after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {process.returncode} during start-up")
-        with contextlib.suppress(OSError):
-            if await ready():
-                return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
-
-
-async def hub_healthy(port: int) -> bool:
-    return json.loads(await http_get(port, "/healthz")).get("status") == "ok"
 
 
 async def accepts_tcp(port: int) -> bool:
@@ -284,12 +203,6 @@ async def close_all(clients: list[SipClient]) -> None:
 
 
 # --- statistics --------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile: a value that was actually measured."""
-    index = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 def summarise_us(samples_ns: list[int]) -> dict[str, float]:
@@ -415,26 +328,20 @@ async def measure_throughput(hub_port: int, hub_pid: int, key: AccessKey, settin
     clients = await connect_many(hub_port, tokens)
     result = LoadResult()
     try:
-        hub_cpu, bench_cpu, busy = cpu_seconds(hub_pid), cpu_seconds(os.getpid()), machine_busy_seconds()
-        start = time.monotonic()
-        deadline = start + settings.throughput_seconds
+        cpu = CpuWindow(hub_pid)
+        deadline = cpu.started + settings.throughput_seconds
         await asyncio.gather(*(reregister_until(client, deadline, result) for client in clients))
-        elapsed = time.monotonic() - start
-        hub_cpu, bench_cpu = cpu_seconds(hub_pid) - hub_cpu, cpu_seconds(os.getpid()) - bench_cpu
-        other_cpu = machine_busy_seconds() - busy - hub_cpu - bench_cpu
+        cpu.stop()
     finally:
         await close_all(clients)
     non_200 = sum(count for status, count in result.statuses.items() if status != 200)
-    bench_share = bench_cpu / elapsed
-    generator_bound = bench_share >= GENERATOR_BOUND_CPU
-    other_share = max(0.0, other_cpu / elapsed)
+    elapsed = cpu.elapsed
     notes = [
         "the load generator used most of a core: the rate may be limited by it, not by the hub"
-        if generator_bound
-        else "the load generator had CPU to spare: the rate is the hub's"
+        if cpu.generator_bound
+        else "the load generator had CPU to spare: the rate is the hub's",
+        *cpu.other_load_notes(),
     ]
-    if other_share >= OTHER_LOAD_CPU:
-        notes.append(f"other processes used {other_share:.2f} of a core meanwhile: the figures are pessimistic")
     return {
         "clients": THROUGHPUT_CLIENTS,
         "duration_s": settings.throughput_seconds,
@@ -445,11 +352,11 @@ async def measure_throughput(hub_port: int, hub_pid: int, key: AccessKey, settin
         "errors": len(result.errors),
         "first_errors": result.errors[:5],
         "register_per_s": round(result.completed / elapsed, 1),
-        "hub_cpu_core_share": round(hub_cpu / elapsed, 3),
-        "hub_cpu_us_per_register": round(hub_cpu * 1e6 / max(1, result.completed), 1),
-        "bench_cpu_core_share": round(bench_share, 3),
-        "other_cpu_core_share": round(other_share, 3),
-        "generator_bound": generator_bound,
+        "hub_cpu_core_share": round(cpu.hub_share, 3),
+        "hub_cpu_us_per_register": round(cpu.hub_seconds * 1e6 / max(1, result.completed), 1),
+        "bench_cpu_core_share": round(cpu.bench_share, 3),
+        "other_cpu_core_share": round(cpu.other_share, 3),
+        "generator_bound": cpu.generator_bound,
         "notes": notes,
     }
 
@@ -485,28 +392,12 @@ async def measure_memory(hub_port: int, hub_pid: int, key: AccessKey) -> dict[st
 
 
 def environment() -> dict[str, object]:
-    versions = {}
-    for package in ("intercom", "websockets", "uvicorn", "fastapi", "starlette", "PyJWT"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
     return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
+        **host_environment(),
         "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "loadavg_at_end": os.getloadavg(),
-        **versions,
+        **package_versions(("intercom", "websockets", "uvicorn", "fastapi", "starlette", "PyJWT")),
     }
-
-
-async def wait_phase(what: str, phase: Awaitable[dict[str, object]]) -> dict[str, object]:
-    try:
-        return await asyncio.wait_for(phase, PHASE_TIMEOUT)
-    except TimeoutError:
-        raise TimeoutError(f"{what} took over {PHASE_TIMEOUT:.0f} s") from None
 
 
 async def run(settings: Settings, workdir: Path) -> dict[str, object]:
@@ -524,34 +415,12 @@ async def run(settings: Settings, workdir: Path) -> dict[str, object]:
     with server_process(echo_argv, workdir / "echo.log", workdir) as echo:
         await wait_until(lambda: accepts_tcp(echo_port), echo, "echo server", START_TIMEOUT)
         async with fresh_hub(data_dir, workdir, "latency") as (hub_port, _):
-            latency = await wait_phase("latency", measure_latency(echo_port, hub_port, token, settings))
+            latency = await wait_phase("latency", measure_latency(echo_port, hub_port, token, settings), PHASE_TIMEOUT)
     async with fresh_hub(data_dir, workdir, "throughput") as (hub_port, hub_pid):
-        throughput = await wait_phase("throughput", measure_throughput(hub_port, hub_pid, key, settings))
+        throughput = await wait_phase("throughput", measure_throughput(hub_port, hub_pid, key, settings), PHASE_TIMEOUT)
     async with fresh_hub(data_dir, workdir, "memory") as (hub_port, hub_pid):
-        memory = await wait_phase("memory", measure_memory(hub_port, hub_pid, key))
+        memory = await wait_phase("memory", measure_memory(hub_port, hub_pid, key), PHASE_TIMEOUT)
     return {"latency": latency, "throughput": throughput, "memory": memory}
-
-
-@contextlib.asynccontextmanager
-async def fresh_hub(data_dir: Path, workdir: Path, phase: str) -> AsyncIterator[tuple[int, int]]:
-    """A hub process started through the CLI for one phase: yields its port and pid."""
-    port = free_port()
-    argv = [sys.executable, "-m", "intercom.cli", "--log-level", "warning", "hub"]
-    argv += ["--data-dir", str(data_dir), "--host", HOST, "--port", str(port)]
-    log = workdir / f"hub-{phase}.log"
-    with server_process(argv, log, workdir) as hub:
-        try:
-            await wait_until(lambda: hub_healthy(port), hub, "hub", START_TIMEOUT)
-            yield port, hub.pid
-        except BaseException:
-            print(f"--- hub log tail ({phase}) ---\n{tail(log)}", file=sys.stderr)
-            raise
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return "(no log)"
 
 
 def verdict(figures: dict[str, dict[str, object]]) -> dict[str, bool]:
@@ -579,45 +448,16 @@ def summary_line(figures: dict[str, dict[str, object]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer round trips and a 3 s throughput run")
-    parser.add_argument("--json-out", type=Path, help="also write the JSON result to this file")
-    args = parser.parse_args(argv)
+    args = parse_args(argv, __doc__.splitlines()[0], "fewer round trips and a 3 s throughput run")
     raise_nofile_limit()
-    # SIGTERM raises SystemExit instead of ending the process at once, so the ``finally``
-    # blocks that stop the hub and the echo server still run.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     settings = Settings.for_mode(args.quick)
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="intercom-bench-") as workdir:
-            figures = asyncio.run(asyncio.wait_for(run(settings, Path(workdir)), RUN_TIMEOUT))
-    except TimeoutError as exc:
-        print(f"bench failed: {str(exc) or f'run over {RUN_TIMEOUT:.0f} s'}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    passed = verdict(figures)
-    result = {
-        "mode": "quick" if args.quick else "full",
-        "environment": environment(),
-        **figures,
-        "targets": {
-            "register_p50_max_x_echo": TARGET_LATENCY_RATIO,
-            "register_per_s_min": TARGET_REGISTER_PER_S,
-            "non_200_max": 0,
-            "rss_growth_mb_max_at_1000_clients": TARGET_RSS_GROWTH_MB,
-        },
-        "pass": passed,
-        "run_seconds": round(time.monotonic() - started, 1),
+    targets = {
+        "register_p50_max_x_echo": TARGET_LATENCY_RATIO,
+        "register_per_s_min": TARGET_REGISTER_PER_S,
+        "non_200_max": 0,
+        "rss_growth_mb_max_at_1000_clients": TARGET_RSS_GROWTH_MB,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    print(summary_line(figures))
-    return 0 if passed["all"] else 1
+    return run_and_report(args, lambda workdir: run(settings, workdir), targets, environment, verdict, summary_line)
 
 
 if __name__ == "__main__":

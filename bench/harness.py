@@ -1,0 +1,280 @@
+"""What the benchmarks in this folder share: hub processes started through the CLI, CPU and memory read
+from /proc, and the run-and-report frame, so that every benchmark starts, measures and reports alike.
+
+The benchmarks run as ``.venv/bin/python bench/NAME.py``, which puts this folder on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from intercom.auth import AccessKey
+
+HOST = "127.0.0.1"
+RUN_TIMEOUT = 300.0  # the whole run, start-up to clean-up
+START_TIMEOUT = 20.0  # a server must answer within this after spawning
+GENERATOR_BOUND_CPU = 0.9  # the load generator using this share of a core is the likely bottleneck
+OTHER_LOAD_CPU = 0.2  # CPU used by unrelated processes during a load phase worth a warning
+
+Figures = dict[str, dict[str, Any]]
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port nobody listens on now (the CLI takes a port number, not a socket)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server_process(argv: list[str], log_path: Path, cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server subprocess for the ``with`` block and always stop it, however the block ends."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )  # inherits the caller's descriptor limit, so no preexec_fn (unsafe once threads exist)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+@contextlib.asynccontextmanager
+async def fresh_hub(
+    data_dir: Path, workdir: Path, phase: str, hub_args: Iterable[str] = ()
+) -> AsyncIterator[tuple[int, int]]:
+    """A hub process started through the CLI for one phase, so that no phase runs on a hub another
+    phase has warmed or grown: yields its port and pid."""
+    port = free_port()
+    argv = [sys.executable, "-m", "intercom.cli", "--log-level", "warning", "hub"]
+    argv += ["--data-dir", str(data_dir), "--host", HOST, "--port", str(port), *hub_args]
+    log = workdir / f"hub-{phase}.log"
+    with server_process(argv, log, workdir) as hub:
+        try:
+            await wait_until(lambda: hub_healthy(port), hub, "hub", START_TIMEOUT)
+            yield port, hub.pid
+        except BaseException:
+            print(f"--- hub log tail ({phase}) ---\n{tail(log)}", file=sys.stderr)
+            raise
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return "(no log)"
+
+
+def create_key(data_dir: Path) -> AccessKey:
+    """A key made the way an operator makes one: ``intercom keys create``."""
+    argv = [sys.executable, "-m", "intercom.cli", "keys", "create", "--data-dir", str(data_dir), "--name", "bench"]
+    output = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30).stdout
+    created = json.loads(output)
+    return AccessKey(created["id"], created["key"], name="bench", created_at=time.time())
+
+
+# --- HTTP and readiness ------------------------------------------------------------------------
+
+
+async def http_get(port: int, path: str) -> str:
+    """GET on the hub, in a thread: urllib is enough for its plain-text endpoints."""
+
+    def get() -> str:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=5) as response:
+            return response.read().decode()
+
+    return await asyncio.to_thread(get)
+
+
+async def wait_until(
+    ready: Callable[[], Awaitable[bool]], process: subprocess.Popen[bytes], what: str, timeout: float
+) -> None:
+    """Poll ``ready`` until true; fail early if the process died, or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode} during start-up")
+        with contextlib.suppress(OSError, ValueError):  # not listening yet, or not answering JSON yet
+            if await ready():
+                return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+
+
+async def hub_healthy(port: int) -> bool:
+    return json.loads(await http_get(port, "/healthz")).get("status") == "ok"
+
+
+async def wait_phase(what: str, phase: Awaitable[dict[str, object]], timeout: float) -> dict[str, object]:
+    """A phase that stops making progress fails the run instead of hanging it."""
+    try:
+        return await asyncio.wait_for(phase, timeout)
+    except TimeoutError:
+        raise TimeoutError(f"{what} took over {timeout:.0f} s") from None
+
+
+# --- CPU and memory ----------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its threads, from /proc (our children and ourselves)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent not idle, from /proc/stat: with the two processes' own times it
+    shows how much CPU something else took during a phase (a shared VM, a test run...)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class CpuWindow:
+    """CPU time of the hub, of this process (the load generator) and of everything else over one
+    timed stretch, from construction to :meth:`stop`: a generator near a full core may be what
+    limits the rate, and other processes' CPU makes the figures pessimistic."""
+
+    def __init__(self, hub_pid: int) -> None:
+        self.hub_pid = hub_pid
+        self._hub, self._bench, self._busy = cpu_seconds(hub_pid), cpu_seconds(os.getpid()), machine_busy_seconds()
+        self.started = time.monotonic()
+        self.elapsed = self.hub_seconds = self.bench_seconds = self.other_seconds = 0.0
+
+    def stop(self) -> None:
+        self.elapsed = time.monotonic() - self.started
+        self.hub_seconds = cpu_seconds(self.hub_pid) - self._hub
+        self.bench_seconds = cpu_seconds(os.getpid()) - self._bench
+        self.other_seconds = machine_busy_seconds() - self._busy - self.hub_seconds - self.bench_seconds
+
+    @property
+    def hub_share(self) -> float:
+        return self.hub_seconds / self.elapsed
+
+    @property
+    def bench_share(self) -> float:
+        return self.bench_seconds / self.elapsed
+
+    @property
+    def other_share(self) -> float:
+        return max(0.0, self.other_seconds / self.elapsed)
+
+    @property
+    def generator_bound(self) -> bool:
+        return self.bench_share >= GENERATOR_BOUND_CPU
+
+    def other_load_notes(self) -> list[str]:
+        if self.other_share < OTHER_LOAD_CPU:
+            return []
+        return [f"other processes used {self.other_share:.2f} of a core meanwhile: the figures are pessimistic"]
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile: a value that was actually measured."""
+    index = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def host_environment() -> dict[str, object]:
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def package_versions(packages: Iterable[str]) -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def parse_args(argv: list[str] | None, description: str, quick_help: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json-out", type=Path, help="also write the JSON result to this file")
+    return parser.parse_args(argv)
+
+
+def run_and_report(
+    args: argparse.Namespace,
+    run: Callable[[Path], Awaitable[Figures]],
+    targets: dict[str, float],
+    environment: Callable[[], dict[str, object]],
+    verdict: Callable[[Figures], dict[str, bool]],
+    summary_line: Callable[[Figures], str],
+) -> int:
+    """Run the phases in a scratch directory, print the JSON result, then the one-line summary.
+
+    Exit status: 0 when every target is met, 1 when one is missed, 2 on error or timeout.
+    """
+    # SIGTERM raises SystemExit instead of ending the process at once, so the ``finally``
+    # blocks that stop the servers still run.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="intercom-bench-") as workdir:
+            figures = asyncio.run(asyncio.wait_for(run(Path(workdir)), RUN_TIMEOUT))
+    except TimeoutError as exc:
+        print(f"bench failed: {str(exc) or f'run over {RUN_TIMEOUT:.0f} s'}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    passed = verdict(figures)
+    result = {
+        "mode": "quick" if args.quick else "full",
+        "environment": environment(),
+        **figures,
+        "targets": targets,
+        "pass": passed,
+        "run_seconds": round(time.monotonic() - started, 1),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json_out:
+        args.json_out.write_text(text + "\n")
+    print(summary_line(figures))
+    return 0 if passed["all"] else 1
