@@ -217,3 +217,15 @@ async def test_accepting_inside_the_incoming_handler_still_rings_first(hub, make
     await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
     assert door.events.of("call.status")[:2] == [CallStatus.CONNECTING, CallStatus.RINGING]
     assert accepted[0].status in (CallStatus.ACCEPTED, CallStatus.CONFIRMED)
+
+
+async def test_an_unanswered_incoming_call_times_out_with_408_and_canceled(hub, make_unit, monkeypatch):
+    monkeypatch.setattr("intercom.sdk.incoming.NO_ANSWER_TIMEOUT", 0.5)  # JsSIP's is 60 s
+    store_flow(hub, "door", "client:desk", timeout=30)
+    desk = await make_unit("desk", DESK_HZ)
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door.start_call()
+    incoming = await desk.next_incoming()
+    await desk.events.until(lambda: desk.events.canceled == [incoming])
+    await door.events.until(lambda: door.events.of("call.error"))
+    assert door.events.of("call.error")[0].message.startswith("RTC Session failed: SIP/2.0 408 ")
