@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -15,7 +17,11 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from intercom.auth import AccessKey, IncomingCapability, OutgoingCapability, mint_token
 from intercom.hub import HubConfig, RunningHub, Storage, running_hub
+from intercom.media import MediaPolicy, RecordingSink, ToneSource
+from intercom.sdk import CallAudio, Client, ClientStatus
 from intercom.sip import Request, Response, parse_message
+
+from .units import LOOPBACK, STEP, Events, Unit
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 
@@ -24,7 +30,6 @@ VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-STEP = 10.0  # seconds any single await in a test may take
 
 
 @dataclass
@@ -136,3 +141,36 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         timeout=30,
     )  # fmt: skip
     return cert, key
+
+
+@pytest.fixture
+async def make_unit(hub) -> AsyncIterator[Callable[..., Any]]:
+    """Connected clients, each sending a tone of its own; destroyed at teardown."""
+    units: list[Unit] = []
+
+    async def make(
+        identity: str, frequency: float, outgoing: str | None = None, incoming: bool = True, record: bool = True
+    ) -> Unit:
+        token = hub.token(identity, incoming=incoming, outgoing=outgoing)
+        audio = CallAudio(
+            source=lambda: ToneSource(frequency), sink=RecordingSink, policy=MediaPolicy(host_addresses=LOOPBACK)
+        )
+        config = hub.running.config
+        trust = ssl.create_default_context(cafile=str(config.cert_file)) if config.secure else None
+        client = Client(
+            host=hub.address, refresh_token=lambda: token, secure=config.secure, ssl_context=trust, audio=audio
+        )
+        events = Events()
+        for name in ("status", "incoming", "canceled", "error") if record else ():
+            client.on(name, events.record(name))
+        async with asyncio.timeout(STEP):
+            await client.setup(jwt=token)
+        assert client.status is ClientStatus.CONNECTED
+        unit = Unit(client, events)
+        units.append(unit)
+        return unit
+
+    yield make
+    for unit in units:
+        async with asyncio.timeout(STEP):
+            await unit.client.destroy()

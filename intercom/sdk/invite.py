@@ -40,49 +40,45 @@ def _js_string(value: object) -> str:
     return str(value)
 
 
-def build_invite(state: RegistrationState, token: str, sdp: str, params: dict[str, object]) -> Request:
-    """The INVITE to ``sip:00000@<hub>`` that starts an outgoing call."""
+def _to_hub(
+    state: RegistrationState, method: str, cseq: int, headers: list[tuple[str, str | None]], body: bytes
+) -> Request:
+    """A new out-of-dialog request to ``sip:00000@<hub>``, with the browser client's first headers."""
     target = f"sip:{CALL_TARGET_USER}@{state.host}"
-    invite = Request(method="INVITE", uri=target)
-    user_data = encode_user_data(params)
+    request = Request(method=method, uri=target)
     for name, value in (
         ("Via", f"SIP/2.0/WSS {state.via_host};branch={new_branch()}"),
         ("Max-Forwards", "69"),
         ("To", f"<{target}>"),
         ("From", f"<sip:anonymous@{state.host}>;tag={new_tag()}"),
         ("Call-ID", new_call_id()),
-        ("CSeq", f"{random.randint(0, 9999)} INVITE"),
+        ("CSeq", f"{cseq} {method}"),
+        *headers,
+    ):
+        if value is not None:
+            request.headers.add(name, value)
+    request.body = body
+    return request
+
+
+def build_invite(state: RegistrationState, token: str, sdp: str, params: dict[str, object]) -> Request:
+    """The INVITE that starts an outgoing call; the CSeq starts at a random number, as JsSIP's."""
+    headers = [
         ("WebRTC-Token", token),
         ("SDK-Version", __version__),
-        ("WebRTC-UserData", user_data),
+        ("WebRTC-UserData", encode_user_data(params)),
         ("Contact", f"<sip:{state.contact_user}@{state.via_host};transport=ws;ob>"),
         ("Content-Type", "application/sdp"),
         ("Session-Expires", str(SESSION_EXPIRES)),
         ("Allow", ALLOW),
         ("Supported", "timer,ice,replaces,outbound"),
         ("User-Agent", USER_AGENT),
-    ):
-        if value is not None:
-            invite.headers.add(name, value)
-    invite.body = sdp.encode()
-    return invite
+    ]
+    return _to_hub(state, "INVITE", random.randint(0, 9999), headers, sdp.encode())
 
 
 def build_post_dial_delay(state: RegistrationState, invite: Request, delay_ms: float) -> Request:
     """The out-of-dialog MESSAGE reporting the time from INVITE to the first 180/183."""
-    target = f"sip:{CALL_TARGET_USER}@{state.host}"
-    message = Request(method="MESSAGE", uri=target)
-    for name, value in (
-        ("Via", f"SIP/2.0/WSS {state.via_host};branch={new_branch()}"),
-        ("Max-Forwards", "69"),
-        ("To", f"<{target}>"),
-        ("From", f"<sip:anonymous@{state.host}>;tag={new_tag()}"),
-        ("Call-ID", new_call_id()),
-        ("CSeq", "1 MESSAGE"),
-        ("X-Call-Relates", invite.call_id),
-        ("Content-Type", "text/plain"),
-        ("User-Agent", USER_AGENT),
-    ):
-        message.headers.add(name, value)
-    message.body = json.dumps({"clientPostDialDelay": f"{delay_ms:.3f}"}, separators=(",", ":")).encode()
-    return message
+    headers = [("X-Call-Relates", invite.call_id), ("Content-Type", "text/plain"), ("User-Agent", USER_AGENT)]
+    body = json.dumps({"clientPostDialDelay": f"{delay_ms:.3f}"}, separators=(",", ":")).encode()
+    return _to_hub(state, "MESSAGE", 1, headers, body)

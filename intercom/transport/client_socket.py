@@ -44,7 +44,7 @@ class ClientSocket:
             async for frame in self.websocket:
                 connection.receive(frame)
         except WebSocketsClosed:
-            pass
+            pass  # an abnormal close ends the loop like a normal one; lost() below tells the connection
         finally:
             connection.lost()
             self._queue.put_nowait(_STOP)
@@ -58,4 +58,4 @@ class ClientSocket:
                 else:
                     await self.websocket.send(item)  # type: ignore[arg-type]
         except WebSocketsClosed:
-            pass
+            pass  # the socket is gone: what was still queued cannot be sent, and run() reports the loss

@@ -8,7 +8,6 @@ WebAudio analyser on what it receives.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,14 @@ from typing import Any
 import pytest
 
 from intercom.hub import HubConfig
-from intercom.media import MediaPolicy, RecordingSink, ToneSource
+from intercom.media import MediaPolicy, RecordingSink
 from intercom.media.tracks import SILENCE_RMS
-from intercom.sdk import CallAudio, CallStatus, Client, ClientStatus
+from intercom.sdk import CallStatus
 
-from ..calls.conftest import Events, Unit, store_flow
 from ..conftest import STEP
+from ..units import DESK_HZ, DOOR_HZ, LOOPBACK, store_flow
 from .jssip_page import JsSipPage
 
-LOOPBACK = ("127.0.0.1",)
-DOOR_HZ, DESK_HZ = 440.0, 880.0
 BEEP_HZ = 400.0  # Chromium's fake microphone: 400 Hz, full scale, a few frames every 500 ms
 PAGE_HZ_TOLERANCE = 25.0  # the page's analyser bins are 48000 / 4096 = 11.7 Hz wide
 
@@ -65,34 +62,6 @@ async def open_page(hub, tmp_path: Path) -> AsyncIterator[Callable[[str], Any]]:
         assert code == 0, page.report()
 
 
-@pytest.fixture
-async def make_client(hub, tls_files: tuple[Path, Path]) -> AsyncIterator[Callable[..., Any]]:
-    """Python SDK clients over wss, each sending a tone of its own; destroyed at teardown."""
-    units: list[Unit] = []
-    trust = ssl.create_default_context(cafile=str(tls_files[0]))
-
-    async def make(identity: str, frequency: float, outgoing: str | None = None, incoming: bool = True) -> Unit:
-        token = hub.token(identity, incoming=incoming, outgoing=outgoing)
-        audio = CallAudio(
-            source=lambda: ToneSource(frequency), sink=RecordingSink, policy=MediaPolicy(host_addresses=LOOPBACK)
-        )
-        client = Client(host=hub.address, refresh_token=lambda: token, secure=True, ssl_context=trust, audio=audio)
-        events = Events()
-        for name in ("status", "incoming", "canceled", "error"):
-            client.on(name, events.record(name))
-        async with asyncio.timeout(STEP):
-            await client.setup(jwt=token)
-        assert client.status is ClientStatus.CONNECTED
-        unit = Unit(client, events)
-        units.append(unit)
-        return unit
-
-    yield make
-    for unit in units:
-        async with asyncio.timeout(STEP):
-            await unit.client.destroy()
-
-
 async def hears_the_beep(sink: RecordingSink) -> None:
     """The browser's microphone reaches the Python end: loud, and at the fake device's pitch (not a tone of ours)."""
     async with asyncio.timeout(STEP):
@@ -102,9 +71,9 @@ async def hears_the_beep(sink: RecordingSink) -> None:
     assert sink.dominant_frequency(1.0) == pytest.approx(BEEP_HZ, abs=15)
 
 
-async def test_browser_calls_the_door_flow_and_a_python_desk_hears_it(hub, open_page, make_client):
+async def test_browser_calls_the_door_flow_and_a_python_desk_hears_it(hub, open_page, make_unit):
     store_flow(hub, "door", "client:desk")
-    desk = await make_client("desk", DESK_HZ)
+    desk = await make_unit("desk", DESK_HZ)
     token = hub.token("door", incoming=False, outgoing="door")
     page = await open_page(token)
     await page.command("call", target=f"sip:00000@{hub.address}", token=token)
@@ -140,10 +109,10 @@ async def test_browser_calls_the_door_flow_and_a_python_desk_hears_it(hub, open_
         await hub.running.app.state.calls.wait_idle()
 
 
-async def test_python_door_calls_a_browser_desk_and_both_hear_each_other(hub, open_page, make_client):
+async def test_python_door_calls_a_browser_desk_and_both_hear_each_other(hub, open_page, make_unit):
     store_flow(hub, "door", "client:desk")
     page = await open_page(hub.token("desk", incoming=True))
-    door = await make_client("door", DOOR_HZ, outgoing="door", incoming=False)
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
     call = door.start_call()
     session = await page.event("session")
     assert session["direction"] == "incoming" and session["display_name"] == "door", session

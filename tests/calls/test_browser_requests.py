@@ -8,7 +8,7 @@ from intercom.sdk import CallStatus
 from intercom.sip import Dialog, Request, Response, Via, parse_message
 
 from ..conftest import STEP, replay, vector
-from .conftest import store_flow
+from ..units import store_flow
 
 
 async def final_response(sip) -> Response:

@@ -10,15 +10,11 @@ import pytest
 from intercom.sdk import CallStatus
 
 from ..conftest import STEP
-from .conftest import store_flow
-
-DOOR_HZ, DESK_HZ = 440.0, 880.0
+from ..units import DESK_HZ, DOOR_HZ, door_and_desk, store_flow
 
 
 async def test_answered_call_statuses_and_audio_both_ways(hub, make_unit):
-    store_flow(hub, "door", "client:desk")
-    desk = await make_unit("desk", DESK_HZ)
-    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door, desk = await door_and_desk(hub, make_unit)
     call = door.start_call(floor="2")
     incoming = await desk.next_incoming()
     assert incoming.display_name == "door"
@@ -86,9 +82,7 @@ async def test_one_identity_on_two_devices_rings_both(hub, make_unit):
 
 @pytest.mark.parametrize(("answer", "status"), [("reject", 480)], ids=["reject"])
 async def test_callee_rejects_and_the_caller_fails_with_its_code(hub, make_unit, answer, status):
-    store_flow(hub, "door", "client:desk")
-    desk = await make_unit("desk", DESK_HZ)
-    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door, desk = await door_and_desk(hub, make_unit)
     call = door.start_call()
     incoming = await desk.next_incoming()
     await door.events.until(lambda: CallStatus.RINGING in door.events.of("call.status"))
@@ -102,9 +96,7 @@ async def test_callee_rejects_and_the_caller_fails_with_its_code(hub, make_unit,
 
 
 async def test_caller_cancels_and_the_callee_gets_canceled(hub, make_unit):
-    store_flow(hub, "door", "client:desk")
-    desk = await make_unit("desk", DESK_HZ)
-    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door, desk = await door_and_desk(hub, make_unit)
     call = door.start_call()
     incoming = await desk.next_incoming()
     await door.events.until(lambda: CallStatus.RINGING in door.events.of("call.status"))
@@ -118,9 +110,7 @@ async def test_caller_cancels_and_the_callee_gets_canceled(hub, make_unit):
 
 
 async def test_no_answer_within_the_transfer_timeout_fails_with_480(hub, make_unit):
-    store_flow(hub, "door", "client:desk", timeout=1)
-    desk = await make_unit("desk", DESK_HZ)
-    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door, desk = await door_and_desk(hub, make_unit, timeout=1)
     door.start_call()
     incoming = await desk.next_incoming()
     await desk.events.until(lambda: desk.events.canceled == [incoming])
@@ -149,9 +139,7 @@ async def test_calls_the_hub_refuses(hub, make_unit, flow_id, outgoing, register
 
 
 async def test_mute_silences_the_far_end_and_unmute_brings_the_tone_back(hub, make_unit):
-    store_flow(hub, "door", "client:desk")
-    desk = await make_unit("desk", DESK_HZ)
-    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door, desk = await door_and_desk(hub, make_unit)
     call = door.start_call()
     answered = await desk.accept(await desk.next_incoming())
     await desk.events.until(lambda: CallStatus.ACCEPTED in desk.events.of("call.status"))
@@ -168,9 +156,7 @@ async def test_mute_silences_the_far_end_and_unmute_brings_the_tone_back(hub, ma
 
 
 async def test_digits_arrive_in_order_at_the_far_end(hub, make_unit):
-    store_flow(hub, "door", "client:desk")
-    desk = await make_unit("desk", DESK_HZ)
-    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door, desk = await door_and_desk(hub, make_unit)
     call = door.start_call()
     answered = await desk.accept(await desk.next_incoming())
     await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
@@ -185,9 +171,7 @@ async def test_digits_arrive_in_order_at_the_far_end(hub, make_unit):
 
 
 async def test_callee_hangs_up_and_both_end(hub, make_unit):
-    store_flow(hub, "door", "client:desk")
-    desk = await make_unit("desk", DESK_HZ)
-    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door, desk = await door_and_desk(hub, make_unit)
     door.start_call()
     answered = await desk.accept(await desk.next_incoming())
     await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
@@ -208,9 +192,7 @@ async def test_start_call_needs_a_connected_client(hub, make_unit):
 
 
 async def test_accepting_inside_the_incoming_handler_still_rings_first(hub, make_unit):
-    store_flow(hub, "door", "client:desk")
-    desk = await make_unit("desk", DESK_HZ)
-    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door, desk = await door_and_desk(hub, make_unit)
     accepted: list = []
     desk.client.on("incoming", lambda incoming: accepted.append(incoming.accept()))
     door.start_call()
@@ -221,9 +203,7 @@ async def test_accepting_inside_the_incoming_handler_still_rings_first(hub, make
 
 async def test_an_unanswered_incoming_call_times_out_with_408_and_canceled(hub, make_unit, monkeypatch):
     monkeypatch.setattr("intercom.sdk.incoming.NO_ANSWER_TIMEOUT", 0.5)  # JsSIP's is 60 s
-    store_flow(hub, "door", "client:desk", timeout=30)
-    desk = await make_unit("desk", DESK_HZ)
-    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    door, desk = await door_and_desk(hub, make_unit, timeout=30)
     door.start_call()
     incoming = await desk.next_incoming()
     await desk.events.until(lambda: desk.events.canceled == [incoming])

@@ -11,7 +11,7 @@ from intercom.sdk.registration import RegistrationState
 from intercom.sip import Request, make_response
 
 from ..conftest import STEP
-from .conftest import store_flow
+from ..units import store_flow
 
 
 async def registered_raw_desk(hub, raw_sip):

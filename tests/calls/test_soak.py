@@ -12,7 +12,7 @@ from aiortc import RTCPeerConnection
 from intercom.sdk import CallStatus
 
 from ..conftest import STEP
-from .conftest import store_flow
+from ..units import store_flow
 
 CALLS = 200
 WARM_UP = 30  # one-time growth first: the executor pool, codec state, the bounded parse caches
