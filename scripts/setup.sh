@@ -12,19 +12,23 @@ mode=${1:-full}
 say() { printf 'setup: %s\n' "$*"; }
 
 # -- system packages ----------------------------------------------------------------------
-# package:command pairs; a package is installed only when its command is missing.
-need=(python3-venv:)
+# package:check pairs; a package is installed only when its check fails. A check is a command
+# name, lib/<soname> for a shared library, or venv for Python's venv module.
+need=(python3-venv:venv libportaudio2:lib/libportaudio.so.2)  # PortAudio: sounddevice's sound I/O
 if [ "$mode" != "--demo" ]; then
-  need+=(nodejs:node npm:npm chromium:chromium)
+  # jackd2: the tests' sound card (JACK's dummy backend); node, npm, chromium: the browser tests
+  need+=(jackd2:jackd nodejs:node npm:npm chromium:chromium)
 fi
+present() {
+  case $1 in
+    venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 ;;
+    lib/*) "$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | grep -q "${1#lib/}" ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
 missing=()
 for pair in "${need[@]}"; do
-  pkg=${pair%%:*}; cmd=${pair#*:}
-  if [ -n "$cmd" ]; then
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
-  elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    missing+=("$pkg")
-  fi
+  present "${pair#*:}" || missing+=("${pair%%:*}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
