@@ -148,25 +148,8 @@ async def make_unit(hub) -> AsyncIterator[Callable[..., Any]]:
     """Connected clients, each sending a tone of its own; destroyed at teardown."""
     units: list[Unit] = []
 
-    async def make(
-        identity: str, frequency: float, outgoing: str | None = None, incoming: bool = True, record: bool = True
-    ) -> Unit:
-        token = hub.token(identity, incoming=incoming, outgoing=outgoing)
-        audio = CallAudio(
-            source=lambda: ToneSource(frequency), sink=RecordingSink, policy=MediaPolicy(host_addresses=LOOPBACK)
-        )
-        config = hub.running.config
-        trust = ssl.create_default_context(cafile=str(config.cert_file)) if config.secure else None
-        client = Client(
-            host=hub.address, refresh_token=lambda: token, secure=config.secure, ssl_context=trust, audio=audio
-        )
-        events = Events()
-        for name in ("status", "incoming", "canceled", "error") if record else ():
-            client.on(name, events.record(name))
-        async with asyncio.timeout(STEP):
-            await client.setup(jwt=token)
-        assert client.status is ClientStatus.CONNECTED
-        unit = Unit(client, events)
+    async def make(*args: Any, **kwargs: Any) -> Unit:
+        unit = await connect_unit(hub, *args, **kwargs)
         units.append(unit)
         return unit
 
@@ -174,3 +157,24 @@ async def make_unit(hub) -> AsyncIterator[Callable[..., Any]]:
     for unit in units:
         async with asyncio.timeout(STEP):
             await unit.client.destroy()
+
+
+async def connect_unit(
+    hub: Hub, identity: str, frequency: float, outgoing: str | None = None, incoming: bool = True, record: bool = True
+) -> Unit:
+    """A client of ``hub`` sending a ``frequency`` tone, connected; its events recorded unless ``record`` is off
+    (a recorder keeps every call it saw alive)."""
+    token = hub.token(identity, incoming=incoming, outgoing=outgoing)
+    audio = CallAudio(
+        source=lambda: ToneSource(frequency), sink=RecordingSink, policy=MediaPolicy(host_addresses=LOOPBACK)
+    )
+    config = hub.running.config
+    trust = ssl.create_default_context(cafile=str(config.cert_file)) if config.secure else None
+    client = Client(host=hub.address, refresh_token=lambda: token, secure=config.secure, ssl_context=trust, audio=audio)
+    events = Events()
+    for name in ("status", "incoming", "canceled", "error") if record else ():
+        client.on(name, events.record(name))
+    async with asyncio.timeout(STEP):
+        await client.setup(jwt=token)
+    assert client.status is ClientStatus.CONNECTED
+    return Unit(client, events)

@@ -21,6 +21,7 @@ from .sip_service import SipService
 from .storage import Storage
 
 EXPIRY_SWEEP_SECONDS = 5.0
+SHUTDOWN_GRACE_SECONDS = 5.0
 
 
 def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
@@ -36,6 +37,10 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             yield
         finally:
             sweeper.cancel()
+            # By now uvicorn has closed every socket, so each call is ending; let them release
+            # their media before the loop stops, or aiortc's tasks die half-way.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(calls.wait_idle(), SHUTDOWN_GRACE_SECONDS)
 
     app = FastAPI(title="intercom hub", version=__version__, lifespan=lifespan)
     app.state.config = config

@@ -7,10 +7,14 @@ import urllib.request
 
 import pytest
 
+from intercom.hub import HubConfig, Storage, running_hub
+from intercom.media import MediaPolicy
 from intercom.sdk import CallStatus
 
-from ..conftest import STEP
-from ..units import DESK_HZ, DOOR_HZ, door_and_desk, store_flow
+from ..conftest import STEP, Hub, connect_unit
+from ..units import DESK_HZ, DOOR_HZ, LOOPBACK, door_and_desk, store_flow
+
+HUB_LOOPBACK = MediaPolicy(host_addresses=LOOPBACK, jitter_frames=0)
 
 
 async def test_answered_call_statuses_and_audio_both_ways(hub, make_unit):
@@ -209,3 +213,25 @@ async def test_an_unanswered_incoming_call_times_out_with_408_and_canceled(hub, 
     await desk.events.until(lambda: desk.events.canceled == [incoming])
     await door.events.until(lambda: door.events.of("call.error"))
     assert door.events.of("call.error")[0].message.startswith("RTC Session failed: SIP/2.0 408 ")
+
+
+async def test_stopping_the_hub_mid_call_ends_it_everywhere_and_releases_its_media(tmp_path):
+    config = HubConfig(data_dir=tmp_path / "own-hub", host="127.0.0.1", port=0, media=HUB_LOOPBACK)
+    storage = Storage(config.data_dir)
+    async with asyncio.timeout(STEP), running_hub(config, storage) as running:
+        calls = running.app.state.calls
+        hub = Hub(running, storage, storage.create_key("tests"))
+        store_flow(hub, "door", "client:desk")
+        desk = await connect_unit(hub, "desk", DESK_HZ)
+        door = await connect_unit(hub, "door", DOOR_HZ, outgoing="door", incoming=False)
+        door.start_call()
+        await desk.accept(await desk.next_incoming())
+        await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
+        assert calls.bridged_count == 1
+    assert calls.calls == {}  # the call ended with the hub: nothing of it outlives the server
+    await door.events.until(lambda: CallStatus.ENDED in door.events.of("call.status"))
+    await desk.events.until(lambda: CallStatus.ENDED in desk.events.of("call.status"))
+    for unit in (door, desk):
+        async with asyncio.timeout(STEP):
+            await unit.client.destroy()
+    storage.close()

@@ -1,0 +1,225 @@
+"""MicrophoneTrack and SpeakerSink on a JACK dummy sound card, fed and heard by a JACK probe."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+
+import av
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from intercom.media import ToneSource
+from intercom.media.sound import MicrophoneTrack, SampleRing, SpeakerSink, apply_gain
+from intercom.media.tracks import FRAME_SAMPLES, FULL_SCALE, audio_frame
+
+from ..units import STEP
+from .jackkit import dominant_frequency, rms
+
+SECONDS = 0.3
+
+
+async def read_frames(track: MediaStreamTrack, count: int) -> list[av.AudioFrame]:
+    async with asyncio.timeout(STEP):
+        return [await track.recv() for _ in range(count)]
+
+
+async def frames_until(track: MediaStreamTrack, predicate, limit: int = 200) -> list[av.AudioFrame]:
+    """Frames read until ``predicate`` holds for the last 0.3 s of them (at most ``limit`` frames)."""
+    frames: list[av.AudioFrame] = []
+    window = round(SECONDS * 48000 / FRAME_SAMPLES)
+    async with asyncio.timeout(STEP):
+        while len(frames) < limit:
+            frames.append(await track.recv())
+            if len(frames) >= window and predicate(samples_of(frames[-window:])):
+                return frames
+    raise AssertionError(f"no match in {limit} frames")
+
+
+def samples_of(frames: list[av.AudioFrame]) -> np.ndarray:
+    return np.concatenate([frame.to_ndarray().reshape(-1) for frame in frames]).astype(np.float64)
+
+
+def near(frequency: float):
+    return lambda samples: dominant_frequency(samples) == pytest.approx(frequency, abs=10)
+
+
+# -- the microphone ---------------------------------------------------------------------------------
+
+
+async def test_microphone_frames_carry_the_tone_jack_feeds_with_sample_counting_pts(probe, sound):
+    microphone = sound.microphone()
+    first = await read_frames(microphone, 1)  # opens the stream, so PortAudio's input port exists
+    probe.feed(await probe.wait_for_port(is_input=True, timeout=STEP))
+    probe.play(1000.0)
+    frames = first + await frames_until(microphone, near(1000.0))
+    for frame in frames:
+        assert (frame.format.name, frame.layout.name, frame.sample_rate) == ("s16", "mono", 48000)
+        assert frame.samples == FRAME_SAMPLES and frame.time_base == fractions.Fraction(1, 48000)
+    assert [frame.pts for frame in frames] == [FRAME_SAMPLES * index for index in range(len(frames))]
+    assert microphone.stats.blocks_dropped == 0
+
+
+async def test_microphone_gain_scales_and_clips_and_may_change_while_running(probe, sound):
+    microphone = sound.microphone(gain=0.5)
+    await read_frames(microphone, 1)
+    probe.feed(await probe.wait_for_port(is_input=True, timeout=STEP))
+    probe.play(500.0, amplitude=0.4)
+    frames = await frames_until(microphone, near(500.0))
+    halved = samples_of(frames[-10:])
+    assert np.abs(halved).max() == pytest.approx(0.2 * FULL_SCALE, rel=0.05)
+    microphone.gain = 4.0
+    frames = await frames_until(microphone, lambda samples: np.abs(samples).max() >= 32767)
+    assert samples_of(frames[-5:]).max() == 32767  # 1.6 of full scale, clipped
+
+
+async def test_a_reader_that_falls_behind_loses_the_oldest_blocks_and_pts_jumps_over_them(probe, sound):
+    microphone = sound.microphone(queue_blocks=3)
+    await read_frames(microphone, 1)
+    await probe.wait_until(lambda: microphone.stats.blocks_captured >= 10, STEP)
+    frames = await read_frames(microphone, 4)
+    assert microphone.stats.blocks_dropped >= 6
+    steps = {later.pts - earlier.pts for earlier, later in zip(frames, frames[1:], strict=False)}
+    assert steps == {FRAME_SAMPLES}
+    assert frames[0].pts >= 8 * FRAME_SAMPLES  # the kept blocks are the newest ones
+
+
+async def test_a_microphone_that_cannot_open_ends_its_track():
+    microphone = MicrophoneTrack(device="no such microphone")
+    with pytest.raises(MediaStreamError):
+        await read_frames(microphone, 1)
+    assert microphone.error is not None and microphone.readyState == "ended"
+
+
+# -- the speaker --------------------------------------------------------------------------------------
+
+
+async def test_speaker_plays_a_tone_source_to_jack(probe, sound):
+    sink = sound.speaker(ToneSource(660.0))
+    sink.start()
+    probe.listen(await probe.wait_for_port(is_input=False, timeout=STEP))
+    await probe.wait_until(lambda: probe.dominant_frequency(SECONDS) == pytest.approx(660.0, abs=10), STEP)
+    stats = sink.stats
+    assert stats.blocks_played > 0 and stats.frames_received > 0
+    assert stats.max_buffered_ms <= 40.0
+    assert stats.device_latency_ms <= 40.0
+
+
+async def test_speaker_gain_scales_what_is_played(probe, sound):
+    sink = sound.speaker(ToneSource(660.0, amplitude=0.4), gain=0.5)
+    sink.start()
+    probe.listen(await probe.wait_for_port(is_input=False, timeout=STEP))
+    await probe.wait_until(lambda: probe.dominant_frequency(SECONDS) is not None, STEP)
+    await probe.wait_until(lambda: sink.stats.blocks_played >= 15, STEP)
+    await probe.wait_until(lambda: probe.rms(0.1) > 0.1, STEP)  # the ring filled: no partial silence
+    assert probe.rms(0.1) == pytest.approx(0.2 / np.sqrt(2), rel=0.05)
+
+
+class HalfSpeedTone(ToneSource):
+    """A tone whose 20 ms frames come every 40 ms: a far end that cannot keep up."""
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await super().recv()
+        await asyncio.sleep(0.02)  # the pace of this source, not a wait for anything
+        return frame
+
+
+class DoubleSpeedTone(MediaStreamTrack):
+    """A tone whose 20 ms frames come every 10 ms: a far end that sends faster than we play."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pts = 0
+
+    async def recv(self) -> av.AudioFrame:
+        await asyncio.sleep(0.01)  # the pace of this source
+        samples = 0.3 * FULL_SCALE * np.sin(2 * np.pi * 440 * (self._pts + np.arange(FRAME_SAMPLES)) / 48000)
+        self._pts += FRAME_SAMPLES
+        return audio_frame(samples, self._pts)
+
+
+async def test_a_slow_track_underruns_and_silence_fills_the_gaps(probe, sound):
+    sink = sound.speaker(HalfSpeedTone(440.0))
+    sink.start()
+    probe.listen(await probe.wait_for_port(is_input=False, timeout=STEP))
+    await probe.wait_until(lambda: sink.underruns >= 5, STEP)
+    assert sink.overruns == 0
+    assert 0.3 < sink.underruns / (sink.underruns + sink.blocks_played) < 0.7  # about every other block
+
+
+async def test_a_fast_track_overruns_dropping_the_oldest_and_buffering_stays_within_40_ms(probe, sound):
+    sink = sound.speaker(DoubleSpeedTone())
+    sink.start()
+    await probe.wait_until(lambda: sink.overruns >= 5, STEP)
+    stats = sink.stats
+    assert stats.max_buffered_ms == 40.0 and stats.samples_dropped >= 5 * FRAME_SAMPLES
+    assert stats.underruns == 0
+
+
+async def test_stop_closes_the_streams_and_ends_the_reader(probe, sound):
+    microphone = sound.microphone()
+    sink = sound.speaker(microphone)
+    sink.start()
+    await probe.wait_until(lambda: sink.stats.frames_received >= 3, STEP)
+    assert len(probe.foreign_ports(True)) == len(probe.foreign_ports(False)) == 1
+    microphone.stop()  # the sink, waiting in recv(), sees the track end
+    await probe.wait_until(lambda: sink.ended, STEP)
+    async with asyncio.timeout(STEP):
+        await sink.stop()
+    assert microphone.stream is None and sink.stream is None
+    assert not [task for task in asyncio.all_tasks() if task.get_name().startswith("SpeakerSink(")]
+    await probe.wait_for_no_ports(STEP)  # PortAudio's ports went with the streams
+
+
+class CountedTone(ToneSource):
+    def __init__(self, frequency_hz: float, wanted: int) -> None:
+        super().__init__(frequency_hz)
+        self.wanted = wanted
+        self.read = asyncio.Event()
+        self._count = 0
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await super().recv()
+        self._count += 1
+        if self._count >= self.wanted:
+            self.read.set()
+        return frame
+
+
+async def test_a_speaker_that_cannot_open_still_reads_its_track():
+    source = CountedTone(440.0, wanted=3)
+    sink = SpeakerSink(source, device="no such speaker")
+    sink.start()
+    try:
+        assert sink.error is not None and sink.stream is None
+        async with asyncio.timeout(STEP):
+            await source.read.wait()
+    finally:
+        await sink.stop()
+        source.stop()
+
+
+# -- the pieces, without a device --------------------------------------------------------------------
+
+
+def test_ring_keeps_the_newest_samples_and_reads_them_in_order_across_the_wrap():
+    ring = SampleRing(5)
+    assert ring.write(np.arange(3, dtype=np.int16)) == 0
+    out = np.full(2, -1, dtype=np.int16)
+    assert ring.read_into(out) == 2 and out.tolist() == [0, 1]
+    assert ring.write(np.arange(10, 16, dtype=np.int16)) == 2  # 2, 10..15 is 7 samples for 5 places
+    out = np.full(7, -1, dtype=np.int16)
+    assert ring.read_into(out) == 5 and out.tolist() == [11, 12, 13, 14, 15, 0, 0]
+    assert ring.write(np.arange(20, 28, dtype=np.int16)) == 3 and len(ring) == 5
+    out = np.zeros(5, dtype=np.int16)
+    assert ring.read_into(out) == 5 and out.tolist() == [23, 24, 25, 26, 27]
+
+
+def test_gain_is_identity_at_one_and_clips_to_int16():
+    samples = np.array([-20000, -1, 0, 1, 20000], dtype=np.int16)
+    assert apply_gain(samples, 1.0) is samples
+    assert apply_gain(samples, 2.0).tolist() == [-32768, -2, 0, 2, 32767]
+    assert apply_gain(samples, 0.5).dtype == np.int16
