@@ -23,6 +23,9 @@ from intercom.sip import Request, Response, parse_message
 
 from .units import LOOPBACK, STEP, Events, Unit
 
+HUB_LOOPBACK = MediaPolicy(host_addresses=LOOPBACK, jitter_frames=0)
+ENDPOINT_LOOPBACK = MediaPolicy(host_addresses=LOOPBACK)
+
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 
 # CI replays the same examples every run, so that a red build always means a change broke
@@ -55,7 +58,8 @@ class Hub:
 
 @pytest.fixture
 def hub_config(tmp_path: Path) -> HubConfig:
-    return HubConfig(data_dir=tmp_path / "hub", host="127.0.0.1", port=0)
+    """A hub on 127.0.0.1 whose media offers 127.0.0.1 too: the only address tests may use."""
+    return HubConfig(data_dir=tmp_path / "hub", host="127.0.0.1", port=0, media=HUB_LOOPBACK)
 
 
 @pytest.fixture
@@ -160,14 +164,21 @@ async def make_unit(hub) -> AsyncIterator[Callable[..., Any]]:
 
 
 async def connect_unit(
-    hub: Hub, identity: str, frequency: float, outgoing: str | None = None, incoming: bool = True, record: bool = True
+    hub: Hub,
+    identity: str,
+    sound: float | CallAudio,
+    outgoing: str | None = None,
+    incoming: bool = True,
+    record: bool = True,
 ) -> Unit:
-    """A client of ``hub`` sending a ``frequency`` tone, connected; its events recorded unless ``record`` is off
-    (a recorder keeps every call it saw alive)."""
+    """A client of ``hub``, connected, whose calls send a tone of ``sound`` Hz (recorded by a
+    :class:`RecordingSink`) or use ``sound``'s source and sink; on loopback either way. Its events
+    are recorded unless ``record`` is off (a recorder keeps every call it saw alive)."""
     token = hub.token(identity, incoming=incoming, outgoing=outgoing)
-    audio = CallAudio(
-        source=lambda: ToneSource(frequency), sink=RecordingSink, policy=MediaPolicy(host_addresses=LOOPBACK)
-    )
+    if isinstance(sound, CallAudio):
+        audio = CallAudio(source=sound.source, sink=sound.sink, policy=ENDPOINT_LOOPBACK)
+    else:
+        audio = CallAudio(source=lambda: ToneSource(sound), sink=RecordingSink, policy=ENDPOINT_LOOPBACK)
     config = hub.running.config
     trust = ssl.create_default_context(cafile=str(config.cert_file)) if config.secure else None
     client = Client(host=hub.address, refresh_token=lambda: token, secure=config.secure, ssl_context=trust, audio=audio)

@@ -2,34 +2,24 @@
 
 ``jack_server`` starts jackd (skipping the test when JACK is not installed), ``probe`` feeds our
 capture and hears our playback through JACK, ``sound`` stops every track and sink a test opened
-before the server goes, and ``audio_unit`` connects SDK clients whose calls use a given
-:class:`CallAudio`. The hub offers only 127.0.0.1, as in the call tests.
+before the server goes. SDK units with a microphone or speaker come from ``make_unit`` with a
+:class:`CallAudio`; request it after ``probe`` or ``jack_server``, so that the units are gone
+before the server stops.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from intercom.hub import HubConfig
-from intercom.media import MediaPolicy
 from intercom.media.sound import MicrophoneTrack, SpeakerSink
-from intercom.sdk import CallAudio, Client, ClientStatus
 
-from ..units import LOOPBACK, STEP, Events, Unit
+from ..units import STEP
 from .jackkit import JackProbe, JackServer, JackUnavailable, running_jack_server
-
-
-@pytest.fixture
-def hub_config(tmp_path: Path) -> HubConfig:
-    return HubConfig(
-        data_dir=tmp_path / "hub", host="127.0.0.1", port=0, media=MediaPolicy(host_addresses=LOOPBACK, jitter_frames=0)
-    )
 
 
 @pytest.fixture
@@ -80,32 +70,3 @@ async def sound(jack_server: JackServer) -> AsyncIterator[Sound]:
     kit = Sound()
     yield kit
     await kit.close()
-
-
-@pytest.fixture
-async def audio_unit(hub, jack_server: JackServer) -> AsyncIterator[Callable[..., Any]]:
-    """Connected clients whose calls use the given :class:`CallAudio` (its policy set to loopback)."""
-    units: list[Unit] = []
-
-    async def make(identity: str, audio: CallAudio, outgoing: str | None = None, incoming: bool = True) -> Unit:
-        token = hub.token(identity, incoming=incoming, outgoing=outgoing)
-        audio = CallAudio(source=audio.source, sink=audio.sink, policy=MediaPolicy(host_addresses=LOOPBACK))
-        config = hub.running.config
-        trust = ssl.create_default_context(cafile=str(config.cert_file)) if config.secure else None
-        client = Client(
-            host=hub.address, refresh_token=lambda: token, secure=config.secure, ssl_context=trust, audio=audio
-        )
-        events = Events()
-        for name in ("status", "incoming", "canceled", "error"):
-            client.on(name, events.record(name))
-        async with asyncio.timeout(STEP):
-            await client.setup(jwt=token)
-        assert client.status is ClientStatus.CONNECTED
-        unit = Unit(client, events)
-        units.append(unit)
-        return unit
-
-    yield make
-    for unit in units:
-        async with asyncio.timeout(STEP):
-            await unit.client.destroy()

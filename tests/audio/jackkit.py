@@ -22,6 +22,7 @@ Pitfalls met on the way, and handled by :func:`running_jack_server`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
@@ -289,7 +290,5 @@ class JackProbe:
         self._wake()
 
     def _wake(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop has closed; the probe is being torn down
             self._loop.call_soon_threadsafe(self._changed.set)
-        except RuntimeError:  # the loop has closed; the probe is being torn down
-            pass

@@ -8,13 +8,10 @@ import urllib.request
 import pytest
 
 from intercom.hub import HubConfig, Storage, running_hub
-from intercom.media import MediaPolicy
 from intercom.sdk import CallStatus
 
-from ..conftest import STEP, Hub, connect_unit
-from ..units import DESK_HZ, DOOR_HZ, LOOPBACK, door_and_desk, store_flow
-
-HUB_LOOPBACK = MediaPolicy(host_addresses=LOOPBACK, jitter_frames=0)
+from ..conftest import HUB_LOOPBACK, STEP, Hub, connect_unit
+from ..units import DESK_HZ, DOOR_HZ, door_and_desk, store_flow
 
 
 async def test_answered_call_statuses_and_audio_both_ways(hub, make_unit):

@@ -1,0 +1,55 @@
+"""A door's microphone to a desk's speaker, both on the JACK dummy sound card, through a real call."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from intercom.media import RecordingSink, ToneSource
+from intercom.media.sound import MicrophoneTrack, SpeakerSink
+from intercom.sdk import CallAudio, CallStatus
+
+from ..units import DESK_HZ, DOOR_HZ, STEP, store_flow
+from .jackkit import RATE
+
+MAX_LATENCY_S = 0.25  # mouth to ear through capture, Opus, the hub and playback: ~0.1 s measured
+
+
+async def test_a_tone_at_the_door_microphone_is_heard_at_the_desk_speaker(hub, probe, make_unit):
+    store_flow(hub, "door", "client:desk")
+    speakers: list[SpeakerSink] = []
+
+    def speaker(track):
+        speakers.append(SpeakerSink(track))
+        return speakers[-1]
+
+    desk = await make_unit("desk", CallAudio(source=lambda: ToneSource(DESK_HZ), sink=speaker))
+    door = await make_unit("door", CallAudio(source=MicrophoneTrack, sink=RecordingSink), outgoing="door")
+    probe.play(DOOR_HZ)
+    call = door.start_call()
+    answered = await desk.accept(await desk.next_incoming())
+    # One PortAudio client holds both units' streams: the door's capture is its only input port,
+    # the desk's playback its only output port.
+    probe.feed(await probe.wait_for_port(is_input=True, timeout=STEP))
+    probe.listen(await probe.wait_for_port(is_input=False, timeout=STEP))
+    await probe.wait_until(lambda: probe.dominant_frequency(0.3) == pytest.approx(DOOR_HZ, abs=10), STEP)
+    async with asyncio.timeout(STEP):
+        await call.sink.wait_until(lambda: call.sink.dominant_frequency(0.3) == pytest.approx(DESK_HZ, abs=15), STEP)
+    assert answered.sink is speakers[0]
+
+    probe.silence()
+    await probe.wait_until(lambda: probe.rms(0.1) < 0.003, STEP)
+    probe.click()
+    await probe.wait_until(lambda: probe.clicks and probe.onset_after(probe.clicks[0]) is not None, STEP)
+    latency = (probe.onset_after(probe.clicks[0]) - probe.clicks[0]) / RATE
+    assert 0 < latency < MAX_LATENCY_S
+    stats = speakers[0].stats
+    print(f"mouth to ear {latency * 1000:.1f} ms; {stats}")  # shown with -s or -rP
+    assert stats.max_buffered_ms <= 40.0
+
+    async with asyncio.timeout(STEP):
+        await call.disconnect()
+    await desk.events.until(lambda: CallStatus.ENDED in desk.events.of("call.status"))
+    assert speakers[0].stream is None  # the call stopped its sink, closing the device
+    await probe.wait_for_no_ports(STEP)  # and the door's microphone went with the call
