@@ -1,4 +1,4 @@
-"""The ``intercom`` command: run a hub, manage access keys and call flows, mint tokens, run the demo."""
+"""The ``intercom`` command: hub, access keys, call flows, tokens, sound devices, and the demo."""
 
 from __future__ import annotations
 
@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--incoming", action="store_true", help="allow incoming calls to client:<identity>")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (at most 86400)")
     token.set_defaults(func=_token)
+
+    devices = commands.add_parser("devices", help="list sound devices with the ids settings and the SDK take")
+    devices.add_argument("--json", action="store_true", help="the SDK's MediaSources shape, as JSON")
+    devices.set_defaults(func=_devices)
 
     demo = commands.add_parser("demo", help="start a hub, create a key and connect a client, printing statuses")
     demo.add_argument("--data-dir", type=Path, help="keep the demo's data here (default: a temporary folder)")
@@ -230,6 +234,23 @@ def token_capabilities(
         assert identity is not None
         capabilities.append(IncomingCapability(identity))
     return capabilities
+
+
+def _devices(args: argparse.Namespace) -> None:
+    from .media.devices import list_devices, media_sources
+
+    found = list_devices()
+    if args.json:
+        print(json.dumps(media_sources(found), indent=2))
+        return
+    if not found:
+        print("no sound devices (is the USB sound card plugged in?)")
+    for device in found:
+        direction = "in " if device.kind == "audioinput" else "out"
+        print(
+            f"{direction} {device.deviceId}  {device.label}"
+            f"  [index {device.index}, {device.channels} ch, {device.default_samplerate:.0f} Hz]"
+        )
 
 
 def _demo(args: argparse.Namespace) -> None:

@@ -1,0 +1,84 @@
+"""Sound devices as the seed SDK's ``MediaSources`` describes them, with ids that survive a replug.
+
+PortAudio numbers devices in the order it found them, so an index changes when a USB card is
+plugged in elsewhere. A device here is named by a ``deviceId`` made from what stays the same:
+the host API, the device's name and its direction. ``groupId`` joins a card's microphone and
+speaker, as a browser's does. :func:`resolve` turns an id back into what sounddevice opens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import sounddevice as sd
+
+Kind = Literal["audioinput", "audiooutput"]
+
+
+class UnknownDevice(LookupError):
+    """No sound device has this id (any more)."""
+
+
+@dataclass(frozen=True)
+class MediaDeviceInfo:
+    """One direction of one sound device, with the fields of the browser's ``MediaDeviceInfo``."""
+
+    deviceId: str
+    kind: Kind
+    label: str
+    groupId: str
+    index: int  # PortAudio's index now: what sounddevice opens
+    channels: int
+    default_samplerate: float
+
+    def public(self) -> dict[str, str]:
+        """The four fields the seed SDK hands to apps."""
+        fields = asdict(self)
+        return {name: fields[name] for name in ("deviceId", "kind", "label", "groupId")}
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def list_devices() -> list[MediaDeviceInfo]:
+    """Every capture and playback direction PortAudio knows, inputs first."""
+    host_apis = sd.query_hostapis()
+    found: list[MediaDeviceInfo] = []
+    for kind, channels_key in (("audioinput", "max_input_channels"), ("audiooutput", "max_output_channels")):
+        for device in sd.query_devices():
+            channels = int(device[channels_key])
+            if channels < 1:
+                continue
+            host_api = host_apis[device["hostapi"]]["name"]
+            found.append(
+                MediaDeviceInfo(
+                    deviceId=_digest(host_api, device["name"], kind),
+                    kind=kind,  # type: ignore[arg-type]
+                    label=f"{device['name']} ({host_api})",
+                    groupId=_digest(host_api, device["name"]),
+                    index=int(device["index"]),
+                    channels=channels,
+                    default_samplerate=float(device["default_samplerate"]),
+                )
+            )
+    return found
+
+
+def media_sources(devices: list[MediaDeviceInfo] | None = None) -> dict[str, dict[str, list[dict[str, str]]]]:
+    """The seed's shape: ``{'inputs': {'audio': [...], 'video': []}, 'outputs': {'audio': [...]}}``."""
+    devices = list_devices() if devices is None else devices
+    return {
+        "inputs": {"audio": [d.public() for d in devices if d.kind == "audioinput"], "video": []},
+        "outputs": {"audio": [d.public() for d in devices if d.kind == "audiooutput"]},
+    }
+
+
+def resolve(device_id: str, kind: Kind) -> int:
+    """The PortAudio index of the device with this id and direction; :class:`UnknownDevice` if none."""
+    for device in list_devices():
+        if device.deviceId == device_id and device.kind == kind:
+            return device.index
+    raise UnknownDevice(f"no {kind} device with id {device_id!r}; `intercom devices` lists them")
