@@ -7,7 +7,7 @@ import os
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +176,7 @@ async def connect_unit(
     are recorded unless ``record`` is off (a recorder keeps every call it saw alive)."""
     token = hub.token(identity, incoming=incoming, outgoing=outgoing)
     if isinstance(sound, CallAudio):
-        audio = CallAudio(source=sound.source, sink=sound.sink, policy=ENDPOINT_LOOPBACK)
+        audio = replace(sound, policy=replace(sound.policy, host_addresses=LOOPBACK))
     else:
         audio = CallAudio(source=lambda: ToneSource(sound), sink=RecordingSink, policy=ENDPOINT_LOOPBACK)
     config = hub.running.config
