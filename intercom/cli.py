@@ -107,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--json", action="store_true", help="the SDK's MediaSources shape, as JSON")
     devices.set_defaults(func=_devices)
 
+    audio_test = commands.add_parser("audio-test", help="record a few seconds with a level meter, then play them back")
+    audio_test.add_argument(
+        "--microphone", metavar="ID", help="capture device id from `intercom devices` (default: system's)"
+    )
+    audio_test.add_argument(
+        "--speaker", metavar="ID", help="playback device id from `intercom devices` (default: system's)"
+    )
+    audio_test.add_argument("--seconds", type=float, default=3.0)
+    audio_test.set_defaults(func=_audio_test)
+
     demo = commands.add_parser("demo", help="start a hub, create a key and connect a client, printing statuses")
     demo.add_argument("--data-dir", type=Path, help="keep the demo's data here (default: a temporary folder)")
     demo.set_defaults(func=_demo)
@@ -251,6 +261,18 @@ def _devices(args: argparse.Namespace) -> None:
             f"{direction} {device.deviceId}  {device.label}"
             f"  [index {device.index}, {device.channels} ch, {device.default_samplerate:.0f} Hz]"
         )
+
+
+def _audio_test(args: argparse.Namespace) -> None:
+    from .media.audio_test import run_audio_test
+    from .media.devices import UnknownDevice
+
+    if not 0 < args.seconds <= 60:
+        raise UsageError("--seconds must be more than 0 and at most 60")
+    try:
+        run_audio_test(args.seconds, args.microphone, args.speaker)
+    except (UnknownDevice, ValueError) as exc:  # sounddevice says ValueError for "no such device"
+        raise UsageError(str(exc)) from None
 
 
 def _demo(args: argparse.Namespace) -> None:
