@@ -1,0 +1,287 @@
+"""Call-progress tones: each region's frequencies and cadences as specified, and the tracks that play them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from intercom.media.tones import (
+    DEFAULT_AMPLITUDE,
+    PLANS,
+    Tone,
+    ToneTrack,
+    WavError,
+    WavTrack,
+    plan_for,
+    tone_pcm,
+)
+from intercom.media.tracks import FRAME_SAMPLES, FULL_SCALE
+
+from ..conftest import STEP
+
+RATE = 48000
+BLOCK_SECONDS = 0.001  # the RMS envelope's resolution
+SILENT_RMS = 20.0  # off periods are digital silence; a burst's 1 ms blocks are far above this, beats included
+
+# The specification, written out again here rather than read from the module: (frequencies, cadence).
+EU = {
+    "ringback": ((425,), [(1.0, 4.0)]),
+    "busy": ((425,), [(0.5, 0.5)]),
+    "congestion": ((425,), [(0.25, 0.25)]),
+}
+EXPECTED = {
+    "eu": EU,
+    "nl": EU,
+    "us": {
+        "ringback": ((440, 480), [(2.0, 4.0)]),
+        "busy": ((480, 620), [(0.5, 0.5)]),
+        "congestion": ((480, 620), [(0.25, 0.25)]),
+    },
+    "uk": {
+        "ringback": ((400, 450), [(0.4, 0.2), (0.4, 2.0)]),
+        "busy": ((400,), [(0.375, 0.375)]),
+        "congestion": ((400,), [(0.4, 0.35), (0.225, 0.525)]),
+    },
+}
+DTMF_ROWS = {"123A": 697, "456B": 770, "789C": 852, "*0#D": 941}
+DTMF_COLUMNS = {"147*": 1209, "2580": 1336, "369#": 1477, "ABCD": 1633}
+
+
+def envelope_runs(pcm: np.ndarray, rate: int = RATE) -> list[tuple[bool, float]]:
+    """(sounding, seconds) for each stretch of the 1 ms RMS envelope above or below :data:`SILENT_RMS`."""
+    block = round(BLOCK_SECONDS * rate)
+    blocks = pcm[: len(pcm) // block * block].astype(np.float64).reshape(-1, block)
+    sounding = np.sqrt(np.mean(blocks**2, axis=1)) > SILENT_RMS
+    edges = np.flatnonzero(np.diff(sounding)) + 1
+    bounds = np.r_[0, edges, len(sounding)]
+    return [(bool(sounding[start]), (end - start) * BLOCK_SECONDS) for start, end in itertools.pairwise(bounds)]
+
+
+def expected_runs(cadence: list[tuple[float, float]], rounds: int) -> list[tuple[bool, float]]:
+    return [run for on, off in cadence * rounds for run in ((True, on), (False, off))]
+
+
+def assert_runs(measured: list[tuple[bool, float]], expected: list[tuple[bool, float]]) -> None:
+    assert [sounding for sounding, _ in measured] == [sounding for sounding, _ in expected], measured
+    for (_, seconds), (_, wanted) in zip(measured, expected, strict=True):
+        assert seconds == pytest.approx(wanted, abs=0.002), (measured, expected)
+
+
+def peaks(samples: np.ndarray, count: int, rate: int = RATE) -> list[float]:
+    """The ``count`` strongest frequencies, to 1 Hz, at least 30 Hz apart."""
+    window = samples.astype(np.float64) * np.hanning(len(samples))
+    spectrum = np.abs(np.fft.rfft(window, n=max(rate, len(samples))))  # padded: a bin per hertz
+    hz = np.fft.rfftfreq(max(rate, len(samples)), 1 / rate)
+    found = []
+    for _ in range(count):
+        strongest = int(np.argmax(spectrum))
+        found.append(float(hz[strongest]))
+        spectrum[np.abs(hz - hz[strongest]) < 30] = 0.0
+    return sorted(found)
+
+
+def first_burst(pcm: np.ndarray, on_seconds: float, rate: int = RATE) -> np.ndarray:
+    """The steady middle of the burst at the start of ``pcm``: its 10 ms edges left out."""
+    return pcm[round(0.01 * rate) : round((on_seconds - 0.01) * rate)]
+
+
+@pytest.mark.parametrize("name", ["ringback", "busy", "congestion"])
+@pytest.mark.parametrize("region", sorted(EXPECTED))
+def test_each_region_sounds_its_tones_in_its_cadence(region: str, name: str) -> None:
+    frequencies, cadence = EXPECTED[region][name]
+    tone = getattr(plan_for(region), name)
+    pcm = tone_pcm(tone, 2 * tone.period)
+
+    assert_runs(envelope_runs(pcm), expected_runs(cadence, rounds=2))
+    assert peaks(first_burst(pcm, cadence[0][0]), len(frequencies)) == pytest.approx(frequencies, abs=1)
+
+
+def test_the_plans_are_the_specified_regions_and_nl_is_eu() -> None:
+    assert sorted(PLANS) == ["eu", "nl", "uk", "us"]
+    eu, nl = plan_for("eu"), plan_for("nl")
+    assert (nl.ringback, nl.busy, nl.congestion, nl.ring) == (eu.ringback, eu.busy, eu.congestion, eu.ring)
+    assert plan_for(" UK ") is PLANS["uk"]
+
+
+def test_an_unknown_region_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"'xx'.*known regions are eu, nl, uk, us"):
+        plan_for("xx")
+
+
+@pytest.mark.parametrize("key", list("0123456789*#ABCD"))
+def test_dtmf_feedback_is_the_q23_pair_for_100_ms(key: str) -> None:
+    row = next(hz for keys, hz in DTMF_ROWS.items() if key in keys)
+    column = next(hz for keys, hz in DTMF_COLUMNS.items() if key in keys)
+    pcm = tone_pcm(plan_for("us").digit(key), 0.3)
+
+    assert_runs(envelope_runs(pcm), [(True, 0.1), (False, 0.2)])
+    assert peaks(first_burst(pcm, 0.1), 2) == pytest.approx([row, column], abs=1)
+
+
+def test_dtmf_keys_are_case_blind_and_others_are_refused() -> None:
+    plan = plan_for("eu")
+    assert plan.digit("a") == plan.digit("A")
+    with pytest.raises(ValueError, match=r"no DTMF tone for 'x': keys are 123A456B789C\*0#D"):
+        plan.digit("x")
+
+
+def test_the_ring_is_a_two_tone_trill_in_a_double_ring_cadence() -> None:
+    ring = plan_for("eu").ring
+    pcm = tone_pcm(ring, 2 * ring.period)
+
+    assert_runs(envelope_runs(pcm), expected_runs([(0.4, 0.2), (0.4, 2.0)], rounds=2))
+    assert peaks(first_burst(pcm, 0.4), 2) == pytest.approx([880, 1120], abs=1)
+    # The two take turns (25 ms each at 20 Hz) rather than sounding together.
+    turns = [peaks(pcm[start + 240 : start + 960], 1)[0] for start in range(0, 7200, 1200)]
+    assert turns == pytest.approx([880, 1120] * 3, abs=70)
+
+
+def all_tones() -> list[Tone]:
+    tones = {tone for plan in PLANS.values() for tone in (plan.ringback, plan.busy, plan.congestion, plan.ring)}
+    odd = [Tone((1000,), [(0.1, 0.0)]), Tone((701, 1049), [(0.3, 0.1)], warble_hz=17)]  # turns end mid-cycle
+    return [*sorted(tones, key=repr), PLANS["eu"].digit("1"), *odd]
+
+
+@pytest.mark.parametrize("tone", all_tones(), ids=repr)
+def test_edges_are_faded_so_no_step_is_steeper_than_the_tone_itself(tone: Tone) -> None:
+    pcm = tone_pcm(tone, min(2 * tone.period, 3.0)).astype(np.int64)
+    steepest_sine = 2 * np.pi * max(tone.frequencies) * DEFAULT_AMPLITUDE * FULL_SCALE / RATE
+    assert np.abs(np.diff(pcm)).max() <= steepest_sine + 2
+    assert abs(pcm[0]) <= 1 and np.abs(pcm).max() <= DEFAULT_AMPLITUDE * FULL_SCALE + 1
+
+
+def test_a_continuous_tone_has_no_gap_where_its_cadence_comes_round() -> None:
+    pcm = tone_pcm(Tone((1000,), [(0.1, 0.0)]), 0.35)
+    assert envelope_runs(pcm) == [(True, pytest.approx(0.35))]
+
+
+def test_tone_pcm_renders_at_any_rate_and_level() -> None:
+    pcm = tone_pcm(plan_for("eu").busy, 2.0, samplerate=8000, amplitude=0.5)
+    assert (len(pcm), pcm.dtype) == (16000, np.int16)
+    assert np.abs(pcm).max() == pytest.approx(0.5 * FULL_SCALE, abs=1)
+    assert_runs(envelope_runs(pcm, 8000), expected_runs([(0.5, 0.5)], rounds=2))
+    assert peaks(first_burst(pcm, 0.5, 8000), 1, 8000) == pytest.approx([425], abs=1)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Tone((), [(1.0, 1.0)]), "positive frequencies"),
+        (lambda: Tone((425,), []), "at least one"),
+        (lambda: Tone((425,), [(0.0, 1.0)]), "must be positive"),
+        (lambda: Tone((425,), [(1.0, -1.0)]), "negative"),
+        (lambda: tone_pcm(Tone((5000,), [(1.0, 0.0)]), 1.0, samplerate=8000), "cannot be played at 8000"),
+        (lambda: tone_pcm(Tone((425,), [(1.0, 0.0)]), 1.0, amplitude=1.5), "fraction of full scale"),
+        (lambda: ToneTrack(Tone((425,), [(1.0, 0.0)]), amplitude=0), "fraction of full scale"),
+    ],
+)
+def test_impossible_tones_are_refused(make: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()  # type: ignore[operator]
+
+
+async def read(track: ToneTrack | WavTrack, frames: int) -> tuple[list[object], float]:
+    """``frames`` frames from ``track`` and the seconds between the first and the last."""
+    async with asyncio.timeout(STEP):
+        received = [await track.recv()]
+    first_at = time.monotonic()
+    for _ in range(frames - 1):
+        async with asyncio.timeout(STEP):
+            received.append(await track.recv())
+    return received, time.monotonic() - first_at
+
+
+def pcm_of(frames: list[object]) -> np.ndarray:
+    return np.concatenate([frame.to_ndarray().reshape(-1) for frame in frames])  # type: ignore[attr-defined]
+
+
+def assert_paced_20_ms_frames(frames: list[object], elapsed: float) -> None:
+    assert [frame.pts for frame in frames] == [index * FRAME_SAMPLES for index in range(len(frames))]  # type: ignore[attr-defined]
+    assert {(f.samples, f.sample_rate, f.layout.name, f.format.name) for f in frames} == {  # type: ignore[attr-defined]
+        (FRAME_SAMPLES, RATE, "mono", "s16")
+    }
+    assert elapsed >= (len(frames) - 1) * 0.02 - 0.003  # frames come due on the clock, not as fast as asked
+
+
+async def test_tone_track_plays_the_cadence_in_paced_20_ms_frames_looping() -> None:
+    tone = Tone((1000,), [(0.04, 0.02)])
+    track = ToneTrack(tone)
+    try:
+        frames, elapsed = await read(track, 8)
+    finally:
+        track.stop()
+
+    assert_paced_20_ms_frames(frames, elapsed)
+    pcm = pcm_of(frames)
+    assert np.array_equal(pcm, tone_pcm(tone, 0.16))
+    assert_runs(envelope_runs(pcm), expected_runs([(0.04, 0.02)], rounds=3)[:-1])
+
+
+async def test_a_dtmf_track_plays_its_digit_once_then_silence() -> None:
+    tone = plan_for("eu").digit("5")
+    track = ToneTrack(tone)
+    try:
+        frames, _ = await read(track, 7)
+    finally:
+        track.stop()
+
+    pcm = pcm_of(frames)
+    assert np.array_equal(pcm, tone_pcm(tone, 0.14))
+    assert not pcm[round(0.1 * RATE) :].any()
+
+
+def write_wav(path: Path, seconds: float, rate: int = 16000, hz: float = 1000.0) -> None:
+    """A 16-bit stereo WAV with the same sine at half scale in both channels."""
+    sine = (0.5 * FULL_SCALE * np.sin(2 * np.pi * hz * np.arange(round(seconds * rate)) / rate)).astype(np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.stack([sine, sine], axis=1).tobytes())
+
+
+async def test_wav_track_loops_a_16_khz_stereo_file_as_48_khz_mono(tmp_path: Path) -> None:
+    path = tmp_path / "ring.wav"
+    write_wav(path, 0.1)
+    track = WavTrack(path)
+    try:
+        frames, elapsed = await read(track, 8)
+    finally:
+        track.stop()
+
+    assert track.duration == pytest.approx(0.1, abs=0.001)
+    assert_paced_20_ms_frames(frames, elapsed)
+    pcm = pcm_of(frames)
+    assert peaks(pcm[:4800], 1) == pytest.approx([1000], abs=1)
+    assert np.abs(pcm).max() == pytest.approx(0.5 * FULL_SCALE, rel=0.05)
+    looped = len(track.pcm)
+    assert np.array_equal(pcm[looped:], pcm[: len(pcm) - looped])
+
+
+def test_a_missing_wav_is_refused_at_construction(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.wav"
+    with pytest.raises(WavError, match=r"nowhere\.wav: no such file"):
+        WavTrack(missing)
+
+
+def test_a_file_that_is_not_audio_is_refused_at_construction(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"this is not a RIFF file at all" * 20)
+    with pytest.raises(WavError, match=r"cannot play .*garbage\.wav"):
+        WavTrack(garbage)
+
+
+def test_an_empty_or_overlong_wav_is_refused(tmp_path: Path) -> None:
+    empty, long = tmp_path / "empty.wav", tmp_path / "long.wav"
+    write_wav(empty, 0.0)
+    write_wav(long, 0.5)
+    with pytest.raises(WavError, match="no samples"):
+        WavTrack(empty)
+    with pytest.raises(WavError, match=r"longer than 0\.2 s"):
+        WavTrack(long, max_seconds=0.2)
