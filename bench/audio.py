@@ -1,0 +1,716 @@
+"""Sound-card benchmark: mouth-to-ear latency door microphone -> hub -> desk speaker, and one unit's CPU and RSS.
+
+Run from the repository root::
+
+    .venv/bin/python bench/audio.py            # full run (about 50 s)
+    .venv/bin/python bench/audio.py --quick    # smoke test (about 20 s)
+    .venv/bin/python bench/audio.py --json-out result.json
+
+What it does, all on 127.0.0.1, with jackd (Debian package jackd2) as the sound card:
+
+1. starts jackd on its dummy backend (48 kHz, 960-sample periods: a sound card on the wall clock,
+   without hardware) and points PortAudio at it (``JACK_DEFAULT_SERVER``, inherited by every
+   process started meanwhile); a JACK probe client plays into PortAudio's capture ports and records
+   its playback ports (:mod:`jack_probe`, shared with the audio tests). It creates a key and the
+   call flows through the CLI, and starts a fresh hub process (``intercom hub --ice-host 127.0.0.1``)
+   for each phase;
+2. latency: a door whose microphone is ``CallAudio.sound_card(microphone=<JACK input>)`` calls a
+   desk whose speaker is ``CallAudio.sound_card(speaker=<JACK output>)`` (its own microphone left
+   out: a tone, so that the door's capture is PortAudio's only input port), both SDK clients in
+   this process with the card's policy plus loopback host candidates. The probe plays a click into
+   the door's capture port and times its onset on the desk's playback port, to the sample, for
+   click after click in call after call. Each click is also timed where it leaves the door's
+   microphone track for the encoder and where it comes out of the desk's receiver into the
+   speaker, which splits the delay into capture, network (encode, hub, decode) and playback legs.
+   Interleaved with those calls, in the same run: the same path without sound devices, as
+   ``bench/calls.py`` measures it through the hub (a ``ClickSource`` to a ``RecordingSink``, the
+   SDK's default policy), so that what the devices add is visible;
+3. unit: the desk, with the sound card as microphone and speaker, runs in a process of its own
+   (``python -c`` importing only the SDK) and answers a call from a door in this process that
+   sends a tone, while the probe plays a tone into the desk's microphone; over a ~10 s window of
+   that call, the desk's CPU time (per thread too) against wall time, and its RSS, next to the
+   CPU of the hub, of jackd, of this process and of everything else.
+
+It prints one JSON object with every figure, the targets and pass/fail, then a one-line
+summary. Exit status: 0 when every target is met, 1 when one is missed, 2 on error or timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import sounddevice as sd
+from aiortc.mediastreams import MediaStreamTrack
+from calls import (
+    CLICK_INTERVAL_S,
+    DESK_HZ,
+    DOOR_HZ,
+    ENDPOINT_POLICY,
+    HUB_ARGS,
+    HUB_LAUNCH,
+    LOOPBACK,
+    PHASE_TIMEOUT,
+    STEP_TIMEOUT,
+    ClickRun,
+    Endpoint,
+    create_flows,
+    destroy_all,
+    hang_up,
+    hub_click_call,
+    place_call,
+    still_up,
+    wait_for,
+)
+from harness import (
+    HOST,
+    cpu_seconds,
+    create_key,
+    fresh_hub,
+    host_environment,
+    machine_busy_seconds,
+    package_versions,
+    parse_args,
+    percentile,
+    run_and_report,
+    wait_phase,
+)
+from jack_probe import PERIOD, RATE, SILENCE, JackProbe, JackServer, running_jack_server
+
+from intercom.auth import AccessKey, IncomingCapability, mint_token
+from intercom.media import ClickSource, MediaPolicy, RecordingSink, ToneSource
+from intercom.media.devices import list_devices
+from intercom.sdk import CallAudio, CallStatus
+
+TARGET_MOUTH_TO_EAR_P50_MS = 80.0
+TARGET_UNIT_CPU_PCT = 8.0  # of one core, the desk unit in a call
+TARGET_UNIT_RSS_MB = 110.0
+
+# CallAudio.sound_card's own policy (jitter_frames=0: the speaker's ring is the playout buffer),
+# plus 127.0.0.1 host candidates.
+SOUND_POLICY = MediaPolicy(host_addresses=LOOPBACK, jitter_frames=0)
+
+CLICK_LOUD = 0.1  # of full scale: the probe's onset threshold, and a loud frame in the legs' timing
+CLICK_TIMEOUT_S = 0.5  # a click not heard within this is missed (about 7 times the expected delay)
+CLICK_GAP_S = 0.15  # after a click is heard, before the next: its tail dies away
+SOUND_SETTLE_S = 1.0  # after the probe is wired to a call's ports: the speaker's ring primed, DTLS done
+TIMING_SLACK_S = 0.002  # a position's time on the monotonic clock is known within about 1 ms
+DESK_START_TIMEOUT = 30.0  # the unit process imports the SDK, aiortc and PortAudio, then registers
+UNIT_SETTLE_S = 1.0
+THREAD_SHOWN_PCT = 0.1  # threads of the unit using less than this share of a core are summed up
+TONE_TOLERANCE_HZ = 15.0
+# What the unit's Python threads do, by name (prefix): aiortc's, and asyncio's default executor.
+THREAD_ROLES = {
+    "audio-decoder": "aiortc's receiver: Opus decoding",
+    "asyncio_": "the loop's default executor: aiortc's sender encodes Opus there",
+}
+
+
+@dataclass
+class Settings:
+    """How much each phase does: the full run, or a quick smoke test."""
+
+    rounds: int  # one sound call and one network-only call each
+    clicks_per_call: int
+    network_seconds: float  # the counted part of each network-only call
+    unit_seconds: float
+    idle_seconds: float
+
+    @classmethod
+    def for_mode(cls, quick: bool) -> Settings:
+        return cls(2, 5, 1.5, 3.0, 1.0) if quick else cls(4, 10, 3.0, 10.0, 2.0)
+
+
+# --- timing frames on their way ----------------------------------------------------------------
+
+
+def is_loud(frame: object) -> bool:
+    if not isinstance(frame, av.AudioFrame):  # an Opus packet passed through: not decoded here
+        return False
+    samples = frame.to_ndarray().astype(np.int32)
+    return int(np.abs(samples).max(initial=0)) >= CLICK_LOUD * 32768
+
+
+class LoudFrames(MediaStreamTrack):
+    """Passes ``track`` on unchanged, noting (``time.monotonic()``) each loud frame that goes through."""
+
+    kind = "audio"
+
+    def __init__(self, track: MediaStreamTrack, times: list[float]) -> None:
+        super().__init__()
+        self.track = track
+        self.times = times
+
+    async def recv(self) -> Any:
+        frame = await self.track.recv()
+        if is_loud(frame):
+            self.times.append(time.monotonic())
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.track.stop()
+
+
+def first_at_or_after(times: list[float], moment: float) -> float | None:
+    index = bisect.bisect_left(times, moment)
+    return times[index] if index < len(times) else None
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+
+def summarise_ms(samples_s: list[float]) -> dict[str, float | int | None]:
+    if not samples_s:
+        return {"count": 0, "p50_ms": None, "p95_ms": None, "min_ms": None, "max_ms": None}
+    values = sorted(sample * 1000 for sample in samples_s)
+    return {
+        "count": len(values),
+        "p50_ms": round(percentile(values, 0.50), 1),
+        "p95_ms": round(percentile(values, 0.95), 1),
+        "min_ms": round(values[0], 1),
+        "max_ms": round(values[-1], 1),
+    }
+
+
+@dataclass
+class SoundRun:
+    """Mouth-to-ear delays over all sound calls, with each click's legs and each call's device counters."""
+
+    latencies: list[float] = field(default_factory=list)
+    samples: list[int] = field(default_factory=list)  # the same delays on the graph's timeline
+    per_call_p50_ms: list[float | None] = field(default_factory=list)
+    legs: dict[str, list[float]] = field(
+        default_factory=lambda: {"capture": [], "network": [], "playback": [], "capture_plus_playback": []}
+    )
+    untimed_legs: int = 0
+    missed: int = 0
+    speaker: list[dict[str, Any]] = field(default_factory=list)
+    microphone: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        legs = {name: summarise_ms(values) for name, values in self.legs.items()}
+        return {
+            **summarise_ms(self.latencies),
+            "missed_clicks": self.missed,
+            "calls": len(self.per_call_p50_ms),
+            "per_call_p50_ms": self.per_call_p50_ms,
+            # The delay in whole JACK periods plus the rest: the probe clicks at a period's start, so the
+            # rest is where in a played block the click's onset came out.
+            "in_jack_periods": {
+                "period_ms": PERIOD * 1000 / RATE,
+                "whole_periods": dict(sorted(Counter(delay // PERIOD for delay in self.samples).items())),
+                "rest_ms": summarise_ms([delay % PERIOD / RATE for delay in self.samples]),
+            },
+            "legs_p50_ms": {name: legs[name]["p50_ms"] for name in legs},
+            "legs": {**legs, "clicks_not_timed": self.untimed_legs},
+            "endpoint_jitter_frames": SOUND_POLICY.jitter_frames,
+            "desk_speaker": {
+                "device_latency_ms": max((s["device_latency_ms"] for s in self.speaker), default=None),
+                "max_buffered_ms": max((s["max_buffered_ms"] for s in self.speaker), default=None),
+                "underruns": sum(s["underruns"] for s in self.speaker),
+                "overruns": sum(s["overruns"] for s in self.speaker),
+                "blocks_played": sum(s["blocks_played"] for s in self.speaker),
+            },
+            "door_microphone": {
+                "blocks_captured": sum(m["blocks_captured"] for m in self.microphone),
+                "blocks_dropped": sum(m["blocks_dropped"] for m in self.microphone),
+                "input_overflows": sum(m["input_overflows"] for m in self.microphone),
+            },
+        }
+
+
+# --- units in this process ---------------------------------------------------------------------
+
+
+def jack_devices() -> tuple[str, str]:
+    """The device ids of the JACK card's capture and playback, as ``intercom devices`` lists them."""
+    devices = [device for device in list_devices() if "(JACK" in device.label]
+    inputs = [device.deviceId for device in devices if device.kind == "audioinput"]
+    outputs = [device.deviceId for device in devices if device.kind == "audiooutput"]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise RuntimeError(f"expected one JACK input and one JACK output, found {devices}")
+    return inputs[0], outputs[0]
+
+
+def sound_endpoint(endpoint: Endpoint) -> Endpoint:
+    """``endpoint`` with the sound card's policy instead of the SDK's default that :class:`Endpoint` gives."""
+    endpoint.client.audio = replace(endpoint.client.audio, policy=SOUND_POLICY)
+    return endpoint
+
+
+# --- latency: clicks from the door's microphone to the desk's speaker ------------------------
+
+
+async def click(probe: JackProbe) -> tuple[int, int | None]:
+    """One click into the door's capture: where it was played and where its onset was heard (None: missed)."""
+    count = len(probe.clicks)
+    probe.click()
+    await probe.wait_until(lambda: len(probe.clicks) > count, STEP_TIMEOUT)
+    sent = probe.clicks[-1]
+    try:
+        await probe.wait_until(lambda: probe.onset_after(sent, CLICK_LOUD) is not None, CLICK_TIMEOUT_S)
+    except TimeoutError:
+        return sent, None
+    return sent, probe.onset_after(sent, CLICK_LOUD)
+
+
+async def sound_click_call(
+    door: Endpoint, desk: Endpoint, probe: JackProbe, timing: dict[str, list[float]], clicks: int, run: SoundRun
+) -> None:
+    placed = await place_call(door, desk)
+    latencies: list[float] = []
+    try:
+        # One PortAudio client holds both units' streams: the door's capture is its only input
+        # port, the desk's playback its only output port.
+        probe.feed(await probe.wait_for_port(is_input=True, timeout=STEP_TIMEOUT))
+        probe.listen(await probe.wait_for_port(is_input=False, timeout=STEP_TIMEOUT))
+        await asyncio.sleep(SOUND_SETTLE_S)
+        for _ in range(clicks):
+            await probe.wait_until(lambda: probe.rms(0.1) < SILENCE, STEP_TIMEOUT)
+            sent, heard = await click(probe)
+            if heard is None:
+                run.missed += 1
+            else:
+                latencies.append((heard - sent) / RATE)
+                run.samples.append(heard - sent)
+                add_legs(run, probe, timing, sent, heard)
+            await asyncio.sleep(CLICK_GAP_S)
+        speaker, microphone = placed.answered.sink, door.sources[-1]
+        run.speaker.append(asdict(speaker.stats))  # type: ignore[union-attr]
+        run.microphone.append(asdict(microphone.track.stats))  # type: ignore[attr-defined]
+    finally:
+        await hang_up(placed)
+    await probe.wait_for_no_ports(STEP_TIMEOUT)  # both devices closed with the call
+    run.latencies += latencies
+    run.per_call_p50_ms.append(summarise_ms(latencies)["p50_ms"])
+
+
+def add_legs(run: SoundRun, probe: JackProbe, timing: dict[str, list[float]], sent: int, heard: int) -> None:
+    """Split one click's delay where it was timed in Python: out of the door's microphone track (to the
+    encoder), out of the desk's receiver (into the speaker's ring)."""
+    played_at, heard_at = probe.monotonic_at(sent), probe.monotonic_at(heard)
+    captured_at = first_at_or_after(timing["door"], played_at - TIMING_SLACK_S)
+    received_at = first_at_or_after(timing["desk"], captured_at) if captured_at is not None else None
+    if captured_at is None or received_at is None or received_at > heard_at + TIMING_SLACK_S:
+        run.untimed_legs += 1
+        return
+    run.legs["capture"].append(captured_at - played_at)
+    run.legs["network"].append(received_at - captured_at)
+    run.legs["playback"].append(heard_at - received_at)
+    run.legs["capture_plus_playback"].append(heard_at - received_at + captured_at - played_at)
+
+
+async def measure_latency(
+    port: int, key: AccessKey, probe: JackProbe, devices: tuple[str, str], settings: Settings
+) -> dict[str, object]:
+    """Sound calls and network-only calls in turn, round after round, so that both see the same machine."""
+    microphone, speaker = devices
+    door_card = CallAudio.sound_card(microphone=microphone, policy=SOUND_POLICY)
+    desk_card = CallAudio.sound_card(speaker=speaker, policy=SOUND_POLICY)
+    timing: dict[str, list[float]] = {"door": [], "desk": []}
+
+    def door_microphone() -> MediaStreamTrack:
+        return LoudFrames(door_card.source(), timing["door"])
+
+    def desk_speaker(track: MediaStreamTrack) -> Any:
+        return desk_card.sink(LoudFrames(track, timing["desk"]))
+
+    door = sound_endpoint(Endpoint("door", port, key, door_microphone, RecordingSink, outgoing="door"))
+    desk = sound_endpoint(Endpoint("desk", port, key, lambda: ToneSource(DESK_HZ), desk_speaker))
+    click_desk = Endpoint("clickdesk", port, key, lambda: ClickSource(CLICK_INTERVAL_S), RecordingSink)
+    click_door = Endpoint(
+        "clickdoor", port, key, lambda: ClickSource(CLICK_INTERVAL_S), RecordingSink, outgoing="clicks"
+    )
+    endpoints = [door, desk, click_door, click_desk]
+    sound, network = SoundRun(), ClickRun()
+    try:
+        await asyncio.gather(*(endpoint.connect() for endpoint in endpoints))
+        for _ in range(settings.rounds):
+            await sound_click_call(door, desk, probe, timing, settings.clicks_per_call, sound)
+            await hub_click_call(click_door, click_desk, settings.network_seconds, network)
+    finally:
+        await destroy_all(endpoints)
+    mouth_to_ear = sound.summary()
+    network_only = {
+        **summarise_ms(network.forward),
+        "desk_to_door_p50_ms": summarise_ms(network.backward)["p50_ms"],
+        "missed_clicks": network.missed,
+        "calls": network.calls,
+        "counted_seconds_per_call": settings.network_seconds,
+        "click_interval_s": CLICK_INTERVAL_S,
+        "endpoint_jitter_frames": ENDPOINT_POLICY.jitter_frames,
+    }
+    m2e_p50, network_p50 = mouth_to_ear["p50_ms"], network_only["p50_ms"]
+    return {
+        "rounds": settings.rounds,
+        "clicks_per_call": settings.clicks_per_call,
+        "mouth_to_ear": mouth_to_ear,
+        "network_only": network_only,
+        # What the devices add over the network-only path as the SDK's default policy runs it (with its
+        # one jitter frame, which the sound card's policy drops); the legs split the sound path itself.
+        "device_share_p50_ms": (
+            round(m2e_p50 - network_p50, 1) if m2e_p50 is not None and network_p50 is not None else None
+        ),
+    }
+
+
+# --- unit: one desk in a process of its own ----------------------------------------------------
+
+# A desk unit as an app would write it: the SDK with the sound card as microphone and speaker,
+# answering the first call. Arguments: hub address, microphone id, speaker id; on stdin, the token
+# (out of the process list), then commands: ``stats`` prints the devices' counters and the Python
+# threads as JSON; ``stop`` prints them too, hangs up and exits (PortAudio terminates at exit,
+# while jackd still runs).
+DESK_UNIT = """
+import asyncio
+import json
+import sys
+import threading
+from dataclasses import asdict, replace
+
+from intercom.media import MediaPolicy
+from intercom.sdk import CallAudio, Client
+
+
+def report(call, microphones):
+    stats = {
+        "status": str(call.status),
+        "speaker": asdict(call.sink.stats) if call.sink is not None else None,
+        "microphone": asdict(microphones[-1].stats) if microphones else None,
+        "python_threads": {thread.native_id: thread.name for thread in threading.enumerate()},
+    }
+    print(json.dumps(stats), flush=True)
+
+
+async def main(host, microphone, speaker):
+    commands = asyncio.StreamReader()
+    protocol = asyncio.StreamReaderProtocol(commands)
+    await asyncio.get_running_loop().connect_read_pipe(lambda: protocol, sys.stdin)
+    token = (await commands.readline()).decode().strip()
+    policy = MediaPolicy(host_addresses=("127.0.0.1",), jitter_frames=0)
+    card = CallAudio.sound_card(microphone=microphone, speaker=speaker, policy=policy)
+    microphones = []
+
+    def source():
+        microphones.append(card.source())
+        return microphones[-1]
+
+    audio = replace(card, source=source)
+    client = Client(host=host, refresh_token=lambda: token, secure=False, audio=audio)
+    offers = asyncio.Queue()
+    client.on("incoming", offers.put_nowait)
+    await client.setup(jwt=token)
+    print("ready", flush=True)
+    call = (await offers.get()).accept()
+    while (await commands.readline()).strip() == b"stats":
+        report(call, microphones)
+    report(call, microphones)
+    await call.disconnect()
+    await client.destroy()
+
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+@contextlib.asynccontextmanager
+async def desk_unit(
+    port: int, token: str, devices: tuple[str, str], workdir: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The desk unit's process, registered with the hub; killed if it has not exited by the end."""
+    argv = [sys.executable, "-c", DESK_UNIT, f"{HOST}:{port}", *devices]
+    log_path = workdir / "desk-unit.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log
+        )
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.write(f"{token}\n".encode())
+            async with asyncio.timeout(DESK_START_TIMEOUT):
+                line = await process.stdout.readline()
+            if line.strip() != b"ready":
+                raise RuntimeError(f"the desk unit did not start: {line!r}")
+            yield process
+        except BaseException:
+            print(f"--- desk unit log ---\n{log_path.read_text(errors='replace')[-3000:]}", file=sys.stderr)
+            raise
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+async def desk_command(process: asyncio.subprocess.Process, command: str) -> dict[str, Any]:
+    """``stats`` or ``stop``: the unit's devices' counters and Python threads; ``stop`` waits for its exit."""
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(f"{command}\n".encode())
+    async with asyncio.timeout(STEP_TIMEOUT):
+        stats = json.loads(await process.stdout.readline())
+        if command == "stop":
+            await process.wait()
+            if process.returncode != 0:
+                raise RuntimeError(f"the desk unit exited with status {process.returncode}")
+    return stats
+
+
+def thread_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of ``pid``."""
+    threads: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError):  # a thread that ended meanwhile
+            stat = (task / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            threads[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return threads
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """RSS and its parts (/proc status), and how much of it is the JACK server's shared memory.
+
+    Every JACK client maps jackd's engine segment (``/dev/shm/jack-*``, ~100 MB, all resident): it
+    belongs to the test sound card, shared by all its clients, and a unit on ALSA has none of it.
+    """
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
+            fields[name] = int(value.split()[0]) / 1024
+    jack_kb, in_jack = 0, False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if (
+            "-" in head[0] and len(head) >= 5 and ":" in head[3]
+        ):  # a mapping's first line: range perms offset dev inode [path]
+            in_jack = len(head) >= 6 and head[5].startswith("/dev/shm/jack")
+        elif in_jack and head[0] == "Rss:":
+            jack_kb += int(head[1])
+    return {
+        "rss_mb": round(fields["VmRSS"], 1),
+        "rss_without_jack_shm_mb": round(fields["VmRSS"] - jack_kb / 1024, 1),
+        "jack_shm_mb": round(jack_kb / 1024, 1),
+        "anon_mb": round(fields["RssAnon"], 1),
+        "file_mb": round(fields["RssFile"], 1),
+        "shmem_mb": round(fields["RssShmem"], 1),
+        "peak_rss_mb": round(fields["VmHWM"], 1),
+    }
+
+
+def hears(frequency: float | None, expected: float) -> bool:
+    return frequency is not None and abs(frequency - expected) <= TONE_TOLERANCE_HZ
+
+
+async def measure_unit(
+    port: int, hub_pid: int, key: AccessKey, server: JackServer, probe: JackProbe, devices: tuple[str, str],
+    settings: Settings, workdir: Path,
+) -> dict[str, object]:  # fmt: skip
+    """A door here calls the desk unit's process; its CPU and RSS while the call carries sound both ways."""
+    door = Endpoint("cpudoor", port, key, lambda: ToneSource(DOOR_HZ), RecordingSink, outgoing="cpu")
+    token = mint_token(key, [IncomingCapability("cpudesk")], ttl=3600)
+    await door.connect()
+    try:
+        async with desk_unit(port, token, devices, workdir) as process:
+            pid = process.pid
+            idle_cpu, idle_start = cpu_seconds(pid), time.monotonic()
+            await asyncio.sleep(settings.idle_seconds)
+            idle_share = (cpu_seconds(pid) - idle_cpu) / (time.monotonic() - idle_start)
+            memory_idle = memory_mb(pid)
+
+            call = door.client.start_call()
+            await wait_for(lambda: still_up(call) and call.sink is not None, "the desk unit to answer")
+            probe.play(DESK_HZ)  # someone speaking at the desk
+            probe.feed(await probe.wait_for_port(is_input=True, timeout=STEP_TIMEOUT))
+            probe.listen(await probe.wait_for_port(is_input=False, timeout=STEP_TIMEOUT))
+            sink = call.sink
+            assert isinstance(sink, RecordingSink)
+
+            def flowing() -> bool:
+                return hears(probe.dominant_frequency(0.3), DOOR_HZ) and hears(sink.dominant_frequency(0.3), DESK_HZ)
+
+            await wait_for(flowing, "the door's tone at the desk's speaker and the desk's at the door")
+            await asyncio.sleep(UNIT_SETTLE_S)
+
+            devices_before = await desk_command(process, "stats")
+            threads_before, busy_before = thread_seconds(pid), machine_busy_seconds()
+            others_before = {name: cpu_seconds(other) for name, other in others(hub_pid, server)}
+            desk_before, started = cpu_seconds(pid), time.monotonic()
+            await asyncio.sleep(settings.unit_seconds)
+            desk_after, elapsed = cpu_seconds(pid), time.monotonic() - started
+            others_after = {name: cpu_seconds(other) for name, other in others(hub_pid, server)}
+            threads_after, busy_after = thread_seconds(pid), machine_busy_seconds()
+            memory = memory_mb(pid)
+            still_flowing = flowing() and call.status is CallStatus.CONFIRMED
+
+            probe.silence()
+            devices_after = await desk_command(process, "stop")
+        await wait_for(lambda: call.status is CallStatus.ENDED, "the door to see the desk hang up")
+        await probe.wait_for_no_ports(STEP_TIMEOUT)
+    finally:
+        await destroy_all([door])
+    desk_share = (desk_after - desk_before) / elapsed
+    shares = {name: (others_after[name] - others_before[name]) / elapsed for name in others_before}
+    other_share = max(0.0, (busy_after - busy_before) / elapsed - desk_share - sum(shares.values()))
+    notes = []
+    if other_share >= 0.2:
+        notes.append(f"other processes used {other_share:.2f} of a core meanwhile: the figures are pessimistic")
+    threads = describe_threads(pid, threads_before, threads_after, elapsed, devices_after["python_threads"])
+    return {
+        "window_s": round(elapsed, 2),
+        "desk_cpu_pct_of_core": round(desk_share * 100, 2),
+        "desk_idle_cpu_pct_of_core": round(idle_share * 100, 2),
+        "desk_threads": threads,
+        "desk_memory_in_call": memory,
+        "desk_memory_idle": memory_idle,
+        "audio_flowing_both_ways": still_flowing,
+        "desk_devices_in_window": window_counters(devices_before, devices_after),
+        "desk_devices_whole_call": {"speaker": devices_after["speaker"], "microphone": devices_after["microphone"]},
+        "cpu_pct_of_core_meanwhile": {
+            **{name: round(share * 100, 2) for name, share in shares.items()},
+            "everything_else": round(other_share * 100, 2),
+        },
+        "notes": notes,
+    }
+
+
+def window_counters(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """What the desk's speaker and microphone counted during the window: the steady state, start-up left out."""
+    counted = {
+        "speaker": ("frames_received", "blocks_played", "underruns", "overruns", "samples_dropped"),
+        "microphone": ("blocks_captured", "blocks_dropped", "input_overflows"),
+    }
+    return {
+        device: {name: after[device][name] - before[device][name] for name in names}
+        for device, names in counted.items()
+        if before[device] is not None and after[device] is not None
+    }
+
+
+def others(hub_pid: int, server: JackServer) -> list[tuple[str, int]]:
+    """The processes whose CPU is shown next to the desk's: the hub, jackd (the sound card) and this one."""
+    return [("hub", hub_pid), ("jackd", server.pid), ("bench_door_and_probe", os.getpid())]
+
+
+def describe_threads(
+    pid: int, before: dict[int, float], after: dict[int, float], elapsed: float, python_threads: dict[str, str]
+) -> list[dict[str, object]]:
+    """Where the unit's CPU went, thread by thread (% of a core). The main thread runs the event loop
+    (Opus, SRTP, RTP, the SDK); Python's own threads are named; the rest are native: libjack's, which
+    run PortAudio's callbacks (and through them sounddevice's, in Python), or idle library pools."""
+    shown: list[dict[str, object]] = []
+    rest: list[float] = []
+    for tid, seconds in after.items():
+        share = round((seconds - before.get(tid, 0.0)) * 100 / elapsed, 2)
+        if tid == pid:
+            shown.append({"tid": tid, "thread": "main (event loop)", "cpu_pct": share})
+        elif share >= THREAD_SHOWN_PCT:
+            name = python_threads.get(str(tid), "native (libjack: PortAudio's callbacks)")
+            role = next((role for prefix, role in THREAD_ROLES.items() if name.startswith(prefix)), None)
+            shown.append({"tid": tid, "thread": f"{name} ({role})" if role else name, "cpu_pct": share})
+        else:
+            rest.append(share)
+    shown.sort(key=lambda row: -float(row["cpu_pct"]))  # type: ignore[arg-type]
+    shown.append({"tid": None, "thread": f"{len(rest)} others", "cpu_pct": round(sum(rest), 2)})
+    return shown
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def jackd_version() -> str | None:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        return subprocess.run(["jackd", "--version"], capture_output=True, text=True, timeout=5).stdout.split("\n")[0]
+    return None
+
+
+def environment() -> dict[str, object]:
+    return {
+        **host_environment(),
+        "loadavg_at_end": os.getloadavg(),
+        "hub_launch": HUB_LAUNCH,
+        "sound_card": f"jackd dummy backend, {RATE} Hz, {PERIOD}-sample periods, --no-realtime",
+        "jackd": jackd_version(),
+        "portaudio": sd.get_portaudio_version()[1],
+        "sound_policy": {"host_addresses": list(SOUND_POLICY.host_addresses), "jitter_frames": 0},
+        "network_only_policy": {
+            "host_addresses": list(ENDPOINT_POLICY.host_addresses),
+            "jitter_frames": ENDPOINT_POLICY.jitter_frames,
+        },
+        **package_versions(("intercom", "aiortc", "aioice", "av", "numpy", "sounddevice", "JACK-Client")),
+    }
+
+
+async def run(settings: Settings, workdir: Path) -> dict[str, object]:
+    """Both phases on one JACK server, each against a hub process of its own; returns the figures."""
+    data_dir = workdir / "data"
+    key = create_key(data_dir)
+    create_flows(data_dir, workdir, {"door": "desk", "clicks": "clickdesk", "cpu": "cpudesk"})
+    with running_jack_server(workdir, prefix="intercom-bench") as server:
+        devices = jack_devices()
+        probe = JackProbe(server, asyncio.get_running_loop())
+        try:
+            async with fresh_hub(data_dir, workdir, "latency", HUB_ARGS) as (port, _):
+                latency = await wait_phase(
+                    "latency", measure_latency(port, key, probe, devices, settings), PHASE_TIMEOUT
+                )
+            async with fresh_hub(data_dir, workdir, "unit", HUB_ARGS) as (port, pid):
+                unit = await wait_phase(
+                    "unit", measure_unit(port, pid, key, server, probe, devices, settings, workdir), PHASE_TIMEOUT
+                )
+        finally:
+            await probe.close()
+    return {"latency": latency, "unit": unit}
+
+
+def verdict(figures: dict[str, dict[str, Any]]) -> dict[str, bool]:
+    mouth_to_ear, unit = figures["latency"]["mouth_to_ear"], figures["unit"]
+    passed = {
+        "mouth_to_ear": mouth_to_ear["p50_ms"] is not None
+        and mouth_to_ear["p50_ms"] <= TARGET_MOUTH_TO_EAR_P50_MS
+        and mouth_to_ear["missed_clicks"] == 0,
+        "unit_cpu": unit["desk_cpu_pct_of_core"] <= TARGET_UNIT_CPU_PCT and unit["audio_flowing_both_ways"],
+        "unit_rss": unit["desk_memory_in_call"]["rss_without_jack_shm_mb"] <= TARGET_UNIT_RSS_MB,
+    }
+    return {**passed, "all": all(passed.values())}
+
+
+def summary_line(figures: dict[str, dict[str, Any]]) -> str:
+    latency, unit = figures["latency"], figures["unit"]
+    m2e, network, memory = latency["mouth_to_ear"], latency["network_only"], unit["desk_memory_in_call"]
+    legs = m2e["legs_p50_ms"]
+    return (
+        f"audio: mouth-to-ear p50 {m2e['p50_ms']}ms p95 {m2e['p95_ms']}ms "
+        f"({m2e['count']} clicks, {m2e['missed_clicks']} missed; legs p50 capture {legs['capture']} "
+        f"network {legs['network']} playback {legs['playback']}ms) vs network-only p50 {network['p50_ms']}ms "
+        f"p95 {network['p95_ms']}ms (devices +{latency['device_share_p50_ms']}ms); "
+        f"desk unit in a call {unit['desk_cpu_pct_of_core']}% of a core, RSS {memory['rss_without_jack_shm_mb']} MB "
+        f"+ {memory['jack_shm_mb']} MB of jackd's shared memory"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv, __doc__.splitlines()[0], "2 sound calls of 5 clicks, a 3 s CPU window")
+    settings = Settings.for_mode(args.quick)
+    targets = {
+        "mouth_to_ear_p50_ms_max": TARGET_MOUTH_TO_EAR_P50_MS,
+        "unit_cpu_pct_of_core_max": TARGET_UNIT_CPU_PCT,
+        "unit_rss_mb_max": TARGET_UNIT_RSS_MB,
+    }
+    return run_and_report(args, lambda workdir: run(settings, workdir), targets, environment, verdict, summary_line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""A JACK server on the dummy backend for PortAudio to play into, and a probe client to feed and hear it.
+
+Shared by the audio tests (``tests/audio/jackkit.py`` re-exports it) and ``bench/audio.py``; it
+imports nothing of intercom's, so that the benchmarks can run it as a top-level module.
+
+jackd's ``dummy`` driver is a sound card without hardware: it runs the JACK graph on the wall clock
+at 48 kHz in 960-sample periods. PortAudio's JACK host API registers one client of its own
+(``PortAudio``) and a port per stream channel (``in_N`` for an input stream, ``out_N`` for an
+output one, N counting up over the life of the PortAudio session) and connects them to
+``system:capture_*`` / ``system:playback_*``. The :class:`JackProbe` plays into those input
+ports and records from those output ports instead, so a test (or a benchmark) hears exactly what
+our code sent.
+
+Pitfalls met on the way, and handled by :func:`running_jack_server`:
+
+* sounddevice initialises PortAudio on import, when no server runs, so its JACK host API is absent;
+  PortAudio must be re-initialised once the server is up to see it.
+* PortAudio must be terminated *before* jackd stops: otherwise ``Pa_Terminate`` later aborts the
+  process in ``pa_jack.c`` (assertion ``err == 0``) as it fails to close its client.
+* PortAudio's JACK client connects to the server named by ``JACK_DEFAULT_SERVER``;
+  ``JACK_NO_START_SERVER`` keeps libjack from spawning a default server when none is up.
+* Streams still open at ``Pa_Terminate`` are freed under sounddevice's feet; tests must close every
+  stream first (stop the tracks and sinks) before the server fixture's teardown. Other processes
+  using the server (they inherit ``JACK_DEFAULT_SERVER``) must have exited before it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import shutil
+import subprocess
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sounddevice as sd
+
+RATE = 48000
+PERIOD = 960
+START_TIMEOUT = 10.0
+POLL_INTERVAL = 0.02  # between connection attempts while jackd starts; bounded by START_TIMEOUT
+STOP_TIMEOUT = 5.0
+SILENCE = 0.003  # about -50 dBFS in JACK's float samples
+
+_servers = itertools.count()
+
+
+class JackUnavailable(Exception):
+    """jackd or libjack is missing here; the audio tests skip."""
+
+
+@dataclass(frozen=True)
+class JackServer:
+    name: str
+    log: Path
+    pid: int = 0  # jackd's, for CPU accounting
+
+
+def _jack():  # imported late: JACK-Client raises OSError, not ImportError, when libjack is missing
+    try:
+        import jack
+    except (ImportError, OSError) as exc:
+        raise JackUnavailable(f"the JACK-Client package cannot load libjack: {exc}") from exc
+    return jack
+
+
+@contextmanager
+def quiet_libjack() -> Iterator[None]:
+    """Keep libjack's "cannot connect to server" chatter (ours and PortAudio's) off stderr."""
+    jack = _jack()
+    jack.set_error_function(lambda message: None)
+    jack.set_info_function(lambda message: None)
+    try:
+        yield
+    finally:
+        jack.set_error_function(None)
+        jack.set_info_function(None)
+
+
+def _reinitialise_portaudio() -> None:
+    with quiet_libjack():
+        sd._terminate()
+        sd._initialize()
+
+
+@contextmanager
+def running_jack_server(folder: Path, prefix: str = "intercom-test") -> Iterator[JackServer]:
+    """jackd on the dummy backend under a name of its own, with PortAudio re-initialised to use it.
+
+    ``JACK_DEFAULT_SERVER`` names it in ``os.environ`` for the ``with`` block, so that child
+    processes started meanwhile use it too.
+    """
+    jackd = shutil.which("jackd")
+    if jackd is None:
+        raise JackUnavailable("jackd is not installed (Debian package jackd2)")
+    jack = _jack()
+    name, log_path = f"{prefix}-{os.getpid()}-{next(_servers)}", folder / "jackd.log"
+    saved = {name: os.environ.get(name) for name in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
+    env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
+    command = [jackd, "--no-realtime", "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+    server = JackServer(name, log_path, process.pid)
+    try:
+        _wait_until_up(jack, server, process)
+        os.environ["JACK_DEFAULT_SERVER"] = server.name
+        os.environ["JACK_NO_START_SERVER"] = "1"
+        _reinitialise_portaudio()
+        if not any(api["name"].startswith("JACK") for api in sd.query_hostapis()):
+            raise RuntimeError(f"PortAudio did not find the JACK server {server.name}")
+        yield server
+    finally:
+        with quiet_libjack():
+            sd._terminate()  # before jackd goes, see the module's docstring
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        with quiet_libjack():
+            sd._initialize()
+
+
+def _wait_until_up(jack, server: JackServer, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    with quiet_libjack():
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"jackd exited with {process.returncode}: {server.log.read_text(errors='replace')}")
+            try:
+                client = jack.Client("ready-check", no_start_server=True, servername=server.name)
+            except jack.JackError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"jackd {server.name} did not accept clients in {START_TIMEOUT} s") from None
+                time.sleep(POLL_INTERVAL)
+                continue
+            client.close()
+            return
+
+
+def dominant_frequency(samples: np.ndarray, rate: int = RATE) -> float | None:
+    """The strongest frequency (FFT bin centre) of ``samples``, None if they are silent."""
+    if len(samples) == 0 or rms(samples) < SILENCE:
+        return None
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    spectrum[0] = 0.0
+    return float(np.argmax(spectrum) * rate / len(samples))
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+
+
+class JackProbe:
+    """A JACK client with a ``mouth`` that plays a sine (or a click) and an ``ear`` that records.
+
+    Samples are JACK floats (full scale 1.0). Everything heard is kept with its position on the
+    graph's timeline, counted in samples from the probe's first cycle; what the mouth plays in a
+    cycle and what the ear hears in the same cycle share that timeline, so the distance between a
+    click sent and its echo heard is the latency of whatever lies between, to the sample.
+    :meth:`monotonic_at` places a position on ``time.monotonic()``'s clock, to line it up with
+    events timed in Python.
+    The process callback runs on JACK's thread; it wakes the event loop once per cycle, so waits
+    here are driven by the audio clock and never by sleeping.
+    """
+
+    def __init__(self, server: JackServer, loop: asyncio.AbstractEventLoop, keep_seconds: float = 5.0) -> None:
+        jack = _jack()
+        self._loop = loop
+        self._changed = asyncio.Event()
+        self.client = jack.Client("probe", no_start_server=True, servername=server.name)
+        self.mouth = self.client.outports.register("mouth")
+        self.ear = self.client.inports.register("ear")
+        self.frequency: float | None = None
+        self.amplitude = 0.3
+        self._position = 0  # samples since the first cycle
+        self._click_pending = False
+        self._clicked: list[int] = []
+        self._heard: deque[tuple[int, np.ndarray]] = deque(maxlen=max(1, round(keep_seconds * RATE / PERIOD)))
+        # time.monotonic() minus the position's time on the graph, per cycle: the callback runs late
+        # by however long it waited (for the GIL, mostly), never early, so the smallest is the truest.
+        self._offsets: deque[float] = deque(maxlen=self._heard.maxlen)
+        self.client.set_process_callback(self._process)
+        self.client.set_port_registration_callback(self._registration, only_available=False)
+        self.client.activate()
+
+    # -- what the mouth plays ------------------------------------------------------------------
+
+    def play(self, frequency: float, amplitude: float = 0.3) -> None:
+        self.amplitude = amplitude
+        self.frequency = frequency
+
+    def silence(self) -> None:
+        self.frequency = None
+
+    def click(self) -> None:
+        """Play a 5 ms full-scale-ish burst at the start of the next cycle; :attr:`clicks` gets its position."""
+        self._click_pending = True
+
+    @property
+    def clicks(self) -> list[int]:
+        return list(self._clicked)
+
+    # -- wiring ----------------------------------------------------------------------------------
+
+    def foreign_ports(self, is_input: bool) -> list[str]:
+        """Audio ports of clients other than ``system`` and this probe (PortAudio's, in these tests)."""
+        ours = (f"{self.client.name}:", "system:")
+        flags = {"is_input": True} if is_input else {"is_output": True}
+        return [port.name for port in self.client.get_ports(is_audio=True, **flags) if not port.name.startswith(ours)]
+
+    async def wait_for_port(self, is_input: bool, timeout: float) -> str:
+        """The one foreign port of that direction, once it is registered."""
+        async with asyncio.timeout(timeout):
+            while True:
+                self._changed.clear()
+                ports = self.foreign_ports(is_input)
+                if len(ports) == 1:
+                    return ports[0]
+                assert len(ports) < 2, f"expected one foreign port, found {ports}"
+                await self._changed.wait()
+
+    async def wait_for_no_ports(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            while True:
+                self._changed.clear()
+                if not self.foreign_ports(True) and not self.foreign_ports(False):
+                    return
+                await self._changed.wait()
+
+    def feed(self, port: str) -> None:
+        """Connect the mouth to ``port`` (an input of PortAudio's: our capture)."""
+        self.client.connect(self.mouth, port)
+
+    def listen(self, port: str) -> None:
+        """Connect ``port`` (an output of PortAudio's: our playback) to the ear."""
+        self.client.connect(port, self.ear)
+
+    # -- what the ear heard ------------------------------------------------------------------------
+
+    def recent(self, seconds: float) -> np.ndarray:
+        wanted = round(seconds * RATE)
+        blocks = [block for _, block in list(self._heard)[-(wanted // PERIOD + 1) :]]
+        return np.concatenate(blocks)[-wanted:] if blocks else np.zeros(0, dtype=np.float32)
+
+    def dominant_frequency(self, seconds: float = 0.3) -> float | None:
+        samples = self.recent(seconds)
+        return dominant_frequency(samples) if len(samples) >= round(seconds * RATE) else None
+
+    def rms(self, seconds: float = 0.2) -> float:
+        return rms(self.recent(seconds))
+
+    def onset_after(self, position: int, threshold: float = 0.1) -> int | None:
+        """The position of the first sample at or after ``position`` louder than ``threshold``."""
+        for start, block in list(self._heard):
+            if start + len(block) <= position:
+                continue
+            loud = np.flatnonzero(np.abs(block[max(0, position - start) :]) >= threshold)
+            if len(loud):
+                return start + max(0, position - start) + int(loud[0])
+        return None
+
+    def monotonic_at(self, position: int) -> float:
+        """When the graph was at ``position``, on ``time.monotonic()``'s clock.
+
+        The dummy driver runs its cycles on the wall clock, so a position is the least-delayed
+        callback of the last ``keep_seconds`` plus the samples between them (within ~1 ms here).
+        """
+        if not self._offsets:
+            raise RuntimeError("the probe has not run a cycle yet")
+        return min(self._offsets) + position / RATE
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Return once ``predicate()`` holds, checked after every JACK cycle; TimeoutError after ``timeout``."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+    # -- JACK's threads ------------------------------------------------------------------------------
+
+    def _process(self, frames: int) -> None:
+        self._offsets.append(time.monotonic() - self._position / RATE)
+        out = self.mouth.get_array()
+        if self.frequency is None:
+            out.fill(0.0)
+        else:
+            phase = 2 * np.pi * self.frequency * (self._position + np.arange(frames)) / RATE
+            out[:] = self.amplitude * np.sin(phase)
+        if self._click_pending:
+            burst = min(frames, RATE // 200)
+            out[:burst] += 0.8 * np.sin(2 * np.pi * 2000 * np.arange(burst) / RATE)
+            self._clicked.append(self._position)
+            self._click_pending = False
+        self._heard.append((self._position, self.ear.get_array().copy()))
+        self._position += frames
+        self._wake()
+
+    def _registration(self, port: object, register: bool) -> None:
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed; the probe is being torn down
+            self._loop.call_soon_threadsafe(self._changed.set)
