@@ -134,17 +134,29 @@ class Call(EventTarget):
             bye = self._dialog.create_request("BYE", self._via())
             with contextlib.suppress(ConnectionClosed, TimeoutError):
                 await self._connection.request(bye)
+        elif self._status is None:  # hung up before the call started dialling: it still began
+            self._set_status(CallStatus.CONNECTING)
         await self._finish(CallStatus.ENDED)
 
     end_call = disconnect
 
     # -- driven by the client ------------------------------------------------------------------
 
-    async def start_outgoing(self, invite: Request) -> None:
-        """Send the INVITE and follow it to the answer or the failure."""
+    async def start_outgoing(self, make_invite: Callable[[str], Request]) -> None:
+        """Make the offer, send the INVITE ``make_invite`` builds around it, and follow it to the
+        answer or the failure. A call hung up meanwhile just ends."""
+        self._set_status(CallStatus.CONNECTING)
+        try:
+            await self._media.setLocalDescription(await self._media.createOffer())  # ICE gathered: no trickle
+        except Exception as exc:
+            if not self._closed:
+                await self._fail(f"RTC Session failed: cannot make an offer: {exc}")
+            return
+        if self._closed:
+            return
+        invite = make_invite(self._media.localDescription.sdp)
         self._invite = invite
         self.id = invite.call_id
-        self._set_status(CallStatus.CONNECTING)
         self._sent_at = time.monotonic()
         try:
             response = await self._connection.request(invite, on_provisional=self._provisional)

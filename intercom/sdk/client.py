@@ -295,14 +295,16 @@ class Client(EventTarget):
         source = MutableSource(self.audio.source())
         media.addTrack(source)
         call = self._new_call(connection, media, source)
-        self._spawn(self._dial(call, media, dict(params), self._token))
+        self._spawn(self._dial(call, dict(params), self._token))
         return call
 
-    async def _dial(self, call: Call, media: RTCPeerConnection, params: dict[str, object], token: str) -> None:
-        await media.setLocalDescription(await media.createOffer())  # waits for ICE gathering: no trickle
-        invite = build_invite(self._registration, token, media.localDescription.sdp, params)
-        self._calls[invite.call_id] = call
-        await call.start_outgoing(invite)
+    async def _dial(self, call: Call, params: dict[str, object], token: str) -> None:
+        def make_invite(sdp: str) -> Request:
+            invite = build_invite(self._registration, token, sdp, params)
+            self._calls[invite.call_id] = call  # before the hub can answer
+            return invite
+
+        await call.start_outgoing(make_invite)
 
     def _media_policy(self) -> MediaPolicy:
         """The app's policy, plus the TURN servers the hub handed out with the registration."""

@@ -232,3 +232,15 @@ async def test_stopping_the_hub_mid_call_ends_it_everywhere_and_releases_its_med
         async with asyncio.timeout(STEP):
             await unit.client.destroy()
     storage.close()
+
+
+async def test_hanging_up_before_the_invite_is_sent_just_ends_the_call(hub, make_unit):
+    door, desk = await door_and_desk(hub, make_unit)
+    call = door.start_call()
+    async with asyncio.timeout(STEP):
+        await call.disconnect()  # still gathering candidates for its offer
+    assert door.events.of("call.status") == [CallStatus.CONNECTING, CallStatus.ENDED]
+    assert door.events.of("call.error") == [] and desk.events.incoming == []
+    call = door.start_call()  # the client is none the worse for it
+    await desk.next_incoming()
+    await door.events.until(lambda: CallStatus.RINGING in door.events.of("call.status"))
