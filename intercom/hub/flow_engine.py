@@ -36,7 +36,7 @@ ACTIONS: dict[str, Callable[[HubCall, Step], Awaitable[bool]]] = {"transfer": _t
 async def run_flow(flow: CallFlow, call: HubCall) -> bool:
     """Run the steps until one ends the call; ``True`` when a callee answered."""
     for step in flow.steps:
-        if call.ended.is_set() or (call.caller.answered and call.callee is None):
+        if call.over:
             break
         log.info("call %s: flow %s step %s (%s)", call.caller.call_id, flow.id, step.id, step.action)
         if await ACTIONS[step.action](call, step):
