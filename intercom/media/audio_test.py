@@ -14,7 +14,7 @@ import numpy as np
 import sounddevice as sd
 
 from .devices import resolve
-from .sound import open_stream
+from .portaudio import PORTAUDIO
 from .tracks import SAMPLE_RATE
 
 METER_WIDTH = 40
@@ -36,7 +36,7 @@ def meter(level: float) -> str:
     return f"[{'#' * filled}{'.' * (METER_WIDTH - filled)}] {shown} dBFS"
 
 
-def record(seconds: float, device: int | None, on_block: Callable[[float], None]) -> np.ndarray:
+def record(seconds: float, device: str | None, on_block: Callable[[float], None]) -> np.ndarray:
     """``seconds`` of mono int16 from ``device``, calling ``on_block`` with each block's level."""
     wanted = round(seconds * SAMPLE_RATE)
     blocks: list[np.ndarray] = []
@@ -49,12 +49,12 @@ def record(seconds: float, device: int | None, on_block: Callable[[float], None]
             done.set()
             raise sd.CallbackStop
 
-    stream = open_stream(sd.InputStream, device, captured)  # the format and block size of a call
+    stream = PORTAUDIO.open_blocking(sd.InputStream, device, captured)  # the format and block size of a call
     try:
         if not done.wait(seconds + 5):
             raise TimeoutError("the microphone delivered no sound in time: is the device busy?")
     finally:
-        stream.close()
+        PORTAUDIO.close_blocking(stream)
     return np.concatenate(blocks)[:wanted]
 
 
@@ -72,7 +72,7 @@ def run_audio_test(
     input_name = sd.query_devices(microphone_index, "input")["name"]
     output_name = sd.query_devices(speaker_index, "output")["name"]
     say(f"recording {seconds:g} s from {input_name}: speak now")
-    recording = record(seconds, microphone_index, lambda level: say(meter(level)))
+    recording = record(seconds, microphone, lambda level: say(meter(level)))
     level = dbfs(recording)
     peak = int(np.max(np.abs(recording.astype(np.int32)))) if recording.size else 0
     peak_dbfs = 20 * math.log10(peak / 32768) if peak else -math.inf

@@ -77,7 +77,10 @@ def media_sources(devices: list[MediaDeviceInfo] | None = None) -> dict[str, dic
 
 
 def resolve(device_id: str, kind: Kind) -> int:
-    """The PortAudio index of the device with this id and direction; :class:`UnknownDevice` if none."""
+    """The PortAudio index of the device with this id and direction; :class:`UnknownDevice` if none.
+
+    Asks the PortAudio of this process, which knows the devices of its last initialisation.
+    """
     for device in list_devices():
         if device.deviceId == device_id and device.kind == kind:
             return device.index

@@ -17,38 +17,43 @@ of everything else in :mod:`intercom.media`. PortAudio calls back on a thread of
   call's statistics.
 
 Software gain (a plain factor, clipped to int16) applies to either side and may be changed while
-the stream runs. Devices are named as sounddevice takes them (an index or part of a name, ``None``
-for PortAudio's default).
+the stream runs. Devices are named by the ids ``intercom devices`` lists (``None`` for PortAudio's
+default) and opened on PortAudio's own thread (:mod:`.portaudio`). Each side watches its device:
+when it goes away (unplugged, or its JACK server stopped) ``on_error`` is told, the microphone
+sends silence and the speaker drops what it receives, and the device is tried again every second
+until it is back. :meth:`switch` moves either side to another device while it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import av
 import numpy as np
 import sounddevice as sd
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .devices import UnknownDevice
+from .portaudio import PORTAUDIO, DeviceId
 from .tasks import cancel_and_wait
 from .tracks import FRAME_SAMPLES, SAMPLE_RATE, audio_frame
 
 log = logging.getLogger(__name__)
 
-DTYPE = "int16"
+FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
 CAPTURE_QUEUE_BLOCKS = 5  # 100 ms: rides out an event-loop stall; a reader that keeps up holds ~0
 PLAYBACK_BUFFER_MS = 40
+LOST_AFTER = 0.5  # seconds without a callback (or an inactive stream): the device is gone
+RETRY_INTERVAL = 1.0  # seconds between attempts to open a device that is away
 INT16_MIN, INT16_MAX = -32768, 32767
-
-Device = int | str | None
-StreamT = TypeVar("StreamT", sd.InputStream, sd.OutputStream)
 
 
 def apply_gain(samples: np.ndarray, gain: float) -> np.ndarray:
@@ -56,29 +61,6 @@ def apply_gain(samples: np.ndarray, gain: float) -> np.ndarray:
     if gain == 1.0:
         return samples
     return np.clip(np.rint(samples * gain), INT16_MIN, INT16_MAX).astype(np.int16)
-
-
-def open_stream(kind: type[StreamT], device: Device, callback: Callable[..., None]) -> StreamT:
-    """A started 48 kHz mono int16 stream calling back every 960 samples; closed again if it cannot start.
-
-    Opening and closing take a few tens of milliseconds on JACK (~55 ms and ~40 ms measured), during
-    which the calling thread waits.
-    """
-    stream = kind(
-        device=device,
-        samplerate=SAMPLE_RATE,
-        channels=1,
-        dtype=DTYPE,
-        blocksize=FRAME_SAMPLES,
-        latency="low",
-        callback=callback,
-    )
-    try:
-        stream.start()
-    except BaseException:
-        stream.close(ignore_errors=True)
-        raise
-    return stream
 
 
 @dataclass(frozen=True)
@@ -110,48 +92,147 @@ class PlaybackStats:
     device_latency_ms: float
 
 
-class MicrophoneTrack(MediaStreamTrack):
+class DeviceLost(RuntimeError):
+    """The sound device stopped delivering (unplugged, or its JACK server went away)."""
+
+
+class _Supervised:
+    """What a microphone and a speaker share: opening their device on PortAudio's thread, noticing
+    that it went away, retrying every second until it is back, and switching to another device.
+
+    A failure calls ``on_error`` (when set) once per outage and is kept in :attr:`error` until the
+    device opens again. A device counts as lost when its stream is no longer active or has not
+    called back for :data:`LOST_AFTER` seconds.
+    """
+
+    stream_kind: type[sd.InputStream] | type[sd.OutputStream]
+    name: str
+
+    def __init__(self, device: DeviceId) -> None:
+        self.device = device
+        self.error: Exception | None = None
+        self.on_error: Callable[[Exception], None] | None = None
+        self._stream: sd._StreamBase | None = None
+        self._callbacks = 0  # blocks PortAudio asked for or delivered: stalls show as a count that stops
+        self._tokens = itertools.count(1)
+        self._current = 0  # the token of the stream in use: a stream being replaced is ignored
+        self._supervisor: asyncio.Task[None] | None = None
+        self._switching = asyncio.Lock()
+
+    @property
+    def stream(self) -> sd._StreamBase | None:
+        """The open PortAudio stream; ``None`` before it opened, while the device is away and after stop."""
+        return self._stream
+
+    def _callback(self, token: int) -> Callable[..., None]:
+        raise NotImplementedError
+
+    async def _open(self, device: DeviceId) -> tuple[sd._StreamBase, int]:
+        token = next(self._tokens)
+        return await PORTAUDIO.open(self.stream_kind, device, self._callback(token)), token
+
+    def _supervise(self) -> None:
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._keep_open(), name=f"{type(self).__name__}({self.name})")
+
+    async def _keep_open(self) -> None:
+        seen = -1
+        while True:
+            if self._stream is None:
+                async with self._switching:
+                    await self._try_open()
+                await asyncio.sleep(RETRY_INTERVAL if self._stream is None else LOST_AFTER)
+                seen = -1
+                continue
+            stream = self._stream
+            if not stream.active or self._callbacks == seen:
+                async with self._switching:
+                    if stream is self._stream:  # not switched away meanwhile
+                        self._stream = None
+                        await PORTAUDIO.close(stream, dead=True)
+                        self._failed(DeviceLost(f"{self.name} {self.device or 'default'} stopped: unplugged?"))
+                continue
+            seen = self._callbacks
+            await asyncio.sleep(LOST_AFTER)
+
+    async def _try_open(self) -> None:
+        try:
+            self._stream, self._current = await self._open(self.device)
+        except (UnknownDevice, sd.PortAudioError, ValueError) as exc:
+            if self.error is None:
+                self._failed(exc)
+            return
+        if self.error is not None:
+            log.info("%s %r is back", self.name, self.device)
+        self.error = None
+
+    def _failed(self, exc: Exception) -> None:
+        log.error("%s %r: %s", self.name, self.device, exc)
+        self.error = exc
+        self._device_away()
+        if self.on_error is not None:
+            self.on_error(exc)
+
+    def _device_away(self) -> None:
+        """Hook: the device went away or would not open."""
+
+    async def switch(self, device: DeviceId) -> None:
+        """Carry on on ``device``: its stream opens before the old one closes, so the gap is one block
+        or so. Raises :class:`UnknownDevice` (or ``sd.PortAudioError``) and keeps the old device."""
+        async with self._switching:
+            stream, token = await self._open(device)
+            old, self._stream, self._current = self._stream, stream, token
+            self.device, self.error = device, None
+            if old is not None:
+                await PORTAUDIO.close(old)
+
+    async def _stop_supervising(self) -> sd._StreamBase | None:
+        if self._supervisor is not None:
+            await cancel_and_wait(self._supervisor)
+            self._supervisor = None
+        stream, self._stream = self._stream, None
+        return stream
+
+
+class MicrophoneTrack(_Supervised, MediaStreamTrack):
     """An aiortc audio track from a sounddevice input, opened at the first ``recv()``.
 
-    Frames are 960-sample mono s16 at 48 kHz; ``pts`` counts samples captured by the device since the
-    stream opened (``time_base`` 1/48000), so blocks dropped because the reader fell behind leave a
-    gap in the timestamps rather than shifting later audio. ``gain`` may be changed at any time.
-    A device that cannot be opened ends the track: ``recv()`` raises ``MediaStreamError`` and
-    :attr:`error` says why.
+    Frames are 960-sample mono s16 at 48 kHz; ``pts`` counts samples since the track began (``time_base``
+    1/48000), so blocks dropped because the reader fell behind leave a gap in the timestamps rather
+    than shifting later audio. ``gain`` may be changed at any time. While the device is away the track
+    sends silence at the same pace, so that the call carries on and RTP keeps flowing.
     """
 
     kind = "audio"
+    stream_kind = sd.InputStream
+    name = "microphone"
 
-    def __init__(self, device: Device = None, gain: float = 1.0, queue_blocks: int = CAPTURE_QUEUE_BLOCKS) -> None:
-        super().__init__()
-        self.device = device
+    def __init__(self, device: DeviceId = None, gain: float = 1.0, queue_blocks: int = CAPTURE_QUEUE_BLOCKS) -> None:
+        MediaStreamTrack.__init__(self)
+        _Supervised.__init__(self, device)
         self.gain = gain
-        self.error: Exception | None = None
         self._blocks: deque[tuple[int, np.ndarray]] = deque(maxlen=queue_blocks)
         self._arrived = asyncio.Event()
-        self._stream: sd.InputStream | None = None
-        self._captured = 0  # blocks, counted on PortAudio's thread
+        self._captured = 0  # blocks, counted on PortAudio's thread (or the loop's, as silence)
         self._delivered = 0  # blocks, counted on the loop
         self._dropped = 0
         self._overflows = 0
-
-    @property
-    def stream(self) -> sd.InputStream | None:
-        """The open PortAudio stream, ``None`` before the first ``recv()`` and after ``stop()``."""
-        return self._stream
+        self._silence_due = 0.0
 
     @property
     def stats(self) -> CaptureStats:
         return CaptureStats(self._delivered, self._dropped, self._overflows)
 
     async def recv(self) -> av.AudioFrame:
-        if self._stream is None:
-            self._open()
+        self._supervise()
         while not self._blocks:
             if self.readyState != "live":
                 raise MediaStreamError
             self._arrived.clear()
-            await self._arrived.wait()
+            if self._stream is None and self.error is not None:
+                await self._silence()
+            else:
+                await self._arrived.wait()
         if self.readyState != "live":
             raise MediaStreamError
         pts, samples = self._blocks.popleft()
@@ -159,35 +240,45 @@ class MicrophoneTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            self._supervisor = None
         stream, self._stream = self._stream, None
         if stream is not None:
-            stream.close(ignore_errors=True)
+            PORTAUDIO.close_soon(stream)
         self._blocks.clear()
         self._arrived.set()  # a reader waiting in recv() sees the track ended
 
-    def _open(self) -> None:
-        if self.readyState != "live":
-            raise MediaStreamError
+    def _callback(self, token: int) -> Callable[..., None]:
         loop = asyncio.get_running_loop()
 
         def captured(indata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:
             # PortAudio's thread: copy (indata is reused) and hand over; nothing here may raise.
+            if token != self._current:  # a stream being replaced, or not yet in use
+                return
             pts = self._captured * FRAME_SAMPLES
             self._captured += 1
+            self._callbacks += 1
             with contextlib.suppress(RuntimeError):  # the loop is closed; stop() will close the stream
                 loop.call_soon_threadsafe(self._deliver, pts, indata[:, 0].copy(), bool(status.input_overflow))
 
-        try:
-            stream = open_stream(sd.InputStream, self.device, captured)
-        except (sd.PortAudioError, ValueError) as exc:
-            self.error = exc
-            log.error("cannot open microphone %r: %s", self.device, exc)
-            self.stop()
-            raise MediaStreamError(f"cannot open microphone {self.device!r}: {exc}") from exc
-        self._stream = stream
+        return captured
+
+    def _device_away(self) -> None:
+        self._silence_due = asyncio.get_running_loop().time()
+        self._arrived.set()  # a reader waiting for the device now gets silence instead
+
+    async def _silence(self) -> None:
+        """One block of silence, a block's time after the last."""
+        loop = asyncio.get_running_loop()
+        self._silence_due = max(self._silence_due + FRAME_SECONDS, loop.time() - FRAME_SECONDS)
+        await asyncio.sleep(max(0.0, self._silence_due - loop.time()))
+        if self._stream is None and not self._blocks:
+            self._deliver(self._captured * FRAME_SAMPLES, np.zeros(FRAME_SAMPLES, np.int16), False)
+            self._captured += 1
 
     def _deliver(self, pts: int, samples: np.ndarray, overflow: bool) -> None:
-        if self._stream is None:  # stopped after PortAudio called back
+        if self.readyState != "live":  # stopped after PortAudio called back
             return
         if len(self._blocks) == self._blocks.maxlen:
             self._dropped += 1
@@ -249,27 +340,29 @@ class SampleRing:
             self._start = self._size = 0
 
 
-class SpeakerSink:
+class SpeakerSink(_Supervised):
     """Plays ``track`` on a sounddevice output between :meth:`start` and :meth:`stop`.
 
     Any audio frame (or Opus ``av.Packet``) is converted to 48 kHz mono s16, scaled by ``gain`` and
     written to a ring of at most ``buffer_ms`` that the output callback drains 960 samples at a time.
-    The device opens when :meth:`start` is called. When the track ends the device plays silence until
-    :meth:`stop`; :attr:`ended` tells, and :attr:`error` holds a device failure.
+    The device opens when :meth:`start` is called, on PortAudio's thread. When the track ends the
+    device plays silence until :meth:`stop`; :attr:`ended` tells. The track is read all along, device
+    or not, so that the call's audio keeps flowing while the device is away.
     """
 
+    stream_kind = sd.OutputStream
+    name = "speaker"
+
     def __init__(
-        self, track: MediaStreamTrack, device: Device = None, gain: float = 1.0, buffer_ms: float = PLAYBACK_BUFFER_MS
+        self, track: MediaStreamTrack, device: DeviceId = None, gain: float = 1.0, buffer_ms: float = PLAYBACK_BUFFER_MS
     ) -> None:
+        super().__init__(device)
         self.track = track
-        self.device = device
         self.gain = gain
         self.ended = False
-        self.error: Exception | None = None
         self._ring = SampleRing(max(FRAME_SAMPLES, round(buffer_ms * SAMPLE_RATE / 1000)))
         self._prime = max(FRAME_SAMPLES, self._ring.capacity - FRAME_SAMPLES // 2)
         self._primed = False  # the callback is draining the ring, not waiting for it to fill
-        self._stream: sd.OutputStream | None = None
         self._task: asyncio.Task[None] | None = None
         self._resampler: av.AudioResampler | None = None
         self._decoder: av.CodecContext | None = None
@@ -280,11 +373,6 @@ class SpeakerSink:
         self._overruns = 0
         self._samples_dropped = 0
         self._max_buffered = 0
-
-    @property
-    def stream(self) -> sd.OutputStream | None:
-        """The open PortAudio stream, ``None`` before :meth:`start` and after :meth:`stop`."""
-        return self._stream
 
     @property
     def underruns(self) -> int:
@@ -314,22 +402,16 @@ class SpeakerSink:
     def start(self) -> None:
         if self._task is not None:
             return
-        try:
-            stream = open_stream(sd.OutputStream, self.device, self._play)
-        except (sd.PortAudioError, ValueError) as exc:
-            self.error = exc
-            log.error("cannot open speaker %r: %s", self.device, exc)
-        else:
-            self._stream = stream
+        self._supervise()
         self._task = asyncio.create_task(self._run(), name=f"SpeakerSink({self.track.id})")
 
     async def stop(self) -> None:
         if self._task is not None:
             await cancel_and_wait(self._task)
             self._task = None
-        stream, self._stream = self._stream, None
+        stream = await self._stop_supervising()
         if stream is not None:
-            stream.close(ignore_errors=True)
+            await PORTAUDIO.close(stream)
         self._ring.clear()
         self._primed = False
 
@@ -344,7 +426,7 @@ class SpeakerSink:
             self.ended = True
 
     def _write(self, samples: np.ndarray) -> None:
-        if self._stream is None:  # no device: read the track all the same so the call keeps flowing
+        if self._stream is None:  # no device (yet, or any more): the ring would only overflow
             return
         dropped = self._ring.write(samples)
         if dropped:
@@ -352,7 +434,21 @@ class SpeakerSink:
             self._samples_dropped += dropped
         self._max_buffered = max(self._max_buffered, len(self._ring))
 
-    def _play(self, outdata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:
+    def _device_away(self) -> None:
+        self._ring.clear()
+        self._primed = False
+
+    def _callback(self, token: int) -> Callable[..., None]:
+        def play(outdata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:
+            if token != self._current:  # a stream being replaced, or not yet in use
+                outdata.fill(0)
+                return
+            self._callbacks += 1
+            self._play(outdata, frames)
+
+        return play
+
+    def _play(self, outdata: np.ndarray, frames: int) -> None:
         # PortAudio's thread: fill the block from the ring, silence for whatever is missing.
         out = outdata[:, 0]
         if not self._primed:

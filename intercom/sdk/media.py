@@ -45,21 +45,18 @@ class CallAudio:
     ) -> CallAudio:
         """Calls through the sound card. ``microphone`` and ``speaker`` are device ids as
         ``intercom devices`` lists them (``None``: PortAudio's default); each call looks its
-        device up again, so a card plugged back in elsewhere is still found.
+        device up again when it opens it, so a card plugged back in elsewhere is still found.
 
         The speaker's ring buffer is the playout buffer here, so by default the receiver hands
         each packet on at once (``jitter_frames=0``): holding a frame there as well cost 20 ms
         mouth to ear (86.5 against 66.5 ms through a hub on loopback) and smoothed nothing more.
         """
-        from ..media.devices import resolve  # PortAudio only for units that use it
-        from ..media.sound import MicrophoneTrack, SpeakerSink
+        from ..media.sound import MicrophoneTrack, SpeakerSink  # PortAudio only for units that use it
 
         def source() -> MediaStreamTrack:
-            device = resolve(microphone, "audioinput") if microphone else None
-            return MicrophoneTrack(device=device, gain=microphone_gain)
+            return MicrophoneTrack(device=microphone, gain=microphone_gain)
 
         def sink(track: MediaStreamTrack) -> AudioSink:
-            device = resolve(speaker, "audiooutput") if speaker else None
-            return SpeakerSink(track, device=device, gain=speaker_gain)
+            return SpeakerSink(track, device=speaker, gain=speaker_gain)
 
         return cls(source=source, sink=sink, policy=policy or MediaPolicy(jitter_frames=0))

@@ -10,12 +10,13 @@ before the server stops.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from intercom.media.portaudio import PORTAUDIO
 from intercom.media.sound import MicrophoneTrack, SpeakerSink
 
 from ..units import STEP
@@ -23,11 +24,16 @@ from .jackkit import JackProbe, JackServer, JackUnavailable, running_jack_server
 
 
 @pytest.fixture
-def jack_server(tmp_path: Path) -> Iterator[JackServer]:
-    """A jackd dummy sound card (48 kHz, 960-sample periods) that PortAudio's default devices use."""
+async def jack_server(tmp_path: Path) -> AsyncIterator[JackServer]:
+    """A jackd dummy sound card (48 kHz, 960-sample periods) that PortAudio's default devices use.
+
+    Every stream close asked for is done before PortAudio is terminated and the server stops.
+    """
     try:
         with running_jack_server(tmp_path) as server:
             yield server
+            async with asyncio.timeout(STEP):
+                await PORTAUDIO.settled()
     except JackUnavailable as exc:
         pytest.fail(f"{exc}: run scripts/setup.sh")  # as the browser tests do: a gap in the set-up, not a pass
 

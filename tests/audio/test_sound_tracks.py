@@ -9,10 +9,11 @@ import itertools
 import av
 import numpy as np
 import pytest
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 
 from intercom.media import ToneSource
-from intercom.media.sound import MicrophoneTrack, SampleRing, SpeakerSink, apply_gain
+from intercom.media.devices import UnknownDevice
+from intercom.media.sound import SampleRing, SpeakerSink, apply_gain
 from intercom.media.tracks import FRAME_SAMPLES, FULL_SCALE, audio_frame
 
 from ..units import STEP
@@ -86,11 +87,19 @@ async def test_a_reader_that_falls_behind_loses_the_oldest_blocks_and_pts_jumps_
     assert frames[0].pts >= 7 * FRAME_SAMPLES  # the three kept are the newest of the ten
 
 
-async def test_a_microphone_that_cannot_open_ends_its_track():
-    microphone = MicrophoneTrack(device="no such microphone")
-    with pytest.raises(MediaStreamError):
-        await read_frames(microphone, 1)
-    assert microphone.error is not None and microphone.readyState == "ended"
+async def test_a_microphone_that_cannot_open_reports_it_and_sends_paced_silence(sound):
+    errors: list[Exception] = []
+    microphone = sound.microphone(device="no such microphone")
+    microphone.on_error = errors.append
+    loop = asyncio.get_running_loop()
+    frames = await read_frames(microphone, 6)
+    started = loop.time()
+    frames += await read_frames(microphone, 10)
+    assert loop.time() - started >= 0.15  # ten blocks of 20 ms, not as fast as the loop can go
+    assert [type(error) for error in errors] == [UnknownDevice]  # told once, not at every retry
+    assert microphone.readyState == "live" and microphone.stream is None
+    assert not samples_of(frames).any()
+    assert [frame.pts for frame in frames] == [FRAME_SAMPLES * index for index in range(16)]
 
 
 # -- the speaker --------------------------------------------------------------------------------------
@@ -133,13 +142,16 @@ class ForeignTone(MediaStreamTrack):
             self._encoder.sample_rate, self._encoder.layout, self._encoder.format = 48000, "mono", "s16"
             self._pending: list[av.Packet] = []
         self._pts = 0
+        self._started = 0.0
 
     async def recv(self) -> av.AudioFrame | av.Packet:
         if self._encoder is not None:
             while not self._pending:
                 self._pending += self._encoder.encode(await self._source.recv())
             return self._pending.pop(0)
-        await asyncio.sleep(self.size / self.rate)  # the pace of this source
+        loop = asyncio.get_running_loop()
+        self._started = self._started or loop.time()
+        await asyncio.sleep(self._started + (self._pts + self.size) / self.rate - loop.time())  # real time, no drift
         t = (self._pts + np.arange(self.size)) / self.rate
         tone = (0.3 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)
         frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
@@ -153,7 +165,8 @@ async def test_speaker_converts_what_it_is_given(probe, sound, opus):
     sink = sound.speaker(ForeignTone(opus))
     sink.start()
     probe.listen(await probe.wait_for_port(is_input=False, timeout=STEP))
-    await probe.wait_until(lambda: probe.dominant_frequency(SECONDS) == pytest.approx(1000.0, abs=10), STEP)
+    await probe.wait_until(lambda: sink.stats.blocks_played >= 15, STEP)  # steady: no silence before it in view
+    assert probe.dominant_frequency(SECONDS) == pytest.approx(1000.0, abs=10)
     assert probe.rms(0.1) == pytest.approx(0.3 / np.sqrt(2), rel=0.1)
 
 
@@ -213,12 +226,12 @@ class CountedTone(ToneSource):
         super().__init__(frequency_hz)
         self.wanted = wanted
         self.read = asyncio.Event()
-        self._count = 0
+        self.count = 0
 
     async def recv(self) -> av.AudioFrame:
         frame = await super().recv()
-        self._count += 1
-        if self._count >= self.wanted:
+        self.count += 1
+        if self.count >= self.wanted:
             self.read.set()
         return frame
 
@@ -226,11 +239,16 @@ class CountedTone(ToneSource):
 async def test_a_speaker_that_cannot_open_still_reads_its_track():
     source = CountedTone(440.0, wanted=3)
     sink = SpeakerSink(source, device="no such speaker")
+    told = asyncio.Event()
+    sink.on_error = lambda error: told.set()
     sink.start()
     try:
-        assert sink.error is not None and sink.stream is None
         async with asyncio.timeout(STEP):
+            await told.wait()
+            source.read.clear()
+            source.wanted = source.count + 3  # frames read after the failure too
             await source.read.wait()
+        assert isinstance(sink.error, UnknownDevice) and sink.stream is None
     finally:
         await sink.stop()
         source.stop()
