@@ -36,7 +36,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +55,44 @@ class JackUnavailable(Exception):
     """jackd or libjack is missing here: the audio tests fail and the bench exits 2, naming what is missing."""
 
 
-@dataclass(frozen=True)
 class JackServer:
-    name: str
-    log: Path
-    pid: int = 0  # jackd's, for CPU accounting
+    """jackd on the dummy backend under ``name``; :meth:`stop` and :meth:`start` take the sound card
+    away and bring it back under the same name (a USB card unplugged and plugged in again)."""
+
+    def __init__(self, name: str, log: Path) -> None:
+        self.name = name
+        self.log = log
+        self.pid = 0  # jackd's, for CPU accounting
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        jackd = shutil.which("jackd")
+        if jackd is None:
+            raise JackUnavailable("jackd is not installed (Debian package jackd2)")
+        jack = _jack()
+        env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
+        command = [jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)]
+        with self.log.open("ab") as log:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        self.pid = self._process.pid
+        _wait_until_up(jack, self, self._process)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
 
 
 def _jack():  # imported late: JACK-Client raises OSError, not ImportError, when libjack is missing
@@ -97,19 +129,10 @@ def running_jack_server(folder: Path, prefix: str = "intercom-test") -> Iterator
     ``JACK_DEFAULT_SERVER`` names it in ``os.environ`` for the ``with`` block, so that child
     processes started meanwhile use it too.
     """
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        raise JackUnavailable("jackd is not installed (Debian package jackd2)")
-    jack = _jack()
-    name, log_path = f"{prefix}-{os.getpid()}-{next(_servers)}", folder / "jackd.log"
+    server = JackServer(f"{prefix}-{os.getpid()}-{next(_servers)}", folder / "jackd.log")
     saved = {name: os.environ.get(name) for name in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
-    command = [jackd, "--no-realtime", "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-    server = JackServer(name, log_path, process.pid)
     try:
-        _wait_until_up(jack, server, process)
+        server.start()
         os.environ["JACK_DEFAULT_SERVER"] = server.name
         os.environ["JACK_NO_START_SERVER"] = "1"
         _reinitialise_portaudio()
@@ -119,12 +142,7 @@ def running_jack_server(folder: Path, prefix: str = "intercom-test") -> Iterator
     finally:
         with quiet_libjack():
             sd._terminate()  # before jackd goes, see the module's docstring
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
+        server.stop()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -177,11 +195,16 @@ class JackProbe:
     here are driven by the audio clock and never by sleeping.
     """
 
-    def __init__(self, server: JackServer, loop: asyncio.AbstractEventLoop, keep_seconds: float = 5.0) -> None:
+    names: set[str] = set()  # of the probes alive in this process, none of them "foreign"
+
+    def __init__(
+        self, server: JackServer, loop: asyncio.AbstractEventLoop, keep_seconds: float = 5.0, name: str = "probe"
+    ) -> None:
         jack = _jack()
         self._loop = loop
         self._changed = asyncio.Event()
-        self.client = jack.Client("probe", no_start_server=True, servername=server.name)
+        self.client = jack.Client(name, no_start_server=True, servername=server.name)
+        JackProbe.names.add(self.client.name)
         self.mouth = self.client.outports.register("mouth")
         self.ear = self.client.inports.register("ear")
         self.frequency: float | None = None
@@ -217,8 +240,8 @@ class JackProbe:
     # -- wiring ----------------------------------------------------------------------------------
 
     def foreign_ports(self, is_input: bool) -> list[str]:
-        """Audio ports of clients other than ``system`` and this probe (PortAudio's, in these tests)."""
-        ours = (f"{self.client.name}:", "system:")
+        """Audio ports of clients other than ``system`` and the probes (PortAudio's, in these tests)."""
+        ours = tuple(f"{name}:" for name in (*JackProbe.names, "system"))
         flags = {"is_input": True} if is_input else {"is_output": True}
         return [port.name for port in self.client.get_ports(is_audio=True, **flags) if not port.name.startswith(ours)]
 
@@ -291,8 +314,10 @@ class JackProbe:
                 await self._changed.wait()
 
     async def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
+        JackProbe.names.discard(self.client.name)
+        with contextlib.suppress(Exception):  # its server may be gone already
+            self.client.deactivate()
+            self.client.close()
 
     # -- JACK's threads ------------------------------------------------------------------------------
 

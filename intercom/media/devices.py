@@ -9,6 +9,8 @@ speaker, as a browser's does. :func:`resolve` turns an id back into what soundde
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -43,6 +45,12 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
+def _portaudio_itself(host_api: str, name: str) -> bool:
+    """PortAudio's JACK host API lists every JACK client with ports as a device, PortAudio's own
+    clients (``PortAudio``, ``PortAudio-01``, ... of this and other processes) too: never a sound card."""
+    return host_api.startswith("JACK") and re.fullmatch(r"PortAudio(-\d+)?", name) is not None
+
+
 def list_devices() -> list[MediaDeviceInfo]:
     """Every capture and playback direction PortAudio knows, inputs first."""
     host_apis = sd.query_hostapis()
@@ -50,9 +58,9 @@ def list_devices() -> list[MediaDeviceInfo]:
     for kind, channels_key in (("audioinput", "max_input_channels"), ("audiooutput", "max_output_channels")):
         for device in sd.query_devices():
             channels = int(device[channels_key])
-            if channels < 1:
-                continue
             host_api = host_apis[device["hostapi"]]["name"]
+            if channels < 1 or _portaudio_itself(host_api, device["name"]):
+                continue
             found.append(
                 MediaDeviceInfo(
                     deviceId=_digest(host_api, device["name"], kind),
@@ -85,3 +93,7 @@ def resolve(device_id: str, kind: Kind) -> int:
         if device.deviceId == device_id and device.kind == kind:
             return device.index
     raise UnknownDevice(f"no {kind} device with id {device_id!r}; `intercom devices` lists them")
+
+
+if __name__ == "__main__":  # what a fresh PortAudio finds: see device_watch.devices_in_fresh_process
+    print(json.dumps([asdict(device) for device in list_devices()]))

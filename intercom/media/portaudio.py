@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import sounddevice as sd
 
-from .devices import Kind, UnknownDevice, resolve
+from .devices import Kind, resolve
 from .portaudio_adaptation import forget_jack_host_api, forget_stream
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960
 DTYPE = "int16"
 JACK_SOCKET_FOLDER = Path("/dev/shm")
+ALSA_CARDS = Path("/proc/asound/cards")
 
 StreamT = TypeVar("StreamT", sd.InputStream, sd.OutputStream)
 Result = TypeVar("Result")
@@ -58,6 +59,16 @@ def jack_server_identity() -> tuple[int, int] | None:
     return status.st_ino, status.st_ctime_ns
 
 
+def sound_system_state() -> tuple[str, tuple[int, int] | None]:
+    """What changes when a sound card comes or goes: the kernel's ALSA cards (a USB card joins and
+    leaves ``/proc/asound/cards``) and the JACK server. Cheap enough to look at twice a second."""
+    try:
+        cards = ALSA_CARDS.read_text()
+    except OSError:
+        cards = ""
+    return cards, jack_server_identity()
+
+
 def _is_jack(stream: sd._StreamBase) -> bool:
     device = sd.query_devices(stream.device)
     return sd.query_hostapis(device["hostapi"])["name"].startswith("JACK")
@@ -70,8 +81,10 @@ class PortAudioSession:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portaudio")
         self._open: set[sd._StreamBase] = set()
         self._lock = threading.Lock()
-        self._jack_at_init: tuple[int, int] | bool | None = False  # False: not looked yet (PortAudio began on import)
-        self._jack_lost = False
+        # The sound system as PortAudio last saw it; None until first looked at (PortAudio was
+        # initialised on import, or by somebody else): then it is taken as it is at that moment.
+        self._state_at_init: tuple[str, tuple[int, int] | None] | None = None
+        self._jack_lost = False  # a stream of PortAudio's JACK client died with its server
         self.generation = 0  # counts re-initialisations: device indices change with each
 
     @property
@@ -85,8 +98,8 @@ class PortAudioSession:
     async def open(self, kind: type[StreamT], device: DeviceId, callback: Callable[..., None]) -> StreamT:
         """A started 48 kHz mono int16 stream on ``device``, calling back every 960 samples.
 
-        Raises :class:`UnknownDevice` for an id that is not there (after a rescan, when one is
-        possible), and ``sd.PortAudioError`` when the device will not open.
+        Raises ``UnknownDevice`` for an id PortAudio does not know (it looks again first when a card
+        came or went and no stream is open), and ``sd.PortAudioError`` when the device will not open.
         """
         return await self.run(self._open_stream, kind, device, callback)
 
@@ -98,13 +111,16 @@ class PortAudioSession:
         """Re-initialise PortAudio so that it sees the devices there are now; False while a stream is open."""
         return await self.run(self._reinitialise)
 
+    def run_blocking(self, work: Callable[..., Result], *args: Any) -> Result:
+        """``work(*args)`` on PortAudio's thread, waiting for it here: for code without an event loop
+        (the installer's audio test), and for quick queries that must not meet a rescan."""
+        return self._executor.submit(work, *args).result()
+
     def open_blocking(self, kind: type[StreamT], device: DeviceId, callback: Callable[..., None]) -> StreamT:
-        """:meth:`open` for programs without an event loop (the installer's audio test)."""
-        return self._executor.submit(self._open_stream, kind, device, callback).result()
+        return self.run_blocking(self._open_stream, kind, device, callback)
 
     def close_blocking(self, stream: sd._StreamBase) -> None:
-        """:meth:`close` for programs without an event loop."""
-        self._executor.submit(self._close_stream, stream, False).result()
+        self.run_blocking(self._close_stream, stream, False)
 
     async def settled(self) -> None:
         """Returns once every open and close asked for so far has been done."""
@@ -115,15 +131,10 @@ class PortAudioSession:
         self._executor.submit(self._close_stream, stream, False)
 
     def _open_stream(self, kind: type[StreamT], device: DeviceId, callback: Callable[..., None]) -> StreamT:
-        self._note_jack()
-        if self.idle and (self._jack_lost or self._jack_at_init != jack_server_identity()):
-            self._reinitialise()  # PortAudio's JACK client is dead: opening on it would hang
-        try:
-            index = None if device is None else resolve(device, KINDS[kind])
-        except UnknownDevice:
-            if not self._reinitialise():  # a card plugged in since PortAudio last looked?
-                raise
-            index = resolve(device, KINDS[kind])  # type: ignore[arg-type]
+        if self._stale() and not self._reinitialise() and self._jack_dead():
+            # Opening on a dead JACK client hangs; a rescan has to wait for the open streams to close.
+            raise sd.PortAudioError("the JACK server went away; waiting for the other streams to close")
+        index = None if device is None else resolve(device, KINDS[kind])
         stream = kind(
             device=index,
             samplerate=SAMPLE_RATE,
@@ -155,19 +166,26 @@ class PortAudioSession:
     def _reinitialise(self) -> bool:
         if self._open:
             return False
-        self._note_jack()
-        if self._jack_lost or self._jack_at_init != jack_server_identity():
+        if self._jack_dead():
             forget_jack_host_api()
         sd._terminate()
         sd._initialize()
-        self._jack_at_init, self._jack_lost = jack_server_identity(), False
+        self._state_at_init, self._jack_lost = sound_system_state(), False
         self.generation += 1
         log.info("PortAudio re-initialised: %d devices", len(sd.query_devices()))
         return True
 
-    def _note_jack(self) -> None:
-        if self._jack_at_init is False:  # PortAudio was initialised by someone else: take the server as it is
-            self._jack_at_init = jack_server_identity()
+    def _seen_at_init(self) -> tuple[str, tuple[int, int] | None]:
+        if self._state_at_init is None:
+            self._state_at_init = sound_system_state()
+        return self._state_at_init
+
+    def _stale(self) -> bool:
+        """Has a card come or gone, or the JACK server changed, since PortAudio last looked?"""
+        return self._jack_lost or self._seen_at_init() != sound_system_state()
+
+    def _jack_dead(self) -> bool:
+        return self._jack_lost or self._seen_at_init()[1] != jack_server_identity()
 
 
 PORTAUDIO = PortAudioSession()

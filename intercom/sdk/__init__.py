@@ -5,6 +5,7 @@ from .client import Client
 from .errors import ClientError, ForbiddenError, InternalError, NotAcceptableError
 from .incoming import IncomingCall
 from .media import CallAudio
+from .media_sources import MediaSources
 from .status import ClientStatus
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "ForbiddenError",
     "IncomingCall",
     "InternalError",
+    "MediaSources",
     "NotAcceptableError",
 ]

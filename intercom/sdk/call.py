@@ -23,9 +23,10 @@ from ..media import MutableSource
 from ..sip import Address, Dialog, DialogError, Request, Response, ServerTransaction, Via, make_cancel, make_response
 from ..sip.ids import new_branch
 from ..transport import ConnectionClosed, SipConnection
-from .errors import InternalError
+from .errors import DeviceError, InternalError
 from .events import EventTarget
 from .invite import build_post_dial_delay
+from .media import SoundDevice
 from .registration import RegistrationState
 
 if TYPE_CHECKING:
@@ -76,7 +77,10 @@ class Call(EventTarget):
         self._invite: Request | None = None
         self._digit_sender: asyncio.Task[None] | None = None
         self._closed = False
+        self._speaker_device: str | None = None  # set_output_source before the answer
         self.id = ""
+        if isinstance(source.source, SoundDevice):
+            source.source.on_error = self._device_failed("microphone")
 
     @property
     def status(self) -> CallStatus | None:
@@ -121,6 +125,56 @@ class Call(EventTarget):
                 return
             if index < len(digits) - 1:
                 await asyncio.sleep(DTMF_TONE_MS / 1000 + DTMF_GAP_S)  # the browser client's pacing
+
+    async def set_input_source(self, constraints: dict[str, object]) -> None:
+        """Capture from another microphone, as the seed's ``setInputSource({audio: {deviceId}})``.
+
+        No renegotiation: the new device's stream opens before the old one closes. Raises
+        ``ValueError`` for constraints without an audio ``deviceId``, ``UnknownDevice`` for an id
+        no device has (the call carries on with the old one), and ``RuntimeError`` without an
+        active call or when this call's sound does not come from a sound card.
+        """
+        audio = constraints.get("audio") if isinstance(constraints, dict) else None
+        device_id = audio.get("deviceId") if isinstance(audio, dict) else None
+        if not isinstance(device_id, str) or not device_id:
+            raise ValueError(f"set_input_source takes {{'audio': {{'deviceId': ...}}}}, not {constraints!r}")
+        self._require_active("set_input_source")
+        microphone = self._source.source
+        if not isinstance(microphone, SoundDevice):
+            raise RuntimeError("this call's sound does not come from a sound card (see CallAudio.sound_card)")
+        await microphone.switch(device_id)
+
+    async def set_output_source(self, device_id: str) -> None:
+        """Play the far end on another speaker, as the seed's ``setOutputSource(deviceId)``.
+
+        Before the answer, the choice waits for the speaker to open. Raises as
+        :meth:`set_input_source` does.
+        """
+        if not isinstance(device_id, str) or not device_id:
+            raise ValueError(f"set_output_source takes a device id, not {device_id!r}")
+        self._require_active("set_output_source")
+        if self._sink is None:
+            from ..media.devices import resolve
+            from ..media.portaudio import PORTAUDIO  # only units with a sound card get here
+
+            await PORTAUDIO.run(resolve, device_id, "audiooutput")  # the same error now as later
+            self._speaker_device = device_id
+            return
+        if not isinstance(self._sink, SoundDevice):
+            raise RuntimeError("this call's sound does not go to a sound card (see CallAudio.sound_card)")
+        await self._sink.switch(device_id)
+
+    def _require_active(self, method: str) -> None:
+        if self._closed or self._status in (None, CallStatus.FAILED, CallStatus.ENDED):
+            raise RuntimeError(f"{method} needs an active call; this one is {self._status or 'not started'}")
+
+    def _device_failed(self, device: str) -> Callable[[Exception], None]:
+        def report(cause: Exception) -> None:
+            if not self._closed:
+                log.warning("call %s: %s failed: %s", self.id, device, cause)
+                self._emit("error", DeviceError(device, cause))
+
+        return report
 
     async def disconnect(self) -> None:
         """Hang up: CANCEL before the answer, BYE after."""
@@ -282,6 +336,10 @@ class Call(EventTarget):
         for receiver in self._media.getReceivers():
             if receiver.track is not None and receiver.track.kind == "audio":
                 self._sink = self._make_sink(receiver.track)
+                if isinstance(self._sink, SoundDevice):
+                    self._sink.on_error = self._device_failed("speaker")
+                    if self._speaker_device is not None:
+                        self._sink.device = self._speaker_device
                 self._sink.start()
                 return
 

@@ -32,3 +32,15 @@ class InternalError(ClientError):
     """Any other registration failure (500 in the seed SDK)."""
 
     code = 500
+
+
+class DeviceError(InternalError):
+    """A call's microphone or speaker failed or went away (an ``error`` on the call, which carries on).
+
+    ``device`` is ``'microphone'`` or ``'speaker'``; ``cause`` what the sound system said.
+    """
+
+    def __init__(self, device: str, cause: Exception) -> None:
+        super().__init__(f"{device}: {cause}")
+        self.device = device
+        self.cause = cause

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import AudioStreamTrack
@@ -21,6 +21,17 @@ class AudioSink(Protocol):
     def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class SoundDevice(Protocol):
+    """A source or sink on a sound device (``MicrophoneTrack``, ``SpeakerSink``): it can move to
+    another device mid-call and tells when its device fails."""
+
+    device: str | None
+    on_error: Callable[[Exception], None] | None
+
+    async def switch(self, device: str | None) -> None: ...
 
 
 @dataclass(frozen=True)

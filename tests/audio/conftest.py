@@ -27,13 +27,18 @@ from .jackkit import JackProbe, JackServer, JackUnavailable, running_jack_server
 async def jack_server(tmp_path: Path) -> AsyncIterator[JackServer]:
     """A jackd dummy sound card (48 kHz, 960-sample periods) that PortAudio's default devices use.
 
-    Every stream close asked for is done before PortAudio is terminated and the server stops.
+    PortAudio is initialised through our session, so that it knows which server its JACK client
+    belongs to; at the end, every stream close asked for is done and PortAudio has let go of a
+    server that a test stopped or restarted, before it is terminated.
     """
     try:
         with running_jack_server(tmp_path) as server:
+            async with asyncio.timeout(STEP):
+                assert await PORTAUDIO.rescan()
             yield server
             async with asyncio.timeout(STEP):
                 await PORTAUDIO.settled()
+                assert await PORTAUDIO.rescan(), "a stream is still open at the end of the test"
     except JackUnavailable as exc:
         pytest.fail(f"{exc}: run scripts/setup.sh")  # as the browser tests do: a gap in the set-up, not a pass
 
