@@ -204,7 +204,8 @@ class JackProbe:
         self._loop = loop
         self._changed = asyncio.Event()
         self.client = jack.Client(name, no_start_server=True, servername=server.name)
-        JackProbe.names.add(self.client.name)
+        self.name = self.client.name  # readable after the client closed, unlike client.name
+        JackProbe.names.add(self.name)
         self.mouth = self.client.outports.register("mouth")
         self.ear = self.client.inports.register("ear")
         self.frequency: float | None = None
@@ -314,8 +315,11 @@ class JackProbe:
                 await self._changed.wait()
 
     async def close(self) -> None:
-        JackProbe.names.discard(self.client.name)
-        with contextlib.suppress(Exception):  # its server may be gone already
+        """Leave the server (again: a no-op); also when the server is gone already."""
+        if self.name not in JackProbe.names:
+            return
+        JackProbe.names.discard(self.name)
+        with contextlib.suppress(Exception):
             self.client.deactivate()
             self.client.close()
 

@@ -168,6 +168,7 @@ class RecordingSink:
         self.clicks: list[float] = []
         self.ended = False
         self.sample_rate = SAMPLE_RATE
+        self.frames_received = 0
         self._frames: deque[np.ndarray] = deque(maxlen=max(1, round(keep_seconds / FRAME_SECONDS)))
         self._arrived = asyncio.Event()
         self._click_armed = True
@@ -188,6 +189,7 @@ class RecordingSink:
             while True:
                 item = await self.track.recv()
                 arrived = time.monotonic()
+                self.frames_received += 1
                 for samples in self._pcm(item):
                     self._listen(samples, arrived)
                 self._arrived.set()
