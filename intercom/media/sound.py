@@ -38,13 +38,14 @@ import sounddevice as sd
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .tasks import cancel_and_wait
-from .tracks import FRAME_SAMPLES, SAMPLE_RATE, audio_frame
+from .tracks import FRAME_SAMPLES, SAMPLE_RATE, add_clipped, audio_frame
 
 log = logging.getLogger(__name__)
 
 DTYPE = "int16"
 CAPTURE_QUEUE_BLOCKS = 5  # 100 ms: rides out an event-loop stall; a reader that keeps up holds ~0
 PLAYBACK_BUFFER_MS = 40
+MIX_BUFFER_MS = 1000  # local sound waiting to be mixed in: a key's feedback tone is 100 ms
 INT16_MIN, INT16_MAX = -32768, 32767
 
 Device = int | str | None
@@ -255,7 +256,8 @@ class SpeakerSink:
     Any audio frame (or Opus ``av.Packet``) is converted to 48 kHz mono s16, scaled by ``gain`` and
     written to a ring of at most ``buffer_ms`` that the output callback drains 960 samples at a time.
     The device opens when :meth:`start` is called. When the track ends the device plays silence until
-    :meth:`stop`; :attr:`ended` tells, and :attr:`error` holds a device failure.
+    :meth:`stop`; :attr:`ended` tells, and :attr:`error` holds a device failure. :meth:`mix` adds a
+    local sound over whatever plays, through a ring of its own.
     """
 
     def __init__(
@@ -268,6 +270,7 @@ class SpeakerSink:
         self.error: Exception | None = None
         self._ring = SampleRing(max(FRAME_SAMPLES, round(buffer_ms * SAMPLE_RATE / 1000)))
         self._prime = max(FRAME_SAMPLES, self._ring.capacity - FRAME_SAMPLES // 2)
+        self._overlay = SampleRing(round(MIX_BUFFER_MS * SAMPLE_RATE / 1000))
         self._primed = False  # the callback is draining the ring, not waiting for it to fill
         self._stream: sd.OutputStream | None = None
         self._task: asyncio.Task[None] | None = None
@@ -315,7 +318,7 @@ class SpeakerSink:
         if self._task is not None:
             return
         try:
-            stream = open_stream(sd.OutputStream, self.device, self._play)
+            stream = open_stream(sd.OutputStream, self.device, self._output)
         except (sd.PortAudioError, ValueError) as exc:
             self.error = exc
             log.error("cannot open speaker %r: %s", self.device, exc)
@@ -331,7 +334,14 @@ class SpeakerSink:
         if stream is not None:
             stream.close(ignore_errors=True)
         self._ring.clear()
+        self._overlay.clear()
         self._primed = False
+
+    def mix(self, samples: np.ndarray) -> None:
+        """Play ``samples`` (48 kHz mono int16: a key's feedback tone) over the far end's audio, from
+        the next device block on and after any mixed before that is still waiting; scaled by ``gain``."""
+        if self._stream is not None:
+            self._overlay.write(apply_gain(samples, self.gain))
 
     async def _run(self) -> None:
         try:
@@ -351,6 +361,14 @@ class SpeakerSink:
             self._overruns += 1
             self._samples_dropped += dropped
         self._max_buffered = max(self._max_buffered, len(self._ring))
+
+    def _output(self, outdata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:
+        # PortAudio's thread: the far end's audio, then whatever was mixed in added over it.
+        self._play(outdata, frames, time, status)
+        if len(self._overlay):
+            extra = np.zeros(frames, dtype=np.int16)
+            count = self._overlay.read_into(extra)
+            outdata[:count, 0] = add_clipped(outdata[:count, 0], extra[:count])
 
     def _play(self, outdata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:
         # PortAudio's thread: fill the block from the ring, silence for whatever is missing.
