@@ -1,10 +1,10 @@
-"""Call-progress tones on the unit's own speaker: ringback, the ring, busy and congestion.
+"""Call-progress tones on the unit's own speaker: ringback, the ring, busy or congestion, key feedback.
 
 Each tone is a track played through a sink from the call's ``CallAudio.sink`` factory, so it sounds
 where the far end would and never travels over the network. One :class:`ProgressTones` serves a
 client: a failure tone outlives its call by a few seconds, and ``Client.destroy()`` must still be
 able to silence it. Every tone is stopped, and its sink closed, before the call's own sink opens:
-on ALSA a hardware device can be opened only once.
+on ALSA a hardware device can be opened only once. A key's feedback is mixed into the call's sink.
 
 Which failures sound busy, after the meaning RFC 3261 (section 21) gives each final response:
 486 Busy Here, 600 Busy Everywhere and 603 Decline, where the far end was reached and is engaged or

@@ -93,9 +93,11 @@ async def test_a_refused_call_sounds_busy_or_congestion_by_the_response_code(
     desk = await registered_raw_desk(hub, raw_sip)
     door, speaker, _ = await door_calling(hub, make_unit)
     invite = await next_request(desk, "INVITE")
-    await desk.send(make_response(invite, 180, to_tag="raw", headers=[("Contact", "<sip:desk@raw.invalid>")]))
+    async with asyncio.timeout(STEP):
+        await desk.send(make_response(invite, 180, to_tag="raw", headers=[("Contact", "<sip:desk@raw.invalid>")]))
     await speaker.started("ringback")
-    await desk.send(make_response(invite, status, to_tag="raw"))
+    async with asyncio.timeout(STEP):
+        await desk.send(make_response(invite, status, to_tag="raw"))
     failure = await speaker.started(tone)
     await door.events.until(lambda: ("sink.stop", tone) in speaker.log())  # it ends by itself
 

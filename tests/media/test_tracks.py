@@ -79,7 +79,8 @@ async def test_the_sink_mixes_local_sound_into_what_arrives_next_clipping_rather
     try:
         await sink.wait_until(lambda: len(sink.recent(0.06)) == 3 * FRAME_SAMPLES, STEP)
     finally:
-        await sink.stop()
+        async with asyncio.timeout(STEP):
+            await sink.stop()
     heard = sink.recent(0.06)
     tone = 0.9 * 32767 * np.sin(2 * np.pi * 1000 * np.arange(len(heard)) / 48000)
     assert heard[:1500] == pytest.approx(np.clip(tone[:1500] + 20000, -32768, 32767), abs=1)
