@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import sounddevice as sd
@@ -195,7 +196,7 @@ class JackProbe:
     here are driven by the audio clock and never by sleeping.
     """
 
-    names: set[str] = set()  # of the probes alive in this process, none of them "foreign"
+    names: ClassVar[set[str]] = set()  # of the probes alive in this process, none of them "foreign"
 
     def __init__(
         self, server: JackServer, loop: asyncio.AbstractEventLoop, keep_seconds: float = 5.0, name: str = "probe"

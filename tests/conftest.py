@@ -170,10 +170,11 @@ async def connect_unit(
     outgoing: str | None = None,
     incoming: bool = True,
     record: bool = True,
+    events: Events | None = None,
 ) -> Unit:
     """A client of ``hub``, connected, whose calls send a tone of ``sound`` Hz (recorded by a
     :class:`RecordingSink`) or use ``sound``'s source and sink; on loopback either way. Its events
-    are recorded unless ``record`` is off (a recorder keeps every call it saw alive)."""
+    are recorded (in ``events`` if given) unless ``record`` is off (a recorder keeps every call it saw alive)."""
     token = hub.token(identity, incoming=incoming, outgoing=outgoing)
     if isinstance(sound, CallAudio):
         audio = replace(sound, policy=replace(sound.policy, host_addresses=LOOPBACK))
@@ -182,7 +183,7 @@ async def connect_unit(
     config = hub.running.config
     trust = ssl.create_default_context(cafile=str(config.cert_file)) if config.secure else None
     client = Client(host=hub.address, refresh_token=lambda: token, secure=config.secure, ssl_context=trust, audio=audio)
-    events = Events()
+    events = events or Events()
     for name in ("status", "incoming", "canceled", "error") if record else ():
         client.on(name, events.record(name))
     async with asyncio.timeout(STEP):

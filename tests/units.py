@@ -1,4 +1,4 @@
-"""Connected SDK units for call tests: a call flow stored, events recorded, tones sent."""
+"""Connected SDK units for call tests: a call flow stored, events recorded, tones sent and heard."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+from aiortc import MediaStreamTrack
+
 from intercom.hub.callflows import CallFlow
+from intercom.media import RecordingSink
+from intercom.media.tones import EU, TonePlan, ToneTrack, WavTrack
 from intercom.sdk import Call, Client, IncomingCall
+from intercom.sdk.registration import RegistrationState
+from intercom.sip import Request
 
 STEP = 10.0  # seconds any single await in a test may take
 LOOPBACK = ("127.0.0.1",)
+KEEP_SECONDS = 10.0  # what a RecordingSink keeps by default
 
 
 def store_flow(hub, flow_id: str, destination: str, timeout: int = 30, then_hangup: bool = False) -> None:
@@ -83,3 +91,91 @@ async def door_and_desk(hub, make_unit: Callable[..., Any], timeout: int = 30) -
     desk = await make_unit("desk", DESK_HZ)
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
     return door, desk
+
+
+TONE_NAMES = ("ringback", "busy", "congestion", "ring")
+
+
+class Speaker:
+    """A unit's speaker as tests hear it: each sink its calls open is a :class:`RecordingSink` named
+    after what it plays (a tone of ``plan``, ``"ring file"`` or ``"far end"``), and each start and
+    stop is logged among ``events`` as ``("sink.start", name)`` or ``("sink.stop", name)``."""
+
+    def __init__(self, plan: TonePlan = EU) -> None:
+        self.plan = plan
+        self.events = Events()
+        self.sinks: list[tuple[str, RecordingSink]] = []
+
+    def sink(self, track: MediaStreamTrack) -> RecordingSink:
+        """The ``CallAudio.sink`` factory."""
+        sink = _LoggedSink(track, self.name_of(track), self.events)
+        self.sinks.append((sink.name, sink))
+        return sink
+
+    def name_of(self, track: MediaStreamTrack) -> str:
+        if isinstance(track, WavTrack):
+            return "ring file"
+        if not isinstance(track, ToneTrack):
+            return "far end"
+        for name in TONE_NAMES:
+            tone = getattr(self.plan, name)
+            # A failure tone plays its cadence a few times over, then stops.
+            if track.tone.frequencies == tone.frequencies and track.tone.cadence[: len(tone.cadence)] == tone.cadence:
+                return name
+        raise AssertionError(f"{track.tone} is none of the {self.plan.region} plan's tones")
+
+    def log(self) -> list[tuple[str, str]]:
+        """Every sink started and stopped, in order."""
+        return [(event, name) for event, name in self.events.log if event in ("sink.start", "sink.stop")]
+
+    def open(self) -> list[str]:
+        """The sinks started and not yet stopped."""
+        return [name for name, sink in self.sinks if sink.running]
+
+    async def started(self, name: str) -> RecordingSink:
+        """The first sink named ``name``, once it has started."""
+        await self.events.until(lambda: ("sink.start", name) in self.log())
+        return next(sink for sink_name, sink in self.sinks if sink_name == name)
+
+
+class _LoggedSink(RecordingSink):
+    def __init__(self, track: MediaStreamTrack, name: str, events: Events) -> None:
+        super().__init__(track)
+        self.name = name
+        self._events = events
+        self.running = False
+
+    def start(self) -> None:
+        super().start()
+        if not self.running:
+            self.running = True
+            self._events.record("sink.start")(self.name)
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.running:
+            self.running = False
+            self._events.record("sink.stop")(self.name)
+
+
+async def recorded(sink: RecordingSink, seconds: float) -> np.ndarray:
+    """The first ``seconds`` that ``sink`` heard, once it has heard them (float samples)."""
+    wanted = round(seconds * sink.sample_rate)
+    await sink.wait_until(lambda: len(sink.recent(KEEP_SECONDS)) >= wanted, STEP)
+    return sink.recent(KEEP_SECONDS)[:wanted]
+
+
+async def registered_raw_desk(hub, raw_sip):
+    """A bare SIP peer registered as ``desk``: the test answers its INVITEs by hand."""
+    sip = await raw_sip()
+    response = await sip.exchange(RegistrationState(hub.address).build(hub.token("desk")))
+    assert response.status_code == 200
+    return sip
+
+
+async def next_request(sip, method: str) -> Request:
+    async with asyncio.timeout(STEP):
+        while True:
+            message = await sip.receive()
+            if isinstance(message, Request) and message.method == method:
+                return message

@@ -44,7 +44,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from .devices import UnknownDevice
 from .portaudio import PORTAUDIO, DeviceId
 from .tasks import cancel_and_wait
-from .tracks import FRAME_SAMPLES, SAMPLE_RATE, audio_frame
+from .tracks import FRAME_SAMPLES, SAMPLE_RATE, add_clipped, audio_frame
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ CAPTURE_QUEUE_BLOCKS = 5  # 100 ms: rides out an event-loop stall; a reader that
 PLAYBACK_BUFFER_MS = 40
 LOST_AFTER = 0.5  # seconds without a callback (or an inactive stream): the device is gone
 RETRY_INTERVAL = 1.0  # seconds between attempts to open a device that is away
+MIX_BUFFER_MS = 1000  # local sound waiting to be mixed in: a key's feedback tone is 100 ms
 INT16_MIN, INT16_MAX = -32768, 32767
 
 
@@ -347,7 +348,8 @@ class SpeakerSink(_Supervised):
     written to a ring of at most ``buffer_ms`` that the output callback drains 960 samples at a time.
     The device opens when :meth:`start` is called, on PortAudio's thread. When the track ends the
     device plays silence until :meth:`stop`; :attr:`ended` tells. The track is read all along, device
-    or not, so that the call's audio keeps flowing while the device is away.
+    or not, so that the call's audio keeps flowing while the device is away. :meth:`mix` adds a
+    local sound over whatever plays, through a ring of its own.
     """
 
     stream_kind = sd.OutputStream
@@ -362,6 +364,7 @@ class SpeakerSink(_Supervised):
         self.ended = False
         self._ring = SampleRing(max(FRAME_SAMPLES, round(buffer_ms * SAMPLE_RATE / 1000)))
         self._prime = max(FRAME_SAMPLES, self._ring.capacity - FRAME_SAMPLES // 2)
+        self._overlay = SampleRing(round(MIX_BUFFER_MS * SAMPLE_RATE / 1000))
         self._primed = False  # the callback is draining the ring, not waiting for it to fill
         self._task: asyncio.Task[None] | None = None
         self._resampler: av.AudioResampler | None = None
@@ -413,7 +416,14 @@ class SpeakerSink(_Supervised):
         if stream is not None:
             await PORTAUDIO.close(stream)
         self._ring.clear()
+        self._overlay.clear()
         self._primed = False
+
+    def mix(self, samples: np.ndarray) -> None:
+        """Play ``samples`` (48 kHz mono int16: a key's feedback tone) over the far end's audio, from
+        the next device block on and after any mixed before that is still waiting; scaled by ``gain``."""
+        if self._stream is not None:
+            self._overlay.write(apply_gain(samples, self.gain))
 
     async def _run(self) -> None:
         try:
@@ -436,17 +446,23 @@ class SpeakerSink(_Supervised):
 
     def _device_away(self) -> None:
         self._ring.clear()
+        self._overlay.clear()
         self._primed = False
 
     def _callback(self, token: int) -> Callable[..., None]:
-        def play(outdata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:
+        def output(outdata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:
+            # PortAudio's thread: the far end's audio, then whatever was mixed in added over it.
             if token != self._current:  # a stream being replaced, or not yet in use
                 outdata.fill(0)
                 return
             self._callbacks += 1
             self._play(outdata, frames)
+            if len(self._overlay):
+                extra = np.zeros(frames, dtype=np.int16)
+                count = self._overlay.read_into(extra)
+                outdata[:count, 0] = add_clipped(outdata[:count, 0], extra[:count])
 
-        return play
+        return output
 
     def _play(self, outdata: np.ndarray, frames: int) -> None:
         # PortAudio's thread: fill the block from the ring, silence for whatever is missing.

@@ -4,7 +4,7 @@ A :class:`Tone` is data: one or two frequencies and a cadence of ``(on, off)`` p
 A :class:`TonePlan` gathers the tones of one region; :data:`PLANS` holds the known regions and
 :func:`plan_for` looks one up by name. :func:`tone_pcm` renders a tone to PCM; :class:`ToneTrack`
 plays one in real time as an aiortc track, and :class:`WavTrack` loops a sound file (a ring tone
-chosen in settings) the same way.
+chosen in settings, decoded once into a :class:`SoundFile`) the same way.
 
 Where the values come from:
 
@@ -31,6 +31,7 @@ describe a line, not a loudspeaker.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -206,12 +207,14 @@ def _ramp(x: np.ndarray) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0.0, 1.0))
 
 
+@functools.lru_cache(maxsize=16)  # a region's tones, its failure tones and the keys: a few MB at most
 def _cycle_gains(tone: Tone, samplerate: int, fade: int) -> np.ndarray:
     """The gain of each sample over one round of the cadence: 1 on, 0 off, ramps inside the bursts.
 
     A burst ramps up over its first ``fade`` samples and down over its last, so the off periods stay
     digital silence and each burst lies within its nominal on period; where an off period is 0 the
-    two bursts join without a dip.
+    two bursts join without a dip. Kept once worked out, read-only: a 5 s cadence takes ~30 ms to
+    work out here, too long to spend on the event loop for every call that rings.
     """
     gate = np.concatenate(
         [
@@ -228,7 +231,9 @@ def _cycle_gains(tone: Tone, samplerate: int, fade: int) -> np.ndarray:
     last_off = np.maximum.accumulate(np.where(context, -far, index))
     next_off = np.minimum.accumulate(np.where(context, far, index)[::-1])[::-1]
     distance = np.minimum(index - last_off, next_off - index)  # 0 when off, 1 at a burst's first and last sample
-    return _ramp(distance[offset : offset + len(gate)] / fade)
+    gains = _ramp(distance[offset : offset + len(gate)] / fade)
+    gains.flags.writeable = False
+    return gains
 
 
 def tone_pcm(
@@ -264,26 +269,58 @@ class WavError(ValueError):
     """A sound file that cannot be played: missing, unreadable, empty or too long."""
 
 
-class WavTrack(PacedSource):
-    """An aiortc audio track looping the sound file at ``path`` in real time, as 48 kHz mono s16.
+@dataclass(frozen=True, eq=False)
+class SoundFile:
+    """A sound file decoded into memory as 48 kHz mono int16 (:attr:`pcm`), to be played again and again.
 
-    Meant for a WAV file (any sample format, rate and channel count); anything else FFmpeg decodes
-    plays too. The whole file is read, downmixed and resampled here, so a file that cannot be played
-    raises :class:`WavError` now rather than in the middle of a ring, and no file stays open. That
-    takes a few milliseconds for a ring tone: call it from a thread if the file may be large or slow.
-    :attr:`pcm` holds the audio as played (48 kHz mono int16), :attr:`duration` its length in seconds.
+    :meth:`read` decodes the whole file at once, so that one that cannot be played raises
+    :class:`WavError` where it is configured (a ring tone named in settings) rather than in the
+    middle of a ring, and no file stays open.
     """
 
-    def __init__(self, path: str | os.PathLike[str], max_seconds: float = MAX_WAV_SECONDS) -> None:
-        pcm = _decode(os.fspath(path), max_seconds)
-        super().__init__()
-        self.path = os.fspath(path)
-        self.pcm = pcm
+    path: str
+    pcm: np.ndarray = field(repr=False)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str], max_seconds: float = MAX_WAV_SECONDS) -> SoundFile:
+        """Decode ``path``: a WAV file (any sample format, rate and channel count), or anything FFmpeg reads.
+
+        That takes a few milliseconds for a ring tone: call it from a thread if the file may be large or slow.
+        """
+        return cls(os.fspath(path), _decode(os.fspath(path), max_seconds))
 
     @property
     def duration(self) -> float:
         """One pass through the file, in seconds."""
         return len(self.pcm) / SAMPLE_RATE
+
+
+class WavTrack(PacedSource):
+    """An aiortc audio track looping a sound file in real time, as 48 kHz mono s16.
+
+    ``sound`` is a path, read here by :meth:`SoundFile.read` (raising :class:`WavError`), or a
+    :class:`SoundFile` read before, which each ring can then loop without reading the file again.
+    """
+
+    def __init__(self, sound: str | os.PathLike[str] | SoundFile, max_seconds: float = MAX_WAV_SECONDS) -> None:
+        if not isinstance(sound, SoundFile):
+            sound = SoundFile.read(sound, max_seconds)
+        super().__init__()
+        self.sound = sound
+
+    @property
+    def path(self) -> str:
+        return self.sound.path
+
+    @property
+    def pcm(self) -> np.ndarray:
+        """The audio as played: 48 kHz mono int16."""
+        return self.sound.pcm
+
+    @property
+    def duration(self) -> float:
+        """One pass through the file, in seconds."""
+        return self.sound.duration
 
     def samples(self, pts: int) -> np.ndarray:
         return self.pcm[(pts + np.arange(FRAME_SAMPLES)) % len(self.pcm)]

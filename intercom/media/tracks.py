@@ -45,6 +45,18 @@ def audio_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
     return frame
 
 
+def add_clipped(samples: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """``samples`` with as much of ``extra`` as fits added over their start, clipped to the int16 range.
+
+    The result has ``samples``' length and dtype; a sum beyond int16 clips rather than wraps round.
+    """
+    mixed = samples.astype(np.float64)
+    count = min(len(mixed), len(extra))
+    mixed[:count] += extra[:count]
+    limits = np.iinfo(np.int16)
+    return np.clip(mixed, limits.min, limits.max).astype(samples.dtype)
+
+
 class PacedTrack(MediaStreamTrack):
     """An audio track whose 20 ms frames come due on the wall clock; subclasses say what a frame carries."""
 
@@ -160,6 +172,7 @@ class RecordingSink:
     """Reads ``track`` in a task between :meth:`start` and :meth:`stop`, keeping the last ``keep_seconds``.
 
     Times are ``time.monotonic()`` at the moment a frame (or packet) came out of ``track.recv()``.
+    Sound given to :meth:`mix` is added to the frames that arrive next, as a speaker would play it.
     """
 
     def __init__(self, track: MediaStreamTrack, keep_seconds: float = 10.0) -> None:
@@ -174,10 +187,16 @@ class RecordingSink:
         self._click_armed = True
         self._decoder: av.CodecContext | None = None
         self._task: asyncio.Task[None] | None = None
+        self._overlay = np.zeros(0, dtype=np.int16)
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"RecordingSink({self.track.id})")
+
+    def mix(self, samples: np.ndarray) -> None:
+        """Add ``samples`` (48 kHz mono int16: a local tone) over the audio that arrives next,
+        after any mixed before that is still waiting."""
+        self._overlay = np.concatenate([self._overlay, samples.astype(np.int16)])
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -209,6 +228,8 @@ class RecordingSink:
         return [_mono(frame) for frame in frames]
 
     def _listen(self, samples: np.ndarray, arrived: float) -> None:
+        if len(self._overlay):
+            samples, self._overlay = add_clipped(samples, self._overlay), self._overlay[len(samples) :]
         self._frames.append(samples)
         peak = float(np.abs(samples).max(initial=0.0))
         if peak >= AUDIO_PEAK and self.first_audio_at is None:

@@ -4,6 +4,9 @@ Statuses follow the seed SDK: a caller goes ``connecting -> ringing -> accepted 
 ended`` (or ``failed`` with an ``error`` event); a callee ``accepted -> confirmed -> ended``.
 Each is emitted once, in order. Events: ``status``, ``error``, ``muted`` (the new value) and,
 beyond the seed, ``digits`` (a DTMF digit the far end sent).
+
+A caller hears ringback on its own speaker while ringing, busy or congestion after a failure, and
+each digit it sends (:mod:`.progress_tones`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..media import MutableSource
 from ..sip import Address, Dialog, DialogError, Request, Response, ServerTransaction, Via, make_cancel, make_response
@@ -30,7 +33,8 @@ from .media import SoundDevice
 from .registration import RegistrationState
 
 if TYPE_CHECKING:
-    from .media import AudioSink
+    from .media import AudioSink, CallAudio
+    from .progress_tones import Playing, ProgressTones
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,8 @@ class Call(EventTarget):
         connection: SipConnection,
         media: RTCPeerConnection,
         source: MutableSource,
-        sink: Callable[[MediaStreamTrack], AudioSink],
+        audio: CallAudio,
+        tones: ProgressTones,
         registration: RegistrationState,
         on_finished: Callable[[Call], None],
     ) -> None:
@@ -65,7 +70,10 @@ class Call(EventTarget):
         self._connection = connection
         self._media = media
         self._source = source
-        self._make_sink = sink
+        self._audio = audio
+        self._tones = tones
+        self._ringback: Playing | None = None
+        self._hung_up = False  # a 180 crossing our CANCEL must not start the ringback
         self._sink: AudioSink | None = None
         self._registration = registration
         self._on_finished = on_finished
@@ -101,7 +109,9 @@ class Call(EventTarget):
             self._emit("muted", muted)
 
     def send_digits(self, digits: str) -> None:
-        """Send DTMF as one INFO per digit, 100 ms tone and 500 ms gap apart, after any still queued."""
+        """Send DTMF as one INFO per digit, 100 ms tone and 500 ms gap apart, after any still queued.
+
+        Each digit's tone sounds on our own speaker as it goes, over the far end's audio."""
         if not isinstance(digits, str) or not DTMF_DIGITS.match(digits):
             raise ValueError(f"DTMF digits are 0-9, * and #, not {digits!r}")
         if self._dialog is None or self._status not in (CallStatus.ACCEPTED, CallStatus.CONFIRMED):
@@ -118,6 +128,8 @@ class Call(EventTarget):
                 return
             body = f"Signal={digit}\r\nDuration={DTMF_TONE_MS}".encode()
             info = self._dialog.create_request("INFO", self._via(), headers=[("Content-Type", DTMF)], body=body)
+            if self._sink is not None:
+                self._tones.key(self._audio, self._sink, digit)
             try:
                 await self._connection.request(info)
             except (ConnectionClosed, TimeoutError) as exc:
@@ -180,6 +192,8 @@ class Call(EventTarget):
         """Hang up: CANCEL before the answer, BYE after."""
         if self._closed:
             return
+        self._hung_up = True
+        await self._stop_ringback()  # silence at once, not when the far end has confirmed
         if self._dialog is None and self._invite is not None:
             with contextlib.suppress(ConnectionClosed, TimeoutError):
                 await self._connection.request(make_cancel(self._invite))
@@ -221,7 +235,7 @@ class Call(EventTarget):
             if response.status_code == 487 and self._status is not CallStatus.FAILED:
                 await self._finish(CallStatus.ENDED)  # we cancelled it
             else:
-                await self._fail(f"RTC Session failed: {response.text()}")
+                await self._fail(f"RTC Session failed: {response.text()}", response.status_code)
             return
         try:
             self._dialog = Dialog.from_uac(invite, response)
@@ -231,12 +245,17 @@ class Call(EventTarget):
             return
         self._set_status(CallStatus.ACCEPTED)
         self._connection.send(self._dialog.create_ack(invite.cseq.number, self._via()))
+        await self._stop_ringback()  # before the far end's sink opens the same speaker
+        if self._closed:
+            return
         self._start_sink()
         self._set_status(CallStatus.CONFIRMED)
 
     def _provisional(self, response: Response) -> None:
         if response.status_code in (180, 183):
             self._set_status(CallStatus.RINGING)
+            if self._ringback is None and not (self._closed or self._hung_up):
+                self._ringback = self._tones.ringback(self._audio)
             if not self._reported_delay and self._invite is not None:
                 self._reported_delay = True
                 delay_ms = (time.monotonic() - self._sent_at) * 1000
@@ -332,10 +351,14 @@ class Call(EventTarget):
     def _via(self) -> Via:
         return Via("WSS", self._registration.via_host, None, {"branch": new_branch()})
 
+    async def _stop_ringback(self) -> None:
+        if self._ringback is not None:
+            await self._ringback.stop()
+
     def _start_sink(self) -> None:
         for receiver in self._media.getReceivers():
             if receiver.track is not None and receiver.track.kind == "audio":
-                self._sink = self._make_sink(receiver.track)
+                self._sink = self._audio.sink(receiver.track)
                 if isinstance(self._sink, SoundDevice):
                     self._sink.on_error = self._device_failed("speaker")
                     if self._speaker_device is not None:
@@ -353,10 +376,14 @@ class Call(EventTarget):
             self._status = status
             self._emit("status", status)
 
-    async def _fail(self, message: str) -> None:
+    async def _fail(self, message: str, status_code: int | None = None) -> None:
+        """End the call ``failed``; ``status_code`` is the far end's final response, if it gave one."""
+        failing = not self._closed
         self._set_status(CallStatus.FAILED)
         self._emit("error", InternalError(message))
         await self._close()
+        if failing:
+            self._tones.failure(self._audio, status_code)
 
     async def _finish(self, status: CallStatus) -> None:
         self._set_status(status)
@@ -368,6 +395,7 @@ class Call(EventTarget):
         self._closed = True
         if self._digit_sender is not None:
             self._digit_sender.cancel()
+        await self._stop_ringback()
         if self._sink is not None:
             await self._sink.stop()
         await self._media.close()

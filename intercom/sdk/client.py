@@ -11,7 +11,7 @@ It follows the published browser client step by step (PROTOCOL.md sections 1 and
 * An unexpected close: status ``connecting``, reconnect with back-off (2 s doubling to 30 s,
   with jitter), then ``connected`` again. A hub that is down at start-up is waited for the
   same way.
-* ``destroy()`` un-REGISTERs, closes the socket and ends ``offline``.
+* ``destroy()`` silences the calls' tones, un-REGISTERs, closes the socket and ends ``offline``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from .events import EventTarget
 from .incoming import IncomingCall
 from .invite import build_invite
 from .media import CallAudio
+from .progress_tones import ProgressTones
 from .registration import ALLOW, REQUESTED_EXPIRES, RegistrationState, refresh_delay, turn_servers
 from .status import ClientStatus
 
@@ -107,6 +108,7 @@ class Client(EventTarget):
         self._calls: dict[str, Call] = {}
         self._incoming: dict[str, IncomingCall] = {}
         self._call_tasks: set[asyncio.Task[None]] = set()
+        self._tones = ProgressTones()
 
     @property
     def status(self) -> ClientStatus:
@@ -137,6 +139,8 @@ class Client(EventTarget):
     async def destroy(self) -> None:
         """Hang up every call, un-register, close the WebSocket, and end ``offline``."""
         runner, self._runner = self._runner, None
+        tones, self._tones = self._tones, ProgressTones()  # the calls of this set-up go quiet
+        await tones.close()
         for incoming in list(self._incoming.values()):
             incoming.reject()
         await asyncio.gather(*(call.disconnect() for call in list(self._calls.values())))
@@ -312,7 +316,7 @@ class Client(EventTarget):
         return replace(policy, ice_servers=(*policy.ice_servers, *self._turn)) if self._turn else policy
 
     def _new_call(self, connection: SipConnection, media: RTCPeerConnection, source: MutableSource) -> Call:
-        return Call(connection, media, source, self.audio.sink, self._registration, self._call_finished)
+        return Call(connection, media, source, self.audio, self._tones, self._registration, self._call_finished)
 
     def _call_finished(self, call: Call) -> None:
         self._calls.pop(call.id, None)
@@ -363,7 +367,18 @@ class Client(EventTarget):
             self._calls[invite.call_id] = call
             return call
 
-        incoming = IncomingCall(connection, transaction, invite, media, source, contact, make_call, self._not_answered)
+        incoming = IncomingCall(
+            connection,
+            transaction,
+            invite,
+            media,
+            source,
+            contact,
+            make_call,
+            self._not_answered,
+            self.audio,
+            self._tones,
+        )
         self._incoming[invite.call_id] = incoming
         self._emit("incoming", incoming)
 

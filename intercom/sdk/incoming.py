@@ -5,6 +5,9 @@ sends ``180 Ringing``, unless the app rejected the call inside its handler. ``ac
 200 and returns the :class:`Call`; ``reject()`` answers 480. A caller who gives up (CANCEL),
 or 60 s without an answer (408), ends it; the client then emits ``canceled``, as the seed SDK
 does for every failure of an incoming call, a reject included.
+
+The ring sounds on the unit's own speaker from the 180 until the call is settled one way or
+another; on ``accept()`` it stops before the call's own sink opens the speaker.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
@@ -20,6 +24,10 @@ from ..sip import Request, ServerTransaction, make_response
 from ..sip.ids import new_tag
 from ..transport import SipConnection
 from .call import Call
+
+if TYPE_CHECKING:
+    from .media import CallAudio
+    from .progress_tones import Playing, ProgressTones
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,8 @@ class IncomingCall:
         contact: str,
         make_call: Callable[[RTCPeerConnection, MutableSource], Call],
         on_failed: Callable[[IncomingCall], None],
+        audio: CallAudio,
+        tones: ProgressTones,
     ) -> None:
         self._connection = connection
         self._transaction = transaction
@@ -46,6 +56,9 @@ class IncomingCall:
         self._contact = contact
         self._make_call = make_call
         self._on_failed = on_failed
+        self._audio = audio
+        self._tones = tones
+        self._ring: Playing | None = None
         self._tag = new_tag()
         self._prepared: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._prepare())
         self._no_answer = asyncio.get_running_loop().call_later(NO_ANSWER_TIMEOUT, self._time_out)
@@ -67,6 +80,8 @@ class IncomingCall:
         await self._media.setRemoteDescription(RTCSessionDescription(self._invite.body.decode(), "offer"))
         if not self._refused:
             self._respond(180, headers=[("Contact", self._contact)])
+        if not self.settled:
+            self._ring = self._tones.ring(self._audio)
 
     def accept(self) -> Call:
         """Answer the call. Returns the :class:`Call` at once, as the seed SDK does: its ``accepted``
@@ -86,6 +101,7 @@ class IncomingCall:
         except Exception as exc:  # an offer we cannot take
             self._respond(488)
             raise ValueError(f"cannot answer this offer: {exc}") from exc
+        await self._stop_ring()  # before the call's sink opens the same speaker
         await call.answer_incoming(self._transaction, self._invite, self._tag, self._contact)
 
     def reject(self) -> None:
@@ -111,8 +127,13 @@ class IncomingCall:
     async def _release(self) -> None:
         self._prepared.cancel()
         await asyncio.gather(self._prepared, return_exceptions=True)
+        await self._stop_ring()
         await self._media.close()
         self._source.stop()
+
+    async def _stop_ring(self) -> None:
+        if self._ring is not None:
+            await self._ring.stop()
 
     def _respond(self, status: int, headers: list[tuple[str, str]] | None = None) -> None:
         if self._connection.closed:

@@ -7,26 +7,10 @@ import asyncio
 import pytest
 
 from intercom.sdk import CallStatus
-from intercom.sdk.registration import RegistrationState
-from intercom.sip import Request, make_response
+from intercom.sip import make_response
 
 from ..conftest import STEP
-from ..units import store_flow
-
-
-async def registered_raw_desk(hub, raw_sip):
-    sip = await raw_sip()
-    response = await sip.exchange(RegistrationState(hub.address).build(hub.token("desk")))
-    assert response.status_code == 200
-    return sip
-
-
-async def next_request(sip, method: str) -> Request:
-    async with asyncio.timeout(STEP):
-        while True:
-            message = await sip.receive()
-            if isinstance(message, Request) and message.method == method:
-                return message
+from ..units import next_request, registered_raw_desk, store_flow
 
 
 @pytest.mark.parametrize("status", [486, 480, 603])

@@ -1,4 +1,4 @@
-"""200 calls in a row (answered, rejected, cancelled): nothing of them may stay behind."""
+"""200 calls in a row (answered, rejected, cancelled), tones and all: nothing of them may stay behind."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import gc
 import os
 import threading
 
-from aiortc import RTCPeerConnection
+from aiortc import MediaStreamTrack, RTCPeerConnection
 
-from intercom.sdk import CallStatus
+from intercom.media import RecordingSink, ToneSource
+from intercom.sdk import CallAudio, CallStatus, progress_tones
 
-from ..conftest import STEP
+from ..conftest import ENDPOINT_LOOPBACK, STEP
 from ..units import store_flow
 
 CALLS = 200
@@ -27,6 +28,33 @@ def peer_connections() -> int:
 def threads() -> int:
     """Threads but the workers of the loop's default executor, a pool that keeps its threads."""
     return sum(not thread.name.startswith("asyncio_") for thread in threading.enumerate())
+
+
+class OpenSinks:
+    """The ``CallAudio.sink`` factory of a unit, counting the sinks its calls and tones hold open."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def sink(self, track: MediaStreamTrack) -> RecordingSink:
+        return _CountedSink(track, self)
+
+    def audio(self, hz: float) -> CallAudio:
+        return CallAudio(source=lambda: ToneSource(hz), sink=self.sink, policy=ENDPOINT_LOOPBACK)
+
+
+class _CountedSink(RecordingSink):
+    def __init__(self, track: MediaStreamTrack, sinks: OpenSinks) -> None:
+        super().__init__(track, keep_seconds=0.5)
+        self._sinks = sinks
+
+    def start(self) -> None:
+        super().start()
+        self._sinks.count += 1
+
+    async def stop(self) -> None:
+        await super().stop()
+        self._sinks.count -= 1
 
 
 def open_fds() -> int:
@@ -92,10 +120,12 @@ async def one_call(door, desk, kind: str) -> None:
     assert statuses == EXPECTED[kind]
 
 
-async def test_two_hundred_calls_leave_nothing_behind(hub, make_unit):
+async def test_two_hundred_calls_leave_nothing_behind(hub, make_unit, monkeypatch):
+    monkeypatch.setattr(progress_tones, "FAILURE_TONE_SECONDS", 0.25)  # congestion for one round, 0.5 s
     store_flow(hub, "door", "client:desk")
-    desk = await make_unit("desk", 880.0, record=False)  # a recorder would keep every call alive
-    door = await make_unit("door", 440.0, outgoing="door", incoming=False, record=False)
+    sinks = OpenSinks()  # both units': ringback, ring, congestion and the far end
+    desk = await make_unit("desk", sinks.audio(880.0), record=False)  # a recorder would keep every call alive
+    door = await make_unit("door", sinks.audio(440.0), outgoing="door", incoming=False, record=False)
     kinds = ["answered", "rejected", "cancelled"]
     calls = hub.running.app.state.calls
     for index in range(WARM_UP):
@@ -103,6 +133,7 @@ async def test_two_hundred_calls_leave_nothing_behind(hub, make_unit):
     async with asyncio.timeout(STEP):
         await calls.wait_idle()
     baseline = {
+        "open sinks": await settled(lambda: sinks.count, 0),  # the last congestion tone has ended
         "peer connections": await settled(peer_connections, 0),
         "tasks": len(asyncio.all_tasks()),
         "threads": threads(),
@@ -114,6 +145,7 @@ async def test_two_hundred_calls_leave_nothing_behind(hub, make_unit):
     async with asyncio.timeout(STEP):
         await calls.wait_idle()
     after = {
+        "open sinks": await settled(lambda: sinks.count, 0),
         "peer connections": await settled(peer_connections, baseline["peer connections"]),
         "tasks": await settled(lambda: len(asyncio.all_tasks()), baseline["tasks"]),
         "threads": await settled(threads, baseline["threads"]),

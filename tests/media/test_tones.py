@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +22,7 @@ from intercom.media.tones import (
 from intercom.media.tracks import FRAME_SAMPLES, FULL_SCALE
 
 from ..conftest import STEP
-
-RATE = 48000
-BLOCK_SECONDS = 0.001  # the RMS envelope's resolution
-SILENT_RMS = 20.0  # off periods are digital silence; a burst's 1 ms blocks are far above this, beats included
+from ..listening import RATE, envelope_runs, peaks, write_wav
 
 # The specification, written out again here rather than read from the module: (frequencies, cadence).
 EU = {
@@ -53,16 +48,6 @@ DTMF_ROWS = {"123A": 697, "456B": 770, "789C": 852, "*0#D": 941}
 DTMF_COLUMNS = {"147*": 1209, "2580": 1336, "369#": 1477, "ABCD": 1633}
 
 
-def envelope_runs(pcm: np.ndarray, rate: int = RATE) -> list[tuple[bool, float]]:
-    """(sounding, seconds) for each stretch of the 1 ms RMS envelope above or below :data:`SILENT_RMS`."""
-    block = round(BLOCK_SECONDS * rate)
-    blocks = pcm[: len(pcm) // block * block].astype(np.float64).reshape(-1, block)
-    sounding = np.sqrt(np.mean(blocks**2, axis=1)) > SILENT_RMS
-    edges = np.flatnonzero(np.diff(sounding)) + 1
-    bounds = np.r_[0, edges, len(sounding)]
-    return [(bool(sounding[start]), (end - start) * BLOCK_SECONDS) for start, end in itertools.pairwise(bounds)]
-
-
 def expected_runs(cadence: list[tuple[float, float]], rounds: int) -> list[tuple[bool, float]]:
     return [run for on, off in cadence * rounds for run in ((True, on), (False, off))]
 
@@ -71,19 +56,6 @@ def assert_runs(measured: list[tuple[bool, float]], expected: list[tuple[bool, f
     assert [sounding for sounding, _ in measured] == [sounding for sounding, _ in expected], measured
     for (_, seconds), (_, wanted) in zip(measured, expected, strict=True):
         assert seconds == pytest.approx(wanted, abs=0.002), (measured, expected)
-
-
-def peaks(samples: np.ndarray, count: int, rate: int = RATE) -> list[float]:
-    """The ``count`` strongest frequencies, to 1 Hz, at least 30 Hz apart."""
-    window = samples.astype(np.float64) * np.hanning(len(samples))
-    spectrum = np.abs(np.fft.rfft(window, n=max(rate, len(samples))))  # padded: a bin per hertz
-    hz = np.fft.rfftfreq(max(rate, len(samples)), 1 / rate)
-    found = []
-    for _ in range(count):
-        strongest = int(np.argmax(spectrum))
-        found.append(float(hz[strongest]))
-        spectrum[np.abs(hz - hz[strongest]) < 30] = 0.0
-    return sorted(found)
 
 
 def first_burst(pcm: np.ndarray, on_seconds: float, rate: int = RATE) -> np.ndarray:
@@ -234,16 +206,6 @@ async def test_a_dtmf_track_plays_its_digit_once_then_silence() -> None:
     pcm = pcm_of(frames)
     assert np.array_equal(pcm, tone_pcm(tone, 0.14))
     assert not pcm[round(0.1 * RATE) :].any()
-
-
-def write_wav(path: Path, seconds: float, rate: int = 16000, hz: float = 1000.0) -> None:
-    """A 16-bit stereo WAV with the same sine at half scale in both channels."""
-    sine = (0.5 * FULL_SCALE * np.sin(2 * np.pi * hz * np.arange(round(seconds * rate)) / rate)).astype(np.int16)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(np.stack([sine, sine], axis=1).tobytes())
 
 
 async def test_wav_track_loops_a_16_khz_stereo_file_as_48_khz_mono(tmp_path: Path) -> None:

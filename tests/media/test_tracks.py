@@ -70,3 +70,18 @@ async def test_waiting_on_a_silent_track_times_out() -> None:
             await sink.wait_until(lambda: len(sink.clicks) == 2, 0.1)
     finally:
         await sink.stop()
+
+
+async def test_the_sink_mixes_local_sound_into_what_arrives_next_clipping_rather_than_wrapping() -> None:
+    sink = RecordingSink(ToneSource(1000, amplitude=0.9))
+    sink.mix(np.full(1500, 20000, dtype=np.int16))  # over the first frame and a half: louder than int16 allows
+    sink.start()
+    try:
+        await sink.wait_until(lambda: len(sink.recent(0.06)) == 3 * FRAME_SAMPLES, STEP)
+    finally:
+        async with asyncio.timeout(STEP):
+            await sink.stop()
+    heard = sink.recent(0.06)
+    tone = 0.9 * 32767 * np.sin(2 * np.pi * 1000 * np.arange(len(heard)) / 48000)
+    assert heard[:1500] == pytest.approx(np.clip(tone[:1500] + 20000, -32768, 32767), abs=1)
+    assert heard[1500:] == pytest.approx(tone[1500:], abs=1)
