@@ -298,6 +298,14 @@ class JackProbe:
                 return start + max(0, position - start) + int(loud[0])
         return None
 
+    def last_loud(self, threshold: float = 0.1) -> int | None:
+        """The position of the last sample still kept that is louder than ``threshold``."""
+        for start, block in reversed(list(self._heard)):
+            loud = np.flatnonzero(np.abs(block) >= threshold)
+            if len(loud):
+                return start + int(loud[-1])
+        return None
+
     def monotonic_at(self, position: int) -> float:
         """When the graph was at ``position``, on ``time.monotonic()``'s clock.
 
