@@ -85,14 +85,23 @@ def media_sources(devices: list[MediaDeviceInfo] | None = None) -> dict[str, dic
 
 
 def resolve(device_id: str, kind: Kind) -> int:
-    """The PortAudio index of the device with this id and direction; :class:`UnknownDevice` if none.
+    """The PortAudio index of the device of this direction with this id, or else the one whose label
+    contains it (``USB`` in a settings file reads better than an id); :class:`UnknownDevice` if none,
+    or if several labels match.
 
     Asks the PortAudio of this process, which knows the devices of its last initialisation.
     """
-    for device in list_devices():
-        if device.deviceId == device_id and device.kind == kind:
+    candidates = [device for device in list_devices() if device.kind == kind]
+    for device in candidates:
+        if device.deviceId == device_id:
             return device.index
-    raise UnknownDevice(f"no {kind} device with id {device_id!r}; `intercom devices` lists them")
+    named = [device for device in candidates if device_id.casefold() in device.label.casefold()]
+    if len(named) == 1:
+        return named[0].index
+    if named:
+        labels = ", ".join(repr(device.label) for device in named)
+        raise UnknownDevice(f"{device_id!r} names several {kind} devices ({labels}); use its id")
+    raise UnknownDevice(f"no {kind} device with id or name {device_id!r}; `intercom devices` lists them")
 
 
 if __name__ == "__main__":  # what a fresh PortAudio finds: see device_watch.devices_in_fresh_process

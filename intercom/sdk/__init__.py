@@ -1,5 +1,6 @@
 """The client SDK: a Python port of the MessageBird Client SDK."""
 
+from .audio_settings import AudioSettings
 from .call import Call, CallStatus
 from .client import Client
 from .errors import ClientError, ForbiddenError, InternalError, NotAcceptableError
@@ -9,6 +10,7 @@ from .media_sources import MediaSources
 from .status import ClientStatus
 
 __all__ = [
+    "AudioSettings",
     "Call",
     "CallAudio",
     "CallStatus",

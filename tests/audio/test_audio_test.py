@@ -37,7 +37,7 @@ async def test_silence_is_called_out(probe):
 
 def test_bad_arguments_are_refused_with_the_reason(jack_server, capsys):
     assert main(["audio-test", "--microphone", "nope"]) == 2
-    assert "no audioinput device with id 'nope'" in capsys.readouterr().err
+    assert "no audioinput device with id or name 'nope'" in capsys.readouterr().err
     assert main(["audio-test", "--seconds", "0"]) == 2
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
 from intercom.cli import main
 from intercom.media.devices import UnknownDevice, list_devices, media_sources, resolve
+from intercom.media.portaudio import PORTAUDIO
+
+from ..units import STEP
 
 
 def test_the_jack_card_is_listed_in_both_directions_with_stable_ids(jack_server):
@@ -38,3 +42,15 @@ def test_intercom_devices_lists_them(jack_server, capsys):
     listed = json.loads(capsys.readouterr().out)
     assert [d["kind"] for d in listed["inputs"]["audio"]] == ["audioinput"]
     assert listed["inputs"]["video"] == [] and [d["kind"] for d in listed["outputs"]["audio"]] == ["audiooutput"]
+
+
+async def test_settings_may_name_a_device_by_part_of_its_label(jack_server, probe):
+    async with asyncio.timeout(STEP):
+        assert await PORTAUDIO.rescan()  # the probe is a JACK client with ports: a device now too
+    system = next(d for d in list_devices() if d.label.startswith("system") and d.kind == "audioinput")
+    assert resolve("SYSTEM", "audioinput") == system.index  # any case
+    several = r"'JACK' names several audioinput devices \('system .*', 'probe .*'\); use its id"
+    with pytest.raises(UnknownDevice, match=several):
+        resolve("JACK", "audioinput")
+    with pytest.raises(UnknownDevice, match="no audiooutput device with id or name 'usb'"):
+        resolve("usb", "audiooutput")
