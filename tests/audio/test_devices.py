@@ -10,6 +10,7 @@ import pytest
 from intercom.cli import main
 from intercom.media.devices import UnknownDevice, list_devices, media_sources, resolve
 from intercom.media.portaudio import PORTAUDIO
+from intercom.media.portaudio_adaptation import check_compatibility
 
 from ..units import STEP
 
@@ -54,3 +55,7 @@ async def test_settings_may_name_a_device_by_part_of_its_label(jack_server, prob
         resolve("JACK", "audioinput")
     with pytest.raises(UnknownDevice, match="no audiooutput device with id or name 'usb'"):
         resolve("usb", "audiooutput")
+
+
+def test_portaudio_is_laid_out_as_the_jack_rescue_expects(jack_server):
+    assert check_compatibility() == []  # else the rescue must not write into PortAudio: see its module
