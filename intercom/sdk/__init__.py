@@ -2,6 +2,7 @@
 
 from .audio_settings import AudioSettings
 from .call import Call, CallStatus
+from .call_stats import CallStats
 from .client import Client
 from .errors import ClientError, ForbiddenError, InternalError, NotAcceptableError
 from .incoming import IncomingCall
@@ -13,6 +14,7 @@ __all__ = [
     "AudioSettings",
     "Call",
     "CallAudio",
+    "CallStats",
     "CallStatus",
     "Client",
     "ClientError",

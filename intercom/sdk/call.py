@@ -26,6 +26,8 @@ from ..media import MutableSource
 from ..sip import Address, Dialog, DialogError, Request, Response, ServerTransaction, Via, make_cancel, make_response
 from ..sip.ids import new_branch
 from ..transport import ConnectionClosed, SipConnection
+from .call_stats import CallStats
+from .call_stats import collect as collect_stats
 from .errors import DeviceError, InternalError
 from .events import EventTarget
 from .invite import build_post_dial_delay
@@ -101,6 +103,10 @@ class Call(EventTarget):
     @property
     def dialog(self) -> Dialog | None:
         return self._dialog
+
+    async def stats(self) -> CallStats:
+        """RTP both ways and, for a sound card, the capture and playback counts (:mod:`.call_stats`)."""
+        return await collect_stats(self.id, self._status, self._media, self._source.source, self._sink)
 
     def mute(self, muted: bool) -> None:
         """Send silence instead of the microphone (RTP keeps flowing, as the browser's does)."""

@@ -53,6 +53,12 @@ async def test_a_tone_at_the_door_microphone_is_heard_at_the_desk_speaker(hub, p
     stats = speakers[0].stats
     print(f"mouth to ear {latency * 1000:.1f} ms; {stats}")  # shown with -s or -rP
     assert stats.max_buffered_ms <= 40.0
+    async with asyncio.timeout(STEP):
+        desk_stats, door_stats = await answered.stats(), await call.stats()
+    assert desk_stats.playback.blocks_played >= stats.blocks_played and desk_stats.playback.underruns >= 0
+    assert desk_stats.capture is None  # the desk sends a tone source, not a microphone
+    assert door_stats.capture.blocks_captured > 0 and door_stats.playback is None
+    assert door_stats.packets_sent > 0 and desk_stats.packets_received > 0 and desk_stats.id == answered.id
 
     async with asyncio.timeout(STEP):
         await call.disconnect()

@@ -34,6 +34,12 @@ async def test_answered_call_statuses_and_audio_both_ways(hub, make_unit):
         )
     assert (await metrics(hub))["intercom_calls_bridged"] == 1
     async with asyncio.timeout(STEP):
+        stats = await call.stats()
+    assert (stats.id, stats.status) == (call.id, CallStatus.CONFIRMED)
+    assert stats.packets_sent > 0 and stats.bytes_sent > stats.packets_sent and stats.packets_received > 0
+    assert stats.packets_lost == 0 and stats.jitter_ms >= 0
+    assert stats.capture is None and stats.playback is None  # a tone and a recorder, not a sound card
+    async with asyncio.timeout(STEP):
         await call.disconnect()
     await desk.events.until(lambda: CallStatus.ENDED in desk.events.of("call.status"))
     assert door.events.of("call.status")[-1] is CallStatus.ENDED
