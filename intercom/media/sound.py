@@ -93,6 +93,11 @@ class PlaybackStats:
     device_latency_ms: float
 
 
+def _close_if_opened(opening: asyncio.Future[sd._StreamBase]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        PORTAUDIO.close_soon(opening.result())
+
+
 class DeviceLost(RuntimeError):
     """The sound device stopped delivering (unplugged, or its JACK server went away)."""
 
@@ -129,8 +134,15 @@ class _Supervised:
         raise NotImplementedError
 
     async def _open(self, device: DeviceId) -> tuple[sd._StreamBase, int]:
+        """A started stream on ``device`` and the token its callback answers to. Cancelled meanwhile
+        (the track stopped), the stream PortAudio's thread goes on to open is closed again."""
         token = next(self._tokens)
-        return await PORTAUDIO.open(self.stream_kind, device, self._callback(token)), token
+        opening = asyncio.ensure_future(PORTAUDIO.open(self.stream_kind, device, self._callback(token)))
+        try:
+            return await asyncio.shield(opening), token
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_if_opened)
+            raise
 
     def _supervise(self) -> None:
         if self._supervisor is None:
