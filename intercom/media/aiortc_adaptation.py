@@ -33,14 +33,16 @@ What is adapted, and why:
    ``query_consent`` becomes an instance attribute that returns at once once the connection is
    closing.
 
-5. Opus decoding on the loop. aiortc decodes in a thread of each receiver: every packet goes to it
-   through a ``queue.Queue`` and every frame comes back through ``asyncio.run_coroutine_threadsafe``
-   (a task, two futures and a wake-up of the loop through its self-pipe), in stereo, which a mono
-   speaker then mixes down. Decoding a 20 ms Opus frame takes ~30 us, less than that round trip,
-   so the :class:`PlayoutBuffer` of a receiver that decodes does it for Opus itself, to 48 kHz mono
-   s16 (what the sound card plays), and puts the frames on the remote track as passthrough puts
-   packets. It reads the packet's codec from the receiver's private ``__codecs``; other codecs
-   still go to aiortc's thread.
+5. Opus decoding on the loop (see :mod:`.opus` for why). The :class:`PlayoutBuffer` of a receiver
+   that decodes decodes Opus itself, to 48 kHz mono s16, and puts the frames on the remote track
+   as passthrough puts packets, returning nothing to aiortc's decoder thread. It reads a packet's
+   codec from the receiver's private ``__codecs``; other codecs still go to that thread.
+
+6. Opus encoding on the loop (see :mod:`.opus`). ``addTrack`` gives the sender of an audio track an
+   :class:`~.opus.OpusEncodedTrack` around it instead, which encodes while the transceiver's
+   negotiated codec is Opus: the sender packs the packets as they are, as in adaptation 3, and
+   never uses its executor. A sender sends no audio-level header extension for packets (as the
+   hub's forwarding legs never did).
 """
 
 from __future__ import annotations
@@ -55,13 +57,22 @@ from dataclasses import dataclass
 
 import aioice
 import av
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcicetransport import RTCIceGatherer
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtcsessiondescription import RTCSessionDescription
 from aiortc.rtp import RtpPacket
+
+from .opus import OpusEncodedTrack, opus_decoder
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +90,7 @@ class AiortcIncompatible(RuntimeError):
 
 
 class AdaptedPeerConnection(RTCPeerConnection):
-    """An ``RTCPeerConnection`` whose transports and audio receivers get this module's adaptations.
+    """An ``RTCPeerConnection`` whose transports, audio receivers and added audio tracks get this module's adaptations.
 
     Built by :func:`intercom.media.policy.new_peer_connection`; every transceiver is adapted before
     aiortc gathers candidates (start of ``setLocalDescription``) and before it starts receiving
@@ -99,6 +110,13 @@ class AdaptedPeerConnection(RTCPeerConnection):
         self.host_addresses = tuple(host_addresses)
         self.jitter_frames = jitter_frames
         self.opus_passthrough = opus_passthrough
+
+    def addTrack(self, track: MediaStreamTrack) -> RTCRtpSender:
+        sender = super().addTrack(track)
+        if track.kind == "audio":  # adaptation 6
+            transceiver = next(transceiver for transceiver in self.getTransceivers() if transceiver.sender is sender)
+            sender.replaceTrack(OpusEncodedTrack(track, lambda: negotiated_mime_type(transceiver) == "audio/opus"))
+        return sender
 
     async def setLocalDescription(self, sessionDescription: RTCSessionDescription) -> None:
         self._adapt()
@@ -257,15 +275,6 @@ class PlayoutBuffer:
         if track is None or track.readyState != "live":
             return None
         return track._queue
-
-
-def opus_decoder() -> av.CodecContext:
-    """A libopus decoder to 48 kHz mono s16 (a stereo stream is mixed down by libopus)."""
-    decoder = av.CodecContext.create("libopus", "r")
-    decoder.sample_rate = 48000
-    decoder.layout = "mono"
-    decoder.format = "s16"
-    return decoder
 
 
 def install_playout(receiver: RTCRtpReceiver, frames: int, passthrough: bool) -> None:
