@@ -5,7 +5,9 @@ receiver, and each hand-over costs the loop more than the codec work itself: a f
 through the loop's self-pipe, and for decoding a task as well. Encoding a mono 20 ms frame takes
 ~130 us and decoding one ~30 us, so an endpoint does both on the loop (adaptations 5 and 6 in
 :mod:`.aiortc_adaptation`), in mono: the intercom's microphones and speakers are mono, and aiortc's
-stereo would encode two equal channels and decode two for the speaker to mix down again.
+stereo would encode two equal channels and decode two for the speaker to mix down again. In
+``bench/audio.py`` the desk unit in a call went from ~9.8 to ~5.4 % of a core, its main thread
+from ~6.0 to ~4.8 % although it now runs both codecs (aiortc 1.16.0, medians of six runs).
 """
 
 from __future__ import annotations
