@@ -32,6 +32,17 @@ What is adapted, and why:
    call hung up within ~20 ms of being answered left four such tasks). Each connection's
    ``query_consent`` becomes an instance attribute that returns at once once the connection is
    closing.
+
+5. Opus decoding on the loop (see :mod:`.opus` for why). The :class:`PlayoutBuffer` of a receiver
+   that decodes decodes Opus itself, to 48 kHz mono s16, and puts the frames on the remote track
+   as passthrough puts packets, returning nothing to aiortc's decoder thread. It reads a packet's
+   codec from the receiver's private ``__codecs``; other codecs still go to that thread.
+
+6. Opus encoding on the loop (see :mod:`.opus`). ``addTrack`` gives the sender of an audio track an
+   :class:`~.opus.OpusEncodedTrack` around it instead, which encodes while the transceiver's
+   negotiated codec is Opus: the sender packs the packets as they are, as in adaptation 3, and
+   never uses its executor. A sender sends no audio-level header extension for packets (as the
+   hub's forwarding legs never did).
 """
 
 from __future__ import annotations
@@ -40,12 +51,20 @@ import asyncio
 import fractions
 import importlib.metadata
 import inspect
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aioice
 import av
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcicetransport import RTCIceGatherer
@@ -53,12 +72,17 @@ from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtcsessiondescription import RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
+from .opus import OpusEncodedTrack, opus_decoder
+
+log = logging.getLogger(__name__)
+
 TESTED_WITH = {"aiortc": "1.16.0", "aioice": "0.13.0"}
 
 JITTER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
+CODECS_ATTRIBUTE = "_RTCRtpReceiver__codecs"
 OPUS_TIME_BASE = fractions.Fraction(1, 48000)
 MAX_MISORDER = 100  # a packet further behind than this starts a new sequence (as aiortc's buffer decides)
-PASSTHROUGH_QUEUE = 5  # packets (100 ms) a passed-on track keeps for a slow reader before dropping the oldest
+TRACK_QUEUE = 5  # packets or frames (100 ms) a remote track keeps for a slow reader before dropping the oldest
 
 
 class AiortcIncompatible(RuntimeError):
@@ -66,7 +90,7 @@ class AiortcIncompatible(RuntimeError):
 
 
 class AdaptedPeerConnection(RTCPeerConnection):
-    """An ``RTCPeerConnection`` whose transports and audio receivers get this module's adaptations.
+    """An ``RTCPeerConnection`` whose transports, audio receivers and added audio tracks get this module's adaptations.
 
     Built by :func:`intercom.media.policy.new_peer_connection`; every transceiver is adapted before
     aiortc gathers candidates (start of ``setLocalDescription``) and before it starts receiving
@@ -86,6 +110,13 @@ class AdaptedPeerConnection(RTCPeerConnection):
         self.host_addresses = tuple(host_addresses)
         self.jitter_frames = jitter_frames
         self.opus_passthrough = opus_passthrough
+
+    def addTrack(self, track: MediaStreamTrack) -> RTCRtpSender:
+        sender = super().addTrack(track)
+        if track.kind == "audio":  # adaptation 6
+            transceiver = next(transceiver for transceiver in self.getTransceivers() if transceiver.sender is sender)
+            sender.replaceTrack(OpusEncodedTrack(track, lambda: negotiated_mime_type(transceiver) == "audio/opus"))
+        return sender
 
     async def setLocalDescription(self, sessionDescription: RTCSessionDescription) -> None:
         self._adapt()
@@ -148,19 +179,20 @@ class PlayoutStats:
 
     received: int = 0
     late: int = 0  # dropped when handing on at once: a later packet had gone already, or a duplicate
-    decoded: int = 0  # frames returned to aiortc, which decodes them
+    decoded: int = 0  # frames decoded: Opus here, other codecs by aiortc's decoder thread
     passed_on: int = 0  # Opus packets put on the remote track undecoded
-    overflowed: int = 0  # passed-on packets dropped because the track was not being read
+    overflowed: int = 0  # packets or frames dropped from the remote track because it was not being read
 
 
 class PlayoutBuffer:
-    """Stands in for an audio receiver's ``JitterBuffer`` (adaptations 2 and 3)."""
+    """Stands in for an audio receiver's ``JitterBuffer`` (adaptations 2, 3 and 5)."""
 
     def __init__(self, receiver: RTCRtpReceiver, frames: int, passthrough: bool) -> None:
         self._receiver = receiver
         self._reorder = JitterBuffer(capacity=_capacity_for(frames), prefetch=frames) if frames else None
         self._last_sequence: int | None = None
         self._first_timestamp: int | None = None
+        self._decoder: av.CodecContext | None = None
         self.frames = frames
         self.passthrough = passthrough
         self.stats = PlayoutStats()
@@ -172,10 +204,14 @@ class PlayoutBuffer:
         if frame is None:
             return False, None
         if self.passthrough:
-            self._pass_on(frame)
+            self.stats.passed_on += self._hand_on(self._packet(frame))
             return False, None
         self.stats.decoded += 1
-        return False, frame
+        if not self._is_opus(packet):
+            return False, frame
+        for decoded in self._decode(frame):
+            self._hand_on(decoded)
+        return False, None
 
     def discard_queued(self) -> None:
         """Drop the packets waiting on the remote track, so a new reader starts with fresh audio."""
@@ -198,24 +234,41 @@ class PlayoutBuffer:
         self._last_sequence = packet.sequence_number
         return JitterFrame(data=packet.payload, timestamp=packet.timestamp)
 
-    def _pass_on(self, frame: JitterFrame) -> None:
-        queue = self._track_queue()
-        if queue is None:
-            return
+    def _packet(self, frame: JitterFrame) -> av.Packet:
         if self._first_timestamp is None:
             self._first_timestamp = frame.timestamp
         packet = av.Packet(frame.data)
         # Modulo 2**32 like RTP itself: the sender adds its own origin with the same wrap.
         packet.pts = (frame.timestamp - self._first_timestamp) & 0xFFFFFFFF
         packet.time_base = OPUS_TIME_BASE
-        if queue.qsize() >= PASSTHROUGH_QUEUE:
+        return packet
+
+    def _is_opus(self, packet: RtpPacket) -> bool:
+        codec = getattr(self._receiver, CODECS_ATTRIBUTE).get(packet.payload_type)
+        return codec is not None and codec.mimeType.lower() == "audio/opus"
+
+    def _decode(self, frame: JitterFrame) -> list[av.AudioFrame]:
+        if self._decoder is None:
+            self._decoder = opus_decoder()
+        try:
+            return self._decoder.decode(self._packet(frame))
+        except av.FFmpegError as exc:  # as aiortc: skip the frame, keep the decoder's state
+            log.warning("cannot decode an Opus frame: %s", exc)
+            return []
+
+    def _hand_on(self, item: av.Packet | av.AudioFrame) -> bool:
+        """Put ``item`` on the remote track, dropping the oldest for a slow reader; False if not put."""
+        queue = self._track_queue()
+        if queue is None:
+            return False
+        if queue.qsize() >= TRACK_QUEUE:
             oldest = queue.get_nowait()
             if oldest is None:  # the track is ending
                 queue.put_nowait(None)
-                return
+                return False
             self.stats.overflowed += 1
-        queue.put_nowait(packet)
-        self.stats.passed_on += 1
+        queue.put_nowait(item)
+        return True
 
     def _track_queue(self) -> asyncio.Queue[object] | None:
         track = self._receiver.track
@@ -308,6 +361,10 @@ def _assumptions() -> list[tuple[str, Callable[[], bool]]]:
         (
             f"RTCRtpReceiver keeps a JitterBuffer in {JITTER_ATTRIBUTE}",
             lambda: "self.__jitter_buffer = JitterBuffer(" in _source(receiver.__init__),
+        ),
+        (
+            f"RTCRtpReceiver maps payload types to codecs in {CODECS_ATTRIBUTE}",
+            lambda: "self.__codecs[codec.payloadType] = codec" in _source(receiver.receive),
         ),
         (
             "RTCRtpReceiver._handle_rtp_packet frames audio with self.__jitter_buffer.add(packet)",

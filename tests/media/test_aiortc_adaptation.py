@@ -9,11 +9,14 @@ from types import SimpleNamespace
 import aioice
 import av
 import pytest
+from aiortc.codecs.opus import OpusEncoder
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtp import RtpPacket
 
 from intercom.media import AiortcIncompatible, MediaPolicy, check_compatibility, new_peer_connection
-from intercom.media.aiortc_adaptation import PASSTHROUGH_QUEUE, TESTED_WITH, PlayoutBuffer
+from intercom.media.aiortc_adaptation import TESTED_WITH, TRACK_QUEUE, PlayoutBuffer
+from intercom.media.tracks import ToneSource, audio_frame
 
 from ..conftest import STEP
 from .helpers import negotiate
@@ -40,9 +43,16 @@ def rtp(sequence_number: int, payload: bytes = b"\xfc\x01") -> RtpPacket:
     return packet
 
 
-def buffer(frames: int = 0, passthrough: bool = False) -> tuple[PlayoutBuffer, RemoteStreamTrack]:
+OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
+
+
+def buffer(
+    frames: int = 0, passthrough: bool = False, codecs: dict[int, RTCRtpCodecParameters] | None = None
+) -> tuple[PlayoutBuffer, RemoteStreamTrack]:
+    """A buffer on a stand-in receiver; ``codecs``: its payload types (none: every packet goes to aiortc)."""
     track = RemoteStreamTrack("audio")
-    return PlayoutBuffer(SimpleNamespace(track=track), frames, passthrough), track  # type: ignore[arg-type]
+    receiver = SimpleNamespace(track=track, _RTCRtpReceiver__codecs=codecs or {})
+    return PlayoutBuffer(receiver, frames, passthrough), track  # type: ignore[arg-type]
 
 
 def test_hands_each_packet_on_as_it_arrives() -> None:
@@ -71,6 +81,20 @@ def test_frames_mean_packets_held_back() -> None:
     assert [frame.timestamp for frame in out if frame is not None] == [0, 960, 1920]
 
 
+def test_decodes_opus_itself_into_mono_frames_on_the_track() -> None:
+    encoder, tone = OpusEncoder(), ToneSource(440)
+    payloads = [encoder.encode(audio_frame(tone.samples(pts), pts))[0][0] for pts in (0, 960, 1920)]
+    playout, track = buffer(codecs={111: OPUS})
+    assert [playout.add(rtp(seq, payload)) for seq, payload in enumerate(payloads)] == [(False, None)] * 3
+    frames = [track._queue.get_nowait() for _ in range(3)]
+    assert all(isinstance(frame, av.AudioFrame) for frame in frames)
+    assert {(frame.format.name, frame.layout.name, frame.sample_rate, frame.samples) for frame in frames} == {
+        ("s16", "mono", 48000, 960)
+    }
+    assert [frame.pts for frame in frames] == [0, 960, 1920]
+    assert playout.stats.decoded == 3 and playout.stats.passed_on == 0
+
+
 def test_passthrough_puts_opus_packets_on_the_track_with_rtp_time() -> None:
     playout, track = buffer(passthrough=True)
     assert playout.add(rtp(7, b"seven")) == (False, None)
@@ -83,9 +107,9 @@ def test_passthrough_puts_opus_packets_on_the_track_with_rtp_time() -> None:
 
 def test_passthrough_keeps_only_the_newest_packets_for_a_slow_reader() -> None:
     playout, track = buffer(passthrough=True)
-    for seq in range(PASSTHROUGH_QUEUE + 3):
+    for seq in range(TRACK_QUEUE + 3):
         playout.add(rtp(seq))
-    assert track._queue.qsize() == PASSTHROUGH_QUEUE
+    assert track._queue.qsize() == TRACK_QUEUE
     assert track._queue.get_nowait().pts == 3 * 960
     assert playout.stats.overflowed == 3
 
