@@ -133,7 +133,7 @@ def test_the_guard_names_what_changed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_closing_during_ice_checks_leaves_no_consent_task() -> None:
     policy = MediaPolicy(host_addresses=("127.0.0.1",))
-    for step in range(12):  # close at different points of the ICE checks: the race is a few ms wide
+    for step in range(12):  # close at different points of ICE and DTLS (adaptations 4 and 7): races a few ms wide
         offerer, answerer = new_peer_connection(policy), new_peer_connection(policy)
         offerer.addTransceiver("audio")
         await negotiate(offerer, answerer)
