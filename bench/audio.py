@@ -31,6 +31,9 @@ What it does, all on 127.0.0.1, with jackd (Debian package jackd2) as the sound 
    that call, the desk's CPU time (per thread too) against wall time, and its RSS, next to the
    CPU of the hub, of jackd, of this process and of everything else.
 
+Call-progress tones are off throughout (``tones=False``): they sound only before the answer, on
+the unit's own speaker, and their sinks would add playback ports for the probe to tell apart.
+
 It prints one JSON object with every figure, the targets and pass/fail, then a one-line
 summary. Exit status: 0 when every target is met, 1 when one is missed, 2 on error or timeout.
 """
@@ -319,8 +322,8 @@ async def measure_latency(
 ) -> dict[str, object]:
     """Sound calls and network-only calls in turn, round after round, so that both see the same machine."""
     microphone, speaker = devices
-    door_card = CallAudio.sound_card(microphone=microphone, policy=SOUND_POLICY)
-    desk_card = CallAudio.sound_card(speaker=speaker, policy=SOUND_POLICY)
+    door_card = CallAudio.sound_card(microphone=microphone, policy=SOUND_POLICY, tones=False)
+    desk_card = CallAudio.sound_card(speaker=speaker, policy=SOUND_POLICY, tones=False)
     timing: dict[str, list[float]] = {"door": [], "desk": []}
 
     def door_microphone() -> MediaStreamTrack:
@@ -402,7 +405,7 @@ async def main(host, microphone, speaker):
     await asyncio.get_running_loop().connect_read_pipe(lambda: protocol, sys.stdin)
     token = (await commands.readline()).decode().strip()
     policy = MediaPolicy(host_addresses=("127.0.0.1",), jitter_frames=0)
-    card = CallAudio.sound_card(microphone=microphone, speaker=speaker, policy=policy)
+    card = CallAudio.sound_card(microphone=microphone, speaker=speaker, policy=policy, tones=False)
     microphones = []
 
     def source():

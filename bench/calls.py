@@ -244,7 +244,9 @@ class Endpoint:
             self.sources.append(track)
             return track
 
-        audio = CallAudio(source=make_source, sink=sink, policy=ENDPOINT_POLICY)
+        # No call-progress tones: they sound on the unit's own speaker, through the sink factory,
+        # and would add sinks (and, with a sound card, playback ports) to what is measured.
+        audio = CallAudio(source=make_source, sink=sink, policy=ENDPOINT_POLICY, tones=None)
         self.client = Client(host=f"{HOST}:{port}", refresh_token=lambda: self.token, secure=False, audio=audio)
         self.offers: asyncio.Queue[tuple[float, IncomingCall]] = asyncio.Queue()
         self.client.on("incoming", lambda incoming: self.offers.put_nowait((time.monotonic(), incoming)))
