@@ -109,10 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     audio_test = commands.add_parser("audio-test", help="record a few seconds with a level meter, then play them back")
     audio_test.add_argument(
-        "--microphone", metavar="ID", help="capture device id from `intercom devices` (default: system's)"
+        "--device", metavar="ID", help="one card for both ways: an id or part of a name from `intercom devices`"
     )
     audio_test.add_argument(
-        "--speaker", metavar="ID", help="playback device id from `intercom devices` (default: system's)"
+        "--microphone", metavar="ID", help="capture device, id or part of a name (default: --device, else system's)"
+    )
+    audio_test.add_argument(
+        "--speaker", metavar="ID", help="playback device, id or part of a name (default: --device, else system's)"
     )
     audio_test.add_argument("--seconds", type=float, default=3.0)
     audio_test.set_defaults(func=_audio_test)
@@ -270,7 +273,7 @@ def _audio_test(args: argparse.Namespace) -> None:
     if not 0 < args.seconds <= 60:
         raise UsageError("--seconds must be more than 0 and at most 60")
     try:
-        run_audio_test(args.seconds, args.microphone, args.speaker)
+        run_audio_test(args.seconds, args.microphone or args.device, args.speaker or args.device)
     except (UnknownDevice, ValueError) as exc:  # sounddevice says ValueError for "no such device"
         raise UsageError(str(exc)) from None
 

@@ -39,6 +39,8 @@ def test_bad_arguments_are_refused_with_the_reason(jack_server, capsys):
     assert main(["audio-test", "--microphone", "nope"]) == 2
     assert "no audioinput device with id or name 'nope'" in capsys.readouterr().err
     assert main(["audio-test", "--seconds", "0"]) == 2
+    assert main(["audio-test", "--device", "usb"]) == 2  # one card named for both ways: the microphone first
+    assert "no audioinput device with id or name 'usb'" in capsys.readouterr().err
 
 
 def test_levels_and_the_meter():
@@ -49,3 +51,9 @@ def test_levels_and_the_meter():
     assert dbfs(np.zeros(960, dtype=np.int16)) == float("-inf")
     assert meter(-30.0) == "[" + "#" * 20 + "." * 20 + "] -30.0 dBFS"
     assert meter(float("-inf")).startswith("[" + "." * 40 + "]")
+
+
+def test_one_card_named_by_part_of_its_name_serves_both_ways(jack_server, capsys):
+    assert main(["audio-test", "--device", "SYSTEM", "--seconds", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "recording 0.2 s from system: speak now" in out and "playing it back on system" in out
