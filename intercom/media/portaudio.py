@@ -8,7 +8,7 @@ own, so that a rescan never meets a half-opened stream.
 PortAudio only learns about devices when it is initialised, and re-initialising it frees every
 open stream. So :meth:`PortAudioSession.rescan` only re-initialises while no stream is open; a
 device that came while one is open is listed by a fresh process instead (see
-:mod:`.media_sources`), and becomes openable here once the streams are closed.
+:mod:`.device_watch`), and becomes openable here once the streams are closed.
 
 A JACK server that goes away leaves PortAudio's JACK client dead (see
 :mod:`.portaudio_adaptation`): its streams are closed with :func:`forget_stream`, and the next
