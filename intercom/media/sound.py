@@ -31,6 +31,7 @@ import contextlib
 import itertools
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ class DeviceLost(RuntimeError):
     """The sound device stopped delivering (unplugged, or its JACK server went away)."""
 
 
-class _Supervised:
+class _Supervised(ABC):
     """What a microphone and a speaker share: opening their device on PortAudio's thread, noticing
     that it went away, retrying every second until it is back, and switching to another device.
 
@@ -130,8 +131,9 @@ class _Supervised:
         """The open PortAudio stream; ``None`` before it opened, while the device is away and after stop."""
         return self._stream
 
+    @abstractmethod
     def _callback(self, token: int) -> Callable[..., None]:
-        raise NotImplementedError
+        """PortAudio's callback for a stream of this side, doing nothing unless ``token`` is current."""
 
     async def _open(self, device: DeviceId) -> tuple[sd._StreamBase, int]:
         """A started stream on ``device`` and the token its callback answers to. Cancelled meanwhile
@@ -186,8 +188,9 @@ class _Supervised:
         if self.on_error is not None:
             self.on_error(exc)
 
+    @abstractmethod
     def _device_away(self) -> None:
-        """Hook: the device went away or would not open."""
+        """The device went away or would not open: drop what waits for it."""
 
     async def switch(self, device: DeviceId) -> None:
         """Carry on on ``device``: its stream opens before the old one closes, so the gap is one block
