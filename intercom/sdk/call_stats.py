@@ -38,7 +38,8 @@ async def collect(call_id: str, status: str | None, media: RTCPeerConnection, so
         if isinstance(report, RTCOutboundRtpStreamStats) and report.kind == "audio":
             figures.update(packets_sent=report.packetsSent, bytes_sent=report.bytesSent)
         elif isinstance(report, RTCRemoteInboundRtpStreamStats) and report.kind == "audio":
-            figures["round_trip_ms"] = report.roundTripTime * 1000
+            if report.roundTripTime is not None:  # None until a report answers one of ours
+                figures["round_trip_ms"] = report.roundTripTime * 1000
         elif isinstance(report, RTCInboundRtpStreamStats) and report.kind == "audio":
             figures.update(
                 packets_received=report.packetsReceived,
