@@ -43,6 +43,7 @@ import sounddevice as sd
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .devices import UnknownDevice
+from .opus import opus_decoder
 from .portaudio import PORTAUDIO, DeviceId
 from .tasks import cancel_and_wait
 from .tracks import FRAME_SAMPLES, SAMPLE_RATE, add_clipped, audio_frame
@@ -497,8 +498,7 @@ class SpeakerSink(_Supervised):
     def _pcm(self, item: av.AudioFrame | av.Packet) -> list[np.ndarray]:
         if isinstance(item, av.Packet):
             if self._decoder is None:
-                self._decoder = av.CodecContext.create("libopus", "r")
-                self._decoder.sample_rate = SAMPLE_RATE
+                self._decoder = opus_decoder()
             frames = self._decoder.decode(item)
         else:
             frames = [item]

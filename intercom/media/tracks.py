@@ -21,6 +21,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .opus import opus_decoder
 from .tasks import cancel_and_wait
 
 SAMPLE_RATE = 48000
@@ -219,7 +220,7 @@ class RecordingSink:
     def _pcm(self, item: av.AudioFrame | av.Packet) -> list[np.ndarray]:
         if isinstance(item, av.Packet):
             if self._decoder is None:
-                self._decoder = _opus_decoder()
+                self._decoder = opus_decoder()
             frames = self._decoder.decode(item)
         else:
             frames = [item]
@@ -295,14 +296,6 @@ def click_latencies(sent: list[float], received: list[float]) -> list[float]:
         if position < len(received) and received[position] < next_sent:
             latencies.append(received[position] - sent_at)
     return latencies
-
-
-def _opus_decoder() -> av.CodecContext:
-    decoder = av.CodecContext.create("libopus", "r")
-    decoder.sample_rate = SAMPLE_RATE
-    decoder.layout = "mono"
-    decoder.format = "s16"
-    return decoder
 
 
 def _mono(frame: av.AudioFrame) -> np.ndarray:
