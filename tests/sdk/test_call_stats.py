@@ -17,7 +17,7 @@ from intercom.sdk.call_stats import collect
 
 from ..units import STEP
 
-NOW = datetime.datetime.now(datetime.timezone.utc)
+NOW = datetime.datetime.now(datetime.UTC)
 
 
 class Reporting:
