@@ -79,6 +79,8 @@ async def test_browser_calls_the_door_flow_and_a_python_desk_hears_it(hub, open_
     await page.command("call", target=f"sip:00000@{hub.address}", token=token)
     incoming = await desk.next_incoming()
     assert incoming.display_name == "door"
+    # The page reports the frames it sent through its output, which may trail the hub's forwarding.
+    await page.until(lambda: any(frame.startswith(">> INVITE ") for frame in page.sip))
     (invite,) = [frame for frame in page.sip if frame.startswith(">> INVITE ")]
     candidates = [line for line in invite.split("\r\n") if line.startswith("a=candidate:")]
     assert candidates and all(" 127.0.0.1 " in line or " ::1 " in line for line in candidates), candidates
