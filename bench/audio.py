@@ -115,10 +115,13 @@ DESK_START_TIMEOUT = 30.0  # the unit process imports the SDK, aiortc and PortAu
 UNIT_SETTLE_S = 1.0
 THREAD_SHOWN_PCT = 0.1  # threads of the unit using less than this share of a core are summed up
 TONE_TOLERANCE_HZ = 15.0
-# What the unit's Python threads do, by name (prefix): aiortc's, and asyncio's default executor.
+# What the unit's Python threads do, by name (prefix). Opus is encoded and decoded on the event
+# loop (intercom/media/opus.py); aiortc's decoder thread and the default executor only show up
+# if a codec other than Opus is negotiated.
 THREAD_ROLES = {
-    "audio-decoder": "aiortc's receiver: Opus decoding",
-    "asyncio_": "the loop's default executor: aiortc's sender encodes Opus there",
+    "portaudio": "opening, closing and rescanning sound devices (intercom/media/portaudio.py)",
+    "audio-decoder": "aiortc's receiver: decoding a codec other than Opus",
+    "asyncio_": "the loop's default executor: aiortc encoding a codec other than Opus",
 }
 
 

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import sounddevice as sd
 
-from .devices import Kind, resolve
+from .devices import Kind, UnknownDevice, resolve
 from .portaudio_adaptation import forget_jack_host_api, forget_stream
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,13 @@ class PortAudioSession:
         if self._stale() and not self._reinitialise() and self._jack_dead():
             # Opening on a dead JACK client hangs; a rescan has to wait for the open streams to close.
             raise sd.PortAudioError("the JACK server went away; waiting for the other streams to close")
-        index = None if device is None else resolve(device, KINDS[kind])
+        try:
+            index = None if device is None else resolve(device, KINDS[kind])
+        except UnknownDevice as exc:
+            if self._stale() and not self.idle:  # it may be a card that came since PortAudio last looked
+                late = "a card plugged in while sound is playing can be opened once none is"
+                raise UnknownDevice(f"{exc}; {late}") from None
+            raise
         stream = kind(
             device=index,
             samplerate=SAMPLE_RATE,

@@ -12,6 +12,7 @@ import pytest
 from aiortc.mediastreams import MediaStreamTrack
 
 from intercom.media import ToneSource
+from intercom.media import portaudio
 from intercom.media.devices import UnknownDevice
 from intercom.media.sound import SampleRing, SpeakerSink, apply_gain
 from intercom.media.tracks import FRAME_SAMPLES, FULL_SCALE, audio_frame
@@ -275,3 +276,14 @@ def test_gain_is_identity_at_one_and_clips_to_int16():
     assert apply_gain(samples, 1.0) is samples
     assert apply_gain(samples, 2.0).tolist() == [-32768, -2, 0, 2, 32767]
     assert apply_gain(samples, 0.5).dtype == np.int16
+
+
+async def test_a_card_that_came_while_a_stream_is_open_is_refused_saying_why(probe, sound, monkeypatch):
+    microphone = sound.microphone()
+    await read_frames(microphone, 1)  # its stream is open
+    cards, jack = portaudio.sound_system_state()
+    monkeypatch.setattr(portaudio, "sound_system_state", lambda: (cards + " 1 [Device]: USB-Audio\n", jack))
+    with pytest.raises(UnknownDevice, match="can be opened once none is"):
+        async with asyncio.timeout(STEP):
+            await microphone.switch("USB-Audio")
+    assert microphone.stream is not None and microphone.stream.active  # kept its device
