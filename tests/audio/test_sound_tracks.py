@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamTrack
 
-from intercom.media import ToneSource
-from intercom.media import portaudio
+from intercom.media import ToneSource, portaudio
 from intercom.media.devices import UnknownDevice
 from intercom.media.sound import SampleRing, SpeakerSink, apply_gain
 from intercom.media.tracks import FRAME_SAMPLES, FULL_SCALE, audio_frame
