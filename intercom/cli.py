@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (at most 86400)")
     token.set_defaults(func=_token)
 
+    config = commands.add_parser("config", help="the unit's settings")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="validate an env file; print the settings, secrets masked")
+    check.add_argument("--env-file", type=Path, default=None, help="default: /etc/intercom/intercom.env")
+    check.set_defaults(func=_config_check)
+
     devices = commands.add_parser("devices", help="list sound devices with the ids settings and the SDK take")
     devices.add_argument("--json", action="store_true", help="the SDK's MediaSources shape, as JSON")
     devices.set_defaults(func=_devices)
@@ -247,6 +253,19 @@ def token_capabilities(
         assert identity is not None
         capabilities.append(IncomingCapability(identity))
     return capabilities
+
+
+def _config_check(args: argparse.Namespace) -> None:
+    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings, shown
+
+    env_file = args.env_file or DEFAULT_ENV_FILE
+    try:
+        settings, audio = load_settings(env_file)
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"# {env_file}: valid")
+    for name, value in {**shown(settings), **shown(audio)}.items():
+        print(f"{name}={value}")
 
 
 def _devices(args: argparse.Namespace) -> None:

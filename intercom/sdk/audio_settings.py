@@ -43,6 +43,11 @@ class AudioSettings(BaseSettings):
     def _known_region(cls, value: str) -> str:
         return plan_for(value).region
 
+    @field_validator("ring_file", mode="before")
+    @classmethod
+    def _blank_is_built_in(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("ring_file")
     @classmethod
     def _playable(cls, value: Path | None) -> Path | None:

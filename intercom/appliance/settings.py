@@ -1,0 +1,232 @@
+"""A unit's settings: one env file (``/etc/intercom/intercom.env``), variables prefixed ``INTERCOM_``.
+
+Everything an installer sets over SSH is here: the unit's role and identity, where the hub is (or
+that this unit runs it), the access key it mints its tokens with, the pins of its buttons, lights
+and door relay, the unlock code, and, through :class:`~intercom.sdk.AudioSettings` read from the
+same file, its sound. ``deploy/intercom.env.example`` documents each variable with its default.
+
+:func:`load_settings` refuses what cannot work with one line naming the variable, and refuses an
+env file that others may read: it holds the access key's secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ..auth.capabilities import InvalidIdentity, check_identity
+from ..sdk.audio_settings import AudioSettings
+
+DEFAULT_ENV_FILE = Path("/etc/intercom/intercom.env")
+PREFIX = "INTERCOM_"
+DTMF_CODE = re.compile(r"[0-9*#]{1,16}\Z")
+KEYPAD_KEYS = frozenset("0123456789*#")
+BCM_PINS = range(2, 28)  # the 40-pin header's GPIO2-GPIO27 (0 and 1 are the HAT EEPROM's I2C)
+SECRET_MASK = "********"
+
+Pin = int | None  # a BCM GPIO number; None (an empty value) when the part is not fitted
+
+
+class SettingsError(Exception):
+    """Settings that cannot work, in one line that names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+
+    role: Literal["door", "desk"] = Field(description="which unit this is: door or desk")
+    identity: str = Field(description="this unit's name on the hub (1-30 of A-Z, a-z, 0-9, _)")
+    hub_url: str | None = Field(None, description="ws:// or wss:// address of the hub, when not embedded")
+    hub_embedded: bool = Field(False, description="run the hub inside this unit (the desk, usually)")
+    hub_port: int = Field(8443, ge=1, le=65535, description="the embedded hub's port")
+    hub_data_dir: Path = Field(Path("/var/lib/intercom"), description="the embedded hub's database and files")
+    access_key_id: str = Field(description="id of the hub access key this unit mints its tokens with")
+    access_key: SecretStr = Field(description="that key's secret")
+    call_flow: str = Field("intercom", description="the call flow the CALL button runs")
+
+    button_call_pin: Pin = Field(17, description="CALL button (door; optional on the desk)")
+    button_answer_pin: Pin = Field(27, description="ANSWER button (desk)")
+    button_reject_pin: Pin = Field(22, description="REJECT / hang-up button (desk)")
+    button_mute_pin: Pin = Field(23, description="MUTE button (desk)")
+    button_unlock_pin: Pin = Field(24, description="UNLOCK button (desk)")
+    keypad_pins: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict, description="keypad buttons as key:pin pairs, e.g. 1:5,2:6,#:13 (empty: none)"
+    )
+    led_status_pin: Pin = Field(5, description="status light: client offline/connecting/connected/error")
+    led_call_pin: Pin = Field(6, description="call light: ringing, in a call, failed")
+    led_mute_pin: Pin = Field(13, description="mute light (desk)")
+    relay_pin: Pin = Field(26, description="door-strike relay (door)")
+    buttons_active_low: bool = Field(True, description="buttons pull to ground (internal pull-ups)")
+    leds_active_low: bool = Field(False, description="LEDs light when the pin is low")
+    relay_active_low: bool = Field(False, description="the relay module energises on a low pin")
+    pwm_leds: bool = Field(False, description="dim and breathe the lights (PWM) instead of on/off")
+    bounce_ms: int = Field(30, ge=0, le=500, description="a button's edges closer than this are one press")
+    long_press_ms: int = Field(1000, ge=200, le=10000, description="held this long, a press is a long press")
+
+    unlock_code: SecretStr = Field(description="DTMF code that opens the door: 1-16 of 0-9, * and #")
+    relay_pulse_s: float = Field(3.0, gt=0, le=30, description="how long the door strike is energised")
+    auto_answer: bool = Field(False, description="the door answers a desk's call by itself (listen at the door)")
+    ring_timeout_s: int = Field(30, ge=5, le=300, description="how long the desks ring before the call gives up")
+    call_button_hangs_up: bool = Field(False, description="the door's CALL button ends a call in progress")
+
+    @field_validator("identity")
+    @classmethod
+    def _identity(cls, value: str) -> str:
+        try:
+            return check_identity(value)
+        except InvalidIdentity as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("hub_url")
+    @classmethod
+    def _hub_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("ws", "wss") or not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError(f"must look like wss://host:port, not {value!r}")
+        return value.strip()
+
+    @field_validator(
+        "button_call_pin",
+        "button_answer_pin",
+        "button_reject_pin",
+        "button_mute_pin",
+        "button_unlock_pin",
+        "led_status_pin",
+        "led_call_pin",
+        "led_mute_pin",
+        "relay_pin",
+        mode="before",
+    )
+    @classmethod
+    def _pin(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None  # an empty value: not fitted
+        return value
+
+    @field_validator(
+        "button_call_pin",
+        "button_answer_pin",
+        "button_reject_pin",
+        "button_mute_pin",
+        "button_unlock_pin",
+        "led_status_pin",
+        "led_call_pin",
+        "led_mute_pin",
+        "relay_pin",
+    )
+    @classmethod
+    def _bcm(cls, value: Pin) -> Pin:
+        if value is not None and value not in BCM_PINS:
+            raise ValueError(f"must be a BCM GPIO number from 2 to 27 (or empty: not fitted), not {value}")
+        return value
+
+    @field_validator("keypad_pins", mode="before")
+    @classmethod
+    def _keypad(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs: dict[str, int] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            key, _, pin = item.partition(":")
+            if key.strip() not in KEYPAD_KEYS or not pin.strip().isdigit() or int(pin) not in BCM_PINS:
+                raise ValueError(f"{item!r} is not key:pin with a key of 0-9, * or # and a pin from 2 to 27")
+            if key.strip() in pairs:
+                raise ValueError(f"key {key.strip()!r} is given twice")
+            pairs[key.strip()] = int(pin)
+        return pairs
+
+    @field_validator("unlock_code")
+    @classmethod
+    def _unlock_code(cls, value: SecretStr) -> SecretStr:
+        if not DTMF_CODE.match(value.get_secret_value()):
+            raise ValueError("must be 1-16 of 0-9, * and #")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if not self.hub_embedded and self.hub_url is None:
+            raise ValueError("INTERCOM_HUB_URL: set it, or INTERCOM_HUB_EMBEDDED=true to run the hub here")
+        uses: dict[int, str] = {}
+        for name, pin in self.pins().items():
+            if pin in uses:
+                raise ValueError(f"INTERCOM_{name.upper()}: pin {pin} is also INTERCOM_{uses[pin].upper()}")
+            uses[pin] = name
+        return self
+
+    def pins(self) -> dict[str, int]:
+        """Every fitted part's pin by the name of its setting (keypad keys as ``keypad_pins[k]``)."""
+        named = {
+            name: getattr(self, name)
+            for name in type(self).model_fields
+            if name.endswith("_pin") and getattr(self, name) is not None
+        }
+        return named | {f"keypad_pins[{key}]": pin for key, pin in self.keypad_pins.items()}
+
+
+def shown(settings: BaseSettings) -> dict[str, str]:
+    """Each setting as its variable (``INTERCOM_<NAME>``) to its value, secrets masked: what
+    ``intercom config check`` prints, in the env file's own syntax."""
+    prefix = settings.model_config.get("env_prefix", "")
+    lines = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            text = SECRET_MASK
+        elif isinstance(value, dict):
+            text = ",".join(f"{key}:{pin}" for key, pin in value.items())
+        elif isinstance(value, bool):
+            text = str(value).lower()
+        else:
+            text = "" if value is None else str(value)
+        lines[f"{prefix}{name.upper()}"] = text
+    return lines
+
+
+def check_env_file(path: Path) -> None:
+    """Refuse an env file that is missing, or that users other than its owner and group may read."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read the settings ({exc.strerror})") from None
+    if mode & (stat.S_IROTH | stat.S_IWOTH):
+        raise SettingsError(
+            f"{path}: readable by every user (mode {stat.S_IMODE(mode):o}), and it holds the access key: "
+            f"chmod 640 {path}"
+        )
+
+
+def load_settings(env_file: Path | None = DEFAULT_ENV_FILE) -> tuple[Settings, AudioSettings]:
+    """The unit's settings and its sound's, from ``env_file`` (None: the environment only) and the
+    environment, which wins; :class:`SettingsError` naming the first variable that is wrong."""
+    if env_file is not None:
+        check_env_file(env_file)
+    source = {"_env_file": os.fspath(env_file)} if env_file is not None else {}
+    try:
+        return Settings(**source), AudioSettings(**source)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        model = AudioSettings if exc.title == AudioSettings.__name__ else Settings
+        raise SettingsError(_one_line(exc, model)) from None
+
+
+def _one_line(error: ValidationError, model: type[BaseSettings]) -> str:
+    first = error.errors()[0]
+    prefix = model.model_config.get("env_prefix", "")
+    message = first["msg"].removeprefix("Value error, ")
+    if not first["loc"]:  # a check across settings: its message names the variable
+        return message
+    variable = f"{prefix}{str(first['loc'][0]).upper()}"
+    if first["type"] == "missing":
+        return f"{variable}: required, and not set"
+    given = first.get("input")
+    secret = model.model_fields[str(first["loc"][0])].annotation is SecretStr
+    shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"  # never a secret
+    return f"{variable}: {message}{shown}"

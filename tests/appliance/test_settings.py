@@ -1,0 +1,156 @@
+"""The unit's env file: every variable checked when read, one line naming what is wrong, secrets kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from intercom.appliance.settings import SettingsError, check_env_file, load_settings, shown
+from intercom.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "intercom.env.example"
+REQUIRED = {
+    "INTERCOM_ROLE": "door",
+    "INTERCOM_IDENTITY": "front_door",
+    "INTERCOM_HUB_URL": "wss://desk.local:8443",
+    "INTERCOM_ACCESS_KEY_ID": "511f5c63d6db9cc19aa3274d",
+    "INTERCOM_ACCESS_KEY": "LU-secret-value",
+    "INTERCOM_UNLOCK_CODE": "4711#",
+}
+
+
+@pytest.fixture(autouse=True)
+def no_intercom_environment(monkeypatch):
+    """Only the file under test speaks: the process's own INTERCOM_* variables are set aside."""
+    import os
+
+    for name in [name for name in os.environ if name.startswith("INTERCOM_")]:
+        monkeypatch.delenv(name)
+
+
+def env_file(tmp_path: Path, **values: str) -> Path:
+    path = tmp_path / "intercom.env"
+    path.write_text("".join(f"{name}={value}\n" for name, value in {**REQUIRED, **values}.items()))
+    path.chmod(0o600)
+    return path
+
+
+def test_a_minimal_file_gives_the_documented_defaults(tmp_path):
+    settings, audio = load_settings(env_file(tmp_path))
+    assert (settings.role, settings.identity, settings.hub_url) == ("door", "front_door", "wss://desk.local:8443")
+    assert settings.access_key.get_secret_value() == "LU-secret-value"
+    assert settings.pins() == {
+        "button_call_pin": 17, "button_answer_pin": 27, "button_reject_pin": 22, "button_mute_pin": 23,
+        "button_unlock_pin": 24, "led_status_pin": 5, "led_call_pin": 6, "led_mute_pin": 13, "relay_pin": 26,
+    }  # fmt: skip
+    assert (settings.relay_pulse_s, settings.ring_timeout_s, settings.bounce_ms) == (3.0, 30, 30)
+    assert audio.region == "eu" and audio.microphone is None
+
+
+def test_the_environment_wins_over_the_file_and_empty_pins_are_not_fitted(tmp_path, monkeypatch):
+    path = env_file(tmp_path, INTERCOM_RELAY_PIN="", INTERCOM_KEYPAD_PINS="1:12, 2:16,#:20")
+    monkeypatch.setenv("INTERCOM_AUTO_ANSWER", "true")
+    monkeypatch.setenv("INTERCOM_AUDIO_SPEAKER_GAIN", "0.5")
+    settings, audio = load_settings(path)
+    assert settings.auto_answer and audio.speaker_gain == 0.5
+    assert settings.relay_pin is None and "relay_pin" not in settings.pins()
+    assert settings.keypad_pins == {"1": 12, "2": 16, "#": 20}
+
+
+def test_an_embedded_hub_needs_no_url(tmp_path):
+    settings, _ = load_settings(env_file(tmp_path, INTERCOM_HUB_URL="", INTERCOM_HUB_EMBEDDED="true"))
+    assert settings.hub_embedded and settings.hub_url is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("INTERCOM_ROLE", "gate", "INTERCOM_ROLE: Input should be 'door' or 'desk' (got 'gate')"),
+        ("INTERCOM_IDENTITY", "front door!", "INTERCOM_IDENTITY: identity 'front door!' is not 1-30 characters"),
+        ("INTERCOM_HUB_URL", "https://desk.local", "INTERCOM_HUB_URL: must look like wss://host:port"),
+        ("INTERCOM_HUB_URL", "", "INTERCOM_HUB_URL: set it, or INTERCOM_HUB_EMBEDDED=true to run the hub here"),
+        ("INTERCOM_HUB_EMBEDDED", "maybe", "INTERCOM_HUB_EMBEDDED: Input should be a valid boolean"),
+        ("INTERCOM_HUB_PORT", "70000", "INTERCOM_HUB_PORT: Input should be less than or equal to 65535"),
+        ("INTERCOM_ACCESS_KEY_ID", None, "INTERCOM_ACCESS_KEY_ID: required, and not set"),
+        ("INTERCOM_ACCESS_KEY", None, "INTERCOM_ACCESS_KEY: required, and not set"),
+        ("INTERCOM_BUTTON_CALL_PIN", "40", "INTERCOM_BUTTON_CALL_PIN: must be a BCM GPIO number from 2 to 27"),
+        ("INTERCOM_BUTTON_ANSWER_PIN", "one", "INTERCOM_BUTTON_ANSWER_PIN: Input should be a valid integer"),
+        ("INTERCOM_BUTTON_REJECT_PIN", "1", "INTERCOM_BUTTON_REJECT_PIN: must be a BCM GPIO number"),
+        ("INTERCOM_BUTTON_MUTE_PIN", "28", "INTERCOM_BUTTON_MUTE_PIN: must be a BCM GPIO number"),
+        ("INTERCOM_BUTTON_UNLOCK_PIN", "17", "INTERCOM_BUTTON_UNLOCK_PIN: pin 17 is also INTERCOM_BUTTON_CALL_PIN"),
+        ("INTERCOM_KEYPAD_PINS", "A:12", "INTERCOM_KEYPAD_PINS: 'A:12' is not key:pin"),
+        ("INTERCOM_KEYPAD_PINS", "1:12,1:16", "INTERCOM_KEYPAD_PINS: key '1' is given twice"),
+        ("INTERCOM_KEYPAD_PINS", "1:5", "INTERCOM_KEYPAD_PINS[1]: pin 5 is also INTERCOM_LED_STATUS_PIN"),
+        ("INTERCOM_LED_STATUS_PIN", "0", "INTERCOM_LED_STATUS_PIN: must be a BCM GPIO number"),
+        ("INTERCOM_LED_CALL_PIN", "x", "INTERCOM_LED_CALL_PIN: Input should be a valid integer"),
+        ("INTERCOM_LED_MUTE_PIN", "99", "INTERCOM_LED_MUTE_PIN: must be a BCM GPIO number"),
+        ("INTERCOM_RELAY_PIN", "27", "INTERCOM_RELAY_PIN: pin 27 is also INTERCOM_BUTTON_ANSWER_PIN"),
+        ("INTERCOM_BUTTONS_ACTIVE_LOW", "low", "INTERCOM_BUTTONS_ACTIVE_LOW: Input should be a valid boolean"),
+        ("INTERCOM_LEDS_ACTIVE_LOW", "2", "INTERCOM_LEDS_ACTIVE_LOW: Input should be a valid boolean"),
+        ("INTERCOM_RELAY_ACTIVE_LOW", "?", "INTERCOM_RELAY_ACTIVE_LOW: Input should be a valid boolean"),
+        ("INTERCOM_PWM_LEDS", "pwm", "INTERCOM_PWM_LEDS: Input should be a valid boolean"),
+        ("INTERCOM_BOUNCE_MS", "1000", "INTERCOM_BOUNCE_MS: Input should be less than or equal to 500"),
+        ("INTERCOM_LONG_PRESS_MS", "50", "INTERCOM_LONG_PRESS_MS: Input should be greater than or equal to 200"),
+        ("INTERCOM_UNLOCK_CODE", "open sesame", "INTERCOM_UNLOCK_CODE: must be 1-16 of 0-9, * and #"),
+        ("INTERCOM_RELAY_PULSE_S", "0", "INTERCOM_RELAY_PULSE_S: Input should be greater than 0"),
+        ("INTERCOM_AUTO_ANSWER", "sometimes", "INTERCOM_AUTO_ANSWER: Input should be a valid boolean"),
+        ("INTERCOM_RING_TIMEOUT_S", "2", "INTERCOM_RING_TIMEOUT_S: Input should be greater than or equal to 5"),
+        ("INTERCOM_CALL_BUTTON_HANGS_UP", "hm", "INTERCOM_CALL_BUTTON_HANGS_UP: Input should be a valid boolean"),
+        ("INTERCOM_AUDIO_SPEAKER_GAIN", "99", "INTERCOM_AUDIO_SPEAKER_GAIN: Input should be less than or equal to 16"),
+        ("INTERCOM_AUDIO_REGION", "mars", "INTERCOM_AUDIO_REGION: no tone plan for region 'mars'"),
+    ],
+)
+def test_a_bad_value_stops_with_one_line_naming_the_variable(tmp_path, variable, value, message):
+    values = {name: text for name, text in REQUIRED.items() if not (value is None and name == variable)}
+    if value is not None:
+        values[variable] = value
+    path = tmp_path / "intercom.env"
+    path.write_text("".join(f"{name}={text}\n" for name, text in values.items()))
+    path.chmod(0o600)
+    with pytest.raises(SettingsError) as refused:
+        load_settings(path)
+    assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
+
+
+def test_a_secret_is_never_shown_in_a_message_or_by_config_check(tmp_path, capsys):
+    with pytest.raises(SettingsError) as refused:
+        load_settings(env_file(tmp_path, INTERCOM_UNLOCK_CODE="12ab"))
+    assert "12ab" not in str(refused.value)
+    assert main(["config", "check", "--env-file", str(env_file(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert "INTERCOM_ACCESS_KEY=********" in out and "INTERCOM_UNLOCK_CODE=********" in out
+    assert "LU-secret-value" not in out and "4711#" not in out
+    assert "INTERCOM_RELAY_PULSE_S=3.0" in out and "INTERCOM_AUDIO_REGION=eu" in out
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o602])
+def test_an_env_file_others_can_read_is_refused(tmp_path, mode, capsys):
+    path = env_file(tmp_path)
+    path.chmod(mode)
+    with pytest.raises(SettingsError, match=rf"readable by every user \(mode {mode:o}\).*chmod 640"):
+        check_env_file(path)
+    assert main(["config", "check", "--env-file", str(path)]) == 2
+    assert capsys.readouterr().err.startswith(f"intercom config: {path}: readable by every user")
+
+
+def test_a_missing_env_file_is_named(tmp_path):
+    with pytest.raises(SettingsError, match=r"intercom\.env: cannot read the settings \(No such file"):
+        load_settings(tmp_path / "intercom.env")
+
+
+def test_the_example_documents_every_variable_with_its_default(tmp_path):
+    documented = {}
+    for line in EXAMPLE.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            documented[name] = value
+    path = tmp_path / "intercom.env"
+    path.write_text(EXAMPLE.read_text() + "".join(f"{name}={value}\n" for name, value in REQUIRED.items()))
+    path.chmod(0o600)
+    settings, audio = load_settings(path)
+    resolved = {**shown(settings), **shown(audio)}
+    assert set(documented) == set(resolved)  # every variable, and nothing else
+    for name, value in documented.items():
+        if name not in REQUIRED:
+            assert resolved[name] == value, name  # the example's value is the default
