@@ -1,0 +1,193 @@
+"""The appliance's one state machine: SDK events to lights, button presses to SDK actions.
+
+Its tables are here, together: :data:`BUTTON_ACTIONS` says what each button of each role does,
+and the light patterns for client and call statuses come from :mod:`.lights`. The controller holds
+at most one call and one offered call; it talks to the hardware only through ``show(led, pattern)``
+and ``pulse_relay(seconds)``, so that it runs the same on a Pi, on gpiozero's mock pins and in the
+simulator.
+
+- Door: CALL starts the configured call flow (ignored while a call is up, or hangs up when
+  ``call_button_hangs_up``) and answers a desk's call when the door does not auto-answer; a desk's
+  call is answered at once with ``auto_answer`` ("listen at the door"). Digits heard in a call,
+  and keypad digits, go to the :class:`~.unlock.UnlockGuard`: the right code pulses the relay once
+  and sounds a confirmation on the door's speaker.
+- Desk: an offered call rings (the SDK's ring tone) and blinks the call light; ANSWER accepts;
+  REJECT rejects, or hangs up a call in progress; MUTE toggles mute (the mute light follows);
+  UNLOCK sends the unlock code as DTMF; keypad digits send DTMF; CALL calls the door.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+from ..media.tones import Tone, tone_pcm
+from ..sdk import Call, CallStatus, Client, ClientStatus, IncomingCall
+from .lights import CALL_STATUS_PATTERN, CLIENT_STATUS_PATTERN, MUTED_PATTERN
+from .unlock import UnlockGuard, Verdict
+
+log = logging.getLogger(__name__)
+
+Role = Literal["door", "desk"]
+
+BUTTON_ACTIONS: Mapping[tuple[Role, str], str] = {
+    ("door", "call"): "call_or_answer",
+    ("desk", "call"): "call_or_answer",
+    ("desk", "answer"): "answer",
+    ("desk", "reject"): "reject_or_hang_up",
+    ("desk", "mute"): "toggle_mute",
+    ("desk", "unlock"): "send_unlock_code",
+}
+KEYPAD_ACTIONS: Mapping[Role, str] = {"door": "type_code", "desk": "send_digit"}
+CONFIRMATION = Tone((1320.0,), ((0.12, 0.08), (0.12, 0.0)), repeat=False)  # two short high beeps: open
+ACTIVE = (CallStatus.CONNECTING, CallStatus.RINGING, CallStatus.ACCEPTED, CallStatus.CONFIRMED)
+
+
+class Controller:
+    def __init__(
+        self,
+        role: Role,
+        client: Client,
+        show: Callable[[str, str], None],
+        pulse_relay: Callable[[float], None],
+        *,
+        unlock_code: str,
+        relay_pulse_s: float,
+        auto_answer: bool = False,
+        call_button_hangs_up: bool = False,
+        call_params: Mapping[str, str] | None = None,
+    ) -> None:
+        self.role = role
+        self.client = client
+        self._show = show
+        self._pulse_relay = pulse_relay
+        self._unlock_code = unlock_code
+        self._relay_pulse_s = relay_pulse_s
+        self._auto_answer = auto_answer
+        self._call_button_hangs_up = call_button_hangs_up
+        self._call_params = dict(call_params or {})
+        self.guard = UnlockGuard(unlock_code)
+        self.call: Call | None = None
+        self.offered: IncomingCall | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        client.on("status", self._client_status)
+        client.on("incoming", self._incoming)
+        client.on("canceled", self._canceled)
+        self._client_status(client.status)
+        self._show("call", CALL_STATUS_PATTERN[CallStatus.ENDED])
+        self._show("mute", MUTED_PATTERN[False])
+
+    # -- buttons -------------------------------------------------------------------------------
+
+    def press(self, button: str) -> None:
+        """A button was pressed (keypad keys by their digit)."""
+        if len(button) == 1 and button in "0123456789*#":
+            action = KEYPAD_ACTIONS[self.role]
+            getattr(self, action)(button)
+            return
+        action = BUTTON_ACTIONS.get((self.role, button))
+        if action is None:
+            log.info("%s: the %s button does nothing on this unit", self.role, button)
+            return
+        getattr(self, action)()
+
+    def call_or_answer(self) -> None:
+        if self.offered is not None:
+            self.answer()
+        elif self._in_call():
+            if self._call_button_hangs_up:
+                self._hang_up()
+        elif self.client.status is ClientStatus.CONNECTED:
+            self._follow(self.client.start_call(**self._call_params))
+        else:
+            log.warning("CALL pressed while the unit is %s: no call", self.client.status.value)
+
+    def answer(self) -> None:
+        offered, self.offered = self.offered, None
+        if offered is not None and not offered.settled:
+            self._follow(offered.accept())
+
+    def reject_or_hang_up(self) -> None:
+        offered, self.offered = self.offered, None
+        if offered is not None and not offered.settled:
+            offered.reject()
+            self._show("call", CALL_STATUS_PATTERN[CallStatus.ENDED])
+        elif self._in_call():
+            self._hang_up()
+
+    def toggle_mute(self) -> None:
+        if self._in_call():
+            assert self.call is not None
+            self.call.mute(not self.call.is_muted)
+
+    def send_unlock_code(self) -> None:
+        self.send_digit(self._unlock_code)
+
+    def send_digit(self, digits: str) -> None:
+        if self.call is not None and self.call.status in (CallStatus.ACCEPTED, CallStatus.CONFIRMED):
+            self.call.send_digits(digits)
+
+    def type_code(self, digit: str) -> None:
+        """A key of the door's own keypad: the code may be typed there too, call or not."""
+        self._judge(digit)
+
+    # -- SDK events ----------------------------------------------------------------------------
+
+    def _client_status(self, status: ClientStatus) -> None:
+        self._show("status", CLIENT_STATUS_PATTERN[status])
+
+    def _incoming(self, offered: IncomingCall) -> None:
+        if self._in_call() or self.offered is not None:
+            offered.reject()  # one call at a time
+            return
+        if self.role == "door" and self._auto_answer:
+            self._follow(offered.accept())
+            return
+        self.offered = offered
+        self._show("call", CALL_STATUS_PATTERN[CallStatus.RINGING])
+
+    def _canceled(self, offered: IncomingCall) -> None:
+        if offered is self.offered:
+            self.offered = None
+            self._show("call", CALL_STATUS_PATTERN[CallStatus.ENDED])
+
+    def _follow(self, call: Call) -> None:
+        self.call = call
+        call.on("status", lambda status: self._call_status(call, status))
+        call.on("muted", lambda muted: self._show("mute", MUTED_PATTERN[muted]))
+        call.on("digits", self._judge_in_call)
+        self._call_status(call, call.status)
+
+    def _call_status(self, call: Call, status: CallStatus | None) -> None:
+        if call is not self.call or status is None:
+            return
+        self._show("call", CALL_STATUS_PATTERN[status])
+        if status in (CallStatus.ENDED, CallStatus.FAILED):
+            self.call = None
+            self.guard.reset()
+            self._show("mute", MUTED_PATTERN[False])
+
+    def _judge_in_call(self, digits: str) -> None:
+        if self.role == "door":
+            for digit in digits:
+                self._judge(digit)
+
+    def _judge(self, digit: str) -> None:
+        if self.guard.digit(digit) is Verdict.OPEN:
+            self._pulse_relay(self._relay_pulse_s)
+            sink = self.call.sink if self.call is not None else None
+            if sink is not None and hasattr(sink, "mix"):
+                sink.mix(tone_pcm(CONFIRMATION, CONFIRMATION.period))
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _in_call(self) -> bool:
+        return self.call is not None and self.call.status in ACTIVE
+
+    def _hang_up(self) -> None:
+        assert self.call is not None
+        task = asyncio.get_running_loop().create_task(self.call.disconnect())
+        self._tasks.add(task)  # kept until done: a press does not wait for the BYE's answer
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,141 @@
+"""The controller's tables through real calls on a loopback hub: presses become SDK actions, events lights."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from intercom.appliance.controller import Controller
+from intercom.appliance.lights import CALL_STATUS_PATTERN, CLIENT_STATUS_PATTERN, MUTED_PATTERN
+from intercom.sdk import CallStatus, ClientStatus
+
+from ..units import DESK_HZ, DOOR_HZ, STEP, store_flow
+
+CODE = "4711#"
+
+
+class Board:
+    """Stands in for the panel: what the controller showed on each light, and the relay's pulses."""
+
+    def __init__(self) -> None:
+        self.lights: dict[str, str] = {}
+        self.shown: list[tuple[str, str]] = []
+        self.pulses: list[float] = []
+        self._changed = asyncio.Event()
+
+    def show(self, led: str, pattern: str) -> None:
+        self.lights[led] = pattern
+        self.shown.append((led, pattern))
+        self._changed.set()
+
+    def pulse(self, seconds: float) -> None:
+        self.pulses.append(seconds)
+        self._changed.set()
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(STEP):
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def unit(make_unit, role: str, identity: str, hz: float, flow: str, **options) -> tuple[Controller, Board]:
+    made = await make_unit(identity, hz, outgoing=flow)
+    board = Board()
+    controller = Controller(role, made.client, board.show, board.pulse, unlock_code=CODE, relay_pulse_s=2.5, **options)
+    return controller, board
+
+
+@pytest.fixture
+async def door_and_desk(hub, make_unit):
+    store_flow(hub, "door", "client:desk")
+    store_flow(hub, "desk", "client:door")
+    desk = await unit(make_unit, "desk", "desk", DESK_HZ, "desk")
+    door = await unit(make_unit, "door", "door", DOOR_HZ, "door")
+    return door, desk
+
+
+def call_light(board: Board, status: CallStatus) -> Callable[[], bool]:
+    return lambda: board.lights.get("call") == CALL_STATUS_PATTERN[status]
+
+
+async def test_status_light_shows_connected(door_and_desk):
+    (_, door_board), _ = door_and_desk
+    assert door_board.lights["status"] == CLIENT_STATUS_PATTERN[ClientStatus.CONNECTED]
+    assert door_board.lights["call"] == CALL_STATUS_PATTERN[CallStatus.ENDED]
+
+
+async def test_the_door_calls_the_desk_rings_and_answer_connects_them(door_and_desk):
+    (door, door_board), (desk, desk_board) = door_and_desk
+    door.press("call")
+    await desk_board.until(call_light(desk_board, CallStatus.RINGING))
+    await door_board.until(call_light(door_board, CallStatus.RINGING))
+    door.press("call")  # a second press while the call is up does nothing
+    desk.press("answer")
+    await desk_board.until(call_light(desk_board, CallStatus.CONFIRMED))
+    await door_board.until(call_light(door_board, CallStatus.CONFIRMED))
+    assert door.call is not None and desk.call is not None
+    desk.press("reject")  # hangs up a call in progress
+    await door_board.until(call_light(door_board, CallStatus.ENDED))
+    await desk_board.until(call_light(desk_board, CallStatus.ENDED))
+    assert door.call is None and desk.call is None
+
+
+async def test_reject_turns_the_call_away_and_the_door_shows_it_failed(door_and_desk):
+    (door, door_board), (desk, desk_board) = door_and_desk
+    door.press("call")
+    await desk_board.until(call_light(desk_board, CallStatus.RINGING))
+    desk.press("reject")
+    await door_board.until(call_light(door_board, CallStatus.FAILED))
+    assert desk_board.lights["call"] == CALL_STATUS_PATTERN[CallStatus.ENDED] and desk.offered is None
+
+
+async def test_unlock_opens_the_door_once_per_right_code_and_never_on_a_wrong_one(door_and_desk):
+    (door, door_board), (desk, desk_board) = door_and_desk
+    door.press("call")
+    await desk_board.until(call_light(desk_board, CallStatus.RINGING))
+    desk.press("answer")
+    await door_board.until(call_light(door_board, CallStatus.CONFIRMED))
+    desk.press("unlock")
+    await door_board.until(lambda: door_board.pulses)
+    assert door_board.pulses == [2.5]
+    for key in "99#":  # a wrong code from the desk's keypad
+        desk.press(key)
+    for key in CODE:  # then the right one again
+        desk.press(key)
+    await door_board.until(lambda: len(door_board.pulses) == 2)
+    assert door_board.pulses == [2.5, 2.5]
+
+
+async def test_mute_toggles_the_call_and_its_light(door_and_desk):
+    (door, _), (desk, desk_board) = door_and_desk
+    door.press("call")
+    await desk_board.until(call_light(desk_board, CallStatus.RINGING))
+    desk.press("answer")
+    await desk_board.until(call_light(desk_board, CallStatus.CONFIRMED))
+    desk.press("mute")
+    await desk_board.until(lambda: desk_board.lights["mute"] == MUTED_PATTERN[True])
+    assert desk.call is not None and desk.call.is_muted
+    desk.press("mute")
+    await desk_board.until(lambda: desk_board.lights["mute"] == MUTED_PATTERN[False])
+
+
+async def test_a_door_that_auto_answers_lets_the_desk_listen(hub, make_unit):
+    store_flow(hub, "desk", "client:door")
+    door, door_board = await unit(make_unit, "door", "door", DOOR_HZ, "door", auto_answer=True)
+    desk, desk_board = await unit(make_unit, "desk", "desk", DESK_HZ, "desk")
+    desk.press("call")
+    await door_board.until(call_light(door_board, CallStatus.CONFIRMED))
+    await desk_board.until(call_light(desk_board, CallStatus.CONFIRMED))
+    assert door.offered is None and door.call is not None
+
+
+async def test_the_doors_own_keypad_opens_it_without_a_call(door_and_desk):
+    (door, door_board), _ = door_and_desk
+    for key in CODE:
+        door.press(key)
+    assert door_board.pulses == [2.5]
+    door.press("answer")  # a button the door does not have does nothing
+    assert door_board.pulses == [2.5]
