@@ -165,7 +165,9 @@ class Panel:
     def _open(self, pin_factory: Factory | None) -> None:
         pins = self.pins
         for name, pin in {**pins.buttons, **pins.keypad}.items():
-            button = Button(pin, pull_up=pins.buttons_active_low, pin_factory=pin_factory)
+            # Long presses are timed here; hold_time=0 keeps gpiozero's unused hold thread from sitting in
+            # a wait as long as hold_time that closing a held button would have to sit out.
+            button = Button(pin, pull_up=pins.buttons_active_low, hold_time=0, pin_factory=pin_factory)
             self._buttons[name] = button
             debounced = _Debounced(name, self)
             self._debounced.append(debounced)
@@ -213,8 +215,8 @@ class Panel:
         return True
 
     def close(self) -> None:
-        """Release the relay first, then every other device."""
-        if self._relay is not None:
+        """Release the relay first, then every other device. Closing twice is harmless, as in gpiozero."""
+        if self._relay is not None and not self._relay.closed:
             self._relay.off()
             self._relay.close()
         for device in [*self._buttons.values(), *self._leds.values()]:
