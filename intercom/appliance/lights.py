@@ -88,6 +88,7 @@ CLIENT_STATUS_PATTERN: Mapping[str, str] = {
 }
 
 CALL_STATUS_PATTERN: Mapping[str, str] = {
+    "connecting": "slow_blink",  # dialling: the hub has not reached anyone yet
     "ringing": "ring_blink",
     "accepted": "on",
     "confirmed": "on",

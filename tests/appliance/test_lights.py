@@ -116,7 +116,7 @@ async def test_an_unknown_pattern_is_a_clear_key_error(make_panel: MakePanel, fa
 
 def test_the_status_tables_cover_the_sdk_statuses_and_name_known_patterns() -> None:
     assert set(CLIENT_STATUS_PATTERN) == {status.value for status in ClientStatus}
-    assert set(CALL_STATUS_PATTERN) == {status.value for status in CallStatus} - {"connecting"}
+    assert set(CALL_STATUS_PATTERN) == {status.value for status in CallStatus}
     assert CLIENT_STATUS_PATTERN[ClientStatus.CONNECTED] == "heartbeat"
     assert CALL_STATUS_PATTERN[CallStatus.RINGING] == "ring_blink"
     assert MUTED_PATTERN == {True: "on", False: "off"}
