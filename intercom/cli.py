@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (at most 86400)")
     token.set_defaults(func=_token)
 
+    appliance = commands.add_parser("appliance", help="run this unit (door or desk) from its env file")
+    appliance.add_argument("--env-file", type=Path, default=None, help="default: /etc/intercom/intercom.env")
+    appliance.set_defaults(func=_appliance)
+
     config = commands.add_parser("config", help="the unit's settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     check = config_commands.add_parser("check", help="validate an env file; print the settings, secrets masked")
@@ -253,6 +257,18 @@ def token_capabilities(
         assert identity is not None
         capabilities.append(IncomingCapability(identity))
     return capabilities
+
+
+def _appliance(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from .appliance.service import run_appliance
+    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError
+
+    try:
+        asyncio.run(run_appliance(args.env_file or DEFAULT_ENV_FILE))
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _config_check(args: argparse.Namespace) -> None:

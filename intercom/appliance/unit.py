@@ -87,6 +87,9 @@ class Unit:
             call_button_hangs_up=settings.call_button_hangs_up,
         )
 
+    def mint_token(self) -> str:
+        return self._mint()
+
     async def start(self) -> None:
         """Connect to the hub (raises the SDK's error if it refuses this unit's key or identity)."""
         async with asyncio.timeout(SETUP_TIMEOUT):

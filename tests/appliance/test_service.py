@@ -1,0 +1,69 @@
+"""``intercom appliance`` as a process: it connects, shows it, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from gpiozero.exc import PinFactoryFallback
+
+from intercom.cli import main
+
+from ..units import STEP
+
+
+def env_file(tmp_path: Path, hub, **extra: str) -> Path:
+    values = {
+        "INTERCOM_ROLE": "door", "INTERCOM_IDENTITY": "door", "INTERCOM_HUB_URL": f"ws://{hub.address}",
+        "INTERCOM_ACCESS_KEY_ID": hub.key.id, "INTERCOM_ACCESS_KEY": hub.key.secret,
+        "INTERCOM_UNLOCK_CODE": "4711#", "INTERCOM_AUDIO_TONES": "false", **extra,
+    }  # fmt: skip
+    path = tmp_path / "intercom.env"
+    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    path.chmod(0o600)
+    return path
+
+
+async def test_the_unit_connects_and_stops_cleanly_on_sigterm(tmp_path, hub):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "intercom.cli", "--log-level", "info", "appliance", "--env-file",
+        str(env_file(tmp_path, hub)),
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(STEP * 3):  # a cold start imports aiortc, PortAudio and gpiozero
+            while not any(line.endswith("status connected") for line in lines):
+                line = await process.stderr.readline()
+                assert line, "\n".join(lines)
+                lines.append(line.decode().rstrip())
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(STEP):
+            _, rest = await process.communicate()
+            assert await process.wait() == 0, rest.decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert "door unit 'door' stopped" in rest.decode()
+
+
+def test_bad_settings_stop_start_up_with_one_line(tmp_path, hub, capsys):
+    path = env_file(tmp_path, hub, INTERCOM_RELAY_PULSE_S="forever")
+    assert main(["appliance", "--env-file", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith("intercom appliance: INTERCOM_RELAY_PULSE_S: Input should be a valid number") and "\n" not in err
+    )
+
+
+def test_without_gpio_it_says_how_to_try_it(tmp_path, hub, monkeypatch, capsys):
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    with pytest.warns(PinFactoryFallback):  # gpiozero tries lgpio, RPi.GPIO, pigpio and native in turn
+        assert main(["appliance", "--env-file", str(env_file(tmp_path, hub))]) == 2
+    assert "GPIOZERO_PIN_FACTORY=mock runs the unit without hardware" in capsys.readouterr().err
