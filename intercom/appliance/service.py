@@ -1,9 +1,10 @@
 """``intercom appliance``: run one unit from its env file until the service manager stops it.
 
 Start-up refuses bad settings with one line (exit status 2) before touching any pin. Then the unit
-connects and keeps connecting: a hub that is down shows as ``connecting`` on the status light,
-not as a crash. SIGTERM (``systemctl stop``) and SIGINT hang up any call, un-register, switch
-the relay off and exit 0.
+tells systemd it is ready (its panel works from here on), and connects and keeps connecting: a
+hub that is down shows as ``connecting`` on the status light and in ``systemctl status``, not as a
+crash; the event loop pings systemd's watchdog (:mod:`.systemd`). SIGTERM (``systemctl stop``)
+and SIGINT hang up any call, un-register, switch the relay off and exit 0.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 
 from gpiozero.exc import BadPinFactory
 
-from ..sdk import ClientError
+from ..sdk import ClientError, ClientStatus
 from .settings import Settings, SettingsError, load_settings
+from .systemd import Notifier
 from .unit import Unit
 
 log = logging.getLogger(__name__)
@@ -42,14 +44,24 @@ async def run_appliance(env_file: Path | None) -> None:
         unit = Unit(settings, audio)
     except BadPinFactory as exc:
         raise SettingsError(f"no GPIO here ({exc}); GPIOZERO_PIN_FACTORY=mock runs the unit without hardware") from None
-    unit.client.on("status", lambda status: log.info("status %s", status.value))
+    systemd = Notifier()
+
+    def status(status: ClientStatus) -> None:
+        log.info("status %s", status.value)
+        systemd.notify(f"STATUS={settings.role} {settings.identity}: {status.value}")
+
+    unit.client.on("status", status)
     log.info("%s unit %r starting, hub %s", settings.role, settings.identity, settings.hub_url)
     connecting = loop.create_task(unit.client.setup(jwt=unit.mint_token()))
+    systemd.notify("READY=1", f"STATUS={settings.role} {settings.identity}: connecting")  # the panel is live
+    systemd.start_watchdog()
     try:
         await stop.wait()
     finally:
+        systemd.notify("STOPPING=1")
         connecting.cancel()
         with contextlib.suppress(asyncio.CancelledError, ClientError):
             await connecting
         await unit.stop()
+        await systemd.stop_watchdog()
         log.info("%s unit %r stopped", settings.role, settings.identity)

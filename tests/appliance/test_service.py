@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -28,12 +30,18 @@ def env_file(tmp_path: Path, hub, **extra: str) -> Path:
     return path
 
 
-async def test_the_unit_connects_and_stops_cleanly_on_sigterm(tmp_path, hub):
+async def test_the_unit_connects_tells_systemd_and_stops_cleanly_on_sigterm(tmp_path, hub):
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # plays systemd's notify socket
+    systemd.bind(str(tmp_path / "notify"))
+    systemd.setblocking(False)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "intercom.cli", "--log-level", "info", "appliance", "--env-file",
         str(env_file(tmp_path, hub)),
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1"},
+        env={
+            **os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1",
+            "NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "400000",
+        },
     )  # fmt: skip
     lines: list[str] = []
     try:
@@ -51,6 +59,15 @@ async def test_the_unit_connects_and_stops_cleanly_on_sigterm(tmp_path, hub):
             process.kill()
             await process.wait()
     assert "door unit 'door' stopped" in rest.decode()
+    told = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            told.append(systemd.recv(4096).decode())
+    systemd.close()
+    assert told[0].startswith("READY=1\nSTATUS=door door: connecting"), told
+    assert told.index("STATUS=door door: connected") < told.index("STOPPING=1"), told
+    assert told[-1] == "STATUS=door door: offline", told  # un-registered on the way out
+    assert told.count("WATCHDOG=1") >= 1  # every 0.2 s while it ran
 
 
 def test_bad_settings_stop_start_up_with_one_line(tmp_path, hub, capsys):
