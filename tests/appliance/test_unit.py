@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
 from intercom.appliance.settings import Settings
 from intercom.appliance.unit import Unit, hub_address, panel_pins
+from intercom.hub import Storage, running_hub
 from intercom.media import RecordingSink, ToneSource
 from intercom.sdk import CallAudio, CallStatus, ClientStatus
 
@@ -133,3 +135,52 @@ async def test_a_press_at_the_door_rings_the_desk_whose_answer_unlock_and_hang_u
     await press(desk_pins, 22)  # REJECT hangs up the call in progress
     await until(lambda: not lit(door_pins, call_led) and not lit(desk_pins, call_led) and not lit(desk_pins, mute_led))
     assert sum(1 for s in door_pins.pin(relay).states if s.state) == 1  # never again
+
+
+def last_on_seconds(factory: MockFactory, pin: int) -> float | None:
+    """How long the light was on the last time it went off (each state's timestamp: time since the one before)."""
+    states = factory.pin(pin).states
+    for before, after in zip(reversed(states[:-1]), reversed(states[1:]), strict=True):
+        if before.state and not after.state:
+            return after.timestamp
+    return None
+
+
+async def test_a_hub_restart_shows_connecting_then_connected_on_the_status_light(hub_config, tmp_path):
+    storage = Storage(hub_config.data_dir)
+    key = storage.create_key("units")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        hub_config.port = free.getsockname()[1]
+    factory = MockFactory(pin_class=SignallingPin)
+    SignallingPin.changed_event, SignallingPin.loop = asyncio.Event(), asyncio.get_running_loop()
+    status = 5
+
+    def connecting() -> bool:  # the slow blink: 0.5 s on
+        return last_on_seconds(factory, status) == pytest.approx(0.5, abs=0.15)
+
+    def connected() -> bool:  # the heartbeat: 0.1 s on every 2 s
+        return last_on_seconds(factory, status) == pytest.approx(0.1, abs=0.06)
+
+    settings = Settings(
+        role="door", identity="door", hub_url=f"ws://127.0.0.1:{hub_config.port}", access_key_id=key.id,
+        access_key=key.secret, unlock_code=CODE,
+    )  # fmt: skip
+    audio = CallAudio(source=lambda: ToneSource(DOOR_HZ), sink=RecordingSink, policy=ENDPOINT_LOOPBACK)
+    try:
+        async with running_hub(hub_config, storage):
+            unit = Unit(settings, audio, pin_factory=factory)
+            unit.client.reconnect_delay_min = 0.2
+            await unit.start()
+            await until(connected)
+        await until(connecting)  # the hub went away
+        assert unit.client.status is ClientStatus.CONNECTING
+        async with running_hub(hub_config, storage):
+            await until(connected, timeout=STEP * 2)
+            assert unit.client.status is ClientStatus.CONNECTED
+            async with asyncio.timeout(STEP):
+                await unit.stop()
+    finally:
+        storage.close()
+        factory.reset()
+        factory.close()
