@@ -8,7 +8,9 @@ client connects, so the status light follows it from the first ``connecting``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from gpiozero import Factory
@@ -19,6 +21,8 @@ from .lights import Lights
 from .panel import Panel, PanelPins
 from .settings import Settings
 from .tokens import token_minter
+
+log = logging.getLogger(__name__)
 
 SETUP_TIMEOUT = 30.0  # the first registration; after that the client keeps reconnecting on its own
 
@@ -67,6 +71,7 @@ class Unit:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
+        self.watchers: list[Callable[[str, str, object], None]] = []  # (kind, name, value): the demo, a simulator
         host, secure = hub_address(settings)
         self._mint = token_minter(settings)
         call_audio = audio.call_audio() if isinstance(audio, AudioSettings) else audio
@@ -80,7 +85,7 @@ class Unit:
             settings.role,
             self.client,
             self._show,
-            self.panel.pulse_relay,
+            self._pulse_relay,
             unlock_code=settings.unlock_code.get_secret_value(),
             relay_pulse_s=settings.relay_pulse_s,
             auto_answer=settings.auto_answer,
@@ -105,3 +110,15 @@ class Unit:
     def _show(self, led: str, pattern: str) -> None:
         if led in self.panel.pins.leds:  # a light this unit does not have shows nothing
             self.lights.show(led, pattern)
+            self._tell("light", led, pattern)
+
+    def _pulse_relay(self, seconds: float) -> None:
+        if self.panel.pins.relay is None:
+            log.warning("the unlock code was right, but this unit has no relay (INTERCOM_RELAY_PIN)")
+            return
+        if self.panel.pulse_relay(seconds):
+            self._tell("relay", "door strike", seconds)
+
+    def _tell(self, kind: str, name: str, value: object) -> None:
+        for watcher in self.watchers:
+            watcher(kind, name, value)
