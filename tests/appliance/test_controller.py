@@ -11,6 +11,7 @@ from intercom.appliance.controller import Controller
 from intercom.appliance.lights import CALL_STATUS_PATTERN, CLIENT_STATUS_PATTERN, MUTED_PATTERN
 from intercom.sdk import CallStatus, ClientStatus
 
+from ..listening import peaks
 from ..units import DESK_HZ, DOOR_HZ, STEP, store_flow
 
 CODE = "4711#"
@@ -101,6 +102,8 @@ async def test_unlock_opens_the_door_once_per_right_code_and_never_on_a_wrong_on
     desk.press("unlock")
     await door_board.until(lambda: door_board.pulses)
     assert door_board.pulses == [2.5]
+    sink = door.call.sink  # the door's speaker beeps over the desk's tone: the door is open
+    await sink.wait_until(lambda: sorted(round(hz, -1) for hz in peaks(sink.recent(0.1), 2)) == [880, 1320], STEP)
     for key in "99#":  # a wrong code from the desk's keypad
         desk.press(key)
     for key in CODE:  # then the right one again
