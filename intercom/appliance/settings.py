@@ -23,15 +23,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..auth.capabilities import InvalidIdentity, check_identity
 from ..sdk.audio_settings import AudioSettings
+from .panel import BUTTONS, KEYPAD_KEYS, LEDS
 
 DEFAULT_ENV_FILE = Path("/etc/intercom/intercom.env")
 PREFIX = "INTERCOM_"
 DTMF_CODE = re.compile(r"[0-9*#]{1,16}\Z")
-KEYPAD_KEYS = frozenset("0123456789*#")
 BCM_PINS = range(2, 28)  # the 40-pin header's GPIO2-GPIO27 (0 and 1 are the HAT EEPROM's I2C)
 SECRET_MASK = "********"
 
 Pin = int | None  # a BCM GPIO number; None (an empty value) when the part is not fitted
+PIN_FIELDS = (*(f"button_{b}_pin" for b in sorted(BUTTONS)), *(f"led_{led}_pin" for led in sorted(LEDS)), "relay_pin")
 
 
 class SettingsError(Exception):
@@ -94,35 +95,14 @@ class Settings(BaseSettings):
             raise ValueError(f"must look like wss://host:port, not {value!r}")
         return value.strip()
 
-    @field_validator(
-        "button_call_pin",
-        "button_answer_pin",
-        "button_reject_pin",
-        "button_mute_pin",
-        "button_unlock_pin",
-        "led_status_pin",
-        "led_call_pin",
-        "led_mute_pin",
-        "relay_pin",
-        mode="before",
-    )
+    @field_validator(*PIN_FIELDS, mode="before")
     @classmethod
     def _pin(cls, value: object) -> object:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None  # an empty value: not fitted
         return value
 
-    @field_validator(
-        "button_call_pin",
-        "button_answer_pin",
-        "button_reject_pin",
-        "button_mute_pin",
-        "button_unlock_pin",
-        "led_status_pin",
-        "led_call_pin",
-        "led_mute_pin",
-        "relay_pin",
-    )
+    @field_validator(*PIN_FIELDS)
     @classmethod
     def _bcm(cls, value: Pin) -> Pin:
         if value is not None and value not in BCM_PINS:

@@ -62,6 +62,15 @@ def call_light(board: Board, status: CallStatus) -> Callable[[], bool]:
     return lambda: board.lights.get("call") == CALL_STATUS_PATTERN[status]
 
 
+async def door_calls_and_desk_answers(door_and_desk) -> None:
+    (door, door_board), (desk, desk_board) = door_and_desk
+    door.press("call")
+    await desk_board.until(call_light(desk_board, CallStatus.RINGING))
+    desk.press("answer")
+    await desk_board.until(call_light(desk_board, CallStatus.CONFIRMED))
+    await door_board.until(call_light(door_board, CallStatus.CONFIRMED))
+
+
 async def test_status_light_shows_connected(door_and_desk):
     (_, door_board), _ = door_and_desk
     assert door_board.lights["status"] == CLIENT_STATUS_PATTERN[ClientStatus.CONNECTED]
@@ -94,11 +103,8 @@ async def test_reject_turns_the_call_away_and_the_door_shows_it_failed(door_and_
 
 
 async def test_unlock_opens_the_door_once_per_right_code_and_never_on_a_wrong_one(door_and_desk):
-    (door, door_board), (desk, desk_board) = door_and_desk
-    door.press("call")
-    await desk_board.until(call_light(desk_board, CallStatus.RINGING))
-    desk.press("answer")
-    await door_board.until(call_light(door_board, CallStatus.CONFIRMED))
+    (door, door_board), (desk, _) = door_and_desk
+    await door_calls_and_desk_answers(door_and_desk)
     desk.press("unlock")
     await door_board.until(lambda: door_board.pulses)
     assert door_board.pulses == [2.5]
@@ -113,11 +119,8 @@ async def test_unlock_opens_the_door_once_per_right_code_and_never_on_a_wrong_on
 
 
 async def test_mute_toggles_the_call_and_its_light(door_and_desk):
-    (door, _), (desk, desk_board) = door_and_desk
-    door.press("call")
-    await desk_board.until(call_light(desk_board, CallStatus.RINGING))
-    desk.press("answer")
-    await desk_board.until(call_light(desk_board, CallStatus.CONFIRMED))
+    _, (desk, desk_board) = door_and_desk
+    await door_calls_and_desk_answers(door_and_desk)
     desk.press("mute")
     await desk_board.until(lambda: desk_board.lights["mute"] == MUTED_PATTERN[True])
     assert desk.call is not None and desk.call.is_muted
