@@ -57,6 +57,7 @@ class Controller:
         relay_pulse_s: float,
         auto_answer: bool = False,
         call_button_hangs_up: bool = False,
+        ring_timeout_s: float = 30.0,
         call_params: Mapping[str, str] | None = None,
     ) -> None:
         self.role = role
@@ -67,6 +68,8 @@ class Controller:
         self._relay_pulse_s = relay_pulse_s
         self._auto_answer = auto_answer
         self._call_button_hangs_up = call_button_hangs_up
+        self._ring_timeout_s = ring_timeout_s
+        self._ring_timer: asyncio.TimerHandle | None = None
         self._call_params = dict(call_params or {})
         self.guard = UnlockGuard(unlock_code)
         self.call: Call | None = None
@@ -105,12 +108,12 @@ class Controller:
             log.warning("CALL pressed while the unit is %s: no call", self.client.status.value)
 
     def answer(self) -> None:
-        offered, self.offered = self.offered, None
+        offered = self._take_offered()
         if offered is not None and not offered.settled:
             self._follow(offered.accept())
 
     def reject_or_hang_up(self) -> None:
-        offered, self.offered = self.offered, None
+        offered = self._take_offered()
         if offered is not None and not offered.settled:
             offered.reject()
             self._show("call", CALL_STATUS_PATTERN[CallStatus.ENDED])
@@ -147,10 +150,17 @@ class Controller:
             return
         self.offered = offered
         self._show("call", CALL_STATUS_PATTERN[CallStatus.RINGING])
+        self._ring_timer = asyncio.get_running_loop().call_later(self._ring_timeout_s, self._unanswered, offered)
+
+    def _unanswered(self, offered: IncomingCall) -> None:
+        """Nobody answered within the ring timeout: turn the call away, as REJECT would."""
+        if offered is self.offered:
+            log.info("no answer within %.0f s: the call is turned away", self._ring_timeout_s)
+            self.reject_or_hang_up()
 
     def _canceled(self, offered: IncomingCall) -> None:
         if offered is self.offered:
-            self.offered = None
+            self._take_offered()
             self._show("call", CALL_STATUS_PATTERN[CallStatus.ENDED])
 
     def _follow(self, call: Call) -> None:
@@ -182,6 +192,14 @@ class Controller:
                 sink.mix(tone_pcm(CONFIRMATION, CONFIRMATION.period))
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _take_offered(self) -> IncomingCall | None:
+        """The offered call, taken off this unit's hands: no longer ringing here, its timer stopped."""
+        if self._ring_timer is not None:
+            self._ring_timer.cancel()
+            self._ring_timer = None
+        offered, self.offered = self.offered, None
+        return offered
 
     def _in_call(self) -> bool:
         return self.call is not None and self.call.status in ACTIVE

@@ -90,6 +90,7 @@ class Unit:
             relay_pulse_s=settings.relay_pulse_s,
             auto_answer=settings.auto_answer,
             call_button_hangs_up=settings.call_button_hangs_up,
+            ring_timeout_s=settings.ring_timeout_s,
         )
 
     def mint_token(self) -> str:

@@ -145,3 +145,13 @@ async def test_the_doors_own_keypad_opens_it_without_a_call(door_and_desk):
     assert door_board.pulses == [2.5]
     door.press("answer")  # a button the door does not have does nothing
     assert door_board.pulses == [2.5]
+
+
+async def test_a_call_nobody_answers_is_turned_away_after_the_ring_timeout(hub, make_unit):
+    store_flow(hub, "door", "client:desk")
+    desk, desk_board = await unit(make_unit, "desk", "desk", DESK_HZ, "desk", ring_timeout_s=0.3)
+    door, door_board = await unit(make_unit, "door", "door", DOOR_HZ, "door")
+    door.press("call")
+    await desk_board.until(call_light(desk_board, CallStatus.RINGING))
+    await door_board.until(call_light(door_board, CallStatus.FAILED))  # the desk said 480 for itself
+    assert desk.offered is None and desk_board.lights["call"] == CALL_STATUS_PATTERN[CallStatus.ENDED]
