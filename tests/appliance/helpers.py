@@ -36,11 +36,11 @@ class _Watched(MockPin):
 
 
 class WatchedPin(_Watched):
-    pass
+    """A plain mock pin (buttons, LEDs, the relay) that can be waited on."""
 
 
 class WatchedPWMPin(_Watched, MockPWMPin):
-    pass
+    """A PWM mock pin (PWM LEDs) that can be waited on."""
 
 
 async def history(pin: _Watched, count: int, timeout: float = 5.0) -> list[PinState]:
