@@ -16,4 +16,4 @@ lint:
 # needs jackd2, which the full setup installs.
 bench:
 	@scripts/setup.sh
-	@status=0; for name in register calls audio; do .venv/bin/python bench/$$name.py || status=1; done; exit $$status
+	@status=0; for name in register calls audio appliance; do .venv/bin/python bench/$$name.py || status=1; done; exit $$status

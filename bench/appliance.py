@@ -1,0 +1,247 @@
+"""Appliance benchmark: button press to desk ringing, and one unit's cold start, idle CPU and RSS.
+
+Phases, each on a fresh hub process started through the CLI (``intercom hub``):
+
+1. press: a door unit and a desk unit (whole appliances: settings, panel, lights, controller) run
+   in this process on gpiozero's mock pins. The door's CALL pin is driven low; the time until the
+   desk's controller lights its call LED for ringing is one sample. Each call is turned away
+   (REJECT) and the next press waits until both units are idle again. Interleaved with those
+   presses, the same path without GPIO as the baseline: the door's SDK ``start_call()`` to the
+   desk's ``incoming`` event, so that what the panel and controller add is visible.
+2. unit: ``intercom appliance`` is started as a process of its own (mock pins, an env file), as
+   systemd would. Cold start is process start to its "status connected" log line; then, idle and
+   connected, its CPU over a 10 s window and its RSS.
+
+It prints one JSON object with every figure, the targets and pass/fail, then a one-line summary.
+Exit status: 0 when every target is met, 1 when one is missed, 2 on error or timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from gpiozero.pins.mock import MockFactory
+from harness import (
+    HOST,
+    cpu_seconds,
+    create_key,
+    fresh_hub,
+    host_environment,
+    package_versions,
+    parse_args,
+    percentile,
+    rss_mb,
+    run_and_report,
+    wait_phase,
+)
+
+from intercom.appliance.settings import Settings
+from intercom.appliance.unit import Unit
+from intercom.auth import AccessKey
+from intercom.hub import Storage
+from intercom.hub.callflows import CallFlow
+from intercom.media import MediaPolicy, RecordingSink, ToneSource
+from intercom.sdk import CallAudio, CallStatus
+
+TARGET_PRESS_TO_RING_P50_MS = 100.0
+TARGET_COLD_START_S = 3.0
+TARGET_IDLE_CPU_PCT = 1.0
+TARGET_RSS_MB = 110.0
+PRESSES, QUICK_PRESSES = 30, 8
+IDLE_WINDOW_S, QUICK_IDLE_WINDOW_S = 10.0, 3.0
+PHASE_TIMEOUT = 180.0
+STEP_TIMEOUT = 15.0
+CALL_PIN = 17  # the door's CALL button in the default pin map
+LOOPBACK = MediaPolicy(host_addresses=(HOST,))
+
+
+def settings_for(role: str, port: int, key: AccessKey) -> Settings:
+    return Settings(
+        role=role, identity=role, hub_url=f"ws://{HOST}:{port}", access_key_id=key.id, access_key=key.secret,
+        call_flow=role, unlock_code="1#",
+    )  # fmt: skip
+
+
+class Ringing:
+    """When the desk's controller last lit its call LED for ringing."""
+
+    def __init__(self, desk: Unit) -> None:
+        self.at: float | None = None
+        self.event = asyncio.Event()
+        desk.watchers.append(self._watch)
+
+    def _watch(self, kind: str, name: str, value: object) -> None:
+        if kind == "light" and name == "call" and value == "ring_blink":
+            self.at = time.monotonic()
+            self.event.set()
+
+
+async def idle(unit: Unit) -> None:
+    while unit.controller.call is not None or unit.controller.offered is not None:
+        await asyncio.sleep(0.01)  # between samples only: the next press waits for both units to settle
+
+
+async def measure_presses(port: int, key: AccessKey, presses: int) -> dict[str, object]:
+    audio = CallAudio(source=lambda: ToneSource(440.0), sink=RecordingSink, policy=LOOPBACK, tones=None)
+    boards = [MockFactory(), MockFactory()]
+    desk = Unit(settings_for("desk", port, key), audio, pin_factory=boards[0])
+    door = Unit(settings_for("door", port, key), audio, pin_factory=boards[1])
+    ringing = Ringing(desk)
+    offered = asyncio.Event()
+    desk.client.on("incoming", lambda incoming: offered.set())
+    press_ms: list[float] = []
+    sdk_ms: list[float] = []
+    try:
+        await desk.start()
+        await door.start()
+        for _ in range(presses):
+            ringing.event.clear()
+            pressed = time.monotonic()
+            boards[1].pin(CALL_PIN).drive_low()  # the door's CALL button
+            boards[1].pin(CALL_PIN).drive_high()
+            await asyncio.wait_for(ringing.event.wait(), STEP_TIMEOUT)
+            assert ringing.at is not None
+            press_ms.append((ringing.at - pressed) * 1000)
+            desk.controller.press("reject")
+            await asyncio.wait_for(asyncio.gather(idle(desk), idle(door)), STEP_TIMEOUT)
+
+            offered.clear()
+            started = time.monotonic()
+            call = door.client.start_call()  # the baseline: the SDK alone, no GPIO or controller
+            await asyncio.wait_for(offered.wait(), STEP_TIMEOUT)
+            sdk_ms.append((time.monotonic() - started) * 1000)
+            desk.controller.press("reject")
+            await asyncio.wait_for(_ended(call), STEP_TIMEOUT)
+            await asyncio.wait_for(idle(desk), STEP_TIMEOUT)
+    finally:
+        for unit in (door, desk):
+            await asyncio.wait_for(unit.stop(), STEP_TIMEOUT)
+        for board in boards:
+            board.reset()
+            board.close()
+    press_ms.sort()
+    sdk_ms.sort()
+    return {
+        "presses": presses,
+        "press_to_desk_ringing_ms": summary(press_ms),
+        "sdk_start_call_to_incoming_ms": summary(sdk_ms),
+        "ratio_p50": round(statistics.median(press_ms) / statistics.median(sdk_ms), 2),
+    }
+
+
+async def _ended(call) -> None:  # type: ignore[no-untyped-def]
+    while call.status not in (CallStatus.ENDED, CallStatus.FAILED):
+        await asyncio.sleep(0.01)
+
+
+def summary(sorted_ms: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(statistics.median(sorted_ms), 1),
+        "p90": round(percentile(sorted_ms, 0.9), 1),
+        "max": round(sorted_ms[-1], 1),
+    }
+
+
+async def measure_unit(port: int, key: AccessKey, workdir: Path, window_s: float) -> dict[str, object]:
+    env_file = workdir / "intercom.env"
+    values = {
+        "INTERCOM_ROLE": "door", "INTERCOM_IDENTITY": "benchdoor", "INTERCOM_HUB_URL": f"ws://{HOST}:{port}",
+        "INTERCOM_ACCESS_KEY_ID": key.id, "INTERCOM_ACCESS_KEY": key.secret, "INTERCOM_UNLOCK_CODE": "1#",
+        "INTERCOM_CALL_FLOW": "door",
+    }  # fmt: skip
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    env_file.chmod(0o600)
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "intercom.cli", "--log-level", "info", "appliance", "--env-file", str(env_file),
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        while True:
+            line = await asyncio.wait_for(process.stderr.readline(), STEP_TIMEOUT * 2)
+            if not line:
+                raise RuntimeError("the unit exited before it connected")
+            if line.decode().rstrip().endswith("status connected"):
+                break
+        cold_start = time.monotonic() - started
+        await asyncio.sleep(1.0)  # let start-up work (imports, first timers) finish before the window
+        cpu_before, window_started = cpu_seconds(process.pid), time.monotonic()
+        await asyncio.sleep(window_s)  # the measurement window itself
+        idle_share = (cpu_seconds(process.pid) - cpu_before) / (time.monotonic() - window_started)
+        rss = rss_mb(process.pid)
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), STEP_TIMEOUT)
+    return {
+        "cold_start_to_connected_s": round(cold_start, 2),
+        "idle_cpu_pct_of_core": round(idle_share * 100, 2),
+        "idle_window_s": window_s,
+        "rss_mb": round(rss, 1),
+        "exit_code_on_sigterm": process.returncode,
+    }
+
+
+async def run(workdir: Path, quick: bool) -> dict[str, object]:
+    data_dir = workdir / "hub"
+    key = create_key(data_dir)
+    storage = Storage(data_dir)
+    for flow, callee in (("door", "desk"), ("desk", "door")):
+        steps = [{"action": "transfer", "options": {"destination": f"client:{callee}", "timeout": 30}}]
+        storage.create_call_flow(CallFlow.model_validate({"id": flow, "title": flow, "steps": steps}))
+    storage.close()
+    async with fresh_hub(data_dir, workdir, "press") as (port, _):
+        press = await wait_phase(
+            "press", measure_presses(port, key, QUICK_PRESSES if quick else PRESSES), PHASE_TIMEOUT
+        )
+    async with fresh_hub(data_dir, workdir, "unit") as (port, _):
+        window = QUICK_IDLE_WINDOW_S if quick else IDLE_WINDOW_S
+        unit = await wait_phase("unit", measure_unit(port, key, workdir, window), PHASE_TIMEOUT)
+    return {"press": press, "unit": unit}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(
+        argv, __doc__.splitlines()[0], f"{QUICK_PRESSES} presses and a {QUICK_IDLE_WINDOW_S:.0f} s window"
+    )
+
+    def verdict(figures: dict[str, object]) -> dict[str, bool]:
+        press, unit = figures["press"], figures["unit"]
+        passed = {
+            "press_to_ring": press["press_to_desk_ringing_ms"]["p50"] <= TARGET_PRESS_TO_RING_P50_MS,  # type: ignore[index]
+            "cold_start": unit["cold_start_to_connected_s"] <= TARGET_COLD_START_S,  # type: ignore[index]
+            "idle_cpu": unit["idle_cpu_pct_of_core"] <= TARGET_IDLE_CPU_PCT,  # type: ignore[index]
+            "rss": unit["rss_mb"] <= TARGET_RSS_MB,  # type: ignore[index]
+        }
+        return {**passed, "all": all(passed.values())}
+
+    def summary_line(figures: dict[str, object]) -> str:
+        press, unit = figures["press"], figures["unit"]
+        return (
+            f"appliance: press to desk ringing p50 {press['press_to_desk_ringing_ms']['p50']}ms "  # type: ignore[index]
+            f"(SDK alone {press['sdk_start_call_to_incoming_ms']['p50']}ms, {press['ratio_p50']}x); "  # type: ignore[index]
+            f"cold start {unit['cold_start_to_connected_s']}s, idle {unit['idle_cpu_pct_of_core']}% of a core, "  # type: ignore[index]
+            f"RSS {unit['rss_mb']} MB"  # type: ignore[index]
+        )
+
+    targets = {
+        "press_to_desk_ringing_p50_ms_max": TARGET_PRESS_TO_RING_P50_MS,
+        "cold_start_s_max": TARGET_COLD_START_S,
+        "idle_cpu_pct_of_core_max": TARGET_IDLE_CPU_PCT,
+        "rss_mb_max": TARGET_RSS_MB,
+    }
+
+    def environment() -> dict[str, object]:
+        return {**host_environment(), **package_versions(["intercom", "gpiozero", "aiortc", "websockets"])}
+
+    return run_and_report(args, lambda workdir: run(workdir, args.quick), targets, environment, verdict, summary_line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
