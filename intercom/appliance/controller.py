@@ -191,6 +191,13 @@ class Controller:
             if sink is not None and hasattr(sink, "mix"):
                 sink.mix(tone_pcm(CONFIRMATION, CONFIRMATION.period))
 
+    def close(self) -> None:
+        """Stop reacting: the panel is about to close (a ring timer must not light a closed LED)."""
+        self._take_offered()
+        self.client.remove_event_listener("status", self._client_status)
+        self.client.remove_event_listener("incoming", self._incoming)
+        self.client.remove_event_listener("canceled", self._canceled)
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _take_offered(self) -> IncomingCall | None:

@@ -103,6 +103,7 @@ class Unit:
 
     async def stop(self) -> None:
         await self.client.destroy()
+        self.controller.close()
         self.panel.close()  # the relay de-energised first
 
     def _pressed(self, button: str) -> None:
