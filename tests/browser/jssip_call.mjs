@@ -21,7 +21,8 @@
 //   {"event":"failed","originator":...,"cause":"...","status_code":486}
 //   {"event":"remoteAudio","rms":0.2,"peak_hz":440,"audio_level":0.3,"total_audio_energy":0.01,...}
 //        once the far end's audio is audible in the page: WebAudio analyser on the remote
-//        track (played through an <audio> element too) and getStats() inbound-rtp both > 0
+//        track (played through an <audio> element too) on two polls in a row (so that the
+//        analysed window is all sound, not an onset) and getStats() inbound-rtp both > 0
 //   {"event":"done","command":"answer"}                       a command was carried out
 //   {"event":"timeout"} (exit 2)   {"event":"error","message":"..."} (exit 3)
 // stderr: page console errors / exceptions (everything, with --debug).
@@ -151,6 +152,7 @@ function pageMain({ url, host, token, debug }) {
     const wave = new Float32Array(analyser.fftSize);
     const spectrum = new Float32Array(analyser.frequencyBinCount);
     let reported = false;
+    let audible = 0; // polls in a row with sound: the second one's window lies wholly within it
     const poll = setInterval(async () => {
       analyser.getFloatTimeDomainData(wave);
       const rms = Math.sqrt(wave.reduce((sum, x) => sum + x * x, 0) / wave.length);
@@ -162,7 +164,8 @@ function pageMain({ url, host, token, debug }) {
       stats.forEach((s) => {
         if (s.type === 'inbound-rtp' && s.kind === 'audio') inbound = s;
       });
-      if (!reported && inbound && rms > 0.01 && inbound.totalAudioEnergy > 0) {
+      audible = rms > 0.01 ? audible + 1 : 0;
+      if (!reported && inbound && audible >= 2 && inbound.totalAudioEnergy > 0) {
         reported = true;
         emit({
           event: 'remoteAudio',
