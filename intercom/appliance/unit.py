@@ -29,19 +29,16 @@ SETUP_TIMEOUT = 30.0  # the first registration; after that the client keeps reco
 
 def panel_pins(settings: Settings) -> PanelPins:
     """The panel the settings describe: every part with a pin, named as the controller knows it."""
-    fitted = {name: pin for name, pin in settings.pins().items() if not name.startswith("keypad")}
+    fitted = settings.pins()
+
+    def named(kind: str) -> dict[str, int]:  # button_call_pin -> call, led_status_pin -> status
+        parts = {name: pin for name, pin in fitted.items() if name.startswith(kind)}
+        return {name.removeprefix(kind).removesuffix("_pin"): pin for name, pin in parts.items()}
+
     return PanelPins(
-        buttons={
-            name.removeprefix("button_").removesuffix("_pin"): pin
-            for name, pin in fitted.items()
-            if name.startswith("button_")
-        },
+        buttons=named("button_"),
         keypad=dict(settings.keypad_pins),
-        leds={
-            name.removeprefix("led_").removesuffix("_pin"): pin
-            for name, pin in fitted.items()
-            if name.startswith("led_")
-        },
+        leds=named("led_"),
         pwm_leds=settings.pwm_leds,
         relay=settings.relay_pin,
         buttons_active_low=settings.buttons_active_low,
