@@ -34,6 +34,21 @@ def opus_decoder() -> av.CodecContext:
     return decoder
 
 
+class FrameDecoder:
+    """What a sink reads from a track, as audio frames: an ``av.AudioFrame`` as it is, an Opus
+    ``av.Packet`` (a passthrough receiver's) decoded, with a decoder made at the first packet."""
+
+    def __init__(self) -> None:
+        self._decoder: av.CodecContext | None = None
+
+    def frames(self, item: av.AudioFrame | av.Packet) -> list[av.AudioFrame]:
+        if not isinstance(item, av.Packet):
+            return [item]
+        if self._decoder is None:
+            self._decoder = opus_decoder()
+        return self._decoder.decode(item)
+
+
 def opus_encoder() -> av.CodecContext:
     """A libopus encoder of 48 kHz mono s16, with aiortc's bit rate and application."""
     encoder = av.CodecContext.create("libopus", "w")

@@ -43,7 +43,7 @@ import sounddevice as sd
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .devices import UnknownDevice
-from .opus import opus_decoder
+from .opus import FrameDecoder
 from .portaudio import PORTAUDIO, DeviceId
 from .tasks import cancel_and_wait
 from .tracks import FRAME_SAMPLES, SAMPLE_RATE, add_clipped, audio_frame
@@ -384,7 +384,7 @@ class SpeakerSink(_Supervised):
         self._primed = False  # the callback is draining the ring, not waiting for it to fill
         self._task: asyncio.Task[None] | None = None
         self._resampler: av.AudioResampler | None = None
-        self._decoder: av.CodecContext | None = None
+        self._decoder = FrameDecoder()
         self._playing = False  # set once the ring first filled: underruns count from then on
         self._frames_received = 0
         self._blocks_played = 0
@@ -496,12 +496,7 @@ class SpeakerSink(_Supervised):
             self._underruns += not self.ended
 
     def _pcm(self, item: av.AudioFrame | av.Packet) -> list[np.ndarray]:
-        if isinstance(item, av.Packet):
-            if self._decoder is None:
-                self._decoder = opus_decoder()
-            frames = self._decoder.decode(item)
-        else:
-            frames = [item]
+        frames = self._decoder.frames(item)
         chunks = []
         for frame in frames:
             if frame.format.name == "s16" and frame.layout.name == "mono" and frame.sample_rate == SAMPLE_RATE:

@@ -21,7 +21,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .opus import opus_decoder
+from .opus import FrameDecoder
 from .tasks import cancel_and_wait
 
 SAMPLE_RATE = 48000
@@ -186,7 +186,7 @@ class RecordingSink:
         self._frames: deque[np.ndarray] = deque(maxlen=max(1, round(keep_seconds / FRAME_SECONDS)))
         self._arrived = asyncio.Event()
         self._click_armed = True
-        self._decoder: av.CodecContext | None = None
+        self._decoder = FrameDecoder()
         self._task: asyncio.Task[None] | None = None
         self._overlay = np.zeros(0, dtype=np.int16)
 
@@ -218,12 +218,7 @@ class RecordingSink:
             self._arrived.set()
 
     def _pcm(self, item: av.AudioFrame | av.Packet) -> list[np.ndarray]:
-        if isinstance(item, av.Packet):
-            if self._decoder is None:
-                self._decoder = opus_decoder()
-            frames = self._decoder.decode(item)
-        else:
-            frames = [item]
+        frames = self._decoder.frames(item)
         for frame in frames:
             self.sample_rate = frame.sample_rate
         return [_mono(frame) for frame in frames]
