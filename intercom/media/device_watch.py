@@ -2,7 +2,7 @@
 
 PortAudio does not tell when a device appears or goes, and only sees a change when it is
 re-initialised, which it must not be while a stream is open. So changes are spotted below it,
-cheaply enough to look twice a second (:func:`sound_system_state`): the kernel's list of ALSA
+cheaply enough to look twice a second (:func:`.portaudio.sound_system_state`): the kernel's list of ALSA
 cards and the socket of the JACK server PortAudio uses. On a change
 the devices are listed again: by re-initialising PortAudio when no stream is open, otherwise by a
 fresh process whose PortAudio starts from scratch (about half a second).
@@ -15,9 +15,7 @@ import json
 import sys
 
 from .devices import MediaDeviceInfo, list_devices
-from .portaudio import PORTAUDIO, sound_system_state
-
-__all__ = ["current_devices", "devices_in_fresh_process", "sound_system_state"]
+from .portaudio import PORTAUDIO
 
 FRESH_PROCESS_TIMEOUT = 30.0
 

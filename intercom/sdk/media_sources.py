@@ -70,7 +70,7 @@ class MediaSources(EventTarget):
             self._watcher = None
 
     async def _watch(self) -> None:
-        from ..media.device_watch import sound_system_state
+        from ..media.portaudio import sound_system_state
 
         state = sound_system_state()
         looks_left = 0
