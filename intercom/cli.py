@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser("check", help="validate an env file; print the settings, secrets masked")
     check.add_argument("--env-file", type=Path, default=None, help="default: /etc/intercom/intercom.env")
     check.set_defaults(func=_config_check)
+    new_key = config_commands.add_parser(
+        "new-key", help="print a fresh access key as env-file lines, for units whose hub is embedded"
+    )
+    new_key.set_defaults(func=_config_new_key)
 
     devices = commands.add_parser("devices", help="list sound devices with the ids settings and the SDK take")
     devices.add_argument("--json", action="store_true", help="the SDK's MediaSources shape, as JSON")
@@ -262,12 +266,13 @@ def token_capabilities(
 def _appliance(args: argparse.Namespace) -> None:
     import asyncio
 
+    from .appliance.embedded_hub import HubStartError
     from .appliance.service import run_appliance
     from .appliance.settings import DEFAULT_ENV_FILE, SettingsError
 
     try:
         asyncio.run(run_appliance(args.env_file or DEFAULT_ENV_FILE))
-    except SettingsError as exc:
+    except (SettingsError, HubStartError) as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -282,6 +287,14 @@ def _config_check(args: argparse.Namespace) -> None:
     print(f"# {env_file}: valid")
     for name, value in {**shown(settings), **shown(audio)}.items():
         print(f"{name}={value}")
+
+
+def _config_new_key(args: argparse.Namespace) -> None:
+    """Both units' env files take these lines; the embedded hub adopts the key when it starts."""
+    from .auth.keys import new_key_id, new_key_secret
+
+    print(f"INTERCOM_ACCESS_KEY_ID={new_key_id()}")
+    print(f"INTERCOM_ACCESS_KEY={new_key_secret()}")
 
 
 def _devices(args: argparse.Namespace) -> None:

@@ -1,12 +1,13 @@
-"""``intercom demo``: a hub, a door unit and a desk unit on mock GPIO pins, a real call, a timeline.
+"""``intercom demo``: a desk unit hosting the hub and a door unit, on mock GPIO pins, a real call, a timeline.
 
-A hub starts on loopback with the call flows ``door`` (rings ``client:desk``) and ``desk`` (rings
-``client:door``); a client whose identity is invalid is refused with 406. Then two whole
-appliance units (:class:`~intercom.appliance.unit.Unit`: settings, panel, lights, controller)
-run on gpiozero's mock pins, and the script presses their buttons as a visitor and a resident
-would: CALL at the door, the desk rings, ANSWER, each side hears the other's test tone through
-the hub, UNLOCK sends the code and the door's relay pulses, REJECT hangs up. Every light
-pattern, relay pulse and status change is printed as it happens, with the time since the start.
+The desk runs the hub embedded (``INTERCOM_HUB_EMBEDDED``), the usual two-unit install: on its
+first start the hub adopts the units' access key and makes the call flows ``ring_desks`` (the
+door's CALL rings ``client:desk``) and ``ring_door``. A client whose identity is invalid is refused
+with 406. Then the door connects to the desk's hub, and the script presses the units' buttons as a
+visitor and a resident would: CALL at the door, the desk rings, ANSWER, each side hears the
+other's test tone through the hub, UNLOCK sends the code and the door's relay pulses, REJECT hangs
+up. Every light pattern, relay pulse and status change is printed as it happens, with the time
+since the start.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from gpiozero.pins.mock import MockFactory
 from .appliance.settings import Settings
 from .appliance.unit import Unit
 from .auth import AccessKey, IncomingCapability, mint_token
-from .hub import HubConfig, Storage, running_hub
-from .hub.callflows import CallFlow
+from .auth.keys import new_key_id, new_key_secret
 from .media import MediaPolicy, RecordingSink, ToneSource
 from .sdk import Call, CallAudio, CallStatus, Client, ClientError
 
@@ -61,14 +61,11 @@ async def _refused_client(host: str, key: AccessKey, timeline: Timeline) -> None
         await asyncio.wait_for(client.setup(jwt=token), STEP_TIMEOUT)
 
 
-async def _unit(role: str, host: str, key: AccessKey, tone: float, timeline: Timeline) -> tuple[Unit, MockFactory]:
-    settings = Settings(
-        role=role, identity=role, hub_url=f"ws://{host}", access_key_id=key.id, access_key=key.secret,
-        call_flow=role, unlock_code=UNLOCK_CODE, relay_pulse_s=RELAY_PULSE_S,
-    )  # fmt: skip
+async def _unit(settings: Settings, tone: float, timeline: Timeline) -> tuple[Unit, MockFactory]:
     audio = CallAudio(source=lambda: ToneSource(tone), sink=RecordingSink, policy=LOOPBACK, tones=None)
     board = MockFactory()  # each unit is a board of its own
     unit = Unit(settings, audio, pin_factory=board)
+    role = settings.role
     unit.watchers.append(timeline.watcher(role))
     unit.client.on("status", lambda status: timeline.say(role, f"status {status}"))
     await unit.start()
@@ -117,40 +114,45 @@ async def run_demo(data_dir: Path | None = None) -> None:
     timeline = Timeline()
     with tempfile.TemporaryDirectory(prefix="intercom-demo-") as scratch:
         data_dir = data_dir or Path(scratch)
-        storage = Storage(data_dir)
-        hub_media = MediaPolicy(host_addresses=("127.0.0.1",), jitter_frames=0)
-        config = HubConfig(data_dir=data_dir, host="127.0.0.1", port=0, media=hub_media)
-        async with running_hub(config, storage) as hub:
-            host = hub.address
-            timeline.say("hub", f"listening on ws://{host}/ (data in {data_dir})")
-            key = storage.create_key("demo")
-            for flow, callee in (("door", "desk"), ("desk", "door")):
-                steps = [{"action": "transfer", "options": {"destination": f"client:{callee}", "timeout": 30}}]
-                storage.create_call_flow(CallFlow.model_validate({"id": flow, "title": flow, "steps": steps}))
-            timeline.say("hub", "call flow 'door' rings client:desk, 'desk' rings client:door")
+        key = AccessKey(new_key_id(), new_key_secret(), "demo", created_at=time.time())  # `intercom config new-key`
+        common = {
+            "access_key_id": key.id, "access_key": key.secret, "unlock_code": UNLOCK_CODE,
+            "relay_pulse_s": RELAY_PULSE_S,
+        }  # fmt: skip
+        desk_settings = Settings(
+            role="desk", identity="desk", hub_embedded=True, hub_listen="127.0.0.1", hub_port=0,
+            hub_data_dir=data_dir, **common,
+        )  # fmt: skip
+        desk, desk_board = await _unit(desk_settings, DESK_TONE, timeline)
+        units = [desk]
+        try:
+            assert desk.hub is not None
+            host = desk.hub.local_address
+            timeline.say("hub", f"embedded in the desk, listening on ws://{host}/ (data in {data_dir})")
+            timeline.say("hub", "call flow 'ring_desks' rings client:desk, 'ring_door' rings client:door")
             await _refused_client(host, key, timeline)
+            door_settings = Settings(role="door", identity="door", hub_url=f"ws://{host}", **common)
+            door, door_board = await _unit(door_settings, DOOR_TONE, timeline)
+            units.insert(0, door)
 
-            desk, desk_board = await _unit("desk", host, key, DESK_TONE, timeline)
-            door, door_board = await _unit("door", host, key, DOOR_TONE, timeline)
-            try:
-                _press("door", door_board, "call", timeline)
-                await _reached(door, CallStatus.RINGING)
-                _press("desk", desk_board, "answer", timeline)
-                door_call = await _reached(door, CallStatus.CONFIRMED)
-                desk_call = await _reached(desk, CallStatus.CONFIRMED)
-                assert door_call is not None and desk_call is not None
-                await asyncio.wait_for(_hears("door", door_call, DESK_TONE, timeline), STEP_TIMEOUT)
-                await asyncio.wait_for(_hears("desk", desk_call, DOOR_TONE, timeline), STEP_TIMEOUT)
-                relay = door_board.pin(door.settings.relay_pin)
-                _press("desk", desk_board, "unlock", timeline)
-                await asyncio.wait_for(_relay_pulsed(relay), STEP_TIMEOUT)
-                timeline.say("door", "relay released: the door is shut again")
-                _press("desk", desk_board, "reject", timeline)
-                await _reached(door, None)
-            finally:
-                for unit in (door, desk):
-                    await asyncio.wait_for(unit.stop(), STEP_TIMEOUT)
-            timeline.say("hub", "demo finished")
+            _press("door", door_board, "call", timeline)
+            await _reached(door, CallStatus.RINGING)
+            _press("desk", desk_board, "answer", timeline)
+            door_call = await _reached(door, CallStatus.CONFIRMED)
+            desk_call = await _reached(desk, CallStatus.CONFIRMED)
+            assert door_call is not None and desk_call is not None
+            await asyncio.wait_for(_hears("door", door_call, DESK_TONE, timeline), STEP_TIMEOUT)
+            await asyncio.wait_for(_hears("desk", desk_call, DOOR_TONE, timeline), STEP_TIMEOUT)
+            relay = door_board.pin(door.settings.relay_pin)
+            _press("desk", desk_board, "unlock", timeline)
+            await asyncio.wait_for(_relay_pulsed(relay), STEP_TIMEOUT)
+            timeline.say("door", "relay released: the door is shut again")
+            _press("desk", desk_board, "reject", timeline)
+            await _reached(door, None)
+        finally:
+            for unit in units:  # the desk, and its hub, last
+                await asyncio.wait_for(unit.stop(), STEP_TIMEOUT)
+        timeline.say("hub", "demo finished")
 
 
 async def _relay_pulsed(relay: object) -> None:

@@ -14,6 +14,7 @@ simulator.
 - Desk: an offered call rings (the SDK's ring tone) and blinks the call light; ANSWER accepts;
   REJECT rejects, or hangs up a call in progress; MUTE toggles mute (the mute light follows);
   UNLOCK sends the unlock code as DTMF; keypad digits send DTMF; CALL calls the door.
+- Both: CALL held (:data:`LONG_PRESS_ACTIONS`) ends the call that was up when it was pressed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ BUTTON_ACTIONS: Mapping[tuple[Role, str], str] = {
     ("desk", "reject"): "reject_or_hang_up",
     ("desk", "mute"): "toggle_mute",
     ("desk", "unlock"): "send_unlock_code",
+}
+# Held for the long-press time: CALL ends a call that was up when it was pressed, the visitor's way
+# to hang up at a door that has one button (a press that starts a call never ends it).
+LONG_PRESS_ACTIONS: Mapping[tuple[Role, str], str] = {
+    ("door", "call"): "end_call_held",
+    ("desk", "call"): "end_call_held",
 }
 KEYPAD_ACTIONS: Mapping[Role, str] = {"door": "type_code", "desk": "send_digit"}
 CONFIRMATION = Tone((1320.0,), ((0.12, 0.08), (0.12, 0.0)), repeat=False)  # two short high beeps: open
@@ -75,6 +82,7 @@ class Controller:
         self.call: Call | None = None
         self.offered: IncomingCall | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_call_at_press: dict[str, bool] = {}  # by button: was a call up when it went down?
         client.on("status", self._client_status)
         client.on("incoming", self._incoming)
         client.on("canceled", self._canceled)
@@ -86,6 +94,7 @@ class Controller:
 
     def press(self, button: str) -> None:
         """A button was pressed (keypad keys by their digit)."""
+        self._in_call_at_press[button] = self._in_call()
         if len(button) == 1 and button in "0123456789*#":
             action = KEYPAD_ACTIONS[self.role]
             getattr(self, action)(button)
@@ -95,6 +104,16 @@ class Controller:
             log.info("%s: the %s button does nothing on this unit", self.role, button)
             return
         getattr(self, action)()
+
+    def long_press(self, button: str) -> None:
+        """A button is still held the long-press time after it was pressed."""
+        action = LONG_PRESS_ACTIONS.get((self.role, button))
+        if action is not None:
+            getattr(self, action)(button)
+
+    def end_call_held(self, button: str) -> None:
+        if self._in_call_at_press.get(button) and self._in_call():
+            self._hang_up()
 
     def call_or_answer(self) -> None:
         if self.offered is not None:

@@ -1,10 +1,12 @@
 """``intercom appliance``: run one unit from its env file until the service manager stops it.
 
-Start-up refuses bad settings with one line (exit status 2) before touching any pin. Then the unit
-tells systemd it is ready (its panel works from here on), and connects and keeps connecting: a
-hub that is down shows as ``connecting`` on the status light and in ``systemctl status``, not as a
-crash; the event loop pings systemd's watchdog (:mod:`.systemd`). SIGTERM (``systemctl stop``)
-and SIGINT hang up any call, un-register, switch the relay off and exit 0.
+Start-up refuses bad settings with one line (exit status 2) before touching any pin. A unit that
+hosts the hub (:mod:`.embedded_hub`) starts it before anything connects; a port in use or a bad
+certificate stops start-up with one line too. Then the unit tells systemd it is ready (its panel
+works from here on), and connects and keeps connecting: a hub that is down shows as
+``connecting`` on the status light and in ``systemctl status``, not as a crash; the event loop
+pings systemd's watchdog (:mod:`.systemd`). SIGTERM (``systemctl stop``) and SIGINT hang up any
+call, un-register, switch the relay off and exit 0.
 """
 
 from __future__ import annotations
@@ -18,24 +20,15 @@ from pathlib import Path
 from gpiozero.exc import BadPinFactory
 
 from ..sdk import ClientError, ClientStatus
-from .settings import Settings, SettingsError, load_settings
+from .settings import SettingsError, load_settings
 from .systemd import Notifier
 from .unit import Unit
 
 log = logging.getLogger(__name__)
 
 
-def check_supported(settings: Settings) -> None:
-    if settings.hub_embedded:
-        raise SettingsError(
-            "INTERCOM_HUB_EMBEDDED: running the hub inside the unit is not built yet; "
-            "run `intercom hub` beside it and set INTERCOM_HUB_URL"
-        )
-
-
 async def run_appliance(env_file: Path | None) -> None:
     settings, audio = load_settings(env_file)
-    check_supported(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -51,7 +44,14 @@ async def run_appliance(env_file: Path | None) -> None:
         systemd.notify(f"STATUS={settings.role} {settings.identity}: {status.value}")
 
     unit.client.on("status", status)
-    log.info("%s unit %r starting, hub %s", settings.role, settings.identity, settings.hub_url)
+    if unit.hub is not None:
+        try:
+            await unit.start_hub()
+        except BaseException:
+            await unit.stop()
+            raise
+        log.info("hub listening on %s port %d", settings.hub_listen, unit.hub.port)
+    log.info("%s unit %r starting, hub %s", settings.role, settings.identity, unit.client.host)
     connecting = loop.create_task(unit.client.setup(jwt=unit.mint_token()))
     systemd.notify("READY=1", f"STATUS={settings.role} {settings.identity}: connecting")  # the panel is live
     systemd.start_watchdog()

@@ -11,6 +11,7 @@ env file that others may read: it holds the access key's secret.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -30,6 +31,10 @@ PREFIX = "INTERCOM_"
 DTMF_CODE = re.compile(r"[0-9*#]{1,16}\Z")
 BCM_PINS = range(2, 28)  # the 40-pin header's GPIO2-GPIO27 (0 and 1 are the HAT EEPROM's I2C)
 SECRET_MASK = "********"
+KEY_ID = r"^[A-Za-z0-9_-]{1,64}$"  # access key and call flow ids: safe in a token and a URL
+MIN_EMBEDDED_SECRET = 24  # the embedded hub signs with the env file's secret: no short ones
+RING_DESKS, RING_DOOR = "ring_desks", "ring_door"  # the call flows an embedded hub makes
+DEFAULT_CALL_FLOW = {"door": RING_DESKS, "desk": RING_DOOR}
 
 Pin = int | None  # a BCM GPIO number; None (an empty value) when the part is not fitted
 PIN_FIELDS = (*(f"button_{b}_pin" for b in sorted(BUTTONS)), *(f"led_{led}_pin" for led in sorted(LEDS)), "relay_pin")
@@ -46,11 +51,24 @@ class Settings(BaseSettings):
     identity: str = Field(description="this unit's name on the hub (1-30 of A-Z, a-z, 0-9, _)")
     hub_url: str | None = Field(None, description="ws:// or wss:// address of the hub, when not embedded")
     hub_embedded: bool = Field(False, description="run the hub inside this unit (the desk, usually)")
-    hub_port: int = Field(8443, ge=1, le=65535, description="the embedded hub's port")
+    hub_listen: str = Field("0.0.0.0", description="the embedded hub's address (0.0.0.0: every network)")
+    hub_port: int = Field(8443, ge=0, le=65535, description="the embedded hub's port (0: any free one)")
+    hub_cert_file: Path | None = Field(None, description="the embedded hub's TLS certificate (PEM; empty: plain ws)")
+    hub_key_file: Path | None = Field(None, description="that certificate's private key (PEM)")
     hub_data_dir: Path = Field(Path("/var/lib/intercom"), description="the embedded hub's database and files")
-    access_key_id: str = Field(description="id of the hub access key this unit mints its tokens with")
+    hub_desks: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description=f"who the door's call ({RING_DESKS}) rings, comma-separated (empty: this unit)"
+    )
+    hub_doors: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("door",), description=f"who a desk's CALL button ({RING_DOOR}) rings, comma-separated"
+    )
+    access_key_id: str = Field(pattern=KEY_ID, description="id of the hub access key this unit mints its tokens with")
     access_key: SecretStr = Field(description="that key's secret")
-    call_flow: str = Field("intercom", description="the call flow the CALL button runs")
+    call_flow: str | None = Field(
+        None,
+        pattern=KEY_ID,
+        description=f"the call flow the CALL button runs (empty: {RING_DESKS} on a door, {RING_DOOR} on a desk)",
+    )
 
     button_call_pin: Pin = Field(17, description="CALL button (door; optional on the desk)")
     button_answer_pin: Pin = Field(27, description="ANSWER button (desk)")
@@ -84,6 +102,41 @@ class Settings(BaseSettings):
             return check_identity(value)
         except InvalidIdentity as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("hub_desks", "hub_doors", mode="before")
+    @classmethod
+    def _identities(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        identities = tuple(dict.fromkeys(item.strip() for item in value.split(",") if item.strip()))
+        for identity in identities:
+            try:
+                check_identity(identity)
+            except InvalidIdentity as exc:
+                raise ValueError(f"{identity!r}: {exc}") from None
+        return identities
+
+    @field_validator("hub_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            raise ValueError(
+                f"must be an IP address of this unit, or 0.0.0.0 for every network, not {value!r}"
+            ) from None
+
+    @field_validator("hub_data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"must be an absolute path, not {str(value)!r}")
+        return value
+
+    @field_validator("hub_cert_file", "hub_key_file", "call_flow", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("hub_url")
     @classmethod
@@ -135,12 +188,37 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if not self.hub_embedded and self.hub_url is None:
             raise ValueError("INTERCOM_HUB_URL: set it, or INTERCOM_HUB_EMBEDDED=true to run the hub here")
+        if self.hub_embedded:
+            self._check_embedded_hub()
         uses: dict[int, str] = {}
         for name, pin in self.pins().items():
             if pin in uses:
                 raise ValueError(f"INTERCOM_{name.upper()}: pin {pin} is also INTERCOM_{uses[pin].upper()}")
             uses[pin] = name
         return self
+
+    def _check_embedded_hub(self) -> None:
+        if len(self.access_key.get_secret_value()) < MIN_EMBEDDED_SECRET:
+            raise ValueError(
+                f"INTERCOM_ACCESS_KEY: the embedded hub signs with it, and it is shorter than "
+                f"{MIN_EMBEDDED_SECRET} characters: `intercom config new-key` makes one"
+            )
+        if (self.hub_cert_file is None) != (self.hub_key_file is None):
+            raise ValueError("INTERCOM_HUB_CERT_FILE and INTERCOM_HUB_KEY_FILE: set both for TLS, or neither")
+        for name in ("hub_cert_file", "hub_key_file"):
+            path = getattr(self, name)
+            if path is not None and not os.access(path, os.R_OK):
+                raise ValueError(f"INTERCOM_{name.upper()}: cannot read {path}")
+
+    @property
+    def flow(self) -> str:
+        """The call flow the CALL button runs: the setting, or the one an embedded hub makes for this role."""
+        return self.call_flow or DEFAULT_CALL_FLOW[self.role]
+
+    @property
+    def desks(self) -> tuple[str, ...]:
+        """Who the embedded hub's ``ring_desks`` flow rings."""
+        return self.hub_desks or (self.identity,)
 
     def pins(self) -> dict[str, int]:
         """Every fitted part's pin by the name of its setting (keypad keys as ``keypad_pins[k]``)."""
@@ -163,6 +241,8 @@ def shown(settings: BaseSettings) -> dict[str, str]:
             text = SECRET_MASK
         elif isinstance(value, dict):
             text = ",".join(f"{key}:{pin}" for key, pin in value.items())
+        elif isinstance(value, tuple):
+            text = ",".join(value)
         elif isinstance(value, bool):
             text = str(value).lower()
         else:

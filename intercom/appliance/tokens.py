@@ -23,6 +23,6 @@ def token_minter(settings: Settings) -> Callable[[], str]:
     key = AccessKey(settings.access_key_id, secret, name=settings.identity, created_at=0.0)  # only signs
     capabilities = [
         IncomingCapability(settings.identity),
-        OutgoingCapability(settings.call_flow, identity=settings.identity),
+        OutgoingCapability(settings.flow, identity=settings.identity),
     ]
     return lambda: mint_token(key, capabilities, ttl=TOKEN_TTL_S)

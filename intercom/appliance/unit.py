@@ -17,6 +17,7 @@ from gpiozero import Factory
 
 from ..sdk import AudioSettings, CallAudio, Client
 from .controller import Controller
+from .embedded_hub import EmbeddedHub
 from .lights import Lights
 from .panel import Panel, PanelPins
 from .settings import Settings
@@ -49,11 +50,9 @@ def panel_pins(settings: Settings) -> PanelPins:
     )
 
 
-def hub_address(settings: Settings) -> tuple[str, bool]:
-    """``host:port`` and whether it is TLS, from ``INTERCOM_HUB_URL`` (or the embedded hub's port)."""
-    if settings.hub_url is None:
-        return f"127.0.0.1:{settings.hub_port}", False
-    parts = urlsplit(settings.hub_url)
+def hub_address(hub_url: str) -> tuple[str, bool]:
+    """``host:port`` and whether it is TLS, from ``INTERCOM_HUB_URL``."""
+    parts = urlsplit(hub_url)
     secure = parts.scheme == "wss"
     return f"{parts.hostname}:{parts.port or (443 if secure else 80)}", secure
 
@@ -69,15 +68,24 @@ class Unit:
     ) -> None:
         self.settings = settings
         self.watchers: list[Callable[[str, str, object], None]] = []  # (kind, name, value): the demo, a simulator
-        host, secure = hub_address(settings)
+        self.hub = EmbeddedHub(settings) if settings.hub_embedded else None
+        if self.hub is not None:
+            host, secure = self.hub.local_address, self.hub.config.secure
+            ssl_context = ssl_context or self.hub.client_ssl_context
+        else:
+            assert settings.hub_url is not None  # the settings insist on one of the two
+            host, secure = hub_address(settings.hub_url)
         self._mint = token_minter(settings)
         call_audio = audio.call_audio() if isinstance(audio, AudioSettings) else audio
         self.client = Client(
             host=host, refresh_token=self._mint, secure=secure, ssl_context=ssl_context, audio=call_audio
         )
         loop = asyncio.get_running_loop()
-        self.panel = Panel(panel_pins(settings), loop, on_press=self._pressed, pin_factory=pin_factory)
+        self.panel = Panel(
+            panel_pins(settings), loop, on_press=self._pressed, on_long_press=self._held, pin_factory=pin_factory
+        )
         self.lights = Lights(self.panel)
+        self._shown: dict[str, str] = {}  # each light's pattern
         self.controller = Controller(
             settings.role,
             self.client,
@@ -93,8 +101,15 @@ class Unit:
     def mint_token(self) -> str:
         return self._mint()
 
+    async def start_hub(self) -> None:
+        """Start the embedded hub, if this unit runs one (:class:`HubStartError` when it cannot)."""
+        if self.hub is not None:
+            await self.hub.start()
+
     async def start(self) -> None:
-        """Connect to the hub (raises the SDK's error if it refuses this unit's key or identity)."""
+        """Start the embedded hub, if any, and connect to the hub (raises the SDK's error if it
+        refuses this unit's key or identity)."""
+        await self.start_hub()
         async with asyncio.timeout(SETUP_TIMEOUT):
             await self.client.setup(jwt=self._mint())
 
@@ -102,12 +117,20 @@ class Unit:
         await self.client.destroy()
         self.controller.close()
         self.panel.close()  # the relay de-energised first
+        if self.hub is not None:
+            await self.hub.stop()  # after the unit's own client said goodbye
 
     def _pressed(self, button: str) -> None:
         self.controller.press(button)
 
+    def _held(self, button: str) -> None:
+        self.controller.long_press(button)
+
     def _show(self, led: str, pattern: str) -> None:
-        if led in self.panel.pins.leds:  # a light this unit does not have shows nothing
+        # A light this unit does not have shows nothing; one already showing the pattern carries
+        # on (accepted then confirmed are both "on": a blink is not restarted, nothing is told).
+        if led in self.panel.pins.leds and self._shown.get(led) != pattern:
+            self._shown[led] = pattern
             self.lights.show(led, pattern)
             self._tell("light", led, pattern)
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -73,11 +74,14 @@ class RunningHub:
 
 
 @contextlib.asynccontextmanager
-async def running_hub(config: HubConfig, storage: Storage | None = None) -> AsyncIterator[RunningHub]:
-    """Run a hub in this event loop; ``config.port`` 0 picks a free port, written back."""
+async def running_hub(
+    config: HubConfig, storage: Storage | None = None, sock: socket.socket | None = None
+) -> AsyncIterator[RunningHub]:
+    """Run a hub in this event loop; ``config.port`` 0 picks a free port, written back. ``sock``:
+    a listening socket bound beforehand (a unit binds its port before it builds the client)."""
     uv_config = uvicorn_config(config, storage, log_level="warning")
     server = _EmbeddedServer(uv_config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
     while not server.started:
         if task.done():
             task.result()  # surfaces the start-up error

@@ -81,6 +81,19 @@ class Storage:
         )
         return key
 
+    def put_key(self, key_id: str, secret: str, name: str) -> AccessKey:
+        """Key ``key_id`` with this secret: added when new, its secret replaced when it differs (an
+        embedded hub's key comes from its unit's env file). A revoked key stays revoked."""
+        self._keys.clear()
+        self._db.execute(
+            "INSERT INTO access_keys (id, secret, name, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET secret = excluded.secret",
+            (key_id, secret, name, time.time()),
+        )
+        key = self._read_key(key_id)
+        assert key is not None
+        return key
+
     def get_key(self, key_id: str) -> AccessKey | None:
         """The key with this id; cached, and the cache dropped as soon as anyone writes the
         database, so a revocation applies from the next REGISTER."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ from gpiozero.pins.mock import MockFactory
 
 from intercom.appliance import Panel, PanelPins
 
+from .boards import Boards
 from .helpers import Presses, WatchedPin
 
 MakePanel = Callable[..., Panel]
@@ -50,3 +51,11 @@ def make_panel(factory: MockFactory, presses: Presses) -> Iterator[MakePanel]:
     yield make
     for panel in panels:
         panel.close()
+
+
+@pytest.fixture
+async def boards() -> AsyncIterator[Boards]:
+    """Whole units on mock pins (:class:`Boards`), stopped at teardown."""
+    made = Boards()
+    yield made
+    await made.stop_all()

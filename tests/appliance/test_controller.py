@@ -63,8 +63,13 @@ def call_light(board: Board, status: CallStatus) -> Callable[[], bool]:
 
 
 async def door_calls_and_desk_answers(door_and_desk) -> None:
-    (door, door_board), (desk, desk_board) = door_and_desk
+    (door, _), _ = door_and_desk
     door.press("call")
+    await desk_answers_when_ringing(door_and_desk)
+
+
+async def desk_answers_when_ringing(door_and_desk) -> None:
+    (_, door_board), (desk, desk_board) = door_and_desk
     await desk_board.until(call_light(desk_board, CallStatus.RINGING))
     desk.press("answer")
     await desk_board.until(call_light(desk_board, CallStatus.CONFIRMED))
@@ -155,3 +160,27 @@ async def test_a_call_nobody_answers_is_turned_away_after_the_ring_timeout(hub, 
     await desk_board.until(call_light(desk_board, CallStatus.RINGING))
     await door_board.until(call_light(door_board, CallStatus.FAILED))  # the desk said 480 for itself
     assert desk.offered is None and desk_board.lights["call"] == CALL_STATUS_PATTERN[CallStatus.ENDED]
+
+
+async def test_holding_call_ends_the_call_that_was_up_but_never_the_one_it_started(door_and_desk):
+    (door, door_board), (_, desk_board) = door_and_desk
+    door.press("call")
+    await door_board.until(call_light(door_board, CallStatus.RINGING))
+    door.long_press("call")  # held on after starting the call: the visitor is not hanging up
+    await desk_answers_when_ringing(door_and_desk)
+    door.press("call")  # a short press in a call does nothing (call_button_hangs_up is off)
+    assert door.call is not None and door.call.status in (CallStatus.ACCEPTED, CallStatus.CONFIRMED)
+    door.long_press("call")  # held through the call: hang up
+    await desk_board.until(call_light(desk_board, CallStatus.ENDED))
+    await door_board.until(call_light(door_board, CallStatus.ENDED))
+
+
+async def test_a_closed_controller_lets_go_of_the_client(door_and_desk):
+    (door, door_board), (desk, desk_board) = door_and_desk
+    desk.close()
+    shown = len(desk_board.shown)
+    door.press("call")
+    await door_board.until(call_light(door_board, CallStatus.RINGING))  # the desk's client was offered it
+    assert len(desk_board.shown) == shown and desk.offered is None  # but the closed controller did not ring
+    await desk.client.destroy()
+    assert desk.client.status is ClientStatus.OFFLINE and len(desk_board.shown) == shown

@@ -30,18 +30,13 @@ def env_file(tmp_path: Path, hub, **extra: str) -> Path:
     return path
 
 
-async def test_the_unit_connects_tells_systemd_and_stops_cleanly_on_sigterm(tmp_path, hub):
-    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # plays systemd's notify socket
-    systemd.bind(str(tmp_path / "notify"))
-    systemd.setblocking(False)
+async def run_until_connected(path: Path, env: dict[str, str]) -> tuple[list[str], str]:
+    """Run ``intercom appliance`` until it logs ``status connected``, then SIGTERM it; its log lines
+    until then, and the rest of its log once it exited (status 0)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "intercom.cli", "--log-level", "info", "appliance", "--env-file",
-        str(env_file(tmp_path, hub)),
+        sys.executable, "-m", "intercom.cli", "--log-level", "info", "appliance", "--env-file", str(path),
         stderr=asyncio.subprocess.PIPE,
-        env={
-            **os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1",
-            "NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "400000",
-        },
+        env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1", **env},
     )  # fmt: skip
     lines: list[str] = []
     try:
@@ -58,7 +53,17 @@ async def test_the_unit_connects_tells_systemd_and_stops_cleanly_on_sigterm(tmp_
         if process.returncode is None:
             process.kill()
             await process.wait()
-    assert "door unit 'door' stopped" in rest.decode()
+    return lines, rest.decode()
+
+
+async def test_the_unit_connects_tells_systemd_and_stops_cleanly_on_sigterm(tmp_path, hub):
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # plays systemd's notify socket
+    systemd.bind(str(tmp_path / "notify"))
+    systemd.setblocking(False)
+    _, rest = await run_until_connected(
+        env_file(tmp_path, hub), {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "400000"}
+    )
+    assert "door unit 'door' stopped" in rest
     told = []
     with contextlib.suppress(BlockingIOError):
         while True:
@@ -68,6 +73,18 @@ async def test_the_unit_connects_tells_systemd_and_stops_cleanly_on_sigterm(tmp_
     assert told.index("STATUS=door door: connected") < told.index("STOPPING=1"), told
     assert told[-1] == "STATUS=door door: offline", told  # un-registered on the way out
     assert told.count("WATCHDOG=1") >= 1  # every 0.2 s while it ran
+
+
+async def test_a_desk_hosting_the_hub_starts_it_connects_to_it_and_stops_both(tmp_path, hub):
+    path = env_file(
+        tmp_path, hub, INTERCOM_ROLE="desk", INTERCOM_IDENTITY="desk", INTERCOM_HUB_URL="",
+        INTERCOM_HUB_EMBEDDED="true", INTERCOM_HUB_LISTEN="127.0.0.1", INTERCOM_HUB_PORT="0",
+        INTERCOM_HUB_DATA_DIR=str(tmp_path / "desk-hub"),
+    )  # fmt: skip
+    lines, rest = await run_until_connected(path, {})
+    assert any("hub listening on 127.0.0.1 port" in line for line in lines), lines
+    assert "desk unit 'desk' stopped" in rest
+    assert (tmp_path / "desk-hub" / "intercom.sqlite3").exists()
 
 
 def test_bad_settings_stop_start_up_with_one_line(tmp_path, hub, capsys):

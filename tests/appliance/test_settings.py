@@ -58,9 +58,47 @@ def test_the_environment_wins_over_the_file_and_empty_pins_are_not_fitted(tmp_pa
     assert settings.keypad_pins == {"1": 12, "2": 16, "#": 20}
 
 
-def test_an_embedded_hub_needs_no_url(tmp_path):
-    settings, _ = load_settings(env_file(tmp_path, INTERCOM_HUB_URL="", INTERCOM_HUB_EMBEDDED="true"))
-    assert settings.hub_embedded and settings.hub_url is None
+EMBEDDED = {"INTERCOM_HUB_URL": "", "INTERCOM_HUB_EMBEDDED": "true", "INTERCOM_ACCESS_KEY": "x" * 24}
+
+
+def test_an_embedded_hub_needs_no_url_and_rings_this_unit_unless_told(tmp_path):
+    settings, _ = load_settings(env_file(tmp_path, **EMBEDDED, INTERCOM_ROLE="desk", INTERCOM_IDENTITY="hall"))
+    assert settings.hub_embedded and settings.hub_url is None and settings.hub_listen == "0.0.0.0"
+    assert settings.desks == ("hall",) and settings.hub_doors == ("door",)
+    assert settings.flow == "ring_door"  # a desk's CALL calls the door; a door's rings the desks
+    told, _ = load_settings(
+        env_file(tmp_path, **EMBEDDED, INTERCOM_HUB_DESKS="hall, attic,hall", INTERCOM_CALL_FLOW="x")
+    )
+    assert told.desks == ("hall", "attic") and told.flow == "x"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("INTERCOM_HUB_LISTEN", "desk.local", "INTERCOM_HUB_LISTEN: must be an IP address of this unit"),
+        ("INTERCOM_HUB_PORT", "-1", "INTERCOM_HUB_PORT: Input should be greater than or equal to 0"),
+        ("INTERCOM_HUB_CERT_FILE", "/etc/hostname", "INTERCOM_HUB_CERT_FILE and INTERCOM_HUB_KEY_FILE: set both"),
+        ("INTERCOM_HUB_KEY_FILE", "/etc/hostname", "INTERCOM_HUB_CERT_FILE and INTERCOM_HUB_KEY_FILE: set both"),
+        ("INTERCOM_HUB_DATA_DIR", "", "INTERCOM_HUB_DATA_DIR: must be an absolute path, not '.'"),
+        ("INTERCOM_HUB_DATA_DIR", "data", "INTERCOM_HUB_DATA_DIR: must be an absolute path, not 'data'"),
+        ("INTERCOM_HUB_DESKS", "hall,front door", "INTERCOM_HUB_DESKS: 'front door': identity 'front door' is not"),
+        ("INTERCOM_HUB_DOORS", "gate!", "INTERCOM_HUB_DOORS: 'gate!': identity 'gate!' is not 1-30"),
+        ("INTERCOM_ACCESS_KEY", "Qz9-tiny", "INTERCOM_ACCESS_KEY: the embedded hub signs with it, and it is shorter"),
+    ],
+)
+def test_a_bad_embedded_hub_value_stops_with_one_line(tmp_path, variable, value, message):
+    with pytest.raises(SettingsError) as refused:
+        load_settings(env_file(tmp_path, **{**EMBEDDED, variable: value}))
+    assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
+    assert "Qz9-tiny" not in str(refused.value)  # never the secret
+
+
+def test_an_unreadable_certificate_is_named(tmp_path):
+    key = tmp_path / "key.pem"
+    key.write_text("")
+    values = {**EMBEDDED, "INTERCOM_HUB_CERT_FILE": str(tmp_path / "none.pem"), "INTERCOM_HUB_KEY_FILE": str(key)}
+    with pytest.raises(SettingsError, match=r"^INTERCOM_HUB_CERT_FILE: cannot read .*none\.pem$"):
+        load_settings(env_file(tmp_path, **values))
 
 
 @pytest.mark.parametrize(
@@ -73,6 +111,8 @@ def test_an_embedded_hub_needs_no_url(tmp_path):
         ("INTERCOM_HUB_EMBEDDED", "maybe", "INTERCOM_HUB_EMBEDDED: Input should be a valid boolean"),
         ("INTERCOM_HUB_PORT", "70000", "INTERCOM_HUB_PORT: Input should be less than or equal to 65535"),
         ("INTERCOM_ACCESS_KEY_ID", None, "INTERCOM_ACCESS_KEY_ID: required, and not set"),
+        ("INTERCOM_ACCESS_KEY_ID", "key id", "INTERCOM_ACCESS_KEY_ID: String should match pattern"),
+        ("INTERCOM_CALL_FLOW", "ring/desks", "INTERCOM_CALL_FLOW: String should match pattern"),
         ("INTERCOM_ACCESS_KEY", None, "INTERCOM_ACCESS_KEY: required, and not set"),
         ("INTERCOM_BUTTON_CALL_PIN", "40", "INTERCOM_BUTTON_CALL_PIN: must be a BCM GPIO number from 2 to 27"),
         ("INTERCOM_BUTTON_ANSWER_PIN", "one", "INTERCOM_BUTTON_ANSWER_PIN: Input should be a valid integer"),

@@ -12,11 +12,11 @@ from intercom.appliance.settings import Settings
 from intercom.appliance.unit import Unit, hub_address, panel_pins
 from intercom.hub import Storage, running_hub
 from intercom.media import RecordingSink, ToneSource
-from intercom.sdk import CallAudio, CallStatus, ClientStatus
+from intercom.sdk import CallAudio, ClientStatus
 
 from ..conftest import ENDPOINT_LOOPBACK
 from ..units import DESK_HZ, DOOR_HZ, STEP, store_flow
-from .helpers import WatchedPin
+from .boards import SignallingPin, blinking, confirmed, last_on_seconds, lit, press, until
 
 CODE = "4711#"
 
@@ -30,70 +30,15 @@ def settings_for(hub, role: str, **values) -> Settings:
 
 
 @pytest.fixture
-async def units(hub):
-    """A door and a desk, each on a mock pin factory of its own (one board each)."""
+async def units(hub, boards):
+    """A door and a desk on the test's hub, each on a board of its own."""
     store_flow(hub, "door", "client:desk")
     store_flow(hub, "desk", "client:door")
-    made: list[tuple[Unit, MockFactory]] = []
-    SignallingPin.changed_event, SignallingPin.loop = asyncio.Event(), asyncio.get_running_loop()
 
     async def make(role: str, hz: float, **values) -> tuple[Unit, MockFactory]:
-        factory = MockFactory(pin_class=SignallingPin)
-        audio = CallAudio(source=lambda: ToneSource(hz), sink=RecordingSink, policy=ENDPOINT_LOOPBACK)
-        unit = Unit(settings_for(hub, role, **values), audio, pin_factory=factory)
-        made.append((unit, factory))
-        await unit.start()
-        return unit, factory
+        return await boards.start(settings_for(hub, role, **values), hz)
 
-    yield make
-    for unit, factory in made:
-        async with asyncio.timeout(STEP):
-            await unit.stop()
-        factory.reset()
-        factory.close()
-
-
-async def press(factory: MockFactory, pin: int) -> None:
-    """Press and release a button wired to ground, from another thread as a real edge would come."""
-    button = factory.pin(pin)
-    async with asyncio.timeout(STEP):
-        await asyncio.to_thread(button.drive_low)
-        await asyncio.to_thread(button.drive_high)
-
-
-class SignallingPin(WatchedPin):
-    """Also wakes the test's loop on every change: the lights and the relay are all the test reads."""
-
-    changed_event: asyncio.Event
-    loop: asyncio.AbstractEventLoop
-
-    def _change_state(self, value: object) -> bool:
-        changed = super()._change_state(value)
-        self.loop.call_soon_threadsafe(self.changed_event.set)
-        return changed
-
-
-async def until(condition, timeout: float = STEP) -> None:
-    """Wait for ``condition`` on the pins, checked after each change of any pin."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            SignallingPin.changed_event.clear()
-            await SignallingPin.changed_event.wait()
-
-
-def lit(factory: MockFactory, pin: int) -> bool:
-    return bool(factory.pin(pin).state)
-
-
-def confirmed(unit: Unit, factory: MockFactory, call_led: int) -> bool:
-    """In a call, its light on: the light is switched on as the call is confirmed."""
-    call = unit.controller.call
-    return call is not None and call.status is CallStatus.CONFIRMED and lit(factory, call_led)
-
-
-def blinking(factory: MockFactory, pin: int) -> bool:
-    states = factory.pin(pin).states
-    return sum(1 for state in states[-6:] if state.state) >= 2 and sum(1 for s in states[-6:] if not s.state) >= 2
+    return make
 
 
 def test_the_settings_become_the_panel_and_the_hub_address():
@@ -105,9 +50,8 @@ def test_the_settings_become_the_panel_and_the_hub_address():
     assert pins.buttons == {"call": 17, "reject": 22, "mute": 23, "unlock": 24}
     assert pins.leds == {"status": 5, "call": 6, "mute": 13} and pins.relay == 26 and pins.keypad == {"1": 12}
     assert pins.leds_active_low and pins.buttons_active_low
-    assert hub_address(settings) == ("desk.local:443", True)
-    embedded = settings.model_copy(update={"hub_url": None, "hub_port": 9000})
-    assert hub_address(embedded) == ("127.0.0.1:9000", False)
+    assert hub_address("wss://desk.local") == ("desk.local:443", True)
+    assert hub_address("ws://192.168.1.20:8443") == ("192.168.1.20:8443", False)
 
 
 async def test_a_press_at_the_door_rings_the_desk_whose_answer_unlock_and_hang_up_work(units):
@@ -135,15 +79,6 @@ async def test_a_press_at_the_door_rings_the_desk_whose_answer_unlock_and_hang_u
     await press(desk_pins, 22)  # REJECT hangs up the call in progress
     await until(lambda: not lit(door_pins, call_led) and not lit(desk_pins, call_led) and not lit(desk_pins, mute_led))
     assert sum(1 for s in door_pins.pin(relay).states if s.state) == 1  # never again
-
-
-def last_on_seconds(factory: MockFactory, pin: int) -> float | None:
-    """How long the light was on the last time it went off (each state's timestamp: time since the one before)."""
-    states = factory.pin(pin).states
-    for before, after in zip(reversed(states[:-1]), reversed(states[1:]), strict=True):
-        if before.state and not after.state:
-            return after.timestamp
-    return None
 
 
 async def test_a_hub_restart_shows_connecting_then_connected_on_the_status_light(hub_config, tmp_path):
@@ -184,3 +119,18 @@ async def test_a_hub_restart_shows_connecting_then_connected_on_the_status_light
         storage.close()
         factory.reset()
         factory.close()
+
+
+async def test_call_held_down_at_the_door_hangs_up(units):
+    desk, desk_pins = await units("desk", DESK_HZ)
+    door, door_pins = await units("door", DOOR_HZ, long_press_ms=200)
+    call_led = 6
+    await press(door_pins, 17)
+    await until(lambda: blinking(desk_pins, call_led))
+    await press(desk_pins, 27)
+    await until(lambda: confirmed(desk, desk_pins, call_led) and confirmed(door, door_pins, call_led))
+    button = door_pins.pin(17)
+    await asyncio.to_thread(button.drive_low)  # held: after 0.2 s the call ends, the button still down
+    await until(lambda: not lit(door_pins, call_led) and not lit(desk_pins, call_led))
+    assert door.controller.call is None and desk.controller.call is None
+    await asyncio.to_thread(button.drive_high)

@@ -1,0 +1,143 @@
+"""The hub inside a unit (``INTERCOM_HUB_EMBEDDED=true``): the usual two-unit install, where the
+desk hosts the hub and the door connects to ``ws://desk:8443``.
+
+The unit's env file configures this hub. The access key the units mint their tokens with is put
+into the hub's database (its secret follows the file; a key revoked with ``intercom keys revoke``
+stays revoked), and the call flows the CALL buttons run are made on first start: ``ring_desks``
+(the door's call rings ``INTERCOM_HUB_DESKS``) and ``ring_door`` (a desk's CALL rings
+``INTERCOM_HUB_DOORS``). A flow changed since with ``intercom callflows`` is left as it is.
+
+The port is bound when the unit is built, before its client, so that the client knows where to
+connect even on port 0, and a port in use stops start-up before the hub half-starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import socket
+import sqlite3
+import ssl
+from dataclasses import replace
+
+from ..hub import HubConfig, RunningHub, Storage, running_hub
+from ..hub.callflows import CallFlow
+from ..hub.config import HUB_MEDIA
+from .settings import RING_DESKS, RING_DOOR, Settings
+
+log = logging.getLogger(__name__)
+
+
+class HubStartError(Exception):
+    """The embedded hub cannot start, in one line that says why."""
+
+
+def default_flows(settings: Settings) -> list[CallFlow]:
+    """The flows the CALL buttons run unless the env file names others."""
+    flows = {
+        RING_DESKS: ("The door rings the desks", settings.desks),
+        RING_DOOR: ("A desk calls the door", settings.hub_doors),
+    }
+    return [
+        CallFlow.model_validate({
+            "id": flow_id,
+            "title": title,
+            "steps": [{
+                "id": "ring",
+                "action": "transfer",
+                "options": {"destination": ",".join(f"client:{who}" for who in callees),
+                            "timeout": settings.ring_timeout_s},
+            }],
+        })
+        for flow_id, (title, callees) in flows.items()
+    ]  # fmt: skip
+
+
+def prepare_storage(storage: Storage, settings: Settings) -> None:
+    """The env file's access key and the default call flows, in the hub's database."""
+    key_id, secret = settings.access_key_id, settings.access_key.get_secret_value()
+    before = storage.get_key(key_id)
+    key = storage.put_key(key_id, secret, name=f"env file of {settings.identity}")
+    if key.revoked:
+        raise HubStartError(
+            f"INTERCOM_ACCESS_KEY_ID: key {key_id} is revoked on this hub; `intercom config new-key` makes a new one"
+        )
+    if before is not None and before.secret != secret:
+        log.warning("access key %s: the secret changed in the env file; tokens signed with the old one fail", key_id)
+    for flow in default_flows(settings):
+        if storage.get_call_flow(flow.id) is None:
+            storage.create_call_flow(flow)
+            log.info("call flow %r made: %s", flow.id, flow.steps[0].options["destination"])
+
+
+class EmbeddedHub:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        listen = ipaddress.ip_address(settings.hub_listen)
+        family = socket.AF_INET6 if listen.version == 6 else socket.AF_INET
+        try:
+            self.socket = socket.create_server((settings.hub_listen, settings.hub_port), family=family)
+        except OSError as exc:
+            raise HubStartError(
+                f"INTERCOM_HUB_PORT: the hub cannot listen on {settings.hub_listen} port {settings.hub_port} "
+                f"({exc.strerror})"
+            ) from None
+        self.port: int = self.socket.getsockname()[1]
+        # The unit's own client comes in over loopback when the hub listens on every address.
+        local = ipaddress.ip_address("::1" if listen.version == 6 else "127.0.0.1") if listen.is_unspecified else listen
+        self.local_address = f"[{local}]:{self.port}" if local.version == 6 else f"{local}:{self.port}"
+        # Calls' media goes out on the address the hub listens on, or on every network for 0.0.0.0.
+        media = replace(HUB_MEDIA, host_addresses=() if listen.is_unspecified else (str(listen),))
+        self.config = HubConfig(
+            data_dir=settings.hub_data_dir,
+            host=settings.hub_listen,
+            port=self.port,
+            cert_file=settings.hub_cert_file,
+            key_file=settings.hub_key_file,
+            media=media,
+        )
+        self.client_ssl_context = self._client_ssl_context()
+        self._stack = contextlib.AsyncExitStack()
+        self.running: RunningHub | None = None
+
+    def _client_ssl_context(self) -> ssl.SSLContext | None:
+        """For the unit's own client: trusts exactly the hub's certificate, whatever names it holds
+        (it connects over loopback, which a certificate for ``desk.example`` does not name). Also
+        where a certificate and key that do not make a pair are found, before the hub starts."""
+        cert, key = self.config.cert_file, self.config.key_file
+        if cert is None:
+            return None
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+            context = ssl.create_default_context(cafile=cert)
+        except ssl.SSLError as exc:
+            self.socket.close()
+            raise HubStartError(
+                f"INTERCOM_HUB_CERT_FILE: {cert} and INTERCOM_HUB_KEY_FILE: {key} do not make a TLS certificate "
+                f"and key ({exc.reason or exc})"
+            ) from None
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the certificate itself as the anchor
+        context.check_hostname = False
+        return context
+
+    async def start(self) -> RunningHub:
+        try:
+            storage = Storage(self.config.data_dir)
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise HubStartError(f"INTERCOM_HUB_DATA_DIR: cannot use {self.config.data_dir} ({reason})") from None
+        self._stack.callback(storage.close)
+        try:
+            prepare_storage(storage, self.settings)
+            self.running = await self._stack.enter_async_context(running_hub(self.config, storage, self.socket))
+        except BaseException:
+            await self.stop()
+            raise
+        return self.running
+
+    async def stop(self) -> None:
+        """Stop serving (calls in progress end); closes the port even when the hub never started."""
+        self.running = None
+        await self._stack.aclose()
+        self.socket.close()
