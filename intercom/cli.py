@@ -266,13 +266,12 @@ def token_capabilities(
 def _appliance(args: argparse.Namespace) -> None:
     import asyncio
 
-    from .appliance.embedded_hub import HubStartError
     from .appliance.service import run_appliance
     from .appliance.settings import DEFAULT_ENV_FILE, SettingsError
 
     try:
         asyncio.run(run_appliance(args.env_file or DEFAULT_ENV_FILE))
-    except (SettingsError, HubStartError) as exc:
+    except SettingsError as exc:  # the embedded hub's HubStartError too
         raise UsageError(str(exc)) from None
 
 

@@ -24,13 +24,14 @@ from dataclasses import replace
 from ..hub import HubConfig, RunningHub, Storage, running_hub
 from ..hub.callflows import CallFlow
 from ..hub.config import HUB_MEDIA
-from .settings import RING_DESKS, RING_DOOR, Settings
+from .settings import RING_DESKS, RING_DOOR, Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
 
-class HubStartError(Exception):
-    """The embedded hub cannot start, in one line that says why."""
+class HubStartError(SettingsError):
+    """The embedded hub cannot start as set (its port taken, its data directory or certificate
+    unusable, its key revoked): one line naming the variable, like any setting that cannot work."""
 
 
 def default_flows(settings: Settings) -> list[CallFlow]:

@@ -11,17 +11,20 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gpiozero import Factory
 
 from ..sdk import AudioSettings, CallAudio, Client
 from .controller import Controller
-from .embedded_hub import EmbeddedHub
 from .lights import Lights
 from .panel import Panel, PanelPins
 from .settings import Settings
 from .tokens import token_minter
+
+if TYPE_CHECKING:
+    from .embedded_hub import EmbeddedHub
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +71,11 @@ class Unit:
     ) -> None:
         self.settings = settings
         self.watchers: list[Callable[[str, str, object], None]] = []  # (kind, name, value): the demo, a simulator
-        self.hub = EmbeddedHub(settings) if settings.hub_embedded else None
-        if self.hub is not None:
+        self.hub: EmbeddedHub | None = None
+        if settings.hub_embedded:
+            from .embedded_hub import EmbeddedHub  # here: a unit without the hub saves its ~8 MB of imports
+
+            self.hub = EmbeddedHub(settings)
             host, secure = self.hub.local_address, self.hub.config.secure
             ssl_context = ssl_context or self.hub.client_ssl_context
         else:

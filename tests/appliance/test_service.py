@@ -101,3 +101,16 @@ def test_without_gpio_it_says_how_to_try_it(tmp_path, hub, monkeypatch, capsys):
     with pytest.warns(PinFactoryFallback):  # gpiozero tries lgpio, RPi.GPIO, pigpio and native in turn
         assert main(["appliance", "--env-file", str(env_file(tmp_path, hub))]) == 2
     assert "GPIOZERO_PIN_FACTORY=mock runs the unit without hardware" in capsys.readouterr().err
+
+
+def test_a_desk_whose_hub_port_is_taken_stops_with_one_line(tmp_path, hub, capsys):
+    host, port = hub.address.rsplit(":", 1)  # the test's own hub holds it
+    path = env_file(
+        tmp_path, hub, INTERCOM_ROLE="desk", INTERCOM_IDENTITY="desk", INTERCOM_HUB_URL="",
+        INTERCOM_HUB_EMBEDDED="true", INTERCOM_HUB_LISTEN=host, INTERCOM_HUB_PORT=port,
+        INTERCOM_HUB_DATA_DIR=str(tmp_path / "desk-hub"),
+    )  # fmt: skip
+    assert main(["appliance", "--env-file", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"intercom appliance: INTERCOM_HUB_PORT: the hub cannot listen on {host} port {port} ")
+    assert "\n" not in err
