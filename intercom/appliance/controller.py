@@ -83,6 +83,7 @@ class Controller:
         self.offered: IncomingCall | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_call_at_press: dict[str, bool] = {}  # by button: was a call up when it went down?
+        self._refused = False  # the hub refused the client for good, and it has not tried again
         client.on("status", self._client_status)
         client.on("incoming", self._incoming)
         client.on("canceled", self._canceled)
@@ -158,6 +159,9 @@ class Controller:
     # -- SDK events ----------------------------------------------------------------------------
 
     def _client_status(self, status: ClientStatus) -> None:
+        if status is ClientStatus.OFFLINE and self._refused:
+            return  # the SDK ends a refusal offline: the light keeps saying error until the next try
+        self._refused = status is ClientStatus.ERROR
         self._show("status", CLIENT_STATUS_PATTERN[status])
 
     def _incoming(self, offered: IncomingCall) -> None:

@@ -12,7 +12,6 @@ call, un-register, switch the relay off and exit 0.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -41,9 +40,17 @@ async def run_appliance(env_file: Path | None) -> None:
 
     def status(status: ClientStatus) -> None:
         log.info("status %s", status.value)
-        systemd.notify(f"STATUS={settings.role} {settings.identity}: {status.value}")
+        if not unit.retry_pending:  # the offline after a refusal: the error stays on show
+            systemd.notify(f"STATUS={settings.role} {settings.identity}: {status.value}")
+
+    def refused(error: ClientError) -> None:
+        systemd.notify(
+            f"STATUS={settings.role} {settings.identity}: error {error.code} {error}; "
+            f"trying again in {unit.retry_after_error_s:.0f} s"
+        )
 
     unit.client.on("status", status)
+    unit.client.on("error", refused)
     if unit.hub is not None:
         try:
             await unit.start_hub()
@@ -52,16 +59,13 @@ async def run_appliance(env_file: Path | None) -> None:
             raise
         log.info("hub listening on %s port %d", settings.hub_listen, unit.hub.port)
     log.info("%s unit %r starting, hub %s", settings.role, settings.identity, unit.client.host)
-    connecting = loop.create_task(unit.client.setup(jwt=unit.mint_token()))
+    unit.connect()
     systemd.notify("READY=1", f"STATUS={settings.role} {settings.identity}: connecting")  # the panel is live
     systemd.start_watchdog()
     try:
         await stop.wait()
     finally:
         systemd.notify("STOPPING=1")
-        connecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ClientError):
-            await connecting
         await unit.stop()
         await systemd.stop_watchdog()
         log.info("%s unit %r stopped", settings.role, settings.identity)

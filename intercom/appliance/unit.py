@@ -8,6 +8,7 @@ client connects, so the status light follows it from the first ``connecting``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 
 from gpiozero import Factory
 
-from ..sdk import AudioSettings, CallAudio, Client
+from ..sdk import AudioSettings, CallAudio, Client, ClientError
 from .controller import Controller
 from .lights import Lights
 from .panel import Panel, PanelPins
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SETUP_TIMEOUT = 30.0  # the first registration; after that the client keeps reconnecting on its own
+RETRY_AFTER_ERROR_S = 60.0  # after the hub refused the unit for good
 
 
 def panel_pins(settings: Settings) -> PanelPins:
@@ -104,8 +106,36 @@ class Unit:
             ring_timeout_s=settings.ring_timeout_s,
         )
 
+        self.retry_after_error_s = RETRY_AFTER_ERROR_S
+        self._retry: asyncio.TimerHandle | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self.client.on("error", self._refused)
+
     def mint_token(self) -> str:
         return self._mint()
+
+    @property
+    def retry_pending(self) -> bool:
+        """The hub refused this unit, and it will try again (the status light says error meanwhile)."""
+        return self._retry is not None
+
+    def connect(self) -> None:
+        """Connect in the background and keep connecting, as a unit in service does: a hub that
+        is away is waited for (the SDK), and a refusal is tried again every minute (here)."""
+        self._retry = None
+        self._connecting = asyncio.get_running_loop().create_task(self._setup())
+
+    async def _setup(self) -> None:
+        with contextlib.suppress(ClientError):  # already told by the error event, which set the retry
+            await self.client.setup(jwt=self._mint())
+
+    def _refused(self, error: ClientError) -> None:
+        """A final refusal (a revoked key, an identity the hub will not take): the SDK gives up, as
+        a browser app would; a unit on a wall tries again, since the fix is made on the hub."""
+        log.error(
+            "the hub refused this unit: %s %s; trying again in %g s", error.code, error, self.retry_after_error_s
+        )
+        self._retry = asyncio.get_running_loop().call_later(self.retry_after_error_s, self.connect)
 
     async def start_hub(self) -> None:
         """Start the embedded hub, if this unit runs one (:class:`HubStartError` when it cannot)."""
@@ -120,6 +150,11 @@ class Unit:
             await self.client.setup(jwt=self._mint())
 
     async def stop(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if self._connecting is not None:
+            self._connecting.cancel()
         await self.client.destroy()
         self.controller.close()
         self.panel.close()  # the relay de-energised first

@@ -7,12 +7,13 @@ import socket
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from pydantic import SecretStr
 
 from intercom.appliance.settings import Settings
 from intercom.appliance.unit import Unit, hub_address, panel_pins
 from intercom.hub import Storage, running_hub
 from intercom.media import RecordingSink, ToneSource
-from intercom.sdk import CallAudio, ClientStatus
+from intercom.sdk import CallAudio, ClientError, ClientStatus, ForbiddenError
 
 from ..conftest import ENDPOINT_LOOPBACK
 from ..units import DESK_HZ, DOOR_HZ, STEP, store_flow
@@ -134,3 +135,24 @@ async def test_call_held_down_at_the_door_hangs_up(units):
     await until(lambda: not lit(door_pins, call_led) and not lit(desk_pins, call_led))
     assert door.controller.call is None and desk.controller.call is None
     await asyncio.to_thread(button.drive_high)
+
+
+async def test_a_refused_unit_shows_error_until_the_hub_takes_its_key_then_connects(hub, boards):
+    secret = "a-key-the-hub-does-not-have-yet-0123456789"
+    settings = settings_for(hub, "door").model_copy(update={"access_key_id": "later", "access_key": SecretStr(secret)})
+    door, pins = boards.build(settings, DOOR_HZ)
+    door.client.forbidden_retry_delay = 0.01  # the seed SDK's 5 s between its 5 tries, shortened
+    door.retry_after_error_s = 1.0
+    refusals: list[ClientError] = []
+    door.client.on("error", refusals.append)
+    status = 5
+
+    def fast_blink() -> bool:  # 0.1 s on, 0.1 s off (the heartbeat is 0.1 s on, 1.9 s off)
+        states = pins.pin(status).states
+        return len(states) >= 6 and all(state.timestamp == pytest.approx(0.1, abs=0.05) for state in states[-4:])
+
+    door.connect()
+    await until(lambda: len(refusals) >= 2 and fast_blink())  # refused, tried again, refused again
+    assert isinstance(refusals[0], ForbiddenError) and door.client.status is ClientStatus.OFFLINE
+    hub.storage.put_key("later", secret, "the installer adds the door's key")
+    await until(lambda: door.client.status is ClientStatus.CONNECTED and not fast_blink() and lit(pins, status))
