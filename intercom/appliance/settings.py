@@ -87,7 +87,9 @@ class Settings(BaseSettings):
     relay_active_low: bool = Field(False, description="the relay module energises on a low pin")
     pwm_leds: bool = Field(False, description="dim and breathe the lights (PWM) instead of on/off")
     bounce_ms: int = Field(30, ge=0, le=500, description="a button's edges closer than this are one press")
-    long_press_ms: int = Field(1000, ge=200, le=10000, description="held this long, a press is a long press")
+    long_press_ms: int = Field(
+        1000, ge=200, le=10000, description="held this long, a press is a long press (CALL held ends a call)"
+    )
 
     unlock_code: SecretStr = Field(description="DTMF code that opens the door: 1-16 of 0-9, * and #")
     relay_pulse_s: float = Field(3.0, gt=0, le=30, description="how long the door strike is energised")

@@ -132,9 +132,7 @@ class Unit:
     def _refused(self, error: ClientError) -> None:
         """A final refusal (a revoked key, an identity the hub will not take): the SDK gives up, as
         a browser app would; a unit on a wall tries again, since the fix is made on the hub."""
-        log.error(
-            "the hub refused this unit: %s %s; trying again in %g s", error.code, error, self.retry_after_error_s
-        )
+        log.error("the hub refused this unit: %s %s; trying again in %g s", error.code, error, self.retry_after_error_s)
         self._retry = asyncio.get_running_loop().call_later(self.retry_after_error_s, self.connect)
 
     async def start_hub(self) -> None:
