@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Installs an intercom unit on Raspberry Pi OS or Debian 12 (arm64 or amd64): system packages,
+# the `intercom` user, the package in a virtual environment at /opt/intercom, the env file and
+# the systemd service. Safe to run again: what is in place is left alone, and an existing
+# /etc/intercom/intercom.env is never touched.
+#
+#   sudo deploy/install.sh [--source DIR] [--role door|desk] [--identity NAME] [--no-start]
+#
+#   --source DIR      the checkout to install (default: the one this script is in)
+#   --role, --identity
+#                     written into a new env file (an existing one is kept as it is)
+#   --no-start        enable the service but do not start it: for building an SD-card image in a
+#                     chroot, where `systemctl enable` works and starting cannot
+set -euo pipefail
+
+VENV=/opt/intercom                    # deploy/intercom.service runs $VENV/bin/intercom
+ENV_DIR=/etc/intercom
+ENV_FILE=$ENV_DIR/intercom.env
+DATA_DIR=/var/lib/intercom            # the user's home and the service's StateDirectory
+UNIT=/etc/systemd/system/intercom.service
+UDEV_RULE=/etc/udev/rules.d/60-intercom-gpio.rules
+PYTHON=/usr/bin/python3               # the system's Python, whatever else is first on PATH
+
+say() { printf 'install: %s\n' "$*"; }
+fail() { printf 'install: %s\n' "$1" >&2; exit "${2:-1}"; }
+usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
+
+invocation="$0${*:+ $*}"
+source_dir=$(cd "$(dirname "$0")/.." && pwd)
+role=
+identity=
+start=yes
+while [ $# -gt 0 ]; do
+  case $1 in
+    --source) [ $# -ge 2 ] || fail "--source needs a directory" 2; source_dir=$2; shift 2 ;;
+    --role) [ $# -ge 2 ] || fail "--role needs door or desk" 2; role=$2; shift 2 ;;
+    --identity) [ $# -ge 2 ] || fail "--identity needs a name" 2; identity=$2; shift 2 ;;
+    --no-start) start=no; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) fail "unknown option $1 (see --help)" 2 ;;
+  esac
+done
+case $role in '' | door | desk) ;; *) fail "--role must be door or desk, not '$role'" 2 ;; esac
+if [ -n "$identity" ] && ! [[ $identity =~ ^[A-Za-z0-9_]{1,30}$ ]]; then
+  fail "--identity must be 1-30 of A-Z, a-z, 0-9 and _, not '$identity'" 2
+fi
+if [ ! -f "$source_dir/pyproject.toml" ] || [ ! -f "$source_dir/deploy/intercom.service" ]; then
+  fail "$source_dir is not an intercom checkout (no pyproject.toml and deploy/intercom.service)" 2
+fi
+source_dir=$(cd "$source_dir" && pwd)
+[ "$(id -u)" -eq 0 ] || fail "run it as root: sudo $invocation"
+
+done_list=()
+did() { done_list+=("$*"); say "$*"; }
+systemd_running() { [ -d /run/systemd/system ]; }
+installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed; }
+
+# -- system packages ----------------------------------------------------------------------------
+# python3-venv: the virtual environment; libportaudio2: sounddevice's sound I/O; alsa-utils:
+# alsamixer and arecord, to set and check the USB card's levels.
+missing=()
+for package in python3-venv libportaudio2 alsa-utils; do
+  installed "$package" || missing+=("$package")
+done
+export DEBIAN_FRONTEND=noninteractive
+[ ${#missing[@]} -eq 0 ] || apt-get update -qq
+# lgpio is gpiozero's first choice of pin library, and the only one that drives a Pi 5's GPIO
+# (through /dev/gpiochip*). Raspberry Pi OS packages it; Debian's own archive does not.
+lgpio=yes
+if ! installed python3-lgpio; then
+  if apt-cache policy python3-lgpio 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    missing+=(python3-lgpio)
+  else
+    lgpio=no
+  fi
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  did "installed system packages: ${missing[*]}"
+fi
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || fail "$PYTHON is older than 3.11"
+
+# -- the user and its groups ------------------------------------------------------------------
+# The service runs as `intercom` with the groups gpio (the GPIO chips) and audio (the sound card).
+# Raspberry Pi OS has a gpio group, and udev rules that give it the GPIO devices; plain Debian
+# has neither.
+for group in gpio audio; do
+  getent group "$group" >/dev/null || { groupadd --system "$group"; did "created the group $group"; }
+done
+if ! grep -qs 'GROUP="gpio"' /etc/udev/rules.d/*.rules /lib/udev/rules.d/*.rules /usr/lib/udev/rules.d/*.rules; then
+  install -d -m 755 "$(dirname "$UDEV_RULE")"
+  cat >"$UDEV_RULE" <<'EOF'
+# From intercom's deploy/install.sh: the gpio group may use the GPIO chips, as on Raspberry Pi OS.
+SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"
+EOF
+  [ -S /run/udev/control ] && udevadm control --reload-rules && udevadm trigger --subsystem-match=gpio
+  did "added $UDEV_RULE (the gpio group may use /dev/gpiochip*)"
+fi
+if ! getent passwd intercom >/dev/null; then
+  useradd --system --user-group --home-dir "$DATA_DIR" --no-create-home --shell /usr/sbin/nologin \
+    --comment "intercom unit" --groups gpio,audio intercom
+  did "created the user intercom (groups gpio, audio)"
+fi
+for group in gpio audio; do
+  if ! id -nG intercom | tr ' ' '\n' | grep -qx "$group"; then
+    usermod -a -G "$group" intercom
+    did "added the user intercom to the group $group"
+  fi
+done
+if [ "$(stat -c '%U:%G %a' "$DATA_DIR" 2>/dev/null)" != "intercom:intercom 700" ]; then
+  install -d -m 700 -o intercom -g intercom "$DATA_DIR"
+  did "made $DATA_DIR (intercom's, mode 700)"
+fi
+
+# -- the package ----------------------------------------------------------------------------------
+# --system-site-packages lets the venv import the system's lgpio; pip still installs into the
+# venv whatever the system lacks or has too old. pip builds from a copy so that the checkout
+# gets no root-owned build files.
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv --system-site-packages "$VENV"
+  did "created the virtual environment $VENV"
+fi
+stamp=$VENV/.intercom-source
+fingerprint=$(cd "$source_dir" && find pyproject.toml README.md intercom -type f ! -name '*.pyc' -print0 |
+  LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+package_changed=no
+if [ "$(cat "$stamp" 2>/dev/null)" != "$fingerprint" ] || [ ! -x "$VENV/bin/intercom" ]; then
+  say "installing intercom from $source_dir into $VENV (pip; a few minutes on a Pi)"
+  build=$(mktemp -d)
+  trap 'rm -rf "$build"' EXIT
+  tar -C "$source_dir" --exclude=__pycache__ -cf - pyproject.toml README.md intercom | tar -C "$build" -xf -
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-warn-script-location "$build"
+  echo "$fingerprint" >"$stamp"
+  package_changed=yes
+  did "installed intercom $("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("intercom"))') into $VENV"
+fi
+if [ "$(readlink /usr/local/bin/intercom 2>/dev/null)" != "$VENV/bin/intercom" ]; then
+  ln -sfn "$VENV/bin/intercom" /usr/local/bin/intercom
+  did "linked /usr/local/bin/intercom"
+fi
+
+# -- the env file ---------------------------------------------------------------------------------
+# 640 root:intercom: the unit refuses an env file others can read (it holds the access key).
+install -d -m 755 "$ENV_DIR"
+if [ -e "$ENV_FILE" ]; then
+  [ -z "$role$identity" ] || say "kept the existing $ENV_FILE: --role and --identity only fill in a new one"
+  case $(stat -c %a "$ENV_FILE") in
+    *[1-7]) say "warning: others may read $ENV_FILE, and the unit will refuse it: chmod 640 $ENV_FILE" ;;
+  esac
+else
+  new=$(mktemp "$ENV_DIR/.intercom.env.XXXXXX")
+  sed -e "s/^INTERCOM_ROLE=\$/INTERCOM_ROLE=$role/" -e "s/^INTERCOM_IDENTITY=\$/INTERCOM_IDENTITY=$identity/" \
+    "$source_dir/deploy/intercom.env.example" >"$new"
+  chown root:intercom "$new"
+  chmod 640 "$new"
+  mv "$new" "$ENV_FILE"
+  did "wrote $ENV_FILE from deploy/intercom.env.example${role:+, role $role}${identity:+, identity $identity}"
+fi
+
+# -- the service ----------------------------------------------------------------------------------
+unit_changed=no
+if ! cmp -s "$source_dir/deploy/intercom.service" "$UNIT"; then
+  install -m 644 "$source_dir/deploy/intercom.service" "$UNIT"
+  unit_changed=yes
+  did "installed $UNIT"
+  if systemd_running; then systemctl daemon-reload; fi
+fi
+if ! systemctl is-enabled --quiet intercom.service 2>/dev/null; then
+  systemctl enable --quiet intercom.service
+  did "enabled intercom.service (it starts at boot)"
+fi
+
+# The variables the example marks "(required)" that the env file leaves empty.
+unset_required() {
+  grep -A1 '(required)$' "$source_dir/deploy/intercom.env.example" | grep -o '^INTERCOM_[A-Z_]*=' |
+    while read -r variable; do grep -qx "$variable" "$ENV_FILE" && printf '%s ' "${variable%=}"; done
+  grep -qx 'INTERCOM_HUB_URL=' "$ENV_FILE" && ! grep -qx 'INTERCOM_HUB_EMBEDDED=true' "$ENV_FILE" &&
+    printf 'INTERCOM_HUB_URL '
+  return 0
+}
+# Checked as the service's user, so that a file it cannot read shows up here too.
+started=no
+if check=$(runuser -u intercom -- "$VENV/bin/intercom" config check --env-file "$ENV_FILE" 2>&1); then
+  check=
+  if [ "$start" = yes ] && systemd_running; then
+    if [ "$package_changed$unit_changed" != nono ] || ! systemctl is-active --quiet intercom.service; then
+      systemctl restart intercom.service ||
+        fail "intercom.service did not start: systemctl status intercom; journalctl -u intercom -n 20"
+      did "started intercom.service"
+    fi
+    started=yes
+  fi
+fi
+
+# -- what now -------------------------------------------------------------------------------------
+echo
+if [ ${#done_list[@]} -eq 0 ]; then
+  say "nothing to change: intercom is installed"
+else
+  say "done: ${#done_list[@]} change(s), listed above"
+fi
+case $lgpio:$(dpkg --print-architecture) in
+  no:arm*) say "note: no python3-lgpio package here (Raspberry Pi OS has it): gpiozero falls back to its" \
+    "other pin libraries, and none of those drives a Pi 5" ;;
+esac
+if [ "$started" = yes ]; then
+  say "intercom.service is running: systemctl status intercom; journalctl -u intercom -f"
+  exit 0
+fi
+todo=$(unset_required)
+echo "next:"
+[ -z "$todo" ] || echo "  - set these in $ENV_FILE (sudoedit $ENV_FILE): ${todo% }"
+if [ -n "$check" ]; then
+  echo "  - check it: sudo intercom config check   (one line names what is still wrong)"
+  echo "    now it says: ${check##*$'\n'}"
+else
+  echo "  - the settings are valid: sudo intercom config check shows them"
+fi
+if [ "$start" = no ]; then
+  echo "  - it starts at boot (--no-start: not started now)"
+elif ! systemd_running; then
+  echo "  - it starts at boot (systemd is not running here)"
+else
+  echo "  - sudo systemctl start intercom"
+fi
+echo "  - watch it: systemctl status intercom; journalctl -u intercom -f"
