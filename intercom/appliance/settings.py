@@ -179,6 +179,13 @@ class Settings(BaseSettings):
             pairs[key.strip()] = int(pin)
         return pairs
 
+    @field_validator("access_key")
+    @classmethod
+    def _secret(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("required, and empty")
+        return value
+
     @field_validator("unlock_code")
     @classmethod
     def _unlock_code(cls, value: SecretStr) -> SecretStr:

@@ -114,6 +114,7 @@ def test_an_unreadable_certificate_is_named(tmp_path):
         ("INTERCOM_ACCESS_KEY_ID", "key id", "INTERCOM_ACCESS_KEY_ID: String should match pattern"),
         ("INTERCOM_CALL_FLOW", "ring/desks", "INTERCOM_CALL_FLOW: String should match pattern"),
         ("INTERCOM_ACCESS_KEY", None, "INTERCOM_ACCESS_KEY: required, and not set"),
+        ("INTERCOM_ACCESS_KEY", "", "INTERCOM_ACCESS_KEY: required, and empty"),
         ("INTERCOM_BUTTON_CALL_PIN", "40", "INTERCOM_BUTTON_CALL_PIN: must be a BCM GPIO number from 2 to 27"),
         ("INTERCOM_BUTTON_ANSWER_PIN", "one", "INTERCOM_BUTTON_ANSWER_PIN: Input should be a valid integer"),
         ("INTERCOM_BUTTON_REJECT_PIN", "1", "INTERCOM_BUTTON_REJECT_PIN: must be a BCM GPIO number"),
