@@ -69,6 +69,7 @@ class Unit:
     ) -> None:
         self.settings = settings
         self.watchers: list[Callable[[str, str, object], None]] = []  # (kind, name, value): the demo, a simulator
+        self.patterns: dict[str, str] = {}  # each fitted light's pattern now, for a watcher that comes late
         host, secure = hub_address(settings)
         self._mint = token_minter(settings)
         call_audio = audio.call_audio() if isinstance(audio, AudioSettings) else audio
@@ -109,6 +110,7 @@ class Unit:
     def _show(self, led: str, pattern: str) -> None:
         if led in self.panel.pins.leds:  # a light this unit does not have shows nothing
             self.lights.show(led, pattern)
+            self.patterns[led] = pattern
             self._tell("light", led, pattern)
 
     def _pulse_relay(self, seconds: float) -> None:
