@@ -1,4 +1,4 @@
-"""The ``intercom`` command: hub, access keys, call flows, tokens, sound devices, and the demo."""
+"""The ``intercom`` command: hub, access keys, call flows, tokens, sound devices, the simulator and the demo."""
 
 from __future__ import annotations
 
@@ -106,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
     appliance = commands.add_parser("appliance", help="run this unit (door or desk) from its env file")
     appliance.add_argument("--env-file", type=Path, default=None, help="default: /etc/intercom/intercom.env")
     appliance.set_defaults(func=_appliance)
+
+    simulate = commands.add_parser(
+        "simulate", help="try a door or desk unit in this terminal: its lights drawn, its buttons on keys"
+    )
+    simulate.add_argument("--role", required=True, choices=["door", "desk"], help="which unit to be")
+    simulate.add_argument("--env-file", type=Path, default=None, help="settings (default: the environment only)")
+    simulate.add_argument(
+        "--tone",
+        action="store_true",
+        help="no sound card: send a test tone (door 440 Hz, desk 880 Hz) and show what is heard",
+    )
+    simulate.set_defaults(func=_simulate)
 
     config = commands.add_parser("config", help="the unit's settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -271,6 +283,24 @@ def _appliance(args: argparse.Namespace) -> None:
 
     try:
         asyncio.run(run_appliance(args.env_file or DEFAULT_ENV_FILE))
+    except SettingsError as exc:  # the embedded hub's HubStartError too
+        raise UsageError(str(exc)) from None
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from .appliance.settings import SettingsError, load_settings
+
+    try:
+        from .appliance.simulator import run_simulator, tone_audio
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "textual":
+            raise
+        raise UsageError("the simulator needs textual: pip install 'intercom[simulator]'") from None
+    try:
+        settings, audio = load_settings(args.env_file, role=args.role)
+        asyncio.run(run_simulator(settings, tone_audio(args.role) if args.tone else audio))
     except SettingsError as exc:  # the embedded hub's HubStartError too
         raise UsageError(str(exc)) from None
 

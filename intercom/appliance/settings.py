@@ -273,14 +273,18 @@ def check_env_file(path: Path) -> None:
         )
 
 
-def load_settings(env_file: Path | None = DEFAULT_ENV_FILE) -> tuple[Settings, AudioSettings]:
+def load_settings(env_file: Path | None = DEFAULT_ENV_FILE, **overrides: object) -> tuple[Settings, AudioSettings]:
     """The unit's settings and its sound's, from ``env_file`` (None: the environment only) and the
-    environment, which wins; :class:`SettingsError` naming the first variable that is wrong."""
+    environment, which wins; :class:`SettingsError` naming the first variable that is wrong.
+
+    ``overrides`` (``role="desk"``) win over both: what a command line says outright, checked as
+    the variable would be.
+    """
     if env_file is not None:
         check_env_file(env_file)
     source = {"_env_file": os.fspath(env_file)} if env_file is not None else {}
     try:
-        return Settings(**source), AudioSettings(**source)  # type: ignore[arg-type]
+        return Settings(**source, **overrides), AudioSettings(**source)  # type: ignore[arg-type]
     except ValidationError as exc:
         model = AudioSettings if exc.title == AudioSettings.__name__ else Settings
         raise SettingsError(_one_line(exc, model)) from None

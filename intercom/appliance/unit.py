@@ -73,6 +73,7 @@ class Unit:
     ) -> None:
         self.settings = settings
         self.watchers: list[Callable[[str, str, object], None]] = []  # (kind, name, value): the demo, a simulator
+        self.patterns: dict[str, str] = {}  # each fitted light's pattern now, for a watcher that comes late
         self.hub: EmbeddedHub | None = None
         if settings.hub_embedded:
             from .embedded_hub import EmbeddedHub  # here: a unit without the hub saves its ~8 MB of imports
@@ -93,7 +94,6 @@ class Unit:
             panel_pins(settings), loop, on_press=self._pressed, on_long_press=self._held, pin_factory=pin_factory
         )
         self.lights = Lights(self.panel)
-        self._shown: dict[str, str] = {}  # each light's pattern
         self.controller = Controller(
             settings.role,
             self.client,
@@ -168,8 +168,8 @@ class Unit:
     def _show(self, led: str, pattern: str) -> None:
         # A light this unit does not have shows nothing; one already showing the pattern carries
         # on (accepted then confirmed are both "on": a blink is not restarted, nothing is told).
-        if led in self.panel.pins.leds and self._shown.get(led) != pattern:
-            self._shown[led] = pattern
+        if led in self.panel.pins.leds and self.patterns.get(led) != pattern:
+            self.patterns[led] = pattern
             self.lights.show(led, pattern)
             self._tell("light", led, pattern)
 
