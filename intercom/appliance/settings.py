@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     led_call_pin: Pin = Field(6, description="call light: ringing, in a call, failed")
     led_mute_pin: Pin = Field(13, description="mute light (desk)")
     relay_pin: Pin = Field(26, description="door-strike relay (door)")
+    pin_factory: Literal["", "mock"] = Field(
+        "", description="empty: the Pi's GPIO (gpiozero's choice); mock: no hardware, as in a VM or a simulator"
+    )
     buttons_active_low: bool = Field(True, description="buttons pull to ground (internal pull-ups)")
     leds_active_low: bool = Field(False, description="LEDs light when the pin is low")
     relay_active_low: bool = Field(False, description="the relay module energises on a low pin")

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import ClassVar
 
-from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
+from gpiozero.pins.mock import MockFactory, MockPin
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -35,7 +35,7 @@ from ..media import MediaPolicy, RecordingSink, ToneSource
 from ..sdk import AudioSettings, CallAudio, CallStatus, ClientStatus
 from .controller import BUTTON_ACTIONS
 from .settings import Settings
-from .unit import Unit
+from .unit import Unit, mock_board
 
 __all__ = ["BUTTON_KEYS", "Lamp", "Simulator", "run_simulator", "tone_audio"]
 
@@ -317,7 +317,7 @@ class _AppLogHandler(logging.Handler):
 
 async def run_simulator(settings: Settings, audio: AudioSettings | CallAudio) -> None:
     """Run the unit ``settings`` describe on mock pins, in this terminal, until the user quits."""
-    board = MockFactory(pin_class=MockPWMPin if settings.pwm_leds else MockPin)  # never the real pins
+    board = mock_board(settings)  # never the real pins
     try:
         unit = Unit(settings, audio, pin_factory=board)
     except BaseException:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gpiozero import Factory
+from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
 from ..sdk import AudioSettings, CallAudio, Client, ClientError
 from .controller import Controller
@@ -55,6 +56,11 @@ def panel_pins(settings: Settings) -> PanelPins:
     )
 
 
+def mock_board(settings: Settings) -> MockFactory:
+    """gpiozero's mock pins for the parts the settings describe: no hardware is touched."""
+    return MockFactory(pin_class=MockPWMPin if settings.pwm_leds else MockPin)
+
+
 def hub_address(hub_url: str) -> tuple[str, bool]:
     """``host:port`` and whether it is TLS, from ``INTERCOM_HUB_URL``."""
     parts = urlsplit(hub_url)
@@ -90,6 +96,8 @@ class Unit:
             host=host, refresh_token=self._mint, secure=secure, ssl_context=ssl_context, audio=call_audio
         )
         loop = asyncio.get_running_loop()
+        if pin_factory is None and settings.pin_factory == "mock":
+            pin_factory = mock_board(settings)
         self.panel = Panel(
             panel_pins(settings), loop, on_press=self._pressed, on_long_press=self._held, pin_factory=pin_factory
         )

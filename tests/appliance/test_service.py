@@ -114,3 +114,11 @@ def test_a_desk_whose_hub_port_is_taken_stops_with_one_line(tmp_path, hub, capsy
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"intercom appliance: INTERCOM_HUB_PORT: the hub cannot listen on {host} port {port} ")
     assert "\n" not in err
+
+
+async def test_the_env_file_can_ask_for_mock_pins_where_there_is_no_gpio(tmp_path, hub):
+    """A unit in a VM (the SD-card image's boot test): INTERCOM_PIN_FACTORY=mock, nothing in the environment."""
+    _, rest = await run_until_connected(
+        env_file(tmp_path, hub, INTERCOM_PIN_FACTORY="mock"), {"GPIOZERO_PIN_FACTORY": ""}
+    )
+    assert "door unit 'door' stopped" in rest

@@ -126,6 +126,7 @@ BAD_VALUES = [
     ("INTERCOM_LED_CALL_PIN", "x", "INTERCOM_LED_CALL_PIN: Input should be a valid integer"),
     ("INTERCOM_LED_MUTE_PIN", "99", "INTERCOM_LED_MUTE_PIN: must be a BCM GPIO number"),
     ("INTERCOM_RELAY_PIN", "27", "INTERCOM_RELAY_PIN: pin 27 is also INTERCOM_BUTTON_ANSWER_PIN"),
+    ("INTERCOM_PIN_FACTORY", "lgpio", "INTERCOM_PIN_FACTORY: Input should be '' or 'mock'"),
     ("INTERCOM_BUTTONS_ACTIVE_LOW", "low", "INTERCOM_BUTTONS_ACTIVE_LOW: Input should be a valid boolean"),
     ("INTERCOM_LEDS_ACTIVE_LOW", "2", "INTERCOM_LEDS_ACTIVE_LOW: Input should be a valid boolean"),
     ("INTERCOM_RELAY_ACTIVE_LOW", "?", "INTERCOM_RELAY_ACTIVE_LOW: Input should be a valid boolean"),
