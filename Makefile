@@ -1,5 +1,5 @@
 # The two commands of the README. Each sets up what it needs first (scripts/setup.sh).
-.PHONY: demo test setup lint bench
+.PHONY: demo test setup lint bench image
 
 demo:
 	@scripts/setup.sh --demo
@@ -17,3 +17,7 @@ lint:
 bench:
 	@scripts/setup.sh
 	@status=0; for name in register calls audio appliance; do .venv/bin/python bench/$$name.py || status=1; done; exit $$status
+
+# The flashable SD-card image of a unit (arm64), into build/image/: needs root, see deploy/image/.
+image:
+	deploy/image/build.sh

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Builds the flashable SD-card image of a unit (Raspberry Pi 3, 4 and Zero 2 W; arm64) from Debian
+# bookworm packages and this working tree:
+#
+#   sudo deploy/image/build.sh [--out DIR] [--authorized-keys FILE]
+#
+#   --out DIR               where intercom-<version>-arm64.img.xz and its .sha256 go (build/image)
+#   --authorized-keys FILE  SSH keys baked in for root (key-only login); without it, SSH starts
+#                           only when first boot finds authorized_keys on the boot partition
+#
+# Three stages, each in build/image/:
+#   1. the system (mmdebstrap --arch=arm64, Debian's raspi-firmware and kernel, customize-rootfs.sh),
+#      cached as rootfs-<key>.tar: the key is a hash of packages.txt and customize-rootfs.sh;
+#   2. the project: a wheel built from the working tree, its dependencies as arm64 wheels, and
+#      deploy/install.sh run inside the tree (under qemu-user), as on a Pi; first boot's service;
+#   3. the disk: deploy/image/assemble.sh (no loop devices, no mounts), xz and sha256.
+# Needs root (chroot and bind mounts of /proc, /sys and /dev for stage 2), mmdebstrap,
+# qemu-user-static with binfmt, mtools, dosfstools, fdisk and xz-utils: it installs what is
+# missing when apt can.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+
+say() { printf 'image: %s\n' "$*"; }
+fail() { printf 'image: %s\n' "$1" >&2; exit "${2:-1}"; }
+
+out=$repo/build/image
+keys=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --out) [ $# -ge 2 ] || fail "--out needs a directory" 2; out=$2; shift 2 ;;
+    --authorized-keys)
+      if [ $# -lt 2 ] || [ ! -f "$2" ]; then fail "--authorized-keys needs a file" 2; fi
+      keys=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+      shift 2
+      ;;
+    -h | --help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+    *) fail "unknown option $1 (see --help)" 2 ;;
+  esac
+done
+[ "$(id -u)" -eq 0 ] || fail "run it as root (chroot and bind mounts): sudo $0"
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work=$repo/build/image/work
+mirror=${INTERCOM_IMAGE_MIRROR:-http://deb.debian.org/debian}
+security=${INTERCOM_IMAGE_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+started=$SECONDS
+
+# -- tools ---------------------------------------------------------------------------------------
+need=()
+for pair in mmdebstrap:mmdebstrap qemu-user-static:qemu-aarch64-static binfmt-support:update-binfmts \
+  arch-test:arch-test mtools:mcopy dosfstools:mkfs.vfat fdisk:sfdisk xz-utils:xz; do
+  command -v "${pair#*:}" >/dev/null || need+=("${pair%%:*}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing the build's tools: ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! arch-test arm64 >/dev/null; then
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  arch-test arm64 >/dev/null || fail "this machine cannot run arm64 programs (qemu-user-static with binfmt_misc)"
+fi
+
+# -- 1. the system, cached -------------------------------------------------------------------------
+key=$(cat deploy/image/packages.txt deploy/image/customize-rootfs.sh | sha256sum | cut -c1-16)
+cache=$repo/build/image/rootfs-$key.tar
+if [ -f "$cache" ]; then
+  say "stage 1: the cached system ($(basename "$cache"))"
+else
+  say "stage 1: the system, from Debian bookworm arm64 (mmdebstrap; 15-30 min under emulation)"
+  packages=$(grep -v '^#' deploy/image/packages.txt | grep . | paste -sd, -)
+  components="main contrib non-free-firmware"
+  mmdebstrap --mode=root --variant=apt --architectures=arm64 --components="$components" \
+    --include="$packages" \
+    --setup-hook="mkdir -p \"\$1/boot/firmware\"" \
+    --customize-hook="$repo/deploy/image/customize-rootfs.sh \"\$1\"" \
+    bookworm "$cache.partial" \
+    "deb $mirror bookworm $components" \
+    "deb $mirror bookworm-updates $components" \
+    "deb $security bookworm-security $components"
+  mv "$cache.partial" "$cache"
+  find "$repo/build/image" -maxdepth 1 -name 'rootfs-*.tar' ! -name "$(basename "$cache")" -delete
+fi
+
+# -- 2. the project ----------------------------------------------------------------------------------
+root=$work/root
+mounted=()
+cleanup() {
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount "${mounted[i]}" 2>/dev/null || umount -l "${mounted[i]}"; done
+}
+trap cleanup EXIT
+rm -rf "$work"
+mkdir -p "$root" "$work/wheels"
+tar -C "$root" --numeric-owner -xpf "$cache"
+
+say "stage 2: the project's wheel and its arm64 dependencies"
+"${PYTHON:-python3}" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$work/wheels" "$repo"
+wheel=$(find "$work/wheels" -name 'intercom-*.whl' | head -1)
+version=$(basename "$wheel" | cut -d- -f2)
+# Debian bookworm's Python is 3.11 and its glibc 2.36: binary wheels for those, nothing to compile.
+"${PYTHON:-python3}" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+  --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux_2_28_aarch64 \
+  --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
+  -d "$repo/build/image/wheels" "$wheel"
+cp "$repo/build/image/wheels"/*.whl "$work/wheels/"
+cp "$wheel" "$work/wheels/"
+
+for mount in proc sys dev dev/pts; do
+  mkdir -p "$root/$mount"
+  mount --bind "/$mount" "$root/$mount"
+  mounted+=("$root/$mount")
+done
+staging=$root/tmp/intercom-build
+mkdir -p "$staging"
+tar -C "$repo" -cf - deploy pyproject.toml README.md intercom | tar -C "$staging" -xf -
+cp -r "$work/wheels" "$staging/wheels"
+say "stage 2: deploy/install.sh inside the image (under qemu-user: a few minutes)"
+chroot "$root" /tmp/intercom-build/deploy/install.sh --no-start --source /tmp/intercom-build \
+  --wheel "/tmp/intercom-build/wheels/$(basename "$wheel")" --wheelhouse /tmp/intercom-build/wheels
+install -m 755 deploy/image/firstboot.sh "$root/usr/local/sbin/intercom-firstboot"
+install -m 644 deploy/image/intercom-firstboot.service "$root/etc/systemd/system/"
+chroot "$root" systemctl enable --quiet intercom-firstboot.service
+if [ -n "$keys" ]; then
+  install -d -m 700 "$root/root/.ssh"
+  install -m 600 "$keys" "$root/root/.ssh/authorized_keys"
+  chroot "$root" systemctl enable --quiet ssh.service
+  say "stage 2: SSH on, key-only, for the keys in $keys"
+fi
+rm -rf "$staging" "$root"/root/.cache
+cleanup
+mounted=()
+
+# -- 3. the disk -------------------------------------------------------------------------------------
+image=$out/intercom-$version-arm64.img
+say "stage 3: the disk image"
+deploy/image/assemble.sh "$root" "$image"
+rm -f "$image.xz"
+xz -T0 -6 "$image"
+(cd "$out" && sha256sum "$(basename "$image").xz" >"$(basename "$image").xz.sha256")
+rm -rf "$work"
+say "done in $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s: $image.xz" \
+  "($(du -h "$image.xz" | cut -f1); sha256 in $(basename "$image").xz.sha256)"
