@@ -97,7 +97,9 @@ service_account() {
   [ -n "$uid" ] && [ -n "$gid" ]
 }
 
-# Run a command as the service user (as the unit reads the env file); as is when not root.
+# Run a command as the service user, who must be able to read the env file as the unit does. setpriv
+# takes the ids above, where runuser would look the name up in the running system's passwd; not
+# root (a test as a plain user): as is.
 as_service_user() {
   if [ "$(id -u)" -ne 0 ]; then
     "$@"
