@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     appliance = commands.add_parser("appliance", help="run this unit (door or desk) from its env file")
     appliance.add_argument("--env-file", type=Path, default=None, help="default: /etc/intercom/intercom.env")
+    appliance.add_argument(
+        "--wait-for-settings",
+        action="store_true",
+        help="settings that cannot work: say so (log, systemd status, the status light blinking fast) and wait "
+        "for the env file to change, then exit 75 to be restarted, instead of exiting 2 (the service uses it)",
+    )
     appliance.set_defaults(func=_appliance)
 
     simulate = commands.add_parser(
@@ -275,14 +281,14 @@ def token_capabilities(
     return capabilities
 
 
-def _appliance(args: argparse.Namespace) -> None:
+def _appliance(args: argparse.Namespace) -> int:
     import asyncio
 
     from .appliance.service import run_appliance
     from .appliance.settings import DEFAULT_ENV_FILE, SettingsError
 
     try:
-        asyncio.run(run_appliance(args.env_file or DEFAULT_ENV_FILE))
+        return asyncio.run(run_appliance(args.env_file or DEFAULT_ENV_FILE, wait_for_settings=args.wait_for_settings))
     except SettingsError as exc:  # the embedded hub's HubStartError too
         raise UsageError(str(exc)) from None
 
