@@ -80,7 +80,7 @@ while [ $((SECONDS - powered_on)) -lt "$timeout_s" ]; do
   fi
   milestone kernel "Linux version"
   milestone systemd "systemd\[1\]: .*Detected architecture"
-  milestone firstboot-env "intercom-firstboot: .*intercom.env"
+  milestone firstboot-env "intercom.env: installed as"
   milestone hub "hub listening on 127.0.0.1"
   milestone connected "status connected"
   if [ -n "${seen[connected]:-}" ]; then result=connected; break; fi
@@ -104,5 +104,5 @@ if [ "$result" != connected ]; then
   exit 1
 fi
 [ -n "${seen[firstboot-env]:-}" ] || fail "connected, but first boot never said it installed intercom.env"
-grep -q "intercom-firstboot: .*intercom.env" "$console"
+
 say "first boot installed intercom.env, and the unit connected $((seen[connected])) s after power-on"
