@@ -18,12 +18,14 @@ need=(python3-venv:venv libportaudio2:lib/libportaudio.so.2)  # PortAudio: sound
 if [ "$mode" != "--demo" ]; then
   # jackd2: the tests' sound card (JACK's dummy backend); node, npm, chromium: the browser tests
   need+=(jackd2:jackd nodejs:node npm:npm chromium:chromium)
+  # deploy/image/assemble.sh and its tests: partitions and filesystems in files, no mounts
+  need+=(fdisk:sfdisk dosfstools:mkfs.vfat mtools:mcopy e2fsprogs:mkfs.ext4)
 fi
 present() {
   case $1 in
     venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 ;;
     lib/*) "$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | grep -q "${1#lib/}" ;;
-    *) command -v "$1" >/dev/null 2>&1 ;;
+    *) PATH=$PATH:/usr/sbin:/sbin command -v "$1" >/dev/null 2>&1 ;; # mkfs.* are not on a user's PATH
   esac
 }
 missing=()
@@ -50,7 +52,7 @@ fi
 # -- Python ---------------------------------------------------------------------------------
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { say "Python 3.11 or newer is needed"; exit 1; }
 [ -x .venv/bin/python ] || { say "creating .venv"; python3 -m venv .venv; }
-extras=test
+extras="test"
 [ "$mode" = "--demo" ] && extras=
 stamp=.venv/.intercom-installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras:-base}
 if [ ! -e "$stamp" ]; then
