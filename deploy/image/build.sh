@@ -71,7 +71,7 @@ else
   say "stage 1: the system, from Debian bookworm arm64 (mmdebstrap; 15-30 min under emulation)"
   packages=$(grep -v '^#' deploy/image/packages.txt | grep . | paste -sd, -)
   components="main contrib non-free-firmware"
-  mmdebstrap --mode=root --variant=apt --architectures=arm64 --components="$components" \
+  mmdebstrap --mode=root --format=tar --variant=apt --architectures=arm64 --components="$components" \
     --include="$packages" \
     --setup-hook="mkdir -p \"\$1/boot/firmware\"" \
     --customize-hook="$repo/deploy/image/customize-rootfs.sh \"\$1\"" \

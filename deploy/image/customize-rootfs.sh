@@ -10,9 +10,9 @@ in_root() { chroot "$root" "$@"; }
 # Debian's raspi-firmware writes cmdline.txt and config.txt from /etc/default/raspi-firmware each
 # time a kernel is installed: name the root by label, and give a serial console.
 sed -i -e 's|^#\?ROOTPART=.*|ROOTPART=LABEL=RASPIROOT|' \
-  -e 's|^#\?CONSOLES=.*|CONSOLES="ttyS1,115200 tty0"|' "$root/etc/default/raspi-firmware"
+  -e 's|^#\?CONSOLES=.*|CONSOLES="tty0 ttyS1,115200"|' "$root/etc/default/raspi-firmware"
 kernel=$(find "$root/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -1)
-in_root /etc/kernel/postinst.d/z50-raspi-firmware "$kernel"
+DEB_MAINT_PARAMS=configure in_root /etc/kernel/postinst.d/z50-raspi-firmware "$kernel"
 
 cat >"$root/etc/fstab" <<'FSTAB'
 # The card's two partitions, by the labels deploy/image/assemble.sh gives them.
@@ -30,6 +30,14 @@ DHCP=yes
 MulticastDNS=yes
 NETWORK
 in_root systemctl enable systemd-networkd systemd-resolved systemd-timesyncd
+# "Online" is one interface up, not all of them, and a unit without a network (a desk that hosts
+# the hub and has no cable yet) waits 30 s for it, not 2 min.
+mkdir -p "$root/etc/systemd/system/systemd-networkd-wait-online.service.d"
+cat >"$root/etc/systemd/system/systemd-networkd-wait-online.service.d/any.conf" <<'WAIT'
+[Service]
+ExecStart=
+ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=30
+WAIT
 ln -sfn /run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
 
 echo intercom >"$root/etc/hostname"

@@ -51,8 +51,13 @@ INTERCOM_UNLOCK_CODE=1234#
 INTERCOM_PIN_FACTORY=mock
 EOF
 mcopy -o -i "$boot" "$work/intercom.env" ::intercom.env
-mcopy -i "$boot" ::vmlinuz "$work/vmlinuz"
-mcopy -i "$boot" ::initrd.img "$work/initrd.img"
+# The kernel and initrd the Pi's firmware would start: config.txt names them.
+mtype -i "$boot" ::config.txt >"$work/config.txt"
+kernel=$(sed -n 's/^kernel=//p' "$work/config.txt")
+initrd=$(sed -n 's/^initramfs \([^ ]*\).*/\1/p' "$work/config.txt")
+if [ -z "$kernel" ] || [ -z "$initrd" ]; then fail "config.txt on the boot partition names no kernel and initramfs"; fi
+mcopy -i "$boot" "::$kernel" "$work/vmlinuz"
+mcopy -i "$boot" "::$initrd" "$work/initrd.img"
 
 console=$work/console.log
 : >"$console"
