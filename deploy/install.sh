@@ -14,7 +14,8 @@
 #   --source DIR      the checkout to install (default: the one this script is in)
 #   --wheel FILE      install this built wheel (pip wheel --no-deps .) instead; the service file and
 #                     the env example still come from the checkout, which must be of its version
-#   --wheelhouse DIR  pip installs from this directory only (every wheel needed), not from its index
+#   --wheelhouse DIR  pip installs from this directory only, not from its index: every wheel needed
+#                     (and setuptools, to build a checkout)
 #   --role, --identity
 #                     written into a new env file (an existing one is kept as it is)
 #   --no-start        switch to the new version but do not start or restart the service: for
