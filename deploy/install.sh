@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
 # Installs an intercom unit on Raspberry Pi OS or Debian 12 (arm64 or amd64): system packages,
-# the `intercom` user, the package in a virtual environment at /opt/intercom, the env file and
-# the systemd service. Safe to run again: what is in place is left alone, and an existing
-# /etc/intercom/intercom.env is never touched.
+# the `intercom` user, the package, the env file and the systemd service. Safe to run again: what
+# is in place is left alone, and an existing /etc/intercom/intercom.env is never touched.
 #
-#   sudo deploy/install.sh [--source DIR] [--role door|desk] [--identity NAME] [--no-start]
+# It also upgrades a unit in place. Each version goes in a virtual environment of its own under
+# /opt/intercom/releases, and /opt/intercom/current links to the one the service runs: the new one
+# is built while the old one runs, must accept the settings, and must pass a health check once the
+# service has restarted on it, or the unit goes back to the old one (deploy/release.sh).
+#
+#   sudo deploy/install.sh [--source DIR] [--wheel FILE] [--wheelhouse DIR] [--role door|desk]
+#                          [--identity NAME] [--no-start] [--health-timeout S]
 #
 #   --source DIR      the checkout to install (default: the one this script is in)
+#   --wheel FILE      install this built wheel (pip wheel --no-deps .) instead; the service file and
+#                     the env example still come from the checkout, which must be of its version
+#   --wheelhouse DIR  pip installs from this directory only, not from its index: every wheel needed
+#                     (and setuptools, to build a checkout)
 #   --role, --identity
 #                     written into a new env file (an existing one is kept as it is)
-#   --no-start        enable the service but do not start it: for building an SD-card image in a
-#                     chroot, where `systemctl enable` works and starting cannot
+#   --no-start        switch to the new version but do not start or restart the service: for
+#                     building an SD-card image in a chroot, where `systemctl enable` works and
+#                     starting cannot
+#   --health-timeout S
+#                     how long the restarted service has to become active (default: 60)
 set -euo pipefail
 
-VENV=/opt/intercom                    # deploy/intercom.service runs $VENV/bin/intercom
+PREFIX=/opt/intercom                  # releases/VERSION-FINGERPRINT, and current: the one in use
+VENV=$PREFIX/current                  # deploy/intercom.service runs $VENV/bin/intercom
 ENV_DIR=/etc/intercom
 ENV_FILE=$ENV_DIR/intercom.env
 DATA_DIR=/var/lib/intercom            # the user's home and the service's StateDirectory
@@ -26,13 +39,20 @@ fail() { printf 'install: %s\n' "$1" >&2; exit "${2:-1}"; }
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
 
 invocation="$0${*:+ $*}"
+here=$(cd "$(dirname "$0")" && pwd)
 source_dir=$(cd "$(dirname "$0")/.." && pwd)
 role=
 identity=
 start=yes
+wheel=
+wheelhouse=
+health_timeout=60
 while [ $# -gt 0 ]; do
   case $1 in
     --source) [ $# -ge 2 ] || fail "--source needs a directory" 2; source_dir=$2; shift 2 ;;
+    --wheel) [ $# -ge 2 ] || fail "--wheel needs a file" 2; wheel=$2; shift 2 ;;
+    --wheelhouse) [ $# -ge 2 ] || fail "--wheelhouse needs a directory" 2; wheelhouse=$2; shift 2 ;;
+    --health-timeout) [ $# -ge 2 ] || fail "--health-timeout needs seconds" 2; health_timeout=$2; shift 2 ;;
     --role) [ $# -ge 2 ] || fail "--role needs door or desk" 2; role=$2; shift 2 ;;
     --identity) [ $# -ge 2 ] || fail "--identity needs a name" 2; identity=$2; shift 2 ;;
     --no-start) start=no; shift ;;
@@ -48,6 +68,18 @@ if [ ! -f "$source_dir/pyproject.toml" ] || [ ! -f "$source_dir/deploy/intercom.
   fail "$source_dir is not an intercom checkout (no pyproject.toml and deploy/intercom.service)" 2
 fi
 source_dir=$(cd "$source_dir" && pwd)
+[[ $health_timeout =~ ^[0-9]+(\.[0-9]+)?$ ]] || fail "--health-timeout takes seconds, not '$health_timeout'" 2
+[ -z "$wheelhouse" ] || [ -d "$wheelhouse" ] || fail "--wheelhouse $wheelhouse is not a directory" 2
+[ -z "$wheelhouse" ] || wheelhouse=$(cd "$wheelhouse" && pwd)
+if [ -n "$wheel" ]; then
+  [ -f "$wheel" ] || fail "no wheel $wheel" 2
+  wheel=$(cd "$(dirname "$wheel")" && pwd)/$(basename "$wheel")
+  [[ $(basename "$wheel") =~ ^intercom-([^-]+)-.+\.whl$ ]] || fail "$wheel is not an intercom wheel" 2
+  # The unit file and the env example come from the checkout: they must be the wheel's own.
+  checkout_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$source_dir/pyproject.toml" | head -n 1)
+  [ "${BASH_REMATCH[1]}" = "$checkout_version" ] ||
+    fail "the wheel is intercom ${BASH_REMATCH[1]} and $source_dir is $checkout_version (--source a checkout of ${BASH_REMATCH[1]})" 2
+fi
 [ "$(id -u)" -eq 0 ] || fail "run it as root: sudo $invocation"
 
 done_list=()
@@ -112,33 +144,6 @@ if [ "$(stat -c '%U:%G %a' "$DATA_DIR" 2>/dev/null)" != "intercom:intercom 700" 
   did "made $DATA_DIR (intercom's, mode 700)"
 fi
 
-# -- the package ----------------------------------------------------------------------------------
-# --system-site-packages lets the venv import the system's lgpio; pip still installs into the
-# venv whatever the system lacks or has too old. pip builds from a copy so that the checkout
-# gets no root-owned build files.
-if [ ! -x "$VENV/bin/python" ]; then
-  "$PYTHON" -m venv --system-site-packages "$VENV"
-  did "created the virtual environment $VENV"
-fi
-stamp=$VENV/.intercom-source
-fingerprint=$(cd "$source_dir" && find pyproject.toml README.md intercom -type f ! -name '*.pyc' -print0 |
-  LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
-package_changed=no
-if [ "$(cat "$stamp" 2>/dev/null)" != "$fingerprint" ] || [ ! -x "$VENV/bin/intercom" ]; then
-  say "installing intercom from $source_dir into $VENV (pip; a few minutes on a Pi)"
-  build=$(mktemp -d)
-  trap 'rm -rf "$build"' EXIT
-  tar -C "$source_dir" --exclude=__pycache__ -cf - pyproject.toml README.md intercom | tar -C "$build" -xf -
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-warn-script-location "$build"
-  echo "$fingerprint" >"$stamp"
-  package_changed=yes
-  did "installed intercom $("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("intercom"))') into $VENV"
-fi
-if [ "$(readlink /usr/local/bin/intercom 2>/dev/null)" != "$VENV/bin/intercom" ]; then
-  ln -sfn "$VENV/bin/intercom" /usr/local/bin/intercom
-  did "linked /usr/local/bin/intercom"
-fi
-
 # -- the env file ---------------------------------------------------------------------------------
 # 640 root:intercom: the unit refuses an env file others can read (it holds the access key).
 install -d -m 755 "$ENV_DIR"
@@ -157,18 +162,30 @@ else
   did "wrote $ENV_FILE from deploy/intercom.env.example${role:+, role $role}${identity:+, identity $identity}"
 fi
 
-# -- the service ----------------------------------------------------------------------------------
-unit_changed=no
-if ! cmp -s "$source_dir/deploy/intercom.service" "$UNIT"; then
-  install -m 644 "$source_dir/deploy/intercom.service" "$UNIT"
-  unit_changed=yes
-  did "installed $UNIT"
-  if systemd_running; then systemctl daemon-reload; fi
+# -- the package and the service ------------------------------------------------------------------
+# release.sh builds the release, has it check the settings, switches to it, installs the unit file,
+# restarts the service and checks its health, or goes back; it lists its changes in $changes too.
+changes=$(mktemp)
+trap 'rm -f "$changes"' EXIT
+release=("$here/release.sh" --prefix "$PREFIX" --env-file "$ENV_FILE" --user intercom
+  --unit-file "$source_dir/deploy/intercom.service" --unit "$UNIT" --health-timeout "$health_timeout"
+  --python "$PYTHON" --changes "$changes")
+if [ -n "$wheel" ]; then release+=(--wheel "$wheel"); else release+=(--source "$source_dir"); fi
+[ -z "$wheelhouse" ] || release+=(--wheelhouse "$wheelhouse")
+[ "$start" = yes ] || release+=(--no-start)
+if systemd_running; then release+=(--systemd); fi
+release_status=0
+bash "${release[@]}" || release_status=$?
+while read -r change; do done_list+=("$change"); done <"$changes"
+if [ "$(readlink /usr/local/bin/intercom 2>/dev/null)" != "$VENV/bin/intercom" ]; then
+  ln -sfn "$VENV/bin/intercom" /usr/local/bin/intercom
+  did "linked /usr/local/bin/intercom"
 fi
 if ! systemctl is-enabled --quiet intercom.service 2>/dev/null; then
   systemctl enable --quiet intercom.service
   did "enabled intercom.service (it starts at boot)"
 fi
+[ "$release_status" -eq 0 ] || exit "$release_status"
 
 # The variables the example marks "(required)" that the env file leaves empty.
 unset_required() {
@@ -182,12 +199,7 @@ unset_required() {
 started=no
 if check=$(runuser -u intercom -- "$VENV/bin/intercom" config check --env-file "$ENV_FILE" 2>&1); then
   check=
-  if [ "$start" = yes ] && systemd_running; then
-    if [ "$package_changed$unit_changed" != nono ] || ! systemctl is-active --quiet intercom.service; then
-      systemctl restart intercom.service ||
-        fail "intercom.service did not start: systemctl status intercom; journalctl -u intercom -n 20"
-      did "started intercom.service"
-    fi
+  if [ "$start" = yes ] && systemd_running && systemctl is-active --quiet intercom.service; then
     started=yes
   fi
 fi
@@ -217,7 +229,7 @@ else
   echo "  - the settings are valid: sudo intercom config check shows them"
 fi
 if [ "$start" = no ]; then
-  echo "  - it starts at boot (--no-start: not started now)"
+  echo "  - it starts at boot (--no-start: not started or restarted now)"
 elif ! systemd_running; then
   echo "  - it starts at boot (systemd is not running here)"
 else

@@ -5,7 +5,9 @@ here would install on the machine running the tests.)"""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -15,12 +17,13 @@ from intercom.appliance.waiting import SETTINGS_CHANGED
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SCRIPT = DEPLOY / "install.sh"
+CHECKOUT_VERSION = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]["version"]
 
 
 def script_value(name: str) -> str:
     match = re.search(rf"^{name}=(\S+)", SCRIPT.read_text(), re.MULTILINE)
     assert match, name
-    return match[1].replace("$ENV_DIR", script_value("ENV_DIR")) if name == "ENV_FILE" else match[1]
+    return re.sub(r"\$(\w+)", lambda variable: script_value(variable[1]), match[1])
 
 
 def unit_value(key: str) -> str:
@@ -33,8 +36,17 @@ def install(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=30)
 
 
-def test_the_script_is_valid_bash():
-    assert subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True).returncode == 0
+@pytest.mark.parametrize("script", ["install.sh", "release.sh"])
+def test_the_scripts_are_valid_bash(script):
+    assert subprocess.run(["bash", "-n", str(DEPLOY / script)], capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="no shellcheck here")
+def test_the_scripts_pass_shellcheck():
+    result = subprocess.run(
+        ["shellcheck", DEPLOY / "install.sh", DEPLOY / "release.sh"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout
 
 
 def test_the_service_runs_what_the_script_installs_where_it_installs_it():
@@ -63,9 +75,20 @@ def test_the_example_marks_exactly_the_required_settings():
         (["--source", "/"], "/ is not an intercom checkout"),
         (["--source"], "--source needs a directory"),
         (["--reboot"], "unknown option --reboot"),
+        (["--wheel", "/nonexistent.whl"], "no wheel /nonexistent.whl"),
+        (["--wheel", "{tmp}/intercom_tools-1.0-py3-none-any.whl"], "{tmp}/intercom_tools-1.0-py3-none-any.whl is not"),
+        (["--wheel", "{tmp}/intercom-9.9-py3-none-any.whl"], "the wheel is intercom 9.9 and {checkout} is {version}"),
+        (["--wheelhouse", "/nonexistent"], "--wheelhouse /nonexistent is not a directory"),
+        (["--health-timeout", "1m"], "--health-timeout takes seconds, not '1m'"),
     ],
 )
-def test_bad_arguments_are_refused_with_one_line(args, message):
+def test_bad_arguments_are_refused_with_one_line(args, message, tmp_path):
+    """Before anything is touched: these run as root here."""
+    for name in ["intercom_tools-1.0-py3-none-any.whl", "intercom-9.9-py3-none-any.whl"]:
+        (tmp_path / name).write_bytes(b"")
+    names = {"tmp": tmp_path, "checkout": DEPLOY.parent, "version": CHECKOUT_VERSION}
+    args = [arg.format(**names) for arg in args]
+    message = message.format(**names)
     result = install("--no-start", *args)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith(f"install: {message}") and result.stderr.count("\n") == 1
@@ -74,6 +97,7 @@ def test_bad_arguments_are_refused_with_one_line(args, message):
 def test_help_says_how_to_run_it():
     result = install("--help")
     assert result.returncode == 0 and "sudo deploy/install.sh [--source DIR]" in result.stdout
+    assert "--wheel FILE" in result.stdout and "--health-timeout S" in result.stdout
 
 
 def test_the_service_restarts_when_the_waiting_unit_exits_for_new_settings():
