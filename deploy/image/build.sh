@@ -103,8 +103,8 @@ version=$(basename "$wheel" | cut -d- -f2)
   --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux_2_28_aarch64 \
   --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
   -d "$repo/build/image/wheels" "$wheel"
+rm -f "$repo/build/image/wheels"/intercom-*.whl  # that cache keeps dependencies only
 cp "$repo/build/image/wheels"/*.whl "$work/wheels/"
-cp "$wheel" "$work/wheels/"
 
 for mount in proc sys dev dev/pts; do
   mkdir -p "$root/$mount"

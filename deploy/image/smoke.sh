@@ -9,7 +9,8 @@
 #   deploy/image/smoke.sh [IMAGE]     (default: the newest build/image/intercom-*-arm64.img.xz)
 #
 # Not part of `make test`: a boot under emulation takes minutes. Prints the milestones with their
-# times since power-on, and a JSON line; exit 0 when the unit connected, 1 otherwise.
+# times since power-on, and a JSON line; exit 0 when the unit connected, 1 otherwise. The serial
+# console is kept in build/image/smoke-console.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -93,6 +94,7 @@ while [ $((SECONDS - powered_on)) -lt "$timeout_s" ]; do
 done
 kill "$qemu" 2>/dev/null || true
 wait "$qemu" 2>/dev/null || true
+cp "$console" build/image/smoke-console.log  # kept for reading after the fact
 
 printf '{"image": "%s", "result": "%s", "seconds_to": {' "$(basename "$image")" "$result"
 first=yes
