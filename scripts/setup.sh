@@ -19,7 +19,7 @@ if [ "$mode" != "--demo" ]; then
   # jackd2: the tests' sound card (JACK's dummy backend); node, npm, chromium: the browser tests
   need+=(jackd2:jackd nodejs:node npm:npm chromium:chromium)
   # deploy/image/assemble.sh and its tests: partitions and filesystems in files, no mounts
-  need+=(fdisk:sfdisk dosfstools:mkfs.vfat mtools:mcopy e2fsprogs:mkfs.ext4)
+  need+=(fdisk:sfdisk dosfstools:mkfs.vfat mtools:mcopy e2fsprogs:mkfs.ext4 shellcheck:shellcheck)
 fi
 present() {
   case $1 in

@@ -30,7 +30,7 @@
 # Environment, for tests:
 #   FIRSTBOOT_ROOT        every path below it (default /). Not /: no systemctl or hostnamectl,
 #                         and the root filesystem is not grown
-#   INTERCOM_BIN          the intercom command (default /opt/intercom/bin/intercom)
+#   INTERCOM_BIN          the intercom command (default /opt/intercom/current/bin/intercom, install.sh's)
 #   FIRSTBOOT_TEST_EXPAND yes: grow the root filesystem under FIRSTBOOT_ROOT too. Only for tests
 #                         that put fake findmnt, lsblk, sfdisk, partx and resize2fs first on PATH
 set -uo pipefail
@@ -39,7 +39,7 @@ export LC_ALL=C # lengths in bytes, [a-z] only ASCII letters; Python runs in UTF
 ROOT=${FIRSTBOOT_ROOT:-/}
 R=${ROOT%/}                           # "" for /: every path is "$R/etc/..."
 BOOT=/boot/firmware
-INTERCOM_BIN=${INTERCOM_BIN:-/opt/intercom/bin/intercom}
+INTERCOM_BIN=${INTERCOM_BIN:-/opt/intercom/current/bin/intercom}
 SERVICE_USER=intercom
 ENV_FILE=/etc/intercom/intercom.env
 WPA_FILE=/etc/wpa_supplicant/wpa_supplicant-wlan0.conf

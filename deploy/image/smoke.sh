@@ -2,7 +2,8 @@
 # The image's boot test: boots a built image under qemu-system-aarch64 (-M virt, the image's own
 # kernel and initrd, taken from its boot partition) with a test intercom.env dropped on the boot
 # partition, as a user would, and reads the serial console until first boot has moved the file
-# into place and intercom.service logs "status connected": the unit's own line, to its own hub.
+# into place (and checked it: "valid") and intercom.service logs "status connected": the unit's
+# own line, to its own hub.
 # The unit is a desk that runs the hub inside it, on mock pins (a VM has no GPIO); no network
 # device is given to the VM, so nothing leaves it.
 #
@@ -87,6 +88,7 @@ while [ $((SECONDS - powered_on)) -lt "$timeout_s" ]; do
   milestone kernel "Linux version"
   milestone systemd "systemd\[1\]: .*Detected architecture"
   milestone firstboot-env "intercom.env: installed as"
+  milestone firstboot-valid "intercom.env: valid"
   milestone hub "hub listening on 127.0.0.1"
   milestone connected "status connected"
   if [ -n "${seen[connected]:-}" ]; then result=connected; break; fi
@@ -98,7 +100,7 @@ cp "$console" build/image/smoke-console.log  # kept for reading after the fact
 
 printf '{"image": "%s", "result": "%s", "seconds_to": {' "$(basename "$image")" "$result"
 first=yes
-for name in kernel systemd firstboot-env hub connected; do
+for name in kernel systemd firstboot-env firstboot-valid hub connected; do
   [ -n "${seen[$name]:-}" ] || continue
   [ $first = yes ] || printf ', '
   printf '"%s": %s' "$name" "${seen[$name]}"
@@ -111,5 +113,6 @@ if [ "$result" != connected ]; then
   exit 1
 fi
 [ -n "${seen[firstboot-env]:-}" ] || fail "connected, but first boot never said it installed intercom.env"
+[ -n "${seen[firstboot-valid]:-}" ] || fail "connected, but first boot never said intercom.env is valid"
 
 say "first boot installed intercom.env, and the unit connected $((seen[connected])) s after power-on"
