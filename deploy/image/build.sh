@@ -5,8 +5,9 @@
 #   sudo deploy/image/build.sh [--out DIR] [--authorized-keys FILE]
 #
 #   --out DIR               where intercom-<version>-arm64.img.xz and its .sha256 go (build/image)
-#   --authorized-keys FILE  SSH keys baked in for root (key-only login); without it, SSH starts
-#                           only when first boot finds authorized_keys on the boot partition
+#   --authorized-keys FILE  SSH keys for root, put on the boot partition as a user would: first
+#                           boot takes them and turns SSH on, keys only (without it, SSH stays off
+#                           until an authorized_keys is dropped there)
 #
 # Three stages, each in build/image/:
 #   1. the system (mmdebstrap --arch=arm64, Debian's raspi-firmware and kernel, customize-rootfs.sh),
@@ -121,11 +122,9 @@ chroot "$root" /tmp/intercom-build/deploy/install.sh --no-start --source /tmp/in
 install -m 755 deploy/image/firstboot.sh "$root/usr/local/sbin/intercom-firstboot"
 install -m 644 deploy/image/intercom-firstboot.service "$root/etc/systemd/system/"
 chroot "$root" systemctl enable --quiet intercom-firstboot.service
-if [ -n "$keys" ]; then
-  install -d -m 700 "$root/root/.ssh"
-  install -m 600 "$keys" "$root/root/.ssh/authorized_keys"
-  chroot "$root" systemctl enable --quiet ssh.service
-  say "stage 2: SSH on, key-only, for the keys in $keys"
+if [ -n "$keys" ]; then  # as if the user had dropped it on the card: first boot turns SSH on
+  install -m 600 "$keys" "$root/boot/firmware/authorized_keys"
+  say "stage 2: $keys on the boot partition: first boot turns SSH on for them, keys only"
 fi
 rm -rf "$staging" "$root"/root/.cache
 cleanup

@@ -43,19 +43,12 @@ ln -sfn /run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
 echo intercom >"$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tintercom\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 
-# No password anywhere: root is locked, and SSH starts only when first boot finds authorized_keys
-# on the boot partition (or build.sh --authorized-keys put them in).
+# No password anywhere: root is locked, and SSH is off until first boot finds authorized_keys on
+# the boot partition (build.sh --authorized-keys puts them there): it then makes this card's own
+# host keys, allows keys only and turns SSH on (firstboot.sh).
 in_root passwd --lock root >/dev/null
 in_root systemctl disable ssh.service >/dev/null 2>&1 || true
-rm -f "$root"/etc/ssh/ssh_host_*  # each card makes its own keys, when SSH first starts:
-mkdir -p "$root/etc/systemd/system/ssh.service.d"
-printf '[Service]\nExecStartPre=/usr/bin/ssh-keygen -A\n' >"$root/etc/systemd/system/ssh.service.d/host-keys.conf"
-cat >"$root/etc/ssh/sshd_config.d/intercom.conf" <<'SSHD'
-# Key-only login (deploy/image/customize-rootfs.sh).
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-SSHD
+rm -f "$root"/etc/ssh/ssh_host_*
 
 # The journal survives reboots, so that a unit's trouble can be read after the fact.
 mkdir -p "$root/var/log/journal"
