@@ -49,12 +49,8 @@ def tree() -> Iterator[Tree]:
         shutil.rmtree(root)
 
 
-def test_the_script_is_clean_shell():
+def test_the_script_is_valid_bash():  # and shellcheck-clean: tests/appliance/test_deploy.py checks every script
     assert subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, timeout=10).returncode == 0
-    if shutil.which("shellcheck") is None:
-        pytest.skip("no shellcheck here")
-    result = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stdout
 
 
 # -- intercom.env ---------------------------------------------------------------------------------
