@@ -69,7 +69,7 @@ cache=$repo/build/image/rootfs-$key.tar
 if [ -f "$cache" ]; then
   say "stage 1: the cached system ($(basename "$cache"))"
 else
-  say "stage 1: the system, from Debian bookworm arm64 (mmdebstrap; 15-30 min under emulation)"
+  say "stage 1: the system, from Debian bookworm arm64 (mmdebstrap; about 35 min under emulation)"
   packages=$(grep -v '^#' deploy/image/packages.txt | grep . | paste -sd, -)
   components="main contrib non-free-firmware"
   mmdebstrap --mode=root --format=tar --variant=apt --architectures=arm64 --components="$components" \
