@@ -138,9 +138,10 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an absolute path, not {str(value)!r}")
         return value
 
-    @field_validator("hub_cert_file", "hub_key_file", "call_flow", mode="before")
+    @field_validator(*PIN_FIELDS, "hub_cert_file", "hub_key_file", "call_flow", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
+        """An empty value: a part not fitted, no TLS, the role's own call flow."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("hub_url")
@@ -152,13 +153,6 @@ class Settings(BaseSettings):
         if parts.scheme not in ("ws", "wss") or not parts.hostname or parts.path not in ("", "/"):
             raise ValueError(f"must look like wss://host:port, not {value!r}")
         return value.strip()
-
-    @field_validator(*PIN_FIELDS, mode="before")
-    @classmethod
-    def _pin(cls, value: object) -> object:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None  # an empty value: not fitted
-        return value
 
     @field_validator(*PIN_FIELDS)
     @classmethod

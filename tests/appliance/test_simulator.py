@@ -22,6 +22,7 @@ from intercom.sdk import CallAudio, CallStatus, ClientStatus
 
 from ..conftest import ENDPOINT_LOOPBACK
 from ..units import DESK_HZ, DOOR_HZ, STEP, store_flow
+from .boards import press
 from .helpers import WatchedPin, WatchedPWMPin, history
 
 CODE = "4711#"
@@ -123,13 +124,6 @@ async def keys(pilot: Pilot[None], *names: str) -> None:
     """Keys typed at the simulator, each handled before the next (the pilot waits until the app is idle)."""
     async with asyncio.timeout(STEP):
         await pilot.press(*names)
-
-
-async def press(board: MockFactory, pin: int) -> None:
-    """A finger on a plain unit's button, from another thread as gpiozero's edges come."""
-    async with asyncio.timeout(STEP):
-        await asyncio.to_thread(board.pin(pin).drive_low)
-        await asyncio.to_thread(board.pin(pin).drive_high)
 
 
 def in_call(unit: Unit, status: CallStatus) -> bool:
