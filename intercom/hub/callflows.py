@@ -9,32 +9,53 @@ is refused with a message naming the step. The JSON uses the Voice API's field n
 from __future__ import annotations
 
 import uuid
+from pathlib import PurePosixPath
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..auth import CapabilityError, check_identity
 
-# Every action of the Voice API. Those in RUNNABLE_ACTIONS are what the engine can do today.
 Action = Literal["transfer", "say", "play", "pause", "record", "fetchCallFlow", "sendKeys", "hangup"]
-RUNNABLE_ACTIONS = frozenset({"transfer", "hangup"})
 
 DEFAULT_TRANSFER_TIMEOUT = 30
 MAX_TRANSFER_TIMEOUT = 600
+MAX_PAUSE_SECONDS = 3600
+MAX_RECORD_SECONDS = 3600
 CLIENT_PREFIX = "client:"
+MEDIA_SUFFIXES = (".wav", ".mp3")
+
+# The Voice API's ``say`` languages and the espeak-ng voice that speaks each (the nearest
+# espeak-ng has where it has no voice for the region). Matched without regard to case.
+LANGUAGES = {
+    "cy-gb": "cy", "da-dk": "da", "de-de": "de", "el-gr": "el", "en-au": "en-gb", "en-gb": "en-gb",
+    "en-gb-wls": "en-gb", "en-in": "en-gb", "en-us": "en-us", "es-es": "es", "es-mx": "es-419",
+    "es-us": "es-419", "fi-fi": "fi", "fr-ca": "fr-fr", "fr-fr": "fr-fr", "id-id": "id", "is-is": "is",
+    "it-it": "it", "ja-jp": "ja", "ko-kr": "ko", "ml-in": "ml", "nb-no": "nb", "nl-nl": "nl", "pl-pl": "pl",
+    "pt-br": "pt-br", "pt-pt": "pt", "ro-ro": "ro", "ru-ru": "ru", "sv-se": "sv", "ta-in": "ta",
+    "th-th": "th", "tr-tr": "tr", "uk-ua": "uk", "vi-vn": "vi", "zh-cn": "cmn", "zh-hk": "yue",
+}  # fmt: skip
 
 
 class CallFlowError(ValueError):
     """A call flow that cannot be stored or run, with the reason."""
 
 
-class TransferOptions(BaseModel):
-    """``transfer``: ring one or more clients; the first to answer is bridged."""
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    model_config = ConfigDict(extra="forbid")
+
+class TransferOptions(_Options):
+    """``transfer``: ring one or more clients; the first to answer is bridged.
+
+    ``record``: ``in`` keeps what the caller says, ``out`` what the caller hears, ``both`` the two
+    as the left and right channel of one file.
+    """
 
     destination: str
     timeout: int = Field(DEFAULT_TRANSFER_TIMEOUT, ge=1, le=MAX_TRANSFER_TIMEOUT)
+    record: Literal["in", "out", "both"] | None = None
 
     @field_validator("destination")
     @classmethod
@@ -45,6 +66,93 @@ class TransferOptions(BaseModel):
     @property
     def identities(self) -> list[str]:
         return identities(self.destination)
+
+
+class SayOptions(_Options):
+    """``say``: speak ``payload`` to the caller (espeak-ng), ``repeat`` times."""
+
+    payload: str = Field(min_length=1, max_length=1000)
+    language: str = "en-GB"
+    voice: Literal["male", "female"] = "female"
+    repeat: int = Field(1, ge=1, le=10)
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, language: str) -> str:
+        if language.lower() not in LANGUAGES:
+            raise ValueError(f"language {language!r} is not one of {', '.join(sorted(LANGUAGES))}")
+        return language
+
+    @property
+    def espeak_voice(self) -> str:
+        return LANGUAGES[self.language.lower()]
+
+
+class PlayOptions(_Options):
+    """``play``: a WAV or MP3 file, from the hub's ``media`` directory or an http(s) URL."""
+
+    media: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("media")
+    @classmethod
+    def _file_or_url(cls, media: str) -> str:
+        if media.startswith(("http://", "https://")):
+            if not urlsplit(media).hostname:
+                raise ValueError(f"media {media!r} is a URL without a host")
+            return media
+        if "://" in media:
+            raise ValueError(f"media {media!r}: only http and https URLs can be fetched")
+        path = PurePosixPath(media)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError(f"media {media!r} must be a path inside the hub's media directory")
+        if path.suffix.lower() not in MEDIA_SUFFIXES:
+            raise ValueError(f"media {media!r} is not a .wav or .mp3 file")
+        return media
+
+
+class PauseOptions(_Options):
+    """``pause``: silence for ``length`` seconds (keys still count)."""
+
+    length: float = Field(gt=0, le=MAX_PAUSE_SECONDS)
+
+
+class RecordOptions(_Options):
+    """``record``: keep what the caller says, until ``maxLength`` seconds, ``timeout`` seconds of
+    silence (0: no limit) or a key (``finishOnKey``). ``onFinish`` gets the WAV in a POST."""
+
+    max_length: int = Field(60, alias="maxLength", ge=1, le=MAX_RECORD_SECONDS)
+    timeout: int = Field(5, ge=0, le=MAX_RECORD_SECONDS)
+    finish_on_key: Literal["any", "#", "*", "none"] = Field("#", alias="finishOnKey")
+    on_finish: str | None = Field(None, alias="onFinish")
+
+    @field_validator("on_finish")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        return url if url is None else http_url(url, "onFinish")
+
+
+class FetchCallFlowOptions(_Options):
+    """``fetchCallFlow``: POST the call to ``url``; the flow it answers replaces the steps left."""
+
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return http_url(url, "url")
+
+
+class SendKeysOptions(_Options):
+    """``sendKeys``: DTMF to the caller; a comma waits half a second."""
+
+    keys: str = Field(min_length=1, max_length=100, pattern=r"^[0-9A-Da-d*#,]+$")
+
+
+def http_url(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name} {url!r} is not an http(s) URL")
+    return url
 
 
 def identities(destination: str) -> list[str]:
@@ -64,7 +172,41 @@ def identities(destination: str) -> list[str]:
     return result
 
 
-OPTIONS_MODELS: dict[str, type[BaseModel]] = {"transfer": TransferOptions}
+OPTIONS_MODELS: dict[str, type[BaseModel]] = {
+    "transfer": TransferOptions,
+    "say": SayOptions,
+    "play": PlayOptions,
+    "pause": PauseOptions,
+    "record": RecordOptions,
+    "fetchCallFlow": FetchCallFlowOptions,
+    "sendKeys": SendKeysOptions,
+}
+
+
+class Condition(BaseModel):
+    """A step runs only when every condition holds. ``>`` and ``<`` compare numbers when both
+    sides are numbers, text otherwise; a variable that is not set is the empty text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variable: str = Field(min_length=1, max_length=100)
+    operator: Literal["==", "!=", ">", "<"]
+    value: str | int | float
+
+    def holds(self, variables: dict[str, str]) -> bool:
+        left, right = variables.get(self.variable, ""), str(self.value)
+        try:
+            left_number, right_number = float(left), float(right)
+        except ValueError:
+            ordered: tuple[object, object] = (left, right)
+        else:
+            ordered = (left_number, right_number)
+        a, b = ordered
+        if self.operator == "==":
+            return a == b
+        if self.operator == "!=":
+            return a != b
+        return a > b if self.operator == ">" else a < b  # type: ignore[operator]
 
 
 class Step(BaseModel):
@@ -73,17 +215,18 @@ class Step(BaseModel):
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12], min_length=1, max_length=64)
     action: Action
     options: dict[str, Any] = Field(default_factory=dict)
-    on_keypress_goto: str | None = Field(None, alias="onKeypressGoto")
-    on_keypress_var: str | None = Field(None, alias="onKeypressVar")
-    conditions: list[dict[str, Any]] = Field(default_factory=list)
+    on_keypress_goto: str | None = Field(None, alias="onKeypressGoto", min_length=1, max_length=64)
+    on_keypress_var: str | None = Field(None, alias="onKeypressVar", min_length=1, max_length=100)
+    conditions: list[Condition] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _runnable(self) -> Step:
-        if self.action not in RUNNABLE_ACTIONS:
-            raise ValueError(f"action {self.action!r} is not supported by this hub yet")
+    def _options(self) -> Step:
         model = OPTIONS_MODELS.get(self.action)
         if model is not None:
-            model.model_validate(self.options)
+            try:
+                model.model_validate(self.options)
+            except ValidationError as exc:
+                raise ValueError(f"{self.action} step {self.id!r}: {_describe(exc, 'options')}") from None
         elif self.options:
             raise ValueError(f"action {self.action!r} takes no options")
         return self
@@ -92,14 +235,18 @@ class Step(BaseModel):
         model = OPTIONS_MODELS.get(self.action)
         return model.model_validate(self.options) if model is not None else None
 
+    def runs_with(self, variables: dict[str, str]) -> bool:
+        return all(condition.holds(variables) for condition in self.conditions)
+
 
 class CallFlow(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=64)
-    title: str = ""
+    title: str = Field("", max_length=200)
     record: bool = False
-    steps: list[Step] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1, max_length=500)
+    default: bool = False  # the flow a POST /v1/calls runs when it names none
     created_at: float | None = Field(None, alias="createdAt")
     updated_at: float | None = Field(None, alias="updatedAt")
 
@@ -110,7 +257,15 @@ class CallFlow(BaseModel):
             if step.id in seen:
                 raise ValueError(f"step id {step.id!r} is used twice")
             seen.add(step.id)
+        for step in self.steps:
+            if step.on_keypress_goto is not None and step.on_keypress_goto not in seen:
+                raise ValueError(
+                    f"step {step.id!r}: onKeypressGoto names no step of this flow ({step.on_keypress_goto!r})"
+                )
         return self
+
+    def index_of(self, step_id: str) -> int:
+        return next(index for index, step in enumerate(self.steps) if step.id == step_id)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> CallFlow:
@@ -124,10 +279,10 @@ class CallFlow(BaseModel):
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error: ValidationError, prefix: str = "") -> str:
     lines = []
     for problem in error.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "flow"
+        where = ".".join(str(part) for part in (prefix, *problem["loc"]) if part != "") or "flow"
         message = problem["msg"].removeprefix("Value error, ")
         lines.append(f"{where}: {message}")
     return "; ".join(lines)

@@ -12,9 +12,13 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import TypeVar
 
 from ..auth import AccessKey, new_key_id, new_key_secret
+from pydantic import BaseModel
+
 from .callflows import CallFlow, CallFlowError
+from .records import CallRecord, LegRecord, RecordingRecord, Webhook, WebhookDelivery
 
 DATABASE_NAME = "intercom.sqlite3"
 
@@ -36,7 +40,31 @@ MIGRATIONS = [
         updated_at REAL NOT NULL
     );
     """,
+    # The call log. Rows are the pydantic models of intercom.hub.records as JSON; the columns
+    # beside the body are what lists are filtered and ordered by.
+    """
+    CREATE TABLE calls (id TEXT PRIMARY KEY, parent TEXT, created_at REAL NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX calls_by_time ON calls (created_at);
+    CREATE TABLE legs (id TEXT PRIMARY KEY, parent TEXT, created_at REAL NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX legs_by_call ON legs (parent, created_at);
+    CREATE TABLE recordings (id TEXT PRIMARY KEY, parent TEXT, created_at REAL NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX recordings_by_leg ON recordings (parent, created_at);
+    CREATE TABLE webhooks (id TEXT PRIMARY KEY, parent TEXT, created_at REAL NOT NULL, body TEXT NOT NULL);
+    CREATE TABLE webhook_deliveries (id TEXT PRIMARY KEY, parent TEXT, created_at REAL NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX deliveries_by_time ON webhook_deliveries (created_at);
+    """,
 ]
+
+Row = TypeVar("Row", CallRecord, LegRecord, RecordingRecord, Webhook, WebhookDelivery)
+
+# Each kind of row: its table, and the field that is its ``parent`` column (what lists filter by).
+_TABLES: dict[type[BaseModel], tuple[str, str | None]] = {
+    CallRecord: ("calls", None),
+    LegRecord: ("legs", "call_id"),
+    RecordingRecord: ("recordings", "leg_id"),
+    Webhook: ("webhooks", None),
+    WebhookDelivery: ("webhook_deliveries", "webhook_id"),
+}
 
 
 class Storage:
@@ -132,25 +160,97 @@ class Storage:
         """Store a new flow, stamped with its creation time; its id must be free."""
         now = time.time()
         stored = flow.model_copy(update={"created_at": now, "updated_at": now})
-        try:
-            self._db.execute(
-                "INSERT INTO call_flows (id, body, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (stored.id, stored.to_json(), now, now),
-            )
-        except sqlite3.IntegrityError:
-            raise CallFlowError(f"a call flow with id {flow.id!r} exists already") from None
+        with self._db:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute(
+                    "INSERT INTO call_flows (id, body, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                    (stored.id, stored.to_json(), now, now),
+                )
+            except sqlite3.IntegrityError:
+                raise CallFlowError(f"a call flow with id {flow.id!r} exists already") from None
+            self._only_default(stored)
         return stored
+
+    def replace_call_flow(self, flow: CallFlow) -> CallFlow | None:
+        """Replace flow ``flow.id`` (PUT), keeping its creation time; ``None`` when there is none."""
+        with self._db:
+            self._db.execute("BEGIN")
+            existing = self.get_call_flow(flow.id)
+            if existing is None:
+                return None
+            stored = flow.model_copy(update={"created_at": existing.created_at, "updated_at": time.time()})
+            self._db.execute(
+                "UPDATE call_flows SET body = ?, updated_at = ? WHERE id = ?",
+                (stored.to_json(), stored.updated_at, stored.id),
+            )
+            self._only_default(stored)
+        return stored
+
+    def _only_default(self, flow: CallFlow) -> None:
+        """One flow at most is the default: marking one unmarks the others."""
+        if not flow.default:
+            return
+        for other in self.list_call_flows():
+            if other.default and other.id != flow.id:
+                body = other.model_copy(update={"default": False}).to_json()
+                self._db.execute("UPDATE call_flows SET body = ? WHERE id = ?", (body, other.id))
 
     def get_call_flow(self, flow_id: str) -> CallFlow | None:
         row = self._db.execute("SELECT body FROM call_flows WHERE id = ?", (flow_id,)).fetchone()
         return CallFlow.model_validate_json(row[0]) if row else None
 
-    def list_call_flows(self) -> list[CallFlow]:
-        rows = self._db.execute("SELECT body FROM call_flows ORDER BY created_at").fetchall()
+    def default_call_flow(self) -> CallFlow | None:
+        return next((flow for flow in self.list_call_flows() if flow.default), None)
+
+    def list_call_flows(self, offset: int = 0, limit: int = -1) -> list[CallFlow]:
+        rows = self._db.execute(
+            "SELECT body FROM call_flows ORDER BY created_at, id LIMIT ? OFFSET ?", (limit, offset)
+        ).fetchall()
         return [CallFlow.model_validate_json(body) for (body,) in rows]
+
+    def count_call_flows(self) -> int:
+        return self._db.execute("SELECT count(*) FROM call_flows").fetchone()[0]
 
     def delete_call_flow(self, flow_id: str) -> bool:
         return self._db.execute("DELETE FROM call_flows WHERE id = ?", (flow_id,)).rowcount == 1
+
+    # -- the call log: calls, legs, recordings, webhooks, deliveries -------------------------------
+
+    def put(self, row: Row) -> Row:
+        """Insert ``row`` or replace the stored one with the same id, stamping ``updated_at``."""
+        table, parent_field = _TABLES[type(row)]
+        row.updated_at = time.time()
+        parent = getattr(row, parent_field) if parent_field else None
+        self._db.execute(
+            f"INSERT INTO {table} (id, parent, created_at, body) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            (row.id, parent, row.created_at, row.model_dump_json()),
+        )
+        return row
+
+    def get(self, kind: type[Row], row_id: str) -> Row | None:
+        table, _ = _TABLES[kind]
+        found = self._db.execute(f"SELECT body FROM {table} WHERE id = ?", (row_id,)).fetchone()
+        return kind.model_validate_json(found[0]) if found else None
+
+    def page(
+        self, kind: type[Row], offset: int = 0, limit: int = -1, parent: str | None = None, newest_first: bool = False
+    ) -> tuple[list[Row], int]:
+        """Rows of ``kind`` (those of ``parent`` when given) in creation order, and how many there are."""
+        table, _ = _TABLES[kind]
+        where, args = ("WHERE parent = ?", [parent]) if parent is not None else ("", [])
+        order = "DESC" if newest_first else "ASC"
+        rows = self._db.execute(
+            f"SELECT body FROM {table} {where} ORDER BY created_at {order}, id {order} LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        ).fetchall()
+        total = self._db.execute(f"SELECT count(*) FROM {table} {where}", args).fetchone()[0]
+        return [kind.model_validate_json(body) for (body,) in rows], total
+
+    def delete(self, kind: type[Row], row_id: str) -> bool:
+        table, _ = _TABLES[kind]
+        return self._db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,)).rowcount == 1
 
 
 def _statements(script: str) -> list[str]:

@@ -35,7 +35,7 @@ def test_a_flow_in_the_voice_api_form_is_read_with_its_defaults():
     ("flow", "message"),
     [
         ({"steps": []}, "steps: List should have at least 1 item"),
-        ({"steps": [{"action": "say", "options": {"payload": "hi"}}]}, "action 'say' is not supported by this hub yet"),
+        ({"steps": [{"id": "s", "action": "say", "options": {}}]}, "say step 's': options.payload: Field required"),
         ({"steps": [{"action": "dance"}]}, "steps.0.action: Input should be"),
         ({"steps": [{"action": "transfer", "options": {"destination": "+31612345678"}}]}, "is not client:<identity>"),
         ({"steps": [{"action": "transfer", "options": {"destination": "client:bad name"}}]}, "'client:bad name'"),

@@ -1,0 +1,86 @@
+"""What the hub keeps about its calls: calls, their legs, recordings, webhooks and deliveries.
+
+These are the rows of :class:`~intercom.hub.storage.Storage`, with the Voice API's field names
+as aliases. Times are seconds since the epoch (``time.time()``); the REST layer renders them.
+A call is the whole conversation; each leg is one SIP dialog of it (the caller's, and one per
+device rung), so a call log reads "door called, desk rang, nobody answered, voicemail kept".
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CallStatus = Literal["queued", "starting", "ongoing", "ended"]
+LegStatus = Literal["starting", "ringing", "ongoing", "busy", "no_answer", "failed", "hangup"]
+Direction = Literal["incoming", "outgoing"]
+RecordingKind = Literal["ivr", "transfer", "call"]
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+LEG_FINAL = frozenset({"busy", "no_answer", "failed", "hangup"})
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str = Field(default_factory=new_id)
+    created_at: float = Field(default_factory=time.time, alias="createdAt")
+    updated_at: float = Field(default_factory=time.time, alias="updatedAt")
+
+
+class CallRecord(_Row):
+    source: str
+    destination: str
+    status: CallStatus = "starting"
+    call_flow_id: str | None = Field(None, alias="callFlowId")
+    ended_at: float | None = Field(None, alias="endedAt")
+    reason: str | None = None  # why it ended, in words: "no answer", "fetchCallFlow failed: ..."
+
+
+class LegRecord(_Row):
+    call_id: str = Field(alias="callID")
+    source: str
+    destination: str
+    status: LegStatus = "starting"
+    direction: Direction
+    answered_at: float | None = Field(None, alias="answeredAt")
+    ended_at: float | None = Field(None, alias="endedAt")
+
+    @property
+    def duration(self) -> int:
+        """Whole seconds talked: from the answer to the end (or now, while it lasts)."""
+        if self.answered_at is None:
+            return 0
+        return int((self.ended_at or time.time()) - self.answered_at)
+
+
+class RecordingRecord(_Row):
+    call_id: str = Field(alias="callID")
+    leg_id: str = Field(alias="legID")
+    kind: RecordingKind = Field(alias="type")
+    duration: float = 0.0  # seconds of audio in the file
+    channels: int = 1
+    path: str  # the WAV file, relative to the hub's data directory
+
+
+class Webhook(_Row):
+    url: str
+    token: str
+
+
+class WebhookDelivery(_Row):
+    url: str
+    webhook_id: str | None = Field(None, alias="webhookID")  # None for a call's own webhook
+    event: str
+    payload: str  # the JSON body, exactly as signed and sent
+    status: DeliveryStatus = "pending"
+    attempts: int = 0
+    last_error: str | None = Field(None, alias="lastError")
+    delivered_at: float | None = Field(None, alias="deliveredAt")
