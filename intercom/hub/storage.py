@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import TypeVar
 
-from ..auth import AccessKey, new_key_id, new_key_secret
 from pydantic import BaseModel
 
+from ..auth import AccessKey, new_key_id, new_key_secret
 from .callflows import CallFlow, CallFlowError
 from .records import CallRecord, LegRecord, RecordingRecord, Webhook, WebhookDelivery
 
