@@ -1,28 +1,58 @@
-"""Sound in tests: a WAV file to play, and what recorded audio sounds like (its envelope, its frequencies)."""
+"""Sound in tests: a WAV file to play, frames read from a track, and what recorded audio sounds like
+(its envelope, its frequencies)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 import wave
 from pathlib import Path
 
+import av
 import numpy as np
+from aiortc.mediastreams import MediaStreamTrack
 
-from intercom.media.tracks import FULL_SCALE
+from intercom.media.tracks import FRAME_SAMPLES, FULL_SCALE
+
+from .units import STEP
 
 RATE = 48000
 BLOCK_SECONDS = 0.001  # the RMS envelope's resolution
 SILENT_RMS = 20.0  # off periods are digital silence; a burst's 1 ms blocks are far above this, beats included
 
 
-def write_wav(path: Path, seconds: float, rate: int = 16000, hz: float = 1000.0) -> None:
-    """A 16-bit stereo WAV with the same sine at half scale in both channels."""
+def write_wav(path: Path, seconds: float, rate: int = 16000, hz: float = 1000.0, channels: int = 2) -> None:
+    """A 16-bit WAV with the same sine at half scale in each of its ``channels``."""
     sine = (0.5 * FULL_SCALE * np.sin(2 * np.pi * hz * np.arange(round(seconds * rate)) / rate)).astype(np.int16)
     with wave.open(str(path), "wb") as out:
-        out.setnchannels(2)
+        out.setnchannels(channels)
         out.setsampwidth(2)
         out.setframerate(rate)
-        out.writeframes(np.stack([sine, sine], axis=1).tobytes())
+        out.writeframes(np.stack([sine] * channels, axis=1).tobytes())
+
+
+async def read(track: MediaStreamTrack, frames: int) -> tuple[list[av.AudioFrame], float]:
+    """``frames`` frames from ``track`` and the seconds between the first and the last."""
+    async with asyncio.timeout(STEP):
+        received = [await track.recv()]
+    first_at = time.monotonic()
+    for _ in range(frames - 1):
+        async with asyncio.timeout(STEP):
+            received.append(await track.recv())
+    return received, time.monotonic() - first_at
+
+
+def pcm_of(frames: list[av.AudioFrame]) -> np.ndarray:
+    return np.concatenate([frame.to_ndarray().reshape(-1) for frame in frames])
+
+
+def assert_paced_20_ms_frames(frames: list[av.AudioFrame], elapsed: float) -> None:
+    assert [frame.pts for frame in frames] == [index * FRAME_SAMPLES for index in range(len(frames))]
+    assert {(f.samples, f.sample_rate, f.layout.name, f.format.name) for f in frames} == {
+        (FRAME_SAMPLES, RATE, "mono", "s16")
+    }
+    assert elapsed >= (len(frames) - 1) * 0.02 - 0.003  # frames come due on the clock, not as fast as asked
 
 
 def envelope_runs(pcm: np.ndarray, rate: int = RATE) -> list[tuple[bool, float]]:

@@ -221,7 +221,7 @@ class RecordingSink:
         frames = self._decoder.frames(item)
         for frame in frames:
             self.sample_rate = frame.sample_rate
-        return [_mono(frame) for frame in frames]
+        return [mono_samples(frame) for frame in frames]
 
     def _listen(self, samples: np.ndarray, arrived: float) -> None:
         if len(self._overlay):
@@ -293,7 +293,8 @@ def click_latencies(sent: list[float], received: list[float]) -> list[float]:
     return latencies
 
 
-def _mono(frame: av.AudioFrame) -> np.ndarray:
+def mono_samples(frame: av.AudioFrame) -> np.ndarray:
+    """The first channel of ``frame`` as numbers on the int16 scale (float formats scaled up to it)."""
     array = frame.to_ndarray()
     if array.dtype.kind == "f":
         array = array * FULL_SCALE

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +17,9 @@ from intercom.media.tones import (
     plan_for,
     tone_pcm,
 )
-from intercom.media.tracks import FRAME_SAMPLES, FULL_SCALE
+from intercom.media.tracks import FULL_SCALE
 
-from ..conftest import STEP
-from ..listening import RATE, envelope_runs, peaks, write_wav
+from ..listening import RATE, assert_paced_20_ms_frames, envelope_runs, pcm_of, peaks, read, write_wav
 
 # The specification, written out again here rather than read from the module: (frequencies, cadence).
 EU = {
@@ -156,29 +153,6 @@ def test_tone_pcm_renders_at_any_rate_and_level() -> None:
 def test_impossible_tones_are_refused(make: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make()  # type: ignore[operator]
-
-
-async def read(track: ToneTrack | WavTrack, frames: int) -> tuple[list[object], float]:
-    """``frames`` frames from ``track`` and the seconds between the first and the last."""
-    async with asyncio.timeout(STEP):
-        received = [await track.recv()]
-    first_at = time.monotonic()
-    for _ in range(frames - 1):
-        async with asyncio.timeout(STEP):
-            received.append(await track.recv())
-    return received, time.monotonic() - first_at
-
-
-def pcm_of(frames: list[object]) -> np.ndarray:
-    return np.concatenate([frame.to_ndarray().reshape(-1) for frame in frames])  # type: ignore[attr-defined]
-
-
-def assert_paced_20_ms_frames(frames: list[object], elapsed: float) -> None:
-    assert [frame.pts for frame in frames] == [index * FRAME_SAMPLES for index in range(len(frames))]  # type: ignore[attr-defined]
-    assert {(f.samples, f.sample_rate, f.layout.name, f.format.name) for f in frames} == {  # type: ignore[attr-defined]
-        (FRAME_SAMPLES, RATE, "mono", "s16")
-    }
-    assert elapsed >= (len(frames) - 1) * 0.02 - 0.003  # frames come due on the clock, not as fast as asked
 
 
 async def test_tone_track_plays_the_cadence_in_paced_20_ms_frames_looping() -> None:
