@@ -18,6 +18,8 @@ need=(python3-venv:venv libportaudio2:lib/libportaudio.so.2)  # PortAudio: sound
 if [ "$mode" != "--demo" ]; then
   # jackd2: the tests' sound card (JACK's dummy backend); node, npm, chromium: the browser tests
   need+=(jackd2:jackd nodejs:node npm:npm chromium:chromium)
+  # espeak-ng: the hub's say steps, spoken for real in tests/media/test_speech.py
+  need+=(espeak-ng:espeak-ng)
   # deploy/image/assemble.sh and its tests: partitions and filesystems in files, no mounts
   need+=(fdisk:sfdisk dosfstools:mkfs.vfat mtools:mcopy e2fsprogs:mkfs.ext4 shellcheck:shellcheck)
 fi
