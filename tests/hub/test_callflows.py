@@ -103,3 +103,21 @@ def test_cli_refuses_bad_input_and_stores_nothing(tmp_path, capsys):
     capsys.readouterr()
     assert main(["callflows", "list", *data]) == 0
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    ("flow", "parameter"),
+    [
+        ({"steps": [{"id": "s", "action": "say", "options": {}}]}, "steps.0.options.payload"),
+        ({"steps": [{"action": "hangup"}, {"action": "hangup", "options": {"now": True}}]}, "steps.1.options"),
+        ({"steps": [{"id": "a", "action": "hangup"}, {"id": "a", "action": "hangup"}]}, "steps.1.id"),
+        ({"steps": [{"action": "hangup", "onKeypressGoto": "nowhere"}]}, "steps.0.onKeypressGoto"),
+        ({"steps": []}, "steps"),
+    ],
+)
+def test_each_problem_names_the_field_as_a_path(flow, parameter):
+    with pytest.raises(CallFlowError) as refused:
+        CallFlow.from_json(json.dumps(flow))
+    (problem,) = refused.value.problems
+    assert problem.parameter == parameter
+    assert str(refused.value) == problem.message
