@@ -217,7 +217,7 @@ class Condition(BaseModel):
     """A step runs only when every condition holds. ``>`` and ``<`` compare numbers when both
     sides are numbers, text otherwise; a variable that is not set is the empty text."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN would be stored as null
 
     variable: str = Field(min_length=1, max_length=100)
     operator: Literal["==", "!=", ">", "<"]

@@ -58,6 +58,13 @@ def test_not_json_is_refused():
         CallFlow.from_json("{steps: [")
 
 
+def test_a_condition_on_nan_is_refused():
+    """It would be stored as null, and the flow could not be read back."""
+    text = '{"steps": [{"action": "hangup", "conditions": [{"variable": "a", "operator": "==", "value": NaN}]}]}'
+    with pytest.raises(CallFlowError, match=r"steps\.0\.conditions\.0\.value"):
+        CallFlow.from_json(text)
+
+
 def test_storage_keeps_flows_across_a_reopen_and_refuses_a_taken_id(tmp_path):
     storage = Storage(tmp_path)
     stored = storage.create_call_flow(CallFlow.from_json(json.dumps(DOOR_FLOW)))
