@@ -1,4 +1,5 @@
-"""The ``intercom`` command: hub, access keys, call flows, tokens, sound devices, the simulator and the demo."""
+"""The ``intercom`` command: hub, access keys, call flows, the call log, tokens, sound devices, the simulator
+and the demo."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from .auth import AccessKey, CapabilityError, IncomingCapability, OutgoingCapability, check_identity, mint_token
+
+if TYPE_CHECKING:  # the commands import what they use when they run, to start fast
+    from .hub import Storage
+    from .hub.records import LegRecord, RecordingRecord
 
 DEFAULT_DATA_DIR = os.environ.get("INTERCOM_DATA_DIR", "/var/lib/intercom")
 
@@ -92,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir(flow_delete)
     flow_delete.add_argument("id")
     flow_delete.set_defaults(func=_callflows_delete)
+
+    calls = commands.add_parser("calls", help="read the call log: who called whom, who answered, recordings")
+    call_commands = calls.add_subparsers(dest="calls_command", required=True)
+    call_list = call_commands.add_parser("list", help="the latest calls, newest first")
+    _data_dir(call_list)
+    call_list.add_argument("--limit", type=int, default=20, metavar="N", help="at most N calls (default 20)")
+    call_list.set_defaults(func=_calls_list)
+    call_show = call_commands.add_parser("show", help="one call with each of its legs and recordings")
+    _data_dir(call_show)
+    call_show.add_argument("id")
+    call_show.set_defaults(func=_calls_show)
 
     token = commands.add_parser("token", help="mint a client JWT in the seed SDK's format")
     token.add_argument("--key-id", required=True)
@@ -248,6 +265,80 @@ def _callflows_delete(args: argparse.Namespace) -> None:
     if not Storage(args.data_dir).delete_call_flow(args.id):
         raise UsageError(f"no call flow with id {args.id!r}")
     print(json.dumps({"id": args.id, "deleted": True}))
+
+
+def _calls_list(args: argparse.Namespace) -> None:
+    from .hub import Storage
+    from .hub.records import CallRecord
+
+    if args.limit < 1:
+        raise UsageError("--limit must be 1 or more")
+    storage = Storage(args.data_dir)
+    calls, total = storage.page(CallRecord, limit=args.limit, newest_first=True)
+    if not calls:
+        print("no calls")
+    for call in calls:
+        legs, recordings = _legs_and_recordings(storage, call.id)
+        talked = max((leg.duration for leg in legs if leg.direction == "outgoing"), default=0)
+        line = f"{_clock(call.created_at)}  {call.source} → {call.destination}  {call.status}"
+        if talked:
+            line += f", talked {_minutes(talked)}"
+        print(line + (f"  ({call.reason})" if call.reason else ""))
+        rung = [_rung(leg) for leg in legs if leg.direction == "outgoing"]
+        if rung:
+            print(f"    rang {'; '.join(rung)}")
+        for recording in recordings:
+            print(f"    recording {_minutes(recording.duration)}  {storage.data_dir / recording.path}")
+    if total > len(calls):
+        print(f"({total - len(calls)} older calls not shown; --limit N shows more)")
+
+
+def _calls_show(args: argparse.Namespace) -> None:
+    from .hub import Storage
+    from .hub.records import CallRecord
+
+    storage = Storage(args.data_dir)
+    call = storage.get(CallRecord, args.id)
+    if call is None:
+        raise UsageError(f"no call with id {args.id!r}")
+    legs, recordings = _legs_and_recordings(storage, call.id)
+    print(f"call {call.id}: {call.status}" + (f" ({call.reason})" if call.reason else ""))
+    print(f"  from {call.source} to {call.destination}, call flow {call.call_flow_id or '-'}")
+    ended = f", ended {_clock(call.ended_at)}" if call.ended_at is not None else ""
+    print(f"  started {_clock(call.created_at)}{ended}")
+    print("legs:" if legs else "legs: none")
+    for leg in legs:
+        answered = f"answered {_clock(leg.answered_at)}, talked {_minutes(leg.duration)}" if leg.answered_at else ""
+        print(f"  {leg.id}  {leg.direction:<8}  {leg.source} → {leg.destination}  {leg.status}  {answered}".rstrip())
+    print("recordings:" if recordings else "recordings: none")
+    for recording in recordings:
+        print(
+            f"  {recording.id}  {recording.kind:<8}  {_minutes(recording.duration)}  leg {recording.leg_id}  "
+            f"{storage.data_dir / recording.path}"
+        )
+
+
+def _legs_and_recordings(storage: Storage, call_id: str) -> tuple[list[LegRecord], list[RecordingRecord]]:
+    from .hub.records import LegRecord, RecordingRecord
+
+    legs, _ = storage.page(LegRecord, parent=call_id)
+    recordings = [recording for leg in legs for recording in storage.page(RecordingRecord, parent=leg.id)[0]]
+    return legs, recordings
+
+
+def _rung(leg: LegRecord) -> str:
+    """``desk: answered 0:42`` or ``kitchen: no_answer``: who was rung, and how it went."""
+    name = leg.destination.removeprefix("client:")
+    return f"{name}: answered {_minutes(leg.duration)}" if leg.answered_at else f"{name}: {leg.status}"
+
+
+def _clock(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+def _minutes(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02}"
 
 
 def _token(args: argparse.Namespace) -> None:

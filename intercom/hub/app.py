@@ -1,4 +1,5 @@
-"""The hub's ASGI app (``/healthz``, ``/metrics``) and the SIP service it carries in ``app.state.sip``.
+"""The hub's ASGI app (``/healthz``, ``/metrics``, the Voice API under ``/v1``) and the services it
+carries in ``app.state``: ``sip``, ``calls``, ``webhooks``.
 
 The SIP WebSocket at ``/`` is served next to the ASGI app, not through it: see
 :mod:`intercom.transport.server_socket`.
@@ -14,11 +15,13 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from .. import __version__
+from . import api
 from .call_service import CallService
 from .config import HubConfig
 from .registrar import Registrar
 from .sip_service import SipService
 from .storage import Storage
+from .webhooks import WebhookDispatcher
 
 EXPIRY_SWEEP_SECONDS = 5.0
 SHUTDOWN_GRACE_SECONDS = 5.0
@@ -27,12 +30,14 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     storage = storage or Storage(config.data_dir)
     registrar = Registrar(config, storage.get_key)
+    webhooks = WebhookDispatcher(storage)
     calls = CallService(config, registrar, storage, storage.get_key)
     sip = SipService(registrar, calls)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_sweep_expired(registrar))
+        await webhooks.start()
         try:
             yield
         finally:
@@ -41,6 +46,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             # their media before the loop stops, or aiortc's tasks die half-way.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(calls.wait_idle(), SHUTDOWN_GRACE_SECONDS)
+            await webhooks.close()  # what is not sent yet is sent after the next start
 
     app = FastAPI(title="intercom hub", version=__version__, lifespan=lifespan)
     app.state.config = config
@@ -48,6 +54,8 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.state.registrar = registrar
     app.state.sip = sip
     app.state.calls = calls
+    app.state.webhooks = webhooks
+    api.install(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:

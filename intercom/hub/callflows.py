@@ -9,11 +9,14 @@ is refused with a message naming the step. The JSON uses the Voice API's field n
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from ..auth import CapabilityError, check_identity
 
@@ -38,8 +41,35 @@ LANGUAGES = {
 }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a flow: a line that names the place, and that place as a dotted path
+    (``steps.0.options.payload``; empty for the flow as a whole) for an API to point at."""
+
+    parameter: str
+    message: str
+
+
 class CallFlowError(ValueError):
-    """A call flow that cannot be stored or run, with the reason."""
+    """A call flow that cannot be stored or run, with the reason, one :class:`Problem` per fault."""
+
+    def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems) or [Problem("", message)]
+
+    @classmethod
+    def of(cls, error: ValidationError) -> CallFlowError:
+        found = problems(error.errors())
+        return cls("; ".join(problem.message for problem in found), found)
+
+
+class _Within(ValueError):
+    """A model validator's problems with fields below it: raised whole, so that the path to the
+    field survives pydantic's wrapping (its error names only the model)."""
+
+    def __init__(self, *found: Problem) -> None:
+        super().__init__("; ".join(problem.message for problem in found))
+        self.problems = found
 
 
 class _Options(BaseModel):
@@ -187,7 +217,7 @@ class Condition(BaseModel):
     """A step runs only when every condition holds. ``>`` and ``<`` compare numbers when both
     sides are numbers, text otherwise; a variable that is not set is the empty text."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN would be stored as null
 
     variable: str = Field(min_length=1, max_length=100)
     operator: Literal["==", "!=", ">", "<"]
@@ -226,9 +256,12 @@ class Step(BaseModel):
             try:
                 model.model_validate(self.options)
             except ValidationError as exc:
-                raise ValueError(f"{self.action} step {self.id!r}: {_describe(exc, 'options')}") from None
+                found = problems(exc.errors(), "options")
+                raise _Within(
+                    *(replace(p, message=f"{self.action} step {self.id!r}: {p.message}") for p in found)
+                ) from None
         elif self.options:
-            raise ValueError(f"action {self.action!r} takes no options")
+            raise _Within(Problem("options", f"action {self.action!r} takes no options"))
         return self
 
     def typed_options(self) -> BaseModel | None:
@@ -253,14 +286,17 @@ class CallFlow(BaseModel):
     @model_validator(mode="after")
     def _unique_step_ids(self) -> CallFlow:
         seen: set[str] = set()
-        for step in self.steps:
+        for index, step in enumerate(self.steps):
             if step.id in seen:
-                raise ValueError(f"step id {step.id!r} is used twice")
+                raise _Within(Problem(f"steps.{index}.id", f"step id {step.id!r} is used twice"))
             seen.add(step.id)
-        for step in self.steps:
+        for index, step in enumerate(self.steps):
             if step.on_keypress_goto is not None and step.on_keypress_goto not in seen:
-                raise ValueError(
-                    f"step {step.id!r}: onKeypressGoto names no step of this flow ({step.on_keypress_goto!r})"
+                raise _Within(
+                    Problem(
+                        f"steps.{index}.onKeypressGoto",
+                        f"step {step.id!r}: onKeypressGoto names no step of this flow ({step.on_keypress_goto!r})",
+                    )
                 )
         return self
 
@@ -273,16 +309,27 @@ class CallFlow(BaseModel):
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:
-            raise CallFlowError(_describe(exc)) from None
+            raise CallFlowError.of(exc) from None
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
 
-def _describe(error: ValidationError, prefix: str = "") -> str:
-    lines = []
-    for problem in error.errors():
-        where = ".".join(str(part) for part in (prefix, *problem["loc"]) if part != "") or "flow"
-        message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"{where}: {message}")
-    return "; ".join(lines)
+def problems(errors: Iterable[ErrorDetails], prefix: str = "", whole: str = "flow") -> list[Problem]:
+    """Pydantic's errors as problems: each line starts with where it is (``whole`` when that is
+    the object itself), and a validator's :class:`_Within` adds the path below it."""
+    found = []
+    for error in errors:
+        where = _path(prefix, *error["loc"])
+        cause = error.get("ctx", {}).get("error")
+        inner = (
+            cause.problems if isinstance(cause, _Within) else [Problem("", error["msg"].removeprefix("Value error, "))]
+        )
+        found.extend(
+            Problem(_path(where, problem.parameter), f"{where or whole}: {problem.message}") for problem in inner
+        )
+    return found
+
+
+def _path(*parts: str | int) -> str:
+    return ".".join(str(part) for part in parts if part != "")

@@ -77,6 +77,7 @@ class Webhook(_Row):
 
 class WebhookDelivery(_Row):
     url: str
+    token: str  # signs it: kept here, as a call's own webhook is stored nowhere else
     webhook_id: str | None = Field(None, alias="webhookID")  # None for a call's own webhook
     event: str
     payload: str  # the JSON body, exactly as signed and sent

@@ -8,6 +8,7 @@ very next REGISTER because every check reads the table.
 
 from __future__ import annotations
 
+import hmac
 import os
 import sqlite3
 import time
@@ -141,6 +142,15 @@ class Storage:
             "SELECT id, secret, name, created_at, revoked_at FROM access_keys WHERE id = ?", (key_id,)
         ).fetchone()
         return AccessKey(*row) if row else None
+
+    def key_by_secret(self, secret: str) -> AccessKey | None:
+        """The key whose secret this is (the Voice API's ``AccessKey`` header names no id). Every
+        key is compared in constant time, so how long the answer takes says nothing of the secrets."""
+        found = None
+        for key in self.list_keys():
+            if hmac.compare_digest(key.secret.encode(), secret.encode()):
+                found = key
+        return found
 
     def list_keys(self) -> list[AccessKey]:
         rows = self._db.execute(

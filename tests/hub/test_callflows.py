@@ -58,6 +58,13 @@ def test_not_json_is_refused():
         CallFlow.from_json("{steps: [")
 
 
+def test_a_condition_on_nan_is_refused():
+    """It would be stored as null, and the flow could not be read back."""
+    text = '{"steps": [{"action": "hangup", "conditions": [{"variable": "a", "operator": "==", "value": NaN}]}]}'
+    with pytest.raises(CallFlowError, match=r"steps\.0\.conditions\.0\.value"):
+        CallFlow.from_json(text)
+
+
 def test_storage_keeps_flows_across_a_reopen_and_refuses_a_taken_id(tmp_path):
     storage = Storage(tmp_path)
     stored = storage.create_call_flow(CallFlow.from_json(json.dumps(DOOR_FLOW)))
@@ -103,3 +110,21 @@ def test_cli_refuses_bad_input_and_stores_nothing(tmp_path, capsys):
     capsys.readouterr()
     assert main(["callflows", "list", *data]) == 0
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    ("flow", "parameter"),
+    [
+        ({"steps": [{"id": "s", "action": "say", "options": {}}]}, "steps.0.options.payload"),
+        ({"steps": [{"action": "hangup"}, {"action": "hangup", "options": {"now": True}}]}, "steps.1.options"),
+        ({"steps": [{"id": "a", "action": "hangup"}, {"id": "a", "action": "hangup"}]}, "steps.1.id"),
+        ({"steps": [{"action": "hangup", "onKeypressGoto": "nowhere"}]}, "steps.0.onKeypressGoto"),
+        ({"steps": []}, "steps"),
+    ],
+)
+def test_each_problem_names_the_field_as_a_path(flow, parameter):
+    with pytest.raises(CallFlowError) as refused:
+        CallFlow.from_json(json.dumps(flow))
+    (problem,) = refused.value.problems
+    assert problem.parameter == parameter
+    assert str(refused.value) == problem.message

@@ -53,3 +53,14 @@ def test_key_cache_never_hides_a_change(tmp_path):
     assert hub_side.get_key(key.id).revoked
     hub_side.revoke_key(other.id)
     assert hub_side.get_key(other.id).revoked
+
+
+def test_a_key_is_found_by_its_secret_alone(tmp_path):
+    storage = Storage(tmp_path)
+    door, desk = storage.create_key("door"), storage.create_key("desk")
+    assert storage.key_by_secret(desk.secret) == desk
+    assert storage.key_by_secret(door.secret) == door
+    assert storage.key_by_secret(door.secret[:-1]) is None
+    assert storage.key_by_secret("") is None
+    storage.revoke_key(door.id)
+    assert storage.key_by_secret(door.secret).revoked

@@ -1,0 +1,124 @@
+"""What every Voice API route shares: the access-key check, paging, and reading a JSON body.
+
+Routes read their bodies themselves rather than through FastAPI's body parameters, so that a
+call flow is refused with :class:`~intercom.hub.callflows.CallFlow`'s own messages (which name
+the step and option); :func:`body_schema` documents each body in the OpenAPI schema instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ValidationError
+
+from ...auth import AccessKey
+from ..callflows import Problem, problems
+from ..storage import Storage
+from .errors import ApiError
+from .views import Page, Pagination
+
+MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000  # keeps the offset within SQLite's integers
+MAX_BODY = 1024 * 1024  # a call flow of 500 steps fits with room to spare
+CHALLENGE = {"WWW-Authenticate": "AccessKey"}
+
+Model = TypeVar("Model", bound=BaseModel)
+
+ACCESS_KEY = APIKeyHeader(
+    name="Authorization",
+    scheme_name="AccessKey",
+    description="`AccessKey <key>`, where the key is an access key's secret (`intercom keys create`).",
+    auto_error=False,
+)
+
+
+async def storage_of(request: Request) -> Storage:
+    return request.app.state.storage
+
+
+HubStorage = Annotated[Storage, Depends(storage_of)]
+
+
+async def authorize(storage: HubStorage, header: Annotated[str | None, Security(ACCESS_KEY)]) -> AccessKey:
+    """The caller's access key: 401 without a known one, 403 when it is revoked."""
+    scheme, _, secret = (header or "").strip().partition(" ")
+    if scheme.lower() != "accesskey" or not secret.strip():
+        raise ApiError(401, Problem("", "send the header Authorization: AccessKey <key>"), headers=CHALLENGE)
+    key = storage.key_by_secret(secret.strip())
+    if key is None:
+        raise ApiError(401, Problem("", "no such access key"), headers=CHALLENGE)
+    if key.revoked:
+        raise ApiError(403, Problem("", f"access key {key.id} is revoked"))
+    return key
+
+
+@dataclass(frozen=True)
+class Paging:
+    page: int
+    per_page: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    def of(self, items: list[Model], total: int) -> Page[Model]:
+        pages = math.ceil(total / self.per_page)
+        pagination = Pagination(total_count=total, page_count=pages, current_page=self.page, per_page=self.per_page)
+        return Page(data=items, pagination=pagination)
+
+
+async def paging(
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="From 1")] = 1,
+    per_page: Annotated[int, Query(alias="perPage", ge=1, le=MAX_PER_PAGE)] = 10,
+) -> Paging:
+    return Paging(page, per_page)
+
+
+Pages = Annotated[Paging, Depends(paging)]
+
+
+async def json_body(request: Request) -> Any:
+    """The body as JSON: 413 past :data:`MAX_BODY`, 400 when it is not JSON."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise ApiError(413, Problem("", f"the body is larger than {MAX_BODY} bytes"))
+    try:
+        return json.loads(body, parse_constant=_not_json)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ApiError(400, Problem("", f"the body is not JSON: {exc}")) from None
+
+
+def _not_json(constant: str) -> None:
+    """Python reads NaN and Infinity; JSON has neither, and a stored NaN would come back as null."""
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def validated(model: type[Model], data: Any, whole: str) -> Model:
+    """``data`` as ``model``, or 422 with one error per fault, each naming its field. Checked as
+    JSON, so that the messages are those ``intercom callflows create`` gives for a file."""
+    try:
+        return model.model_validate_json(json.dumps(data))
+    except ValidationError as exc:
+        raise ApiError(422, *problems(exc.errors(), whole=whole)) from None
+
+
+def input_name(model_name: str) -> str:
+    """A request body's name in the OpenAPI components: FastAPI's for the input side of a model."""
+    return f"{model_name}-Input"
+
+
+INPUT_REF = "#/components/schemas/" + input_name("{model}")
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads a JSON body of ``model``, documented by
+    :func:`intercom.hub.api.install` under the name this refers to."""
+    schema = {"$ref": INPUT_REF.format(model=model.__name__)}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -1,0 +1,92 @@
+"""Every refusal under ``/v1`` in MessageBird's shape: ``{"errors": [{"code", "message", "parameter"}]}``.
+
+FastAPI's own refusals (a bad query parameter, an unknown route, a method not allowed, a crash)
+are rewritten too, so that a client reads one format; paths outside ``/v1`` keep FastAPI's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException
+
+from ..callflows import Problem, problems
+from .views import ErrorItem, Errors
+
+PREFIX = "/v1"
+
+
+class ApiError(Exception):
+    """A request refused: its HTTP status and what is wrong, one problem per fault."""
+
+    def __init__(self, status: int, *found: Problem, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__("; ".join(problem.message for problem in found))
+        self.status = status
+        self.problems = found
+        self.headers = headers
+
+
+def not_found(kind: str, item_id: str) -> ApiError:
+    return ApiError(404, Problem("", f"no {kind} with id {item_id!r}"))
+
+
+def error_response(status: int, found: Iterable[Problem], headers: Mapping[str, str] | None = None) -> JSONResponse:
+    items = [ErrorItem(code=status, message=problem.message, parameter=problem.parameter or None) for problem in found]
+    return JSONResponse(Errors(errors=items).model_dump(), status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _crash)
+
+
+def _under_api(request: Request) -> bool:
+    path = request.url.path
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+async def _api_error(request: Request, exc: ApiError) -> Response:
+    return error_response(exc.status, exc.problems, exc.headers)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+    if not _under_api(request):
+        return await request_validation_exception_handler(request, exc)
+    # Bodies are validated by the routes themselves; what is left here are query parameters,
+    # whose location ("query", "perPage") is reported as just the name.
+    located = [{**error, "loc": error["loc"][1:]} for error in exc.errors()]
+    return error_response(422, problems(located, whole="request"))  # type: ignore[arg-type]
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    if not _under_api(request):
+        return await http_exception_handler(request, exc)
+    message = f"{exc.detail}: {request.method} {request.url.path}"
+    headers = exc.headers
+    if exc.status_code == 405:  # Starlette names the methods of one route of this path only
+        headers = {**(headers or {}), "Allow": ", ".join(_methods(request))}
+    return error_response(exc.status_code, [Problem("", message)], headers)
+
+
+def _methods(request: Request) -> list[str]:
+    """Every method the OpenAPI schema documents for this path."""
+    found: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template))  # {callId} matches one segment
+        if re.fullmatch(pattern, request.url.path):
+            found.update(method.upper() for method in operations)
+    return sorted(found)
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    """Starlette logs the exception and re-raises it after this answer; this only shapes the body."""
+    if not _under_api(request):
+        return PlainTextResponse("Internal Server Error", status_code=500)
+    return error_response(500, [Problem("", "internal error: the hub's log says more")])

@@ -1,0 +1,208 @@
+"""What the Voice API answers: its objects, envelopes and errors, in MessageBird's shapes.
+
+The same rendering feeds the REST views and the webhooks (:mod:`intercom.hub.webhooks`), so a
+receiver sees exactly what a GET would have shown. Times go out as RFC 3339 UTC to the second
+(``2026-11-25T10:00:00Z``), as MessageBird writes them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..callflows import CallFlow, Step
+from ..records import (
+    CallRecord,
+    CallStatus,
+    Direction,
+    LegRecord,
+    LegStatus,
+    RecordingKind,
+    RecordingRecord,
+    Webhook,
+)
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"}, examples=["2026-11-25T10:00:00Z"])]
+
+
+def rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _maybe(seconds: float | None) -> str | None:
+    return None if seconds is None else rfc3339(seconds)
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class CallFlowView(_View):
+    id: str
+    title: str
+    record: bool
+    steps: list[Step]
+    default: bool
+    created_at: Timestamp = Field(alias="createdAt")
+    updated_at: Timestamp = Field(alias="updatedAt")
+
+    @classmethod
+    def of(cls, flow: CallFlow) -> CallFlowView:
+        assert flow.created_at is not None and flow.updated_at is not None  # stored flows are stamped
+        return cls(
+            id=flow.id,
+            title=flow.title,
+            record=flow.record,
+            steps=flow.steps,
+            default=flow.default,
+            created_at=rfc3339(flow.created_at),
+            updated_at=rfc3339(flow.updated_at),
+        )
+
+
+class WebhookView(_View):
+    id: str
+    url: str
+    token: str
+    created_at: Timestamp = Field(alias="createdAt")
+    updated_at: Timestamp = Field(alias="updatedAt")
+
+    @classmethod
+    def of(cls, webhook: Webhook) -> WebhookView:
+        return cls(
+            id=webhook.id,
+            url=webhook.url,
+            token=webhook.token,
+            created_at=rfc3339(webhook.created_at),
+            updated_at=rfc3339(webhook.updated_at),
+        )
+
+
+class CallView(_View):
+    id: str
+    status: CallStatus
+    source: str
+    destination: str
+    call_flow_id: str | None = Field(alias="callFlowId")
+    reason: str | None = Field(description="Why the call ended, in words")
+    created_at: Timestamp = Field(alias="createdAt")
+    updated_at: Timestamp = Field(alias="updatedAt")
+    ended_at: Timestamp | None = Field(alias="endedAt")
+
+    @classmethod
+    def of(cls, call: CallRecord) -> CallView:
+        return cls(
+            id=call.id,
+            status=call.status,
+            source=call.source,
+            destination=call.destination,
+            call_flow_id=call.call_flow_id,
+            reason=call.reason,
+            created_at=rfc3339(call.created_at),
+            updated_at=rfc3339(call.updated_at),
+            ended_at=_maybe(call.ended_at),
+        )
+
+
+class LegView(_View):
+    id: str
+    call_id: str = Field(alias="callID")
+    source: str
+    destination: str
+    status: LegStatus
+    direction: Direction
+    duration: int = Field(description="Whole seconds from the answer to the end (or to now)")
+    created_at: Timestamp = Field(alias="createdAt")
+    updated_at: Timestamp = Field(alias="updatedAt")
+    answered_at: Timestamp | None = Field(alias="answeredAt")
+    ended_at: Timestamp | None = Field(alias="endedAt")
+
+    @classmethod
+    def of(cls, leg: LegRecord) -> LegView:
+        return cls(
+            id=leg.id,
+            call_id=leg.call_id,
+            source=leg.source,
+            destination=leg.destination,
+            status=leg.status,
+            direction=leg.direction,
+            duration=leg.duration,
+            created_at=rfc3339(leg.created_at),
+            updated_at=rfc3339(leg.updated_at),
+            answered_at=_maybe(leg.answered_at),
+            ended_at=_maybe(leg.ended_at),
+        )
+
+
+class RecordingLinks(_View):
+    self: str
+    file: str
+
+
+class RecordingView(_View):
+    id: str
+    format: str = Field(description="Always wav", examples=["wav"])
+    leg_id: str = Field(alias="legId")
+    status: str = Field(description="Always done: a recording is listed once its file is complete", examples=["done"])
+    duration: int = Field(description="Whole seconds of audio")
+    type: RecordingKind
+    created_at: Timestamp = Field(alias="createdAt")
+    updated_at: Timestamp = Field(alias="updatedAt")
+    links: RecordingLinks = Field(alias="_links")
+
+    @classmethod
+    def of(cls, recording: RecordingRecord) -> RecordingView:
+        path = f"/v1/calls/{recording.call_id}/legs/{recording.leg_id}/recordings/{recording.id}"
+        return cls(
+            id=recording.id,
+            format="wav",
+            leg_id=recording.leg_id,
+            status="done",
+            duration=round(recording.duration),
+            type=recording.kind,
+            created_at=rfc3339(recording.created_at),
+            updated_at=rfc3339(recording.updated_at),
+            links=RecordingLinks(self=path, file=f"{path}.wav"),
+        )
+
+
+def render(row: CallRecord | LegRecord | RecordingRecord) -> CallView | LegView | RecordingView:
+    """A call-log row as the API shows it."""
+    if isinstance(row, CallRecord):
+        return CallView.of(row)
+    if isinstance(row, LegRecord):
+        return LegView.of(row)
+    return RecordingView.of(row)
+
+
+Item = TypeVar("Item", bound=BaseModel)
+
+
+class One(BaseModel, Generic[Item]):
+    """A single object: MessageBird wraps it in a list of one."""
+
+    data: list[Item] = Field(min_length=1, max_length=1)
+
+
+class Pagination(_View):
+    total_count: int = Field(alias="totalCount", ge=0)
+    page_count: int = Field(alias="pageCount", ge=0)
+    current_page: int = Field(alias="currentPage", ge=1)
+    per_page: int = Field(alias="perPage", ge=1)
+
+
+class Page(BaseModel, Generic[Item]):
+    data: list[Item]
+    pagination: Pagination
+
+
+class ErrorItem(BaseModel):
+    code: int = Field(description="The HTTP status (MessageBird's own error codes are deprecated)")
+    message: str
+    parameter: str | None = Field(description="The field at fault as a dotted path (steps.0.options.payload)")
+
+
+class Errors(BaseModel):
+    errors: list[ErrorItem] = Field(min_length=1)

@@ -1,0 +1,62 @@
+"""Access keys guard the Voice API, and every refusal under /v1 has the errors shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from intercom.hub.api.common import MAX_BODY
+
+from .conftest import errors
+
+
+async def test_no_key_or_an_unknown_one_is_401(api):
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer x"}, {"Authorization": "AccessKey nope"}):
+        response = await api.client.get("/v1/calls", headers=headers)
+        errors(response, 401)
+        assert response.headers["www-authenticate"] == "AccessKey"
+    del api.client.headers["Authorization"]
+    errors(await api.client.get("/v1/call-flows"), 401)
+
+
+async def test_the_key_id_is_not_the_key(api):
+    errors(await api.client.get("/v1/calls", headers={"Authorization": f"AccessKey {api.hub.key.id}"}), 401)
+
+
+async def test_a_revoked_key_is_403_and_a_good_one_passes(api):
+    other = api.storage.create_key("other")
+    headers = {"Authorization": f"AccessKey {other.secret}"}
+    assert (await api.client.get("/v1/calls", headers=headers)).status_code == 200
+    api.storage.revoke_key(other.id)
+    (error,) = errors(await api.client.get("/v1/calls", headers=headers), 403)
+    assert "revoked" in error["message"]
+    response = await api.client.get("/v1/calls")
+    assert response.status_code == 200 and response.json()["data"] == []
+
+
+async def test_unknown_routes_and_methods_under_v1_answer_in_the_errors_shape(api):
+    (error,) = errors(await api.client.get("/v1/nothing-here"), 404)
+    assert "/v1/nothing-here" in error["message"]
+    errors(await api.client.get("/v1"), 404)
+    response = await api.client.patch("/v1/call-flows")
+    errors(response, 405)
+    assert "POST" in response.headers["allow"]
+
+
+async def test_bad_bodies_and_parameters_answer_in_the_errors_shape(api):
+    (error,) = errors(await api.client.post("/v1/webhooks", content=b"{not json"), 400)
+    assert "not JSON" in error["message"]
+    errors(await api.client.post("/v1/webhooks", content=b"\xff\xfe"), 400)
+    (error,) = errors(await api.client.post("/v1/call-flows", content=b'{"steps": [], "x": NaN}'), 400)
+    assert "NaN is not a JSON value" in error["message"]
+    errors(await api.client.post("/v1/call-flows", content=b" " * (MAX_BODY + 1)), 413)
+    (error,) = errors(await api.client.get("/v1/calls", params={"perPage": 0}), 422)
+    assert error["parameter"] == "perPage" and error["message"].startswith("perPage: ")
+    (error,) = errors(await api.client.get("/v1/calls", params={"page": "first"}), 422)
+    assert error["parameter"] == "page"
+
+
+@pytest.mark.parametrize("path", ["/nothing-here", "/healthz"])
+async def test_routes_outside_v1_keep_fastapi_answers(api, path):
+    response = await api.client.get(path, headers={"Authorization": ""})
+    assert response.status_code in (200, 404)
+    assert "errors" not in response.json()
