@@ -41,6 +41,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             # their media before the loop stops, or aiortc's tasks die half-way.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(calls.wait_idle(), SHUTDOWN_GRACE_SECONDS)
+            await calls.close()
 
     app = FastAPI(title="intercom hub", version=__version__, lifespan=lifespan)
     app.state.config = config
