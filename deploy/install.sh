@@ -89,9 +89,10 @@ installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx
 
 # -- system packages ----------------------------------------------------------------------------
 # python3-venv: the virtual environment; libportaudio2: sounddevice's sound I/O; alsa-utils:
-# alsamixer and arecord, to set and check the USB card's levels.
+# alsamixer and arecord, to set and check the USB card's levels; espeak-ng: the hub's spoken
+# prompts (call flows' ``say``), on the unit that hosts it.
 missing=()
-for package in python3-venv libportaudio2 alsa-utils; do
+for package in python3-venv libportaudio2 alsa-utils espeak-ng; do
   installed "$package" || missing+=("$package")
 done
 export DEBIAN_FRONTEND=noninteractive

@@ -14,12 +14,11 @@ say() { printf 'setup: %s\n' "$*"; }
 # -- system packages ----------------------------------------------------------------------
 # package:check pairs; a package is installed only when its check fails. A check is a command
 # name, lib/<soname> for a shared library, or venv for Python's venv module.
-need=(python3-venv:venv libportaudio2:lib/libportaudio.so.2)  # PortAudio: sounddevice's sound I/O
+# PortAudio: sounddevice's sound I/O; espeak-ng: the hub's spoken prompts (call flows' ``say``)
+need=(python3-venv:venv libportaudio2:lib/libportaudio.so.2 espeak-ng:espeak-ng)
 if [ "$mode" != "--demo" ]; then
   # jackd2: the tests' sound card (JACK's dummy backend); node, npm, chromium: the browser tests
   need+=(jackd2:jackd nodejs:node npm:npm chromium:chromium)
-  # espeak-ng: the hub's say steps, spoken for real in tests/media/test_speech.py
-  need+=(espeak-ng:espeak-ng)
   # deploy/image/assemble.sh and its tests: partitions and filesystems in files, no mounts
   need+=(fdisk:sfdisk dosfstools:mkfs.vfat mtools:mcopy e2fsprogs:mkfs.ext4 shellcheck:shellcheck)
 fi

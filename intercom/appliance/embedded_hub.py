@@ -4,8 +4,9 @@ desk hosts the hub and the door connects to ``ws://desk:8443``.
 The unit's env file configures this hub. The access key the units mint their tokens with is put
 into the hub's database (its secret follows the file; a key revoked with ``intercom keys revoke``
 stays revoked), and the call flows the CALL buttons run are made on first start: ``ring_desks``
-(the door's call rings ``INTERCOM_HUB_DESKS``) and ``ring_door`` (a desk's CALL rings
-``INTERCOM_HUB_DOORS``). A flow changed since with ``intercom callflows`` is left as it is.
+(the door's call rings ``INTERCOM_HUB_DESKS``; nobody answers: a message and a voicemail) and
+``ring_door`` (a desk's CALL rings ``INTERCOM_HUB_DOORS``). A flow changed since with
+``intercom callflows`` is left as it is.
 
 The port is bound when the unit is built, before its client, so that the client knows where to
 connect even on port 0, and a port in use stops start-up before the hub half-starts.
@@ -20,11 +21,12 @@ import socket
 import sqlite3
 import ssl
 from dataclasses import replace
+from pathlib import Path
 
 from ..hub import HubConfig, RunningHub, Storage, running_hub
 from ..hub.callflows import CallFlow
 from ..hub.config import HUB_MEDIA
-from .settings import RING_DESKS, RING_DOOR, Settings, SettingsError
+from .settings import RING_DOOR, Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +36,24 @@ class HubStartError(SettingsError):
     unusable, its key revoked): one line naming the variable, like any setting that cannot work."""
 
 
+DOOR_FLOW = Path(__file__).with_name("flows") / "ring_desks.json"  # also deploy/callflows/ring_desks.json
+
+
 def default_flows(settings: Settings) -> list[CallFlow]:
-    """The flows the CALL buttons run unless the env file names others."""
-    flows = {
-        RING_DESKS: ("The door rings the desks", settings.desks),
-        RING_DOOR: ("A desk calls the door", settings.hub_doors),
-    }
-    return [
-        CallFlow.model_validate({
-            "id": flow_id,
-            "title": title,
-            "steps": [{
-                "id": "ring",
-                "action": "transfer",
-                "options": {"destination": ",".join(f"client:{who}" for who in callees),
-                            "timeout": settings.ring_timeout_s},
-            }],
-        })
-        for flow_id, (title, callees) in flows.items()
-    ]  # fmt: skip
+    """The flows the CALL buttons run unless the env file names others: the door's (ring the desks
+    for the ring timeout, then a message and a voicemail) from :data:`DOOR_FLOW`, with the desks
+    and timeout of the settings; a desk's rings the doors."""
+    door = CallFlow.from_json(DOOR_FLOW.read_text())
+    ring = door.steps[0]
+    assert ring.id == "ring" and ring.action == "transfer", f"{DOOR_FLOW} must start by ringing the desks"
+    door.steps[0] = ring.model_copy(update={"options": _ringing(settings.desks, settings.ring_timeout_s)})
+    ring_doors = {"id": "ring", "action": "transfer", "options": _ringing(settings.hub_doors, settings.ring_timeout_s)}
+    desk = CallFlow.model_validate({"id": RING_DOOR, "title": "A desk calls the door", "steps": [ring_doors]})
+    return [door, desk]
+
+
+def _ringing(callees: tuple[str, ...], timeout_s: float) -> dict[str, object]:
+    return {"destination": ",".join(f"client:{who}" for who in callees), "timeout": round(timeout_s)}
 
 
 def prepare_storage(storage: Storage, settings: Settings) -> None:

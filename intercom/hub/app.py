@@ -32,6 +32,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     registrar = Registrar(config, storage.get_key)
     webhooks = WebhookDispatcher(storage)
     calls = CallService(config, registrar, storage, storage.get_key)
+    calls.call_log.publisher = webhooks
     sip = SipService(registrar, calls)
 
     @contextlib.asynccontextmanager
@@ -46,6 +47,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             # their media before the loop stops, or aiortc's tasks die half-way.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(calls.wait_idle(), SHUTDOWN_GRACE_SECONDS)
+            await calls.close()
             await webhooks.close()  # what is not sent yet is sent after the next start
 
     app = FastAPI(title="intercom hub", version=__version__, lifespan=lifespan)

@@ -11,22 +11,27 @@ import asyncio
 import base64
 import json
 import logging
+from pathlib import Path
 from urllib.parse import parse_qsl
+
+import httpx
 
 from ..auth import Grant, KeyLookup, TokenError, check_token
 from ..media import new_peer_connection, offers_opus
-from ..sip import DialogError, Request, ServerTransaction, make_response
+from ..sip import DialogError, Request, ServerTransaction, SipUri, make_response
+from ..sip.dtmf import DTMF_CONTENT_TYPE, dtmf_signals
 from ..transport import ConnectionClosed, SipConnection
-from .callflows import CallFlow
-from .calls import HubCall
+from .call_log import CallLog
+from .callflows import CLIENT_PREFIX, CallFlow
+from .calls import FlowServices, HubCall
 from .config import HubConfig
 from .legs import CallerLeg, HubAddress
+from .records import CallRecord, LegRecord, Webhook
 from .registrar import Registrar
 from .storage import Storage
 
 log = logging.getLogger(__name__)
 
-DTMF = "application/dtmf-relay"
 STATS = "application/json"
 IN_DIALOG_METHODS = ("BYE", "INFO", "UPDATE")
 
@@ -37,10 +42,13 @@ class CallService:
         self.registrar = registrar
         self.storage = storage
         self.lookup_key = lookup_key
-        self.calls: dict[str, HubCall] = {}  # by the caller's Call-ID
+        self.calls: dict[str, HubCall] = {}  # by HubCall.id: the caller's Call-ID, or the call's id
+        self.call_log = CallLog(storage)
+        self.services = FlowServices(Path(config.data_dir), httpx.AsyncClient(), self.call_log)
         self.started = self.answered = 0  # calls since start-up, for /metrics
         self._idle = asyncio.Event()
         self._idle.set()
+        self._originated: set[asyncio.Task[None]] = set()
 
     @property
     def hub(self) -> HubAddress:
@@ -61,17 +69,56 @@ class CallService:
         caller = CallerLeg(
             connection, transaction, request, self.hub, new_peer_connection(policy, opus_passthrough=True)
         )
-        call = HubCall(caller, grant, variables, self.registrar, self.hub, policy)
+        name = (grant.outgoing.identity if grant.outgoing else None) or "anonymous"
+        number = request.uri.user if isinstance(request.uri, SipUri) and request.uri.user else "hub"
+        record = self.call_log.new_call(
+            CallRecord(source=f"{CLIENT_PREFIX}{name}", destination=number, call_flow_id=flow.id)
+        )
+        caller_record = self.call_log.new_leg(
+            LegRecord(call_id=record.id, source=record.source, destination=number, direction="incoming")
+        )
+        call = HubCall(caller, name, variables, self.registrar, self.hub, policy, self.services, record, caller_record)
+        await self._run(call, flow)
+
+    async def originate(self, source: str, identity: str, flow: CallFlow, webhook: Webhook | None = None) -> CallRecord:
+        """A Voice API call: ring client ``identity`` and run ``flow`` once it answers (in the background)."""
+        record = self.call_log.new_call(
+            CallRecord(source=source, destination=f"{CLIENT_PREFIX}{identity}", status="queued", call_flow_id=flow.id),
+            webhook,
+        )
+        call = HubCall(None, source, {}, self.registrar, self.hub, self.config.leg_media(), self.services, record)
+        task = asyncio.create_task(self._run(call, flow), name=f"call {record.id}")
+        self._originated.add(task)
+        task.add_done_callback(self._originated.discard)
+        return record
+
+    async def hang_up(self, call_id: str) -> bool:
+        """End a running call by its id (DELETE /v1/calls/{id}); ``False`` when none is running."""
+        call = next((call for call in self.calls.values() if call.record.id == call_id), None)
+        if call is None:
+            return False
+        call.record.reason = call.record.reason or "hung up through the Voice API"
+        call.failure = (603, "Decline")
+        call.refuse_caller()
+        await call.stop_ringing()
+        await call.end(by=None)
+        return True
+
+    async def _run(self, call: HubCall, flow: CallFlow) -> None:
         self.calls[call.id] = call
         self.started += 1
         self._idle.clear()
         try:
             await call.run(flow)
         finally:
-            del self.calls[call.id]
+            self.calls.pop(call.id, None)
             self.answered += call.callee is not None
             if not self.calls:
                 self._idle.set()
+
+    async def close(self) -> None:
+        """At shutdown, after the calls: the HTTP client of the flows."""
+        await self.services.http.aclose()
 
     @property
     def bridged_count(self) -> int:
@@ -109,7 +156,8 @@ class CallService:
 
     async def cancel(self, connection: SipConnection, transaction: ServerTransaction, request: Request) -> None:
         call = self.calls.get(request.call_id)
-        if call is None or call.caller.connection is not connection or call.caller.answered:
+        caller = call.caller if call is not None else None
+        if call is None or not isinstance(caller, CallerLeg) or caller.connection is not connection or caller.answered:
             connection.send_response(transaction, make_response(request, 481, "Call/Transaction Does Not Exist"))
             return
         connection.send_response(transaction, make_response(request, 200))
@@ -130,8 +178,8 @@ class CallService:
     def _find(self, request: Request) -> tuple[HubCall, str] | None:
         call_id, to_tag, from_tag = request.call_id, request.to.tag, request.from_.tag
         for call in self.calls.values():
-            for side in ("caller", "callee"):
-                if side == "callee" and call.callee is None:
+            for side, leg in (("caller", call.caller), ("callee", call.callee)):
+                if leg is None:
                     continue
                 _, dialog = call.dialog_of(side)
                 if dialog is not None and dialog.id == (call_id, to_tag, from_tag):
@@ -178,14 +226,21 @@ class CallService:
             call.stats[side].reports.append(request.body.decode("utf-8", errors="replace"))
             connection.send_response(transaction, make_response(request, 200))
             return
-        if content_type != DTMF:
-            connection.send_response(transaction, make_response(request, 415, headers=[("Accept", f"{DTMF}, {STATS}")]))
+        if content_type != DTMF_CONTENT_TYPE:
+            accept = f"{DTMF_CONTENT_TYPE}, {STATS}"
+            connection.send_response(transaction, make_response(request, 415, headers=[("Accept", accept)]))
             return
         connection.send_response(transaction, make_response(request, 200))
+        if side == "caller" and call.bridge is None:  # the flow is talking to the caller: keys are for it
+            for key in dtmf_signals(request.body):
+                call.keys.put_nowait(key)
+            return
         other_connection, other_dialog = call.dialog_of("callee" if side == "caller" else "caller")
         if other_dialog is None or other_connection.closed:
             return
-        info = other_dialog.create_request("INFO", self.hub.via(), headers=[("Content-Type", DTMF)], body=request.body)
+        info = other_dialog.create_request(
+            "INFO", self.hub.via(), headers=[("Content-Type", DTMF_CONTENT_TYPE)], body=request.body
+        )
         try:
             await other_connection.request(info)
         except (ConnectionClosed, TimeoutError) as exc:
@@ -194,11 +249,11 @@ class CallService:
     async def connection_lost(self, connection: SipConnection) -> None:
         """A client's socket closed: its calls end for the other side too."""
         for call in list(self.calls.values()):
-            if call.caller.connection is connection:
-                if call.callee is None:
-                    await call.cancel_by_caller()
-                else:
+            if call.caller is not None and call.caller.connection is connection:
+                if call.established:
                     await call.end(by="caller")
+                else:
+                    await call.cancel_by_caller()
             elif call.callee is not None and call.callee.connection is connection:
                 await call.end(by="callee")
 

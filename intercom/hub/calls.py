@@ -1,10 +1,13 @@
-"""The B2BUA: every call is the caller's leg plus the legs the call flow rings, bridged in the hub.
+"""The B2BUA: a call is the party its flow talks to, plus the legs the flow rings, bridged in the hub.
 
-A call starts with an INVITE to ``sip:00000@<hub>`` carrying the caller's JWT. Its flow (the
-token's ``callProcessorId``) runs step by step; ``transfer`` forks an INVITE to every device of
-every listed identity, relays the first 180, bridges the first 200 and cancels the rest. The
-call ends for both sides when either sends BYE or loses its socket; a caller nobody answered
-gets the best failure the callees gave (a 6xx first, else the lowest code), or 480.
+A call from a client starts with an INVITE to ``sip:00000@<hub>`` carrying its JWT; a call the
+Voice API makes (POST /v1/calls) starts by ringing a client, who becomes the party once it
+answers. The flow (:mod:`intercom.hub.flow_engine`) then runs step by step. The hub answers a
+caller itself as soon as a step speaks, plays, listens or records; ``transfer`` forks an INVITE
+to every device of every listed identity, relays the first 180, bridges the first 200 and
+cancels the rest. The call ends for both sides when either sends BYE or loses its socket; a
+caller nobody answered gets the best failure the callees gave (a 6xx first, else the lowest
+code), or 480. Every change is written to the call log as it happens.
 """
 
 from __future__ import annotations
@@ -12,15 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
 
-from ..auth import Grant
+import httpx
+
 from ..media import AudioBridge, MediaPolicy, new_peer_connection
 from ..sip import Dialog, Response
+from ..sip.dtmf import DTMF_CONTENT_TYPE, dtmf_body
 from ..transport import ConnectionClosed, SipConnection
-from .callflows import CallFlow, TransferOptions
+from .call_log import CallLog
+from .callflows import CLIENT_PREFIX, CallFlow, TransferOptions
 from .flow_engine import run_flow
+from .flow_media import FlowMedia
 from .legs import CalleeLeg, CallerLeg, HubAddress, send_bye
+from .recordings import Recording
+from .records import CallRecord, LegRecord, LegStatus, RecordingKind
 from .registrar import Registrar
 
 log = logging.getLogger(__name__)
@@ -28,6 +40,39 @@ log = logging.getLogger(__name__)
 NOBODY = (480, "Temporarily Unavailable")
 CANCELLED = (487, "Request Terminated")
 CANCEL_ANSWER_TIMEOUT = 5.0  # how long a cancelled device may take to send its 487
+DTMF_SENT_MS = 100
+BUSY_CODES = frozenset({486, 600, 603})
+NO_ANSWER_CODES = frozenset({408, 480})
+
+T = TypeVar("T")
+
+
+@dataclass
+class FlowServices:
+    """What steps need beyond SIP: the data directory's files, an HTTP client, the call log."""
+
+    data_dir: Path
+    http: httpx.AsyncClient
+    call_log: CallLog
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` beside the call (an ``onFinish`` upload), keeping a reference until done."""
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"  # what ``play`` steps may name
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"  # spoken prompts and fetched media
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
 
 
 @dataclass
@@ -39,87 +84,200 @@ class LegStats:
 
 
 class HubCall:
-    """One call: the caller's leg, the devices being rung, and the bridge once one answers."""
+    """One call: its party, the devices being rung, the bridge once one answers, and its log rows."""
 
     def __init__(
         self,
-        caller: CallerLeg,
-        grant: Grant,
+        caller: CallerLeg | CalleeLeg | None,
+        caller_name: str,
         variables: dict[str, str],
         registrar: Registrar,
         hub: HubAddress,
         media: MediaPolicy,
+        services: FlowServices,
+        record: CallRecord,
+        caller_record: LegRecord | None = None,
     ) -> None:
-        self.caller = caller
-        self.grant = grant
+        self.caller = caller  # the party; None while a Voice API call still rings its client
+        self.caller_name = caller_name
         self.variables = variables
         self.registrar = registrar
         self.hub = hub
         self.media = media
+        self.services = services
+        self.record = record
+        self.caller_record = caller_record
         self.callee: CalleeLeg | None = None
         self.bridge: AudioBridge | None = None
+        self.flow_media: FlowMedia | None = None
         self.failure = NOBODY
         self.ended = asyncio.Event()
+        self.keys: asyncio.Queue[str] = asyncio.Queue()
         self.stats = {"caller": LegStats(), "callee": LegStats()}
+        self.recordings: list[Recording] = []
+        self.record_whole_call = False  # the flow's ``record: true``: from the hub's answer to the end
         self._ringing: list[CalleeLeg] = []
 
     @property
     def id(self) -> str:
-        return self.caller.call_id
+        """The key of the call while it runs: the caller's Call-ID, or the call's id for a Voice API call."""
+        return self.caller.call_id if isinstance(self.caller, CallerLeg) else self.record.id
 
     @property
-    def caller_name(self) -> str:
-        outgoing = self.grant.outgoing
-        return (outgoing.identity if outgoing else None) or "anonymous"
+    def log(self) -> CallLog:
+        return self.services.call_log
+
+    @property
+    def established(self) -> bool:
+        """The party's dialog is up: the hub answered the caller, or the client answered the hub."""
+        return self.caller is not None and self.caller.dialog is not None
 
     @property
     def over(self) -> bool:
         """Ended, or refused before anyone answered: no step has anything left to do."""
-        return self.ended.is_set() or (self.caller.answered and self.callee is None)
+        if self.ended.is_set() or self.caller is None:
+            return True
+        return isinstance(self.caller, CallerLeg) and self.caller.answered and self.caller.dialog is None
 
-    async def run(self, flow: CallFlow) -> None:
+    async def run(self, flow: CallFlow, ring_timeout: int | None = None) -> None:
+        """Run ``flow``; a Voice API call first rings its client for ``ring_timeout`` seconds."""
         try:
-            await run_flow(flow, self)
+            if self.caller is None:
+                await self._ring_party(ring_timeout or 30)
+            if not self.over:
+                await run_flow(flow, self)
         finally:
             self.refuse_caller()  # a flow that ends (or fails) unanswered must not leave the caller ringing
             await self.end(by=None)
             await self.close()
 
-    # -- flow steps ---------------------------------------------------------------------------
+    async def until_ended(self, work: Awaitable[T]) -> T | None:
+        """``work``'s result, or ``None`` (and ``work`` cancelled) once the call ends first."""
+        task = asyncio.ensure_future(work)
+        ended = asyncio.create_task(self.ended.wait())
+        try:
+            await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        return None if task.cancelled() else task.result()
+
+    # -- the party ----------------------------------------------------------------------------
+
+    async def establish(self) -> FlowMedia | None:
+        """Answer the caller with the hub's own audio (once); ``None`` when the call is over."""
+        if self.over:
+            return None
+        if self.flow_media is None:
+            assert self.caller is not None
+            if isinstance(self.caller, CallerLeg) and self.caller.dialog is None:
+                try:
+                    await self.caller.answer()
+                except ConnectionClosed:
+                    log.info("call %s: the caller left as the hub answered", self.id)
+                    self.ended.set()
+                    return None
+                self._answered(self.caller_record)
+            self.flow_media = FlowMedia(self.caller.media)
+            self.flow_media.start()
+            if self.record_whole_call:
+                self.start_recording("call", self.caller_record, said=True, heard=True)
+        return self.flow_media
+
+    def start_recording(self, kind: RecordingKind, leg: LegRecord | None, said: bool, heard: bool) -> Recording:
+        assert self.flow_media is not None and leg is not None
+        recording = Recording(self.services, leg, kind, self.flow_media, said=said, heard=heard)
+        self.recordings.append(recording)
+        return recording
+
+    async def send_keys(self, keys: str) -> None:
+        """DTMF to the party, one INFO per key, as a browser sends them; a comma waits half a second."""
+        for key in keys:
+            if self.over or self.caller is None or self.caller.dialog is None or self.caller.connection.closed:
+                return
+            if key == ",":
+                await self.until_ended(asyncio.sleep(0.5))
+                continue
+            info = self.caller.dialog.create_request(
+                "INFO", self.hub.via(), headers=[("Content-Type", DTMF_CONTENT_TYPE)], body=dtmf_body(key, DTMF_SENT_MS)
+            )
+            try:
+                await self.caller.connection.request(info)
+            except (ConnectionClosed, TimeoutError) as exc:
+                log.info("call %s: DTMF %s not delivered: %s", self.id, key, exc)
+                return
+
+    def refuse_caller(self) -> None:
+        """Answer a caller nobody answered with the failure of the call (``hangup``, end of flow)."""
+        if isinstance(self.caller, CallerLeg) and not self.caller.answered:
+            status, reason = self.failure
+            self.caller.respond(status, reason)
+            if self.caller_record is not None:
+                self.log.update_leg(self.caller_record, status=_leg_status(status, timed_out=False))
+
+    def _answered(self, leg: LegRecord | None) -> None:
+        if leg is not None:
+            self.log.update_leg(leg, status="ongoing")
+        self.log.update_call(self.record, status="ongoing")
+
+    async def _ring_party(self, timeout: int) -> None:
+        """A Voice API call: ring its client; the first device to answer is the party."""
+        identity = self.record.destination.removeprefix(CLIENT_PREFIX)
+        winner = await self._ring([identity], timeout, source=self.caller_name)
+        if winner is None:
+            self.record.reason = "no answer" if self.record.reason is None else self.record.reason
+            return
+        await winner.connect_media()
+        self.caller, self.caller_record = winner, winner.record
+        self._answered(None)
+
+    # -- transfer -----------------------------------------------------------------------------
 
     async def transfer(self, options: TransferOptions) -> bool:
         """Ring every device of every identity; ``True`` once one answered and the call ended."""
+        winner = await self._ring(options.identities, options.timeout, source=f"{CLIENT_PREFIX}{self.caller_name}")
+        if winner is None:
+            return False
+        await self._bridge(winner, options.record)
+        return True
+
+    async def _ring(self, identities: list[str], timeout: int, source: str) -> CalleeLeg | None:
         bindings = [
             binding
-            for identity in options.identities
+            for identity in identities
             for binding in self.registrar.lookup(identity)
             if binding.grant.incoming is not None and not binding.connection.closed  # type: ignore[attr-defined]
         ]
         if not bindings:
-            log.info("call %s: nobody registered as %s", self.id, options.destination)
+            log.info("call %s: nobody registered as %s", self.id, ", ".join(identities))
             self.failure = NOBODY
-            return False
-        self._ringing = [
-            CalleeLeg(binding, self.hub, new_peer_connection(self.media, opus_passthrough=True)) for binding in bindings
-        ]
-        winner = await self._first_answer(self._ringing, options.timeout)
+            self.record.reason = f"nobody registered as {', '.join(identities)}"
+            return None
+        self.log.update_call(self.record, status="starting")
         self._ringing = []
-        if winner is None:
-            return False
-        await self._bridge(winner)
-        return True
-
-    def refuse_caller(self) -> None:
-        """Answer a caller nobody answered with the failure of the call (``hangup``, end of flow)."""
-        status, reason = self.failure
-        self.caller.respond(status, reason)
-
-    # -- forking --------------------------------------------------------------------------------
+        for binding in bindings:
+            leg = CalleeLeg(binding, self.hub, new_peer_connection(self.media, opus_passthrough=True))
+            leg.record = self.log.new_leg(
+                LegRecord(
+                    call_id=self.record.id,
+                    source=source,
+                    destination=f"{CLIENT_PREFIX}{binding.identity}",
+                    direction="outgoing",
+                )
+            )
+            self._ringing.append(leg)
+        winner = await self._first_answer(self._ringing, timeout)
+        self._ringing = []
+        return winner
 
     async def _first_answer(self, legs: list[CalleeLeg], timeout: float) -> CalleeLeg | None:
-        tasks = {asyncio.create_task(leg.ring(self.caller_name, self.caller.ringing)): leg for leg in legs}
+        tasks = {asyncio.create_task(leg.ring(self.caller_name, self._on_ringing(leg))): leg for leg in legs}
         winner: CalleeLeg | None = None
         failures: list[Response] = []
+        timed_out = False
         try:
             async with asyncio.timeout(timeout):
                 pending = set(tasks)
@@ -139,11 +297,28 @@ class HubCall:
                                 pending = set()
         except TimeoutError:
             log.info("call %s: no answer within %d s", self.id, timeout)
-            failures = []
+            failures, timed_out = [], True
+            self.record.reason = "no answer"
         await self._stop_ringing([leg for leg in legs if leg is not winner], tasks)
+        for leg in legs:
+            if leg is winner:
+                self.log.update_leg(leg.record, status="ongoing")
+            elif winner is not None and leg.final is not None and leg.final.status_code == 487:
+                self.log.update_leg(leg.record, status="hangup")  # another device answered first
+            else:
+                status = leg.final.status_code if leg.final is not None else 0
+                self.log.update_leg(leg.record, status=_leg_status(status, timed_out))
         if winner is None and self.failure != CANCELLED:
             self.failure = _best_failure(failures)
         return winner
+
+    def _on_ringing(self, leg: CalleeLeg) -> Callable[[], None]:
+        def ringing() -> None:
+            self.log.update_leg(leg.record, status="ringing")
+            if isinstance(self.caller, CallerLeg) and self.caller.dialog is None:
+                self.caller.ringing()
+
+        return ringing
 
     async def _stop_ringing(self, legs: list[CalleeLeg], tasks: dict[asyncio.Task[Response], CalleeLeg]) -> None:
         await asyncio.gather(*(leg.cancel() for leg in legs))
@@ -158,47 +333,73 @@ class HubCall:
     async def cancel_by_caller(self) -> None:
         """The caller sent CANCEL (or left): 487 to the caller, CANCEL to every device ringing."""
         self.failure = CANCELLED
+        self.record.reason = "the caller hung up"
         self.refuse_caller()
+        await self.stop_ringing()
+
+    async def stop_ringing(self) -> None:
         await asyncio.gather(*(leg.cancel() for leg in self._ringing))
 
-    # -- bridged --------------------------------------------------------------------------------
+    # -- bridged ------------------------------------------------------------------------------
 
-    async def _bridge(self, winner: CalleeLeg) -> None:
+    async def _bridge(self, winner: CalleeLeg, record: str | None) -> None:
         self.callee = winner
         await winner.connect_media()
-        try:
-            await self.caller.answer()
-        except ConnectionClosed:
+        media = await self.establish()
+        if media is None:
             log.info("call %s: the caller left as %s answered", self.id, winner.binding.identity)
             await winner.bye()
-            self.ended.set()
+            self.log.update_leg(winner.record, status="hangup")
             return
-        self.bridge = AudioBridge(self.caller.media, winner.media)
+        await media.hand_to_bridge()
+        if record is not None:
+            self.start_recording(
+                "transfer", winner.record, said=record in ("in", "both"), heard=record in ("out", "both")
+            )
+        self.bridge = AudioBridge(self.caller.media, winner.media, tap=media.bridge_tap(0))  # type: ignore[union-attr]
         self.bridge.start()
         log.info("call %s: %s -> %s bridged", self.id, self.caller_name, winner.binding.identity)
         await self.ended.wait()
 
     def dialog_of(self, side: str) -> tuple[SipConnection, Dialog | None]:
-        if side == "caller":
-            return self.caller.connection, self.caller.dialog
-        assert self.callee is not None
-        return self.callee.connection, self.callee.dialog
+        leg = self.caller if side == "caller" else self.callee
+        assert leg is not None
+        return leg.connection, leg.dialog
 
     async def end(self, by: str | None) -> None:
         """Hang up, sending BYE to every answered side but ``by`` (the one that hung up)."""
         if self.ended.is_set():
             return
         self.ended.set()
-        sides = [side for side in ("caller", "callee") if side != by and (side == "caller" or self.callee)]
+        legs = {"caller": self.caller, "callee": self.callee}
+        sides = [side for side, leg in legs.items() if side != by and leg is not None]
         await asyncio.gather(*(send_bye(*self.dialog_of(side), self.hub) for side in sides))
 
     async def close(self) -> None:
-        """Release the media ends; nothing of the call is left running."""
+        """Release the media ends and keep the recordings; nothing of the call is left running."""
         if self.bridge is not None:
             await self.bridge.stop()
-        await self.caller.media.close()
-        if self.callee is not None:
-            await self.callee.media.close()
+        if self.flow_media is not None:
+            await self.flow_media.close()
+        for recording in self.recordings:
+            recording.stop()
+        for leg in (self.caller, self.callee):
+            if leg is not None:
+                await leg.media.close()
+        for leg_record in (self.caller_record, self.callee.record if self.callee else None):
+            if leg_record is not None:
+                self.log.update_leg(leg_record, status="hangup")
+        self.log.update_call(self.record, status="ended")
+
+
+def _leg_status(code: int, timed_out: bool) -> LegStatus:
+    if timed_out or code in NO_ANSWER_CODES:
+        return "no_answer"
+    if code in BUSY_CODES:
+        return "busy"
+    if code == CANCELLED[0]:
+        return "hangup"
+    return "failed"
 
 
 def _answer_of(task: asyncio.Task[Response], leg: CalleeLeg) -> Response | None:

@@ -19,6 +19,7 @@ from ..sip import Address, Dialog, Request, Response, ServerTransaction, SipUri,
 from ..sip.ids import new_branch, new_call_id, new_tag
 from ..transport import ConnectionClosed, SipConnection
 from .config import HubConfig
+from .records import LegRecord
 from .registrar import Binding
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ class HubAddress:
 
 @dataclass
 class CallerLeg:
-    """The INVITE a client sent to ``sip:00000@<hub>``: answered by the hub once a callee answers."""
+    """The INVITE a client sent to ``sip:00000@<hub>``: answered by the hub once a callee answers,
+    or as soon as a step of the flow talks to the caller."""
 
     connection: SipConnection
     transaction: ServerTransaction
@@ -109,6 +111,7 @@ class CalleeLeg:
     dialog: Dialog | None = None
     final: Response | None = None
     cancelled: bool = False
+    record: LegRecord | None = None  # its row in the call log
 
     @property
     def connection(self) -> SipConnection:

@@ -80,6 +80,9 @@ class Storage:
         if fresh:
             os.chmod(self.path, 0o600)  # it holds key secrets
         self._db.execute("PRAGMA journal_mode=WAL")
+        # A call writes its log as it goes: in WAL mode NORMAL syncs at checkpoints, not at every
+        # commit, so a status change costs no SD-card flush; a power cut loses the last moments.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._migrate()
         self._keys: dict[str, AccessKey | None] = {}

@@ -10,6 +10,7 @@ sender, which sends an ``av.Packet`` as it is.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
@@ -22,6 +23,9 @@ from .tasks import cancel_and_wait
 OPUS_SILENCE = b"\xf8\xff\xfe"  # libopus's packet for 20 ms of digital silence (CELT, fullband)
 FRAME_SAMPLES = 960
 RELAY_QUEUE = 5  # packets (100 ms) a relay keeps if its sender falls behind, dropping the oldest
+
+# Sees each packet a bridge forwards (to record a call): ``tap(0, packet)`` for A to B, 1 for B to A.
+PacketTap = Callable[[int, av.Packet], None]
 
 
 class PacketRelay(MediaStreamTrack):
@@ -68,8 +72,9 @@ class _Leg:
 class _Direction:
     """One way of a bridge: a task moving packets from one leg's remote track to the other's sender."""
 
-    def __init__(self, source: _Leg, target: _Leg, name: str) -> None:
+    def __init__(self, source: _Leg, target: _Leg, name: str, tap: Callable[[av.Packet], None] | None) -> None:
         self.track = source.transceiver.receiver.track
+        self.tap = tap
         self.sender = target.transceiver.sender
         self.previous = self.sender.track
         self.relay = PacketRelay()
@@ -81,8 +86,11 @@ class _Direction:
     async def _pump(self) -> None:
         try:
             while True:
-                self.relay.push(await self.track.recv())
+                packet = await self.track.recv()
+                self.relay.push(packet)
                 self.forwarded += 1
+                if self.tap is not None:
+                    self.tap(packet)
         except MediaStreamError:
             pass  # that leg's audio ended; the other keeps its sender until stop()
 
@@ -97,12 +105,13 @@ class AudioBridge:
     """Connects the audio of two peer connections both ways, between :meth:`start` and :meth:`stop`.
 
     While running, each leg's sender sends the other leg's packets; :meth:`stop` gives each sender
-    back the track it had before and leaves no task behind.
+    back the track it had before and leaves no task behind. ``tap`` sees every packet forwarded.
     """
 
-    def __init__(self, leg_a: RTCPeerConnection, leg_b: RTCPeerConnection) -> None:
+    def __init__(self, leg_a: RTCPeerConnection, leg_b: RTCPeerConnection, tap: PacketTap | None = None) -> None:
         self.leg_a = leg_a
         self.leg_b = leg_b
+        self.tap = tap
         self._directions: list[_Direction] = []
 
     @property
@@ -122,7 +131,11 @@ class AudioBridge:
             raise RuntimeError("the bridge is already running")
         a = _bridgeable_audio(self.leg_a, "leg A")
         b = _bridgeable_audio(self.leg_b, "leg B")
-        self._directions = [_Direction(a, b, "AudioBridge A->B"), _Direction(b, a, "AudioBridge B->A")]
+        tap = self.tap
+        self._directions = [
+            _Direction(a, b, "AudioBridge A->B", (lambda packet: tap(0, packet)) if tap else None),
+            _Direction(b, a, "AudioBridge B->A", (lambda packet: tap(1, packet)) if tap else None),
+        ]
 
     async def stop(self) -> None:
         directions, self._directions = self._directions, []

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..media import MutableSource
 from ..sip import Address, Dialog, DialogError, Request, Response, ServerTransaction, Via, make_cancel, make_response
+from ..sip.dtmf import DTMF_CONTENT_TYPE, DTMF_DIGITS, dtmf_body, dtmf_signals
 from ..sip.ids import new_branch
 from ..transport import ConnectionClosed, SipConnection
 from .call_stats import CallStats
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DTMF = "application/dtmf-relay"
-DTMF_DIGITS = re.compile(r"[0-9*#]+\Z")
 DTMF_TONE_MS = 100
 DTMF_GAP_S = 0.5
 
@@ -132,8 +130,10 @@ class Call(EventTarget):
         for index, digit in enumerate(digits):
             if self._dialog is None or self._closed:
                 return
-            body = f"Signal={digit}\r\nDuration={DTMF_TONE_MS}".encode()
-            info = self._dialog.create_request("INFO", self._via(), headers=[("Content-Type", DTMF)], body=body)
+            body = dtmf_body(digit, DTMF_TONE_MS)
+            info = self._dialog.create_request(
+                "INFO", self._via(), headers=[("Content-Type", DTMF_CONTENT_TYPE)], body=body
+            )
             if self._sink is not None:
                 self._tones.key(self._audio, self._sink, digit)
             try:
@@ -340,11 +340,10 @@ class Call(EventTarget):
             self._connection.send_response(transaction, make_response(request, 415))
             return
         self._connection.send_response(transaction, make_response(request, 200))
-        if content_type == DTMF:
-            for line in request.body.decode("utf-8", errors="replace").splitlines():
-                name, _, value = line.partition("=")
-                if name.strip().lower() == "signal" and DTMF_DIGITS.match(value.strip()):
-                    self._emit("digits", value.strip())
+        if content_type == DTMF_CONTENT_TYPE:
+            for key in dtmf_signals(request.body):
+                if DTMF_DIGITS.match(key):
+                    self._emit("digits", key)
 
     async def connection_lost(self) -> None:
         if self._status in (CallStatus.ACCEPTED, CallStatus.CONFIRMED):

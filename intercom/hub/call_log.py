@@ -1,0 +1,76 @@
+"""Writes what happens to calls into the call log (SQLite) and tells the webhooks.
+
+Every status change of a call or a leg, and every recording kept, goes through here: the row is
+stored at once (a hub that stops mid-call leaves a log that says how far the call got) and then
+handed to the webhook dispatcher, which never blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+
+from .records import LEG_FINAL, CallRecord, LegRecord, RecordingRecord, Webhook
+from .storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    def publish(
+        self, row: CallRecord | LegRecord | RecordingRecord, created: bool, extra: Webhook | None = None
+    ) -> None: ...
+
+
+class CallLog:
+    def __init__(self, storage: Storage, publisher: Publisher | None = None) -> None:
+        self.storage = storage
+        self.publisher = publisher
+        self._webhooks: dict[str, Webhook] = {}  # a call's own webhook (POST /v1/calls), while it lasts
+
+    def new_call(self, record: CallRecord, webhook: Webhook | None = None) -> CallRecord:
+        if webhook is not None:
+            self._webhooks[record.id] = webhook
+        return self._keep(record, created=True)
+
+    def update_call(self, record: CallRecord, **changes: Any) -> None:
+        if record.status == "ended":
+            return  # the end is final; later news (a BYE crossing ours) changes nothing
+        if changes.get("status") == "ended":
+            changes.setdefault("ended_at", time.time())
+        self._change(record, changes)
+        if record.status == "ended":
+            self._webhooks.pop(record.id, None)
+
+    def new_leg(self, leg: LegRecord) -> LegRecord:
+        return self._keep(leg, created=True)
+
+    def update_leg(self, leg: LegRecord | None, **changes: Any) -> None:
+        if leg is None or leg.status in LEG_FINAL:
+            return
+        if changes.get("status") == "ongoing":
+            changes.setdefault("answered_at", time.time())
+        if changes.get("status") in LEG_FINAL:
+            changes.setdefault("ended_at", time.time())
+        self._change(leg, changes)
+
+    def new_recording(self, recording: RecordingRecord) -> None:
+        self._keep(recording, created=True)
+
+    def _change(self, row: CallRecord | LegRecord, changes: dict[str, Any]) -> None:
+        if all(getattr(row, name) == value for name, value in changes.items()):
+            return
+        for name, value in changes.items():
+            setattr(row, name, value)
+        self._keep(row, created=False)
+
+    def _keep(self, row: Any, created: bool) -> Any:
+        self.storage.put(row)
+        if self.publisher is not None:
+            call_id = row.id if isinstance(row, CallRecord) else row.call_id
+            try:
+                self.publisher.publish(row, created, self._webhooks.get(call_id))
+            except Exception:  # a webhook must never break a call
+                log.exception("publishing %s %s failed", type(row).__name__, row.id)
+        return row

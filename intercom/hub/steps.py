@@ -1,0 +1,252 @@
+"""The Voice API's actions, one coroutine each, run by :mod:`intercom.hub.flow_engine`.
+
+An action gets the call, its step and the step's checked options, and answers what comes next:
+:data:`NEXT`, :data:`END`, a :class:`Goto` or :class:`Replace` (a fetched flow). Steps that talk
+to the caller first have the hub answer it (:meth:`HubCall.establish`). A prompt that cannot be
+made (espeak-ng missing, a media URL down) is logged and skipped: a visitor at the door still
+reaches the next step. A ``fetchCallFlow`` that fails ends the call, with the reason logged and
+kept in the call log, because the flow has nothing left to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from ..media import MediaError, SpeechError, load_media, speak
+from .callflows import (
+    CallFlow,
+    FetchCallFlowOptions,
+    PauseOptions,
+    PlayOptions,
+    RecordOptions,
+    SayOptions,
+    SendKeysOptions,
+    Step,
+    TransferOptions,
+)
+from .flow_media import FlowMedia
+from .records import RecordingRecord
+
+if TYPE_CHECKING:
+    from .calls import HubCall
+
+log = logging.getLogger(__name__)
+
+FETCH_TIMEOUT = 5.0
+REPEAT_GAP_SECONDS = 0.5  # between the repeats of a ``say``
+SILENCE_CHECK_SECONDS = 0.1  # how often a recording looks at its trailing silence
+ON_FINISH_TIMEOUT = 30.0
+
+
+class _Signal(enum.Enum):
+    NEXT = "next"
+    END = "end"
+
+
+NEXT = _Signal.NEXT
+END = _Signal.END
+
+
+@dataclass(frozen=True)
+class Goto:
+    step_id: str
+
+
+@dataclass(frozen=True)
+class Replace:
+    steps: list[Step]
+    record: bool
+
+
+Outcome = _Signal | Goto | Replace
+
+
+@dataclass
+class StepRun:
+    call: HubCall
+    step: Step
+    options: Any  # the step's options model (TransferOptions, SayOptions ...), None for hangup
+    on_key: Callable[[str], bool] | None = None  # set by a step that takes keys itself
+
+
+def _options(run: StepRun, model: type[BaseModel]) -> Any:
+    assert isinstance(run.options, model)
+    return run.options
+
+
+async def _transfer(run: StepRun) -> Outcome:
+    answered = await run.call.transfer(_options(run, TransferOptions))
+    return END if answered else NEXT
+
+
+async def _say(run: StepRun) -> Outcome:
+    options: SayOptions = _options(run, SayOptions)
+    media = await run.call.establish()
+    if media is None:
+        return END
+    try:
+        samples = await run.call.until_ended(
+            speak(options.payload, options.espeak_voice, options.voice, run.call.services.cache_dir)
+        )
+    except SpeechError as exc:
+        log.warning("call %s: say step %s skipped: %s", run.call.id, run.step.id, exc)
+        return NEXT
+    if samples is None:
+        return END
+    gap = np.zeros(round(REPEAT_GAP_SECONDS * 48000), dtype=np.int16)
+    for repeat in range(options.repeat):
+        if not await _play(run.call, media, samples if repeat == 0 else np.concatenate([gap, samples])):
+            break
+    return NEXT
+
+
+async def _play_media(run: StepRun) -> Outcome:
+    options: PlayOptions = _options(run, PlayOptions)
+    media = await run.call.establish()
+    if media is None:
+        return END
+    services = run.call.services
+    try:
+        samples = await run.call.until_ended(load_media(options.media, services.media_dir, services.cache_dir))
+    except MediaError as exc:
+        log.warning("call %s: play step %s skipped: %s", run.call.id, run.step.id, exc)
+        return NEXT
+    if samples is None:
+        return END
+    await _play(run.call, media, samples)
+    return NEXT
+
+
+async def _play(call: HubCall, media: FlowMedia, samples: np.ndarray) -> bool:
+    """Play to the end (``True``), or stop at once when the step is left or the call ends."""
+    try:
+        return bool(await call.until_ended(media.audio.play(samples)))
+    finally:
+        media.audio.interrupt()
+
+
+async def _pause(run: StepRun) -> Outcome:
+    options: PauseOptions = _options(run, PauseOptions)
+    if await run.call.establish() is None:
+        return END
+    await run.call.until_ended(asyncio.sleep(options.length))
+    return NEXT
+
+
+async def _record(run: StepRun) -> Outcome:
+    options: RecordOptions = _options(run, RecordOptions)
+    call = run.call
+    if await call.establish() is None:
+        return END
+    recording = call.start_recording("ivr", call.caller_record, said=True, heard=False)
+    finished = asyncio.Event()
+
+    def finish_on(key: str) -> bool:
+        if options.finish_on_key == "none" or options.finish_on_key not in ("any", key):
+            return False
+        finished.set()
+        return True
+
+    run.on_key = finish_on
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.max_length
+    try:
+        while not finished.is_set() and not call.over and loop.time() < deadline:
+            if options.timeout and recording.writer.silent_seconds >= options.timeout:
+                break
+            wait = min(SILENCE_CHECK_SECONDS, deadline - loop.time())
+            await call.until_ended(_wait_for(finished, wait))
+    finally:
+        kept = recording.stop()
+    if kept is not None and options.on_finish:
+        call.services.spawn(_send_recording(call, kept, options.on_finish))
+    return NEXT
+
+
+async def _wait_for(event: asyncio.Event, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(max(seconds, 0)):
+            await event.wait()
+    except TimeoutError:
+        pass
+
+
+async def _send_recording(call: HubCall, recording: RecordingRecord, url: str) -> None:
+    """``onFinish``: POST the WAV with what it is (multipart: the fields and ``file``)."""
+    services = call.services
+    fields = {
+        "callID": recording.call_id,
+        "legID": recording.leg_id,
+        "recordingID": recording.id,
+        "duration": str(recording.duration),
+    }
+    try:
+        content = (services.data_dir / recording.path).read_bytes()
+        response = await services.http.post(
+            url, data=fields, files={"file": (f"{recording.id}.wav", content, "audio/wav")}, timeout=ON_FINISH_TIMEOUT
+        )
+        response.raise_for_status()
+    except (OSError, httpx.HTTPError) as exc:
+        log.warning("call %s: recording %s not sent to %s: %s", call.id, recording.id, url, exc)
+
+
+async def _fetch_call_flow(run: StepRun) -> Outcome:
+    options: FetchCallFlowOptions = _options(run, FetchCallFlowOptions)
+    call = run.call
+    body = {
+        "callID": call.record.id,
+        "source": call.record.source,
+        "destination": call.record.destination,
+        "variables": call.variables,
+    }
+    try:
+        response = await call.until_ended(call.services.http.post(options.url, json=body, timeout=FETCH_TIMEOUT))
+        if response is None:
+            return END
+        response.raise_for_status()
+        flow = CallFlow.model_validate_json(response.content)
+    except (httpx.HTTPError, ValidationError) as exc:
+        reason = f"fetchCallFlow {options.url} failed: {_first_line(exc)}"
+        log.warning("call %s: %s", call.id, reason)
+        call.record.reason = reason
+        return END
+    log.info("call %s: %s answered %d steps", call.id, options.url, len(flow.steps))
+    return Replace(flow.steps, flow.record)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    return text.splitlines()[0]
+
+
+async def _send_keys(run: StepRun) -> Outcome:
+    options: SendKeysOptions = _options(run, SendKeysOptions)
+    if await run.call.establish() is None:
+        return END
+    await run.call.send_keys(options.keys)
+    return NEXT
+
+
+async def _hangup(run: StepRun) -> Outcome:
+    return END
+
+
+ACTIONS: dict[str, Callable[[StepRun], Awaitable[Outcome]]] = {
+    "transfer": _transfer,
+    "say": _say,
+    "play": _play_media,
+    "pause": _pause,
+    "record": _record,
+    "fetchCallFlow": _fetch_call_flow,
+    "sendKeys": _send_keys,
+    "hangup": _hangup,
+}

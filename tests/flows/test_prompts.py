@@ -1,0 +1,105 @@
+"""``say``, ``play`` and ``pause`` on real calls: the door calls, the hub answers and talks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+
+import numpy as np
+import pytest
+from aiortc.mediastreams import AudioStreamTrack
+
+from intercom.hub.callflows import SayOptions
+from intercom.media import speak
+from intercom.sdk import CallStatus
+
+from ..units import STEP
+from .audio import dominant_hz, likeness, loudness, sound_span
+from .flows import call_log, door, heard, store, until_over
+
+SENTENCE = "Nobody is home, leave a message"
+
+
+async def reference(hub, payload: str, language: str = "en-GB", voice: str = "female") -> np.ndarray:
+    options = SayOptions(payload=payload, language=language, voice=voice)
+    async with asyncio.timeout(STEP):
+        return await speak(payload, options.espeak_voice, voice, hub.running.config.data_dir / "cache")
+
+
+@pytest.mark.parametrize(
+    ("language", "voice", "repeat"), [("en-GB", "female", 1), ("nl-NL", "male", 1), ("en-US", "female", 2)]
+)
+async def test_the_caller_hears_the_sentence_spoken(hub, make_unit, language, voice, repeat):
+    options = {"payload": SENTENCE, "language": language, "voice": voice, "repeat": repeat}
+    store(hub, [{"id": "greet", "action": "say", "options": options}, {"id": "bye", "action": "hangup"}])
+    unit = await door(make_unit, AudioStreamTrack)
+    call = unit.start_call()
+    assert await until_over(unit) is CallStatus.ENDED
+    assert CallStatus.RINGING not in unit.events.of("call.status")  # answered by the hub, at once
+    spoken = await reference(hub, SENTENCE, language, voice)
+    audio = heard(call)
+    expected = sound_span(spoken) * repeat + 0.5 * (repeat - 1)
+    assert sound_span(audio) == pytest.approx(expected, abs=0.3)
+    assert loudness(audio) > 0.3 * loudness(spoken)  # spoken aloud, not a whisper of codec noise
+    assert likeness(audio, spoken) > 0.8
+    other = await reference(hub, SENTENCE, language, "male" if voice == "female" else "female")
+    assert likeness(audio, spoken) > likeness(audio, other)  # the voice asked for, not the other one
+    record, legs, _ = await call_log(hub)
+    assert (record.status, record.source) == ("ended", "client:door")
+    assert [(leg.direction, leg.status) for leg in legs] == [("incoming", "hangup")]
+    assert legs[0].answered_at is not None
+
+
+async def test_play_sends_a_wav_file_from_the_media_directory(hub, make_unit):
+    media = hub.running.config.data_dir / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    rate = 16000  # not the call's rate: the hub resamples
+    tone = (8000 * np.sin(2 * np.pi * 660 * np.arange(rate) / rate)).astype(np.int16)
+    with wave.open(str(media / "chime.wav"), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(rate)
+        file.writeframes(tone.tobytes())
+    store(hub, [{"id": "chime", "action": "play", "options": {"media": "chime.wav"}}, {"action": "hangup"}])
+    unit = await door(make_unit, AudioStreamTrack)
+    call = unit.start_call()
+    assert await until_over(unit) is CallStatus.ENDED
+    audio = heard(call)
+    assert sound_span(audio) == pytest.approx(1.0, abs=0.1)
+    loud = audio[np.abs(audio) > 1000]
+    assert dominant_hz(loud) == pytest.approx(660, abs=10)
+
+
+async def test_a_missing_media_file_is_skipped_and_the_flow_goes_on(hub, make_unit):
+    store(
+        hub,
+        [
+            {"action": "play", "options": {"media": "nothing-here.wav"}},
+            {"action": "sendKeys", "options": {"keys": "7"}},
+            {"action": "hangup"},
+        ],
+    )
+    unit = await door(make_unit, AudioStreamTrack)
+    unit.start_call()
+    assert await until_over(unit) is CallStatus.ENDED
+    assert unit.events.of("call.digits") == ["7"]
+
+
+async def test_pause_keeps_the_caller_waiting_in_silence(hub, make_unit):
+    store(
+        hub,
+        [
+            {"action": "pause", "options": {"length": 1.5}},
+            {"action": "say", "options": {"payload": "Hello"}},
+            {"action": "hangup"},
+        ],
+    )
+    unit = await door(make_unit, AudioStreamTrack)
+    call = unit.start_call()
+    await unit.events.until(lambda: CallStatus.ACCEPTED in unit.events.of("call.status"))
+    answered = time.monotonic()
+    async with asyncio.timeout(STEP):
+        first_sound = await call.sink.wait_for_audio(STEP)
+    assert first_sound - answered == pytest.approx(1.5, abs=0.3)
+    assert await until_over(unit) is CallStatus.ENDED
