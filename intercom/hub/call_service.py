@@ -191,6 +191,8 @@ class CallService:
     ) -> None:
         found = self._find(request)
         if transaction is None:  # the ACK of a 2xx: nothing to answer
+            if found is not None and found[1] == "caller" and isinstance(found[0].caller, CallerLeg):
+                found[0].caller.acknowledged.set()
             return
         if found is None:
             connection.send_response(transaction, make_response(request, 481, "Call/Transaction Does Not Exist"))

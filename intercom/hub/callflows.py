@@ -29,15 +29,17 @@ MAX_RECORD_SECONDS = 3600
 CLIENT_PREFIX = "client:"
 MEDIA_SUFFIXES = (".wav", ".mp3")
 
-# The Voice API's ``say`` languages and the espeak-ng voice that speaks each (the nearest
-# espeak-ng has where it has no voice for the region). Matched without regard to case.
+# The Voice API's ``say`` languages and the espeak-ng voice file that speaks each (the nearest
+# espeak-ng has where it has no voice for the region). Matched without regard to case. Voices are
+# named by file: espeak-ng ignores a ``+f3`` variant after a region name such as ``en-gb``.
 LANGUAGES = {
-    "cy-gb": "cy", "da-dk": "da", "de-de": "de", "el-gr": "el", "en-au": "en-gb", "en-gb": "en-gb",
-    "en-gb-wls": "en-gb", "en-in": "en-gb", "en-us": "en-us", "es-es": "es", "es-mx": "es-419",
-    "es-us": "es-419", "fi-fi": "fi", "fr-ca": "fr-fr", "fr-fr": "fr-fr", "id-id": "id", "is-is": "is",
-    "it-it": "it", "ja-jp": "ja", "ko-kr": "ko", "ml-in": "ml", "nb-no": "nb", "nl-nl": "nl", "pl-pl": "pl",
-    "pt-br": "pt-br", "pt-pt": "pt", "ro-ro": "ro", "ru-ru": "ru", "sv-se": "sv", "ta-in": "ta",
-    "th-th": "th", "tr-tr": "tr", "uk-ua": "uk", "vi-vn": "vi", "zh-cn": "cmn", "zh-hk": "yue",
+    "cy-gb": "cel/cy", "da-dk": "gmq/da", "de-de": "gmw/de", "el-gr": "grk/el", "en-au": "gmw/en",
+    "en-gb": "gmw/en", "en-gb-wls": "gmw/en", "en-in": "gmw/en", "en-us": "gmw/en-US", "es-es": "roa/es",
+    "es-mx": "roa/es-419", "es-us": "roa/es-419", "fi-fi": "urj/fi", "fr-ca": "roa/fr", "fr-fr": "roa/fr",
+    "id-id": "poz/id", "is-is": "gmq/is", "it-it": "roa/it", "ja-jp": "jpx/ja", "ko-kr": "ko", "ml-in": "dra/ml",
+    "nb-no": "gmq/nb", "nl-nl": "gmw/nl", "pl-pl": "zlw/pl", "pt-br": "roa/pt-BR", "pt-pt": "roa/pt",
+    "ro-ro": "roa/ro", "ru-ru": "zle/ru", "sv-se": "gmq/sv", "ta-in": "dra/ta", "th-th": "tai/th",
+    "tr-tr": "trk/tr", "uk-ua": "zle/uk", "vi-vn": "aav/vi", "zh-cn": "sit/cmn", "zh-hk": "sit/yue",
 }  # fmt: skip
 
 

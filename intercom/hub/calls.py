@@ -41,6 +41,7 @@ NOBODY = (480, "Temporarily Unavailable")
 CANCELLED = (487, "Request Terminated")
 CANCEL_ANSWER_TIMEOUT = 5.0  # how long a cancelled device may take to send its 487
 DTMF_SENT_MS = 100
+ACK_TIMEOUT = 5.0  # how long keys for a caller wait for the ACK of the hub's answer
 BUSY_CODES = frozenset({486, 600, 603})
 NO_ANSWER_CODES = frozenset({408, 480})
 
@@ -194,7 +195,13 @@ class HubCall:
         return recording
 
     async def send_keys(self, keys: str) -> None:
-        """DTMF to the party, one INFO per key, as a browser sends them; a comma waits half a second."""
+        """DTMF to the party, one INFO per key, as a browser sends them; a comma waits half a second.
+
+        Not before the caller's ACK: a request that overtakes our 200 finds no dialog there yet."""
+        if isinstance(self.caller, CallerLeg):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ACK_TIMEOUT):
+                    await self.until_ended(self.caller.acknowledged.wait())
         for key in keys:
             if self.over or self.caller is None or self.caller.dialog is None or self.caller.connection.closed:
                 return

@@ -60,6 +60,7 @@ class CallerLeg:
     dialog: Dialog | None = None
     answered: bool = False
     ringing_sent: bool = False
+    acknowledged: asyncio.Event = field(default_factory=asyncio.Event)  # the ACK of our 200 came
 
     @property
     def call_id(self) -> str:

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from ..media import MediaError, SpeechError, load_media, speak
 from .callflows import (
     CallFlow,
+    CallFlowError,
     FetchCallFlowOptions,
     PauseOptions,
     PlayOptions,
@@ -213,8 +214,8 @@ async def _fetch_call_flow(run: StepRun) -> Outcome:
         if response is None:
             return END
         response.raise_for_status()
-        flow = CallFlow.model_validate_json(response.content)
-    except (httpx.HTTPError, ValidationError) as exc:
+        flow = CallFlow.from_json(response.content)
+    except (httpx.HTTPError, CallFlowError) as exc:
         reason = f"fetchCallFlow {options.url} failed: {_first_line(exc)}"
         log.warning("call %s: %s", call.id, reason)
         call.record.reason = reason

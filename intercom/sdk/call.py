@@ -316,7 +316,10 @@ class Call(EventTarget):
 
     def on_request(self, transaction: ServerTransaction, request: Request) -> None:
         """An in-dialog request from the hub."""
-        assert self._dialog is not None
+        if self._dialog is None:  # it overtook the 200 we are still reading: the hub may retry
+            reason = "Server Internal Error (the call is not answered yet)"
+            self._connection.send_response(transaction, make_response(request, 500, reason))
+            return
         try:
             self._dialog.receive_request(request)
         except DialogError as exc:

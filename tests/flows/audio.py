@@ -16,10 +16,15 @@ def frame_rms(samples: np.ndarray) -> np.ndarray:
 
 def sound_span(samples: np.ndarray, rate: int = 48000) -> float:
     """Seconds from the first to the end of the last frame louder than silence (0 when none)."""
+    return len(sounding(samples)) / rate
+
+
+def sounding(samples: np.ndarray) -> np.ndarray:
+    """From the first to the end of the last frame louder than silence."""
     loud = np.flatnonzero(frame_rms(samples) >= SILENCE_RMS)
     if not len(loud):
-        return 0.0
-    return (loud[-1] + 1 - loud[0]) * FRAME_SAMPLES / rate
+        return samples[:0]
+    return samples[loud[0] * FRAME_SAMPLES : (loud[-1] + 1) * FRAME_SAMPLES]
 
 
 def loudness(samples: np.ndarray) -> float:

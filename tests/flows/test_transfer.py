@@ -24,6 +24,7 @@ async def talk_and_hang_up(hub, make_unit, steps, record=False, seconds=1.5):
     call = unit.start_call()
     answered = await desk.accept(await desk.next_incoming())
     await until_answered(unit)
+    await until_answered(desk)
     sink = answered.sink
     await sink.wait_until(lambda: sink.dominant_frequency(0.3) == pytest.approx(DOOR_HZ, abs=15), STEP)
     async with asyncio.timeout(STEP):
@@ -81,7 +82,7 @@ async def test_nobody_answers_so_the_visitor_leaves_a_message(hub, make_unit):
     assert sound_span(call.sink.recent(30)) > 1.0  # the sentence
     await desk.events.until(lambda: len(desk.events.canceled) == 1)
     record, legs, recordings = await call_log(hub)
-    assert [(leg.destination, leg.status) for leg in legs] == [("hub", "hangup"), ("client:desk", "no_answer")]
+    assert [(leg.destination, leg.status) for leg in legs] == [("00000", "hangup"), ("client:desk", "no_answer")]
     assert record.reason == "no answer" and len(recordings) == 1
     samples, _, _ = read_wav(hub, recordings[0])
     assert dominant_hz(samples[:, 0]) == pytest.approx(DOOR_HZ, abs=5)
