@@ -118,6 +118,7 @@ class HubCall:
         self.recordings: list[Recording] = []
         self.record_whole_call = False  # the flow's ``record: true``: from the hub's answer to the end
         self._ringing: list[CalleeLeg] = []
+        self._hung_up: set[str] = set()  # the sides that sent or were sent BYE
 
     @property
     def id(self) -> str:
@@ -374,12 +375,15 @@ class HubCall:
         return leg.connection, leg.dialog
 
     async def end(self, by: str | None) -> None:
-        """Hang up, sending BYE to every answered side but ``by`` (the one that hung up)."""
-        if self.ended.is_set():
-            return
+        """Hang up, sending BYE to every answered side but ``by`` (the one that hung up). Called
+        again, it ends a side that joined since: a client answering a Voice API call as it was
+        hung up gets its BYE at the end of :meth:`run`."""
         self.ended.set()
+        if by is not None:
+            self._hung_up.add(by)
         legs = {"caller": self.caller, "callee": self.callee}
-        sides = [side for side, leg in legs.items() if side != by and leg is not None]
+        sides = [side for side, leg in legs.items() if side not in self._hung_up and leg is not None]
+        self._hung_up.update(sides)
         await asyncio.gather(*(send_bye(*self.dialog_of(side), self.hub) for side in sides))
 
     async def close(self) -> None:

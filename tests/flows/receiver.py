@@ -18,6 +18,7 @@ class Posted:
     path: str
     content_type: str
     body: bytes
+    headers: dict[str, str]
 
 
 Answer = Callable[[Posted], tuple[int, bytes]]
@@ -31,7 +32,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                posted = Posted(self.path, self.headers.get("Content-Type", ""), body)
+                posted = Posted(self.path, self.headers.get("Content-Type", ""), body, dict(self.headers.items()))
                 loop.call_soon_threadsafe(receiver.posted.put_nowait, posted)
                 status, reply = answer(posted)
                 self.send_response(status)
