@@ -6,8 +6,10 @@ door's CALL rings ``client:desk``) and ``ring_door``. A client whose identity is
 with 406. Then the door connects to the desk's hub, and the script presses the units' buttons as a
 visitor and a resident would: CALL at the door, the desk rings, ANSWER, each side hears the
 other's test tone through the hub, UNLOCK sends the code and the door's relay pulses, REJECT hangs
-up. Every light pattern, relay pulse and status change is printed as it happens, with the time
-since the start.
+up. Then the visitor rings again and nobody answers: the flow's message is spoken to the door and
+the visitor's message recorded, and the call log is printed as ``intercom calls list`` shows it.
+Every light pattern, relay pulse and status change is printed as it happens, with the time since
+the start.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from gpiozero.pins.mock import MockFactory
 
@@ -33,6 +36,8 @@ LOOPBACK = MediaPolicy(host_addresses=("127.0.0.1",))
 DOOR_TONE, DESK_TONE = 440.0, 880.0
 UNLOCK_CODE = "1#"
 RELAY_PULSE_S = 1.0
+RING_TIMEOUT_S = 5  # the demo's desk does not keep the visitor waiting long before the voicemail
+VOICEMAIL_S = 2.0
 PINS = {"call": 17, "answer": 27, "reject": 22, "unlock": 24}  # the defaults of deploy/intercom.env.example
 
 
@@ -117,7 +122,7 @@ async def run_demo(data_dir: Path | None = None) -> None:
         key = AccessKey(new_key_id(), new_key_secret(), "demo", created_at=time.time())  # `intercom config new-key`
         common = {
             "access_key_id": key.id, "access_key": key.secret, "unlock_code": UNLOCK_CODE,
-            "relay_pulse_s": RELAY_PULSE_S,
+            "relay_pulse_s": RELAY_PULSE_S, "ring_timeout_s": RING_TIMEOUT_S,
         }  # fmt: skip
         desk_settings = Settings(
             role="desk", identity="desk", hub_embedded=True, hub_listen="127.0.0.1", hub_port=0,
@@ -129,7 +134,11 @@ async def run_demo(data_dir: Path | None = None) -> None:
             assert desk.hub is not None
             host = desk.hub.local_address
             timeline.say("hub", f"embedded in the desk, listening on ws://{host}/ (data in {data_dir})")
-            timeline.say("hub", "call flow 'ring_desks' rings client:desk, 'ring_door' rings client:door")
+            timeline.say(
+                "hub",
+                f"call flow 'ring_desks' rings client:desk for {RING_TIMEOUT_S} s, then a message and a voicemail; "
+                "'ring_door' rings client:door",
+            )
             await _refused_client(host, key, timeline)
             door_settings = Settings(role="door", identity="door", hub_url=f"ws://{host}", **common)
             door, door_board = await _unit(door_settings, DOOR_TONE, timeline)
@@ -149,10 +158,41 @@ async def run_demo(data_dir: Path | None = None) -> None:
             timeline.say("door", "relay released: the door is shut again")
             _press("desk", desk_board, "reject", timeline)
             await _reached(door, None)
+            await _nobody_home(door, door_board, desk, timeline)
         finally:
             for unit in units:  # the desk, and its hub, last
                 await asyncio.wait_for(unit.stop(), STEP_TIMEOUT)
+        timeline.say("hub", "the call log, as `intercom calls list` shows it over SSH:")
+        from .cli import main as cli
+
+        cli(["calls", "list", "--data-dir", str(data_dir)])
         timeline.say("hub", "demo finished")
+
+
+async def _nobody_home(door: Unit, door_board: MockFactory, desk: Unit, timeline: Timeline) -> None:
+    """The visitor rings again and nobody answers: the hub's flow says its message, and records
+    what the visitor says until the visitor hangs up (CALL held)."""
+    timeline.say("demo", f"the visitor rings again; this time nobody answers for {RING_TIMEOUT_S} s")
+    _press("door", door_board, "call", timeline)
+    await _reached(door, CallStatus.RINGING)
+    door_call = await asyncio.wait_for(_reached(door, CallStatus.CONFIRMED), RING_TIMEOUT_S + STEP_TIMEOUT)
+    assert door_call is not None
+    timeline.say("hub", "no answer: the hub answers the door itself and speaks")
+    sink = door_call.sink
+    assert isinstance(sink, RecordingSink)
+    await sink.wait_until(lambda: sink.first_audio_at is not None and sink.is_silent(0.6), STEP_TIMEOUT)
+    spoken = time.monotonic() - 0.6 - cast(float, sink.first_audio_at)
+    timeline.say("door", f"heard the hub's message ({spoken:.1f} s of speech); the visitor speaks (440 Hz)")
+    await asyncio.sleep(VOICEMAIL_S)  # the visitor's message
+    hold_s = door.settings.long_press_ms / 1000 + 0.2
+    timeline.say("door", f"CALL held {hold_s:.1f} s: the visitor hangs up")
+    pin = door_board.pin(PINS["call"])
+    pin.drive_low()
+    await asyncio.sleep(hold_s)
+    pin.drive_high()
+    await _reached(door, None)
+    assert desk.hub is not None and desk.hub.running is not None
+    await asyncio.wait_for(desk.hub.running.app.state.calls.wait_idle(), STEP_TIMEOUT)
 
 
 async def _relay_pulsed(relay: object) -> None:

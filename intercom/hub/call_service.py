@@ -18,7 +18,7 @@ import httpx
 
 from ..auth import Grant, KeyLookup, TokenError, check_token
 from ..media import new_peer_connection, offers_opus
-from ..sip import DialogError, Request, ServerTransaction, SipUri, make_response
+from ..sip import DialogError, Request, ServerTransaction, make_response
 from ..sip.dtmf import DTMF_CONTENT_TYPE, dtmf_signals
 from ..transport import ConnectionClosed, SipConnection
 from .call_log import CallLog
@@ -70,12 +70,12 @@ class CallService:
             connection, transaction, request, self.hub, new_peer_connection(policy, opus_passthrough=True)
         )
         name = (grant.outgoing.identity if grant.outgoing else None) or "anonymous"
-        number = request.uri.user if isinstance(request.uri, SipUri) and request.uri.user else "hub"
+        # Every client dials the same number (00000): what it called is the flow its token names.
         record = self.call_log.new_call(
-            CallRecord(source=f"{CLIENT_PREFIX}{name}", destination=number, call_flow_id=flow.id)
+            CallRecord(source=f"{CLIENT_PREFIX}{name}", destination=flow.id, call_flow_id=flow.id)
         )
         caller_record = self.call_log.new_leg(
-            LegRecord(call_id=record.id, source=record.source, destination=number, direction="incoming")
+            LegRecord(call_id=record.id, source=record.source, destination=flow.id, direction="incoming")
         )
         call = HubCall(caller, name, variables, self.registrar, self.hub, policy, self.services, record, caller_record)
         await self._run(call, flow)

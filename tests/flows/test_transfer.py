@@ -82,7 +82,7 @@ async def test_nobody_answers_so_the_visitor_leaves_a_message(hub, make_unit):
     assert sound_span(call.sink.recent(30)) > 1.0  # the sentence
     await desk.events.until(lambda: len(desk.events.canceled) == 1)
     record, legs, recordings = await call_log(hub)
-    assert [(leg.destination, leg.status) for leg in legs] == [("00000", "hangup"), ("client:desk", "no_answer")]
+    assert [(leg.destination, leg.status) for leg in legs] == [("door", "hangup"), ("client:desk", "no_answer")]
     assert record.reason == "no answer" and len(recordings) == 1
     samples, _, _ = read_wav(hub, recordings[0])
     assert dominant_hz(samples[:, 0]) == pytest.approx(DOOR_HZ, abs=5)
