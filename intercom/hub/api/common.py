@@ -73,9 +73,13 @@ class Paging:
 
 
 async def paging(
+    request: Request,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="From 1")] = 1,
     per_page: Annotated[int, Query(alias="perPage", ge=1, le=MAX_PER_PAGE)] = 10,
 ) -> Paging:
+    for name in ("page", "perPage"):
+        if len(request.query_params.getlist(name)) > 1:  # which one was meant? Say so, not guess
+            raise ApiError(400, Problem(name, f"{name} is given more than once"))
     return Paging(page, per_page)
 
 

@@ -152,3 +152,9 @@ async def test_one_flow_at_most_is_the_default(api):
     assert response.json()["data"][0]["default"] is True
     assert api.storage.default_call_flow().id == "day"
     assert not api.storage.get_call_flow("night").default
+
+
+async def test_a_paging_parameter_given_twice_is_refused(api):
+    for query in ("page=1&page=2", "perPage=5&perPage=50"):
+        (error,) = errors(await api.client.get(f"/v1/call-flows?{query}"), 400)
+        assert error["parameter"] == query.split("=")[0] and "more than once" in error["message"]
