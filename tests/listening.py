@@ -11,6 +11,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 from aiortc.mediastreams import MediaStreamTrack
 
 from intercom.media.tracks import FRAME_SAMPLES, FULL_SCALE
@@ -30,6 +31,21 @@ def write_wav(path: Path, seconds: float, rate: int = 16000, hz: float = 1000.0,
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(np.stack([sine] * channels, axis=1).tobytes())
+
+
+def write_mp3(path: Path, seconds: float, hz: float = 1000.0) -> None:
+    """A 44.1 kHz mono MP3 of a half-scale sine, encoded by PyAV's FFmpeg."""
+    if "libmp3lame" not in av.codecs_available:
+        pytest.skip("this FFmpeg has no MP3 encoder")
+    rate = 44100
+    sine = (0.5 * FULL_SCALE * np.sin(2 * np.pi * hz * np.arange(round(seconds * rate)) / rate)).astype(np.int16)
+    with av.open(str(path), "w", format="mp3") as container:
+        stream = container.add_stream("libmp3lame", rate=rate, layout="mono")
+        for start in range(0, len(sine), 1152):
+            frame = av.AudioFrame.from_ndarray(sine[start : start + 1152].reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = rate
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
 
 
 async def read(track: MediaStreamTrack, frames: int) -> tuple[list[av.AudioFrame], float]:

@@ -14,8 +14,6 @@ import logging
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-import httpx
-
 from ..auth import Grant, KeyLookup, TokenError, check_token
 from ..media import new_peer_connection, offers_opus
 from ..sip import DialogError, Request, ServerTransaction, make_response
@@ -44,7 +42,7 @@ class CallService:
         self.lookup_key = lookup_key
         self.calls: dict[str, HubCall] = {}  # by HubCall.id: the caller's Call-ID, or the call's id
         self.call_log = CallLog(storage)
-        self.services = FlowServices(Path(config.data_dir), httpx.AsyncClient(), self.call_log)
+        self.services = FlowServices(Path(config.data_dir), self.call_log)
         self.started = self.answered = 0  # calls since start-up, for /metrics
         self._idle = asyncio.Event()
         self._idle.set()
@@ -118,7 +116,7 @@ class CallService:
 
     async def close(self) -> None:
         """At shutdown, after the calls: the HTTP client of the flows."""
-        await self.services.http.aclose()
+        await self.services.close()
 
     @property
     def bridged_count(self) -> int:

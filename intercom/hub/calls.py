@@ -53,9 +53,21 @@ class FlowServices:
     """What steps need beyond SIP: the data directory's files, an HTTP client, the call log."""
 
     data_dir: Path
-    http: httpx.AsyncClient
     call_log: CallLog
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _http: httpx.AsyncClient | None = None
+
+    async def http(self) -> httpx.AsyncClient:
+        """The client of ``fetchCallFlow`` and ``onFinish``, made at first use (in a thread: its TLS
+        context takes tens of ms, which a hub whose flows never fetch need not spend)."""
+        if self._http is None:
+            self._http = await asyncio.to_thread(httpx.AsyncClient)
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` beside the call (an ``onFinish`` upload), keeping a reference until done."""

@@ -192,7 +192,7 @@ async def _send_recording(call: HubCall, recording: RecordingRecord, url: str) -
     }
     try:
         content = (services.data_dir / recording.path).read_bytes()
-        response = await services.http.post(
+        response = await (await services.http()).post(
             url, data=fields, files={"file": (f"{recording.id}.wav", content, "audio/wav")}, timeout=ON_FINISH_TIMEOUT
         )
         response.raise_for_status()
@@ -209,19 +209,25 @@ async def _fetch_call_flow(run: StepRun) -> Outcome:
         "destination": call.record.destination,
         "variables": call.variables,
     }
+    http = await call.services.http()
     try:
-        response = await call.until_ended(call.services.http.post(options.url, json=body, timeout=FETCH_TIMEOUT))
+        async with asyncio.timeout(FETCH_TIMEOUT):  # the whole exchange, however slowly it trickles
+            response = await call.until_ended(http.post(options.url, json=body))
         if response is None:
             return END
         response.raise_for_status()
         flow = CallFlow.from_json(response.content)
+    except (TimeoutError, httpx.TimeoutException):
+        failure = f"no answer within {FETCH_TIMEOUT:g} s"
     except (httpx.HTTPError, CallFlowError) as exc:
-        reason = f"fetchCallFlow {options.url} failed: {_first_line(exc)}"
-        log.warning("call %s: %s", call.id, reason)
-        call.record.reason = reason
-        return END
-    log.info("call %s: %s answered %d steps", call.id, options.url, len(flow.steps))
-    return Replace(flow.steps, flow.record)
+        failure = _first_line(exc)
+    else:
+        log.info("call %s: %s answered %d steps", call.id, options.url, len(flow.steps))
+        return Replace(flow.steps, flow.record)
+    reason = f"fetchCallFlow {options.url} failed: {failure}"
+    log.warning("call %s: %s", call.id, reason)
+    call.record.reason = reason
+    return END
 
 
 def _first_line(error: Exception) -> str:

@@ -1,5 +1,5 @@
 """A web service for flows to talk to: an HTTP server on 127.0.0.1, in a thread, that keeps every
-POST and answers what the test says."""
+request and answers what the test says."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from ..units import STEP
 
 @dataclass
 class Posted:
+    """A request the service got (a POST, or a GET with an empty body)."""
+
     path: str
     content_type: str
     body: bytes
@@ -30,6 +32,9 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.do_POST()
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 posted = Posted(self.path, self.headers.get("Content-Type", ""), body, dict(self.headers.items()))

@@ -4,12 +4,15 @@ flow it answers runs in place of the steps left; a failure ends the call with th
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from aiortc.mediastreams import AudioStreamTrack
 
+from intercom.hub import steps
 from intercom.sdk import CallStatus
 
+from ..units import STEP
 from .flows import call_log, door, store, until_answered, until_over
 from .receiver import Posted, receiver
 
@@ -89,3 +92,23 @@ async def test_a_service_that_is_not_there_ends_the_call_before_it_is_answered(h
     assert await until_over(unit) is CallStatus.FAILED
     record, _, _ = await call_log(hub)
     assert "fetchCallFlow" in record.reason
+
+
+async def test_a_service_slower_than_the_timeout_ends_the_call(hub, make_unit, monkeypatch):
+    monkeypatch.setattr(steps, "FETCH_TIMEOUT", 0.5)  # the real 5 s, shortened
+    answered = threading.Event()
+
+    def slow(posted: Posted) -> tuple[int, bytes]:
+        answered.wait(STEP)  # never answers before the hub has given up
+        return 200, json.dumps(NEXT_FLOW).encode()
+
+    with receiver(slow) as service:
+        store(hub, [{"action": "fetchCallFlow", "options": {"url": service.url("/slow")}}])
+        unit = await door(make_unit, AudioStreamTrack)
+        unit.start_call()
+        try:
+            assert await until_over(unit) is CallStatus.FAILED
+        finally:
+            answered.set()
+    record, _, _ = await call_log(hub)
+    assert record.reason.endswith("failed: no answer within 0.5 s")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import wave
 
 import numpy as np
 import pytest
@@ -14,9 +13,11 @@ from intercom.hub.callflows import SayOptions
 from intercom.media import speak
 from intercom.sdk import CallStatus
 
+from ..listening import write_mp3, write_wav
 from ..units import STEP
 from .audio import dominant_hz, likeness, loudness, sound_span, sounding
 from .flows import call_log, door, heard, store, until_over
+from .receiver import receiver
 
 SENTENCE = "Nobody is home, leave a message"
 
@@ -55,13 +56,7 @@ async def test_the_caller_hears_the_sentence_spoken(hub, make_unit, language, vo
 async def test_play_sends_a_wav_file_from_the_media_directory(hub, make_unit):
     media = hub.running.config.data_dir / "media"
     media.mkdir(parents=True, exist_ok=True)
-    rate = 16000  # not the call's rate: the hub resamples
-    tone = (8000 * np.sin(2 * np.pi * 660 * np.arange(rate) / rate)).astype(np.int16)
-    with wave.open(str(media / "chime.wav"), "wb") as file:
-        file.setnchannels(1)
-        file.setsampwidth(2)
-        file.setframerate(rate)
-        file.writeframes(tone.tobytes())
+    write_wav(media / "chime.wav", 1.0, rate=16000, hz=660, channels=1)  # not the call's rate: resampled
     store(hub, [{"id": "chime", "action": "play", "options": {"media": "chime.wav"}}, {"action": "hangup"}])
     unit = await door(make_unit, AudioStreamTrack)
     call = unit.start_call()
@@ -69,6 +64,22 @@ async def test_play_sends_a_wav_file_from_the_media_directory(hub, make_unit):
     audio = heard(call)
     assert sound_span(audio) == pytest.approx(1.0, abs=0.1)
     assert dominant_hz(sounding(audio)) == pytest.approx(660, abs=5)
+
+
+async def test_play_fetches_an_mp3_from_a_url(hub, make_unit, tmp_path):
+    write_mp3(tmp_path / "bell.mp3", 1.5, hz=550)
+    mp3 = (tmp_path / "bell.mp3").read_bytes()
+    with receiver(lambda posted: (200, mp3)) as site:
+        url = site.url("/sounds/bell.mp3")
+        store(hub, [{"action": "play", "options": {"media": url}}, {"action": "hangup"}])
+        unit = await door(make_unit, AudioStreamTrack)
+        call = unit.start_call()
+        assert await until_over(unit) is CallStatus.ENDED
+        fetched = await site.next()
+    assert fetched.path == "/sounds/bell.mp3"
+    audio = heard(call)
+    assert sound_span(audio) == pytest.approx(1.5, abs=0.15)
+    assert dominant_hz(sounding(audio)) == pytest.approx(550, abs=5)
 
 
 async def test_a_missing_media_file_is_skipped_and_the_flow_goes_on(hub, make_unit):

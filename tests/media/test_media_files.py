@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 
@@ -19,7 +18,7 @@ from intercom.media import MediaError, load_media
 from intercom.media.tracks import FULL_SCALE
 
 from ..conftest import STEP
-from ..listening import RATE, peaks, write_wav
+from ..listening import RATE, peaks, write_mp3, write_wav
 
 
 @dataclass
@@ -75,21 +74,6 @@ def assert_tone(samples: np.ndarray, seconds: float, hz: float = 1000.0) -> None
     assert len(samples) / RATE == pytest.approx(seconds, abs=0.001)
     assert peaks(samples, 1) == pytest.approx([hz], abs=1)
     assert np.abs(samples).max() == pytest.approx(0.5 * FULL_SCALE, rel=0.05)
-
-
-def write_mp3(path: Path, seconds: float, hz: float = 1000.0) -> None:
-    """A 44.1 kHz mono MP3 of a half-scale sine, encoded by PyAV's FFmpeg."""
-    if "libmp3lame" not in av.codecs_available:
-        pytest.skip("this FFmpeg has no MP3 encoder")
-    rate = 44100
-    sine = (0.5 * FULL_SCALE * np.sin(2 * np.pi * hz * np.arange(round(seconds * rate)) / rate)).astype(np.int16)
-    with av.open(str(path), "w", format="mp3") as container:
-        stream = container.add_stream("libmp3lame", rate=rate, layout="mono")
-        for start in range(0, len(sine), 1152):
-            frame = av.AudioFrame.from_ndarray(sine[start : start + 1152].reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate = rate
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
 
 
 async def load(media: str, media_dir: Path, cache_dir: Path, **limits: Any) -> np.ndarray:
