@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import tempfile
 import time
 from collections.abc import Callable
@@ -165,7 +166,11 @@ async def run_demo(data_dir: Path | None = None) -> None:
         timeline.say("hub", "the call log, as `intercom calls list` shows it over SSH:")
         from .cli import main as cli
 
-        cli(["calls", "list", "--data-dir", str(data_dir)])
+        listing = io.StringIO()
+        with contextlib.redirect_stdout(listing):
+            cli(["calls", "list", "--data-dir", str(data_dir)])
+        for line in listing.getvalue().splitlines():
+            timeline.say("hub", f"  {line}")
         timeline.say("hub", "demo finished")
 
 

@@ -276,7 +276,8 @@ class HubCall:
             self.failure = NOBODY
             self.record.reason = f"nobody registered as {', '.join(identities)}"
             return None
-        self.log.update_call(self.record, status="starting")
+        if self.record.status == "queued":
+            self.log.update_call(self.record, status="starting")
         self._ringing = []
         for binding in bindings:
             leg = CalleeLeg(binding, self.hub, new_peer_connection(self.media, opus_passthrough=True))

@@ -156,9 +156,18 @@ def test_demo_runs_two_units_on_mock_pins_and_prints_the_timeline():
         "[ door] relay released: the door is shut again",
         "[ desk] REJECT pressed",
         "[ door] light call: off",
+        "[ demo] the visitor rings again; this time nobody answers for 5 s",
+        "[  hub] no answer: the hub answers the door itself and speaks",
+        "[ door] CALL held 1.2 s: the visitor hangs up",
+        "[  hub] the call log, as `intercom calls list` shows it over SSH:",
     ]
     positions = [next(i for i, line in enumerate(lines) if line == wanted) for wanted in in_order]
     assert positions == sorted(positions), result.stdout
     assert any(line.startswith("[ door] hears 880 Hz") for line in lines)
     assert any(line.startswith("[ desk] hears 440 Hz") for line in lines)
+    assert any(line.startswith("[ door] heard the hub's message") for line in lines)
+    log = lines[positions[-1] + 1 :]
+    assert "ring_desks  ended  (no answer)" in log[0] and "rang desk: no_answer" in log[1]
+    assert "recording 0:0" in log[2] and log[2].endswith(".wav")
+    assert "rang desk: answered" in log[4]
     assert result.stdout.rstrip().endswith("demo finished")

@@ -8,11 +8,11 @@ receiver sees exactly what a GET would have shown. Times go out as RFC 3339 UTC 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..callflows import CallFlow, Step
+from ..callflows import Step
 from ..records import (
     CallRecord,
     CallStatus,
@@ -21,22 +21,32 @@ from ..records import (
     LegStatus,
     RecordingKind,
     RecordingRecord,
-    Webhook,
 )
 
-Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"}, examples=["2026-11-25T10:00:00Z"])]
 
-
-def rfc3339(seconds: float) -> str:
+def rfc3339(seconds: float | str) -> str:
+    """Seconds since the epoch as RFC 3339 UTC; a time already written so (a view validated
+    again on its way out) stays as it is."""
+    if isinstance(seconds, str):
+        return seconds
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _maybe(seconds: float | None) -> str | None:
-    return None if seconds is None else rfc3339(seconds)
+# The rows keep seconds since the epoch; a view shows them in RFC 3339.
+Timestamp = Annotated[
+    str,
+    BeforeValidator(rfc3339),
+    Field(json_schema_extra={"format": "date-time"}, examples=["2026-11-25T10:00:00Z"]),
+]
 
 
 class _View(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, from_attributes=True)
+
+    @classmethod
+    def of(cls, row: object) -> Self:
+        """The view of a stored row (its fields are the row's attributes of the same names)."""
+        return cls.model_validate(row)
 
 
 class CallFlowView(_View):
@@ -48,19 +58,6 @@ class CallFlowView(_View):
     created_at: Timestamp = Field(alias="createdAt")
     updated_at: Timestamp = Field(alias="updatedAt")
 
-    @classmethod
-    def of(cls, flow: CallFlow) -> CallFlowView:
-        assert flow.created_at is not None and flow.updated_at is not None  # stored flows are stamped
-        return cls(
-            id=flow.id,
-            title=flow.title,
-            record=flow.record,
-            steps=flow.steps,
-            default=flow.default,
-            created_at=rfc3339(flow.created_at),
-            updated_at=rfc3339(flow.updated_at),
-        )
-
 
 class WebhookView(_View):
     id: str
@@ -68,16 +65,6 @@ class WebhookView(_View):
     token: str
     created_at: Timestamp = Field(alias="createdAt")
     updated_at: Timestamp = Field(alias="updatedAt")
-
-    @classmethod
-    def of(cls, webhook: Webhook) -> WebhookView:
-        return cls(
-            id=webhook.id,
-            url=webhook.url,
-            token=webhook.token,
-            created_at=rfc3339(webhook.created_at),
-            updated_at=rfc3339(webhook.updated_at),
-        )
 
 
 class CallView(_View):
@@ -90,20 +77,6 @@ class CallView(_View):
     created_at: Timestamp = Field(alias="createdAt")
     updated_at: Timestamp = Field(alias="updatedAt")
     ended_at: Timestamp | None = Field(alias="endedAt")
-
-    @classmethod
-    def of(cls, call: CallRecord) -> CallView:
-        return cls(
-            id=call.id,
-            status=call.status,
-            source=call.source,
-            destination=call.destination,
-            call_flow_id=call.call_flow_id,
-            reason=call.reason,
-            created_at=rfc3339(call.created_at),
-            updated_at=rfc3339(call.updated_at),
-            ended_at=_maybe(call.ended_at),
-        )
 
 
 class LegView(_View):
@@ -118,22 +91,6 @@ class LegView(_View):
     updated_at: Timestamp = Field(alias="updatedAt")
     answered_at: Timestamp | None = Field(alias="answeredAt")
     ended_at: Timestamp | None = Field(alias="endedAt")
-
-    @classmethod
-    def of(cls, leg: LegRecord) -> LegView:
-        return cls(
-            id=leg.id,
-            call_id=leg.call_id,
-            source=leg.source,
-            destination=leg.destination,
-            status=leg.status,
-            direction=leg.direction,
-            duration=leg.duration,
-            created_at=rfc3339(leg.created_at),
-            updated_at=rfc3339(leg.updated_at),
-            answered_at=_maybe(leg.answered_at),
-            ended_at=_maybe(leg.ended_at),
-        )
 
 
 class RecordingLinks(_View):
@@ -162,8 +119,8 @@ class RecordingView(_View):
             status="done",
             duration=round(recording.duration),
             type=recording.kind,
-            created_at=rfc3339(recording.created_at),
-            updated_at=rfc3339(recording.updated_at),
+            created_at=recording.created_at,
+            updated_at=recording.updated_at,
             links=RecordingLinks(self=path, file=f"{path}.wav"),
         )
 
