@@ -18,10 +18,9 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
-
+from ..http_client import new_client
 from ..media import AudioBridge, MediaPolicy, new_peer_connection
 from ..sip import Dialog, Response
 from ..sip.dtmf import DTMF_CONTENT_TYPE, dtmf_body
@@ -34,6 +33,9 @@ from .legs import CalleeLeg, CallerLeg, HubAddress, send_bye
 from .recordings import Recording
 from .records import CallRecord, LegRecord, LegStatus, RecordingKind
 from .registrar import Registrar
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +60,9 @@ class FlowServices:
     _http: httpx.AsyncClient | None = None
 
     async def http(self) -> httpx.AsyncClient:
-        """The client of ``fetchCallFlow`` and ``onFinish``, made at first use (in a thread: its TLS
-        context takes tens of ms, which a hub whose flows never fetch need not spend)."""
+        """The client of ``fetchCallFlow`` and ``onFinish``, made at first use."""
         if self._http is None:
-            self._http = await asyncio.to_thread(httpx.AsyncClient)
+            self._http = await new_client()
         return self._http
 
     async def close(self) -> None:

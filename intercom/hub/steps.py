@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import numpy as np
 from pydantic import BaseModel
 
+from ..http_client import httpx_module
 from ..media import MediaError, SpeechError, load_media, speak
 from .callflows import (
     CallFlow,
@@ -190,6 +190,7 @@ async def _send_recording(call: HubCall, recording: RecordingRecord, url: str) -
         "recordingID": recording.id,
         "duration": str(recording.duration),
     }
+    httpx = await httpx_module()
     try:
         content = (services.data_dir / recording.path).read_bytes()
         response = await (await services.http()).post(
@@ -210,6 +211,7 @@ async def _fetch_call_flow(run: StepRun) -> Outcome:
         "variables": call.variables,
     }
     http = await call.services.http()
+    httpx = await httpx_module()
     try:
         async with asyncio.timeout(FETCH_TIMEOUT):  # the whole exchange, however slowly it trickles
             response = await call.until_ended(http.post(options.url, json=body))

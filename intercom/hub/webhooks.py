@@ -19,13 +19,17 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import httpx
 import jwt
 
+from ..http_client import new_client
 from .api.views import render, rfc3339
 from .records import CallRecord, LegRecord, RecordingRecord, Webhook, WebhookDelivery
 from .storage import Storage
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,9 @@ class WebhookDispatcher:
         self.retry_delays = tuple(retry_delays)
         self.timeout = timeout
         self._sending = asyncio.Semaphore(max_sending)
-        self._client: httpx.AsyncClient | None = None
+        self._client: httpx.AsyncClient | None = None  # made at the first delivery
+        self._client_made = asyncio.Lock()
+        self._started = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -102,7 +108,7 @@ class WebhookDispatcher:
 
     async def start(self) -> None:
         """Send from now on, beginning with the deliveries left pending by the last run."""
-        self._client = httpx.AsyncClient(timeout=self.timeout)
+        self._started = True
         deliveries, _ = self.storage.page(WebhookDelivery)
         for delivery in deliveries:
             if delivery.status == "pending":
@@ -114,6 +120,7 @@ class WebhookDispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._started = False
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -123,9 +130,9 @@ class WebhookDispatcher:
         await self._idle.wait()
 
     def _send(self, delivery: WebhookDelivery) -> None:
-        if self._client is None:
-            return  # not started: the row waits for start()
-        task = asyncio.get_running_loop().create_task(self._deliver(self._client, delivery))
+        if not self._started:
+            return  # the row waits for start()
+        task = asyncio.get_running_loop().create_task(self._deliver(delivery))
         self._tasks.add(task)
         self._idle.clear()
         task.add_done_callback(self._done)
@@ -135,7 +142,14 @@ class WebhookDispatcher:
         if not self._tasks:
             self._idle.set()
 
-    async def _deliver(self, client: httpx.AsyncClient, delivery: WebhookDelivery) -> None:
+    async def _http(self) -> httpx.AsyncClient:
+        async with self._client_made:
+            if self._client is None:
+                self._client = await new_client(timeout=self.timeout)
+            return self._client
+
+    async def _deliver(self, delivery: WebhookDelivery) -> None:
+        client = await self._http()
         while True:
             async with self._sending:
                 error = await self._attempt(client, delivery)

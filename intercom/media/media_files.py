@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib
 import os
 import tempfile
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ..http_client import httpx_module, new_client
 from .tones import SoundFile, WavError
 
 MAX_MEDIA_SECONDS = 600.0  # decoded whole into memory (~55 MB at this length): longer is a mistake
@@ -75,11 +75,9 @@ async def _load_url(url: str, cache_dir: Path, timeout: float, max_bytes: int, m
 
 async def _download(url: str, file: BinaryIO, timeout: float, max_bytes: int) -> None:
     """Write the body of ``url`` to ``file``, if it comes in time, with a 2xx status and no larger than allowed."""
-    # httpx is imported and its client's TLS context made in a thread: ~100 ms here, more on a Pi,
-    # that the event loop of a hub in calls cannot spare. A unit, which plays no URLs, never imports it.
-    httpx = await asyncio.to_thread(importlib.import_module, "httpx")
+    httpx = await httpx_module()
     try:
-        client = await asyncio.to_thread(httpx.AsyncClient, timeout=timeout, follow_redirects=True)
+        client = await new_client(timeout=timeout, follow_redirects=True)
         async with (
             asyncio.timeout(timeout),
             client,
