@@ -29,6 +29,15 @@ class CallLog:
         self.publisher = publisher
         self._webhooks: dict[str, Webhook] = {}  # a call's own webhook (POST /v1/calls), while it lasts
 
+    def close_unfinished(self) -> int:
+        """At start-up: calls a stopped hub left open end now, with their legs, and say why."""
+        calls = self.storage.unfinished(CallRecord, ("ended",))
+        for leg in self.storage.unfinished(LegRecord, tuple(LEG_FINAL)):
+            self.update_leg(leg, status="hangup" if leg.answered_at else "failed")
+        for call in calls:
+            self.update_call(call, status="ended", reason=call.reason or "the hub stopped during the call")
+        return len(calls)
+
     def new_call(self, record: CallRecord, webhook: Webhook | None = None) -> CallRecord:
         if webhook is not None:
             self._webhooks[record.id] = webhook

@@ -42,6 +42,8 @@ class CallService:
         self.lookup_key = lookup_key
         self.calls: dict[str, HubCall] = {}  # by HubCall.id: the caller's Call-ID, or the call's id
         self.call_log = CallLog(storage)
+        if left := self.call_log.close_unfinished():
+            log.warning("%d call(s) were still going when the hub last stopped: logged as ended", left)
         self.services = FlowServices(Path(config.data_dir), self.call_log)
         self.started = self.answered = 0  # calls since start-up, for /metrics
         self._idle = asyncio.Event()

@@ -261,6 +261,15 @@ class Storage:
         total = self._db.execute(f"SELECT count(*) FROM {table} {where}", args).fetchone()[0]
         return [kind.model_validate_json(body) for (body,) in rows], total
 
+    def unfinished(self, kind: type[Row], finished: tuple[str, ...]) -> list[Row]:
+        """Rows of ``kind`` whose status is none of ``finished`` (calls a stopped hub left open)."""
+        table, _ = _TABLES[kind]
+        marks = ", ".join("?" * len(finished))
+        rows = self._db.execute(
+            f"SELECT body FROM {table} WHERE json_extract(body, '$.status') NOT IN ({marks})", finished
+        ).fetchall()
+        return [kind.model_validate_json(body) for (body,) in rows]
+
     def delete(self, kind: type[Row], row_id: str) -> bool:
         table, _ = _TABLES[kind]
         return self._db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,)).rowcount == 1

@@ -16,6 +16,8 @@ import jwt
 import pytest
 from aiortc.mediastreams import AudioStreamTrack
 
+from intercom.hub import HubConfig, Storage, running_hub
+from intercom.hub.records import CallRecord, LegRecord
 from intercom.hub.webhooks import SIGNATURE_HEADER
 from intercom.sdk import CallStatus
 
@@ -163,3 +165,19 @@ async def _first_events(service: Receiver, count: int) -> list[tuple[str, str, s
         for item in verified(await service.next(), service.url("/events"), HOOK_TOKEN)["items"]:
             seen.append((item["type"], item["event"], item["payload"].get("status", "")))
     return seen
+
+
+async def test_calls_a_stopped_hub_left_open_are_ended_at_its_next_start(tmp_path):
+    storage = Storage(tmp_path)
+    call = storage.put(CallRecord(source="client:door", destination="ring_desks", status="ongoing"))
+    rang = storage.put(LegRecord(call_id=call.id, source="client:door", destination="client:desk",
+                                 direction="outgoing", status="ringing"))  # fmt: skip
+    talked = storage.put(LegRecord(call_id=call.id, source="client:door", destination="ring_desks",
+                                   direction="incoming", status="ongoing", answered_at=call.created_at))  # fmt: skip
+    async with asyncio.timeout(STEP), running_hub(HubConfig(data_dir=tmp_path, port=0), storage):
+        ended = storage.get(CallRecord, call.id)
+        assert (ended.status, ended.reason) == ("ended", "the hub stopped during the call")
+        assert ended.ended_at is not None
+        assert storage.get(LegRecord, rang.id).status == "failed"
+        assert storage.get(LegRecord, talked.id).status == "hangup"
+    storage.close()
