@@ -65,12 +65,20 @@ def server_process(argv: list[str], log_path: Path, cwd: Path) -> Iterator[subpr
 
 @contextlib.asynccontextmanager
 async def fresh_hub(
-    data_dir: Path, workdir: Path, phase: str, hub_args: Iterable[str] = ()
+    data_dir: Path,
+    workdir: Path,
+    phase: str,
+    hub_args: Iterable[str] = (),
+    entry: Iterable[str] = ("-m", "intercom.cli"),
 ) -> AsyncIterator[tuple[int, int]]:
     """A hub process started through the CLI for one phase, so that no phase runs on a hub another
-    phase has warmed or grown: yields its port and pid."""
+    phase has warmed or grown: yields its port and pid.
+
+    ``entry``: what the interpreter runs, given the CLI's arguments after it; a benchmark may pass
+    ``("-c", script, ...)`` whose script wraps hub methods to time them, then calls ``intercom.cli.main``.
+    """
     port = free_port()
-    argv = [sys.executable, "-m", "intercom.cli", "--log-level", "warning", "hub"]
+    argv = [sys.executable, *entry, "--log-level", "warning", "hub"]
     argv += ["--data-dir", str(data_dir), "--host", HOST, "--port", str(port), *hub_args]
     log = workdir / f"hub-{phase}.log"
     with server_process(argv, log, workdir) as hub:
