@@ -91,13 +91,16 @@ async def _transfer(run: StepRun) -> Outcome:
 
 async def _say(run: StepRun) -> Outcome:
     options: SayOptions = _options(run, SayOptions)
+    # espeak-ng speaks while the caller's leg connects: a prompt not yet made costs no extra wait
+    speaking = asyncio.ensure_future(
+        speak(options.payload, options.espeak_voice, options.voice, run.call.services.cache_dir)
+    )
     media = await run.call.establish()
     if media is None:
+        speaking.cancel()
         return END
     try:
-        samples = await run.call.until_ended(
-            speak(options.payload, options.espeak_voice, options.voice, run.call.services.cache_dir)
-        )
+        samples = await run.call.until_ended(speaking)
     except SpeechError as exc:
         log.warning("call %s: say step %s skipped: %s", run.call.id, run.step.id, exc)
         return NEXT
