@@ -17,8 +17,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .opus import FrameDecoder
-from .tasks import cancel_and_wait
-from .tracks import FRAME_SAMPLES, SAMPLE_RATE, SILENCE_RMS, mono_samples
+from .tracks import FRAME_SAMPLES, SAMPLE_RATE, SILENCE_RMS, TrackReader, mono_samples
 
 Sink = Callable[[np.ndarray], None]
 
@@ -106,7 +105,7 @@ class WavRecorder:
             self._silent_samples += len(frames) * FRAME_SAMPLES
 
 
-class PacketListener:
+class PacketListener(TrackReader):
     """Reads ``track`` (Opus ``av.Packet`` s of a passthrough receiver, or audio frames) between
     :meth:`start` and :meth:`stop`, handing each frame's 48 kHz int16 samples to ``sink``.
 
@@ -115,20 +114,10 @@ class PacketListener:
     """
 
     def __init__(self, track: MediaStreamTrack, sink: Sink | None = None) -> None:
-        self.track = track
+        super().__init__(track)
         self.sink = sink
         self.ended = asyncio.Event()
         self._decoder = FrameDecoder()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"PacketListener({self.track.id})")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
 
     async def _run(self) -> None:
         try:

@@ -169,7 +169,27 @@ class MutableSource(MediaStreamTrack):
         self.source.stop()
 
 
-class RecordingSink:
+class TrackReader:
+    """Reads ``track`` in a task of its own between :meth:`start` and :meth:`stop` (``_run``)."""
+
+    def __init__(self, track: MediaStreamTrack) -> None:
+        self.track = track
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"{type(self).__name__}({self.track.id})")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+            self._task = None
+
+    @abstractmethod
+    async def _run(self) -> None: ...
+
+
+class RecordingSink(TrackReader):
     """Reads ``track`` in a task between :meth:`start` and :meth:`stop`, keeping the last ``keep_seconds``.
 
     Times are ``time.monotonic()`` at the moment a frame (or packet) came out of ``track.recv()``.
@@ -177,7 +197,7 @@ class RecordingSink:
     """
 
     def __init__(self, track: MediaStreamTrack, keep_seconds: float = 10.0) -> None:
-        self.track = track
+        super().__init__(track)
         self.first_audio_at: float | None = None
         self.clicks: list[float] = []
         self.ended = False
@@ -187,22 +207,12 @@ class RecordingSink:
         self._arrived = asyncio.Event()
         self._click_armed = True
         self._decoder = FrameDecoder()
-        self._task: asyncio.Task[None] | None = None
         self._overlay = np.zeros(0, dtype=np.int16)
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"RecordingSink({self.track.id})")
 
     def mix(self, samples: np.ndarray) -> None:
         """Add ``samples`` (48 kHz mono int16: a local tone) over the audio that arrives next,
         after any mixed before that is still waiting."""
         self._overlay = np.concatenate([self._overlay, samples.astype(np.int16)])
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
 
     async def _run(self) -> None:
         try:
