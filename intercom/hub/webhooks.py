@@ -89,14 +89,17 @@ class WebhookDispatcher:
             log.exception("webhooks: the event for %s %s was not queued", type(row).__name__, row.id)
 
     def _publish(self, row: CallRecord | LegRecord | RecordingRecord, created: bool, extra: Webhook | None) -> None:
+        webhooks, _ = self.storage.page(Webhook)
+        targets = [*webhooks, *([extra] if extra is not None else [])]
+        if not targets:
+            return  # nobody asked: no rendering on the way of a call's set-up
         kind = EVENT_TYPES[type(row)]
         event = f"{kind}{'Created' if created else 'Updated'}"
         payload = render(row).model_dump(mode="json", by_alias=True)
         body = json.dumps(
             {"timestamp": rfc3339(time.time()), "items": [{"type": kind, "event": event, "payload": payload}]}
         )
-        webhooks, _ = self.storage.page(Webhook)
-        for webhook in [*webhooks, *([extra] if extra is not None else [])]:
+        for webhook in targets:
             delivery = WebhookDelivery(
                 url=webhook.url,
                 token=webhook.token,
