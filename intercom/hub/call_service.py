@@ -97,11 +97,7 @@ class CallService:
         call = next((call for call in self.calls.values() if call.record.id == call_id), None)
         if call is None:
             return False
-        call.record.reason = call.record.reason or "hung up through the Voice API"
-        call.failure = (603, "Decline")
-        call.refuse_caller()
-        await call.stop_ringing()
-        await call.end(by=None)
+        await call.hang_up("hung up through the Voice API")
         return True
 
     async def _run(self, call: HubCall, flow: CallFlow) -> None:

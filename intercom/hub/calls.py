@@ -26,7 +26,7 @@ from ..sip import Dialog, Response
 from ..sip.dtmf import DTMF_CONTENT_TYPE, dtmf_body
 from ..transport import ConnectionClosed, SipConnection
 from .call_log import CallLog
-from .callflows import CLIENT_PREFIX, CallFlow, TransferOptions
+from .callflows import CLIENT_PREFIX, DEFAULT_TRANSFER_TIMEOUT, CallFlow, TransferOptions
 from .flow_engine import run_flow
 from .flow_media import FlowMedia
 from .legs import CalleeLeg, CallerLeg, HubAddress, send_bye
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 NOBODY = (480, "Temporarily Unavailable")
 CANCELLED = (487, "Request Terminated")
+DECLINED = (603, "Decline")
 CANCEL_ANSWER_TIMEOUT = 5.0  # how long a cancelled device may take to send its 487
 DTMF_SENT_MS = 100
 ACK_TIMEOUT = 5.0  # how long keys for a caller wait for the ACK of the hub's answer
@@ -154,11 +155,11 @@ class HubCall:
             return True
         return isinstance(self.caller, CallerLeg) and self.caller.answered and self.caller.dialog is None
 
-    async def run(self, flow: CallFlow, ring_timeout: int | None = None) -> None:
-        """Run ``flow``; a Voice API call first rings its client for ``ring_timeout`` seconds."""
+    async def run(self, flow: CallFlow) -> None:
+        """Run ``flow``; a Voice API call first rings its client (as long as a ``transfer`` rings)."""
         try:
             if self.caller is None:
-                await self._ring_party(ring_timeout or 30)
+                await self._ring_party(DEFAULT_TRANSFER_TIMEOUT)
             if not self.over:
                 await run_flow(flow, self)
         finally:
@@ -249,7 +250,7 @@ class HubCall:
         identity = self.record.destination.removeprefix(CLIENT_PREFIX)
         winner = await self._ring([identity], timeout, source=self.caller_name)
         if winner is None:
-            self.record.reason = "no answer" if self.record.reason is None else self.record.reason
+            self.record.reason = self.record.reason or "no answer"
             return
         await winner.connect_media()
         self.caller, self.caller_record = winner, winner.record
@@ -325,9 +326,7 @@ class HubCall:
         for leg in legs:
             if leg is winner:
                 self.log.update_leg(leg.record, status="ongoing")
-            elif winner is not None and leg.final is not None and leg.final.status_code == 487:
-                self.log.update_leg(leg.record, status="hangup")  # another device answered first
-            else:
+            else:  # its refusal, no answer in time, or the 487 of our CANCEL (hangup)
                 status = leg.final.status_code if leg.final is not None else 0
                 self.log.update_leg(leg.record, status=_leg_status(status, timed_out))
         if winner is None and self.failure != CANCELLED:
@@ -361,6 +360,15 @@ class HubCall:
 
     async def stop_ringing(self) -> None:
         await asyncio.gather(*(leg.cancel() for leg in self._ringing))
+
+    async def hang_up(self, reason: str) -> None:
+        """End the call from outside (DELETE /v1/calls/{id}) wherever it is: a caller not yet
+        answered gets 603, ringing devices are cancelled, answered sides get BYE."""
+        self.record.reason = self.record.reason or reason
+        self.failure = DECLINED
+        self.refuse_caller()
+        await self.stop_ringing()
+        await self.end(by=None)
 
     # -- bridged ------------------------------------------------------------------------------
 

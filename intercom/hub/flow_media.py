@@ -49,22 +49,16 @@ class FlowMedia:
             await self._listener.stop()
             self._listener = None
 
-    def taken_back(self) -> None:
-        """The bridge stopped: listen again (its sender has the flow's audio back)."""
-        if self._listener is None:
-            self._listen()
-
     def bridge_tap(self, party_side: int) -> Callable[[int, av.Packet], None]:
         """A tap for an :class:`AudioBridge` whose leg ``party_side`` (0: A, 1: B) is this party's."""
 
         def tap(direction: int, packet: av.Packet) -> None:
-            consumers = self.said if direction == party_side else self.heard
-            if not consumers:
+            said = direction == party_side
+            if not (self.said if said else self.heard):
                 return  # nobody records: the packet is forwarded and never decoded
+            hand_on = self._say if said else self._hear
             for frame in self._decoders[direction].frames(packet):
-                samples = mono_samples(frame)
-                for consume in list(consumers):
-                    consume(samples)
+                hand_on(mono_samples(frame))
 
         return tap
 

@@ -29,7 +29,6 @@ class Recording:
         self.services = services
         self.leg = leg
         self.kind = kind
-        self.media = media
         self.id = new_id()
         services.recordings_dir.mkdir(parents=True, exist_ok=True)
         self.path = services.recordings_dir / f"{self.id}.wav"

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from ..http_client import httpx_module
 from ..media import MediaError, SpeechError, load_media, speak
+from ..media.tracks import SAMPLE_RATE
 from .callflows import (
     CallFlow,
     CallFlowError,
@@ -106,7 +107,7 @@ async def _say(run: StepRun) -> Outcome:
         return NEXT
     if samples is None:
         return END
-    gap = np.zeros(round(REPEAT_GAP_SECONDS * 48000), dtype=np.int16)
+    gap = np.zeros(round(REPEAT_GAP_SECONDS * SAMPLE_RATE), dtype=np.int16)
     for repeat in range(options.repeat):
         if not await _play(run.call, media, samples if repeat == 0 else np.concatenate([gap, samples])):
             break
