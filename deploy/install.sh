@@ -32,6 +32,7 @@ ENV_FILE=$ENV_DIR/intercom.env
 DATA_DIR=/var/lib/intercom            # the user's home and the service's StateDirectory
 UNIT=/etc/systemd/system/intercom.service
 UDEV_RULE=/etc/udev/rules.d/60-intercom-gpio.rules
+STRIKE_OFF=/usr/local/sbin/intercom-strike-off  # the service's ExecStopPost: the relay off
 PYTHON=/usr/bin/python3               # the system's Python, whatever else is first on PATH
 
 say() { printf 'install: %s\n' "$*"; }
@@ -90,9 +91,10 @@ installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx
 # -- system packages ----------------------------------------------------------------------------
 # python3-venv: the virtual environment; libportaudio2: sounddevice's sound I/O; alsa-utils:
 # alsamixer and arecord, to set and check the USB card's levels; espeak-ng: the hub's spoken
-# prompts (call flows' ``say``), on the unit that hosts it.
+# prompts (call flows' ``say``), on the unit that hosts it; gpiod: gpioset, which drives the door
+# strike's relay off after the unit stops (deploy/strike-off.sh) where there is no pinctrl.
 missing=()
-for package in python3-venv libportaudio2 alsa-utils espeak-ng; do
+for package in python3-venv libportaudio2 alsa-utils espeak-ng gpiod; do
   installed "$package" || missing+=("$package")
 done
 export DEBIAN_FRONTEND=noninteractive
@@ -161,6 +163,13 @@ else
   chmod 640 "$new"
   mv "$new" "$ENV_FILE"
   did "wrote $ENV_FILE from deploy/intercom.env.example${role:+, role $role}${identity:+, identity $identity}"
+fi
+
+# -- the relay off when the unit is not running ---------------------------------------------------
+# Before the unit file that runs it after every stop (deploy/strike-off.sh says how it drives the pin).
+if ! cmp -s "$source_dir/deploy/strike-off.sh" "$STRIKE_OFF"; then
+  install -D -m 755 "$source_dir/deploy/strike-off.sh" "$STRIKE_OFF"
+  did "installed $STRIKE_OFF (the door strike's relay off after the unit stops)"
 fi
 
 # -- the package and the service ------------------------------------------------------------------

@@ -7,6 +7,14 @@ set -euo pipefail
 root=$1
 in_root() { chroot "$root" "$@"; }
 
+# raspi-firmware appends /etc/default/raspi-firmware-custom to config.txt: the firmware drives the
+# door strike's relay pin to its inactive level before Linux starts (the default relay, GPIO26,
+# active high: deploy/strike-off.sh --config-line prints the line for other settings).
+cat >"$root/etc/default/raspi-firmware-custom" <<'CUSTOM'
+# The door strike's relay off from power-on (intercom: INTERCOM_RELAY_PIN, INTERCOM_RELAY_ACTIVE_LOW)
+gpio=26=op,dl
+CUSTOM
+
 # Debian's raspi-firmware writes cmdline.txt and config.txt from /etc/default/raspi-firmware each
 # time a kernel is installed: name the root by label, and give a serial console.
 sed -i -e 's|^#\?ROOTPART=.*|ROOTPART=LABEL=RASPIROOT|' \
