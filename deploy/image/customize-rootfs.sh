@@ -8,10 +8,12 @@ root=$1
 in_root() { chroot "$root" "$@"; }
 
 # raspi-firmware appends /etc/default/raspi-firmware-custom to config.txt: the firmware drives the
-# door strike's relay pin to its inactive level before Linux starts (the default relay, GPIO26,
-# active high: deploy/strike-off.sh --config-line prints the line for other settings).
+# door strike's relay pin to its inactive level before Linux starts. The line is for the default
+# relay (GPIO26, active high); first boot's script keeps the line after the comment in step with
+# the env file (deploy/strike-off.sh --config-line). [all]: whatever section config.txt ends in.
 cat >"$root/etc/default/raspi-firmware-custom" <<'CUSTOM'
-# The door strike's relay off from power-on (intercom: INTERCOM_RELAY_PIN, INTERCOM_RELAY_ACTIVE_LOW)
+[all]
+# The door strike's relay off from power-on (intercom-firstboot keeps the next line in step)
 gpio=26=op,dl
 CUSTOM
 
