@@ -225,6 +225,15 @@ case $lgpio:$(dpkg --print-architecture) in
   no:arm*) say "note: no python3-lgpio package here (Raspberry Pi OS has it): gpiozero falls back to its" \
     "other pin libraries, and none of those drives a Pi 5" ;;
 esac
+# From power-on until the unit starts, only the firmware can hold the relay off: by a line of
+# config.txt, which the SD-card image has and Raspberry Pi OS does not.
+boot_config=/boot/firmware/config.txt
+[ -f "$boot_config" ] || boot_config=/boot/config.txt
+if [ -f "$boot_config" ] && boot_line=$("$STRIKE_OFF" --env-file "$ENV_FILE" --config-line 2>/dev/null) &&
+  [ -n "$boot_line" ] && ! grep -qxF "$boot_line" "$boot_config"; then
+  say "note: for the door strike to be off from power-on, add the line $boot_line to $boot_config" \
+    "(at its end, under [all]), and change it when INTERCOM_RELAY_PIN or INTERCOM_RELAY_ACTIVE_LOW change"
+fi
 if [ "$started" = yes ]; then
   say "intercom.service is running: systemctl status intercom; journalctl -u intercom -f"
   exit 0
