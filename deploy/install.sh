@@ -32,6 +32,7 @@ ENV_FILE=$ENV_DIR/intercom.env
 DATA_DIR=/var/lib/intercom            # the user's home and the service's StateDirectory
 UNIT=/etc/systemd/system/intercom.service
 UDEV_RULE=/etc/udev/rules.d/60-intercom-gpio.rules
+STRIKE_OFF=/usr/local/sbin/intercom-strike-off  # the service's ExecStopPost: the relay off
 PYTHON=/usr/bin/python3               # the system's Python, whatever else is first on PATH
 
 say() { printf 'install: %s\n' "$*"; }
@@ -90,9 +91,10 @@ installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx
 # -- system packages ----------------------------------------------------------------------------
 # python3-venv: the virtual environment; libportaudio2: sounddevice's sound I/O; alsa-utils:
 # alsamixer and arecord, to set and check the USB card's levels; espeak-ng: the hub's spoken
-# prompts (call flows' ``say``), on the unit that hosts it.
+# prompts (call flows' ``say``), on the unit that hosts it; gpiod: gpioset, which drives the door
+# strike's relay off after the unit stops (deploy/strike-off.sh) where there is no pinctrl.
 missing=()
-for package in python3-venv libportaudio2 alsa-utils espeak-ng; do
+for package in python3-venv libportaudio2 alsa-utils espeak-ng gpiod; do
   installed "$package" || missing+=("$package")
 done
 export DEBIAN_FRONTEND=noninteractive
@@ -163,6 +165,13 @@ else
   did "wrote $ENV_FILE from deploy/intercom.env.example${role:+, role $role}${identity:+, identity $identity}"
 fi
 
+# -- the relay off when the unit is not running ---------------------------------------------------
+# Before the unit file that runs it after every stop (deploy/strike-off.sh says how it drives the pin).
+if ! cmp -s "$source_dir/deploy/strike-off.sh" "$STRIKE_OFF"; then
+  install -D -m 755 "$source_dir/deploy/strike-off.sh" "$STRIKE_OFF"
+  did "installed $STRIKE_OFF (the door strike's relay off after the unit stops)"
+fi
+
 # -- the package and the service ------------------------------------------------------------------
 # release.sh builds the release, has it check the settings, switches to it, installs the unit file,
 # restarts the service and checks its health, or goes back; it lists its changes in $changes too.
@@ -216,6 +225,15 @@ case $lgpio:$(dpkg --print-architecture) in
   no:arm*) say "note: no python3-lgpio package here (Raspberry Pi OS has it): gpiozero falls back to its" \
     "other pin libraries, and none of those drives a Pi 5" ;;
 esac
+# From power-on until the unit starts, only the firmware can hold the relay off: by a line of
+# config.txt, which the SD-card image has and Raspberry Pi OS does not.
+boot_config=/boot/firmware/config.txt
+[ -f "$boot_config" ] || boot_config=/boot/config.txt
+if [ -f "$boot_config" ] && boot_line=$("$STRIKE_OFF" --env-file "$ENV_FILE" --config-line 2>/dev/null) &&
+  [ -n "$boot_line" ] && ! grep -qxF "$boot_line" "$boot_config"; then
+  say "note: for the door strike to be off from power-on, add the line $boot_line to $boot_config" \
+    "(at its end, under [all]), and change it when INTERCOM_RELAY_PIN or INTERCOM_RELAY_ACTIVE_LOW change"
+fi
 if [ "$started" = yes ]; then
   say "intercom.service is running: systemctl status intercom; journalctl -u intercom -f"
   exit 0

@@ -7,6 +7,16 @@ set -euo pipefail
 root=$1
 in_root() { chroot "$root" "$@"; }
 
+# raspi-firmware appends /etc/default/raspi-firmware-custom to config.txt: the firmware drives the
+# door strike's relay pin to its inactive level before Linux starts. The line is for the default
+# relay (GPIO26, active high); first boot's script keeps the line after the comment in step with
+# the env file (deploy/strike-off.sh --config-line). [all]: whatever section config.txt ends in.
+cat >"$root/etc/default/raspi-firmware-custom" <<'CUSTOM'
+[all]
+# The door strike's relay off from power-on (intercom-firstboot keeps the next line in step)
+gpio=26=op,dl
+CUSTOM
+
 # Debian's raspi-firmware writes cmdline.txt and config.txt from /etc/default/raspi-firmware each
 # time a kernel is installed: name the root by label, and give a serial console.
 sed -i -e 's|^#\?ROOTPART=.*|ROOTPART=LABEL=RASPIROOT|' \

@@ -14,6 +14,12 @@
 #                            does eth0) and wpa_supplicant@wlan0 and systemd-networkd enabled
 #   hostname              -> /etc/hostname and the 127.0.1.1 line of /etc/hosts
 #
+# And, whether a file was dropped or not, the config.txt line by which the firmware drives the door
+# strike's relay pin to its inactive level from power-on follows the env file's INTERCOM_RELAY_PIN
+# and INTERCOM_RELAY_ACTIVE_LOW (the line after STRIKE_MARK, there and in
+# /etc/default/raspi-firmware-custom, from which a kernel update writes config.txt again). A change
+# counts from the next boot: this boot, the pin is driven off at once by intercom-strike-off.
+#
 # Windows line endings (and a UTF-8 byte order mark) are dropped. A file that is refused (a
 # wifi.conf without ssid, a bad hostname) is deleted all the same, so that no password stays on the
 # card, and the reason is logged. Each action is one line on stdout (the journal), and the lines of
@@ -31,6 +37,7 @@
 #   FIRSTBOOT_ROOT        every path below it (default /). Not /: no systemctl or hostnamectl,
 #                         and the root filesystem is not grown
 #   INTERCOM_BIN          the intercom command (default /opt/intercom/current/bin/intercom, install.sh's)
+#   INTERCOM_STRIKE_OFF   deploy/strike-off.sh (default /usr/local/sbin/intercom-strike-off, install.sh's)
 #   FIRSTBOOT_TEST_EXPAND yes: grow the root filesystem under FIRSTBOOT_ROOT too. Only for tests
 #                         that put fake findmnt, lsblk, sfdisk, partx and resize2fs first on PATH
 set -uo pipefail
@@ -47,6 +54,9 @@ WLAN_NETWORK=/etc/systemd/network/30-wlan0.network
 SSHD_DROP_IN=/etc/ssh/sshd_config.d/intercom.conf
 STATE_DIR=/var/lib/intercom-firstboot
 REPORT=intercom-firstboot.txt
+STRIKE_OFF=${INTERCOM_STRIKE_OFF:-/usr/local/sbin/intercom-strike-off}
+STRIKE_MARK="# The door strike's relay off from power-on (intercom-firstboot keeps the next line in step)"
+FIRMWARE_CUSTOM=/etc/default/raspi-firmware-custom # raspi-firmware appends it to config.txt
 
 problems=0
 handled=0 # files found on the boot partition this boot
@@ -335,6 +345,38 @@ take_hostname() {
   fi
 }
 
+# -- the relay's line in config.txt ---------------------------------------------------------------
+# The line after STRIKE_MARK (deploy/image/customize-rootfs.sh puts both there) becomes the one
+# the env file asks for, or goes when there is no relay. A file without the mark is not ours to
+# change. config.txt is on FAT: written only when it changes, through a rename.
+keep_strike_line() {
+  local wanted file new line changed=()
+  [ -f "$R$ENV_FILE" ] || return 0
+  if ! wanted=$("$STRIKE_OFF" --env-file "$R$ENV_FILE" --config-line 2>&1); then
+    say "relay: the boot line left as it is: ${wanted#intercom-strike-off: }"
+    return
+  fi
+  for file in "$R$FIRMWARE_CUSTOM" "$R$BOOT/config.txt"; do
+    grep -qxF -- "$STRIKE_MARK" "$file" 2>/dev/null || continue
+    new=$(awk -v mark="$STRIKE_MARK" -v wanted="$wanted" '
+      after { after = 0; if ($0 ~ /^gpio=/) next }
+      { print }
+      $0 == mark { if (wanted != "") print wanted; after = 1 }' "$file")
+    [ "$new" != "$(cat -- "$file")" ] || continue
+    if printf '%s\n' "$new" >"$file.new" && sync -- "$file.new" && mv -f -- "$file.new" "$file"; then
+      changed+=("${file#"$R"}")
+    else
+      rm -f -- "$file.new"
+      problem "relay: could not write ${file#"$R"}"
+    fi
+  done
+  [ ${#changed[@]} -gt 0 ] || return 0
+  say "relay: ${changed[*]} now say '${wanted:-no relay line}' (the firmware reads it at the next boot)"
+  if live; then
+    while IFS= read -r line; do say "relay: ${line#intercom-strike-off: }"; done < <("$STRIKE_OFF" --env-file "$ENV_FILE" 2>&1)
+  fi
+}
+
 # -- the root filesystem --------------------------------------------------------------------------
 # Once: the root partition to the end of the card, then its ext4 to fill it (online).
 expand_root() {
@@ -379,6 +421,7 @@ take_env_file
 take_authorized_keys
 take_wifi
 take_hostname
+keep_strike_line
 expand_root
 say "done$([ "$problems" -eq 0 ] || echo ", $problems problem(s): see above")"
 if [ "$handled" -gt 0 ]; then

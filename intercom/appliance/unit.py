@@ -186,6 +186,7 @@ class Unit:
             log.warning("the unlock code was right, but this unit has no relay (INTERCOM_RELAY_PIN)")
             return
         if self.panel.pulse_relay(seconds):
+            log.info("door strike energised for %g s (GPIO%d)", seconds, self.panel.pins.relay)
             self._tell("relay", "door strike", seconds)
 
     def _tell(self, kind: str, name: str, value: object) -> None:

@@ -21,7 +21,7 @@ from gpiozero.pins.mock import MockFactory, PinState
 
 from intercom.appliance import waiting
 from intercom.appliance.service import run_appliance
-from intercom.appliance.waiting import SETTINGS_CHANGED, StatusLight, status_light
+from intercom.appliance.waiting import SETTINGS_CHANGED, Relay, StatusLight, relay, status_light
 from intercom.cli import main
 
 from ..units import STEP
@@ -126,6 +126,21 @@ def test_a_missing_or_unreadable_file_leaves_the_environment(tmp_path):
     assert status_light(tmp_path, {}) == StatusLight(pin=5)  # a directory: unreadable as a file
 
 
+@pytest.mark.parametrize(
+    ("values", "strike"),
+    [
+        ({}, Relay(26)),  # the default pin, active high
+        ({"INTERCOM_RELAY_PIN": " 16 ", "INTERCOM_RELAY_ACTIVE_LOW": "yes"}, Relay(16, active_low=True)),
+        ({"INTERCOM_RELAY_PIN": ""}, None),  # no relay
+        ({"INTERCOM_RELAY_PIN": "GPIO16"}, None),  # which pin the unit drove is not known: none is guessed
+        ({"INTERCOM_RELAY_PIN": "40"}, None),
+        ({"INTERCOM_RELAY_ACTIVE_LOW": "sometimes"}, None),  # a guessed level could energise the strike
+    ],
+)
+def test_the_relay_is_read_leniently_but_never_guessed(tmp_path, values, strike):
+    assert relay(write_env(tmp_path / "intercom.env", **values), {}) == strike
+
+
 # -- the wait, in the process ---------------------------------------------------------------------
 
 
@@ -135,7 +150,8 @@ async def test_bad_settings_blink_the_status_light_fast_until_the_file_is_mended
     states = await history(board.pin(12), 7)
     assert fast_blink(states[3:]), states  # after the LED's set-up and the blink's start
     assert errors(caplog)[0].startswith("INTERCOM_RELAY_PULSE_S: Input should be a valid number")
-    assert used(board) == ["GPIO12"]  # the default pin is not touched when the file names another
+    # The light's default pin (5) is not touched when the file names another; the relay is held off.
+    assert used(board) == ["GPIO12", "GPIO26"]
     write_env(path)
     assert await exit_status(task) == SETTINGS_CHANGED
     count = len(board.pin(12).states)
@@ -161,6 +177,32 @@ async def test_the_logged_line_is_the_line_config_check_prints(tmp_path, board, 
     assert await exit_status(task) == SETTINGS_CHANGED
 
 
+@pytest.mark.parametrize(("active_low", "inactive"), [("false", False), ("true", True)])
+async def test_while_it_waits_the_relay_is_driven_to_its_inactive_level(tmp_path, board, active_low, inactive):
+    """As a unit killed mid-pulse would have left it: the pin at its active level, as an output."""
+    left = board.pin(19)
+    left.function, left.state = "output", not inactive
+    path = write_env(tmp_path / "intercom.env", INTERCOM_ROLE="porch", INTERCOM_RELAY_PIN="19",
+                     INTERCOM_RELAY_ACTIVE_LOW=active_low)  # fmt: skip
+    task = await started(path, board)
+    assert (left.function, left.state) == ("output", inactive)
+    assert [state.state for state in left.states][-1] == inactive
+    write_env(path)
+    assert await exit_status(task) == SETTINGS_CHANGED
+    assert left.state == inactive  # closed at its inactive level
+
+
+@pytest.mark.parametrize("value", ["", "GPIO19"])
+async def test_no_relay_pin_is_touched_when_there_is_none_or_it_does_not_parse(tmp_path, board, value):
+    left = board.pin(19)
+    left.function, left.state = "output", True
+    task = await started(write_env(tmp_path / "intercom.env", INTERCOM_ROLE="porch", INTERCOM_RELAY_PIN=value), board)
+    assert used(board) == ["GPIO19", "GPIO5"]  # the one this test made, and the status light
+    assert left.state is True
+    write_env(tmp_path / "intercom.env")
+    assert await exit_status(task) == SETTINGS_CHANGED
+
+
 async def test_a_unit_without_a_status_light_waits_all_the_same(tmp_path, board, caplog):
     path = write_env(tmp_path / "intercom.env", INTERCOM_ROLE="", INTERCOM_LED_STATUS_PIN="")
     task = await started(path, board)
@@ -168,7 +210,7 @@ async def test_a_unit_without_a_status_light_waits_all_the_same(tmp_path, board,
     assert errors(caplog) == ["INTERCOM_ROLE: Input should be 'door' or 'desk' (got '')"]
     path.unlink()  # a deleted file is a change too
     assert await exit_status(task) == SETTINGS_CHANGED
-    assert used(board) == []
+    assert used(board) == ["GPIO26"]  # the relay, held off
 
 
 async def test_without_gpio_it_waits_without_the_light(tmp_path, caplog, monkeypatch):

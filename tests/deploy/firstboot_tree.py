@@ -96,6 +96,7 @@ class Tree:
             "PYTHONPATH": os.pathsep.join([str(REPOSITORY), *self.python_path]),
             "FIRSTBOOT_ROOT": str(self.root),
             "INTERCOM_BIN": str(self.intercom),
+            "INTERCOM_STRIKE_OFF": str(REPOSITORY / "deploy" / "strike-off.sh"),
             **env,
         }  # nothing else: no INTERCOM_* variable of the test's own environment reaches `config check`
         result = subprocess.run(

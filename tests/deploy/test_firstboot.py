@@ -279,6 +279,67 @@ def test_a_bad_hostname_is_refused(tree, name):
     assert not (tree.boot / "hostname").exists() and run.returncode == 1
 
 
+# -- the relay's line in config.txt ---------------------------------------------------------------
+
+CUSTOM = "/etc/default/raspi-firmware-custom"
+CONFIG_TXT = "boot/firmware/config.txt"
+
+
+def image_boot_files(tree: Tree) -> tuple[Path, Path]:
+    """raspi-firmware-custom as deploy/image/customize-rootfs.sh writes it, and the config.txt
+    raspi-firmware makes of it: its own lines, then those."""
+    script = (SCRIPT.parent / "customize-rootfs.sh").read_text()
+    custom = script.split(f"\"$root{CUSTOM}\" <<'CUSTOM'\n")[1].split("CUSTOM\n")[0]
+    generated = "# Do not modify this file!\narm_64bit=1\n[pi4]\ndtoverlay=vc4-kms-v3d\n"
+    return tree.write(CUSTOM.lstrip("/"), custom), tree.write(CONFIG_TXT, generated + custom)
+
+
+@pytest.mark.parametrize(
+    ("settings", "line"),
+    [
+        ({"INTERCOM_RELAY_PIN": "16", "INTERCOM_RELAY_ACTIVE_LOW": "true"}, "gpio=16=op,dh"),
+        ({"INTERCOM_RELAY_PIN": ""}, None),  # no relay: no line
+    ],
+)
+def test_the_relay_line_of_config_txt_follows_the_env_file(tree, settings, line):
+    custom, config = image_boot_files(tree)
+    assert "[all]\n# The door strike's relay off from power-on" in custom.read_text()  # after any [pi4]
+    tree.drop("intercom.env", env_text(**settings))
+    run = tree.run()
+    for path in (custom, config):
+        text = path.read_text()
+        assert "gpio=26=op,dl" not in text and (
+            line is None or f"off from power-on (intercom-firstboot keeps the next line in step)\n{line}\n" in text
+        )
+    assert config.read_text().startswith("# Do not modify this file!\narm_64bit=1\n[pi4]\n")
+    assert run.line("relay: ") == (
+        f"relay: {CUSTOM} /{CONFIG_TXT} now say '{line or 'no relay line'}' (the firmware reads it at the next boot)"
+    )
+    assert run.returncode == 0, "\n".join(run.lines)
+
+
+def test_the_relay_line_is_left_alone_when_it_is_right_or_the_file_is_not_the_images(tree):
+    custom, config = image_boot_files(tree)
+    own = tree.write("boot/firmware/cmdline.txt", "gpio=26=op,dh\n")
+    before = {path: (path.read_text(), path.stat().st_mtime_ns) for path in (custom, config, own)}
+    tree.drop("intercom.env", env_text(INTERCOM_RELAY_PIN="26"))
+    run = tree.run()
+    assert {path: (path.read_text(), path.stat().st_mtime_ns) for path in before} == before
+    assert not [line for line in run.lines if line.startswith("relay: ")]
+
+
+def test_a_bad_relay_setting_leaves_the_line_as_it_is_and_says_why(tree):
+    custom, config = image_boot_files(tree)
+    before = config.read_text()
+    tree.drop("intercom.env", env_text(INTERCOM_RELAY_ACTIVE_LOW="sometimes"))
+    run = tree.run()
+    assert config.read_text() == before and "gpio=26=op,dl" in custom.read_text()
+    assert run.line("relay: ") == (
+        "relay: the boot line left as it is: INTERCOM_RELAY_ACTIVE_LOW is 'sometimes', not true or false "
+        f"(in {tree.root}/etc/intercom/intercom.env): no pin driven"
+    )
+
+
 def test_nothing_on_the_boot_partition_changes_nothing(tree):
     before = sorted(str(path.relative_to(tree.root)) for path in tree.root.rglob("*"))
     run = tree.run()
