@@ -433,6 +433,7 @@ def _simulate(args: argparse.Namespace) -> None:
 
 def _config_check(args: argparse.Namespace) -> None:
     from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings, shown
+    from .auth.certificates import loopback_only
 
     env_file = args.env_file or DEFAULT_ENV_FILE
     try:
@@ -442,6 +443,14 @@ def _config_check(args: argparse.Namespace) -> None:
     print(f"# {env_file}: valid")
     for name, value in {**shown(settings), **shown(audio)}.items():
         print(f"{name}={value}")
+    warning = settings.plain_hub_warning()
+    if settings.hub_embedded:
+        from .appliance.embedded_hub import plain_warning, serves_plain
+
+        if serves_plain(settings) and not loopback_only(settings.hub_listen):
+            warning = plain_warning(settings, settings.hub_port)
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _config_new_key(args: argparse.Namespace) -> None:

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     role: Literal["door", "desk"] = Field(description="which unit this is: door or desk")
     identity: str = Field(description="this unit's name on the hub (1-30 of A-Z, a-z, 0-9, _)")
     hub_url: str | None = Field(
-        None, description="wss:// address of the hub, when not embedded (ws://: this machine, or with INTERCOM_HUB_INSECURE)"
+        None, description="wss:// address of the hub, when not embedded (plain ws:// beyond this machine: warned about)"
     )
     hub_fingerprint: str | None = Field(
         None,
@@ -273,9 +273,10 @@ class Settings(BaseSettings):
         if self.hub_ca_file is not None:
             try:
                 ssl.create_default_context(cafile=self.hub_ca_file)
-            except OSError as exc:  # ssl.SSLError too
-                reason = exc.strerror or "no CA certificate in PEM"
-                raise ValueError(f"INTERCOM_HUB_CA_FILE: cannot use {self.hub_ca_file} ({reason})") from None
+            except ssl.SSLError:
+                raise ValueError(f"INTERCOM_HUB_CA_FILE: {self.hub_ca_file} holds no certificate (PEM)") from None
+            except OSError as exc:
+                raise ValueError(f"INTERCOM_HUB_CA_FILE: cannot read {self.hub_ca_file} ({exc.strerror})") from None
 
     def plain_hub_warning(self) -> str | None:
         """What to tell at every start (and ``config check``) when this unit's hub talks plain ws
