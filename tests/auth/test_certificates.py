@@ -15,28 +15,20 @@ from intercom.auth.certificates import (
     normalise_fingerprint,
     own_certificate,
 )
-from intercom.hub.tls import certificate_fingerprint, served_url
-from intercom.hub.tls import tls_files as serving
 
 
 def test_the_hubs_own_certificate_is_made_once_private_and_kept(tmp_path):
     data_dir = tmp_path / "hub"
     cert, key = own_certificate(data_dir)
-    first = certificate_fingerprint(data_dir)
+    first = fingerprint_of_file(cert)
     assert stat.S_IMODE(cert.stat().st_mode) == stat.S_IMODE(key.stat().st_mode) == 0o600
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
     ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)  # a pair a server can use
     assert own_certificate(data_dir) == (cert, key)
-    assert certificate_fingerprint(data_dir) == first == fingerprint_of_file(cert)  # a restart: the same pin
+    assert fingerprint_of_file(own_certificate(data_dir)[0]) == first  # a restart: the same pin
     assert matches(first, ssl.PEM_cert_to_DER_cert(cert.read_text()))
-    other = certificate_fingerprint(tmp_path / "another")
+    other = fingerprint_of_file(own_certificate(tmp_path / "another")[0])
     assert other != first and not matches(other, ssl.PEM_cert_to_DER_cert(cert.read_text()))
-
-
-def test_the_installers_certificate_is_the_one_pinned_when_there_is_one(tmp_path, tls_files):
-    cert, _ = tls_files
-    assert certificate_fingerprint(tmp_path / "hub", cert) == fingerprint_of_file(cert)
-    assert not (tmp_path / "hub").exists()  # no certificate of its own made for nothing
 
 
 @pytest.mark.parametrize(
@@ -63,22 +55,3 @@ def test_a_fingerprint_that_is_not_32_bytes_of_hex_is_refused(bad):
 )  # fmt: skip
 def test_only_loopback_may_stay_plain(host, loopback):
     assert loopback_only(host) is loopback
-
-
-@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "desk.local"])
-def test_a_hub_beyond_loopback_serves_its_own_certificate_unless_told_plain(tmp_path, host):
-    assert serving(host, tmp_path, None, None) == own_certificate(tmp_path)
-    assert serving(host, tmp_path / "plain", None, None, plain=True) is None
-    assert not (tmp_path / "plain").exists()
-
-
-def test_a_loopback_hub_stays_plain_and_a_given_certificate_wins(tmp_path, tls_files):
-    assert serving("127.0.0.1", tmp_path, None, None) is None and not any(tmp_path.iterdir())
-    assert serving("0.0.0.0", tmp_path, *tls_files) == tls_files
-
-
-def test_the_url_other_units_use(monkeypatch):
-    monkeypatch.setattr("socket.gethostname", lambda: "desk")
-    assert served_url("0.0.0.0", 8443, secure=True) == "wss://desk:8443"
-    assert served_url("192.168.1.20", 8443, secure=True) == "wss://192.168.1.20:8443"
-    assert served_url("fd00::20", 8443, secure=False) == "ws://[fd00::20]:8443"
