@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the commands import what they use when they run, to start f
     from .hub.records import LegRecord, RecordingRecord
 
 DEFAULT_DATA_DIR = os.environ.get("INTERCOM_DATA_DIR", "/var/lib/intercom")
+log = logging.getLogger(__name__)
 
 
 class UsageError(Exception):
@@ -52,8 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir(hub)
     hub.add_argument("--host", default="127.0.0.1", help="address to listen on")
     hub.add_argument("--port", type=int, default=8443)
-    hub.add_argument("--cert", type=Path, help="TLS certificate (PEM); serves wss:// when given")
+    hub.add_argument(
+        "--cert",
+        type=Path,
+        help="TLS certificate (PEM); default: on any address but loopback, the hub's own, made in --data-dir",
+    )
     hub.add_argument("--key", type=Path, help="TLS private key (PEM)")
+    hub.add_argument(
+        "--insecure-plain",
+        action="store_true",
+        help="serve plain ws:// beyond loopback: tokens and unlock codes readable on the network (warned at start)",
+    )
     hub.add_argument("--zone", default="local", help="zone name reported to clients on REGISTER")
     hub.add_argument("--turn-url", action="append", default=[], help="TURN server URL handed to clients (repeatable)")
     hub.add_argument("--turn-secret", help="secret shared with the TURN server (coturn use-auth-secret)")
@@ -182,22 +192,41 @@ def _data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_hub(args: argparse.Namespace) -> None:
+    from .auth.certificates import fingerprint_of_file, loopback_only
     from .hub import HubConfig, run_hub
     from .hub.config import HUB_MEDIA
+    from .hub.tls import served_url, tls_files
 
     if (args.cert is None) != (args.key is None):
         raise UsageError("--cert and --key go together")
+    if args.insecure_plain and args.cert is not None:
+        raise UsageError("--insecure-plain serves without TLS: leave out --cert and --key")
     for path in (args.cert, args.key):
         if path is not None and not path.is_file():
             raise UsageError(f"{path}: no such file")
     if args.turn_url and not args.turn_secret:
         raise UsageError("--turn-url needs --turn-secret")
+    try:
+        cert, key = tls_files(args.host, args.data_dir, args.cert, args.key, plain=args.insecure_plain) or (None, None)
+    except OSError as exc:
+        raise UsageError(f"--data-dir {args.data_dir}: cannot keep the certificate there ({exc.strerror})") from None
+    url = served_url(args.host, args.port, secure=cert is not None)
+    if cert is not None:
+        log.info("serving %s, certificate SHA-256 fingerprint %s", url, fingerprint_of_file(cert))
+    elif args.insecure_plain and not loopback_only(args.host):
+        log.warning(
+            "serving plain %s (--insecure-plain): tokens and unlock codes cross the network readable; "
+            "leave out --insecure-plain to serve wss:// with the hub's own certificate",
+            url,
+        )
+    else:
+        log.info("serving %s (loopback only: plain)", url)
     config = HubConfig(
         data_dir=args.data_dir,
         host=args.host,
         port=args.port,
-        cert_file=args.cert,
-        key_file=args.key,
+        cert_file=cert,
+        key_file=key,
         zone=args.zone,
         turn_urls=args.turn_url,
         turn_secret=args.turn_secret,
@@ -404,6 +433,7 @@ def _simulate(args: argparse.Namespace) -> None:
 
 def _config_check(args: argparse.Namespace) -> None:
     from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings, shown
+    from .auth.certificates import loopback_only
 
     env_file = args.env_file or DEFAULT_ENV_FILE
     try:
@@ -413,6 +443,14 @@ def _config_check(args: argparse.Namespace) -> None:
     print(f"# {env_file}: valid")
     for name, value in {**shown(settings), **shown(audio)}.items():
         print(f"{name}={value}")
+    warning = settings.plain_hub_warning()
+    if settings.hub_embedded:
+        from .appliance.embedded_hub import plain_warning, serves_plain
+
+        if serves_plain(settings) and not loopback_only(settings.hub_listen):
+            warning = plain_warning(settings, settings.hub_port)
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _config_new_key(args: argparse.Namespace) -> None:

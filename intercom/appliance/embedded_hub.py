@@ -1,5 +1,10 @@
 """The hub inside a unit (``INTERCOM_HUB_EMBEDDED=true``): the usual two-unit install, where the
-desk hosts the hub and the door connects to ``ws://desk:8443``.
+desk hosts the hub and the door connects to ``wss://desk:8443``.
+
+Listening beyond loopback, the hub serves wss with ``INTERCOM_HUB_CERT_FILE`` or, by default, its
+own certificate (``INTERCOM_HUB_TLS``, :func:`hub_tls`). An install made before TLS was the
+default keeps serving plain ws until its env file says otherwise, with a warning at every start
+that names the lines to add: its door's env file says ``ws://`` (:func:`made_before_tls`).
 
 The unit's env file configures this hub. The access key the units mint their tokens with is put
 into the hub's database (its secret follows the file; a key revoked with ``intercom keys revoke``
@@ -23,9 +28,12 @@ import ssl
 from dataclasses import replace
 from pathlib import Path
 
+from ..auth.certificates import CERT_NAME, fingerprint_of_file, loopback_only, own_certificate
 from ..hub import HubConfig, RunningHub, Storage, running_hub
 from ..hub.callflows import CallFlow
 from ..hub.config import HUB_MEDIA
+from ..hub.storage import DATABASE_NAME
+from ..hub.tls import served_url
 from .settings import RING_DOOR, Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -73,6 +81,70 @@ def prepare_storage(storage: Storage, settings: Settings) -> None:
             log.info("call flow %r made: %s", flow.id, flow.steps[0].options["destination"])
 
 
+def is_legacy_key(storage: Storage, key_id: str) -> bool:
+    """Whether the env file's key is one of an install made before keys had scopes.
+
+    Until key scopes land, every stored key is; then this becomes ``key.scope is None``."""
+    return storage.get_key(key_id) is not None
+
+
+def made_before_tls(settings: Settings) -> bool:
+    """Whether this hub's data dir is that of an install made before TLS was the default, whose
+    other units therefore say ``ws://``: its database holds the env file's key as a legacy key,
+    and it never made a certificate of its own (every start since TLS by default would have, so
+    a new install's second start is not mistaken for an old one)."""
+    data_dir = settings.hub_data_dir
+    if (data_dir / CERT_NAME).exists() or not (data_dir / DATABASE_NAME).exists():
+        return False
+    storage = Storage(data_dir)
+    try:
+        return is_legacy_key(storage, settings.access_key_id)
+    finally:
+        storage.close()
+
+
+def serves_plain(settings: Settings) -> bool:
+    """Whether the hub serves plain ws, as ``INTERCOM_HUB_TLS`` says: ``auto`` (the default, also
+    when the line is missing), plain on loopback only; ``on``, never; ``off``, always (unless a
+    certificate is given, which the settings refuse). A missing line on an install made before TLS
+    by default (:func:`made_before_tls`) means plain: that install's door says ``ws://``."""
+    if settings.hub_cert_file is not None or settings.hub_tls == "on":
+        return False
+    if settings.hub_tls == "off" or loopback_only(settings.hub_listen):
+        return True
+    return "hub_tls" not in settings.model_fields_set and made_before_tls(settings)
+
+
+def hub_tls(settings: Settings) -> tuple[Path, Path] | None:
+    """The certificate and key the hub serves with (``INTERCOM_HUB_CERT_FILE``, else its own, made
+    on first use), or ``None`` for plain ws."""
+    if serves_plain(settings):
+        return None
+    if settings.hub_cert_file is not None and settings.hub_key_file is not None:
+        return settings.hub_cert_file, settings.hub_key_file
+    return own_certificate(settings.hub_data_dir)
+
+
+def plain_warning(settings: Settings, port: int) -> str:
+    """What a plain hub listening beyond loopback tells at every start: the lines that end it."""
+    if settings.hub_tls == "off":
+        return (
+            f"INTERCOM_HUB_TLS=off: the hub serves plain ws:// on {settings.hub_listen} port {port}: "
+            f"tokens and unlock codes readable on the network"
+        )
+    host = served_url(settings.hub_listen, port, secure=True)
+    return (
+        f"the hub serves plain ws:// on {settings.hub_listen} port {port}, as installs before TLS by default did: "
+        f"the door's token and the unlock code cross the network readable, and a relay on the way can act as "
+        f"the hub. To end it, add to this unit's env file:\n"
+        f"INTERCOM_HUB_TLS=auto\n"
+        f"and change these lines in each other unit's env file:\n"
+        f"INTERCOM_HUB_URL={host}\n"
+        f"INTERCOM_HUB_FINGERPRINT=<what `intercom units add` prints on this unit>\n"
+        f"(or, to keep plain ws:// and this warning shorter, add INTERCOM_HUB_TLS=off here)"
+    )
+
+
 class EmbeddedHub:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -91,15 +163,29 @@ class EmbeddedHub:
         self.local_address = f"[{local}]:{self.port}" if local.version == 6 else f"{local}:{self.port}"
         # Calls' media goes out on the address the hub listens on, or on every network for 0.0.0.0.
         media = replace(HUB_MEDIA, host_addresses=() if listen.is_unspecified else (str(listen),))
+        try:
+            cert, key = hub_tls(settings) or (None, None)
+        except (OSError, sqlite3.Error) as exc:
+            self.socket.close()
+            reason = getattr(exc, "strerror", None) or exc
+            raise HubStartError(f"INTERCOM_HUB_DATA_DIR: cannot use {settings.hub_data_dir} ({reason})") from None
         self.config = HubConfig(
             data_dir=settings.hub_data_dir,
             host=settings.hub_listen,
             port=self.port,
-            cert_file=settings.hub_cert_file,
-            key_file=settings.hub_key_file,
+            cert_file=cert,
+            key_file=key,
             media=media,
         )
         self.client_ssl_context = self._client_ssl_context()
+        if cert is None and not loopback_only(settings.hub_listen):
+            log.warning(plain_warning(settings, self.port))
+        elif cert is not None:
+            log.info(
+                "the hub serves %s, certificate SHA-256 fingerprint %s",
+                served_url(settings.hub_listen, self.port, secure=True),
+                fingerprint_of_file(cert),
+            )
         self._stack = contextlib.AsyncExitStack()
         self.running: RunningHub | None = None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 import stat
 from pathlib import Path
 from typing import Annotated, Literal
@@ -23,6 +24,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..auth.capabilities import InvalidIdentity, check_identity
+from ..auth.certificates import loopback_only, normalise_fingerprint
 from ..sdk.audio_settings import AudioSettings
 from .panel import BUTTONS, KEYPAD_KEYS, LEDS
 
@@ -49,11 +51,31 @@ class Settings(BaseSettings):
 
     role: Literal["door", "desk"] = Field(description="which unit this is: door or desk")
     identity: str = Field(description="this unit's name on the hub (1-30 of A-Z, a-z, 0-9, _)")
-    hub_url: str | None = Field(None, description="ws:// or wss:// address of the hub, when not embedded")
+    hub_url: str | None = Field(
+        None, description="wss:// address of the hub, when not embedded (plain ws:// beyond this machine: warned about)"
+    )
+    hub_fingerprint: str | None = Field(
+        None,
+        description="SHA-256 fingerprint of the wss:// hub's certificate, AB:CD:... (`intercom units add` on the hub "
+        "prints it); empty: INTERCOM_HUB_CA_FILE or the system's CAs vouch for it",
+    )
+    hub_ca_file: Path | None = Field(
+        None, description="CA certificates (PEM) that vouch for the wss:// hub's certificate, instead of a fingerprint"
+    )
+    hub_insecure: bool = Field(
+        False, description="accept a plain ws:// hub on another machine (tokens and unlock codes readable on the way)"
+    )
     hub_embedded: bool = Field(False, description="run the hub inside this unit (the desk, usually)")
     hub_listen: str = Field("0.0.0.0", description="the embedded hub's address (0.0.0.0: every network)")
     hub_port: int = Field(8443, ge=0, le=65535, description="the embedded hub's port (0: any free one)")
-    hub_cert_file: Path | None = Field(None, description="the embedded hub's TLS certificate (PEM; empty: plain ws)")
+    hub_tls: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="the embedded hub's TLS: auto (wss beyond loopback, with INTERCOM_HUB_CERT_FILE or its own "
+        "certificate), on (on loopback too), off (plain ws: a warning at every start)",
+    )
+    hub_cert_file: Path | None = Field(
+        None, description="the embedded hub's TLS certificate (PEM; empty: its own, made in INTERCOM_HUB_DATA_DIR)"
+    )
     hub_key_file: Path | None = Field(None, description="that certificate's private key (PEM)")
     hub_data_dir: Path = Field(Path("/var/lib/intercom"), description="the embedded hub's database and files")
     hub_desks: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -138,11 +160,23 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an absolute path, not {str(value)!r}")
         return value
 
-    @field_validator(*PIN_FIELDS, "hub_cert_file", "hub_key_file", "call_flow", mode="before")
+    @field_validator(
+        *PIN_FIELDS, "hub_cert_file", "hub_key_file", "hub_fingerprint", "hub_ca_file", "call_flow", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        """An empty value: a part not fitted, no TLS, the role's own call flow."""
+        """An empty value: a part not fitted, the hub's own certificate, the role's own call flow."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("hub_tls", mode="before")
+    @classmethod
+    def _tls_default(cls, value: object) -> object:
+        return "auto" if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("hub_fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_fingerprint(value)  # FingerprintError is a ValueError
 
     @field_validator("hub_url")
     @classmethod
@@ -196,6 +230,8 @@ class Settings(BaseSettings):
             raise ValueError("INTERCOM_HUB_URL: set it, or INTERCOM_HUB_EMBEDDED=true to run the hub here")
         if self.hub_embedded:
             self._check_embedded_hub()
+        else:
+            self._check_hub_trust()
         uses: dict[int, str] = {}
         for name, pin in self.pins().items():
             if pin in uses:
@@ -215,6 +251,53 @@ class Settings(BaseSettings):
             path = getattr(self, name)
             if path is not None and not os.access(path, os.R_OK):
                 raise ValueError(f"INTERCOM_{name.upper()}: cannot read {path}")
+        if self.hub_tls == "off" and self.hub_cert_file is not None:
+            raise ValueError("INTERCOM_HUB_TLS: off, and INTERCOM_HUB_CERT_FILE is set: empty one of them")
+
+    def _check_hub_trust(self) -> None:
+        """How this unit trusts its hub: one way, and one that fits the URL's scheme."""
+        secure = self.hub_url is not None and self.hub_url.startswith("wss://")
+        if self.hub_fingerprint is not None and self.hub_ca_file is not None:
+            raise ValueError(
+                "INTERCOM_HUB_FINGERPRINT and INTERCOM_HUB_CA_FILE: set one, the fingerprint for the hub's own "
+                "certificate or the CA file for one a CA signed"
+            )
+        if not secure and (self.hub_fingerprint is not None or self.hub_ca_file is not None):
+            which = "INTERCOM_HUB_FINGERPRINT" if self.hub_fingerprint is not None else "INTERCOM_HUB_CA_FILE"
+            raise ValueError(f"{which}: is for a wss:// hub, and INTERCOM_HUB_URL is {self.hub_url}: make it wss://")
+        if secure and self.hub_insecure:
+            raise ValueError(
+                "INTERCOM_HUB_INSECURE: only for a plain ws:// hub; a wss:// hub is checked by "
+                "INTERCOM_HUB_FINGERPRINT, INTERCOM_HUB_CA_FILE or the system's CAs"
+            )
+        if self.hub_ca_file is not None:
+            try:
+                ssl.create_default_context(cafile=self.hub_ca_file)
+            except ssl.SSLError:
+                raise ValueError(f"INTERCOM_HUB_CA_FILE: {self.hub_ca_file} holds no certificate (PEM)") from None
+            except OSError as exc:
+                raise ValueError(f"INTERCOM_HUB_CA_FILE: cannot read {self.hub_ca_file} ({exc.strerror})") from None
+
+    def plain_hub_warning(self) -> str | None:
+        """What to tell at every start (and ``config check``) when this unit's hub talks plain ws
+        beyond loopback: the token and the unlock code readable on the network. ``None``: all well.
+        (The embedded hub's own warnings are its own: :mod:`.embedded_hub`.)"""
+        if self.hub_embedded or self.hub_url is None or self.hub_url.startswith("wss://"):
+            return None
+        parts = urlsplit(self.hub_url)
+        assert parts.hostname is not None  # the URL was checked
+        if loopback_only(parts.hostname):
+            return None
+        if self.hub_insecure:
+            return f"INTERCOM_HUB_INSECURE=true: plain {self.hub_url}: the token and unlock codes readable on the way"
+        secure_url = parts._replace(scheme="wss").geturl().rstrip("/")
+        return (
+            f"INTERCOM_HUB_URL is plain {self.hub_url}: this unit's token and the unlock code cross the network "
+            f"readable, and a relay on the way can act as the hub. Change these lines (and on the hub unit, "
+            f"if it still serves plain ws://, add INTERCOM_HUB_TLS=auto):\n"
+            f"INTERCOM_HUB_URL={secure_url}\n"
+            f"INTERCOM_HUB_FINGERPRINT=<what `intercom units add` prints on the hub>"
+        )
 
     @property
     def flow(self) -> str:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from gpiozero import Factory
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
-from ..sdk import AudioSettings, CallAudio, Client, ClientError
+from ..sdk import AudioSettings, CallAudio, CertificateError, Client, ClientError
 from .controller import Controller
 from .lights import Lights
 from .panel import Panel, PanelPins
@@ -65,7 +65,17 @@ def hub_address(hub_url: str) -> tuple[str, bool]:
     """``host:port`` and whether it is TLS, from ``INTERCOM_HUB_URL``."""
     parts = urlsplit(hub_url)
     secure = parts.scheme == "wss"
-    return f"{parts.hostname}:{parts.port or (443 if secure else 80)}", secure
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+    return f"{host}:{parts.port or (443 if secure else 80)}", secure
+
+
+def hub_trust(settings: Settings, ssl_context: ssl.SSLContext | None) -> tuple[ssl.SSLContext | None, str | None]:
+    """How the client trusts a wss hub elsewhere: the caller's ``ssl_context``, one made from
+    ``INTERCOM_HUB_CA_FILE``, or the pinned ``INTERCOM_HUB_FINGERPRINT``; neither: the system's CAs."""
+    if ssl_context is None and settings.hub_ca_file is not None:
+        ssl_context = ssl.create_default_context(cafile=settings.hub_ca_file)
+    pin = settings.hub_fingerprint if ssl_context is None else None
+    return ssl_context, pin
 
 
 class Unit:
@@ -85,15 +95,23 @@ class Unit:
             from .embedded_hub import EmbeddedHub  # here: a unit without the hub saves its ~8 MB of imports
 
             self.hub = EmbeddedHub(settings)
-            host, secure = self.hub.local_address, self.hub.config.secure
+            host, secure, pin = self.hub.local_address, self.hub.config.secure, None
             ssl_context = ssl_context or self.hub.client_ssl_context
         else:
             assert settings.hub_url is not None  # the settings insist on one of the two
             host, secure = hub_address(settings.hub_url)
+            ssl_context, pin = hub_trust(settings, ssl_context)
+            if warning := settings.plain_hub_warning():
+                log.warning(warning)
         self._mint = token_minter(settings)
         call_audio = audio.call_audio() if isinstance(audio, AudioSettings) else audio
         self.client = Client(
-            host=host, refresh_token=self._mint, secure=secure, ssl_context=ssl_context, audio=call_audio
+            host=host,
+            refresh_token=self._mint,
+            secure=secure,
+            ssl_context=ssl_context,
+            tls_fingerprint=pin,
+            audio=call_audio,
         )
         loop = asyncio.get_running_loop()
         if pin_factory is None and settings.pin_factory == "mock":
@@ -114,6 +132,7 @@ class Unit:
             ring_timeout_s=settings.ring_timeout_s,
         )
 
+        self.client_pinned = pin is not None
         self.retry_after_error_s = RETRY_AFTER_ERROR_S
         self._retry: asyncio.TimerHandle | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -138,10 +157,28 @@ class Unit:
             await self.client.setup(jwt=self._mint())
 
     def _refused(self, error: ClientError) -> None:
-        """A final refusal (a revoked key, an identity the hub will not take): the SDK gives up, as
-        a browser app would; a unit on a wall tries again, since the fix is made on the hub."""
-        log.error("the hub refused this unit: %s %s; trying again in %g s", error.code, error, self.retry_after_error_s)
+        """A final refusal (a revoked key, an identity the hub will not take, a certificate not
+        trusted): the SDK gives up, as a browser app would; a unit on a wall tries again, since
+        the fix is made on the hub (or the relay on the cable goes away)."""
+        if isinstance(error, CertificateError):
+            log.error("%s; trying again in %g s", self._untrusted(error), self.retry_after_error_s)
+        else:
+            log.error(
+                "the hub refused this unit: %s %s; trying again in %g s", error.code, error, self.retry_after_error_s
+            )
         self._retry = asyncio.get_running_loop().call_later(self.retry_after_error_s, self.connect)
+
+    def _untrusted(self, error: CertificateError) -> str:
+        """Which setting the hub's certificate failed, in the words an installer looks for."""
+        settings = self.settings
+        if self.client_pinned:
+            return (
+                f"the hub's certificate does not match INTERCOM_HUB_FINGERPRINT: it shows {error.shown or 'none'} "
+                f"(a relay on the network, or a hub whose certificate was made anew)"
+            )
+        if self.hub is None and settings.hub_ca_file is not None:
+            return f"the hub's certificate is not vouched for by INTERCOM_HUB_CA_FILE {settings.hub_ca_file}: {error}"
+        return str(error)
 
     async def start_hub(self) -> None:
         """Start the embedded hub, if this unit runs one (:class:`HubStartError` when it cannot)."""

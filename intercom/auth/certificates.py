@@ -107,6 +107,18 @@ def normalise_fingerprint(text: str) -> str:
     return ":".join(digits[index : index + 2] for index in range(0, 64, 2))
 
 
+def loopback_only(host: str) -> bool:
+    """Whether a hub on ``host`` can be reached from this machine only (127.0.0.0/8, ``::1``,
+    ``localhost``): the one place it may serve plain ws without an opt-in. Every other address,
+    0.0.0.0 and ``::`` above all, and any other name, is reachable from the network."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def matches(pin: str, der: bytes | None) -> bool:
     """Whether the certificate ``der`` is the pinned one (constant time; ``None``: no certificate)."""
     if der is None:

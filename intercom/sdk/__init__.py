@@ -4,7 +4,7 @@ from .audio_settings import AudioSettings
 from .call import Call, CallStatus
 from .call_stats import CallStats
 from .client import Client
-from .errors import ClientError, ForbiddenError, InternalError, NotAcceptableError
+from .errors import CertificateError, ClientError, ForbiddenError, InternalError, NotAcceptableError
 from .incoming import IncomingCall
 from .media import CallAudio
 from .media_sources import MediaSources
@@ -16,6 +16,7 @@ __all__ = [
     "CallAudio",
     "CallStats",
     "CallStatus",
+    "CertificateError",
     "Client",
     "ClientError",
     "ClientStatus",

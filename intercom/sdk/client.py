@@ -12,6 +12,10 @@ It follows the published browser client step by step (PROTOCOL.md sections 1 and
   with jitter), then ``connected`` again. A hub that is down at start-up is waited for the
   same way.
 * ``destroy()`` silences the calls' tones, un-REGISTERs, closes the socket and ends ``offline``.
+
+Over wss the hub is trusted by the system's CAs, by ``ssl_context``, or by its certificate's
+SHA-256 fingerprint (``tls_fingerprint``, :mod:`.pinning`). A certificate not trusted is
+:class:`CertificateError` at once, not retried: nothing is sent to that peer.
 """
 
 from __future__ import annotations
@@ -29,16 +33,18 @@ from aiortc import RTCPeerConnection
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
+from ..auth.certificates import normalise_fingerprint
 from ..media import IceServer, MediaPolicy, MutableSource, new_peer_connection
 from ..sip import Request, RequestReceived, Response, ServerTransaction, make_response, parse_decimal
 from ..sip.transaction import Event
 from ..transport import ClientSocket, ConnectionClosed, SipConnection
 from .call import Call
-from .errors import ClientError, ForbiddenError, InternalError, NotAcceptableError
+from .errors import CertificateError, ClientError, ForbiddenError, InternalError, NotAcceptableError
 from .events import EventTarget
 from .incoming import IncomingCall
 from .invite import build_invite
 from .media import CallAudio
+from .pinning import pinned_connection, unverified_context
 from .progress_tones import ProgressTones
 from .registration import ALLOW, REQUESTED_EXPIRES, RegistrationState, refresh_delay, turn_servers
 from .status import ClientStatus
@@ -67,7 +73,11 @@ class _Refused(Exception):
 
 class Client(EventTarget):
     """A connection to a hub. Events: ``status`` (a :class:`ClientStatus`), ``error`` (a
-    :class:`ClientError`); ``incoming`` and ``canceled`` arrive with calls."""
+    :class:`ClientError`); ``incoming`` and ``canceled`` arrive with calls.
+
+    ``tls_fingerprint`` (``AB:CD:...``, 32 bytes): trust the hub whose certificate has this
+    SHA-256 fingerprint, and no other, whatever CAs and names say; wss only, and not with
+    ``ssl_context``."""
 
     forbidden_retry_delay = 5.0
     forbidden_attempts = 5
@@ -84,9 +94,15 @@ class Client(EventTarget):
         ssl_context: ssl.SSLContext | None = None,
         instance_id: str | None = None,
         audio: CallAudio | None = None,
+        tls_fingerprint: str | None = None,
     ) -> None:
         if refresh_token is None or not callable(refresh_token):
             raise TypeError("Client needs refresh_token: a function returning a fresh JWT")
+        self._pin = None if tls_fingerprint is None else normalise_fingerprint(tls_fingerprint)
+        if self._pin is not None:
+            if not secure or ssl_context is not None:
+                raise ValueError("tls_fingerprint pins a wss hub's certificate: not with secure=False or ssl_context")
+            ssl_context = unverified_context()
         super().__init__()
         self.host = host
         self.secure = secure
@@ -164,6 +180,12 @@ class Client(EventTarget):
         while True:
             try:
                 socket, connection = await self._connect()
+            except CertificateError as exc:
+                self._fail(exc)
+                return
+            except ssl.SSLCertVerificationError as exc:
+                self._fail(CertificateError(f"the hub's certificate is not trusted: {exc.verify_message}"))
+                return
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 log.info("cannot reach %s: %s", self.url, exc)
                 await self._reconnect_pause()
@@ -192,7 +214,8 @@ class Client(EventTarget):
         websocket = await connect(
             self.url,
             subprotocols=["sip"],  # type: ignore[list-item]
-            ssl=self._ssl_context if self.secure else None,
+            ssl=(self._ssl_context or True) if self.secure else None,  # True: the system's CAs
+            create_connection=pinned_connection(self._pin) if self._pin is not None else None,
             max_size=MAX_FRAME_SIZE,
             open_timeout=10,
         )

@@ -34,6 +34,20 @@ class InternalError(ClientError):
     code = 500
 
 
+class CertificateError(InternalError):
+    """The hub showed a certificate this client does not trust: not the pinned one
+    (``Client(tls_fingerprint=...)``), or one its CAs do not vouch for. Nothing was sent, the
+    token least of all. Not retried: the same hub shows the same certificate, and another one
+    may be a relay on the network. ``shown``: the fingerprint of the certificate the hub showed.
+
+    Code 500, as the seed SDK's "could not register": an app written for its three codes still
+    sees a failure it knows, and one that wants to tell this one apart catches the class."""
+
+    def __init__(self, message: str, shown: str | None = None) -> None:
+        super().__init__(message)
+        self.shown = shown
+
+
 class DeviceError(InternalError):
     """A call's microphone or speaker failed or went away (an ``error`` on the call, which carries on).
 

@@ -83,6 +83,7 @@ BAD_EMBEDDED_VALUES = [
     ("INTERCOM_HUB_DESKS", "hall,front door", "INTERCOM_HUB_DESKS: 'front door': identity 'front door' is not"),
     ("INTERCOM_HUB_DOORS", "gate!", "INTERCOM_HUB_DOORS: 'gate!': identity 'gate!' is not 1-30"),
     ("INTERCOM_ACCESS_KEY", "Qz9-tiny", "INTERCOM_ACCESS_KEY: the embedded hub signs with it, and it is shorter"),
+    ("INTERCOM_HUB_TLS", "yes", "INTERCOM_HUB_TLS: Input should be 'auto', 'on' or 'off'"),
 ]
 
 
@@ -108,6 +109,10 @@ BAD_VALUES = [
     ("INTERCOM_HUB_URL", "https://desk.local", "INTERCOM_HUB_URL: must look like wss://host:port"),
     ("INTERCOM_HUB_URL", "", "INTERCOM_HUB_URL: set it, or INTERCOM_HUB_EMBEDDED=true to run the hub here"),
     ("INTERCOM_HUB_EMBEDDED", "maybe", "INTERCOM_HUB_EMBEDDED: Input should be a valid boolean"),
+    ("INTERCOM_HUB_FINGERPRINT", "AB:CD:EF", "INTERCOM_HUB_FINGERPRINT: must be the SHA-256 fingerprint of the hub's"),
+    ("INTERCOM_HUB_CA_FILE", "/nowhere/ca.pem", "INTERCOM_HUB_CA_FILE: cannot read /nowhere/ca.pem (No such file"),
+    ("INTERCOM_HUB_CA_FILE", "/etc/hostname", "INTERCOM_HUB_CA_FILE: /etc/hostname holds no certificate (PEM)"),
+    ("INTERCOM_HUB_INSECURE", "true", "INTERCOM_HUB_INSECURE: only for a plain ws:// hub; a wss:// hub is checked"),
     ("INTERCOM_HUB_PORT", "70000", "INTERCOM_HUB_PORT: Input should be less than or equal to 65535"),
     ("INTERCOM_ACCESS_KEY_ID", None, "INTERCOM_ACCESS_KEY_ID: required, and not set"),
     ("INTERCOM_ACCESS_KEY_ID", "key id", "INTERCOM_ACCESS_KEY_ID: String should match pattern"),
@@ -213,3 +218,55 @@ def test_every_variable_has_a_bad_value_case():
     variables = {f"{PREFIX}{name.upper()}" for name in Settings.model_fields}
     variables |= {f"{PREFIX}AUDIO_{name.upper()}" for name in AudioSettings.model_fields}
     assert variables - FREE_TEXT - cases == set()
+
+
+FINGERPRINT = "AB:" * 31 + "CD"
+
+
+def test_a_fingerprint_is_taken_in_any_common_spelling(tmp_path):
+    spelt = "sha256:" + FINGERPRINT.lower().replace(":", "")
+    settings, _ = load_settings(env_file(tmp_path, INTERCOM_HUB_FINGERPRINT=spelt))
+    assert settings.hub_fingerprint == FINGERPRINT and settings.plain_hub_warning() is None
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"INTERCOM_HUB_FINGERPRINT": FINGERPRINT, "INTERCOM_HUB_CA_FILE": "/nowhere/ca.pem"},
+            "INTERCOM_HUB_FINGERPRINT and INTERCOM_HUB_CA_FILE: set one",
+        ),
+        (
+            {"INTERCOM_HUB_URL": "ws://desk.local:8443", "INTERCOM_HUB_FINGERPRINT": FINGERPRINT},
+            "INTERCOM_HUB_FINGERPRINT: is for a wss:// hub, and INTERCOM_HUB_URL is ws://desk.local:8443",
+        ),
+        ({**EMBEDDED, "INTERCOM_HUB_TLS": "off", "INTERCOM_HUB_CERT_FILE": "/etc/hostname",
+          "INTERCOM_HUB_KEY_FILE": "/etc/hostname"}, "INTERCOM_HUB_TLS: off, and INTERCOM_HUB_CERT_FILE is set"),
+    ],
+)  # fmt: skip
+def test_ways_of_trusting_the_hub_that_contradict_each_other_are_named(tmp_path, values, message):
+    with pytest.raises(SettingsError) as refused:
+        load_settings(env_file(tmp_path, **values))
+    assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
+
+
+def test_config_check_tells_a_unit_on_plain_ws_beyond_loopback_the_lines_to_change(tmp_path, capsys):
+    path = env_file(tmp_path, INTERCOM_HUB_URL="ws://desk.local:8443")
+    assert main(["config", "check", "--env-file", str(path)]) == 0  # works, for now
+    out, err = capsys.readouterr()
+    assert "INTERCOM_HUB_URL=ws://desk.local:8443" in out  # what the unit uses
+    lines = err.splitlines()
+    assert lines[0].startswith("warning: INTERCOM_HUB_URL is plain ws://desk.local:8443: this unit's token")
+    assert "INTERCOM_HUB_URL=wss://desk.local:8443" in lines
+    assert "INTERCOM_HUB_FINGERPRINT=<what `intercom units add` prints on the hub>" in lines
+
+    acknowledged = env_file(tmp_path, INTERCOM_HUB_URL="ws://192.168.1.20:8443", INTERCOM_HUB_INSECURE="true")
+    assert main(["config", "check", "--env-file", str(acknowledged)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: INTERCOM_HUB_INSECURE=true: plain ws://192.168.1.20:8443") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:8443", "ws://localhost:8443", "ws://[::1]:8443", "wss://desk:8443"])
+def test_plain_ws_to_this_machine_and_wss_are_not_warned_about(tmp_path, capsys, url):
+    assert main(["config", "check", "--env-file", str(env_file(tmp_path, INTERCOM_HUB_URL=url))]) == 0
+    assert capsys.readouterr().err == ""

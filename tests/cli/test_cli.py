@@ -6,13 +6,14 @@ import asyncio
 import json
 import os
 import socket
-import ssl
 import subprocess
 import sys
 
 import pytest
+from websockets.asyncio.client import connect
 
 from intercom.auth import check_token
+from intercom.auth.certificates import fingerprint_of_file
 from intercom.cli import main
 from intercom.hub import Storage
 from intercom.media import MediaPolicy, ToneSource
@@ -75,6 +76,44 @@ def test_token_bad_input_is_one_clear_line(capsys, argv, message):
 def test_hub_refuses_half_tls_configuration(tmp_path, capsys, tls_files):
     code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), "--cert", str(tls_files[0]))
     assert code == 2 and "--cert and --key go together" in err
+    cert, key = (str(path) for path in tls_files)
+    code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), "--cert", cert, "--key", key, "--insecure-plain")
+    assert code == 2 and "--insecure-plain serves without TLS: leave out --cert and --key" in err
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def start_hub_process(*argv: str) -> tuple[subprocess.Popen[bytes], list[str]]:
+    """``intercom hub`` in a process of its own, and its log up to "Uvicorn running"."""
+    hub = subprocess.Popen(
+        [sys.executable, "-m", "intercom.cli", "hub", *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert hub.stdout is not None
+    lines: list[str] = []
+    async with asyncio.timeout(20):
+        while "Uvicorn running" not in (line := (await asyncio.to_thread(hub.stdout.readline)).decode()):
+            assert hub.poll() is None, f"hub exited during start-up: {lines}"
+            lines.append(line)
+    return hub, lines
+
+
+async def test_hub_on_loopback_stays_plain_and_makes_no_certificate(tmp_path):
+    port = free_port()
+    hub, log = await start_hub_process("--data-dir", str(tmp_path), "--host", "127.0.0.1", "--port", str(port))
+    try:
+        assert any(f"serving ws://127.0.0.1:{port} (loopback only: plain)" in line for line in log), log
+        async with asyncio.timeout(STEP):
+            websocket = await connect(f"ws://127.0.0.1:{port}/", subprotocols=["sip"])  # type: ignore[list-item]
+            await websocket.close()
+        assert not (tmp_path / "hub-cert.pem").exists()
+    finally:
+        hub.terminate()
+        hub.wait(timeout=10)
 
 
 async def test_hub_process_over_wss_carries_a_call_between_python_clients(tmp_path, tls_files, capsys):
@@ -85,21 +124,16 @@ async def test_hub_process_over_wss_carries_a_call_between_python_clients(tmp_pa
         json.dumps({"id": "door", "steps": [{"action": "transfer", "options": {"destination": "client:desk"}}]})
     )
     assert main(["callflows", "create", "--data-dir", str(tmp_path), "--file", str(flow)]) == 0
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    hub = subprocess.Popen(
-        [sys.executable, "-m", "intercom.cli", "hub", "--data-dir", str(tmp_path), "--port", str(port),
-         "--cert", str(cert), "--key", str(key_file), "--ice-host", "127.0.0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    port = free_port()
+    hub, log = await start_hub_process(
+        "--data-dir", str(tmp_path), "--port", str(port), "--cert", str(cert), "--key", str(key_file),
+        "--ice-host", "127.0.0.1",
     )  # fmt: skip
     clients: list[Client] = []
     try:
-        assert hub.stdout is not None
-        async with asyncio.timeout(20):
-            while b"Uvicorn running" not in await asyncio.to_thread(hub.stdout.readline):
-                assert hub.poll() is None, "hub exited during start-up"
-        trust = ssl.create_default_context(cafile=str(cert))
+        (started,) = [line for line in log if f"serving wss://127.0.0.1:{port}, certificate SHA-256" in line]
+        pin = started.split()[-1]  # the fingerprint the units pin, as the hub's log tells it
+        assert pin == fingerprint_of_file(cert)
 
         async def unit(frequency: float, *options: str) -> Client:
             token = subprocess.run(
@@ -107,7 +141,7 @@ async def test_hub_process_over_wss_carries_a_call_between_python_clients(tmp_pa
                 check=True, capture_output=True, text=True, timeout=30,
             ).stdout.strip()  # fmt: skip
             audio = CallAudio(source=lambda: ToneSource(frequency), policy=MediaPolicy(host_addresses=("127.0.0.1",)))
-            client = Client(host=f"127.0.0.1:{port}", refresh_token=lambda: token, ssl_context=trust, audio=audio)
+            client = Client(host=f"127.0.0.1:{port}", refresh_token=lambda: token, tls_fingerprint=pin, audio=audio)
             clients.append(client)
             async with asyncio.timeout(STEP):
                 await client.setup(jwt=token)

@@ -1,0 +1,48 @@
+"""Which certificate a hub serves with, and what another unit needs to trust it.
+
+A hub reachable beyond this machine serves wss/https: with the installer's certificate when one
+is given, else with its own (:func:`~intercom.auth.certificates.own_certificate`). What a unit
+then needs in its env file is the URL and the certificate's fingerprint: :func:`served_url` and
+:func:`certificate_fingerprint` give both (``intercom units add`` prints them).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+
+from ..auth.certificates import fingerprint_of_file, loopback_only, own_certificate
+
+
+def tls_files(
+    host: str, data_dir: Path, cert_file: Path | None, key_file: Path | None, *, plain: bool = False
+) -> tuple[Path, Path] | None:
+    """The certificate and key a hub on ``host`` serves with, or ``None`` for plain ws: the given
+    pair, else the hub's own one when ``host`` is reachable beyond loopback, unless ``plain``
+    (the explicit opt-out)."""
+    if cert_file is not None and key_file is not None:
+        return cert_file, key_file
+    if plain or loopback_only(host):
+        return None
+    return own_certificate(data_dir)
+
+
+def certificate_fingerprint(data_dir: Path, cert_file: Path | None = None) -> str:
+    """The SHA-256 fingerprint units pin: of ``cert_file`` when the installer brought one, else of
+    the hub's own certificate in ``data_dir`` (made now if it is not there yet)."""
+    return fingerprint_of_file(cert_file if cert_file is not None else own_certificate(data_dir)[0])
+
+
+def served_url(host: str, port: int, secure: bool) -> str:
+    """``wss://host:port`` as another unit reaches this hub: the address it listens on, or, for
+    every address (0.0.0.0, ``::``), this machine's name."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        name = host
+    else:
+        name = socket.gethostname() if address.is_unspecified else str(address)
+        if address.version == 6 and not address.is_unspecified:
+            name = f"[{name}]"
+    return f"{'wss' if secure else 'ws'}://{name}:{port}"
