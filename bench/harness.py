@@ -48,8 +48,8 @@ Figures = dict[str, dict[str, Any]]
 class Transport:
     """How the bench reaches a hub: plain ws/http, or wss/https with the hub's certificate and key.
 
-    A TLS client trusts exactly that certificate, whatever names it holds, as a unit that pins its
-    hub does; the bench checks no fingerprint itself, since the handshake is what it times.
+    A TLS client trusts exactly that certificate, whatever names it holds: as strict as a unit that
+    pins its hub's fingerprint, and the same record layer once connected, which is what is timed.
     """
 
     name: str

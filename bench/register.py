@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/register.py            # full run (about 60 s)
+    .venv/bin/python bench/register.py            # full run (about 75 s)
     .venv/bin/python bench/register.py --quick    # smoke test
     .venv/bin/python bench/register.py --json-out result.json
 
@@ -283,7 +283,7 @@ class RoundTrips:
 
 
 @dataclass
-class Floored:
+class TransportRoundTrips:
     """One transport's two series: REGISTERs through its hub, and the same frames through its echo server."""
 
     transport: Transport
@@ -291,7 +291,7 @@ class Floored:
     register: RoundTrips
 
     @classmethod
-    async def open(cls, transport: Transport, echo_port: int, hub_port: int, token: str) -> Floored:
+    async def open(cls, transport: Transport, echo_port: int, hub_port: int, token: str) -> TransportRoundTrips:
         """The echo frames are real REGISTERs: same size and same compressibility. The REGISTERs
         re-register on one connection as the SDK does: same Call-ID, CSeq counting up, a new From tag each."""
         echo_state = RegistrationState(f"{HOST}:{hub_port}")
@@ -352,10 +352,10 @@ async def measure_latency(
     swaps from block to block. Connections are kept, as a unit keeps its own: the TLS handshake
     is not in any round trip, only the per-frame cost of the encrypted record layer.
     """
-    pairs: list[Floored] = []
+    pairs: list[TransportRoundTrips] = []
     try:
         for transport, (hub_port, _) in hubs.items():
-            pairs.append(await Floored.open(transport, echo_ports[transport], hub_port, token))
+            pairs.append(await TransportRoundTrips.open(transport, echo_ports[transport], hub_port, token))
         for pair in pairs:
             for series in pair.series:
                 await series.run(settings.warmup, keep=False)
@@ -430,7 +430,7 @@ async def measure_throughput(
     figures = {name: throughput_figures(results[name], CpuWindow.merged(windows[name])) for name in by_name}
     return {
         "clients": THROUGHPUT_CLIENTS,
-        "duration_s": settings.throughput_seconds,
+        "seconds_per_transport": settings.throughput_seconds,
         "order": list(THROUGHPUT_ORDER),
         **figures,
         "tls_over_plain_rate": round(figures["tls"]["register_per_s"] / figures["plain"]["register_per_s"], 2),
