@@ -1,30 +1,37 @@
-"""Call benchmark: post-dial delay, answer-to-audio, one-way audio latency through the hub, hub CPU per call.
+"""Call benchmark: post-dial delay and answer-to-audio over TLS and plain, one-way audio latency, hub CPU per call.
 
 Run from the repository root::
 
-    .venv/bin/python bench/calls.py            # full run (about 75 s)
+    .venv/bin/python bench/calls.py            # full run (about 2 minutes)
     .venv/bin/python bench/calls.py --quick    # smoke test
     .venv/bin/python bench/calls.py --json-out result.json
 
 What it does, all on 127.0.0.1:
 
-1. creates a key (``intercom keys create``) and the call flows (``intercom callflows create``: one
-   ``transfer`` to ``client:<callee>`` per caller), then starts a fresh hub process for each phase,
-   so that no phase runs on a hub another phase has warmed or grown. The SDK clients run in this
-   process, each with its own WebSocket, as units would;
-2. setup: N calls one after the other between two clients sending tones: post-dial delay
-   (``start_call()`` to the callee's ``incoming`` event) and answer-to-audio (the callee's
-   ``accept()``, made once the caller hears ringing, to the first non-silent far-end audio, at
-   both ends), with the steps in between;
+1. creates a key (``intercom keys create``), the call flows (``intercom callflows create``: one
+   ``transfer`` to ``client:<callee>`` per caller) and a self-signed ECDSA P-256 certificate (the
+   kind a hub makes itself), then starts fresh hub processes for each phase, so that no phase runs
+   on a hub another phase has warmed or grown: for the setup and latency phases one plain (ws://)
+   and one over TLS (``--cert``, ``--key``; wss://, the clients trusting exactly that
+   certificate), whose calls alternate. The SDK clients run in this process, each with its own
+   WebSocket, as units would;
+2. setup: N calls one after the other between two clients sending tones, per transport, plain
+   and TLS in turn (which goes first swaps every call): post-dial delay (``start_call()`` to the
+   callee's ``incoming`` event) and answer-to-audio (the callee's ``accept()``, made once the
+   caller hears ringing, to the first non-silent far-end audio, at both ends), with the steps in
+   between;
 3. latency: one-way audio delay by click detection (a click every 200 ms from each end, the
-   arrival times at the other end) through the hub with the SDK's defaults, interleaved with
+   arrival times at the other end) through the hub with the SDK's defaults, plain and TLS (the
+   audio itself is SRTP either way: TLS carries only the signalling), interleaved with
    direct peer-to-peer calls between two plain aiortc ``RTCPeerConnection``s (aiortc's default
    receiver, ``JitterBuffer(capacity=16, prefetch=4)``; only their host candidates are put on
    127.0.0.1 and the public STUN server left out, neither of which touches the audio path) and
    between two peer connections with the SDK's own policy, so that what the hub adds is visible;
-4. load: K calls bridged at once for a fixed time, the hub's CPU time over wall time and per call,
-   next to the CPU of this process (the load generator: it replays pre-encoded Opus so that it
-   does not encode) and of everything else, and how much of what each end sent the other received.
+4. load (plain only: no signalling crosses the hub while it measures, so TLS could change
+   nothing it sees): K calls bridged at once for a fixed time, the hub's CPU time over wall time
+   and per call, next to the CPU of this process (the load generator: it replays pre-encoded Opus
+   so that it does not encode) and of everything else, and how much of what each end sent the
+   other received.
 
 It prints one JSON object with every figure, the targets and pass/fail, then a one-line
 summary. Exit status: 0 when every target is met, 1 when one is missed, 2 on error or timeout.
@@ -52,16 +59,20 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from harness import (
     HOST,
+    PLAIN,
     CpuWindow,
+    Transport,
     cpu_seconds,
     create_key,
     fresh_hub,
+    fresh_hubs,
     host_environment,
     package_versions,
     parse_args,
     percentile,
     rss_mb,
     run_and_report,
+    tls_transport,
     wait_phase,
 )
 
@@ -76,6 +87,7 @@ PHASE_TIMEOUT = 150.0  # one phase; a hub that stops answering fails the run ins
 STEP_TIMEOUT = 10.0  # any one wait inside a call: the offer, the answer, first audio, the hang-up
 
 TARGET_POST_DIAL_P50_MS = 50.0
+TARGET_TLS_POST_DIAL_RATIO = 1.3  # post-dial p50 over TLS at most this many times the plain one, same run
 TARGET_ANSWER_TO_AUDIO_P50_MS = 200.0  # at each end
 TARGET_HUB_ONE_WAY_P50_MS = 60.0
 TARGET_HUB_CPU_PCT_PER_CALL = 8.0  # of one core
@@ -232,6 +244,7 @@ class Endpoint:
         source: Callable[[], MediaStreamTrack],
         sink: Callable[[MediaStreamTrack], Any],
         outgoing: str | None = None,
+        transport: Transport = PLAIN,
     ) -> None:
         capabilities: list[IncomingCapability | OutgoingCapability] = [IncomingCapability(identity)]
         if outgoing is not None:
@@ -247,7 +260,13 @@ class Endpoint:
         # No call-progress tones: they sound on the unit's own speaker, through the sink factory,
         # and would add sinks (and, with a sound card, playback ports) to what is measured.
         audio = CallAudio(source=make_source, sink=sink, policy=ENDPOINT_POLICY, tones=None)
-        self.client = Client(host=f"{HOST}:{port}", refresh_token=lambda: self.token, secure=False, audio=audio)
+        self.client = Client(
+            host=f"{HOST}:{port}",
+            refresh_token=lambda: self.token,
+            secure=transport.secure,
+            ssl_context=transport.client_context,
+            audio=audio,
+        )
         self.offers: asyncio.Queue[tuple[float, IncomingCall]] = asyncio.Queue()
         self.client.on("incoming", lambda incoming: self.offers.put_nowait((time.monotonic(), incoming)))
 
@@ -366,47 +385,88 @@ def window_latencies(sent: list[float], received: list[float], start: float, end
 # --- setup: post-dial delay and answer-to-audio ------------------------------------------------
 
 
-async def measure_setup(port: int, key: AccessKey, settings: Settings) -> dict[str, object]:
-    """Calls one after the other between two tone clients; each hung up once both ends hear the other."""
-    desk = Endpoint("desk", port, key, lambda: ToneSource(DESK_HZ), RecordingSink)
-    door = Endpoint("door", port, key, lambda: ToneSource(DOOR_HZ), RecordingSink, outgoing="door")
-    await connect_all([desk, door])
-    rows: list[dict[str, float | None]] = []
+async def measure_setup(
+    hubs: dict[Transport, tuple[int, int]], key: AccessKey, settings: Settings
+) -> dict[str, object]:
+    """Calls one after the other between two tone clients per hub, each hung up once both ends hear
+    the other; the hubs take turns call by call, and which goes first swaps every call."""
+    pairs = {
+        transport: (
+            Endpoint(
+                "door", port, key, lambda: ToneSource(DOOR_HZ), RecordingSink, outgoing="door", transport=transport
+            ),
+            Endpoint("desk", port, key, lambda: ToneSource(DESK_HZ), RecordingSink, transport=transport),
+        )
+        for transport, (port, _) in hubs.items()
+    }
+    endpoints = [endpoint for pair in pairs.values() for endpoint in pair]
+    rows: dict[str, list[dict[str, float | None]]] = {transport.name: [] for transport in pairs}
+    await connect_all(endpoints)
     try:
+        order = list(pairs)
         for index in range(settings.warmup_calls + settings.calls):
-            placed = await place_call(door, desk)
-            heard: dict[str, float | None] = {}
-            for side, sink in (("caller", placed.call.sink), ("callee", placed.answered.sink)):
-                assert isinstance(sink, RecordingSink)
-                try:
-                    heard[side] = await sink.wait_for_audio(STEP_TIMEOUT) - placed.accept_at
-                except (TimeoutError, MediaStreamError):
-                    heard[side] = None
-            await hang_up(placed)
-            if index >= settings.warmup_calls:
-                statuses = placed.caller_statuses
-                rows.append(
-                    {
-                        "post_dial": placed.offered_at - placed.started_at,
-                        "invite_sent": statuses["connecting"] - placed.started_at,  # the caller's offer made
-                        "ringing": statuses["ringing"] - placed.started_at,
-                        "callee_answered": placed.callee_statuses["accepted"] - placed.accept_at,  # its 200 sent
-                        "caller_answered": statuses["accepted"] - placed.accept_at,  # the hub's 200 at the caller
-                        "caller_hears": heard["caller"],
-                        "callee_hears": heard["callee"],
-                    }
-                )
-            await asyncio.sleep(CALL_GAP_S)
+            for transport in order:
+                row = await setup_call(*pairs[transport])
+                if index >= settings.warmup_calls:
+                    rows[transport.name].append(row)
+                await asyncio.sleep(CALL_GAP_S)
+            order.reverse()
     finally:
-        await destroy_all([desk, door])
+        await destroy_all(endpoints)
+    figures = {name: setup_figures(rows[name]) for name in rows}
+    plain, tls = figures["plain"], figures["tls"]
+    heard_plain, heard_tls = plain["answer_to_audio"], tls["answer_to_audio"]
+    return {
+        "calls": settings.calls,
+        "warmup_calls": settings.warmup_calls,
+        "order": "plain and TLS alternate call by call; which goes first swaps every call",
+        **figures,
+        "tls_over_plain": {
+            "post_dial_p50": ratio(tls["post_dial"]["p50_ms"], plain["post_dial"]["p50_ms"]),
+            "post_dial_p90": ratio(tls["post_dial"]["p90_ms"], plain["post_dial"]["p90_ms"]),
+            "caller_hears_callee_p50": ratio(
+                heard_tls["caller_hears_callee"]["p50_ms"], heard_plain["caller_hears_callee"]["p50_ms"]
+            ),
+            "callee_hears_caller_p50": ratio(
+                heard_tls["callee_hears_caller"]["p50_ms"], heard_plain["callee_hears_caller"]["p50_ms"]
+            ),
+        },
+    }
 
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return round(numerator / denominator, 2) if numerator is not None and denominator else None
+
+
+async def setup_call(door: Endpoint, desk: Endpoint) -> dict[str, float | None]:
+    """One call from ``door`` to ``desk``, hung up once both ends hear the other: its moments."""
+    placed = await place_call(door, desk)
+    heard: dict[str, float | None] = {}
+    for side, sink in (("caller", placed.call.sink), ("callee", placed.answered.sink)):
+        assert isinstance(sink, RecordingSink)
+        try:
+            heard[side] = await sink.wait_for_audio(STEP_TIMEOUT) - placed.accept_at
+        except (TimeoutError, MediaStreamError):
+            heard[side] = None
+    await hang_up(placed)
+    statuses = placed.caller_statuses
+    return {
+        "post_dial": placed.offered_at - placed.started_at,
+        "invite_sent": statuses["connecting"] - placed.started_at,  # the caller's offer made
+        "ringing": statuses["ringing"] - placed.started_at,
+        "callee_answered": placed.callee_statuses["accepted"] - placed.accept_at,  # its 200 sent
+        "caller_answered": statuses["accepted"] - placed.accept_at,  # the hub's 200 at the caller
+        "caller_hears": heard["caller"],
+        "callee_hears": heard["callee"],
+    }
+
+
+def setup_figures(rows: list[dict[str, float | None]]) -> dict[str, Any]:
     def column(name: str) -> list[float]:
         return [value for row in rows if (value := row[name]) is not None]
 
     missing = {side: sum(row[f"{side}_hears"] is None for row in rows) for side in ("caller", "callee")}
     return {
-        "calls": settings.calls,
-        "warmup_calls": settings.warmup_calls,
         "post_dial": summarise_ms(column("post_dial")),
         "answer_to_audio": {
             "caller_hears_callee": summarise_ms(column("caller_hears")),
@@ -528,33 +588,50 @@ async def direct_click_call(make_pc: Callable[[], RTCPeerConnection], seconds: f
         source_b.stop()
 
 
-async def measure_latency(port: int, key: AccessKey, settings: Settings) -> dict[str, object]:
-    """Through the hub, direct with aiortc's defaults, direct with the SDK's policy: in turn, round after round,
-    so that all three see the same machine (a shared VM's speed drifts over seconds)."""
-    desk = Endpoint("clickdesk", port, key, lambda: ClickSource(CLICK_INTERVAL_S), RecordingSink)
-    door = Endpoint("clickdoor", port, key, lambda: ClickSource(CLICK_INTERVAL_S), RecordingSink, outgoing="clicks")
-    await connect_all([desk, door])
-    hub, direct_default, direct_sdk = ClickRun(), ClickRun(), ClickRun()
+async def measure_latency(
+    hubs: dict[Transport, tuple[int, int]], key: AccessKey, settings: Settings
+) -> dict[str, object]:
+    """Through each hub, direct with aiortc's defaults, direct with the SDK's policy: in turn, round
+    after round, so that all of them see the same machine (a shared VM's speed drifts over seconds)."""
+    pairs = {
+        transport: (
+            Endpoint("clickdoor", port, key, clicks, RecordingSink, outgoing="clicks", transport=transport),
+            Endpoint("clickdesk", port, key, clicks, RecordingSink, transport=transport),
+        )
+        for transport, (port, _) in hubs.items()
+    }
+    endpoints = [endpoint for pair in pairs.values() for endpoint in pair]
+    await connect_all(endpoints)
+    through = {transport.name: ClickRun() for transport in pairs}
+    direct_default, direct_sdk = ClickRun(), ClickRun()
     try:
         for _ in range(settings.latency_rounds):
-            await hub_click_call(door, desk, settings.latency_seconds, hub)
+            for transport, (door, desk) in pairs.items():
+                await hub_click_call(door, desk, settings.latency_seconds, through[transport.name])
             await direct_click_call(plain_aiortc, settings.latency_seconds, direct_default)
             await direct_click_call(sdk_policy, settings.latency_seconds, direct_sdk)
     finally:
-        await destroy_all([desk, door])
-    hub_p50 = summarise_ms(hub.forward + hub.backward)["p50_ms"]
+        await destroy_all(endpoints)
+    hub_p50 = summarise_ms(through["plain"].forward + through["plain"].backward)["p50_ms"]
+    tls_p50 = summarise_ms(through["tls"].forward + through["tls"].backward)["p50_ms"]
     default_p50 = summarise_ms(direct_default.forward + direct_default.backward)["p50_ms"]
     sdk_p50 = summarise_ms(direct_sdk.forward + direct_sdk.backward)["p50_ms"]
     return {
         "click_interval_s": CLICK_INTERVAL_S,
         "counted_seconds_per_call": settings.latency_seconds,
         "rounds": settings.latency_rounds,
-        "through_hub": {**hub.summary(), "endpoint_jitter_frames": ENDPOINT_POLICY.jitter_frames},
+        "through_hub": {**through["plain"].summary(), "endpoint_jitter_frames": ENDPOINT_POLICY.jitter_frames},
+        "through_hub_tls": {**through["tls"].summary(), "endpoint_jitter_frames": ENDPOINT_POLICY.jitter_frames},
         "direct_aiortc_default": direct_default.summary(),
         "direct_sdk_policy": direct_sdk.summary(),
-        "ratio_hub_to_direct_default_p50": round(hub_p50 / default_p50, 2) if hub_p50 and default_p50 else None,
+        "ratio_hub_to_direct_default_p50": ratio(hub_p50, default_p50),
+        "ratio_hub_tls_to_plain_p50": ratio(tls_p50, hub_p50),
         "hub_added_p50_ms": round(hub_p50 - sdk_p50, 1) if hub_p50 is not None and sdk_p50 is not None else None,
     }
+
+
+def clicks() -> ClickSource:
+    return ClickSource(CLICK_INTERVAL_S)
 
 
 # --- load: hub CPU per bridged call ------------------------------------------------------------
@@ -677,6 +754,7 @@ def environment() -> dict[str, object]:
         **host_environment(),
         "loadavg_at_end": os.getloadavg(),
         "hub_launch": HUB_LAUNCH,
+        "hub_launch_tls": f"{HUB_LAUNCH} --cert CERT --key KEY (setup and latency phases)",
         "endpoint_policy": {
             "host_addresses": list(ENDPOINT_POLICY.host_addresses),
             "jitter_frames": ENDPOINT_POLICY.jitter_frames,
@@ -687,47 +765,62 @@ def environment() -> dict[str, object]:
 
 
 async def run(settings: Settings, workdir: Path) -> dict[str, object]:
-    """Run every phase, each against a hub process of its own, and return the figures."""
+    """Run every phase, each against hub processes of its own, and return the figures."""
     data_dir = workdir / "data"
     key = create_key(data_dir)
     flows = {"door": "desk", "clicks": "clickdesk"}
     flows.update({f"load{i}": f"loadcallee{i}" for i in range(settings.load_calls)})
     create_flows(data_dir, workdir, flows)
-    async with fresh_hub(data_dir, workdir, "setup", HUB_ARGS) as (port, _):
-        setup = await wait_phase("setup", measure_setup(port, key, settings), PHASE_TIMEOUT)
-    async with fresh_hub(data_dir, workdir, "latency", HUB_ARGS) as (port, _):
-        latency = await wait_phase("latency", measure_latency(port, key, settings), PHASE_TIMEOUT)
+    transports = (PLAIN, tls_transport(workdir))
+    async with fresh_hubs(data_dir, workdir, "setup", transports, HUB_ARGS) as hubs:
+        setup = await wait_phase("setup", measure_setup(hubs, key, settings), PHASE_TIMEOUT)
+    async with fresh_hubs(data_dir, workdir, "latency", transports, HUB_ARGS) as hubs:
+        latency = await wait_phase("latency", measure_latency(hubs, key, settings), PHASE_TIMEOUT)
     async with fresh_hub(data_dir, workdir, "load", HUB_ARGS) as (port, pid):
         load = await wait_phase("load", measure_load(port, pid, key, settings), PHASE_TIMEOUT)
     return {"setup": setup, "latency": latency, "load": load}
 
 
 def verdict(figures: dict[str, dict[str, Any]]) -> dict[str, bool]:
+    """The absolute targets hold over both transports; TLS's post-dial delay within its ratio of plain."""
     setup, latency, load = figures["setup"], figures["latency"], figures["load"]
-    heard = setup["answer_to_audio"]
-    ends = (heard["caller_hears_callee"]["p50_ms"], heard["callee_hears_caller"]["p50_ms"])
-    hub = latency["through_hub"]
+    transports = ("plain", "tls")
+    tls_post_dial = setup["tls_over_plain"]["post_dial_p50"]
     passed = {
-        "post_dial": setup["post_dial"]["p50_ms"] <= TARGET_POST_DIAL_P50_MS,
-        "answer_to_audio": all(p50 is not None and p50 <= TARGET_ANSWER_TO_AUDIO_P50_MS for p50 in ends)
-        and sum(heard["missing"].values()) == 0,
-        "latency": hub["p50_ms"] is not None and hub["p50_ms"] <= TARGET_HUB_ONE_WAY_P50_MS,
+        "post_dial": all(setup[name]["post_dial"]["p50_ms"] <= TARGET_POST_DIAL_P50_MS for name in transports),
+        "tls_post_dial": tls_post_dial is not None and tls_post_dial <= TARGET_TLS_POST_DIAL_RATIO,
+        "answer_to_audio": all(heard_in_time(setup[name]["answer_to_audio"]) for name in transports),
+        "latency": all(
+            (p50 := latency[path]["p50_ms"]) is not None and p50 <= TARGET_HUB_ONE_WAY_P50_MS
+            for path in ("through_hub", "through_hub_tls")
+        ),
         "hub_cpu": load["hub_cpu_pct_per_call"] <= TARGET_HUB_CPU_PCT_PER_CALL
         and load["calls_flowing"] == load["calls"],
     }
     return {**passed, "all": all(passed.values())}
 
 
+def heard_in_time(heard: dict[str, Any]) -> bool:
+    ends = (heard["caller_hears_callee"]["p50_ms"], heard["callee_hears_caller"]["p50_ms"])
+    return all(p50 is not None and p50 <= TARGET_ANSWER_TO_AUDIO_P50_MS for p50 in ends) and not any(
+        heard["missing"].values()
+    )
+
+
 def summary_line(figures: dict[str, dict[str, Any]]) -> str:
     setup, latency, load = figures["setup"], figures["latency"], figures["load"]
-    post_dial, heard = setup["post_dial"], setup["answer_to_audio"]
-    hub, direct = latency["through_hub"], latency["direct_aiortc_default"]
+    plain, tls = setup["plain"], setup["tls"]
+    heard, heard_tls = plain["answer_to_audio"], tls["answer_to_audio"]
+    hub, hub_tls, direct = latency["through_hub"], latency["through_hub_tls"], latency["direct_aiortc_default"]
     return (
-        f"calls: post-dial p50 {post_dial['p50_ms']}ms (p90 {post_dial['p90_ms']}); "
+        f"calls: post-dial p50 {plain['post_dial']['p50_ms']}ms (p90 {plain['post_dial']['p90_ms']}), "
+        f"TLS {tls['post_dial']['p50_ms']}ms (p90 {tls['post_dial']['p90_ms']}; "
+        f"{setup['tls_over_plain']['post_dial_p50']}x plain); "
         f"answer-to-audio p50 caller {heard['caller_hears_callee']['p50_ms']}ms "
-        f"callee {heard['callee_hears_caller']['p50_ms']}ms; "
-        f"one-way p50 {hub['p50_ms']}ms through hub vs {direct['p50_ms']}ms direct aiortc default "
-        f"({latency['ratio_hub_to_direct_default_p50']}x); "
+        f"callee {heard['callee_hears_caller']['p50_ms']}ms, "
+        f"TLS {heard_tls['caller_hears_callee']['p50_ms']} / {heard_tls['callee_hears_caller']['p50_ms']}ms; "
+        f"one-way p50 {hub['p50_ms']}ms through hub (TLS {hub_tls['p50_ms']}ms) vs {direct['p50_ms']}ms "
+        f"direct aiortc default ({latency['ratio_hub_to_direct_default_p50']}x); "
         f"hub {load['hub_cpu_pct_per_call']}% of a core per call @{load['calls']} calls "
         f"(bench {load['bench_cpu_core_share']:.2f} core, {load['calls_flowing']}/{load['calls']} flowing)"
     )
@@ -738,6 +831,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.for_mode(args.quick)
     targets = {
         "post_dial_p50_ms_max": TARGET_POST_DIAL_P50_MS,
+        "post_dial_p50_tls_max_x_plain": TARGET_TLS_POST_DIAL_RATIO,
         "answer_to_audio_p50_ms_max_each_end": TARGET_ANSWER_TO_AUDIO_P50_MS,
         "through_hub_one_way_p50_ms_max": TARGET_HUB_ONE_WAY_P50_MS,
         "hub_cpu_pct_of_core_per_call_max": TARGET_HUB_CPU_PCT_PER_CALL,

@@ -1,5 +1,6 @@
-"""What the benchmarks in this folder share: hub processes started through the CLI, CPU and memory read
-from /proc, and the run-and-report frame, so that every benchmark starts, measures and reports alike.
+"""What the benchmarks in this folder share: hub processes started through the CLI, plain or over TLS,
+the hub's HTTP endpoints read in one place, CPU and memory read from /proc, and the run-and-report
+frame, so that every benchmark starts, measures and reports alike.
 
 The benchmarks run as ``.venv/bin/python bench/NAME.py``, which puts this folder on ``sys.path``.
 """
@@ -9,22 +10,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import json
 import os
 import platform
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from intercom.auth import AccessKey
+from intercom.auth.certificates import own_certificate
 
 HOST = "127.0.0.1"
 RUN_TIMEOUT = 300.0  # the whole run, start-up to clean-up
@@ -33,6 +39,65 @@ GENERATOR_BOUND_CPU = 0.9  # the load generator using this share of a core is th
 OTHER_LOAD_CPU = 0.2  # CPU used by unrelated processes during a load phase worth a warning
 
 Figures = dict[str, dict[str, Any]]
+
+
+# --- transports --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How the bench reaches a hub: plain ws/http, or wss/https with the hub's certificate and key.
+
+    A TLS client trusts exactly that certificate, whatever names it holds: as strict as a unit that
+    pins its hub's fingerprint, and the same record layer once connected, which is what is timed.
+    """
+
+    name: str
+    cert: Path | None = None
+    key: Path | None = None
+
+    @property
+    def secure(self) -> bool:
+        return self.cert is not None
+
+    @property
+    def hub_args(self) -> tuple[str, ...]:
+        """What ``intercom hub`` needs to serve this transport."""
+        return ("--cert", str(self.cert), "--key", str(self.key)) if self.secure else ()
+
+    @cached_property
+    def client_context(self) -> ssl.SSLContext | None:
+        """For clients: the certificate itself as the only trust anchor (partial chain), no name check
+        (the bench connects to 127.0.0.1, which the certificate need not name)."""
+        if self.cert is None:
+            return None
+        context = ssl.create_default_context(cafile=self.cert)
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        context.check_hostname = False
+        return context
+
+    def url(self, port: int, path: str = "/", web: bool = False) -> str:
+        """The hub's SIP WebSocket URL, or with ``web`` its HTTP one."""
+        scheme = ("https" if web else "wss") if self.secure else ("http" if web else "ws")
+        return f"{scheme}://{HOST}:{port}{path}"
+
+
+PLAIN = Transport("plain")
+
+
+def tls_transport(workdir: Path) -> Transport:
+    """A transport whose hub serves an ECDSA P-256 self-signed certificate, the kind a hub makes itself."""
+    cert, key = own_certificate(workdir / "tls")
+    return Transport("tls", cert, key)
+
+
+def tls_cipher(transport: object) -> str | None:
+    """The negotiated protocol and cipher of a client connection's asyncio transport, as evidence in the JSON."""
+    ssl_object = transport.get_extra_info("ssl_object") if isinstance(transport, asyncio.BaseTransport) else None
+    if ssl_object is None:
+        return None
+    name, version, _bits = ssl_object.cipher()
+    return f"{version} {name}"
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -70,24 +135,39 @@ async def fresh_hub(
     phase: str,
     hub_args: Iterable[str] = (),
     entry: Iterable[str] = ("-m", "intercom.cli"),
+    transport: Transport = PLAIN,
 ) -> AsyncIterator[tuple[int, int]]:
     """A hub process started through the CLI for one phase, so that no phase runs on a hub another
-    phase has warmed or grown: yields its port and pid.
+    phase has warmed or grown: yields its port and pid. ``transport``: plain, or TLS (``--cert``, ``--key``).
 
     ``entry``: what the interpreter runs, given the CLI's arguments after it; a benchmark may pass
     ``("-c", script, ...)`` whose script wraps hub methods to time them, then calls ``intercom.cli.main``.
     """
     port = free_port()
     argv = [sys.executable, *entry, "--log-level", "warning", "hub"]
-    argv += ["--data-dir", str(data_dir), "--host", HOST, "--port", str(port), *hub_args]
+    argv += ["--data-dir", str(data_dir), "--host", HOST, "--port", str(port), *hub_args, *transport.hub_args]
     log = workdir / f"hub-{phase}.log"
     with server_process(argv, log, workdir) as hub:
         try:
-            await wait_until(lambda: hub_healthy(port), hub, "hub", START_TIMEOUT)
+            await wait_until(lambda: hub_healthy(port, transport), hub, "hub", START_TIMEOUT)
             yield port, hub.pid
         except BaseException:
             print(f"--- hub log tail ({phase}) ---\n{tail(log)}", file=sys.stderr)
             raise
+
+
+@contextlib.asynccontextmanager
+async def fresh_hubs(
+    data_dir: Path, workdir: Path, phase: str, transports: Iterable[Transport], hub_args: Iterable[str] = ()
+) -> AsyncIterator[dict[Transport, tuple[int, int]]]:
+    """A fresh hub per transport, all running for the block, for a phase that alternates between
+    them so that the machine's drift hits each alike: yields each one's port and pid."""
+    async with contextlib.AsyncExitStack() as stack:
+        hubs = {}
+        for transport in transports:
+            hub = fresh_hub(data_dir, workdir, f"{phase}-{transport.name}", hub_args, transport=transport)
+            hubs[transport] = await stack.enter_async_context(hub)
+        yield hubs
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -107,14 +187,26 @@ def create_key(data_dir: Path) -> AccessKey:
 # --- HTTP and readiness ------------------------------------------------------------------------
 
 
-async def http_get(port: int, path: str) -> str:
-    """GET on the hub, in a thread: urllib is enough for its plain-text endpoints."""
+async def http_get(port: int, path: str, transport: Transport = PLAIN, key: AccessKey | None = None) -> str:
+    """GET on the hub, in a thread: urllib is enough for its plain-text endpoints. ``key``: sent as
+    the Voice API takes it, for endpoints that need one."""
+    headers = {"Authorization": f"AccessKey {key.secret}"} if key else {}
+    request = urllib.request.Request(transport.url(port, path, web=True), headers=headers)
 
     def get() -> str:
-        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5, context=transport.client_context) as response:
             return response.read().decode()
 
     return await asyncio.to_thread(get)
+
+
+async def hub_metric(port: int, name: str, key: AccessKey, transport: Transport = PLAIN) -> int:
+    """One gauge or counter from the hub's ``/metrics``. Always with the key: a hub that lets
+    ``/metrics`` answer without one ignores it, one that wants an admin key gets it."""
+    for line in (await http_get(port, "/metrics", transport, key)).splitlines():
+        if line.startswith(f"{name} "):
+            return int(float(line.split()[1]))
+    raise RuntimeError(f"/metrics has no {name}")
 
 
 async def wait_until(
@@ -132,8 +224,11 @@ async def wait_until(
     raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
 
 
-async def hub_healthy(port: int) -> bool:
-    return json.loads(await http_get(port, "/healthz")).get("status") == "ok"
+async def hub_healthy(port: int, transport: Transport = PLAIN) -> bool:
+    """A 200 from ``/healthz`` (urllib raises on any other status): its body is not relied on, so
+    what it says besides healthy (a version, or nothing) does not matter here."""
+    await http_get(port, "/healthz", transport)
+    return True
 
 
 async def wait_phase(what: str, phase: Awaitable[dict[str, object]], timeout: float) -> dict[str, object]:
@@ -185,6 +280,14 @@ class CpuWindow:
         self.hub_seconds = cpu_seconds(self.hub_pid) - self._hub
         self.bench_seconds = cpu_seconds(os.getpid()) - self._bench
         self.other_seconds = machine_busy_seconds() - self._busy - self.hub_seconds - self.bench_seconds
+
+    @classmethod
+    def merged(cls, windows: list[CpuWindow]) -> CpuWindow:
+        """The windows' times added up: one hub's stretches, measured in turn with another hub's."""
+        total = copy.copy(windows[0])
+        for name in ("elapsed", "hub_seconds", "bench_seconds", "other_seconds"):
+            setattr(total, name, sum(getattr(window, name) for window in windows))
+        return total
 
     @property
     def hub_share(self) -> float:
