@@ -66,7 +66,7 @@ LOOPBACK = MediaPolicy(host_addresses=(HOST,))
 def settings_for(role: str, port: int, key: AccessKey) -> Settings:
     return Settings(
         role=role, identity=role, hub_url=f"ws://{HOST}:{port}", access_key_id=key.id, access_key=key.secret,
-        call_flow=role, unlock_code="1#",
+        call_flow=role, unlock_code="1234#",
     )  # fmt: skip
 
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from ..media.tones import Tone, tone_pcm
 from ..sdk import Call, CallStatus, Client, ClientStatus, IncomingCall
-from .door_events import REPORTED, report
+from .door_events import report
 from .lights import CALL_STATUS_PATTERN, CLIENT_STATUS_PATTERN, LOCKOUT_PATTERN, MUTED_PATTERN
 from .unlock import UnlockGuard, Verdict
 from .unlock_store import AuditEntry, UnlockStore
@@ -243,8 +243,7 @@ class Controller:
         """A line of the audit log: the hub hears of it, in the background; a lockout shows."""
         if entry.verdict == "lockout":
             self._show_idle()
-        if entry.verdict in REPORTED:
-            self._spawn(report(self.client, entry))
+        self._spawn(report(self.client, entry))
 
     def _show_idle(self) -> None:
         """The call light with no call up: off, or ``lockout`` until the door's lockouts end."""

@@ -18,8 +18,6 @@ from .unlock_store import AuditEntry
 
 log = logging.getLogger(__name__)
 
-REPORTED = frozenset({"open", "wrong", "refused", "lockout"})  # not each attempt made during a lockout
-
 
 def event_body(entry: AuditEntry) -> bytes:
     """The MESSAGE body: what happened, where it came from, who, in which call, when."""

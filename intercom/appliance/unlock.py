@@ -20,7 +20,7 @@ the last 24 hours stays locked until the oldest of them is a day old: at most th
 a day are even judged. During a lockout even the right code does nothing; an unlock request is
 no guess, and is not locked out.
 
-Everything (each verdict, each lockout) is a line of the audit log in the :class:`UnlockStore`,
+Everything judged or refused, and each lockout, is a line of the audit log in the :class:`UnlockStore`,
 which also carries the counters across restarts; times are the wall clock (``time.time``), as the
 state outlives the process.
 """
@@ -138,8 +138,8 @@ class UnlockGuard:
         now = self._clock()
         until = self._locked_until(counter, now)
         if until > now:
+            # Logged, not written: the audit log keeps what was judged, and a guesser cannot flood it.
             log.warning("unlock code from %s during its lockout (%.0f s left): not judged", who, until - now)
-            self._record(source, who, call_id, "locked", f"{until - now:.0f} s of lockout left", counter)
             return Verdict.LOCKED
         if hmac.compare_digest(attempt.encode(), self._code.encode()):
             log.info("unlock code from %s accepted: opening the door", who)

@@ -20,7 +20,7 @@ AUDIT_KEPT = 10_000  # rows: years of a household's use; a flood of refusals can
 COUNTED_S = 2 * 24 * 3600.0  # wrong codes this young are never pruned, however many else arrive: lockouts count them
 
 Source = Literal["keypad", "remote"]
-Outcome = Literal["open", "wrong", "locked", "refused", "lockout"]
+Outcome = Literal["open", "wrong", "refused", "lockout"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,15 @@ from .boards import Boards
 from .helpers import Presses, WatchedPin
 
 MakePanel = Callable[..., Panel]
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's doors keep their unlock log in a directory of the test's own (INTERCOM_STATE_DIR
+    from the environment, as systemd's StateDirectory would give it), never in /var/lib."""
+    path = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("INTERCOM_STATE_DIR", str(path))
+    return path
 
 
 @pytest.fixture(params=[WatchedPin], ids=["plain"])
