@@ -334,7 +334,6 @@ class Call(EventTarget):
         """Answer an INVITE the hub sent (``IncomingCall.accept``)."""
         self._invite = invite
         self.id = invite.call_id
-        self.remote_identity = asserted_identity(invite.headers)
         await self._media.setLocalDescription(await self._media.createAnswer())
         headers = [("Contact", contact), ("Session-Expires", "90;refresher=uas"), ("Content-Type", "application/sdp")]
         ok = make_response(
