@@ -1,4 +1,4 @@
-"""A fresh mock pin factory per test, and panels built on it that are closed at teardown."""
+"""Fixtures of the appliance tests: mock pins, panels, whole units on boards, and a door and a desk controller."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from intercom.appliance import Panel, PanelPins
+from intercom.appliance.unlock_store import UnlockStore
 
+from ..units import DESK_HZ, DOOR_HZ, STEP, store_flow
 from .boards import Boards
+from .controllers import unit
 from .helpers import Presses, WatchedPin
 
 MakePanel = Callable[..., Panel]
@@ -69,3 +72,18 @@ async def boards() -> AsyncIterator[Boards]:
     made = Boards()
     yield made
     await made.stop_all()
+
+
+@pytest.fixture
+async def door_and_desk(hub, make_unit, state_dir: Path):
+    """A door controller whose CALL rings the desk, and that desk's, whose CALL rings the door; the
+    door keeps its unlock log in ``state_dir``."""
+    store_flow(hub, "door", "client:desk")
+    store_flow(hub, "desk", "client:door")
+    desk = await unit(make_unit, "desk", "desk", DESK_HZ, "desk")
+    store = UnlockStore.open(state_dir)
+    door = await unit(make_unit, "door", "door", DOOR_HZ, "door", unlock_store=store)
+    yield door, desk
+    async with asyncio.timeout(STEP):
+        await door[0].client.destroy()  # nothing left to write to the store
+    store.close()

@@ -4,6 +4,8 @@ pacing cannot beat, remembered across restarts (a real SQLite store in a tempora
 from __future__ import annotations
 
 import stat
+import time
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,7 @@ from intercom.appliance.unlock import (
     Verdict,
 )
 from intercom.appliance.unlock_store import STORE_NAME, AuditEntry, StateDirError, UnlockStore
+from intercom.cli import main
 
 CODE = "4711#"
 CALL = "call-1@door"
@@ -236,3 +239,46 @@ def test_a_store_that_is_not_sqlite_is_a_clear_error_and_is_left_alone(tmp_path)
     with pytest.raises(StateDirError, match=r"^INTERCOM_STATE_DIR: cannot keep the unlock log in .*: "):
         UnlockStore.open(tmp_path)
     assert (tmp_path / STORE_NAME).read_bytes() == b"not a database" * 100
+
+
+def env_file(tmp_path, state_dir) -> Path:
+    path = tmp_path / "intercom.env"
+    values = {
+        "INTERCOM_ROLE": "door", "INTERCOM_IDENTITY": "door", "INTERCOM_HUB_URL": "wss://desk.local:8443",
+        "INTERCOM_ACCESS_KEY_ID": "k", "INTERCOM_ACCESS_KEY": "s", "INTERCOM_UNLOCK_CODE": CODE,
+        "INTERCOM_STATE_DIR": str(state_dir),
+    }  # fmt: skip
+    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    path.chmod(0o600)
+    return path
+
+
+def test_unlocks_list_prints_the_log_newest_first_in_local_time(tmp_path, store, clock, capsys, monkeypatch):
+    monkeypatch.delenv("INTERCOM_STATE_DIR")  # the env file says where
+    guard = guard_on(store, clock)
+    keypad(guard, "1234#")
+    clock.now += 60
+    guard.request("desk", CALL)
+    clock.now += 60
+    remote(guard, CODE, identity=None)
+    assert main(["unlocks", "list", "--env-file", str(env_file(tmp_path, tmp_path))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = [time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(clock.now - seconds)) for seconds in (0, 60, 120)]
+    assert lines == [
+        f"{at[0]}  refused   remote  (nobody asserted: the hub's own call)  call {CALL}  (a code)",
+        f"{at[1]}  open      remote  desk  call {CALL}  (unlock request)",
+        f"{at[2]}  wrong     keypad  keypad  (code)",
+    ]
+    assert main(["unlocks", "list", "--env-file", str(env_file(tmp_path, tmp_path)), "--limit", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines[:1]
+
+
+def test_unlocks_list_before_the_door_ever_started_and_with_a_bad_limit(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("INTERCOM_STATE_DIR")  # the env file says where
+    path = env_file(tmp_path, tmp_path)
+    assert main(["unlocks", "list", "--env-file", str(path)]) == 0
+    never = f"no unlock log in {tmp_path} (INTERCOM_STATE_DIR): this door has not started yet\n"
+    assert capsys.readouterr().out == never
+    assert not (tmp_path / STORE_NAME).exists()  # not made by the command: it belongs to the service's user
+    assert main(["unlocks", "list", "--env-file", str(path), "--limit", "0"]) == 2
+    assert capsys.readouterr().err == "intercom unlocks: --limit must be 1 or more\n"
