@@ -207,22 +207,21 @@ class Controller:
         call.on("muted", lambda muted: self._show("mute", MUTED_PATTERN[muted]))
         if self.guard is not None:
             call.on("digits", lambda digits: self._judge_in_call(call, digits))
-            call.on("unlock", lambda identity: self._open_if(self.guard.request(identity, call.id)))  # type: ignore[union-attr]
+            call.on("unlock", lambda identity: self._unlock_requested(call, identity))
         self._call_status(call, call.status)
 
     def _call_status(self, call: Call, status: CallStatus | None) -> None:
         if call is not self.call or status is None:
             return
-        if status is CallStatus.ENDED:
-            self.call = None
-            self._show_idle()
-        else:
-            self._show("call", CALL_STATUS_PATTERN[status])
         if status in (CallStatus.ENDED, CallStatus.FAILED):
             self.call = None
             if self.guard is not None:
                 self.guard.reset()
             self._show("mute", MUTED_PATTERN[False])
+        if status is CallStatus.ENDED:
+            self._show_idle()  # off, or the lockout again
+        else:
+            self._show("call", CALL_STATUS_PATTERN[status])
 
     def _judge_in_call(self, call: Call, digits: str) -> None:
         """Digits from the far end, with who the hub asserts sent them (a plain str: nobody)."""
@@ -230,6 +229,11 @@ class Controller:
         sender = getattr(digits, "asserted_identity", None)
         for digit in digits:
             self._open_if(self.guard.remote_digit(digit, sender, call.id))
+
+    def _unlock_requested(self, call: Call, identity: str | None) -> None:
+        """The far end pressed UNLOCK: no code, the hub's word for who it is."""
+        assert self.guard is not None
+        self._open_if(self.guard.request(identity, call.id))
 
     def _open_if(self, verdict: Verdict) -> None:
         if verdict is not Verdict.OPEN:

@@ -2,7 +2,9 @@
 
 New INVITEs are checked (token, ``client.outgoing``, the flow, the offer) before a call exists:
 a caller without the capability gets 403, an unknown flow 404. CANCEL, BYE, INFO, UPDATE and
-the ACK of a 2xx find their call by dialog; a request for no known dialog gets 481.
+the ACK of a 2xx find their call by dialog; a request for no known dialog gets 481. What passes
+from one leg to the other is built anew, with the sender's identity asserted by the hub
+(:mod:`intercom.sip.door`); a MESSAGE is a browser's report or a door's event.
 """
 
 from __future__ import annotations
@@ -272,8 +274,8 @@ class CallService:
             connection.send_response(transaction, make_response(request, 403, "Forbidden (not bridged to a client)"))
             return
         answer = await self._pass_on(call, side, UNLOCK_CONTENT_TYPE, b"")
-        status = answer.status_code if answer is not None else 408
-        connection.send_response(transaction, make_response(request, status if status >= 200 else 500))
+        status = answer.status_code if answer is not None else 408  # the far end is gone or silent
+        connection.send_response(transaction, make_response(request, status))
 
     async def _pass_on(self, call: HubCall, side: str, kind: str, body: bytes) -> Response | None:
         """An INFO to the other leg, built anew: its content, and the identity the hub asserts for
