@@ -208,3 +208,26 @@ async def test_a_hub_that_is_away_does_not_hold_up_the_strike(hub, make_unit, st
         assert audit(state_dir)[0].verdict == "open"
     finally:
         door_store.close()
+
+
+async def test_a_door_that_restarts_during_a_lockout_shows_it_and_keeps_it(hub, make_unit, state_dir):
+    before = UnlockStore.open(state_dir)
+    try:
+        first, _ = await unit(make_unit, "door", "door", DOOR_HZ, "door", unlock_store=before)
+        for _ in range(WRONG_LIMIT):
+            first.press("#")
+        first.close()
+        await first.client.destroy()
+    finally:
+        before.close()
+    after = UnlockStore.open(state_dir)  # the unit started again
+    try:
+        door, door_board = await unit(make_unit, "door", "door", DOOR_HZ, "door", unlock_store=after)
+        assert door_board.lights["call"] == LOCKOUT_PATTERN
+        for key in CODE:
+            door.press(key)
+        assert door_board.pulses == []
+        door.close()
+        await door.client.destroy()
+    finally:
+        after.close()
