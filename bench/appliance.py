@@ -1,4 +1,4 @@
-"""Appliance benchmark: button press to desk ringing, and one unit's cold start, idle CPU and RSS.
+"""Appliance benchmark: button press to desk ringing, UNLOCK to the strike, and one unit's cold start, idle CPU and RSS.
 
 Phases, each on a fresh hub process started through the CLI (``intercom hub``):
 
@@ -8,10 +8,16 @@ Phases, each on a fresh hub process started through the CLI (``intercom hub``):
    (REJECT) and the next press waits until both units are idle again. Interleaved with those
    presses, the same path without GPIO as the baseline: the door's SDK ``start_call()`` to the
    desk's ``incoming`` event, so that what the panel and controller add is visible.
-2. unit: ``intercom appliance`` is started as a process of its own (mock pins, an env file), as
+2. unlock: the same two units in a call (the door called, the desk answered). The desk's UNLOCK pin
+   is driven low; the time until the door's unit energises its strike is one sample (the desk's
+   unlock request through the hub, the door's verdict and audit write). Interleaved with those,
+   the baseline: the desk's SDK ``send_digits`` of one digit to the door's ``digits`` event (one
+   INFO through the hub, nothing judged). Before them, a few samples of the old way, a 6-digit
+   code typed as DTMF from the desk (one digit per 600 ms) to the strike, for comparison.
+3. unit: ``intercom appliance`` is started as a process of its own (mock pins, an env file), as
    systemd would: a door unit against the hub process. Cold start is process start to its "status
    connected" log line; then, idle and connected, its CPU over a 10 s window and its RSS.
-3. desk_with_hub: the same for a desk unit that runs the hub inside it (``INTERCOM_HUB_EMBEDDED``),
+4. desk_with_hub: the same for a desk unit that runs the hub inside it (``INTERCOM_HUB_EMBEDDED``),
    connected to its own hub; the targets hold for it too.
 
 It prints one JSON object with every figure, the targets and pass/fail, then a one-line summary.
@@ -49,24 +55,30 @@ from intercom.auth.keys import new_key_id, new_key_secret
 from intercom.hub import Storage
 from intercom.hub.callflows import CallFlow
 from intercom.media import MediaPolicy, RecordingSink, ToneSource
-from intercom.sdk import CallAudio, CallStatus
+from intercom.sdk import Call, CallAudio, CallStatus
 
 TARGET_PRESS_TO_RING_P50_MS = 100.0
+TARGET_UNLOCK_P50_MS = 300.0
 TARGET_COLD_START_S = 3.0
 TARGET_IDLE_CPU_PCT = 1.0
 TARGET_RSS_MB = 110.0
 PRESSES, QUICK_PRESSES = 30, 8
+TYPED, QUICK_TYPED = 3, 1  # samples of the typed code: each takes ~3.6 s
 IDLE_WINDOW_S, QUICK_IDLE_WINDOW_S = 10.0, 3.0
 PHASE_TIMEOUT = 180.0
 STEP_TIMEOUT = 15.0
-CALL_PIN = 17  # the door's CALL button in the default pin map
+CALL_PIN, UNLOCK_PIN, RELAY_PIN = 17, 24, 26  # the default pin map
+UNLOCK_CODE = "583920#"  # six digits, as deploy/intercom.env.example suggests
+RELAY_PULSE_S = 0.2
 LOOPBACK = MediaPolicy(host_addresses=(HOST,))
 
 
-def settings_for(role: str, port: int, key: AccessKey) -> Settings:
+def settings_for(role: str, port: int, key: AccessKey, workdir: Path) -> Settings:
+    state_dir = workdir / f"{role}-state"
+    state_dir.mkdir(mode=0o700, exist_ok=True)
     return Settings(
         role=role, identity=role, hub_url=f"ws://{HOST}:{port}", access_key_id=key.id, access_key=key.secret,
-        call_flow=role, unlock_code="1#",
+        call_flow=role, unlock_code=UNLOCK_CODE, relay_pulse_s=RELAY_PULSE_S, state_dir=state_dir,
     )  # fmt: skip
 
 
@@ -89,11 +101,104 @@ async def idle(unit: Unit) -> None:
         await asyncio.sleep(0.01)  # between samples only: the next press waits for both units to settle
 
 
-async def measure_presses(port: int, key: AccessKey, presses: int) -> dict[str, object]:
+class Strike:
+    """When the door's unit last energised its strike (it tells its watchers as it pulses the relay)."""
+
+    def __init__(self, door: Unit) -> None:
+        self.at: float | None = None
+        self.event = asyncio.Event()
+        door.watchers.append(self._watch)
+
+    def _watch(self, kind: str, name: str, value: object) -> None:
+        if kind == "relay":
+            self.at = time.monotonic()
+            self.event.set()
+
+
+def press(board: MockFactory, pin: int) -> float:
+    """Press and release a button; when it went down."""
+    pressed = time.monotonic()
+    board.pin(pin).drive_low()
+    board.pin(pin).drive_high()
+    return pressed
+
+
+async def released(board: MockFactory) -> None:
+    await asyncio.sleep(RELAY_PULSE_S)
+    while board.pin(RELAY_PIN).state:
+        await asyncio.sleep(0.01)  # between samples only: the next UNLOCK finds the strike at rest
+
+
+async def confirmed(unit: Unit) -> Call:
+    while unit.controller.call is None or unit.controller.call.status is not CallStatus.CONFIRMED:
+        await asyncio.sleep(0.01)
+    return unit.controller.call
+
+
+async def measure_unlocks(port: int, key: AccessKey, workdir: Path, presses: int, typed: int) -> dict[str, object]:
     audio = CallAudio(source=lambda: ToneSource(440.0), sink=RecordingSink, policy=LOOPBACK, tones=None)
     boards = [MockFactory(), MockFactory()]
-    desk = Unit(settings_for("desk", port, key), audio, pin_factory=boards[0])
-    door = Unit(settings_for("door", port, key), audio, pin_factory=boards[1])
+    desk = Unit(settings_for("desk", port, key, workdir), audio, pin_factory=boards[0])
+    door = Unit(settings_for("door", port, key, workdir), audio, pin_factory=boards[1])
+    ringing, strike = Ringing(desk), Strike(door)
+    unlock_ms: list[float] = []
+    digit_ms: list[float] = []
+    typed_ms: list[float] = []
+    try:
+        await desk.start()
+        await door.start()
+        press(boards[1], CALL_PIN)
+        await asyncio.wait_for(ringing.event.wait(), STEP_TIMEOUT)
+        desk.controller.press("answer")
+        desk_call = await asyncio.wait_for(confirmed(desk), STEP_TIMEOUT)
+        door_call = await asyncio.wait_for(confirmed(door), STEP_TIMEOUT)
+        heard = asyncio.Event()
+        door_call.on("digits", lambda digit: heard.set())
+        for _ in range(typed):  # first: the single digits below are not an attempt's start
+            strike.event.clear()
+            sent = time.monotonic()
+            desk_call.send_digits(UNLOCK_CODE)
+            await asyncio.wait_for(strike.event.wait(), STEP_TIMEOUT)
+            assert strike.at is not None
+            typed_ms.append((strike.at - sent) * 1000)
+            await asyncio.wait_for(released(boards[1]), STEP_TIMEOUT)
+        for _ in range(presses):
+            strike.event.clear()
+            pressed = press(boards[0], UNLOCK_PIN)
+            await asyncio.wait_for(strike.event.wait(), STEP_TIMEOUT)
+            assert strike.at is not None
+            unlock_ms.append((strike.at - pressed) * 1000)
+            await asyncio.wait_for(released(boards[1]), STEP_TIMEOUT)
+
+            heard.clear()
+            sent = time.monotonic()
+            desk_call.send_digits("1")  # the baseline: one INFO through the hub, nothing judged
+            await asyncio.wait_for(heard.wait(), STEP_TIMEOUT)
+            digit_ms.append((time.monotonic() - sent) * 1000)
+    finally:
+        for unit in (door, desk):
+            await asyncio.wait_for(unit.stop(), STEP_TIMEOUT)
+        for board in boards:
+            board.reset()
+            board.close()
+    unlock_ms.sort()
+    digit_ms.sort()
+    typed_ms.sort()
+    return {
+        "presses": presses,
+        "unlock_pressed_to_strike_ms": summary(unlock_ms),
+        "sdk_digit_to_door_digits_event_ms": summary(digit_ms),
+        "typed_code_to_strike_ms": summary(typed_ms),
+        "typed_code": f"{len(UNLOCK_CODE.removesuffix('#'))} digits and #, as DTMF",
+        "ratio_p50": round(statistics.median(unlock_ms) / statistics.median(digit_ms), 2),
+    }
+
+
+async def measure_presses(port: int, key: AccessKey, workdir: Path, presses: int) -> dict[str, object]:
+    audio = CallAudio(source=lambda: ToneSource(440.0), sink=RecordingSink, policy=LOOPBACK, tones=None)
+    boards = [MockFactory(), MockFactory()]
+    desk = Unit(settings_for("desk", port, key, workdir), audio, pin_factory=boards[0])
+    door = Unit(settings_for("door", port, key, workdir), audio, pin_factory=boards[1])
     ringing = Ringing(desk)
     offered = asyncio.Event()
     desk.client.on("incoming", lambda incoming: offered.set())
@@ -104,9 +209,7 @@ async def measure_presses(port: int, key: AccessKey, presses: int) -> dict[str, 
         await door.start()
         for _ in range(presses):
             ringing.event.clear()
-            pressed = time.monotonic()
-            boards[1].pin(CALL_PIN).drive_low()  # the door's CALL button
-            boards[1].pin(CALL_PIN).drive_high()
+            pressed = press(boards[1], CALL_PIN)  # the door's CALL button
             await asyncio.wait_for(ringing.event.wait(), STEP_TIMEOUT)
             assert ringing.at is not None
             press_ms.append((ringing.at - pressed) * 1000)
@@ -150,12 +253,14 @@ def summary(sorted_ms: list[float]) -> dict[str, float]:
     }
 
 
-def door_values(port: int, key: AccessKey) -> dict[str, str]:
+def door_values(port: int, key: AccessKey, workdir: Path) -> dict[str, str]:
     """A door unit's env file, against the hub process on ``port``."""
+    state_dir = workdir / "unit-state"
+    state_dir.mkdir(mode=0o700, exist_ok=True)
     return {
         "INTERCOM_ROLE": "door", "INTERCOM_IDENTITY": "benchdoor", "INTERCOM_HUB_URL": f"ws://{HOST}:{port}",
-        "INTERCOM_ACCESS_KEY_ID": key.id, "INTERCOM_ACCESS_KEY": key.secret, "INTERCOM_UNLOCK_CODE": "1#",
-        "INTERCOM_CALL_FLOW": "door",
+        "INTERCOM_ACCESS_KEY_ID": key.id, "INTERCOM_ACCESS_KEY": key.secret, "INTERCOM_UNLOCK_CODE": UNLOCK_CODE,
+        "INTERCOM_CALL_FLOW": "door", "INTERCOM_STATE_DIR": str(state_dir),
     }  # fmt: skip
 
 
@@ -165,7 +270,7 @@ def desk_hub_values(workdir: Path) -> dict[str, str]:
         "INTERCOM_ROLE": "desk", "INTERCOM_IDENTITY": "benchdesk", "INTERCOM_HUB_EMBEDDED": "true",
         "INTERCOM_HUB_LISTEN": HOST, "INTERCOM_HUB_PORT": "0", "INTERCOM_HUB_DATA_DIR": str(workdir / "desk-hub"),
         "INTERCOM_ACCESS_KEY_ID": new_key_id(), "INTERCOM_ACCESS_KEY": new_key_secret(),
-        "INTERCOM_UNLOCK_CODE": "1#",
+        "INTERCOM_UNLOCK_CODE": UNLOCK_CODE,
     }  # fmt: skip
 
 
@@ -215,13 +320,16 @@ async def run(workdir: Path, quick: bool) -> dict[str, object]:
     storage.close()
     async with fresh_hub(data_dir, workdir, "press") as (port, _):
         press = await wait_phase(
-            "press", measure_presses(port, key, QUICK_PRESSES if quick else PRESSES), PHASE_TIMEOUT
+            "press", measure_presses(port, key, workdir, QUICK_PRESSES if quick else PRESSES), PHASE_TIMEOUT
         )
+    async with fresh_hub(data_dir, workdir, "unlock") as (port, _):
+        samples = (QUICK_PRESSES, QUICK_TYPED) if quick else (PRESSES, TYPED)
+        unlock = await wait_phase("unlock", measure_unlocks(port, key, workdir, *samples), PHASE_TIMEOUT)
     window = QUICK_IDLE_WINDOW_S if quick else IDLE_WINDOW_S
     async with fresh_hub(data_dir, workdir, "unit") as (port, _):
-        unit = await wait_phase("unit", measure_unit(door_values(port, key), workdir, window), PHASE_TIMEOUT)
+        unit = await wait_phase("unit", measure_unit(door_values(port, key, workdir), workdir, window), PHASE_TIMEOUT)
     desk_hub = await wait_phase("desk_hub", measure_unit(desk_hub_values(workdir), workdir, window), PHASE_TIMEOUT)
-    return {"press": press, "unit": unit, "desk_with_hub": desk_hub}
+    return {"press": press, "unlock": unlock, "unit": unit, "desk_with_hub": desk_hub}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,8 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     def verdict(figures: dict[str, object]) -> dict[str, bool]:
-        press = figures["press"]
-        passed = {"press_to_ring": press["press_to_desk_ringing_ms"]["p50"] <= TARGET_PRESS_TO_RING_P50_MS}  # type: ignore[index]
+        press, unlock = figures["press"], figures["unlock"]
+        passed = {
+            "press_to_ring": press["press_to_desk_ringing_ms"]["p50"] <= TARGET_PRESS_TO_RING_P50_MS,  # type: ignore[index]
+            "unlock_to_strike": unlock["unlock_pressed_to_strike_ms"]["p50"] <= TARGET_UNLOCK_P50_MS,  # type: ignore[index]
+        }
         for name in ("unit", "desk_with_hub"):  # the targets hold for a unit, the hub inside it or not
             unit = figures[name]
             passed |= {
@@ -243,9 +354,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def summary_line(figures: dict[str, object]) -> str:
         press, unit, desk = figures["press"], figures["unit"], figures["desk_with_hub"]
+        unlock = figures["unlock"]
         return (
             f"appliance: press to desk ringing p50 {press['press_to_desk_ringing_ms']['p50']}ms "  # type: ignore[index]
             f"(SDK alone {press['sdk_start_call_to_incoming_ms']['p50']}ms, {press['ratio_p50']}x); "  # type: ignore[index]
+            f"UNLOCK to strike p50 {unlock['unlock_pressed_to_strike_ms']['p50']}ms "  # type: ignore[index]
+            f"(one digit {unlock['sdk_digit_to_door_digits_event_ms']['p50']}ms, "  # type: ignore[index]
+            f"typed 6-digit code {unlock['typed_code_to_strike_ms']['p50']}ms); "  # type: ignore[index]
             f"door: cold start {unit['cold_start_to_connected_s']}s, idle {unit['idle_cpu_pct_of_core']}% of a core, "  # type: ignore[index]
             f"RSS {unit['rss_mb']} MB; desk with the hub: cold start {desk['cold_start_to_connected_s']}s, "  # type: ignore[index]
             f"idle {desk['idle_cpu_pct_of_core']}%, RSS {desk['rss_mb']} MB"  # type: ignore[index]
@@ -253,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
 
     targets = {
         "press_to_desk_ringing_p50_ms_max": TARGET_PRESS_TO_RING_P50_MS,
+        "unlock_pressed_to_strike_p50_ms_max": TARGET_UNLOCK_P50_MS,
         "cold_start_s_max": TARGET_COLD_START_S,
         "idle_cpu_pct_of_core_max": TARGET_IDLE_CPU_PCT,
         "rss_mb_max": TARGET_RSS_MB,

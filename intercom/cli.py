@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     call_show.add_argument("id")
     call_show.set_defaults(func=_calls_show)
 
+    unlocks = commands.add_parser("unlocks", help="the door's unlock log: openings, wrong codes, refusals, lockouts")
+    unlock_commands = unlocks.add_subparsers(dest="unlocks_command", required=True)
+    unlock_list = unlock_commands.add_parser("list", help="the latest lines of the door's unlock log, newest first")
+    unlock_list.add_argument("--env-file", type=Path, default=None, help="default: /etc/intercom/intercom.env")
+    unlock_list.add_argument("--limit", type=int, default=50, metavar="N", help="at most N lines (default 50)")
+    unlock_list.set_defaults(func=_unlocks_list)
+
     token = commands.add_parser("token", help="mint a client JWT in the seed SDK's format")
     token.add_argument("--key-id", required=True)
     token.add_argument("--key", required=True, help="the access key's secret")
@@ -353,6 +360,36 @@ def _legs_and_recordings(storage: Storage, call_id: str) -> tuple[list[LegRecord
     legs, _ = storage.page(LegRecord, parent=call_id)
     recordings = [recording for leg in legs for recording in storage.page(RecordingRecord, parent=leg.id)[0]]
     return legs, recordings
+
+
+def _unlocks_list(args: argparse.Namespace) -> None:
+    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings
+    from .appliance.unlock_store import STORE_NAME, StateDirError, UnlockStore
+
+    if args.limit < 1:
+        raise UsageError("--limit must be 1 or more")
+    try:
+        settings, _ = load_settings(args.env_file or DEFAULT_ENV_FILE)
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+    if not (settings.state_dir / STORE_NAME).is_file():  # not made here: it belongs to the service's user
+        print(f"no unlock log in {settings.state_dir} (INTERCOM_STATE_DIR): this door has not started yet")
+        return
+    try:
+        store = UnlockStore.open(settings.state_dir)
+    except StateDirError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        entries = store.latest(args.limit)
+    finally:
+        store.close()
+    if not entries:
+        print("nothing in the unlock log yet")
+    for entry in entries:
+        who = entry.who or "(nobody asserted: the hub's own call)"
+        call = f"  call {entry.call_id}" if entry.call_id else ""
+        detail = f"  ({entry.detail})" if entry.detail else ""
+        print(f"{_clock(entry.at)}  {entry.verdict:<8}  {entry.source:<6}  {who}{call}{detail}")
 
 
 def _rung(leg: LegRecord) -> str:

@@ -5,8 +5,9 @@ first start the hub adopts the units' access key and makes the call flows ``ring
 door's CALL rings ``client:desk``) and ``ring_door``. A client whose identity is invalid is refused
 with 406. Then the door connects to the desk's hub, and the script presses the units' buttons as a
 visitor and a resident would: CALL at the door, the desk rings, ANSWER, each side hears the
-other's test tone through the hub, UNLOCK sends the code and the door's relay pulses, REJECT hangs
-up. Then the visitor rings again and nobody answers: the flow's message is spoken to the door and
+other's test tone through the hub, UNLOCK asks the door to open (no code typed: the door opens for
+the desk because the hub asserts that the request comes from the desk) and the door's relay
+pulses, REJECT hangs up. Then the visitor rings again and nobody answers: the flow's message is spoken to the door and
 the visitor's message recorded, and the call log is printed as ``intercom calls list`` shows it.
 Every light pattern, relay pulse and status change is printed as it happens, with the time since
 the start.
@@ -35,7 +36,7 @@ from .sdk import Call, CallAudio, CallStatus, Client, ClientError
 STEP_TIMEOUT = 15.0
 LOOPBACK = MediaPolicy(host_addresses=("127.0.0.1",))
 DOOR_TONE, DESK_TONE = 440.0, 880.0
-UNLOCK_CODE = "1#"
+UNLOCK_CODE = "583920#"  # the keypad's; the desk's UNLOCK types no code
 RELAY_PULSE_S = 1.0
 RING_TIMEOUT_S = 5  # the demo's desk does not keep the visitor waiting long before the voicemail
 VOICEMAIL_S = 2.0
@@ -141,7 +142,11 @@ async def run_demo(data_dir: Path | None = None) -> None:
                 "'ring_door' rings client:door",
             )
             await _refused_client(host, key, timeline)
-            door_settings = Settings(role="door", identity="door", hub_url=f"ws://{host}", **common)
+            door_state = data_dir / "door"  # the door's unlock log and lockouts (INTERCOM_STATE_DIR)
+            door_state.mkdir(mode=0o700, exist_ok=True)
+            door_settings = Settings(
+                role="door", identity="door", hub_url=f"ws://{host}", state_dir=door_state, **common
+            )
             door, door_board = await _unit(door_settings, DOOR_TONE, timeline)
             units.insert(0, door)
 

@@ -20,6 +20,7 @@ from .panel import Panel
 __all__ = [
     "CALL_STATUS_PATTERN",
     "CLIENT_STATUS_PATTERN",
+    "LOCKOUT_PATTERN",
     "MUTED_PATTERN",
     "PATTERNS",
     "Blink",
@@ -73,6 +74,8 @@ PATTERNS: Mapping[str, Pattern] = {
     "fast_blink": _same(Blink(on_time=0.1, off_time=0.1)),
     "three_flashes": _same(Blink(on_time=0.2, off_time=0.2, n=3)),
     "ring_blink": _same(Blink(on_time=0.25, off_time=0.25)),
+    # Mostly on, dark for a moment each second: unlike any call status, and plain LEDs do it too.
+    "lockout": _same(Blink(on_time=1.0, off_time=0.25)),
     # Alive and idle: a brief soft pulse every 2 s, or a short blink where there is no PWM.
     "heartbeat": Pattern(
         pwm=Blink(on_time=0.0, off_time=1.6, fade_in_time=0.2, fade_out_time=0.2),
@@ -97,6 +100,10 @@ CALL_STATUS_PATTERN: Mapping[str, str] = {
 }
 
 MUTED_PATTERN: Mapping[bool, str] = {True: "on", False: "off"}
+
+# The door's call light while no call is up and its unlock guard is locked out: the visitor who
+# guesses sees that guessing stopped; the status light keeps telling the unit's own health.
+LOCKOUT_PATTERN = "lockout"
 
 
 class Lights:

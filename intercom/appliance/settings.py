@@ -31,6 +31,7 @@ from .panel import BUTTONS, KEYPAD_KEYS, LEDS
 DEFAULT_ENV_FILE = Path("/etc/intercom/intercom.env")
 PREFIX = "INTERCOM_"
 DTMF_CODE = re.compile(r"[0-9*#]{1,16}\Z")
+MIN_CODE_DIGITS = 4  # before a closing #: 10 000 codes at least, 20 of them guessed a day (unlock.py)
 BCM_PINS = range(2, 28)  # the 40-pin header's GPIO2-GPIO27 (0 and 1 are the HAT EEPROM's I2C)
 SECRET_MASK = "********"
 KEY_ID = r"^[A-Za-z0-9_-]{1,64}$"  # access key and call flow ids: safe in a token and a URL
@@ -116,7 +117,14 @@ class Settings(BaseSettings):
         1000, ge=200, le=10000, description="held this long, a press is a long press (CALL held ends a call)"
     )
 
-    unlock_code: SecretStr = Field(description="DTMF code that opens the door: 1-16 of 0-9, * and #")
+    unlock_code: SecretStr = Field(
+        description="DTMF code that opens the door: 4-16 of 0-9, * and #, at least 4 before a closing #; "
+        "6 digits or more suggested, e.g. 583920#"
+    )
+    unlock_from: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("desk",), description="who may open the door from a call (their UNLOCK, or a code they type), comma-separated"
+    )
+    state_dir: Path = Field(Path("/var/lib/intercom"), description="the door's unlock log and lockouts (kept 0600)")
     relay_pulse_s: float = Field(3.0, gt=0, le=30, description="how long the door strike is energised")
     auto_answer: bool = Field(False, description="the door answers a desk's call by itself (listen at the door)")
     ring_timeout_s: int = Field(30, ge=5, le=300, description="how long the desks ring before the call gives up")
@@ -130,7 +138,7 @@ class Settings(BaseSettings):
         except InvalidIdentity as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("hub_desks", "hub_doors", mode="before")
+    @field_validator("hub_desks", "hub_doors", "unlock_from", mode="before")
     @classmethod
     def _identities(cls, value: object) -> object:
         if not isinstance(value, str):
@@ -153,7 +161,7 @@ class Settings(BaseSettings):
                 f"must be an IP address of this unit, or 0.0.0.0 for every network, not {value!r}"
             ) from None
 
-    @field_validator("hub_data_dir")
+    @field_validator("hub_data_dir", "state_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         if not value.is_absolute():
@@ -220,8 +228,9 @@ class Settings(BaseSettings):
     @field_validator("unlock_code")
     @classmethod
     def _unlock_code(cls, value: SecretStr) -> SecretStr:
-        if not DTMF_CODE.match(value.get_secret_value()):
-            raise ValueError("must be 1-16 of 0-9, * and #")
+        code = value.get_secret_value()
+        if not DTMF_CODE.match(code) or len(code.removesuffix("#")) < MIN_CODE_DIGITS:
+            raise ValueError(f"must be 4-16 of 0-9, * and #, at least {MIN_CODE_DIGITS} before a closing #")
         return value
 
     @model_validator(mode="after")

@@ -22,8 +22,9 @@ from ..sdk import AudioSettings, CallAudio, CertificateError, Client, ClientErro
 from .controller import Controller
 from .lights import Lights
 from .panel import Panel, PanelPins
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .tokens import token_minter
+from .unlock_store import StateDirError, UnlockStore
 
 if TYPE_CHECKING:
     from .embedded_hub import EmbeddedHub
@@ -88,6 +89,10 @@ class Unit:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
+        try:  # first: a door that cannot keep its lockouts does not start
+            self.unlock_store = UnlockStore.open(settings.state_dir) if settings.role == "door" else None
+        except StateDirError as exc:
+            raise SettingsError(str(exc)) from None
         self.watchers: list[Callable[[str, str, object], None]] = []  # (kind, name, value): the demo, a simulator
         self.patterns: dict[str, str] = {}  # each fitted light's pattern now, for a watcher that comes late
         self.hub: EmbeddedHub | None = None
@@ -127,6 +132,8 @@ class Unit:
             self._pulse_relay,
             unlock_code=settings.unlock_code.get_secret_value(),
             relay_pulse_s=settings.relay_pulse_s,
+            unlock_from=settings.unlock_from,
+            unlock_store=self.unlock_store,
             auto_answer=settings.auto_answer,
             call_button_hangs_up=settings.call_button_hangs_up,
             ring_timeout_s=settings.ring_timeout_s,
@@ -201,6 +208,8 @@ class Unit:
         await self.client.destroy()
         self.controller.close()
         self.panel.close()  # the relay de-energised first
+        if self.unlock_store is not None:
+            self.unlock_store.close()
         if self.hub is not None:
             await self.hub.stop()  # after the unit's own client said goodbye
 
@@ -220,7 +229,7 @@ class Unit:
 
     def _pulse_relay(self, seconds: float) -> None:
         if self.panel.pins.relay is None:
-            log.warning("the unlock code was right, but this unit has no relay (INTERCOM_RELAY_PIN)")
+            log.warning("the door was to open, but this unit has no relay (INTERCOM_RELAY_PIN)")
             return
         if self.panel.pulse_relay(seconds):
             log.info("door strike energised for %g s (GPIO%d)", seconds, self.panel.pins.relay)

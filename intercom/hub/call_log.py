@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any, Protocol
 
-from .records import LEG_FINAL, CallRecord, LegRecord, RecordingRecord, Webhook
+from .records import LEG_FINAL, CallRecord, LegRecord, RecordingRecord, UnlockEvent, Webhook
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 class Publisher(Protocol):
     def publish(
-        self, row: CallRecord | LegRecord | RecordingRecord, created: bool, extra: Webhook | None = None
+        self, row: CallRecord | LegRecord | RecordingRecord | UnlockEvent, created: bool, extra: Webhook | None = None
     ) -> None: ...
 
 
@@ -66,6 +66,14 @@ class CallLog:
 
     def new_recording(self, recording: RecordingRecord) -> None:
         self._keep(recording, created=True)
+
+    def publish_event(self, event: UnlockEvent) -> None:
+        """A door's event: not a row of the hub's, only news for the webhooks."""
+        if self.publisher is not None:
+            try:
+                self.publisher.publish(event, created=True)
+            except Exception:  # a webhook must never break the door's report
+                log.exception("publishing the door's %s event failed", event.event)
 
     def _change(self, row: CallRecord | LegRecord, changes: dict[str, Any]) -> None:
         if all(getattr(row, name) == value for name, value in changes.items()):

@@ -2,7 +2,9 @@
 
 New INVITEs are checked (token, ``client.outgoing``, the flow, the offer) before a call exists:
 a caller without the capability gets 403, an unknown flow 404. CANCEL, BYE, INFO, UPDATE and
-the ACK of a 2xx find their call by dialog; a request for no known dialog gets 481.
+the ACK of a 2xx find their call by dialog; a request for no known dialog gets 481. What passes
+from one leg to the other is built anew, with the sender's identity asserted by the hub
+(:mod:`intercom.sip.door`); a MESSAGE is a browser's report or a door's event.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from urllib.parse import parse_qsl
 
 from ..auth import Grant, KeyLookup, TokenError, check_token
 from ..media import new_peer_connection, offers_opus
-from ..sip import DialogError, Request, ServerTransaction, make_response
+from ..sip import DialogError, Request, Response, ServerTransaction, make_response
+from ..sip.door import DOOR_EVENT_CONTENT_TYPE, UNLOCK_CONTENT_TYPE, asserted_identity_header
+from ..sip.door import content_type as content_type_of
 from ..sip.dtmf import DTMF_CONTENT_TYPE, dtmf_signals
 from ..transport import ConnectionClosed, SipConnection
 from .call_log import CallLog
@@ -24,7 +28,7 @@ from .callflows import CLIENT_PREFIX, CallFlow
 from .calls import FlowServices, HubCall
 from .config import HubConfig
 from .legs import CallerLeg, HubAddress
-from .records import CallRecord, LegRecord, Webhook
+from .records import CallRecord, LegRecord, UnlockEvent, Webhook
 from .registrar import Registrar
 from .storage import Storage
 
@@ -66,10 +70,11 @@ class CallService:
             return
         grant, flow, variables = checked  # type: ignore[misc]
         policy = self.config.leg_media()
+        identity = grant.outgoing.identity if grant.outgoing else None
         caller = CallerLeg(
-            connection, transaction, request, self.hub, new_peer_connection(policy, opus_passthrough=True)
+            connection, transaction, request, self.hub, new_peer_connection(policy, opus_passthrough=True), identity
         )
-        name = (grant.outgoing.identity if grant.outgoing else None) or "anonymous"
+        name = identity or "anonymous"
         # Every client dials the same number (00000): what it called is the flow its token names.
         record = self.call_log.new_call(
             CallRecord(source=f"{CLIENT_PREFIX}{name}", destination=flow.id, call_flow_id=flow.id)
@@ -160,7 +165,12 @@ class CallService:
         await call.cancel_by_caller()
 
     def message(self, connection: SipConnection, transaction: ServerTransaction, request: Request) -> None:
-        """The browser client's post-dial-delay report (PROTOCOL.md section 3): kept with its call."""
+        """An out-of-dialog MESSAGE: a door's event (unlock, wrong code, lockout), or the browser
+        client's post-dial-delay report (PROTOCOL.md section 3)."""
+        if content_type_of(request.headers) == DOOR_EVENT_CONTENT_TYPE:
+            status, reason = self._door_event(connection, request)
+            connection.send_response(transaction, make_response(request, status, reason))
+            return
         call = self.calls.get((request.headers.get("X-Call-Relates") or "").strip())
         if call is not None:
             try:
@@ -168,6 +178,22 @@ class CallService:
             except (ValueError, KeyError, TypeError):
                 log.info("call %s: unreadable post-dial-delay report %r", call.id, request.body[:100])
         connection.send_response(transaction, make_response(request, 200))
+
+    def _door_event(self, connection: SipConnection, request: Request) -> tuple[int, str | None]:
+        """Log a door's event and tell the webhooks; the door is who registered on this connection,
+        whatever the body says."""
+        door = self.registrar.identity_on(connection)
+        if door is None:
+            return 403, "Forbidden (register first)"
+        try:
+            event = UnlockEvent.from_door(door, request.body)
+        except ValueError as exc:
+            return 400, f"Bad Request ({exc})"
+        log.info(
+            "door %s: %s (%s, %s, call %s)", door, event.event, event.source, event.who or "nobody", event.sip_call_id
+        )
+        self.call_log.publish_event(event)
+        return 200, None
 
     # -- inside a call --------------------------------------------------------------------------
 
@@ -219,13 +245,16 @@ class CallService:
     async def _info(
         self, call: HubCall, side: str, connection: SipConnection, transaction: ServerTransaction, request: Request
     ) -> None:
-        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if content_type == STATS:
+        kind = content_type_of(request.headers)
+        if kind == STATS:
             call.stats[side].reports.append(request.body.decode("utf-8", errors="replace"))
             connection.send_response(transaction, make_response(request, 200))
             return
-        if content_type != DTMF_CONTENT_TYPE:
-            accept = f"{DTMF_CONTENT_TYPE}, {STATS}"
+        if kind == UNLOCK_CONTENT_TYPE:
+            await self._unlock_request(call, side, connection, transaction, request)
+            return
+        if kind != DTMF_CONTENT_TYPE:
+            accept = f"{DTMF_CONTENT_TYPE}, {UNLOCK_CONTENT_TYPE}, {STATS}"
             connection.send_response(transaction, make_response(request, 415, headers=[("Accept", accept)]))
             return
         connection.send_response(transaction, make_response(request, 200))
@@ -233,16 +262,37 @@ class CallService:
             for key in dtmf_signals(request.body):
                 call.keys.put_nowait(key)
             return
+        await self._pass_on(call, side, DTMF_CONTENT_TYPE, request.body)
+
+    async def _unlock_request(
+        self, call: HubCall, side: str, connection: SipConnection, transaction: ServerTransaction, request: Request
+    ) -> None:
+        """A desk's UNLOCK: only ever to the client bridged with it, never to a flow of the hub's;
+        the far end's answer is the sender's."""
+        if call.bridge is None:
+            log.info("call %s: unlock request from the %s with nobody bridged: refused", call.id, side)
+            connection.send_response(transaction, make_response(request, 403, "Forbidden (not bridged to a client)"))
+            return
+        answer = await self._pass_on(call, side, UNLOCK_CONTENT_TYPE, b"")
+        status = answer.status_code if answer is not None else 408  # the far end is gone or silent
+        connection.send_response(transaction, make_response(request, status))
+
+    async def _pass_on(self, call: HubCall, side: str, kind: str, body: bytes) -> Response | None:
+        """An INFO to the other leg, built anew: its content, and the identity the hub asserts for
+        the sender (never a header the sender wrote). ``None`` when it did not arrive."""
         other_connection, other_dialog = call.dialog_of("callee" if side == "caller" else "caller")
         if other_dialog is None or other_connection.closed:
-            return
-        info = other_dialog.create_request(
-            "INFO", self.hub.via(), headers=[("Content-Type", DTMF_CONTENT_TYPE)], body=request.body
-        )
+            return None
+        headers = [("Content-Type", kind)]
+        identity = call.identity_of(side)
+        if identity is not None:
+            headers.append(asserted_identity_header(identity, self.hub.host))
+        info = other_dialog.create_request("INFO", self.hub.via(), headers=headers, body=body)
         try:
-            await other_connection.request(info)
+            return await other_connection.request(info)
         except (ConnectionClosed, TimeoutError) as exc:
-            log.info("call %s: DTMF not delivered to the %s: %s", call.id, side, exc)
+            log.info("call %s: INFO (%s) from the %s not delivered: %s", call.id, kind, side, exc)
+            return None
 
     async def connection_lost(self, connection: SipConnection) -> None:
         """A client's socket closed: its calls end for the other side too."""

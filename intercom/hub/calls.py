@@ -191,7 +191,7 @@ class HubCall:
             assert self.caller is not None
             if isinstance(self.caller, CallerLeg) and self.caller.dialog is None:
                 try:
-                    await self.caller.answer()
+                    await self.caller.answer(self.identity_of("callee"))
                 except ConnectionClosed:
                     log.info("call %s: the caller left as the hub answered", self.id)
                     self.ended.set()
@@ -297,7 +297,8 @@ class HubCall:
         return winner
 
     async def _first_answer(self, legs: list[CalleeLeg], timeout: float) -> CalleeLeg | None:
-        tasks = {asyncio.create_task(leg.ring(self.caller_name, self._on_ringing(leg))): leg for leg in legs}
+        caller = self.identity_of("caller")
+        tasks = {asyncio.create_task(leg.ring(self.caller_name, self._on_ringing(leg), caller)): leg for leg in legs}
         winner: CalleeLeg | None = None
         failures: list[Response] = []
         timed_out = False
@@ -390,6 +391,12 @@ class HubCall:
         self.bridge.start()
         log.info("call %s: %s -> %s bridged", self.id, self.caller_name, winner.binding.identity)
         await self.ended.wait()
+
+    def identity_of(self, side: str) -> str | None:
+        """Who the hub asserts is on ``side``: a client's identity from its token; ``None`` for
+        no leg yet, or a caller whose token names nobody."""
+        leg = self.caller if side == "caller" else self.callee
+        return leg.identity if leg is not None else None
 
     def dialog_of(self, side: str) -> tuple[SipConnection, Dialog | None]:
         leg = self.caller if side == "caller" else self.callee

@@ -16,6 +16,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..media import bridge_opus_only
 from ..sip import Address, Dialog, Request, Response, ServerTransaction, SipUri, Via, make_cancel, make_response
+from ..sip.door import asserted_identity_header
 from ..sip.ids import new_branch, new_call_id, new_tag
 from ..transport import ConnectionClosed, SipConnection
 from .config import HubConfig
@@ -56,6 +57,7 @@ class CallerLeg:
     invite: Request
     hub: HubAddress
     media: RTCPeerConnection
+    identity: str | None = None  # the caller's token's identity: what the hub asserts for this leg
     tag: str = field(default_factory=new_tag)
     dialog: Dialog | None = None
     answered: bool = False
@@ -83,8 +85,9 @@ class CallerLeg:
             self.ringing_sent = True
             self.respond(180, headers=[("Contact", str(self.hub.contact()))])
 
-    async def answer(self) -> None:
-        """Answer the caller's offer with the hub's media end, and send the 200."""
+    async def answer(self, callee_identity: str | None = None) -> None:
+        """Answer the caller's offer with the hub's media end, and send the 200; a callee that
+        answered is asserted in it (the hub answering for itself asserts nobody)."""
         await self.media.setRemoteDescription(RTCSessionDescription(self.invite.body.decode(), "offer"))
         for transceiver in self.media.getTransceivers():
             transceiver.direction = "sendrecv"  # the bridge will send the callee's audio on it
@@ -93,6 +96,8 @@ class CallerLeg:
         if self.answered or self.connection.closed:
             raise ConnectionClosed("the caller left while the answer was made")
         headers = [("Contact", str(self.hub.contact())), ("Allow", ALLOW), ("Content-Type", SDP)]
+        if callee_identity is not None:
+            headers.append(asserted_identity_header(callee_identity, self.hub.host))
         ok = make_response(
             self.invite, 200, to_tag=self.tag, headers=headers, body=self.media.localDescription.sdp.encode()
         )
@@ -118,12 +123,20 @@ class CalleeLeg:
     def connection(self) -> SipConnection:
         return self.binding.connection  # type: ignore[return-value]
 
-    async def ring(self, caller_name: str, on_ringing: Callable[[], None]) -> Response:
-        """Offer the hub's media end to the device and wait for its final answer."""
+    @property
+    def identity(self) -> str | None:
+        """The identity the device registered with: what the hub asserts for this leg."""
+        return self.binding.identity
+
+    async def ring(
+        self, caller_name: str, on_ringing: Callable[[], None], caller_identity: str | None = None
+    ) -> Response:
+        """Offer the hub's media end to the device and wait for its final answer; ``caller_identity``
+        (a client's, never a Voice API call's source) is asserted in the INVITE."""
         self.media.addTransceiver("audio", direction="sendrecv")
         bridge_opus_only(self.media)
         await self.media.setLocalDescription(await self.media.createOffer())
-        self.invite = self._build_invite(caller_name, self.media.localDescription.sdp.encode())
+        self.invite = self._build_invite(caller_name, caller_identity, self.media.localDescription.sdp.encode())
         if self.cancelled:
             raise asyncio.CancelledError
 
@@ -141,7 +154,7 @@ class CalleeLeg:
         assert self.final is not None
         await self.media.setRemoteDescription(RTCSessionDescription(self.final.body.decode(), "answer"))
 
-    def _build_invite(self, caller_name: str, sdp: bytes) -> Request:
+    def _build_invite(self, caller_name: str, caller_identity: str | None, sdp: bytes) -> Request:
         contact = self.binding.contact.uri
         host = self.hub.host
         invite = Request(method="INVITE", uri=contact)
@@ -157,6 +170,7 @@ class CalleeLeg:
             ("Allow", ALLOW),
             ("Supported", "timer"),
             ("Content-Type", SDP),
+            *([asserted_identity_header(caller_identity, host)] if caller_identity is not None else []),
         ):
             invite.headers.add(name, value)
         invite.body = sdp

@@ -8,17 +8,19 @@ device rung), so a call log reads "door called, desk rang, nobody answered, voic
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 CallStatus = Literal["queued", "starting", "ongoing", "ended"]
 LegStatus = Literal["starting", "ringing", "ongoing", "busy", "no_answer", "failed", "hangup"]
 Direction = Literal["incoming", "outgoing"]
 RecordingKind = Literal["ivr", "transfer", "call"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
+UnlockEventKind = Literal["open", "wrong", "lockout", "refused"]
 
 LEG_FINAL = frozenset({"busy", "no_answer", "failed", "hangup"})
 
@@ -85,3 +87,28 @@ class WebhookDelivery(_Row):
     attempts: int = 0
     last_error: str | None = Field(None, alias="lastError")
     delivered_at: float | None = Field(None, alias="deliveredAt")
+
+
+class UnlockEvent(_Row):
+    """What a door reported about its lock (intercom/appliance/unlock.py): not stored here (the
+    door keeps the audit log), logged and handed to the webhooks as an ``unlock`` item."""
+
+    door: str  # the identity the door registered with, never the body's word
+    event: UnlockEventKind
+    source: Literal["keypad", "remote"]
+    who: str | None = Field(None, max_length=64)  # "keypad", the asserted identity, or None: nobody asserted
+    sip_call_id: str | None = Field(None, alias="callId", max_length=256)  # the door's SIP Call-ID, if in a call
+    at: float = Field(alias="time", allow_inf_nan=False)  # when it happened, by the door's clock
+
+    @classmethod
+    def from_door(cls, door: str, body: bytes) -> UnlockEvent:
+        """The event in a door's MESSAGE body (JSON); ``ValueError`` naming what is wrong."""
+        try:
+            fields = json.loads(body)
+            if not isinstance(fields, dict):
+                raise ValueError("not a JSON object")
+            fields.pop("door", None)
+            return cls.model_validate({**fields, "door": door})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None

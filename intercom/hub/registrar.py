@@ -133,6 +133,12 @@ class Registrar:
         """Drop every binding of a closed connection; returns how many there were."""
         return len(self._by_connection.pop(connection, {}))
 
+    def identity_on(self, connection: object) -> str | None:
+        """Who registered on ``connection`` (a live binding with an identity), or ``None``."""
+        now = self._clock()
+        bindings = self._by_connection.get(connection, {}).values()
+        return next((b.identity for b in bindings if b.identity is not None and b.expires_at > now), None)
+
     def lookup(self, identity: str) -> list[Binding]:
         """The live bindings of an identity, across all connections."""
         now = self._clock()

@@ -25,7 +25,7 @@ import jwt
 
 from ..http_client import new_client
 from .api.views import render, rfc3339
-from .records import CallRecord, LegRecord, RecordingRecord, Webhook, WebhookDelivery
+from .records import CallRecord, LegRecord, RecordingRecord, UnlockEvent, Webhook, WebhookDelivery
 from .storage import Storage
 
 if TYPE_CHECKING:
@@ -39,7 +39,13 @@ RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)  # after each failed attempt; one atte
 TIMEOUT = 5.0
 MAX_SENDING = 32  # requests in flight at once, whatever the number of deliveries waiting
 
-EVENT_TYPES: dict[type, str] = {CallRecord: "call", LegRecord: "leg", RecordingRecord: "recording"}
+EVENT_TYPES: dict[type, str] = {
+    CallRecord: "call",
+    LegRecord: "leg",
+    RecordingRecord: "recording",
+    UnlockEvent: "unlock",
+}
+Row = CallRecord | LegRecord | RecordingRecord | UnlockEvent
 
 
 def signature(url: str, body: bytes, token: str) -> str:
@@ -77,9 +83,7 @@ class WebhookDispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def publish(
-        self, row: CallRecord | LegRecord | RecordingRecord, created: bool, extra: Webhook | None = None
-    ) -> None:
+    def publish(self, row: Row, created: bool, extra: Webhook | None = None) -> None:
         """Queue the event of ``row`` being created or updated for every webhook, and for ``extra``
         (a call's own). Returns at once and never raises: a call must not fail for its webhooks.
         Call it from the event loop's thread."""
@@ -88,7 +92,7 @@ class WebhookDispatcher:
         except Exception:
             log.exception("webhooks: the event for %s %s was not queued", type(row).__name__, row.id)
 
-    def _publish(self, row: CallRecord | LegRecord | RecordingRecord, created: bool, extra: Webhook | None) -> None:
+    def _publish(self, row: Row, created: bool, extra: Webhook | None) -> None:
         webhooks, _ = self.storage.page(Webhook)
         targets = [*webhooks, *([extra] if extra is not None else [])]
         if not targets:

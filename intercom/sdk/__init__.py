@@ -1,7 +1,7 @@
 """The client SDK: a Python port of the MessageBird Client SDK."""
 
 from .audio_settings import AudioSettings
-from .call import Call, CallStatus
+from .call import Call, CallStatus, Digits
 from .call_stats import CallStats
 from .client import Client
 from .errors import CertificateError, ClientError, ForbiddenError, InternalError, NotAcceptableError
@@ -20,6 +20,7 @@ __all__ = [
     "Client",
     "ClientError",
     "ClientStatus",
+    "Digits",
     "ForbiddenError",
     "IncomingCall",
     "InternalError",

@@ -3,7 +3,10 @@
 Statuses follow the seed SDK: a caller goes ``connecting -> ringing -> accepted -> confirmed ->
 ended`` (or ``failed`` with an ``error`` event); a callee ``accepted -> confirmed -> ended``.
 Each is emitted once, in order. Events: ``status``, ``error``, ``muted`` (the new value) and,
-beyond the seed, ``digits`` (a DTMF digit the far end sent).
+beyond the seed, ``digits`` (a DTMF digit the far end sent: a :class:`Digits`, a ``str`` that
+also says who the hub asserts sent it) and ``unlock`` (the far end asked to open the door: the
+asserted identity, or ``None``). :attr:`Call.remote_identity` is who the hub asserts is at the
+other end; :meth:`Call.request_unlock` asks the far end to open its door.
 
 A caller hears ringback on its own speaker while ringing, busy or congestion after a failure, and
 each digit it sends (:mod:`.progress_tones`).
@@ -23,6 +26,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..media import MutableSource
 from ..sip import Address, Dialog, DialogError, Request, Response, ServerTransaction, Via, make_cancel, make_response
+from ..sip.door import UNLOCK_CONTENT_TYPE, asserted_identity, content_type
 from ..sip.dtmf import DTMF_CONTENT_TYPE, DTMF_DIGITS, dtmf_body, dtmf_signals
 from ..sip.ids import new_branch
 from ..transport import ConnectionClosed, SipConnection
@@ -51,6 +55,18 @@ class CallStatus(enum.StrEnum):
     CONFIRMED = "confirmed"
     FAILED = "failed"
     ENDED = "ended"
+
+
+class Digits(str):
+    """A DTMF key the far end sent, and who the hub asserts sent it (``None``: nobody, e.g. a
+    flow of the hub's own). It is the plain ``str`` the ``digits`` event always carried."""
+
+    asserted_identity: str | None
+
+    def __new__(cls, key: str, asserted_identity: str | None) -> Digits:
+        digits = super().__new__(cls, key)
+        digits.asserted_identity = asserted_identity
+        return digits
 
 
 class Call(EventTarget):
@@ -87,6 +103,7 @@ class Call(EventTarget):
         self._closed = False
         self._speaker_device: str | None = None  # set_output_source before the answer
         self.id = ""
+        self.remote_identity: str | None = None  # asserted by the hub in the INVITE, or in its 200
         if isinstance(source.source, SoundDevice):
             source.source.on_error = self._device_failed("microphone")
 
@@ -143,6 +160,22 @@ class Call(EventTarget):
                 return
             if index < len(digits) - 1:
                 await asyncio.sleep(DTMF_TONE_MS / 1000 + DTMF_GAP_S)  # the browser client's pacing
+
+    async def request_unlock(self) -> bool:
+        """Ask the far end to open its door: one INFO, no code typed (the door decides by who the
+        hub says sent it). ``True`` when it arrived, ``False`` when the hub or the far end refused
+        it (e.g. 403: the call is not bridged to a client); the door's verdict is its own."""
+        if self._dialog is None or self._status not in (CallStatus.ACCEPTED, CallStatus.CONFIRMED):
+            raise RuntimeError("an unlock can be requested once the call is answered")
+        info = self._dialog.create_request("INFO", self._via(), headers=[("Content-Type", UNLOCK_CONTENT_TYPE)])
+        try:
+            response = await self._connection.request(info)
+        except (ConnectionClosed, TimeoutError) as exc:
+            log.info("call %s: unlock request not delivered: %s", self.id, exc)
+            return False
+        if not response.is_success:
+            log.info("call %s: unlock request refused: %s", self.id, response.text())
+        return response.is_success
 
     async def set_input_source(self, constraints: dict[str, object]) -> None:
         """Capture from another microphone, as the seed's ``setInputSource({audio: {deviceId}})``.
@@ -243,6 +276,7 @@ class Call(EventTarget):
             else:
                 await self._fail(f"RTC Session failed: {response.text()}", response.status_code)
             return
+        self.remote_identity = asserted_identity(response.headers)
         try:
             self._dialog = Dialog.from_uac(invite, response)
             await self._media.setRemoteDescription(RTCSessionDescription(response.body.decode(), "answer"))
@@ -338,15 +372,18 @@ class Call(EventTarget):
             )
 
     def _on_info(self, transaction: ServerTransaction, request: Request) -> None:
-        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if not content_type:
+        kind = content_type(request.headers)
+        if not kind:
             self._connection.send_response(transaction, make_response(request, 415))
             return
         self._connection.send_response(transaction, make_response(request, 200))
-        if content_type == DTMF_CONTENT_TYPE:
+        sender = asserted_identity(request.headers)
+        if kind == DTMF_CONTENT_TYPE:
             for key in dtmf_signals(request.body):
                 if DTMF_DIGITS.match(key):
-                    self._emit("digits", key)
+                    self._emit("digits", Digits(key, sender))
+        elif kind == UNLOCK_CONTENT_TYPE:
+            self._emit("unlock", sender)
 
     async def connection_lost(self) -> None:
         if self._status in (CallStatus.ACCEPTED, CallStatus.CONFIRMED):

@@ -42,7 +42,7 @@ from .call import Call
 from .errors import CertificateError, ClientError, ForbiddenError, InternalError, NotAcceptableError
 from .events import EventTarget
 from .incoming import IncomingCall
-from .invite import build_invite
+from .invite import build_invite, build_message
 from .media import CallAudio
 from .pinning import pinned_connection, unverified_context
 from .progress_tones import ProgressTones
@@ -307,6 +307,15 @@ class Client(EventTarget):
         if status is not self._status:
             self._status = status
             self._emit("status", status)
+
+    async def send_message(self, content_type: str, body: bytes) -> Response:
+        """Send the hub one MESSAGE on this client's registered connection (beyond the seed: a
+        door reports its unlocks so). Raises ``RuntimeError`` when not ``connected``, and the
+        transport's ``ConnectionClosed`` or ``TimeoutError`` when it gets no answer."""
+        connection = self._connection
+        if self._status is not ClientStatus.CONNECTED or connection is None:
+            raise RuntimeError(f"cannot send a message while the client is {self._status.value}")
+        return await connection.request(build_message(self._registration, content_type, body))
 
     # -- calls ---------------------------------------------------------------------------------
 

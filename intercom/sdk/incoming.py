@@ -21,6 +21,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..media import MutableSource
 from ..sip import Request, ServerTransaction, make_response
+from ..sip.door import asserted_identity
 from ..sip.ids import new_tag
 from ..transport import SipConnection
 from .call import Call
@@ -74,6 +75,11 @@ class IncomingCall:
     def display_name(self) -> str | None:
         return self._invite.from_.display_name
 
+    @property
+    def remote_identity(self) -> str | None:
+        """Who calls, as the hub asserts it (``None``: a call the hub makes itself, e.g. the Voice API)."""
+        return asserted_identity(self._invite.headers)
+
     async def _prepare(self) -> None:
         """Apply the offer; then ring, unless the app already said no."""
         self._media.addTrack(self._source)
@@ -91,6 +97,7 @@ class IncomingCall:
         self.settled = True
         self._no_answer.cancel()
         call = self._make_call(self._media, self._source)
+        call.remote_identity = self.remote_identity
         self.call = call
         call.answer_in_background(self._answer(call))
         return call

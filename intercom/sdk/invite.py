@@ -82,3 +82,9 @@ def build_post_dial_delay(state: RegistrationState, invite: Request, delay_ms: f
     headers = [("X-Call-Relates", invite.call_id), ("Content-Type", "text/plain"), ("User-Agent", USER_AGENT)]
     body = json.dumps({"clientPostDialDelay": f"{delay_ms:.3f}"}, separators=(",", ":")).encode()
     return _to_hub(state, "MESSAGE", 1, headers, body)
+
+
+def build_message(state: RegistrationState, content_type: str, body: bytes) -> Request:
+    """An out-of-dialog MESSAGE to the hub (a door's event), on the registered connection."""
+    headers = [("Content-Type", content_type), ("User-Agent", USER_AGENT)]
+    return _to_hub(state, "MESSAGE", 1, headers, body)

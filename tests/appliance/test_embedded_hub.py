@@ -30,13 +30,13 @@ def desk_settings(tmp_path: Path, **values) -> Settings:
         "hub_listen": "127.0.0.1", "hub_port": 0, "hub_data_dir": tmp_path / "hub", "access_key_id": KEY_ID,
         "access_key": SECRET,
     }  # fmt: skip
-    return Settings(role="desk", identity="desk", hub_embedded=True, unlock_code="1#", **{**embedded, **values})
+    return Settings(role="desk", identity="desk", hub_embedded=True, unlock_code="1234#", **{**embedded, **values})
 
 
 def door_settings(port: int, **values) -> Settings:
     return Settings(
         role="door", identity="door", hub_url=f"ws://127.0.0.1:{port}", access_key_id=KEY_ID, access_key=SECRET,
-        unlock_code="1#", **values,
+        unlock_code="1234#", **values,
     )  # fmt: skip
 
 

@@ -138,7 +138,11 @@ BAD_VALUES = [
     ("INTERCOM_PWM_LEDS", "pwm", "INTERCOM_PWM_LEDS: Input should be a valid boolean"),
     ("INTERCOM_BOUNCE_MS", "1000", "INTERCOM_BOUNCE_MS: Input should be less than or equal to 500"),
     ("INTERCOM_LONG_PRESS_MS", "50", "INTERCOM_LONG_PRESS_MS: Input should be greater than or equal to 200"),
-    ("INTERCOM_UNLOCK_CODE", "open sesame", "INTERCOM_UNLOCK_CODE: must be 1-16 of 0-9, * and #"),
+    ("INTERCOM_UNLOCK_CODE", "open sesame", "INTERCOM_UNLOCK_CODE: must be 4-16 of 0-9, * and #"),
+    ("INTERCOM_UNLOCK_CODE", "123#", "INTERCOM_UNLOCK_CODE: must be 4-16 of 0-9, * and #, at least 4 before a"),
+    ("INTERCOM_UNLOCK_CODE", "1" * 17, "INTERCOM_UNLOCK_CODE: must be 4-16 of 0-9, * and #"),
+    ("INTERCOM_UNLOCK_FROM", "desk,front desk", "INTERCOM_UNLOCK_FROM: 'front desk': identity 'front desk' is not"),
+    ("INTERCOM_STATE_DIR", "var/lib/intercom", "INTERCOM_STATE_DIR: must be an absolute path, not 'var/lib/intercom'"),
     ("INTERCOM_RELAY_PULSE_S", "0", "INTERCOM_RELAY_PULSE_S: Input should be greater than 0"),
     ("INTERCOM_AUTO_ANSWER", "sometimes", "INTERCOM_AUTO_ANSWER: Input should be a valid boolean"),
     ("INTERCOM_RING_TIMEOUT_S", "2", "INTERCOM_RING_TIMEOUT_S: Input should be greater than or equal to 5"),
@@ -174,6 +178,24 @@ def test_a_secret_is_never_shown_in_a_message_or_by_config_check(tmp_path, capsy
     assert "INTERCOM_ACCESS_KEY=********" in out and "INTERCOM_UNLOCK_CODE=********" in out
     assert "LU-secret-value" not in out and "4711#" not in out
     assert "INTERCOM_RELAY_PULSE_S=3.0" in out and "INTERCOM_AUDIO_REGION=eu" in out
+
+
+@pytest.mark.parametrize("code", ["123", "123#", "1#"])
+def test_config_check_refuses_a_code_of_fewer_than_4_digits_naming_the_variable(tmp_path, capsys, code):
+    assert main(["config", "check", "--env-file", str(env_file(tmp_path, INTERCOM_UNLOCK_CODE=code))]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("intercom config: INTERCOM_UNLOCK_CODE: must be 4-16 of 0-9, * and #, at least 4")
+    assert code not in captured.err.removeprefix("intercom config: INTERCOM_UNLOCK_CODE")  # a secret, even a bad one
+
+
+def test_who_may_unlock_defaults_to_the_desk_and_takes_a_list(tmp_path):
+    settings, _ = load_settings(env_file(tmp_path))
+    assert settings.unlock_from == ("desk",) and str(settings.state_dir) == "/var/lib/intercom"
+    told, _ = load_settings(env_file(tmp_path, INTERCOM_UNLOCK_FROM="hall, attic,hall", INTERCOM_STATE_DIR="/srv/x"))
+    assert told.unlock_from == ("hall", "attic") and str(told.state_dir) == "/srv/x"
+    nobody, _ = load_settings(env_file(tmp_path, INTERCOM_UNLOCK_FROM=""))
+    assert nobody.unlock_from == ()  # only the keypad opens this door
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o604, 0o602])

@@ -13,7 +13,7 @@ SECRET = "a-secret-of-the-length-hs256-wants-0123456789"
 def test_each_refresh_mints_a_ten_minute_token_for_this_identity_and_its_call_flow():
     settings = Settings(
         role="desk", identity="desk", hub_url="ws://127.0.0.1:8443", access_key_id="k1",
-        access_key=SECRET, unlock_code="1#", call_flow="call_door",
+        access_key=SECRET, unlock_code="1234#", call_flow="call_door",
     )  # fmt: skip
     hub_key = AccessKey("k1", SECRET, name="desk unit", created_at=0.0)
     mint = token_minter(settings)

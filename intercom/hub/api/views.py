@@ -8,7 +8,7 @@ receiver sees exactly what a GET would have shown. Times go out as RFC 3339 UTC 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Generic, Self, TypeVar
+from typing import Annotated, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -21,6 +21,8 @@ from ..records import (
     LegStatus,
     RecordingKind,
     RecordingRecord,
+    UnlockEvent,
+    UnlockEventKind,
 )
 
 
@@ -125,8 +127,31 @@ class RecordingView(_View):
         )
 
 
-def render(row: CallRecord | LegRecord | RecordingRecord) -> CallView | LegView | RecordingView:
-    """A call-log row as the API shows it."""
+class UnlockView(_View):
+    """A door's unlock, wrong code or lockout, as a webhook's ``unlock`` item carries it."""
+
+    id: str
+    door: str
+    event: UnlockEventKind
+    source: Literal["keypad", "remote"]
+    who: str | None
+    call_id: str | None = Field(alias="callId")
+    time: Timestamp
+
+    @classmethod
+    def of(cls, event: UnlockEvent) -> UnlockView:
+        return cls(
+            id=event.id, door=event.door, event=event.event, source=event.source, who=event.who,
+            call_id=event.sip_call_id, time=event.at,
+        )  # fmt: skip
+
+
+def render(
+    row: CallRecord | LegRecord | RecordingRecord | UnlockEvent,
+) -> CallView | LegView | RecordingView | UnlockView:
+    """A call-log row (or a door's event) as the API shows it."""
+    if isinstance(row, UnlockEvent):
+        return UnlockView.of(row)
     if isinstance(row, CallRecord):
         return CallView.of(row)
     if isinstance(row, LegRecord):

@@ -1,0 +1,41 @@
+"""The intercom's own SIP vocabulary beyond the browser client's, shared by the hub and the SDK.
+
+- ``P-Asserted-Identity`` (RFC 3325): the hub alone sets it, from the token of the side that sent
+  a request, on what it passes between a call's legs; the hub builds every request anew, so a
+  client's own never reaches the other side. A door believes only this header about who is
+  at the other end.
+- The desk's unlock request: one INFO of :data:`UNLOCK_CONTENT_TYPE` (no body, no code typed).
+- The door's events (an unlock, a wrong code, a lockout): an out-of-dialog MESSAGE of
+  :data:`DOOR_EVENT_CONTENT_TYPE` with a JSON body.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .headers import Headers
+
+ASSERTED_IDENTITY = "P-Asserted-Identity"
+UNLOCK_CONTENT_TYPE = "application/vnd.intercom.unlock"
+DOOR_EVENT_CONTENT_TYPE = "application/vnd.intercom.door-event+json"
+
+_ASSERTED = re.compile(r"\s*<sip:([A-Za-z0-9_]{1,30})@[^>]+>\s*\Z")  # identities as the tokens allow them
+
+
+def asserted_identity_header(identity: str, hub_host: str) -> tuple[str, str]:
+    """The header the hub adds for ``identity``: ``P-Asserted-Identity: <sip:identity@hub>``."""
+    return ASSERTED_IDENTITY, f"<sip:{identity}@{hub_host}>"
+
+
+def asserted_identity(headers: Headers) -> str | None:
+    """The identity the hub asserted, or ``None``: none sent, several, or not one the hub writes."""
+    values = headers.get_lines(ASSERTED_IDENTITY)
+    if len(values) != 1:
+        return None
+    match = _ASSERTED.match(values[0])
+    return match.group(1) if match else None
+
+
+def content_type(headers: Headers) -> str:
+    """The media type of a message's body, lower-case, without parameters ("" when none)."""
+    return (headers.get("Content-Type") or "").split(";")[0].strip().lower()
