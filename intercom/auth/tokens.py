@@ -13,6 +13,7 @@ import binascii
 import functools
 import hmac
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from .capabilities import (
     OutgoingCapability,
     parse_capability,
 )
-from .keys import AccessKey, KeyLookup
+from .keys import AccessKey, KeyLookup, KeyScope, warn_if_legacy
 
 ALGORITHM = "HS256"
 CLOCK_SKEW = 30
@@ -111,15 +112,36 @@ def check_token(token: str, lookup: KeyLookup, now: float | None = None) -> Gran
     if not hmac.compare_digest(expected, signature):
         raise TokenForbidden("Invalid token: bad signature")
     issued, expires = claims["iat"], claims["exp"]
-    if not _is_number(issued) or not _is_number(expires):
-        raise TokenForbidden("Invalid token: iat and exp must be numbers")
+    if not _is_finite_number(issued) or not _is_finite_number(expires):
+        raise TokenForbidden("Invalid token: iat and exp must be finite numbers")
     if expires + CLOCK_SKEW < now:
         raise TokenForbidden("Invalid token: expired")
     if issued - CLOCK_SKEW > now:
         raise TokenForbidden("Invalid token: issued in the future")
     if expires - issued > MAX_LIFETIME:
         raise TokenForbidden("Invalid token: lifetime over 24 h")
-    return _grant(claims, int(issued), int(expires))
+    grant = _grant(claims, int(issued), int(expires))
+    if key.scope is None:
+        warn_if_legacy(key)
+    elif not key.scope.admin:
+        _check_scope(key.id, key.scope, grant)
+    return grant
+
+
+def _check_scope(key_id: str, scope: KeyScope, grant: Grant) -> None:
+    """Refuse a grant beyond what a unit key may sign: a few comparisons, every REGISTER pays them."""
+    who = f"Forbidden: key {key_id}"
+    for capability in (grant.incoming, grant.outgoing):
+        if capability is not None and capability.identity not in scope.identities:
+            named = capability.identity or "no identity"
+            raise TokenForbidden(f"{who} may mint tokens for {', '.join(scope.identities)} only, not {named}")
+    if grant.incoming is not None and not scope.incoming:
+        raise TokenForbidden(f"{who} may not receive calls")
+    if grant.outgoing is not None and grant.outgoing.call_processor_id not in scope.outgoing_flows:
+        allowed = ", ".join(scope.outgoing_flows) or "none"
+        raise TokenForbidden(
+            f"{who} may not start call flow {grant.outgoing.call_processor_id} (only {allowed})"
+        )
 
 
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]*\Z")
@@ -150,8 +172,11 @@ def _b64url(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _is_finite_number(value: object) -> bool:
+    """json.loads reads NaN and Infinity, which no comparison or int() handles sensibly."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _grant(claims: dict, issued: int, expires: int) -> Grant:
