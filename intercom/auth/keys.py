@@ -31,22 +31,22 @@ class KeyScope:
     incoming: bool = False
     outgoing_flows: tuple[str, ...] = ()
 
+    def as_dict(self) -> dict[str, object]:
+        """As stored and as ``intercom keys`` prints it."""
+        return {
+            "admin": self.admin,
+            "identities": list(self.identities),
+            "incoming": self.incoming,
+            "outgoingFlows": list(self.outgoing_flows),
+        }
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "admin": self.admin,
-                "identities": list(self.identities),
-                "incoming": self.incoming,
-                "outgoingFlows": list(self.outgoing_flows),
-            }
-        )
+        return json.dumps(self.as_dict())
 
     @classmethod
     def from_json(cls, text: str) -> KeyScope:
         data = json.loads(text)
-        return cls(
-            bool(data["admin"]), tuple(data["identities"]), bool(data["incoming"]), tuple(data["outgoingFlows"])
-        )
+        return cls(bool(data["admin"]), tuple(data["identities"]), bool(data["incoming"]), tuple(data["outgoingFlows"]))
 
     def __str__(self) -> str:
         if self.admin:

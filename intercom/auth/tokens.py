@@ -139,9 +139,7 @@ def _check_scope(key_id: str, scope: KeyScope, grant: Grant) -> None:
         raise TokenForbidden(f"{who} may not receive calls")
     if grant.outgoing is not None and grant.outgoing.call_processor_id not in scope.outgoing_flows:
         allowed = ", ".join(scope.outgoing_flows) or "none"
-        raise TokenForbidden(
-            f"{who} may not start call flow {grant.outgoing.call_processor_id} (only {allowed})"
-        )
+        raise TokenForbidden(f"{who} may not start call flow {grant.outgoing.call_processor_id} (only {allowed})")
 
 
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]*\Z")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from intercom.auth import ADMIN
 from intercom.hub import HubConfig, Storage, running_hub
 
 from .jssip_page import require_browser
@@ -20,7 +21,7 @@ async def wss_hub(tmp_path, tls_files):
     cert, key = tls_files
     config = HubConfig(data_dir=tmp_path / "hub", host="127.0.0.1", port=0, cert_file=cert, key_file=key)
     storage = Storage(config.data_dir)
-    access_key = storage.create_key("browser")
+    access_key = storage.create_key("browser", ADMIN)
     async with asyncio.timeout(10):
         context = running_hub(config, storage)
         hub = await context.__aenter__()

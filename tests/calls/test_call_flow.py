@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 
+from intercom.auth import ADMIN
 from intercom.hub import HubConfig, Storage, running_hub
 from intercom.sdk import CallStatus
 
@@ -223,7 +224,7 @@ async def test_stopping_the_hub_mid_call_ends_it_everywhere_and_releases_its_med
     storage = Storage(config.data_dir)
     async with asyncio.timeout(STEP), running_hub(config, storage) as running:
         calls = running.app.state.calls
-        hub = Hub(running, storage, storage.create_key("tests"))
+        hub = Hub(running, storage, storage.create_key("tests", ADMIN))
         store_flow(hub, "door", "client:desk")
         desk = await connect_unit(hub, "desk", DESK_HZ)
         door = await connect_unit(hub, "door", DOOR_HZ, outgoing="door", incoming=False)

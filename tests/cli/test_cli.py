@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from intercom.auth import check_token
+from intercom.auth import ADMIN, TokenForbidden, check_token, unit_scope
 from intercom.cli import main
 from intercom.hub import Storage
 from intercom.media import MediaPolicy, ToneSource
@@ -28,13 +28,14 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_keys_create_list_revoke(tmp_path, capsys):
-    code, out, _ = run(capsys, "keys", "create", "--data-dir", str(tmp_path), "--name", "front")
+    code, out, _ = run(capsys, "keys", "create", "--data-dir", str(tmp_path), "--name", "front", "--admin")
     assert code == 0
     created = json.loads(out)
-    assert set(created) == {"id", "key"}
+    assert set(created) == {"id", "key", "scope"} and created["scope"]["admin"] is True
     code, out, _ = run(capsys, "keys", "list", "--data-dir", str(tmp_path))
     (listed,) = [json.loads(line) for line in out.splitlines()]
     assert listed["id"] == created["id"] and listed["name"] == "front" and listed["revokedAt"] is None
+    assert listed["scope"] == created["scope"] and listed["access"].startswith("admin")
     assert created["key"] not in out  # the secret is shown once, at creation
     code, out, _ = run(capsys, "keys", "revoke", "--data-dir", str(tmp_path), created["id"])
     assert code == 0 and json.loads(out) == {"id": created["id"], "revoked": True}
@@ -42,8 +43,56 @@ def test_keys_create_list_revoke(tmp_path, capsys):
     assert code == 2 and "no active key" in err
 
 
+def test_keys_create_a_unit_key_whose_tokens_stay_in_its_scope(tmp_path, capsys):
+    code, out, _ = run(
+        capsys, "keys", "create", "--data-dir", str(tmp_path), "--name", "door unit",
+        "--identity", "door", "--incoming", "--outgoing", "ring_desks",
+    )  # fmt: skip
+    assert code == 0
+    created = json.loads(out)
+    assert created["scope"] == {
+        "admin": False,
+        "identities": ["door"],
+        "incoming": True,
+        "outgoingFlows": ["ring_desks"],
+    }
+    key = Storage(tmp_path).get_key(created["id"])
+    assert key is not None and key.scope == unit_scope("door", "door", "ring_desks")
+    code, out, _ = run(capsys, "token", "--key-id", key.id, "--key", key.secret, "--identity", "desk", "--incoming")
+    with pytest.raises(TokenForbidden, match="may mint tokens for door only, not desk"):
+        check_token(out.strip(), Storage(tmp_path).get_key)
+    code, out, _ = run(capsys, "keys", "list", "--data-dir", str(tmp_path))
+    assert json.loads(out)["access"] == "unit door: incoming calls; outgoing calls running ring_desks"
+
+
+def test_keys_list_tells_how_to_split_a_legacy_key(tmp_path, capsys):
+    Storage(tmp_path).put_key("old", "oldsecret", "units", None)
+    code, out, _ = run(capsys, "keys", "list", "--data-dir", str(tmp_path))
+    listed = json.loads(out)
+    assert code == 0 and listed["scope"] is None and "oldsecret" not in out
+    assert listed["access"].startswith("legacy (unscoped): split it")
+    assert "intercom units add --role door --identity door" in listed["access"]
+    assert "intercom keys revoke old" in listed["access"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "give --admin, or --identity"),
+        (["--admin", "--identity", "door"], "--admin may do anything already"),
+        (["--identity", "door"], "needs --incoming, --outgoing"),
+        (["--identity", "front door", "--incoming"], "1-30 characters"),
+    ],
+)
+def test_keys_create_bad_input_is_one_clear_line_and_makes_no_key(tmp_path, capsys, argv, message):
+    code, out, err = run(capsys, "keys", "create", "--data-dir", str(tmp_path), "--name", "k", *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("intercom keys: ") and message in err and err.count("\n") == 1
+    assert Storage(tmp_path).list_keys() == []
+
+
 def test_token_is_accepted_by_the_hub_rules(tmp_path, capsys):
-    key = Storage(tmp_path).create_key("door")
+    key = Storage(tmp_path).create_key("door", ADMIN)
     code, out, _ = run(
         capsys, "token", "--key-id", key.id, "--key", key.secret, "--identity", "door",
         "--outgoing", "flow1", "--variables", "floor=2&name=Front door", "--incoming", "--ttl", "120",
@@ -79,7 +128,7 @@ def test_hub_refuses_half_tls_configuration(tmp_path, capsys, tls_files):
 
 async def test_hub_process_over_wss_carries_a_call_between_python_clients(tmp_path, tls_files, capsys):
     cert, key_file = tls_files
-    key = Storage(tmp_path).create_key("door")
+    key = Storage(tmp_path).create_key("door", ADMIN)
     flow = tmp_path / "flow.json"
     flow.write_text(
         json.dumps({"id": "door", "steps": [{"action": "transfer", "options": {"destination": "client:desk"}}]})

@@ -20,6 +20,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from intercom.auth import ADMIN
 from intercom.hub import HubConfig, Storage, create_app
 from intercom.hub.call_service import CallService
 from intercom.hub.registrar import Registrar
@@ -40,7 +41,7 @@ def headers(tmp_path) -> Iterator[dict[str, str]]:
     """A fresh database with a call in its log, and the header that opens it."""
     shell = APP.state.storage, APP.state.calls
     storage = Storage(tmp_path / "hub")
-    key = storage.create_key("schemathesis")
+    key = storage.create_key("schemathesis", ADMIN)
     door_call(storage)
     config = APP.state.config
     # The real call service: a call it is asked to make rings nobody (no client is registered)
