@@ -671,16 +671,16 @@ def p2p_row(probe: CallProbe) -> dict[str, float | None]:
 # --- hub state between calls ------------------------------------------------------------------
 
 
-async def calls_running(port: int) -> int:
-    for line in (await http_get(port, "/metrics")).splitlines():
+async def calls_running(port: int, key: AccessKey) -> int:
+    for line in (await http_get(port, "/metrics", key)).splitlines():
         if line.startswith("intercom_calls "):
             return int(float(line.split()[1]))
     raise RuntimeError("/metrics has no intercom_calls")
 
 
-async def until_idle(port: int) -> None:
+async def until_idle(port: int, key: AccessKey) -> None:
     deadline = time.monotonic() + STEP_TIMEOUT
-    while await calls_running(port):
+    while await calls_running(port, key):
         if time.monotonic() > deadline:
             raise TimeoutError(f"the hub still runs a call {STEP_TIMEOUT:.0f} s after the hang-up")
         await asyncio.sleep(0.02)
@@ -726,12 +726,12 @@ async def measure_say(port: int, hub_pid: int, key: AccessKey, settings: Setting
         client = await connected_client(port, key, probes)
         try:
             first = client_row(await say_call(client, probes))
-            await until_idle(port)
+            await until_idle(port, key)
             for _ in range(settings.calls):
                 await asyncio.sleep(CALL_GAP_S)
                 cpu_before = cpu_seconds(hub_pid)
                 rows.append(client_row(await say_call(client, probes)))
-                await until_idle(port)
+                await until_idle(port, key)
                 hub_cpu_s += cpu_seconds(hub_pid) - cpu_before
                 await asyncio.sleep(CALL_GAP_S)
                 p2p_rows.append(p2p_row(await p2p_setup(probes)))

@@ -98,7 +98,18 @@ def tail(path: Path, lines: int = 30) -> str:
 
 def create_key(data_dir: Path) -> AccessKey:
     """A key made the way an operator makes one: ``intercom keys create``."""
-    argv = [sys.executable, "-m", "intercom.cli", "keys", "create", "--data-dir", str(data_dir), "--name", "bench", "--admin"]
+    argv = [
+        sys.executable,
+        "-m",
+        "intercom.cli",
+        "keys",
+        "create",
+        "--data-dir",
+        str(data_dir),
+        "--name",
+        "bench",
+        "--admin",
+    ]
     output = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30).stdout
     created = json.loads(output)
     return AccessKey(created["id"], created["key"], name="bench", created_at=time.time())
@@ -107,11 +118,14 @@ def create_key(data_dir: Path) -> AccessKey:
 # --- HTTP and readiness ------------------------------------------------------------------------
 
 
-async def http_get(port: int, path: str) -> str:
-    """GET on the hub, in a thread: urllib is enough for its plain-text endpoints."""
+async def http_get(port: int, path: str, key: AccessKey | None = None) -> str:
+    """GET on the hub, in a thread: urllib is enough for its plain-text endpoints. ``key``: an admin
+    key, which ``/metrics`` wants."""
+    headers = {"Authorization": f"AccessKey {key.secret}"} if key is not None else {}
 
     def get() -> str:
-        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=5) as response:
+        request = urllib.request.Request(f"http://{HOST}:{port}{path}", headers=headers)
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.read().decode()
 
     return await asyncio.to_thread(get)

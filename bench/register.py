@@ -128,16 +128,16 @@ async def accepts_tcp(port: int) -> bool:
     return True
 
 
-async def hub_metric(port: int, name: str) -> int:
-    for line in (await http_get(port, "/metrics")).splitlines():
+async def hub_metric(port: int, name: str, key: AccessKey) -> int:
+    for line in (await http_get(port, "/metrics", key)).splitlines():
         if line.startswith(f"{name} "):
             return int(float(line.split()[1]))
     raise RuntimeError(f"/metrics has no {name}")
 
 
-async def wait_for_metric(port: int, name: str, value: int, timeout: float = 30.0) -> None:
+async def wait_for_metric(port: int, name: str, value: int, key: AccessKey, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while (current := await hub_metric(port, name)) != value:
+    while (current := await hub_metric(port, name, key)) != value:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name} is {current}, expected {value}")
         await asyncio.sleep(0.1)
@@ -370,13 +370,13 @@ async def measure_memory(hub_port: int, hub_pid: int, key: AccessKey) -> dict[st
     clients = await connect_many(hub_port, tokens)
     try:
         connect_seconds = time.monotonic() - start
-        await wait_for_metric(hub_port, "intercom_registrations", MEMORY_CLIENTS)
+        await wait_for_metric(hub_port, "intercom_registrations", MEMORY_CLIENTS, key)
         await asyncio.sleep(0.5)
         loaded = rss_mb(hub_pid)
     finally:
         await close_all(clients)
-    await wait_for_metric(hub_port, "intercom_sip_connections", 0)
-    await wait_for_metric(hub_port, "intercom_registrations", 0)
+    await wait_for_metric(hub_port, "intercom_sip_connections", 0, key)
+    await wait_for_metric(hub_port, "intercom_registrations", 0, key)
     return {
         "clients": MEMORY_CLIENTS,
         "rss_idle_mb": round(idle, 1),

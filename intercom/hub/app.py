@@ -12,11 +12,12 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 
 from .. import __version__
 from . import api
+from .api.common import metrics_reader
 from .call_service import CallService
 from .config import HubConfig
 from .registrar import Registrar
@@ -55,7 +56,10 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             await calls.close()
             await webhooks.close()  # what is not sent yet is sent after the next start
 
-    app = FastAPI(title="intercom hub", version=__version__, lifespan=lifespan)
+    # The schema and its pages are served by api.install, for admin keys only.
+    app = FastAPI(
+        title="intercom hub", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+    )
     app.state.config = config
     app.state.storage = storage
     app.state.registrar = registrar
@@ -65,10 +69,12 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     api.install(app)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, object]:
-        return {"status": "ok", "version": __version__}
+    async def healthz() -> dict[str, str]:
+        """Healthy or not, and nothing more: it answers without a key (the version would tell an
+        attacker which known flaws to try)."""
+        return {"status": "ok"}
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    @app.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(metrics_reader)])
     async def metrics() -> str:
         return (
             "# TYPE intercom_sip_connections gauge\n"

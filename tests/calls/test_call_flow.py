@@ -53,7 +53,10 @@ async def test_answered_call_statuses_and_audio_both_ways(hub, make_unit):
 
 async def metrics(hub) -> dict[str, int]:
     def get() -> str:
-        with urllib.request.urlopen(f"http://{hub.address}/metrics", timeout=STEP) as answer:
+        request = urllib.request.Request(
+            f"http://{hub.address}/metrics", headers={"Authorization": f"AccessKey {hub.key.secret}"}
+        )
+        with urllib.request.urlopen(request, timeout=STEP) as answer:
             return answer.read().decode()
 
     async with asyncio.timeout(STEP):
