@@ -75,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="local address the hub's media offers as ICE host candidate (repeatable; default: every "
         "non-loopback interface; give 127.0.0.1 for a hub whose units all run on this machine)",
     )
+    hub.add_argument(
+        "--metrics-token-file",
+        type=Path,
+        metavar="PATH",
+        help="a file holding a token that reads /metrics as 'Authorization: Bearer <token>' (else an admin key)",
+    )
+    hub.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web page origin (https://host:port) that may open the SIP WebSocket besides the hub's own (repeatable)",
+    )
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -218,6 +231,7 @@ def _run_hub(args: argparse.Namespace) -> None:
             raise UsageError(f"{path}: no such file")
     if args.turn_url and not args.turn_secret:
         raise UsageError("--turn-url needs --turn-secret")
+    origins = tuple(_origin(origin) for origin in args.allow_origin)
     config = HubConfig(
         data_dir=args.data_dir,
         host=args.host,
@@ -228,8 +242,31 @@ def _run_hub(args: argparse.Namespace) -> None:
         turn_urls=args.turn_url,
         turn_secret=args.turn_secret,
         media=replace(HUB_MEDIA, host_addresses=tuple(args.ice_host)),
+        metrics_token=_metrics_token(args.metrics_token_file) if args.metrics_token_file else None,
+        allowed_origins=origins,
     )
     run_hub(config, log_level=args.log_level)
+
+
+def _metrics_token(path: Path) -> str:
+    """The token from its file: a secret never goes on the command line, where ``ps`` shows it."""
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise UsageError(f"--metrics-token-file {path}: {exc.strerror}") from None
+    if len(token) < 16 or any(char.isspace() for char in token):
+        raise UsageError(f"--metrics-token-file {path}: the token must be one word of at least 16 characters")
+    return token
+
+
+def _origin(text: str) -> str:
+    """An origin as browsers send it: ``scheme://host[:port]``, nothing after."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise UsageError(f"--allow-origin {text}: give an origin such as https://desk.local:8443")
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _keys_create(args: argparse.Namespace) -> None:

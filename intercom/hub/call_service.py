@@ -3,6 +3,11 @@
 New INVITEs are checked (token, ``client.outgoing``, the flow, the offer) before a call exists:
 a caller without the capability gets 403, an unknown flow 404. CANCEL, BYE, INFO, UPDATE and
 the ACK of a 2xx find their call by dialog; a request for no known dialog gets 481.
+
+A dialog's Call-ID and tags travel in clear inside every request of it, and anyone may open a
+WebSocket: so a request inside a dialog counts only on the connection of the leg it belongs to
+(RFC 5626's flow). On any other it gets 403 (an ACK, which has no answer, is dropped) and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -186,6 +191,18 @@ class CallService:
         self, connection: SipConnection, transaction: ServerTransaction | None, request: Request
     ) -> None:
         found = self._find(request)
+        if found is not None and found[0].dialog_of(found[1])[0] is not connection:
+            log.warning(
+                "call %s: %s for the %s's dialog from %s refused: not the connection of this dialog",
+                found[0].id,
+                request.method,
+                found[1],
+                connection.name,
+            )
+            if transaction is not None:  # an ACK has no answer
+                reason = "Forbidden (not the connection of this dialog)"
+                connection.send_response(transaction, make_response(request, 403, reason))
+            return
         if transaction is None:  # the ACK of a 2xx: nothing to answer
             if found is not None and found[1] == "caller" and isinstance(found[0].caller, CallerLeg):
                 found[0].caller.acknowledged.set()
