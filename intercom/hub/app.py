@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
@@ -25,7 +26,10 @@ from .sip_service import SipService
 from .storage import Storage
 from .webhooks import WebhookDispatcher
 
+log = logging.getLogger(__name__)
+
 EXPIRY_SWEEP_SECONDS = 5.0
+KEY_POLL_SECONDS = 0.5  # how soon a key revoked by `intercom keys revoke` ends its bindings and calls
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 
@@ -39,7 +43,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(_sweep_expired(registrar))
+        sweeper = asyncio.create_task(_sweep(registrar, calls, storage))
         await webhooks.start()
         # Everything made so far (modules, the app, its OpenAPI models) lives as long as the hub:
         # kept out of the collector's reach, a full collection no longer walks it, which paused
@@ -94,7 +98,29 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     return app
 
 
-async def _sweep_expired(registrar: Registrar) -> None:
+async def _sweep(registrar: Registrar, calls: CallService, storage: Storage) -> None:
+    """Expired bindings every few seconds; the bindings and calls of a revoked key as soon as the
+    database says a key changed (one PRAGMA a tick when nothing did)."""
+    loop = asyncio.get_running_loop()
+    keys_seen, expired_at = storage.keys_version(), loop.time()
     while True:
-        await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
-        registrar.expire()
+        await asyncio.sleep(KEY_POLL_SECONDS)
+        try:
+            if (version := storage.keys_version()) != keys_seen:
+                keys_seen = version
+                await _end_revoked(registrar, calls, storage)
+            if loop.time() - expired_at >= EXPIRY_SWEEP_SECONDS:
+                expired_at = loop.time()
+                registrar.expire()
+        except Exception:  # a bad tick must not stop the next ones
+            log.exception("the hub's sweeper failed; trying again")
+
+
+async def _end_revoked(registrar: Registrar, calls: CallService, storage: Storage) -> None:
+    in_use = registrar.key_ids() | calls.key_ids()
+    revoked = {key_id for key_id in in_use if (key := storage.get_key(key_id)) is None or key.revoked}
+    if not revoked:
+        return
+    dropped = registrar.drop_keys(revoked)
+    log.warning("access key(s) %s revoked: %d binding(s) dropped", ", ".join(sorted(revoked)), len(dropped))
+    await calls.keys_revoked(revoked)

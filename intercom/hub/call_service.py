@@ -82,7 +82,18 @@ class CallService:
         caller_record = self.call_log.new_leg(
             LegRecord(call_id=record.id, source=record.source, destination=flow.id, direction="incoming")
         )
-        call = HubCall(caller, name, variables, self.registrar, self.hub, policy, self.services, record, caller_record)
+        call = HubCall(
+            caller,
+            name,
+            variables,
+            self.registrar,
+            self.hub,
+            policy,
+            self.services,
+            record,
+            caller_record,
+            caller_key=grant.access_key_id,
+        )
         await self._run(call, flow)
 
     async def originate(self, source: str, identity: str, flow: CallFlow, webhook: Webhook | None = None) -> CallRecord:
@@ -104,6 +115,14 @@ class CallService:
             return False
         await call.hang_up("hung up through the Voice API")
         return True
+
+    def key_ids(self) -> set[str]:
+        """The access keys the running calls stand on."""
+        return {key_id for call in self.calls.values() for key_id in call.key_ids()}
+
+    async def keys_revoked(self, revoked: set[str]) -> None:
+        """End the calls (and the ringing of devices) standing on these revoked keys."""
+        await asyncio.gather(*(call.keys_revoked(revoked) for call in list(self.calls.values())))
 
     async def _run(self, call: HubCall, flow: CallFlow) -> None:
         self.calls[call.id] = call

@@ -112,8 +112,10 @@ class HubCall:
         services: FlowServices,
         record: CallRecord,
         caller_record: LegRecord | None = None,
+        caller_key: str | None = None,
     ) -> None:
         self.caller = caller  # the party; None while a Voice API call still rings its client
+        self.caller_key = caller_key  # the access key of the caller's token, if a client called
         self.caller_name = caller_name
         self.variables = variables
         self.registrar = registrar
@@ -360,6 +362,24 @@ class HubCall:
 
     async def stop_ringing(self) -> None:
         await asyncio.gather(*(leg.cancel() for leg in self._ringing))
+
+    def key_ids(self) -> set[str]:
+        """The access keys the call stands on: the caller's token's, and the bindings' of the
+        devices answered or ringing."""
+        keys = {self.caller_key} if self.caller_key is not None else set()
+        legs = [leg for leg in (self.caller, self.callee) if isinstance(leg, CalleeLeg)]
+        return keys | {leg.binding.grant.access_key_id for leg in (*legs, *self._ringing)}
+
+    async def keys_revoked(self, revoked: set[str]) -> None:
+        """Keys were revoked: a party standing on one ends the call; a device ringing on one stops."""
+        parties = {leg.binding.grant.access_key_id for leg in (self.caller, self.callee) if isinstance(leg, CalleeLeg)}
+        if self.caller_key is not None:
+            parties.add(self.caller_key)
+        if parties & revoked:
+            log.warning("call %s: ended, its access key was revoked", self.id)
+            await self.hang_up("access key revoked")
+            return
+        await asyncio.gather(*(leg.cancel() for leg in self._ringing if leg.binding.grant.access_key_id in revoked))
 
     async def hang_up(self, reason: str) -> None:
         """End the call from outside (DELETE /v1/calls/{id}) wherever it is: a caller not yet
