@@ -10,7 +10,10 @@ import ssl
 import subprocess
 import sys
 
+import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from intercom.auth import ADMIN, TokenForbidden, check_token, unit_scope
 from intercom.cli import main
@@ -121,6 +124,26 @@ def test_token_bad_input_is_one_clear_line(capsys, argv, message):
     assert err.startswith("intercom token: ") and message in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--allow-origin", "page.example"], "--allow-origin page.example: give an origin such as"),
+        (["--allow-origin", "https://page.example/desk"], "give an origin such as"),
+        (["--metrics-token-file", "/nonexistent/token"], "--metrics-token-file /nonexistent/token: No such file"),
+    ],
+)
+def test_hub_bad_options_are_one_clear_line(tmp_path, capsys, argv, message):
+    code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), *argv)
+    assert code == 2 and err.startswith("intercom hub: ") and message in err and err.count("\n") == 1
+
+
+def test_hub_refuses_a_metrics_token_too_short_to_be_secret(tmp_path, capsys):
+    token_file = tmp_path / "token"
+    token_file.write_text("short\n")
+    code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), "--metrics-token-file", str(token_file))
+    assert code == 2 and "at least 16 characters" in err and "short" not in err  # the secret is not echoed
+
+
 def test_hub_refuses_half_tls_configuration(tmp_path, capsys, tls_files):
     code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), "--cert", str(tls_files[0]))
     assert code == 2 and "--cert and --key go together" in err
@@ -137,9 +160,12 @@ async def test_hub_process_over_wss_carries_a_call_between_python_clients(tmp_pa
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    metrics_token_file = tmp_path / "metrics-token"
+    metrics_token_file.write_text("t" * 32 + "\n")
     hub = subprocess.Popen(
         [sys.executable, "-m", "intercom.cli", "hub", "--data-dir", str(tmp_path), "--port", str(port),
-         "--cert", str(cert), "--key", str(key_file), "--ice-host", "127.0.0.1"],
+         "--cert", str(cert), "--key", str(key_file), "--ice-host", "127.0.0.1",
+         "--metrics-token-file", str(metrics_token_file), "--allow-origin", "https://Page.example:8080"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     clients: list[Client] = []
@@ -149,6 +175,20 @@ async def test_hub_process_over_wss_carries_a_call_between_python_clients(tmp_pa
             while b"Uvicorn running" not in await asyncio.to_thread(hub.stdout.readline):
                 assert hub.poll() is None, "hub exited during start-up"
         trust = ssl.create_default_context(cafile=str(cert))
+        async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{port}", verify=trust, timeout=STEP) as http:
+            assert (await http.get("/metrics")).status_code == 401
+            metrics = await http.get("/metrics", headers={"Authorization": "Bearer " + "t" * 32})
+            assert metrics.status_code == 200 and "intercom_calls 0" in metrics.text
+        for origin, allowed in (("https://page.example:8080", True), ("https://other.example", False)):
+            headers = {"Origin": origin}
+            try:
+                async with asyncio.timeout(STEP):
+                    async with connect(
+                        f"wss://127.0.0.1:{port}/", subprotocols=["sip"], ssl=trust, additional_headers=headers
+                    ):
+                        assert allowed, origin
+            except InvalidStatus as refused:
+                assert not allowed and refused.response.status_code == 403, origin
 
         async def unit(frequency: float, *options: str) -> Client:
             token = subprocess.run(
