@@ -1,7 +1,8 @@
 """Client tokens: HS256 JWTs signed with an access key, in the seed SDK's format.
 
 Claims: ``accessKeyID`` (which key signed it), ``capabilities`` (a list of capability
-strings), ``iat`` and ``exp``. :func:`check_token` applies every rule the hub enforces and
+strings), ``iat`` and ``exp``. What a token may grant is bounded by its key's scope
+(:class:`~intercom.auth.keys.KeyScope`): a unit key's token for another identity is refused. :func:`check_token` applies every rule the hub enforces and
 raises :class:`TokenForbidden` (SIP 403) or :class:`TokenNotAcceptable` (SIP 406) with a
 reason phrase that names the problem, so a user can fix their token from the error alone.
 """
@@ -131,10 +132,12 @@ def check_token(token: str, lookup: KeyLookup, now: float | None = None) -> Gran
 def _check_scope(key_id: str, scope: KeyScope, grant: Grant) -> None:
     """Refuse a grant beyond what a unit key may sign: a few comparisons, every REGISTER pays them."""
     who = f"Forbidden: key {key_id}"
+    identities = ", ".join(scope.identities)
+    if grant.outgoing is not None and grant.outgoing.identity is None:
+        raise TokenForbidden(f"{who} may mint tokens for {identities} only: its client.outgoing names no identity")
     for capability in (grant.incoming, grant.outgoing):
         if capability is not None and capability.identity not in scope.identities:
-            named = capability.identity or "no identity"
-            raise TokenForbidden(f"{who} may mint tokens for {', '.join(scope.identities)} only, not {named}")
+            raise TokenForbidden(f"{who} may mint tokens for {identities} only, not {capability.identity}")
     if grant.incoming is not None and not scope.incoming:
         raise TokenForbidden(f"{who} may not receive calls")
     if grant.outgoing is not None and grant.outgoing.call_processor_id not in scope.outgoing_flows:

@@ -211,7 +211,7 @@ class CallService:
     ) -> None:
         found = self._find(request)
         if found is not None and found[0].dialog_of(found[1])[0] is not connection:
-            log.warning(
+            log.info(  # not a warning: anyone may send these, as many as they like
                 "call %s: %s for the %s's dialog from %s refused: not the connection of this dialog",
                 found[0].id,
                 request.method,

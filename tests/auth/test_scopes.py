@@ -59,7 +59,7 @@ def test_a_unit_key_may_not_mint_for_another_identity():
 
 def test_the_outgoing_capability_must_name_an_identity_of_the_key():
     reason = refused(DOOR, OutgoingCapability("ring_desks"))
-    assert reason == "Forbidden: key doorkey may mint tokens for door only, not no identity"
+    assert reason == "Forbidden: key doorkey may mint tokens for door only: its client.outgoing names no identity"
 
 
 def test_a_unit_key_may_not_start_another_flow():
