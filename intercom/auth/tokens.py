@@ -2,9 +2,10 @@
 
 Claims: ``accessKeyID`` (which key signed it), ``capabilities`` (a list of capability
 strings), ``iat`` and ``exp``. What a token may grant is bounded by its key's scope
-(:class:`~intercom.auth.keys.KeyScope`): a unit key's token for another identity is refused. :func:`check_token` applies every rule the hub enforces and
-raises :class:`TokenForbidden` (SIP 403) or :class:`TokenNotAcceptable` (SIP 406) with a
-reason phrase that names the problem, so a user can fix their token from the error alone.
+(:class:`~intercom.auth.keys.KeyScope`): a unit key's token for another identity is refused.
+:func:`check_token` applies every rule the hub enforces and raises :class:`TokenForbidden`
+(SIP 403) or :class:`TokenNotAcceptable` (SIP 406) with a reason phrase that names the
+problem, so a user can fix their token from the error alone.
 """
 
 from __future__ import annotations
