@@ -364,18 +364,18 @@ class HubCall:
         await asyncio.gather(*(leg.cancel() for leg in self._ringing))
 
     def key_ids(self) -> set[str]:
-        """The access keys the call stands on: the caller's token's, and the bindings' of the
-        devices answered or ringing."""
-        keys = {self.caller_key} if self.caller_key is not None else set()
-        legs = [leg for leg in (self.caller, self.callee) if isinstance(leg, CalleeLeg)]
-        return keys | {leg.binding.grant.access_key_id for leg in (*legs, *self._ringing)}
+        """The access keys the call stands on: its parties' and the devices' ringing."""
+        return self._party_keys() | {leg.binding.grant.access_key_id for leg in self._ringing}
+
+    def _party_keys(self) -> set[str]:
+        """The key of the caller's token, and of the bindings of the devices that answered."""
+        legs = (self.caller, self.callee)
+        keys = {leg.binding.grant.access_key_id for leg in legs if isinstance(leg, CalleeLeg)}
+        return keys | {self.caller_key} if self.caller_key is not None else keys
 
     async def keys_revoked(self, revoked: set[str]) -> None:
         """Keys were revoked: a party standing on one ends the call; a device ringing on one stops."""
-        parties = {leg.binding.grant.access_key_id for leg in (self.caller, self.callee) if isinstance(leg, CalleeLeg)}
-        if self.caller_key is not None:
-            parties.add(self.caller_key)
-        if parties & revoked:
+        if self._party_keys() & revoked:
             log.warning("call %s: ended, its access key was revoked", self.id)
             await self.hang_up("access key revoked")
             return
