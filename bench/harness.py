@@ -178,7 +178,18 @@ def tail(path: Path, lines: int = 30) -> str:
 
 def create_key(data_dir: Path) -> AccessKey:
     """A key made the way an operator makes one: ``intercom keys create``."""
-    argv = [sys.executable, "-m", "intercom.cli", "keys", "create", "--data-dir", str(data_dir), "--name", "bench"]
+    argv = [
+        sys.executable,
+        "-m",
+        "intercom.cli",
+        "keys",
+        "create",
+        "--data-dir",
+        str(data_dir),
+        "--name",
+        "bench",
+        "--admin",
+    ]
     output = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30).stdout
     created = json.loads(output)
     return AccessKey(created["id"], created["key"], name="bench", created_at=time.time())

@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from .auth import AccessKey, CapabilityError, IncomingCapability, OutgoingCapability, check_identity, mint_token
+from .auth import (
+    ADMIN,
+    AccessKey,
+    CapabilityError,
+    IncomingCapability,
+    KeyScope,
+    OutgoingCapability,
+    check_identity,
+    mint_token,
+)
+from .auth.keys import SPLIT_HINT
 
 if TYPE_CHECKING:  # the commands import what they use when they run, to start fast
     from .hub import Storage
@@ -75,13 +85,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="local address the hub's media offers as ICE host candidate (repeatable; default: every "
         "non-loopback interface; give 127.0.0.1 for a hub whose units all run on this machine)",
     )
+    hub.add_argument(
+        "--metrics-token-file",
+        type=Path,
+        metavar="PATH",
+        help="a file holding a token that reads /metrics as 'Authorization: Bearer <token>' (else an admin key)",
+    )
+    hub.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web page origin (https://host:port) that may open the SIP WebSocket besides the hub's own (repeatable)",
+    )
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create", help="create a key; prints its id and secret once")
+    create = key_commands.add_parser(
+        "create", help="create a key; prints its id and secret once. Give --admin, or --identity for a unit's key"
+    )
     _data_dir(create)
     create.add_argument("--name", required=True)
+    create.add_argument(
+        "--admin", action="store_true", help="the Voice API and tokens for any identity: keep it on the hub"
+    )
+    create.add_argument(
+        "--identity", action="append", default=[], help="a unit key: tokens for this identity only (repeatable)"
+    )
+    create.add_argument("--incoming", action="store_true", help="a unit key's tokens may receive calls")
+    create.add_argument(
+        "--outgoing",
+        action="append",
+        default=[],
+        metavar="CALLFLOW_ID",
+        help="a unit key's tokens may start calls running this call flow (repeatable)",
+    )
     create.set_defaults(func=_keys_create)
     listing = key_commands.add_parser("list", help="list keys (without secrets)")
     _data_dir(listing)
@@ -228,6 +267,7 @@ def _run_hub(args: argparse.Namespace) -> None:
         )
     else:
         log.info("serving %s (loopback only: plain)", url)
+    origins = tuple(_origin(origin) for origin in args.allow_origin)
     config = HubConfig(
         data_dir=args.data_dir,
         host=args.host,
@@ -238,22 +278,73 @@ def _run_hub(args: argparse.Namespace) -> None:
         turn_urls=args.turn_url,
         turn_secret=args.turn_secret,
         media=replace(HUB_MEDIA, host_addresses=tuple(args.ice_host)),
+        metrics_token=_metrics_token(args.metrics_token_file) if args.metrics_token_file else None,
+        allowed_origins=origins,
     )
     run_hub(config, log_level=args.log_level)
+
+
+def _metrics_token(path: Path) -> str:
+    """The token from its file: a secret never goes on the command line, where ``ps`` shows it."""
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise UsageError(f"--metrics-token-file {path}: {exc.strerror}") from None
+    if len(token) < 16 or any(char.isspace() for char in token):
+        raise UsageError(f"--metrics-token-file {path}: the token must be one word of at least 16 characters")
+    return token
+
+
+def _origin(text: str) -> str:
+    """An origin as browsers send it: ``scheme://host[:port]``, nothing after."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise UsageError(f"--allow-origin {text}: give an origin such as https://desk.local:8443")
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _keys_create(args: argparse.Namespace) -> None:
     from .hub import Storage
 
-    key = Storage(args.data_dir).create_key(args.name)
-    print(json.dumps({"id": key.id, "key": key.secret}))
+    key = Storage(args.data_dir).create_key(
+        args.name, key_scope(args.admin, args.identity, args.incoming, args.outgoing)
+    )
+    print(json.dumps({"id": key.id, "key": key.secret, "scope": key.scope.as_dict() if key.scope else None}))
+
+
+def key_scope(admin: bool, identities: list[str], incoming: bool, outgoing: list[str]) -> KeyScope:
+    """The scope the ``keys create`` options ask for: an admin key, or a unit's."""
+    if admin:
+        if identities or incoming or outgoing:
+            raise UsageError("--admin may do anything already: give it alone, or a unit key's --identity")
+        return ADMIN
+    if not identities:
+        raise UsageError("give --admin, or --identity (with --incoming, --outgoing CALLFLOW_ID) for a unit's key")
+    try:
+        for identity in identities:
+            check_identity(identity)
+    except CapabilityError as exc:
+        raise UsageError(str(exc)) from None
+    if not incoming and not outgoing:
+        raise UsageError("a unit key needs --incoming, --outgoing CALLFLOW_ID, or both")
+    return KeyScope(identities=tuple(dict.fromkeys(identities)), incoming=incoming, outgoing_flows=tuple(outgoing))
 
 
 def _keys_list(args: argparse.Namespace) -> None:
     from .hub import Storage
 
     for key in Storage(args.data_dir).list_keys():
-        print(json.dumps({"id": key.id, "name": key.name, "createdAt": key.created_at, "revokedAt": key.revoked_at}))
+        shown: dict[str, object] = {
+            "id": key.id,
+            "name": key.name,
+            "createdAt": key.created_at,
+            "revokedAt": key.revoked_at,
+            "scope": key.scope.as_dict() if key.scope else None,
+            "access": str(key.scope) if key.scope else f"legacy (unscoped): {SPLIT_HINT.format(id=key.id)}",
+        }
+        print(json.dumps(shown))
 
 
 def _keys_revoke(args: argparse.Namespace) -> None:

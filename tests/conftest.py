@@ -15,7 +15,7 @@ import pytest
 from hypothesis import settings
 from websockets.asyncio.client import ClientConnection, connect
 
-from intercom.auth import AccessKey, IncomingCapability, OutgoingCapability, mint_token
+from intercom.auth import ADMIN, AccessKey, IncomingCapability, OutgoingCapability, mint_token
 from intercom.hub import HubConfig, RunningHub, Storage, running_hub
 from intercom.media import MediaPolicy, RecordingSink, ToneSource
 from intercom.sdk import CallAudio, Client, ClientStatus
@@ -65,7 +65,7 @@ def hub_config(tmp_path: Path) -> HubConfig:
 @pytest.fixture
 async def hub(hub_config: HubConfig) -> AsyncIterator[Hub]:
     storage = Storage(hub_config.data_dir)
-    key = storage.create_key("tests")
+    key = storage.create_key("tests", ADMIN)
     async with asyncio.timeout(STEP):
         context = running_hub(hub_config, storage)
         running = await context.__aenter__()

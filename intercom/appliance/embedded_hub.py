@@ -28,6 +28,7 @@ import ssl
 from dataclasses import replace
 from pathlib import Path
 
+from ..auth import ADMIN
 from ..auth.certificates import CERT_NAME, fingerprint_of_file, loopback_only, own_certificate
 from ..hub import HubConfig, RunningHub, Storage, running_hub
 from ..hub.callflows import CallFlow
@@ -68,7 +69,8 @@ def prepare_storage(storage: Storage, settings: Settings) -> None:
     """The env file's access key and the default call flows, in the hub's database."""
     key_id, secret = settings.access_key_id, settings.access_key.get_secret_value()
     before = storage.get_key(key_id)
-    key = storage.put_key(key_id, secret, name=f"env file of {settings.identity}")
+    # Both units' env files hold this key until each unit gets its own scoped one.
+    key = storage.put_key(key_id, secret, name=f"env file of {settings.identity}", scope=ADMIN)
     if key.revoked:
         raise HubStartError(
             f"INTERCOM_ACCESS_KEY_ID: key {key_id} is revoked on this hub; `intercom config new-key` makes a new one"

@@ -9,11 +9,12 @@ from .capabilities import (
     check_identity,
     parse_capability,
 )
-from .keys import AccessKey, KeyLookup, new_key_id, new_key_secret
+from .keys import ADMIN, AccessKey, KeyLookup, KeyScope, new_key_id, new_key_secret, unit_scope, warn_if_legacy
 from .tokens import Grant, TokenError, TokenForbidden, TokenNotAcceptable, check_token, mint_token
 from .turn import TurnCredentials, turn_credentials
 
 __all__ = [
+    "ADMIN",
     "AccessKey",
     "Capability",
     "CapabilityError",
@@ -21,6 +22,7 @@ __all__ = [
     "IncomingCapability",
     "InvalidIdentity",
     "KeyLookup",
+    "KeyScope",
     "OutgoingCapability",
     "TokenError",
     "TokenForbidden",
@@ -33,4 +35,6 @@ __all__ = [
     "new_key_secret",
     "parse_capability",
     "turn_credentials",
+    "unit_scope",
+    "warn_if_legacy",
 ]

@@ -1,9 +1,11 @@
 """Client tokens: HS256 JWTs signed with an access key, in the seed SDK's format.
 
 Claims: ``accessKeyID`` (which key signed it), ``capabilities`` (a list of capability
-strings), ``iat`` and ``exp``. :func:`check_token` applies every rule the hub enforces and
-raises :class:`TokenForbidden` (SIP 403) or :class:`TokenNotAcceptable` (SIP 406) with a
-reason phrase that names the problem, so a user can fix their token from the error alone.
+strings), ``iat`` and ``exp``. What a token may grant is bounded by its key's scope
+(:class:`~intercom.auth.keys.KeyScope`): a unit key's token for another identity is refused.
+:func:`check_token` applies every rule the hub enforces and raises :class:`TokenForbidden`
+(SIP 403) or :class:`TokenNotAcceptable` (SIP 406) with a reason phrase that names the
+problem, so a user can fix their token from the error alone.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import binascii
 import functools
 import hmac
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -27,7 +30,7 @@ from .capabilities import (
     OutgoingCapability,
     parse_capability,
 )
-from .keys import AccessKey, KeyLookup
+from .keys import AccessKey, KeyLookup, KeyScope, warn_if_legacy
 
 ALGORITHM = "HS256"
 CLOCK_SKEW = 30
@@ -111,15 +114,36 @@ def check_token(token: str, lookup: KeyLookup, now: float | None = None) -> Gran
     if not hmac.compare_digest(expected, signature):
         raise TokenForbidden("Invalid token: bad signature")
     issued, expires = claims["iat"], claims["exp"]
-    if not _is_number(issued) or not _is_number(expires):
-        raise TokenForbidden("Invalid token: iat and exp must be numbers")
+    if not _is_finite_number(issued) or not _is_finite_number(expires):
+        raise TokenForbidden("Invalid token: iat and exp must be finite numbers")
     if expires + CLOCK_SKEW < now:
         raise TokenForbidden("Invalid token: expired")
     if issued - CLOCK_SKEW > now:
         raise TokenForbidden("Invalid token: issued in the future")
     if expires - issued > MAX_LIFETIME:
         raise TokenForbidden("Invalid token: lifetime over 24 h")
-    return _grant(claims, int(issued), int(expires))
+    grant = _grant(claims, int(issued), int(expires))
+    if key.scope is None:
+        warn_if_legacy(key)
+    elif not key.scope.admin:
+        _check_scope(key.id, key.scope, grant)
+    return grant
+
+
+def _check_scope(key_id: str, scope: KeyScope, grant: Grant) -> None:
+    """Refuse a grant beyond what a unit key may sign: a few comparisons, every REGISTER pays them."""
+    who = f"Forbidden: key {key_id}"
+    identities = ", ".join(scope.identities)
+    if grant.outgoing is not None and grant.outgoing.identity is None:
+        raise TokenForbidden(f"{who} may mint tokens for {identities} only: its client.outgoing names no identity")
+    for capability in (grant.incoming, grant.outgoing):
+        if capability is not None and capability.identity not in scope.identities:
+            raise TokenForbidden(f"{who} may mint tokens for {identities} only, not {capability.identity}")
+    if grant.incoming is not None and not scope.incoming:
+        raise TokenForbidden(f"{who} may not receive calls")
+    if grant.outgoing is not None and grant.outgoing.call_processor_id not in scope.outgoing_flows:
+        allowed = ", ".join(scope.outgoing_flows) or "none"
+        raise TokenForbidden(f"{who} may not start call flow {grant.outgoing.call_processor_id} (only {allowed})")
 
 
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]*\Z")
@@ -150,8 +174,11 @@ def _b64url(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _is_finite_number(value: object) -> bool:
+    """json.loads reads NaN and Infinity, which no comparison or int() handles sensibly."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _grant(claims: dict, issued: int, expires: int) -> Grant:

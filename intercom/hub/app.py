@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 
 from .. import __version__
 from . import api
+from .api.common import metrics_reader
 from .call_service import CallService
 from .config import HubConfig
 from .registrar import Registrar
@@ -24,7 +26,10 @@ from .sip_service import SipService
 from .storage import Storage
 from .webhooks import WebhookDispatcher
 
+log = logging.getLogger(__name__)
+
 EXPIRY_SWEEP_SECONDS = 5.0
+KEY_POLL_SECONDS = 0.5  # how soon a key revoked by `intercom keys revoke` ends its bindings and calls
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 
@@ -38,7 +43,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(_sweep_expired(registrar))
+        sweeper = asyncio.create_task(_sweep(registrar, calls, storage))
         await webhooks.start()
         # Everything made so far (modules, the app, its OpenAPI models) lives as long as the hub:
         # kept out of the collector's reach, a full collection no longer walks it, which paused
@@ -55,7 +60,10 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             await calls.close()
             await webhooks.close()  # what is not sent yet is sent after the next start
 
-    app = FastAPI(title="intercom hub", version=__version__, lifespan=lifespan)
+    # The schema and its pages are served by api.install, for admin keys only.
+    app = FastAPI(
+        title="intercom hub", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+    )
     app.state.config = config
     app.state.storage = storage
     app.state.registrar = registrar
@@ -65,10 +73,12 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     api.install(app)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, object]:
-        return {"status": "ok", "version": __version__}
+    async def healthz() -> dict[str, str]:
+        """Healthy or not, and nothing more: it answers without a key (the version would tell an
+        attacker which known flaws to try)."""
+        return {"status": "ok"}
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    @app.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(metrics_reader)])
     async def metrics() -> str:
         return (
             "# TYPE intercom_sip_connections gauge\n"
@@ -88,7 +98,29 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     return app
 
 
-async def _sweep_expired(registrar: Registrar) -> None:
+async def _sweep(registrar: Registrar, calls: CallService, storage: Storage) -> None:
+    """Expired bindings every few seconds; the bindings and calls of a revoked key as soon as the
+    database says a key changed (one PRAGMA a tick when nothing did)."""
+    loop = asyncio.get_running_loop()
+    keys_seen, expired_at = storage.keys_version(), loop.time()
     while True:
-        await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
-        registrar.expire()
+        await asyncio.sleep(KEY_POLL_SECONDS)
+        try:
+            if (version := storage.keys_version()) != keys_seen:
+                keys_seen = version
+                await _end_revoked(registrar, calls, storage)
+            if loop.time() - expired_at >= EXPIRY_SWEEP_SECONDS:
+                expired_at = loop.time()
+                registrar.expire()
+        except Exception:  # a bad tick must not stop the next ones
+            log.exception("the hub's sweeper failed; trying again")
+
+
+async def _end_revoked(registrar: Registrar, calls: CallService, storage: Storage) -> None:
+    in_use = registrar.key_ids() | calls.key_ids()
+    revoked = {key_id for key_id in in_use if (key := storage.get_key(key_id)) is None or key.revoked}
+    if not revoked:
+        return
+    dropped = registrar.drop_keys(revoked)
+    log.warning("access key(s) %s revoked: %d binding(s) dropped", ", ".join(sorted(revoked)), len(dropped))
+    await calls.keys_revoked(revoked)

@@ -5,6 +5,11 @@ a caller without the capability gets 403, an unknown flow 404. CANCEL, BYE, INFO
 the ACK of a 2xx find their call by dialog; a request for no known dialog gets 481. What passes
 from one leg to the other is built anew, with the sender's identity asserted by the hub
 (:mod:`intercom.sip.door`); a MESSAGE is a browser's report or a door's event.
+
+A dialog's Call-ID and tags travel in clear inside every request of it, and anyone may open a
+WebSocket: so a request inside a dialog counts only on the connection of the leg it belongs to
+(RFC 5626's flow). On any other it gets 403 (an ACK, which has no answer, is dropped) and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -82,7 +87,18 @@ class CallService:
         caller_record = self.call_log.new_leg(
             LegRecord(call_id=record.id, source=record.source, destination=flow.id, direction="incoming")
         )
-        call = HubCall(caller, name, variables, self.registrar, self.hub, policy, self.services, record, caller_record)
+        call = HubCall(
+            caller,
+            name,
+            variables,
+            self.registrar,
+            self.hub,
+            policy,
+            self.services,
+            record,
+            caller_record,
+            caller_key=grant.access_key_id,
+        )
         await self._run(call, flow)
 
     async def originate(self, source: str, identity: str, flow: CallFlow, webhook: Webhook | None = None) -> CallRecord:
@@ -104,6 +120,14 @@ class CallService:
             return False
         await call.hang_up("hung up through the Voice API")
         return True
+
+    def key_ids(self) -> set[str]:
+        """The access keys the running calls stand on."""
+        return {key_id for call in self.calls.values() for key_id in call.key_ids()}
+
+    async def keys_revoked(self, revoked: set[str]) -> None:
+        """End the calls (and the ringing of devices) standing on these revoked keys."""
+        await asyncio.gather(*(call.keys_revoked(revoked) for call in list(self.calls.values())))
 
     async def _run(self, call: HubCall, flow: CallFlow) -> None:
         self.calls[call.id] = call
@@ -212,6 +236,18 @@ class CallService:
         self, connection: SipConnection, transaction: ServerTransaction | None, request: Request
     ) -> None:
         found = self._find(request)
+        if found is not None and found[0].dialog_of(found[1])[0] is not connection:
+            log.info(  # not a warning: anyone may send these, as many as they like
+                "call %s: %s for the %s's dialog from %s refused: not the connection of this dialog",
+                found[0].id,
+                request.method,
+                found[1],
+                connection.name,
+            )
+            if transaction is not None:  # an ACK has no answer
+                reason = "Forbidden (not the connection of this dialog)"
+                connection.send_response(transaction, make_response(request, 403, reason))
+            return
         if transaction is None:  # the ACK of a 2xx: nothing to answer
             if found is not None and found[1] == "caller" and isinstance(found[0].caller, CallerLeg):
                 found[0].caller.acknowledged.set()

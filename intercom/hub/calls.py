@@ -112,8 +112,10 @@ class HubCall:
         services: FlowServices,
         record: CallRecord,
         caller_record: LegRecord | None = None,
+        caller_key: str | None = None,
     ) -> None:
         self.caller = caller  # the party; None while a Voice API call still rings its client
+        self.caller_key = caller_key  # the access key of the caller's token, if a client called
         self.caller_name = caller_name
         self.variables = variables
         self.registrar = registrar
@@ -361,6 +363,24 @@ class HubCall:
 
     async def stop_ringing(self) -> None:
         await asyncio.gather(*(leg.cancel() for leg in self._ringing))
+
+    def key_ids(self) -> set[str]:
+        """The access keys the call stands on: its parties' and the devices' ringing."""
+        return self._party_keys() | {leg.binding.grant.access_key_id for leg in self._ringing}
+
+    def _party_keys(self) -> set[str]:
+        """The key of the caller's token, and of the bindings of the devices that answered."""
+        legs = (self.caller, self.callee)
+        keys = {leg.binding.grant.access_key_id for leg in legs if isinstance(leg, CalleeLeg)}
+        return keys | {self.caller_key} if self.caller_key is not None else keys
+
+    async def keys_revoked(self, revoked: set[str]) -> None:
+        """Keys were revoked: a party standing on one ends the call; a device ringing on one stops."""
+        if self._party_keys() & revoked:
+            log.warning("call %s: ended, its access key was revoked", self.id)
+            await self.hang_up("access key revoked")
+            return
+        await asyncio.gather(*(leg.cancel() for leg in self._ringing if leg.binding.grant.access_key_id in revoked))
 
     async def hang_up(self, reason: str) -> None:
         """End the call from outside (DELETE /v1/calls/{id}) wherever it is: a caller not yet

@@ -25,6 +25,8 @@ class HubConfig:
     min_expires: int = 10
     max_expires: int = 3600
     media: MediaPolicy = HUB_MEDIA
+    metrics_token: str | None = None  # lets a scraper read /metrics without an admin key
+    allowed_origins: tuple[str, ...] = ()  # browser pages that may open the SIP WebSocket, beside the hub's own
 
     @property
     def secure(self) -> bool:

@@ -5,6 +5,10 @@ in ``WebRTC-Token``. A binding therefore belongs to the connection it arrived on
 in the client's ``.invalid`` Contact can be routed to) and lives until it expires, is
 un-registered, or its socket closes. One identity may have bindings on many connections:
 a call to it rings them all.
+
+A binding lasts no longer than the token that made it (the client re-registers with a fresh
+one in time, as the 200 tells it when) and ends at once when that token's key is revoked
+(:meth:`Registrar.drop_keys`). A connection and an identity hold a bounded number of them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +28,8 @@ from .config import HubConfig
 log = logging.getLogger(__name__)
 
 DEFAULT_EXPIRES = 60
+MAX_CONTACTS_PER_CONNECTION = 10
+MAX_CONTACTS_PER_IDENTITY = 10
 
 
 @dataclass
@@ -49,6 +56,7 @@ class Registrar:
         self._lookup_key = lookup_key
         self._clock = clock
         self._by_connection: dict[object, dict[str, Binding]] = {}
+        self._per_identity: Counter[str] = Counter()  # bindings of each identity, for its limit
         self._zone_body = json.dumps({"zone": config.zone}).encode()  # the answer's body without TURN
 
     def handle_register(self, connection: object, request: Request) -> Response:
@@ -59,12 +67,13 @@ class Registrar:
         except (ParseError, ValueError) as exc:
             return make_response(request, 400, f"Bad Request ({exc})")
         if request.headers.get("Contact", "").strip() == "*":
-            self._by_connection.pop(connection, None)
+            self.remove_connection(connection)
             return self._ok(request, connection, None)
         if not expiries:  # a query: report the connection's bindings
             return self._ok(request, connection, None)
         adding = [(contact, expires) for contact, expires in expiries if expires > 0]
         grant = None
+        lifetime = 0.0
         if adding:
             too_brief = [expires for _, expires in adding if expires < self.config.min_expires]
             if too_brief:
@@ -77,23 +86,59 @@ class Registrar:
             except TokenError as exc:
                 log.info("REGISTER refused (%d): %s", exc.code, exc.reason)
                 return make_response(request, exc.code, exc.reason)
+            lifetime = grant.expires_at - now  # a binding ends with its token
+            if lifetime <= 0:
+                return make_response(request, 403, "Invalid token: expired")
+            if refusal := self._over_limit(connection, grant.identity, expiries):
+                log.info("REGISTER refused (403): %s", refusal)
+                return make_response(request, 403, refusal)
         bindings = self._by_connection.setdefault(connection, {})
         user_agent = request.headers.get("User-Agent")
         for contact, expires in expiries:
             key = str(contact.uri)
             if expires == 0:
-                bindings.pop(key, None)
+                self._remove(bindings, key)
                 continue
             assert grant is not None
-            expires_at = now + min(expires, self.config.max_expires)
+            expires_at = now + min(expires, self.config.max_expires, lifetime)
             binding = bindings.get(key)
             if binding is not None and binding.identity == grant.identity and binding.contact == contact:
                 binding.expires_at, binding.grant = expires_at, grant  # a refresh
             else:
-                bindings[key] = Binding(grant.identity, contact, connection, expires_at, grant, user_agent)
+                self._remove(bindings, key)
+                self._add(bindings, key, Binding(grant.identity, contact, connection, expires_at, grant, user_agent))
         if not bindings:
             self._by_connection.pop(connection, None)
         return self._ok(request, connection, grant)
+
+    def _over_limit(self, connection: object, identity: str | None, expiries: list[tuple[Address, int]]) -> str | None:
+        """Why this REGISTER would leave more bindings than a connection or an identity may hold, if it would."""
+        bindings = self._by_connection.get(connection, {})
+        added = {str(contact.uri) for contact, expires in expiries if expires > 0}
+        removed = {str(contact.uri) for contact, expires in expiries if expires == 0} - added
+        kept = {key: binding for key, binding in bindings.items() if key not in added and key not in removed}
+        if len(kept) + len(added) > MAX_CONTACTS_PER_CONNECTION:
+            return f"Forbidden (at most {MAX_CONTACTS_PER_CONNECTION} contacts per connection)"
+        if identity is None:
+            return None
+        here_now = sum(binding.identity == identity for binding in bindings.values())
+        here_after = len(added) + sum(binding.identity == identity for binding in kept.values())
+        if self._per_identity[identity] - here_now + here_after > MAX_CONTACTS_PER_IDENTITY:
+            return f"Forbidden (at most {MAX_CONTACTS_PER_IDENTITY} contacts for identity {identity})"
+        return None
+
+    def _add(self, bindings: dict[str, Binding], key: str, binding: Binding) -> None:
+        bindings[key] = binding
+        if binding.identity is not None:
+            self._per_identity[binding.identity] += 1
+
+    def _remove(self, bindings: dict[str, Binding], key: str) -> Binding | None:
+        binding = bindings.pop(key, None)
+        if binding is not None and binding.identity is not None:
+            self._per_identity[binding.identity] -= 1
+            if not self._per_identity[binding.identity]:
+                del self._per_identity[binding.identity]
+        return binding
 
     def _requested_expiries(self, request: Request) -> list[tuple[Address, int]]:
         header = request.headers.get("Expires")
@@ -131,7 +176,11 @@ class Registrar:
 
     def remove_connection(self, connection: object) -> int:
         """Drop every binding of a closed connection; returns how many there were."""
-        return len(self._by_connection.pop(connection, {}))
+        bindings = self._by_connection.pop(connection, {})
+        count = len(bindings)
+        for key in list(bindings):
+            self._remove(bindings, key)
+        return count
 
     def identity_on(self, connection: object) -> str | None:
         """Who registered on ``connection`` (a live binding with an identity), or ``None``."""
@@ -152,15 +201,28 @@ class Registrar:
     def expire(self) -> int:
         """Remove expired bindings; returns how many were removed."""
         now = self._clock()
-        removed = 0
+        return len(self._drop_where(lambda binding: binding.expires_at <= now))
+
+    def drop_keys(self, key_ids: set[str]) -> list[Binding]:
+        """Remove the bindings made with tokens of these (revoked) keys; returns them."""
+        return self._drop_where(lambda binding: binding.grant.access_key_id in key_ids)
+
+    def key_ids(self) -> set[str]:
+        """The keys whose tokens made the bindings there are."""
+        return {
+            binding.grant.access_key_id for bindings in self._by_connection.values() for binding in bindings.values()
+        }
+
+    def _drop_where(self, condition: Callable[[Binding], bool]) -> list[Binding]:
+        dropped = []
         for connection, bindings in list(self._by_connection.items()):
             for key, binding in list(bindings.items()):
-                if binding.expires_at <= now:
-                    del bindings[key]
-                    removed += 1
+                if condition(binding):
+                    self._remove(bindings, key)
+                    dropped.append(binding)
             if not bindings:
                 del self._by_connection[connection]
-        return removed
+        return dropped
 
     @property
     def binding_count(self) -> int:

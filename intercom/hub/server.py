@@ -32,7 +32,9 @@ def uvicorn_config(config: HubConfig, storage: Storage | None = None, log_level:
         port=config.port,
         ssl_certfile=str(config.cert_file) if config.cert_file else None,
         ssl_keyfile=str(config.key_file) if config.key_file else None,
-        ws=functools.partial(SipWebSocketProtocol, endpoint=app.state.sip),  # type: ignore[arg-type]
+        ws=functools.partial(  # type: ignore[arg-type]
+            SipWebSocketProtocol, endpoint=app.state.sip, allowed_origins=config.allowed_origins
+        ),
         ws_max_size=MAX_FRAME_SIZE,
         # SIP messages are small and sent one at a time: compression saved little and cost
         # ~42 KB of zlib state per connection (bench/register.py).

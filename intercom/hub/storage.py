@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from ..auth import AccessKey, new_key_id, new_key_secret
+from ..auth import AccessKey, KeyScope, new_key_id, new_key_secret
 from .callflows import CallFlow, CallFlowError
 from .records import CallRecord, LegRecord, RecordingRecord, Webhook, WebhookDelivery
 
@@ -54,7 +54,14 @@ MIGRATIONS = [
     CREATE TABLE webhook_deliveries (id TEXT PRIMARY KEY, parent TEXT, created_at REAL NOT NULL, body TEXT NOT NULL);
     CREATE INDEX deliveries_by_time ON webhook_deliveries (created_at);
     """,
+    # What each key may do (KeyScope as JSON); NULL for the keys made before scopes, which keep
+    # working as they did (with a warning) until the installer splits them.
+    """
+    ALTER TABLE access_keys ADD COLUMN scope TEXT;
+    """,
 ]
+
+_KEY_COLUMNS = "id, secret, name, created_at, revoked_at, scope"
 
 Row = TypeVar("Row", CallRecord, LegRecord, RecordingRecord, Webhook, WebhookDelivery)
 
@@ -87,6 +94,7 @@ class Storage:
         self._migrate()
         self._keys: dict[str, AccessKey | None] = {}
         self._keys_version = self._data_version()
+        self._key_writes = 0  # our own key writes, which data_version does not count
 
     def _data_version(self) -> int:
         """Changes whenever another connection (the CLI revoking a key) commits a change."""
@@ -104,23 +112,33 @@ class Storage:
     def close(self) -> None:
         self._db.close()
 
-    def create_key(self, name: str) -> AccessKey:
-        key = AccessKey(new_key_id(), new_key_secret(), name, time.time())
+    def keys_version(self) -> tuple[int, int]:
+        """Changes whenever a key may have changed: another process (``intercom keys revoke``)
+        committed to the database, or this one wrote a key. One cheap PRAGMA."""
+        return self._data_version(), self._key_writes
+
+    def _keys_written(self) -> None:
         self._keys.clear()  # our own writes do not change data_version
+        self._key_writes += 1
+
+    def create_key(self, name: str, scope: KeyScope) -> AccessKey:
+        key = AccessKey(new_key_id(), new_key_secret(), name, time.time(), scope=scope)
+        self._keys_written()
         self._db.execute(
-            "INSERT INTO access_keys (id, secret, name, created_at) VALUES (?, ?, ?, ?)",
-            (key.id, key.secret, key.name, key.created_at),
+            "INSERT INTO access_keys (id, secret, name, created_at, scope) VALUES (?, ?, ?, ?, ?)",
+            (key.id, key.secret, key.name, key.created_at, scope.to_json()),
         )
         return key
 
-    def put_key(self, key_id: str, secret: str, name: str) -> AccessKey:
-        """Key ``key_id`` with this secret: added when new, its secret replaced when it differs (an
-        embedded hub's key comes from its unit's env file). A revoked key stays revoked."""
-        self._keys.clear()
+    def put_key(self, key_id: str, secret: str, name: str, scope: KeyScope | None) -> AccessKey:
+        """Key ``key_id`` with this secret: added with ``scope`` when new, its secret replaced when it
+        differs (an embedded hub's key comes from its unit's env file). An existing key keeps its
+        scope, a legacy one stays legacy (an old install keeps working); a revoked key stays revoked."""
+        self._keys_written()
         self._db.execute(
-            "INSERT INTO access_keys (id, secret, name, created_at) VALUES (?, ?, ?, ?) "
+            "INSERT INTO access_keys (id, secret, name, created_at, scope) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET secret = excluded.secret",
-            (key_id, secret, name, time.time()),
+            (key_id, secret, name, time.time(), scope.to_json() if scope is not None else None),
         )
         key = self._read_key(key_id)
         assert key is not None
@@ -141,10 +159,8 @@ class Storage:
         return key
 
     def _read_key(self, key_id: str) -> AccessKey | None:
-        row = self._db.execute(
-            "SELECT id, secret, name, created_at, revoked_at FROM access_keys WHERE id = ?", (key_id,)
-        ).fetchone()
-        return AccessKey(*row) if row else None
+        row = self._db.execute(f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE id = ?", (key_id,)).fetchone()
+        return _key(row) if row else None
 
     def key_by_secret(self, secret: str) -> AccessKey | None:
         """The key whose secret this is (the Voice API's ``AccessKey`` header names no id). Every
@@ -156,14 +172,12 @@ class Storage:
         return found
 
     def list_keys(self) -> list[AccessKey]:
-        rows = self._db.execute(
-            "SELECT id, secret, name, created_at, revoked_at FROM access_keys ORDER BY created_at"
-        ).fetchall()
-        return [AccessKey(*row) for row in rows]
+        rows = self._db.execute(f"SELECT {_KEY_COLUMNS} FROM access_keys ORDER BY created_at").fetchall()
+        return [_key(row) for row in rows]
 
     def revoke_key(self, key_id: str) -> bool:
         """Revoke a key; ``False`` when no such key exists or it was already revoked."""
-        self._keys.clear()
+        self._keys_written()
         cursor = self._db.execute(
             "UPDATE access_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id)
         )
@@ -273,6 +287,11 @@ class Storage:
     def delete(self, kind: type[Row], row_id: str) -> bool:
         table, _ = _TABLES[kind]
         return self._db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,)).rowcount == 1
+
+
+def _key(row: tuple) -> AccessKey:
+    *fields, scope = row
+    return AccessKey(*fields, scope=KeyScope.from_json(scope) if scope is not None else None)
 
 
 def _statements(script: str) -> list[str]:

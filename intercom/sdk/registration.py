@@ -25,7 +25,6 @@ from ..sip.ids import invalid_host, new_branch, new_call_id, new_tag, random_tok
 log = logging.getLogger(__name__)
 
 REQUESTED_EXPIRES = 60
-MIN_EXPIRES = 10
 ALLOW = "INVITE,ACK,CANCEL,BYE,UPDATE,MESSAGE,OPTIONS,REFER,INFO,NOTIFY,SUBSCRIBE"
 USER_AGENT = f"intercom/{__version__} (Python {platform.python_version()})"
 
@@ -99,7 +98,9 @@ class RegistrationState:
         """The expiry the hub granted our Contact, or ``None`` if the answer names no Contact of ours.
 
         Like JsSIP: match by ``+sip.instance`` and ``reg-id``, else by URI user; take its
-        ``expires``, else the ``Expires`` header, else what we asked for; never below 10.
+        ``expires``, else the ``Expires`` header, else what we asked for. Unlike JsSIP, a grant
+        under 10 s is taken as it is: the hub ends a registration with its token, and a client
+        that waited longer would be unreachable until it re-registered.
         """
         ours = None
         for contact in response.contacts:
@@ -114,7 +115,7 @@ class RegistrationState:
         expires = parse_decimal(ours.params.get("expires") or response.headers.get("Expires"))
         if expires is None:
             expires = REQUESTED_EXPIRES
-        return max(expires, MIN_EXPIRES)
+        return max(expires, 1)
 
 
 def turn_servers(response: Response) -> list[IceServer]:
@@ -129,7 +130,8 @@ def turn_servers(response: Response) -> list[IceServer]:
 
 
 def refresh_delay(expires: int) -> float:
-    """When to re-register, as JsSIP does: 5 s early for short expiries, else at a random point."""
+    """When to re-register, as JsSIP does: 5 s early for short expiries (half-way for the shortest,
+    a token near its end), else at a random point."""
     if expires <= 64:
-        return expires - 5
+        return max(expires - 5, expires / 2)
     return random.uniform(expires / 2, expires - 32)

@@ -8,12 +8,17 @@ Starlette, which together took as long as the hub's whole REGISTER handling
 before ``data_received`` returns. Everything else (the HTTP API, other WebSocket paths) still
 goes to the ASGI app, and uvicorn keeps doing the handshake checks, keepalive pings, the
 closing handshake and graceful shutdown.
+
+A browser sends ``Origin`` with every WebSocket, and lets any page it shows open one: so a page
+on the hub's own origin, or on one the hub allows, may talk SIP here, and no other. Our Python
+units send no ``Origin`` (no browser, no page to trick) and are let in.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request as HandshakeRequest
@@ -38,13 +43,15 @@ class SipEndpoint(Protocol):
 class SipWebSocketProtocol(WebSocketsSansIOProtocol):
     """One WebSocket; SIP at ``/`` handled here, anything else passed on to the ASGI app.
 
-    uvicorn builds it per upgrade with keyword arguments only; bind ``endpoint`` with
+    uvicorn builds it per upgrade with keyword arguments only; bind ``endpoint`` (and
+    ``allowed_origins``, the pages besides the hub's own that may connect) with
     :func:`functools.partial` and pass that as uvicorn's ``ws`` setting.
     """
 
-    def __init__(self, *args: Any, endpoint: SipEndpoint, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, endpoint: SipEndpoint, allowed_origins: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.endpoint = endpoint
+        self.allowed_origins = frozenset(_normalised(origin) for origin in allowed_origins)
         self.sip: SipConnection | None = None
 
     def handle_connect(self, event: HandshakeRequest) -> None:
@@ -61,6 +68,11 @@ class SipWebSocketProtocol(WebSocketsSansIOProtocol):
             log.info("refused a WebSocket without subprotocol 'sip' from %s", peer)
             self._refuse(self.conn.reject(403, "subprotocol 'sip' required\n"))
             return
+        origin = event.headers.get("Origin")
+        if origin is not None and not self._origin_allowed(origin, event.headers.get("Host") or ""):
+            log.warning("refused a SIP WebSocket from %s: Origin %r is not allowed", peer, origin[:200])
+            self._refuse(self.conn.reject(403, "Origin not allowed\n"))
+            return
         response = self.conn.accept(event)
         if response.status_code != 101:  # not a valid WebSocket handshake
             self._refuse(response)
@@ -75,6 +87,11 @@ class SipWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.start_keepalive()
         self.sip = self.endpoint.open(self, peer)
+
+    def _origin_allowed(self, origin: str, host: str) -> bool:
+        """The hub's own origin (the scheme and the Host this request came to), or an allowed one."""
+        own = f"{'https' if self.scheme == 'wss' else 'http'}://{host}"
+        return _normalised(origin) in (_normalised(own), *self.allowed_origins)
 
     def _refuse(self, response: HandshakeResponse) -> None:
         self.handshake_complete = self.close_sent = True
@@ -111,3 +128,21 @@ class SipWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
         self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _normalised(origin: str) -> str:
+    """``scheme://host:port`` in lower case with the port always written, so that
+    ``https://Desk.local`` and ``https://desk.local:443`` compare equal; anything unreadable
+    (``null``, a sandboxed page's) stays as it is and matches only itself."""
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return origin
+    if not parts.hostname or port is None:
+        return origin
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme.lower()}://{host}:{port}"

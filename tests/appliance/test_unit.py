@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from intercom.appliance.settings import Settings
 from intercom.appliance.unit import Unit, hub_address, panel_pins
+from intercom.auth import ADMIN
 from intercom.hub import Storage, running_hub
 from intercom.media import RecordingSink, ToneSource
 from intercom.sdk import CallAudio, ClientError, ClientStatus, ForbiddenError
@@ -84,7 +85,7 @@ async def test_a_press_at_the_door_rings_the_desk_whose_answer_unlock_and_hang_u
 
 async def test_a_hub_restart_shows_connecting_then_connected_on_the_status_light(hub_config, tmp_path):
     storage = Storage(hub_config.data_dir)
-    key = storage.create_key("units")
+    key = storage.create_key("units", ADMIN)
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         hub_config.port = free.getsockname()[1]
@@ -154,5 +155,5 @@ async def test_a_refused_unit_shows_error_until_the_hub_takes_its_key_then_conne
     door.connect()
     await until(lambda: len(refusals) >= 2 and fast_blink())  # refused, tried again, refused again
     assert isinstance(refusals[0], ForbiddenError) and door.client.status is ClientStatus.OFFLINE
-    hub.storage.put_key("later", secret, "the installer adds the door's key")
+    hub.storage.put_key("later", secret, "the installer adds the door's key", ADMIN)
     await until(lambda: door.client.status is ClientStatus.CONNECTED and not fast_blink() and lit(pins, status))

@@ -64,14 +64,15 @@ export async function jssipBundle() {
 // Serve the blank page from http://127.0.0.1:<port>/: getUserMedia needs a secure context,
 // which about:blank is not and a loopback origin is, and Chromium's Local Network Access checks
 // let a loopback page (but not one Playwright made up) open a WebSocket to a loopback server.
-async function servePage() {
+// The test names the port (`pagePort`), so that it can allow the page's origin on the hub.
+async function servePage(port) {
   const server = http.createServer((request, response) => {
     response.writeHead(200, { 'Content-Type': 'text/html' });
     response.end(PAGE_HTML);
   });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+    server.listen(port, '127.0.0.1', resolve);
   });
   return server;
 }
@@ -79,9 +80,9 @@ async function servePage() {
 // Launch Chromium and open a blank page with JsSIP loaded and `window.__emit(obj)` wired to
 // `onEvent`. With `userDataDir`, Chromium runs on that (new, empty) profile directory; without
 // it, Playwright makes a temporary one. Returns {page, close}; `close()` ends it all.
-export async function openJssipPage({ args = [], userDataDir = null, debug = false, onEvent }) {
+export async function openJssipPage({ args = [], userDataDir = null, debug = false, pagePort = 0, onEvent }) {
   const bundle = await jssipBundle();
-  const server = await servePage();
+  const server = await servePage(pagePort);
   const launchArgs = [...CHROMIUM_ARGS, ...args];
   let browser;
   let page;

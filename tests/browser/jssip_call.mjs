@@ -38,6 +38,7 @@ const { values: opts } = parseArgs({
     token: { type: 'string' },
     'user-data-dir': { type: 'string' },
     'timeout-ms': { type: 'string', default: '60000' },
+    'page-port': { type: 'string', default: '0' },
     debug: { type: 'boolean', default: false },
   },
 });
@@ -294,6 +295,7 @@ async function main() {
     args: MEDIA_ARGS,
     userDataDir: opts['user-data-dir'] || null,
     debug: opts.debug,
+    pagePort: Number(opts['page-port']),
     onEvent: onPageEvent,
   }));
   await page.evaluate(pageMain, { url: opts.url, host: opts.host, token: opts.token, debug: opts.debug });

@@ -40,11 +40,13 @@ class JsSipPage:
         self._stderr = b""
 
     @classmethod
-    async def open(cls, address: str, token: str, user_data_dir: Path, timeout_ms: int = 60000) -> JsSipPage:
+    async def open(
+        cls, address: str, token: str, user_data_dir: Path, page_port: int, timeout_ms: int = 60000
+    ) -> JsSipPage:
         require_browser()
         process = await asyncio.create_subprocess_exec(
             "node", str(CALL_HARNESS), "--url", f"wss://{address}", "--host", address, "--token", token,
-            "--user-data-dir", str(user_data_dir), "--timeout-ms", str(timeout_ms),
+            "--user-data-dir", str(user_data_dir), "--timeout-ms", str(timeout_ms), "--page-port", str(page_port),
             *(["--debug"] if os.environ.get("JSSIP_DEBUG") else []),  # JsSIP's own log and the console on stderr
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group, so that Chromium can be killed with it

@@ -24,6 +24,7 @@ const { values: opts } = parseArgs({
     host: { type: 'string' },
     token: { type: 'string' },
     'timeout-ms': { type: 'string', default: '20000' },
+    'page-port': { type: 'string', default: '0' },
     debug: { type: 'boolean', default: false },
   },
 });
@@ -79,7 +80,11 @@ async function main() {
   }
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new Error('bad --timeout-ms');
 
-  ({ page, close } = await openJssipPage({ debug: opts.debug, onEvent: onPageEvent }));
+  ({ page, close } = await openJssipPage({
+    debug: opts.debug,
+    pagePort: Number(opts['page-port']),
+    onEvent: onPageEvent,
+  }));
 
   await page.evaluate(
     ({ url, host, token, debug }) => {

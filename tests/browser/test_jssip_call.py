@@ -21,6 +21,7 @@ from intercom.sdk import CallStatus
 
 from ..conftest import STEP
 from ..units import DESK_HZ, DOOR_HZ, LOOPBACK, store_flow
+from .conftest import page_origin
 from .jssip_page import JsSipPage
 
 BEEP_HZ = 400.0  # Chromium's fake microphone: 400 Hz, full scale, a few frames every 500 ms
@@ -28,7 +29,7 @@ PAGE_HZ_TOLERANCE = 25.0  # the page's analyser bins are 48000 / 4096 = 11.7 Hz 
 
 
 @pytest.fixture
-def hub_config(tmp_path: Path, tls_files: tuple[Path, Path]) -> HubConfig:
+def hub_config(tmp_path: Path, tls_files: tuple[Path, Path], page_port: int) -> HubConfig:
     cert, key = tls_files
     return HubConfig(
         data_dir=tmp_path / "hub",
@@ -37,11 +38,12 @@ def hub_config(tmp_path: Path, tls_files: tuple[Path, Path]) -> HubConfig:
         cert_file=cert,
         key_file=key,
         media=MediaPolicy(host_addresses=LOOPBACK, jitter_frames=0),
+        allowed_origins=(page_origin(page_port),),
     )
 
 
 @pytest.fixture
-async def open_page(hub, tmp_path: Path) -> AsyncIterator[Callable[[str], Any]]:
+async def open_page(hub, tmp_path: Path, page_port: int) -> AsyncIterator[Callable[[str], Any]]:
     """Pages registered with the hub, each on a new empty Chromium profile; closed at teardown."""
     pages: list[JsSipPage] = []
 
@@ -49,7 +51,7 @@ async def open_page(hub, tmp_path: Path) -> AsyncIterator[Callable[[str], Any]]:
         profile = tmp_path / f"chromium-profile-{len(pages)}"
         profile.mkdir()
         async with asyncio.timeout(STEP):
-            page = await JsSipPage.open(hub.address, token, profile)
+            page = await JsSipPage.open(hub.address, token, profile, page_port)
         pages.append(page)
         await page.until(lambda: bool(page.of("registered") or page.of("registrationFailed")))
         assert page.of("registered"), page.report()

@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 
+from intercom.auth import ADMIN
 from intercom.hub import HubConfig, Storage, running_hub
 from intercom.sdk import CallStatus
 
@@ -52,7 +53,10 @@ async def test_answered_call_statuses_and_audio_both_ways(hub, make_unit):
 
 async def metrics(hub) -> dict[str, int]:
     def get() -> str:
-        with urllib.request.urlopen(f"http://{hub.address}/metrics", timeout=STEP) as answer:
+        request = urllib.request.Request(
+            f"http://{hub.address}/metrics", headers={"Authorization": f"AccessKey {hub.key.secret}"}
+        )
+        with urllib.request.urlopen(request, timeout=STEP) as answer:
             return answer.read().decode()
 
     async with asyncio.timeout(STEP):
@@ -223,7 +227,7 @@ async def test_stopping_the_hub_mid_call_ends_it_everywhere_and_releases_its_med
     storage = Storage(config.data_dir)
     async with asyncio.timeout(STEP), running_hub(config, storage) as running:
         calls = running.app.state.calls
-        hub = Hub(running, storage, storage.create_key("tests"))
+        hub = Hub(running, storage, storage.create_key("tests", ADMIN))
         store_flow(hub, "door", "client:desk")
         desk = await connect_unit(hub, "desk", DESK_HZ)
         door = await connect_unit(hub, "door", DOOR_HZ, outgoing="door", incoming=False)

@@ -6,13 +6,16 @@ import asyncio
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
-from intercom.auth import check_token
+from intercom.auth import ADMIN, TokenForbidden, check_token, unit_scope
 from intercom.auth.certificates import fingerprint_of_file
 from intercom.cli import main
 from intercom.hub import Storage
@@ -29,13 +32,14 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_keys_create_list_revoke(tmp_path, capsys):
-    code, out, _ = run(capsys, "keys", "create", "--data-dir", str(tmp_path), "--name", "front")
+    code, out, _ = run(capsys, "keys", "create", "--data-dir", str(tmp_path), "--name", "front", "--admin")
     assert code == 0
     created = json.loads(out)
-    assert set(created) == {"id", "key"}
+    assert set(created) == {"id", "key", "scope"} and created["scope"]["admin"] is True
     code, out, _ = run(capsys, "keys", "list", "--data-dir", str(tmp_path))
     (listed,) = [json.loads(line) for line in out.splitlines()]
     assert listed["id"] == created["id"] and listed["name"] == "front" and listed["revokedAt"] is None
+    assert listed["scope"] == created["scope"] and listed["access"].startswith("admin")
     assert created["key"] not in out  # the secret is shown once, at creation
     code, out, _ = run(capsys, "keys", "revoke", "--data-dir", str(tmp_path), created["id"])
     assert code == 0 and json.loads(out) == {"id": created["id"], "revoked": True}
@@ -43,8 +47,56 @@ def test_keys_create_list_revoke(tmp_path, capsys):
     assert code == 2 and "no active key" in err
 
 
+def test_keys_create_a_unit_key_whose_tokens_stay_in_its_scope(tmp_path, capsys):
+    code, out, _ = run(
+        capsys, "keys", "create", "--data-dir", str(tmp_path), "--name", "door unit",
+        "--identity", "door", "--incoming", "--outgoing", "ring_desks",
+    )  # fmt: skip
+    assert code == 0
+    created = json.loads(out)
+    assert created["scope"] == {
+        "admin": False,
+        "identities": ["door"],
+        "incoming": True,
+        "outgoingFlows": ["ring_desks"],
+    }
+    key = Storage(tmp_path).get_key(created["id"])
+    assert key is not None and key.scope == unit_scope("door", "door", "ring_desks")
+    code, out, _ = run(capsys, "token", "--key-id", key.id, "--key", key.secret, "--identity", "desk", "--incoming")
+    with pytest.raises(TokenForbidden, match="may mint tokens for door only, not desk"):
+        check_token(out.strip(), Storage(tmp_path).get_key)
+    code, out, _ = run(capsys, "keys", "list", "--data-dir", str(tmp_path))
+    assert json.loads(out)["access"] == "unit door: incoming calls; outgoing calls running ring_desks"
+
+
+def test_keys_list_tells_how_to_split_a_legacy_key(tmp_path, capsys):
+    Storage(tmp_path).put_key("old", "oldsecret", "units", None)
+    code, out, _ = run(capsys, "keys", "list", "--data-dir", str(tmp_path))
+    listed = json.loads(out)
+    assert code == 0 and listed["scope"] is None and "oldsecret" not in out
+    assert listed["access"].startswith("legacy (unscoped): split it")
+    assert "intercom units add --role door --identity door" in listed["access"]
+    assert "intercom keys revoke old" in listed["access"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "give --admin, or --identity"),
+        (["--admin", "--identity", "door"], "--admin may do anything already"),
+        (["--identity", "door"], "needs --incoming, --outgoing"),
+        (["--identity", "front door", "--incoming"], "1-30 characters"),
+    ],
+)
+def test_keys_create_bad_input_is_one_clear_line_and_makes_no_key(tmp_path, capsys, argv, message):
+    code, out, err = run(capsys, "keys", "create", "--data-dir", str(tmp_path), "--name", "k", *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("intercom keys: ") and message in err and err.count("\n") == 1
+    assert Storage(tmp_path).list_keys() == []
+
+
 def test_token_is_accepted_by_the_hub_rules(tmp_path, capsys):
-    key = Storage(tmp_path).create_key("door")
+    key = Storage(tmp_path).create_key("door", ADMIN)
     code, out, _ = run(
         capsys, "token", "--key-id", key.id, "--key", key.secret, "--identity", "door",
         "--outgoing", "flow1", "--variables", "floor=2&name=Front door", "--incoming", "--ttl", "120",
@@ -71,6 +123,26 @@ def test_token_bad_input_is_one_clear_line(capsys, argv, message):
     code, out, err = run(capsys, "token", "--key-id", "k", "--key", "s", *argv)
     assert code == 2 and out == ""
     assert err.startswith("intercom token: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--allow-origin", "page.example"], "--allow-origin page.example: give an origin such as"),
+        (["--allow-origin", "https://page.example/desk"], "give an origin such as"),
+        (["--metrics-token-file", "/nonexistent/token"], "--metrics-token-file /nonexistent/token: No such file"),
+    ],
+)
+def test_hub_bad_options_are_one_clear_line(tmp_path, capsys, argv, message):
+    code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), *argv)
+    assert code == 2 and err.startswith("intercom hub: ") and message in err and err.count("\n") == 1
+
+
+def test_hub_refuses_a_metrics_token_too_short_to_be_secret(tmp_path, capsys):
+    token_file = tmp_path / "token"
+    token_file.write_text("short\n")
+    code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), "--metrics-token-file", str(token_file))
+    assert code == 2 and "at least 16 characters" in err and "short" not in err  # the secret is not echoed
 
 
 def test_hub_refuses_half_tls_configuration(tmp_path, capsys, tls_files):
@@ -118,22 +190,40 @@ async def test_hub_on_loopback_stays_plain_and_makes_no_certificate(tmp_path):
 
 async def test_hub_process_over_wss_carries_a_call_between_python_clients(tmp_path, tls_files, capsys):
     cert, key_file = tls_files
-    key = Storage(tmp_path).create_key("door")
+    key = Storage(tmp_path).create_key("door", ADMIN)
     flow = tmp_path / "flow.json"
     flow.write_text(
         json.dumps({"id": "door", "steps": [{"action": "transfer", "options": {"destination": "client:desk"}}]})
     )
     assert main(["callflows", "create", "--data-dir", str(tmp_path), "--file", str(flow)]) == 0
     port = free_port()
+    metrics_token_file = tmp_path / "metrics-token"
+    metrics_token_file.write_text("t" * 32 + "\n")
     hub, log = await start_hub_process(
         "--data-dir", str(tmp_path), "--port", str(port), "--cert", str(cert), "--key", str(key_file),
-        "--ice-host", "127.0.0.1",
+        "--ice-host", "127.0.0.1", "--metrics-token-file", str(metrics_token_file),
+        "--allow-origin", "https://Page.example:8080",
     )  # fmt: skip
     clients: list[Client] = []
     try:
         (started,) = [line for line in log if f"serving wss://127.0.0.1:{port}, certificate SHA-256" in line]
         pin = started.split()[-1]  # the fingerprint the units pin, as the hub's log tells it
         assert pin == fingerprint_of_file(cert)
+        trust = ssl.create_default_context(cafile=str(cert))
+        async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{port}", verify=trust, timeout=STEP) as http:
+            assert (await http.get("/metrics")).status_code == 401
+            metrics = await http.get("/metrics", headers={"Authorization": "Bearer " + "t" * 32})
+            assert metrics.status_code == 200 and "intercom_calls 0" in metrics.text
+        for origin, allowed in (("https://page.example:8080", True), ("https://other.example", False)):
+            headers = {"Origin": origin}
+            try:
+                async with asyncio.timeout(STEP):
+                    async with connect(
+                        f"wss://127.0.0.1:{port}/", subprotocols=["sip"], ssl=trust, additional_headers=headers
+                    ):
+                        assert allowed, origin
+            except InvalidStatus as refused:
+                assert not allowed and refused.response.status_code == 403, origin
 
         async def unit(frequency: float, *options: str) -> Client:
             token = subprocess.run(

@@ -7,11 +7,13 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from intercom.hub.registrar import MAX_CONTACTS_PER_CONNECTION, MAX_CONTACTS_PER_IDENTITY, Registrar
 from intercom.sdk.registration import RegistrationState
 from intercom.sip import Address, SipUri, parse_message
 
@@ -210,3 +212,71 @@ def test_contact_uri_round_trips():
     state = RegistrationState("127.0.0.1:1")
     contact = Address.parse(state.build("t").headers.get("Contact") or "")
     assert contact.uri == SipUri(state.via_host, state.contact_user, params={"transport": "ws"})
+
+
+async def test_a_registration_lasts_no_longer_than_its_token(hub, raw_sip):
+    sip = await raw_sip()
+    state = RegistrationState(hub.address)
+    token = hub.token("desk", ttl=600)
+    response = await sip.exchange(state.build(token, expires=3600))
+    assert response.status_code == 200
+    assert 598 <= state.granted_expires(response) <= 600  # what the token has left, not the 3600 asked
+    (binding,) = hub.running.registrar.lookup("desk")
+    assert binding.expires_at <= binding.grant.expires_at
+    response = await sip.exchange(state.build(hub.token("desk", ttl=20), expires=60))
+    assert 18 <= state.granted_expires(response) <= 20
+
+
+def test_a_binding_is_gone_when_its_token_ends(hub):
+    now = [time.time()]
+    registrar = Registrar(hub.running.config, hub.storage.get_key, clock=lambda: now[0])
+    request = RegistrationState(hub.address).build(hub.token("desk", ttl=15), expires=3600)
+    assert registrar.handle_register(object(), request).status_code == 200
+    now[0] += 14
+    assert len(registrar.lookup("desk")) == 1
+    now[0] += 2  # the token is over: so is the binding, though 3600 s were asked
+    assert registrar.lookup("desk") == []
+    assert registrar.expire() == 1 and registrar.binding_count == 0
+
+
+def test_a_token_past_its_end_registers_nothing(hub):
+    later = time.time() + 620  # within check_token's clock skew of the end of a 600 s token
+    registrar = Registrar(hub.running.config, hub.storage.get_key, clock=lambda: later)
+    response = registrar.handle_register(object(), RegistrationState(hub.address).build(hub.token("desk")))
+    assert (response.status_code, response.reason) == (403, "Invalid token: expired")
+    assert registrar.binding_count == 0
+
+
+async def test_contacts_per_connection_are_limited(hub, raw_sip):
+    sip = await raw_sip()
+    token = hub.token("desk")
+    for count in range(MAX_CONTACTS_PER_CONNECTION):
+        assert (await sip.exchange(RegistrationState(hub.address).build(token))).status_code == 200, count
+    response = await sip.exchange(RegistrationState(hub.address).build(hub.token("lobby")))
+    assert (response.status_code, response.reason) == (403, "Forbidden (at most 10 contacts per connection)")
+    assert hub.running.registrar.lookup("lobby") == []
+    assert len(hub.running.registrar.lookup("desk")) == MAX_CONTACTS_PER_CONNECTION
+    state = RegistrationState(hub.address)  # one leaves, another may come
+    assert (await sip.exchange(state.build(token))).status_code == 403
+    first = hub.running.registrar.lookup("desk")[0]
+    unregister = RegistrationState(hub.address)
+    unregister.contact_user, unregister.via_host = first.contact.uri.user, first.contact.uri.host
+    assert (await sip.exchange(unregister.build(token, expires=0))).status_code == 200
+    assert (await sip.exchange(state.build(token))).status_code == 200
+
+
+async def test_contacts_per_identity_are_limited_across_connections(hub, raw_sip):
+    token = hub.token("desk")
+    for count in range(MAX_CONTACTS_PER_IDENTITY):
+        sip = await raw_sip()
+        assert (await sip.exchange(RegistrationState(hub.address).build(token))).status_code == 200, count
+    sip = await raw_sip()
+    response = await sip.exchange(RegistrationState(hub.address).build(token))
+    assert (response.status_code, response.reason) == (403, "Forbidden (at most 10 contacts for identity desk)")
+    assert len(hub.running.registrar.lookup("desk")) == MAX_CONTACTS_PER_IDENTITY
+    assert (await sip.exchange(RegistrationState(hub.address).build(hub.token("lobby")))).status_code == 200
+    state = RegistrationState(hub.address)  # a refresh of a binding there is counts once
+    first = await raw_sip()
+    assert (await first.exchange(state.build(hub.token("hall")))).status_code == 200
+    assert (await first.exchange(state.build(hub.token("hall")))).status_code == 200
+    assert len(hub.running.registrar.lookup("hall")) == 1

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from intercom import __version__
-from intercom.auth import IncomingCapability, mint_token
+from intercom.auth import ADMIN, IncomingCapability, mint_token
 from intercom.sdk import Client, ClientStatus, ForbiddenError, InternalError, NotAcceptableError
 from intercom.sdk.client import reconnect_delay
 from intercom.sip import Request, Response, make_response
@@ -164,6 +164,30 @@ async def test_reregisters_before_expiry_with_a_fresh_token(hub, make_client, re
     assert events.statuses == [ClientStatus.CONNECTING, ClientStatus.CONNECTED]  # each status once
 
 
+async def test_a_short_lived_token_is_replaced_before_its_registration_ends(hub, make_client, register_log):
+    """The hub grants no more than the token has left (4 s here, though 60 were asked): the client
+    re-registers with a fresh token before then, each time, and stays reachable throughout."""
+    issued: list[str] = []
+
+    def refresh() -> str:
+        issued.append(hub.token("desk", ttl=4))
+        return issued[-1]
+
+    client = make_client(refresh_token=refresh)
+    async with asyncio.timeout(STEP):
+        await client.setup(jwt=refresh())
+    await register_log.until_count(4, timeout=12)
+    for (request, response, _), (following, _, _) in itertools.pairwise(register_log.entries[:4]):
+        assert response.status_code == 200
+        (contact,) = response.contacts
+        granted = int(contact.params["expires"])
+        assert granted <= 4 and request.headers.get("Expires") == "60"
+        assert following.headers.get("WebRTC-Token") != request.headers.get("WebRTC-Token")  # a fresh one
+    (binding,) = hub.running.registrar.lookup("desk")
+    assert binding.expires_at <= binding.grant.expires_at
+    assert client.status is ClientStatus.CONNECTED
+
+
 async def test_forbidden_retries_on_new_sockets_then_fails(hub, make_client, register_log):
     """403: wait 5 s, refresh_token(), new WebSocket; 5 REGISTERs in all, then error."""
     refreshes: list[float] = []
@@ -270,7 +294,7 @@ async def test_waits_for_a_hub_that_is_not_up_yet(hub_config, tmp_path):
         probe.bind(("127.0.0.1", 0))
         hub_config.port = probe.getsockname()[1]
     storage = Storage(hub_config.data_dir)
-    key = storage.create_key("late")
+    key = storage.create_key("late", ADMIN)
     token = mint_token(key, [IncomingCapability("desk")])
     client = Client(host=f"127.0.0.1:{hub_config.port}", refresh_token=lambda: token, secure=False)
     client.reconnect_delay_min = 0.2

@@ -1,8 +1,9 @@
 """The Voice API: MessageBird's REST shapes under ``/v1``, for the hub's call flows, calls and webhooks.
 
-Every route wants ``Authorization: AccessKey <key>`` (an access key's secret). Answers are
+Every route wants ``Authorization: AccessKey <key>`` (an admin key's secret). Answers are
 ``{"data": [...]}``, with ``pagination`` for lists; refusals are ``{"errors": [...]}``. The
-OpenAPI schema at ``/openapi.json`` describes all of it, request bodies included.
+OpenAPI schema at ``/openapi.json`` (admin keys only, as ``/docs``) describes all of it, request
+bodies included.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 from ..callflows import CallFlow
 from . import call_flows, calls, webhooks
 from .common import INPUT_REF, authorize, input_name
+from .docs import install_docs
 from .errors import PREFIX, install_error_handlers
 from .views import Errors
 
@@ -36,6 +38,7 @@ def install(app: FastAPI) -> None:
     app.include_router(api)
     install_error_handlers(app)
     _document_bodies(app)
+    install_docs(app)
 
 
 def _document_bodies(app: FastAPI) -> None:

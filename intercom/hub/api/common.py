@@ -1,4 +1,4 @@
-"""What every Voice API route shares: the access-key check, paging, and reading a JSON body.
+"""What every Voice API route shares: the admin-key check, paging, and reading a JSON body.
 
 Routes read their bodies themselves rather than through FastAPI's body parameters, so that a
 call flow is refused with :class:`~intercom.hub.callflows.CallFlow`'s own messages (which name
@@ -7,6 +7,7 @@ the step and option); :func:`body_schema` documents each body in the OpenAPI sch
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 
-from ...auth import AccessKey
+from ...auth import AccessKey, warn_if_legacy
 from ..callflows import Problem, problems
 from ..storage import Storage
 from .errors import ApiError
@@ -32,7 +33,7 @@ Model = TypeVar("Model", bound=BaseModel)
 ACCESS_KEY = APIKeyHeader(
     name="Authorization",
     scheme_name="AccessKey",
-    description="`AccessKey <key>`, where the key is an access key's secret (`intercom keys create`).",
+    description="`AccessKey <key>`, where the key is an admin key's secret (`intercom keys create --admin`).",
     auto_error=False,
 )
 
@@ -45,7 +46,8 @@ HubStorage = Annotated[Storage, Depends(storage_of)]
 
 
 async def authorize(storage: HubStorage, header: Annotated[str | None, Security(ACCESS_KEY)]) -> AccessKey:
-    """The caller's access key: 401 without a known one, 403 when it is revoked."""
+    """The caller's admin key: 401 without a known key, 403 when it is revoked or a unit's (a unit
+    key only signs its unit's tokens). A legacy unscoped key passes, with its warning."""
     scheme, _, secret = (header or "").strip().partition(" ")
     if scheme.lower() != "accesskey" or not secret.strip():
         raise ApiError(401, Problem("", "send the header Authorization: AccessKey <key>"), headers=CHALLENGE)
@@ -54,7 +56,23 @@ async def authorize(storage: HubStorage, header: Annotated[str | None, Security(
         raise ApiError(401, Problem("", "no such access key"), headers=CHALLENGE)
     if key.revoked:
         raise ApiError(403, Problem("", f"access key {key.id} is revoked"))
+    if key.scope is None:
+        warn_if_legacy(key)
+    elif not key.scope.admin:
+        who = ", ".join(key.scope.identities)
+        raise ApiError(403, Problem("", f"access key {key.id} is a unit key for {who}: it has no Voice API rights"))
     return key
+
+
+async def metrics_reader(request: Request, storage: HubStorage) -> None:
+    """``/metrics`` (live call counts tell when someone is at the door): the configured metrics
+    token as ``Authorization: Bearer <token>``, compared in constant time, or an admin key."""
+    header = request.headers.get("Authorization") or ""
+    scheme, _, credential = header.strip().partition(" ")
+    token = request.app.state.config.metrics_token
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(credential.strip().encode(), token.encode()):
+        return
+    await authorize(storage, header)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from intercom.auth import ADMIN
 from intercom.hub.api.common import MAX_BODY
 
 from .conftest import errors
@@ -23,7 +24,7 @@ async def test_the_key_id_is_not_the_key(api):
 
 
 async def test_a_revoked_key_is_403_and_a_good_one_passes(api):
-    other = api.storage.create_key("other")
+    other = api.storage.create_key("other", ADMIN)
     headers = {"Authorization": f"AccessKey {other.secret}"}
     assert (await api.client.get("/v1/calls", headers=headers)).status_code == 200
     api.storage.revoke_key(other.id)
