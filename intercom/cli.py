@@ -130,6 +130,27 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id")
     revoke.set_defaults(func=_keys_revoke)
 
+    units = commands.add_parser("units", help="add a unit to this hub: its own key and its env-file lines")
+    unit_commands = units.add_subparsers(dest="units_command", required=True)
+    add = unit_commands.add_parser(
+        "add", help="make a unit's key (its identity only) and print the lines of its env file, hub pin included"
+    )
+    add.add_argument("--role", required=True, choices=["door", "desk"])
+    add.add_argument("--identity", required=True, help="the new unit's name, 1-30 of A-Z a-z 0-9 _")
+    add.add_argument(
+        "--env-file", type=Path, help="the settings of the unit that runs the hub (default: /etc/intercom/intercom.env)"
+    )
+    add.add_argument(
+        "--data-dir", type=Path, help="a hub of its own (intercom hub): its data directory, instead of --env-file"
+    )
+    add.add_argument("--hub-url", help="wss://host:port as the new unit reaches the hub (default: this machine's name)")
+    add.add_argument("--cert", type=Path, help="with --data-dir: the certificate the hub serves, when not its own")
+    add.add_argument(
+        "--desks", default="desk", help="with --data-dir: who may open the door from a call (default desk)"
+    )
+    add.add_argument("--call-flow", help="the flow the unit's CALL button runs (default: ring_desks, ring_door)")
+    add.set_defaults(func=_units_add)
+
     flows = commands.add_parser("callflows", help="create, list, show and delete call flows")
     flow_commands = flows.add_subparsers(dest="callflows_command", required=True)
     flow_create = flow_commands.add_parser("create", help="store a call flow from a JSON file; prints its id")
@@ -353,6 +374,31 @@ def _keys_revoke(args: argparse.Namespace) -> None:
     if not Storage(args.data_dir).revoke_key(args.id):
         raise UsageError(f"no active key with id {args.id!r}")
     print(json.dumps({"id": args.id, "revoked": True}))
+
+
+def _units_add(args: argparse.Namespace) -> None:
+    from .appliance.enrolment import HubSide, add_unit
+    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings
+
+    if args.data_dir is not None:
+        if args.hub_url is None:
+            raise UsageError("--data-dir needs --hub-url wss://host:port")
+        desks = tuple(name.strip() for name in args.desks.split(",") if name.strip())
+        hub = HubSide(args.data_dir, args.hub_url, args.cert, desks)
+    else:
+        try:
+            settings, _ = load_settings(args.env_file or DEFAULT_ENV_FILE)
+        except SettingsError as exc:
+            raise UsageError(str(exc)) from None
+        if not settings.hub_embedded:
+            raise UsageError("this unit runs no hub (INTERCOM_HUB_EMBEDDED): run it on the hub's machine")
+        if settings.hub_tls == "off":
+            raise UsageError("the hub serves plain ws (INTERCOM_HUB_TLS=off): set INTERCOM_HUB_TLS=auto first")
+        hub = HubSide.of_embedded(settings, args.hub_url)
+    try:
+        print("\n".join(add_unit(hub, args.role, args.identity, args.call_flow)))
+    except (ValueError, OSError) as exc:  # InvalidIdentity, a bad URL, an unusable data directory
+        raise UsageError(str(exc)) from None
 
 
 def _callflows_create(args: argparse.Namespace) -> None:

@@ -26,10 +26,12 @@ from typing import cast
 
 from gpiozero.pins.mock import MockFactory
 
+from .appliance.enrolment import HubSide, add_unit
 from .appliance.settings import Settings
 from .appliance.unit import Unit
 from .auth import AccessKey, IncomingCapability, mint_token
 from .auth.keys import new_key_id, new_key_secret
+from .hub.tls import certificate_fingerprint
 from .media import MediaPolicy, RecordingSink, ToneSource
 from .sdk import Call, CallAudio, CallStatus, Client, ClientError
 
@@ -60,9 +62,9 @@ class Timeline:
         return watch
 
 
-async def _refused_client(host: str, key: AccessKey, timeline: Timeline) -> None:
+async def _refused_client(host: str, key: AccessKey, pin: str, timeline: Timeline) -> None:
     token = mint_token(key, [IncomingCapability("front door!")])
-    client = Client(host=host, refresh_token=lambda: token, secure=False)
+    client = Client(host=host, refresh_token=lambda: token, tls_fingerprint=pin)
     client.on("error", lambda error: timeline.say("bad", f"error {error.code}: {error.message}"))
     with contextlib.suppress(ClientError):
         await asyncio.wait_for(client.setup(jwt=token), STEP_TIMEOUT)
@@ -122,31 +124,40 @@ async def run_demo(data_dir: Path | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="intercom-demo-") as scratch:
         data_dir = data_dir or Path(scratch)
         key = AccessKey(new_key_id(), new_key_secret(), "demo", created_at=time.time())  # `intercom config new-key`
-        common = {
-            "access_key_id": key.id, "access_key": key.secret, "unlock_code": UNLOCK_CODE,
-            "relay_pulse_s": RELAY_PULSE_S, "ring_timeout_s": RING_TIMEOUT_S,
-        }  # fmt: skip
+        timing = {"relay_pulse_s": RELAY_PULSE_S, "ring_timeout_s": RING_TIMEOUT_S}
+        # On a LAN the desk listens on 0.0.0.0 and TLS comes by itself; here, on loopback, it is asked for.
         desk_settings = Settings(
-            role="desk", identity="desk", hub_embedded=True, hub_listen="127.0.0.1", hub_port=0,
-            hub_data_dir=data_dir, **common,
+            role="desk", identity="desk", hub_embedded=True, hub_listen="127.0.0.1", hub_port=0, hub_tls="on",
+            hub_data_dir=data_dir, access_key_id=key.id, access_key=key.secret, **timing,
         )  # fmt: skip
         desk, desk_board = await _unit(desk_settings, DESK_TONE, timeline)
         units = [desk]
         try:
             assert desk.hub is not None
             host = desk.hub.local_address
-            timeline.say("hub", f"embedded in the desk, listening on ws://{host}/ (data in {data_dir})")
+            pin = certificate_fingerprint(data_dir)
+            timeline.say(
+                "hub", f"embedded in the desk, serving wss://{host}/ with its own certificate (data in {data_dir})"
+            )
             timeline.say(
                 "hub",
                 f"call flow 'ring_desks' rings client:desk for {RING_TIMEOUT_S} s, then a message and a voicemail; "
                 "'ring_door' rings client:door",
             )
-            await _refused_client(host, key, timeline)
+            await _refused_client(host, key, pin, timeline)
+            lines = add_unit(HubSide.of_embedded(desk_settings, url=f"wss://{host}"), "door", "door")
+            door_env = dict(line.split("=", 1) for line in lines if not line.startswith("#"))
+            timeline.say(
+                "demo",
+                f"`intercom units add --role door --identity door` on the desk: the door's env file gets the hub's "
+                f"URL, its own key ({door_env['INTERCOM_ACCESS_KEY_ID'][:8]}…) and the pin SHA-256 {pin[:11]}…",
+            )
             door_state = data_dir / "door"  # the door's unlock log and lockouts (INTERCOM_STATE_DIR)
             door_state.mkdir(mode=0o700, exist_ok=True)
             door_settings = Settings(
-                role="door", identity="door", hub_url=f"ws://{host}", state_dir=door_state, **common
-            )
+                **{name.removeprefix("INTERCOM_").lower(): value for name, value in door_env.items()},
+                unlock_code=UNLOCK_CODE, state_dir=door_state, **timing,
+            )  # fmt: skip
             door, door_board = await _unit(door_settings, DOOR_TONE, timeline)
             units.insert(0, door)
 

@@ -65,7 +65,7 @@ class Controller:
         show: Callable[[str, str], None],
         pulse_relay: Callable[[float], None],
         *,
-        unlock_code: str,
+        unlock_code: str | None,
         relay_pulse_s: float,
         unlock_from: Collection[str] = ("desk",),
         unlock_store: UnlockStore | None = None,
@@ -87,7 +87,7 @@ class Controller:
         # Only a door judges codes; its store is the unit's (a test's may end with the process).
         self.guard = (
             UnlockGuard(unlock_code, unlock_store or UnlockStore.in_memory(), unlock_from, on_record=self._recorded)
-            if role == "door"
+            if role == "door" and unlock_code is not None
             else None
         )
         self._lockout_timer: asyncio.TimerHandle | None = None

@@ -28,7 +28,7 @@ import ssl
 from dataclasses import replace
 from pathlib import Path
 
-from ..auth import ADMIN
+from ..auth import unit_scope, warn_if_legacy
 from ..auth.certificates import CERT_NAME, fingerprint_of_file, loopback_only, own_certificate
 from ..hub import HubConfig, RunningHub, Storage, running_hub
 from ..hub.callflows import CallFlow
@@ -69,8 +69,12 @@ def prepare_storage(storage: Storage, settings: Settings) -> None:
     """The env file's access key and the default call flows, in the hub's database."""
     key_id, secret = settings.access_key_id, settings.access_key.get_secret_value()
     before = storage.get_key(key_id)
-    # Both units' env files hold this key until each unit gets its own scoped one.
-    key = storage.put_key(key_id, secret, name=f"env file of {settings.identity}", scope=ADMIN)
+    # This unit's own key: it may be this unit and nothing more (the others get theirs from
+    # `intercom units add`). A key an older version stored without a scope keeps working.
+    scope = unit_scope(settings.role, settings.identity, settings.flow)
+    key = storage.put_key(key_id, secret, name=f"env file of {settings.identity}", scope=scope)
+    if key.scope is None:
+        warn_if_legacy(key)
     if key.revoked:
         raise HubStartError(
             f"INTERCOM_ACCESS_KEY_ID: key {key_id} is revoked on this hub; `intercom config new-key` makes a new one"
@@ -84,10 +88,9 @@ def prepare_storage(storage: Storage, settings: Settings) -> None:
 
 
 def is_legacy_key(storage: Storage, key_id: str) -> bool:
-    """Whether the env file's key is one of an install made before keys had scopes.
-
-    Until key scopes land, every stored key is; then this becomes ``key.scope is None``."""
-    return storage.get_key(key_id) is not None
+    """Whether the env file's key is one of an install made before keys had scopes."""
+    key = storage.get_key(key_id)
+    return key is not None and key.scope is None
 
 
 def made_before_tls(settings: Settings) -> bool:

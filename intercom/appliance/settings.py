@@ -117,9 +117,10 @@ class Settings(BaseSettings):
         1000, ge=200, le=10000, description="held this long, a press is a long press (CALL held ends a call)"
     )
 
-    unlock_code: SecretStr = Field(
-        description="DTMF code that opens the door: 4-16 of 0-9, * and #, at least 4 before a closing #; "
-        "6 digits or more suggested, e.g. 583920#"
+    unlock_code: SecretStr | None = Field(
+        None,
+        description="the door's keypad code: 4-16 of 0-9, * and #, at least 4 before a closing #; "
+        "6 digits or more suggested, e.g. 583920# (required on a door; a desk opens with UNLOCK, no code)",
     )
     unlock_from: Annotated[tuple[str, ...], NoDecode] = Field(
         ("desk",), description="who may open the door from a call (their UNLOCK, or a code they type), comma-separated"
@@ -169,7 +170,14 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        *PIN_FIELDS, "hub_cert_file", "hub_key_file", "hub_fingerprint", "hub_ca_file", "call_flow", mode="before"
+        *PIN_FIELDS,
+        "hub_cert_file",
+        "hub_key_file",
+        "hub_fingerprint",
+        "hub_ca_file",
+        "call_flow",
+        "unlock_code",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -227,7 +235,9 @@ class Settings(BaseSettings):
 
     @field_validator("unlock_code")
     @classmethod
-    def _unlock_code(cls, value: SecretStr) -> SecretStr:
+    def _unlock_code(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
         code = value.get_secret_value()
         if not DTMF_CODE.match(code) or len(code.removesuffix("#")) < MIN_CODE_DIGITS:
             raise ValueError(f"must be 4-16 of 0-9, * and #, at least {MIN_CODE_DIGITS} before a closing #")
@@ -237,6 +247,8 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if not self.hub_embedded and self.hub_url is None:
             raise ValueError("INTERCOM_HUB_URL: set it, or INTERCOM_HUB_EMBEDDED=true to run the hub here")
+        if self.role == "door" and self.unlock_code is None:
+            raise ValueError("INTERCOM_UNLOCK_CODE: required on a door (the code of its keypad, 6 digits suggested)")
         if self.hub_embedded:
             self._check_embedded_hub()
         else:

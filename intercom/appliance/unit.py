@@ -130,7 +130,7 @@ class Unit:
             self.client,
             self._show,
             self._pulse_relay,
-            unlock_code=settings.unlock_code.get_secret_value(),
+            unlock_code=settings.unlock_code.get_secret_value() if settings.unlock_code else None,
             relay_pulse_s=settings.relay_pulse_s,
             unlock_from=settings.unlock_from,
             unlock_store=self.unlock_store,

@@ -1,0 +1,86 @@
+"""Adding a unit to a hub (``intercom units add``): its own key, and the lines of its env file.
+
+Run on the hub's machine, over SSH, by the installer. The hub's database gets a unit key that can
+mint tokens for that unit's identity only, with only its role's capabilities; what the other unit
+needs is printed once as env-file lines: the hub's ``wss://`` URL, the fingerprint of the hub's
+certificate to pin (so the unit trusts exactly this hub, whatever is on the cable between them),
+and the key. Nothing here travels over the network: the installer copies the lines.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..auth import unit_scope
+from ..auth.capabilities import check_identity
+from ..hub import Storage
+from ..hub.tls import certificate_fingerprint, served_url
+from .settings import DEFAULT_CALL_FLOW, Settings
+
+
+@dataclass(frozen=True)
+class HubSide:
+    """Where the new unit's hub keeps its data and how the unit reaches it."""
+
+    data_dir: Path
+    url: str  # wss://host:port as the new unit reaches the hub
+    cert_file: Path | None = None  # the installer's certificate, when the hub serves one
+    desks: tuple[str, ...] = ("desk",)  # who the door rings, and who may open it from a call
+    doors: tuple[str, ...] = ("door",)  # who a desk's CALL rings
+
+    @classmethod
+    def of_embedded(cls, settings: Settings, url: str | None = None) -> HubSide:
+        """The hub inside the unit whose env file is ``settings`` (the desk, usually)."""
+        url = url or served_url(settings.hub_listen, settings.hub_port, secure=True)
+        return cls(settings.hub_data_dir, url, settings.hub_cert_file, settings.desks, settings.hub_doors)
+
+
+def add_unit(hub: HubSide, role: str, identity: str, flow: str | None = None) -> list[str]:
+    """Make the unit's key in the hub's database; the env-file lines the unit needs (the key's
+    secret is in them, shown only here)."""
+    check_identity(identity)
+    if not hub.url.startswith("wss://"):
+        raise ValueError(f"the hub URL must be wss://host:port, not {hub.url!r}")
+    flow = flow or DEFAULT_CALL_FLOW[role]
+    fingerprint = certificate_fingerprint(hub.data_dir, hub.cert_file)
+    storage = Storage(hub.data_dir)
+    try:
+        key = storage.create_key(f"unit {identity} ({role})", unit_scope(role, identity, flow))
+    finally:
+        storage.close()
+    _give_back(hub.data_dir)
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    lines = [
+        f"# {role} unit {identity!r}, added {stamp} (key {key.id}): these lines go into its",
+        "# /etc/intercom/intercom.env (mode 640). The key is shown only now.",
+        f"INTERCOM_ROLE={role}",
+        f"INTERCOM_IDENTITY={identity}",
+        f"INTERCOM_HUB_URL={hub.url}",
+        f"INTERCOM_HUB_FINGERPRINT={fingerprint}",
+        f"INTERCOM_ACCESS_KEY_ID={key.id}",
+        f"INTERCOM_ACCESS_KEY={key.secret}",
+    ]
+    if flow != DEFAULT_CALL_FLOW[role]:
+        lines.append(f"INTERCOM_CALL_FLOW={flow}")
+    if role == "door":
+        lines.append(f"INTERCOM_UNLOCK_FROM={','.join(hub.desks)}")
+        lines.append("# and the code of the door's own keypad (6 digits or more), e.g.: INTERCOM_UNLOCK_CODE=583920#")
+    rung, variable = (hub.doors, "INTERCOM_HUB_DOORS") if role == "door" else (hub.desks, "INTERCOM_HUB_DESKS")
+    if identity not in rung:
+        lines.append(f"# on the hub's unit, add {identity} to {variable}: its default call flows ring {','.join(rung)}")
+    return lines
+
+
+def _give_back(data_dir: Path) -> None:
+    """Files root just made in the hub's data directory (its certificate, a new database) belong to
+    the directory's owner, the service's user, which must read them."""
+    if os.geteuid() != 0:
+        return
+    owner = data_dir.stat()
+    for path in data_dir.iterdir():
+        info = path.lstat()
+        if path.is_file() and (info.st_uid, info.st_gid) != (owner.st_uid, owner.st_gid):
+            os.chown(path, owner.st_uid, owner.st_gid)
