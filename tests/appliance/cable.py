@@ -42,6 +42,7 @@ class CableRelay:
         self.capture = Capture()
         self.tamper_to_hub: Tamper | None = None
         self.connections = 0
+        self._to_door: asyncio.StreamWriter | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -74,6 +75,7 @@ class CableRelay:
             door_writer.close()
             self._tasks.discard(task)
             return
+        self._to_door = door_writer
         try:
             await asyncio.gather(
                 self._pipe(door_reader, hub_writer, self.capture.to_hub, tampered=True),
@@ -83,6 +85,11 @@ class CableRelay:
             for writer in (door_writer, hub_writer):
                 writer.close()
             self._tasks.discard(task)
+
+    def inject_to_door(self, data: bytes) -> None:
+        """Write ``data`` into the stream toward the door, between what the hub sends."""
+        assert self._to_door is not None, "no connection to inject into"
+        self._to_door.write(data)
 
     async def _pipe(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, kept: bytearray, tampered: bool
