@@ -377,9 +377,12 @@ def _keys_revoke(args: argparse.Namespace) -> None:
 
 
 def _units_add(args: argparse.Namespace) -> None:
+    from .appliance.embedded_hub import serves_plain
     from .appliance.enrolment import HubSide, add_unit
     from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings
+    from .auth.certificates import loopback_only
 
+    before_tls = False
     if args.data_dir is not None:
         if args.hub_url is None:
             raise UsageError("--data-dir needs --hub-url wss://host:port")
@@ -394,11 +397,23 @@ def _units_add(args: argparse.Namespace) -> None:
             raise UsageError("this unit runs no hub (INTERCOM_HUB_EMBEDDED): run it on the hub's machine")
         if settings.hub_tls == "off":
             raise UsageError("the hub serves plain ws (INTERCOM_HUB_TLS=off): set INTERCOM_HUB_TLS=auto first")
+        if loopback_only(settings.hub_listen) and settings.hub_tls != "on":
+            raise UsageError(
+                f"INTERCOM_HUB_LISTEN={settings.hub_listen}: the hub is reachable from this machine only; "
+                "listen on 0.0.0.0 or this unit's address first"
+            )
         hub = HubSide.of_embedded(settings, args.hub_url)
+        before_tls = serves_plain(settings)  # an older install: its certificate is made now
     try:
         print("\n".join(add_unit(hub, args.role, args.identity, args.call_flow)))
     except (ValueError, OSError) as exc:  # InvalidIdentity, a bad URL, an unusable data directory
         raise UsageError(str(exc)) from None
+    if args.data_dir is None and before_tls:
+        print(
+            "intercom units add: this hub still serves plain ws://; it serves wss:// with the certificate just made "
+            "from its next start (sudo systemctl restart intercom), after which units on ws:// need these lines too",
+            file=sys.stderr,
+        )
 
 
 def _callflows_create(args: argparse.Namespace) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from aiortc import MediaStreamTrack
 
+from intercom.appliance.settings import DEFAULT_CALL_FLOW
+from intercom.auth import unit_scope
+from intercom.hub import Storage
 from intercom.hub.callflows import CallFlow
 from intercom.media import RecordingSink
 from intercom.media.tones import EU, TonePlan, ToneTrack, WavTrack
@@ -28,6 +32,17 @@ def store_flow(hub, flow_id: str, destination: str, timeout: int = 30, then_hang
     if then_hangup:
         steps.append({"id": "bye", "action": "hangup"})
     hub.storage.create_call_flow(CallFlow.model_validate({"id": flow_id, "title": flow_id, "steps": steps}))
+
+
+def unit_key(hub_dir: Path, role: str, identity: str) -> dict[str, str]:
+    """A unit's own key in the hub's database at ``hub_dir``, as ``intercom units add`` makes it: the
+    settings ``access_key_id`` and ``access_key`` of that unit."""
+    storage = Storage(hub_dir)
+    try:
+        key = storage.create_key(f"unit {identity}", unit_scope(role, identity, DEFAULT_CALL_FLOW[role]))
+    finally:
+        storage.close()
+    return {"access_key_id": key.id, "access_key": key.secret}
 
 
 class Events:

@@ -17,7 +17,7 @@ import re
 import ssl
 import stat
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -401,6 +401,6 @@ def _one_line(error: ValidationError, model: type[BaseSettings]) -> str:
     if first["type"] == "missing":
         return f"{variable}: required, and not set"
     given = first.get("input")
-    secret = model.model_fields[str(first["loc"][0])].annotation is SecretStr
+    secret = SecretStr in (annotation := model.model_fields[str(first["loc"][0])].annotation, *get_args(annotation))
     shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"  # never a secret
     return f"{variable}: {message}{shown}"

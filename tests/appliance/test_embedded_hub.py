@@ -17,7 +17,7 @@ from intercom.hub import Storage
 from intercom.hub.callflows import CallFlow
 from intercom.sdk import ClientStatus
 
-from ..units import DESK_HZ, DOOR_HZ, STEP
+from ..units import DESK_HZ, DOOR_HZ, STEP, unit_key
 from .boards import blinking, confirmed, lit, press, until
 
 KEY_ID, SECRET = new_key_id(), new_key_secret()
@@ -33,17 +33,18 @@ def desk_settings(tmp_path: Path, **values) -> Settings:
     return Settings(role="desk", identity="desk", hub_embedded=True, unlock_code="1234#", **{**embedded, **values})
 
 
-def door_settings(port: int, **values) -> Settings:
+def door_settings(port: int, hub_dir: Path, **values) -> Settings:
+    """The door's settings, with a key of its own made in the hub's database (``intercom units add``)."""
     return Settings(
-        role="door", identity="door", hub_url=f"ws://127.0.0.1:{port}", access_key_id=KEY_ID, access_key=SECRET,
-        unlock_code="1234#", **values,
+        role="door", identity="door", hub_url=f"ws://127.0.0.1:{port}", unlock_code="1234#",
+        **unit_key(hub_dir, "door", "door"), **values,
     )  # fmt: skip
 
 
 async def test_the_door_rings_the_desk_hosting_the_hub_and_the_desk_calls_the_door(tmp_path, boards):
     desk, desk_pins = await boards.start(desk_settings(tmp_path), DESK_HZ)
     assert desk.hub is not None and desk.client.status is ClientStatus.CONNECTED
-    door, door_pins = await boards.start(door_settings(desk.hub.port, auto_answer=True), DOOR_HZ)
+    door, door_pins = await boards.start(door_settings(desk.hub.port, tmp_path / "hub", auto_answer=True), DOOR_HZ)
 
     await press(door_pins, CALL)  # ring_desks, made by the hub on its first start
     await until(lambda: blinking(desk_pins, CALL_LED))
@@ -60,7 +61,7 @@ async def test_the_door_rings_the_desk_hosting_the_hub_and_the_desk_calls_the_do
 async def test_a_desk_stopping_takes_its_hub_along_and_the_door_shows_connecting(tmp_path, boards):
     desk, _ = await boards.start(desk_settings(tmp_path), DESK_HZ)
     assert desk.hub is not None
-    door, _ = await boards.start(door_settings(desk.hub.port), DOOR_HZ)
+    door, _ = await boards.start(door_settings(desk.hub.port, tmp_path / "hub"), DOOR_HZ)
     statuses: list[ClientStatus] = []
     door.client.on("status", statuses.append)
     await desk.stop()

@@ -19,7 +19,10 @@ from ..units import STEP
 
 
 def env_file(tmp_path: Path, hub, **extra: str) -> Path:
+    state = tmp_path / "state"  # the door's unlock log: INTERCOM_STATE_DIR, which systemd makes
+    state.mkdir(mode=0o700, exist_ok=True)
     values = {
+        "INTERCOM_STATE_DIR": str(state),
         "INTERCOM_ROLE": "door", "INTERCOM_IDENTITY": "door", "INTERCOM_HUB_URL": f"ws://{hub.address}",
         "INTERCOM_ACCESS_KEY_ID": hub.key.id, "INTERCOM_ACCESS_KEY": hub.key.secret,
         "INTERCOM_UNLOCK_CODE": "4711#", "INTERCOM_AUDIO_TONES": "false", **extra,

@@ -21,7 +21,7 @@ from intercom.media import RecordingSink, ToneSource
 from intercom.sdk import CallAudio, CallStatus, ClientStatus
 
 from ..conftest import ENDPOINT_LOOPBACK
-from ..units import DESK_HZ, DOOR_HZ, STEP, store_flow
+from ..units import DESK_HZ, DOOR_HZ, STEP, store_flow, unit_key
 from .boards import press
 from .helpers import WatchedPin, WatchedPWMPin, history
 
@@ -206,7 +206,11 @@ async def test_a_desk_in_the_terminal_can_host_the_hub_for_a_door(tmp_path):
             await app.unit.start_hub()  # as `intercom simulate` does before the app starts
         assert app.unit.hub is not None
         door_settings = Settings(
-            role="door", identity="door", hub_url=f"ws://{app.unit.hub.local_address}", unlock_code=CODE, **key
+            role="door",
+            identity="door",
+            hub_url=f"ws://{app.unit.hub.local_address}",
+            unlock_code=CODE,
+            **unit_key(tmp_path / "hub", "door", "door"),
         )
         door_audio = CallAudio(source=lambda: ToneSource(DOOR_HZ), sink=RecordingSink, policy=ENDPOINT_LOOPBACK)
         door = Unit(door_settings, door_audio, pin_factory=door_board)
