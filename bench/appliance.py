@@ -31,6 +31,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
@@ -82,37 +83,41 @@ def settings_for(role: str, port: int, key: AccessKey, workdir: Path) -> Setting
     )  # fmt: skip
 
 
-class Ringing:
-    """When the desk's controller last lit its call LED for ringing."""
+class Moment:
+    """When a unit last told its watchers something: the desk's controller lighting its call LED for
+    ringing, or the door energising its strike."""
 
-    def __init__(self, desk: Unit) -> None:
+    def __init__(self, unit: Unit, told: Callable[[str, str, object], bool]) -> None:
         self.at: float | None = None
         self.event = asyncio.Event()
-        desk.watchers.append(self._watch)
+        self._told = told
+        unit.watchers.append(self._watch)
 
     def _watch(self, kind: str, name: str, value: object) -> None:
-        if kind == "light" and name == "call" and value == "ring_blink":
+        if self._told(kind, name, value):
             self.at = time.monotonic()
             self.event.set()
+
+
+def ringing(desk: Unit) -> Moment:
+    return Moment(desk, lambda kind, name, value: kind == "light" and name == "call" and value == "ring_blink")
+
+
+def strike(door: Unit) -> Moment:
+    return Moment(door, lambda kind, _name, _value: kind == "relay")
+
+
+async def stop_units(units: tuple[Unit, ...], boards: list[MockFactory]) -> None:
+    for unit in units:
+        await asyncio.wait_for(unit.stop(), STEP_TIMEOUT)
+    for board in boards:
+        board.reset()
+        board.close()
 
 
 async def idle(unit: Unit) -> None:
     while unit.controller.call is not None or unit.controller.offered is not None:
         await asyncio.sleep(0.01)  # between samples only: the next press waits for both units to settle
-
-
-class Strike:
-    """When the door's unit last energised its strike (it tells its watchers as it pulses the relay)."""
-
-    def __init__(self, door: Unit) -> None:
-        self.at: float | None = None
-        self.event = asyncio.Event()
-        door.watchers.append(self._watch)
-
-    def _watch(self, kind: str, name: str, value: object) -> None:
-        if kind == "relay":
-            self.at = time.monotonic()
-            self.event.set()
 
 
 def press(board: MockFactory, pin: int) -> float:
@@ -140,7 +145,7 @@ async def measure_unlocks(port: int, key: AccessKey, workdir: Path, presses: int
     boards = [MockFactory(), MockFactory()]
     desk = Unit(settings_for("desk", port, key, workdir), audio, pin_factory=boards[0])
     door = Unit(settings_for("door", port, key, workdir), audio, pin_factory=boards[1])
-    ringing, strike = Ringing(desk), Strike(door)
+    rang, struck = ringing(desk), strike(door)
     unlock_ms: list[float] = []
     digit_ms: list[float] = []
     typed_ms: list[float] = []
@@ -148,26 +153,26 @@ async def measure_unlocks(port: int, key: AccessKey, workdir: Path, presses: int
         await desk.start()
         await door.start()
         press(boards[1], CALL_PIN)
-        await asyncio.wait_for(ringing.event.wait(), STEP_TIMEOUT)
+        await asyncio.wait_for(rang.event.wait(), STEP_TIMEOUT)
         desk.controller.press("answer")
         desk_call = await asyncio.wait_for(confirmed(desk), STEP_TIMEOUT)
         door_call = await asyncio.wait_for(confirmed(door), STEP_TIMEOUT)
         heard = asyncio.Event()
         door_call.on("digits", lambda digit: heard.set())
         for _ in range(typed):  # first: the single digits below are not an attempt's start
-            strike.event.clear()
+            struck.event.clear()
             sent = time.monotonic()
             desk_call.send_digits(UNLOCK_CODE)
-            await asyncio.wait_for(strike.event.wait(), STEP_TIMEOUT)
-            assert strike.at is not None
-            typed_ms.append((strike.at - sent) * 1000)
+            await asyncio.wait_for(struck.event.wait(), STEP_TIMEOUT)
+            assert struck.at is not None
+            typed_ms.append((struck.at - sent) * 1000)
             await asyncio.wait_for(released(boards[1]), STEP_TIMEOUT)
         for _ in range(presses):
-            strike.event.clear()
+            struck.event.clear()
             pressed = press(boards[0], UNLOCK_PIN)
-            await asyncio.wait_for(strike.event.wait(), STEP_TIMEOUT)
-            assert strike.at is not None
-            unlock_ms.append((strike.at - pressed) * 1000)
+            await asyncio.wait_for(struck.event.wait(), STEP_TIMEOUT)
+            assert struck.at is not None
+            unlock_ms.append((struck.at - pressed) * 1000)
             await asyncio.wait_for(released(boards[1]), STEP_TIMEOUT)
 
             heard.clear()
@@ -176,11 +181,7 @@ async def measure_unlocks(port: int, key: AccessKey, workdir: Path, presses: int
             await asyncio.wait_for(heard.wait(), STEP_TIMEOUT)
             digit_ms.append((time.monotonic() - sent) * 1000)
     finally:
-        for unit in (door, desk):
-            await asyncio.wait_for(unit.stop(), STEP_TIMEOUT)
-        for board in boards:
-            board.reset()
-            board.close()
+        await stop_units((door, desk), boards)
     unlock_ms.sort()
     digit_ms.sort()
     typed_ms.sort()
@@ -199,7 +200,7 @@ async def measure_presses(port: int, key: AccessKey, workdir: Path, presses: int
     boards = [MockFactory(), MockFactory()]
     desk = Unit(settings_for("desk", port, key, workdir), audio, pin_factory=boards[0])
     door = Unit(settings_for("door", port, key, workdir), audio, pin_factory=boards[1])
-    ringing = Ringing(desk)
+    rang = ringing(desk)
     offered = asyncio.Event()
     desk.client.on("incoming", lambda incoming: offered.set())
     press_ms: list[float] = []
@@ -208,11 +209,11 @@ async def measure_presses(port: int, key: AccessKey, workdir: Path, presses: int
         await desk.start()
         await door.start()
         for _ in range(presses):
-            ringing.event.clear()
+            rang.event.clear()
             pressed = press(boards[1], CALL_PIN)  # the door's CALL button
-            await asyncio.wait_for(ringing.event.wait(), STEP_TIMEOUT)
-            assert ringing.at is not None
-            press_ms.append((ringing.at - pressed) * 1000)
+            await asyncio.wait_for(rang.event.wait(), STEP_TIMEOUT)
+            assert rang.at is not None
+            press_ms.append((rang.at - pressed) * 1000)
             desk.controller.press("reject")
             await asyncio.wait_for(asyncio.gather(idle(desk), idle(door)), STEP_TIMEOUT)
 
@@ -225,11 +226,7 @@ async def measure_presses(port: int, key: AccessKey, workdir: Path, presses: int
             await asyncio.wait_for(_ended(call), STEP_TIMEOUT)
             await asyncio.wait_for(idle(desk), STEP_TIMEOUT)
     finally:
-        for unit in (door, desk):
-            await asyncio.wait_for(unit.stop(), STEP_TIMEOUT)
-        for board in boards:
-            board.reset()
-            board.close()
+        await stop_units((door, desk), boards)
     press_ms.sort()
     sdk_ms.sort()
     return {

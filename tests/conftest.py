@@ -92,6 +92,14 @@ class RawSip:
         async with asyncio.timeout(STEP):
             return parse_message(await self.websocket.recv())
 
+    async def final_response(self) -> Response:
+        """The next final answer, past any provisional one and any request the hub sends meanwhile."""
+        async with asyncio.timeout(STEP):
+            while True:
+                message = await self.receive()
+                if isinstance(message, Response) and message.status_code >= 200:
+                    return message
+
     async def exchange(self, message: Request | str | bytes) -> Response:
         await self.send(message)
         reply = await self.receive()

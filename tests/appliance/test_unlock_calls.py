@@ -16,7 +16,7 @@ from intercom.media import new_peer_connection
 from intercom.sdk import Call, CallStatus
 from intercom.sdk.invite import build_invite
 from intercom.sdk.registration import RegistrationState
-from intercom.sip import Dialog, Response, Via
+from intercom.sip import Dialog, Via
 from intercom.sip.door import ASSERTED_IDENTITY, UNLOCK_CONTENT_TYPE
 from intercom.sip.dtmf import DTMF_CONTENT_TYPE, dtmf_body
 
@@ -147,7 +147,7 @@ async def test_a_client_that_forges_who_it_is_gets_nothing(hub, raw_sip, make_un
         forged = (ASSERTED_IDENTITY, f"<sip:desk@{hub.address}>")
         invite.headers.add(*forged)
         await kitchen.send(invite)
-        ok = await final_response(kitchen)
+        ok = await kitchen.final_response()
         assert ok.status_code == 200
         dialog = Dialog.from_uac(invite, ok)
         via = Via("WSS", "kitchen.invalid", None, {})
@@ -165,14 +165,6 @@ async def test_a_client_that_forges_who_it_is_gets_nothing(hub, raw_sip, make_un
         await media.close()
         await door.client.destroy()
         door_store.close()
-
-
-async def final_response(sip) -> Response:
-    async with asyncio.timeout(STEP):
-        while True:
-            message = await sip.receive()
-            if isinstance(message, Response) and message.status_code >= 200:
-                return message
 
 
 async def test_the_door_tells_the_hub_each_wrong_code_lockout_and_unlock(door_and_desk, hub):

@@ -11,7 +11,7 @@ from intercom.media import new_peer_connection
 from intercom.sdk import CallStatus, Digits
 from intercom.sdk.invite import build_invite, build_message
 from intercom.sdk.registration import RegistrationState
-from intercom.sip import Dialog, Request, Response, Via
+from intercom.sip import Dialog, Request, Via
 from intercom.sip.door import ASSERTED_IDENTITY, DOOR_EVENT_CONTENT_TYPE, UNLOCK_CONTENT_TYPE, asserted_identity
 from intercom.sip.dtmf import DTMF_CONTENT_TYPE, dtmf_body
 
@@ -58,14 +58,6 @@ async def test_digits_and_unlock_requests_carry_the_senders_identity(hub, make_u
     assert desk.events.of("call.digits")[0].asserted_identity == "door"
 
 
-async def final_response(sip) -> Response:
-    async with asyncio.timeout(STEP):
-        while True:
-            message = await sip.receive()
-            if isinstance(message, Response) and message.status_code >= 200:
-                return message
-
-
 async def test_a_forged_asserted_identity_never_reaches_the_other_side(hub, raw_sip, make_unit):
     """A door (here: raw SIP) claims to be the desk in its INVITE and its INFOs: the desk sees the
     door, as the door's token says."""
@@ -90,7 +82,7 @@ async def forged_in_call(desk, door, invite: Request) -> None:
     desk_call = await desk.accept(incoming)
     desk_call.on("unlock", desk.events.record("call.unlock"))
     assert desk_call.remote_identity == "door"
-    ok = await final_response(door)
+    ok = await door.final_response()
     assert ok.status_code == 200 and asserted_identity(ok.headers) == "desk"
     dialog = Dialog.from_uac(invite, ok)
     via = Via("WSS", "setdn3a1sf12.invalid", None, {})

@@ -5,18 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from intercom.sdk import CallStatus
-from intercom.sip import Dialog, Request, Response, Via, parse_message
+from intercom.sip import Dialog, Request, Via, parse_message
 
 from ..conftest import STEP, replay, vector
 from ..units import store_flow
-
-
-async def final_response(sip) -> Response:
-    async with asyncio.timeout(STEP):
-        while True:
-            message = await sip.receive()
-            if isinstance(message, Response) and message.status_code >= 200:
-                return message
 
 
 async def test_the_browsers_invite_and_in_call_requests(hub, raw_sip, make_unit):
@@ -28,7 +20,7 @@ async def test_the_browsers_invite_and_in_call_requests(hub, raw_sip, make_unit)
     assert isinstance(invite, Request)
     await door.send(invite)
     await desk.accept(await desk.next_incoming())
-    ok = await final_response(door)
+    ok = await door.final_response()
     assert ok.status_code == 200 and ok.to.tag and ok.contacts and b"opus/48000" in ok.body
     dialog = Dialog.from_uac(invite, ok)
     via = Via("WSS", "setdn3a1sf12.invalid", None, {})

@@ -20,7 +20,6 @@ from intercom.sip.dtmf import DTMF_CONTENT_TYPE, dtmf_body
 
 from ..conftest import STEP
 from ..units import DESK_HZ, DOOR_HZ, door_and_desk
-from .test_browser_requests import final_response
 
 FORBIDDEN = (403, "Forbidden (not the connection of this dialog)")
 
@@ -64,7 +63,7 @@ async def test_a_strangers_in_dialog_requests_are_refused_and_change_nothing(hub
 
     for method in ("BYE", "INFO", "UPDATE", "INVITE"):
         await sip.send(forged(own, method))
-        response = await final_response(sip)
+        response = await sip.final_response()
         assert (response.status_code, response.reason) == FORBIDDEN, method
     await sip.send(forged(own, "ACK"))  # no answer: the next message is the OPTIONS' answer
     options = RegistrationState(hub.address).build(hub.token("lobby")).text().replace("REGISTER", "OPTIONS")
