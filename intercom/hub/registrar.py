@@ -114,6 +114,11 @@ class Registrar:
     def _over_limit(self, connection: object, identity: str | None, expiries: list[tuple[Address, int]]) -> str | None:
         """Why this REGISTER would leave more bindings than a connection or an identity may hold, if it would."""
         bindings = self._by_connection.get(connection, {})
+        per_identity = self._per_identity[identity] if identity is not None else 0
+        if max(len(bindings), per_identity) + len(expiries) <= min(
+            MAX_CONTACTS_PER_CONNECTION, MAX_CONTACTS_PER_IDENTITY
+        ):
+            return None  # within both limits even if every contact were new: a refresh costs no more
         added = {str(contact.uri) for contact, expires in expiries if expires > 0}
         removed = {str(contact.uri) for contact, expires in expiries if expires == 0} - added
         kept = {key: binding for key, binding in bindings.items() if key not in added and key not in removed}
