@@ -7,7 +7,8 @@ microphone hears it through a synthetic room impulse response, plus in some phas
 canceller as a unit would hand it: the block given to the speaker now as the reference, then the
 microphone's block of the same instant. Measured per candidate: ERLE while only the far end talks
 (60 s or more, per second), the near-end voice's loss and correlation during double talk, the SNR
-gain on noise, and the processing time per frame; plus each package's installed size.
+gain on noise, and the processing time per frame; plus each package's installed size. Then the trap
+of issue 15 for the chosen one: the reference handed 60 ms late, after its echo was captured.
 
 It runs outside the project's virtualenv (the candidates are not dependencies yet, and the project's
 ``bench/harness.py`` imports ``intercom``), so it keeps the house frame by itself: one JSON object,
@@ -33,18 +34,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 RATE = 48_000
 FRAME = RATE // 100  # 10 ms, the only frame length both APIs take
 SEED = 15
 INSTALL_HINT = f"{sys.executable} -m pip install 'livekit==1.2.1' 'pywebrtc-audio==0.2.0' numpy scipy"
 
+
+def missing(package: str) -> NoReturn:
+    """One clear line, not a traceback; exit 2 as on any error."""
+    print(f"bench failed: {package} is not installed: {INSTALL_HINT}", file=sys.stderr)
+    sys.exit(2)
+
+
 try:
     import numpy as np
     from scipy.signal import butter, correlate, fftconvolve, resample_poly, sosfilt
-except ImportError as missing:  # one clear line, not a traceback
-    sys.exit(f"bench failed: {missing.name} is missing: {INSTALL_HINT}")
+except ImportError as error:
+    missing(str(error.name))
 
 FAR_TEXT = [
     "Good evening, this is the parcel service with a delivery for the second floor.",
@@ -70,10 +78,12 @@ NOISE_SNR_DB = 10.0  # street noise under the near-end voice, at the microphone
 ACTIVE_BELOW_PEAK_DB = 25.0  # a frame is active if within this of the loud frames
 SILENT_DBFS = -80.0  # a clean-voice frame below this is a pause (noise only)
 
+ROOM_DELAYS_MS = (20, 60)  # the bulk delays measured, the ends of the issue's 20-60 ms
 CONVERGED_AFTER_S = 2.0
 ERLE_TARGET_DB = 40.0
 HOLD_FLOOR_DB = 20.0  # no counted second after convergence may fall below this: no collapse
 TRAP_LAG_FRAMES = 6  # the reference fed 60 ms late
+TRAP_LATE_FROM_S = 5.0  # and once from a backlog that forms after the canceller converged
 
 
 # --- the candidates ----------------------------------------------------------------------------
@@ -90,20 +100,21 @@ class Candidate:
     package: str  # its distribution on PyPI
     settings: dict[str, Any]
     stronger_noise_level: int | None  # None: the API has no suppression levels
-    make: Callable[[int | None], Canceller]
+    make: Callable[..., Canceller]  # (noise_level, processing=True)
 
 
 class LivekitApm:
     """livekit's rtc.AudioProcessingModule: AudioFrames processed in place through its FFI."""
 
-    def __init__(self, noise_level: int | None) -> None:
+    def __init__(self, noise_level: int | None, processing: bool = True) -> None:
         from livekit import rtc
 
         if noise_level is not None:
             raise ValueError("livekit's AudioProcessingModule has no noise suppression level")
         self._frame = rtc.AudioFrame
-        self._apm = rtc.AudioProcessingModule(**LIVEKIT_SETTINGS)
-        self._apm.set_stream_delay_ms(0)  # no buffer between the hand-over and the speaker here
+        self._apm = rtc.AudioProcessingModule(**(LIVEKIT_SETTINGS if processing else {}))
+        if processing:  # its docstring: called if and only if echo processing is on
+            self._apm.set_stream_delay_ms(0)  # no buffer between the hand-over and the speaker here
 
     def frame(self, reference: np.ndarray, microphone: np.ndarray) -> np.ndarray:
         self._apm.process_reverse_stream(self._frame(bytearray(reference.tobytes()), RATE, 1, FRAME))
@@ -115,11 +126,12 @@ class LivekitApm:
 class PywebrtcApm:
     """pywebrtc-audio's AudioProcessor: ``process(near, far)`` analyses the far block, then the near one."""
 
-    def __init__(self, noise_level: int | None) -> None:
+    def __init__(self, noise_level: int | None, processing: bool = True) -> None:
         from pywebrtc_audio import AudioProcessor
 
         level = PYWEBRTC_SETTINGS["ns_level"] if noise_level is None else noise_level
-        self._apm = AudioProcessor(**{**PYWEBRTC_SETTINGS, "ns_level": level})
+        settings = {**PYWEBRTC_SETTINGS, "ns_level": level} if processing else {"sample_rate": RATE}
+        self._apm = AudioProcessor(**settings)
 
     def frame(self, reference: np.ndarray, microphone: np.ndarray) -> np.ndarray:
         return self._apm.process(microphone, reference)
@@ -150,7 +162,7 @@ def check_installed() -> None:
         try:
             __import__(module)
         except ImportError:
-            sys.exit(f"bench failed: {package} is not installed: {INSTALL_HINT}")
+            missing(package)
 
 
 # --- the simulated room ------------------------------------------------------------------------
@@ -236,12 +248,13 @@ class Scene:
 
 
 class Room:
+    """The voices, made once, and a room response per bulk delay, seeded."""
+
     def __init__(self, workdir: Path) -> None:
-        self.rng = np.random.default_rng(SEED)
-        far = speak(FAR_TEXT, FAR_VOICE, 0.4, workdir)
-        self.far = set_rms(far, SPEAKER_RMS_DBFS)
+        rng = np.random.default_rng(SEED)
+        self.far = set_rms(speak(FAR_TEXT, FAR_VOICE, 0.4, workdir), SPEAKER_RMS_DBFS)
         self.near = set_rms(speak(NEAR_TEXT, NEAR_VOICE, 1.0, workdir), NEAR_RMS_DBFS, active_only=True)
-        self.responses = {delay: room_response(delay, self.rng) for delay in (20, 40, 60)}
+        self.responses = {delay: room_response(delay, rng) for delay in ROOM_DELAYS_MS}
 
     def scene(self, seconds: float, delay_ms: int, near_from_s: float | None, noisy: bool, far: bool = True) -> Scene:
         samples = int(seconds * 100) * FRAME
@@ -254,7 +267,7 @@ class Room:
             near[start:] = loop_to(self.near, seconds - near_from_s)[: samples - start]
         noise = np.zeros(samples)
         if noisy:
-            noise = street_noise(samples, self.rng)
+            noise = street_noise(samples, np.random.default_rng(SEED + 1))  # the same street for everyone
             noise *= 10 ** ((NEAR_RMS_DBFS - NOISE_SNR_DB) / 20) / np.sqrt(np.mean(noise**2))
         return Scene(speaker, echo, near, noise)
 
@@ -262,15 +275,27 @@ class Room:
 # --- running a canceller -----------------------------------------------------------------------
 
 
-def run_through(canceller: Canceller, scene: Scene, reference_lag_frames: int = 0) -> np.ndarray:
-    """Frame by frame in speaker order; the reference is the speaker's block ``reference_lag_frames`` ago."""
+@dataclass(frozen=True)
+class Lateness:
+    """The trap: the reference handed ``frames`` late (after its echo was captured) from ``from_frame`` on."""
+
+    frames: int
+    from_frame: int = 0
+
+
+def run_through(canceller: Canceller, scene: Scene, late: Lateness | None = None) -> np.ndarray:
+    """Frame by frame in speaker order: the reference is the speaker's block of the same instant,
+    unless ``late``: from then on, the block ``late.frames`` ago (a backlog; it stalls while forming)."""
     speaker = to_int16(scene.speaker).reshape(-1, FRAME)
     microphone = scene.microphone.reshape(-1, FRAME)
     silence = np.zeros(FRAME, dtype=np.int16)
     out = np.empty_like(microphone)
     for index in range(len(microphone)):
-        lagged = index - reference_lag_frames
-        out[index] = canceller.frame(speaker[lagged] if lagged >= 0 else silence, microphone[index])
+        reference = speaker[index]
+        if late is not None and index >= late.from_frame:
+            lagged = index - late.frames
+            reference = speaker[lagged] if lagged >= late.from_frame else silence
+        out[index] = canceller.frame(reference, microphone[index])
     return out.reshape(-1) / 32768.0
 
 
@@ -287,17 +312,20 @@ def erle_per_second(scene: Scene, out: np.ndarray) -> list[float | None]:
     return [round(db(e / max(r, 1e-30)), 1) if e > floor else None for e, r in zip(echo, residual, strict=True)]
 
 
-def echo_phase(candidate: Candidate, room: Room, delay_ms: int, seconds: float, lag: int = 0) -> dict[str, Any]:
+def echo_phase(
+    candidate: Candidate, room: Room, delay_ms: int, seconds: float, late: Lateness | None = None
+) -> dict[str, Any]:
     """Far-end speech only. Converged: one energy ratio from 2 s to the end; it holds if no counted
     second after 2 s falls below HOLD_FLOOR_DB and the last 10 s still reach the target."""
     scene = room.scene(seconds, delay_ms, near_from_s=None, noisy=False)
-    out = run_through(candidate.make(None), scene, reference_lag_frames=lag)
+    out = run_through(candidate.make(None), scene, late)
     series = erle_per_second(scene, out)
     after = [value for value in series[int(CONVERGED_AFTER_S) :] if value is not None]
     last = erle(scene, out, seconds - 10)
     return {
         "room_delay_ms": delay_ms,
-        "reference_late_ms": lag * 10,
+        "reference_late_ms": 0 if late is None else late.frames * 10,
+        "late_from_s": None if late is None else late.from_frame / 100,
         "seconds": seconds,
         "erle_converged_db": round(erle(scene, out, CONVERGED_AFTER_S), 1),
         "erle_2_to_3s_db": round(erle(scene, out, CONVERGED_AFTER_S, CONVERGED_AFTER_S + 1), 1),
@@ -363,6 +391,7 @@ def noise_phase(candidate: Candidate, room: Room, seconds: float, level: int | N
         "snr_out_db": round(snr_out, 1),
         "snr_gain_db": round(snr_out - snr_in, 1),
         "voice_level_change_db": round(db(np.sum(out[speech] ** 2) / np.sum(microphone[speech] ** 2)), 1),
+        "noise_in_pauses_change_db": round(db(np.sum(out[pause] ** 2) / np.sum(microphone[pause] ** 2)), 1),
     }
 
 
@@ -372,6 +401,8 @@ def cpu_phase(room: Room, frames: int, repeats: int) -> dict[str, Any]:
     speaker = to_int16(scene.speaker).reshape(-1, FRAME)
     microphone = scene.microphone.reshape(-1, FRAME)
     cancellers = {candidate.name: candidate.make(None) for candidate in CANDIDATES}
+    # the same calls with every processing step off: what the API's own calls cost
+    cancellers |= {candidate.name + " (all off)": candidate.make(None, False) for candidate in CANDIDATES}
     for canceller in cancellers.values():  # warm up: converge, fill caches
         for index in range(200):
             canceller.frame(speaker[index], microphone[index])
@@ -460,8 +491,8 @@ def measure(workdir: Path, quick: bool) -> dict[str, Any]:
         figures["candidates"][candidate.name] = {
             "version": metadata.version(candidate.package),
             "settings": candidate.settings,
-            "echo": [echo_phase(candidate, room, delay, echo_seconds) for delay in (20, 60)],
-            "double_talk": [double_talk_phase(candidate, room, delay, talk_seconds) for delay in (20, 60)],
+            "echo": [echo_phase(candidate, room, delay, echo_seconds) for delay in ROOM_DELAYS_MS],
+            "double_talk": [double_talk_phase(candidate, room, delay, talk_seconds) for delay in ROOM_DELAYS_MS],
             "noise": [noise_phase(candidate, room, noise_seconds, level) for level in levels],
             "install": install_size(candidate.package),
         }
@@ -470,7 +501,10 @@ def measure(workdir: Path, quick: bool) -> dict[str, Any]:
     trap = next(candidate for candidate in CANDIDATES if candidate.name == chosen)
     figures["trap_reference_60ms_late"] = {
         "candidate": chosen,
-        "runs": [echo_phase(trap, room, delay, echo_seconds, lag=TRAP_LAG_FRAMES) for delay in (20, 60)],
+        "runs": [
+            echo_phase(trap, room, delay, echo_seconds, Lateness(TRAP_LAG_FRAMES, int(from_s * 100)))
+            for delay, from_s in ((20, 0.0), (20, TRAP_LATE_FROM_S), (60, 0.0))
+        ],
     }
     figures["chosen"] = chosen
     return figures
@@ -516,8 +550,9 @@ def summary_line(figures: dict[str, Any]) -> str:
     trap = figures["trap_reference_60ms_late"]
     trap_text = "/".join(f"{run['erle_last_10s_db']:.0f}" for run in trap["runs"])
     return (
-        f"aec: {'; '.join(parts)}; trap (reference 60 ms late, {trap['candidate']}): last 10 s ERLE "
-        f"{trap_text} dB; chosen {figures['chosen']}"
+        f"aec: {'; '.join(parts)}; trap (reference 60 ms late, {trap['candidate']}; room 20 ms from 0 s, "
+        f"from {TRAP_LATE_FROM_S:.0f} s, room 60 ms from 0 s): last 10 s ERLE {trap_text} dB; "
+        f"chosen {figures['chosen']}"
     )
 
 
