@@ -7,7 +7,8 @@ microphone hears it through a synthetic room impulse response, plus in some phas
 canceller as a unit would hand it: the block given to the speaker now as the reference, then the
 microphone's block of the same instant. Measured per candidate: ERLE while only the far end talks
 (60 s or more, per second), the near-end voice's loss and correlation during double talk, the SNR
-gain on noise, and the processing time per frame; plus each package's installed size. Then the trap
+gain on noise, the delay the processing adds, and the processing time per frame; plus each package's
+installed size. Then the trap
 of issue 15 for the chosen one: the reference handed 60 ms late, after its echo was captured.
 
 It runs outside the project's virtualenv (the candidates are not dependencies yet, and the project's
@@ -99,20 +100,21 @@ class Candidate:
     package: str  # its distribution on PyPI
     settings: dict[str, Any]
     stronger_noise_level: int | None  # None: the API has no suppression levels
-    make: Callable[..., Canceller]  # (noise_level, processing=True)
+    make: Callable[..., Canceller]  # (noise_level=None, steps=STEPS_ON)
 
 
 class LivekitApm:
     """livekit's rtc.AudioProcessingModule: AudioFrames processed in place through its FFI."""
 
-    def __init__(self, noise_level: int | None, processing: bool = True) -> None:
+    def __init__(self, noise_level: int | None = None, steps: dict[str, bool] | None = None) -> None:
         from livekit import rtc
 
         if noise_level is not None:
             raise ValueError("livekit's AudioProcessingModule has no noise suppression level")
+        steps = STEPS_ON if steps is None else steps
         self._frame = rtc.AudioFrame
-        self._apm = rtc.AudioProcessingModule(**(LIVEKIT_SETTINGS if processing else {}))
-        if processing:  # its docstring: called if and only if echo processing is on
+        self._apm = rtc.AudioProcessingModule(**steps)
+        if steps["echo_cancellation"]:  # its docstring: called if and only if echo processing is on
             self._apm.set_stream_delay_ms(0)  # no buffer between the hand-over and the speaker here
 
     def frame(self, reference: np.ndarray, microphone: np.ndarray) -> np.ndarray:
@@ -125,32 +127,32 @@ class LivekitApm:
 class PywebrtcApm:
     """pywebrtc-audio's AudioProcessor: ``process(near, far)`` analyses the far block, then the near one."""
 
-    def __init__(self, noise_level: int | None, processing: bool = True) -> None:
+    def __init__(self, noise_level: int | None = None, steps: dict[str, bool] | None = None) -> None:
         from pywebrtc_audio import AudioProcessor
 
         level = PYWEBRTC_SETTINGS["ns_level"] if noise_level is None else noise_level
-        settings = {**PYWEBRTC_SETTINGS, "ns_level": level} if processing else {"sample_rate": RATE}
-        self._apm = AudioProcessor(**settings)
+        self._apm = AudioProcessor(**{**PYWEBRTC_SETTINGS, **(steps or {}), "ns_level": level})
 
     def frame(self, reference: np.ndarray, microphone: np.ndarray) -> np.ndarray:
         return self._apm.process(microphone, reference)
 
 
-LIVEKIT_SETTINGS = {
+STEPS_ON = {  # the same four switches in both APIs; gain control off so that it cannot distort ERLE
     "echo_cancellation": True,
     "noise_suppression": True,
     "high_pass_filter": True,
     "auto_gain_control": False,
 }
+ALL_OFF = dict.fromkeys(STEPS_ON, False)
 PYWEBRTC_SETTINGS = {
     "sample_rate": RATE,
     "num_channels": 1,
-    **LIVEKIT_SETTINGS,
+    **STEPS_ON,
     "ns_level": 1,  # its default: "12 dB"
     "stream_delay_ms": 0,
 }
 CANDIDATES = (
-    Candidate("livekit", "livekit", {**LIVEKIT_SETTINGS, "stream_delay_ms": 0}, None, LivekitApm),
+    Candidate("livekit", "livekit", {**STEPS_ON, "stream_delay_ms": 0}, None, LivekitApm),
     Candidate("pywebrtc-audio", "pywebrtc-audio", PYWEBRTC_SETTINGS, 3, PywebrtcApm),
 )
 
@@ -338,7 +340,7 @@ def echo_phase(
 
 
 def output_lag(clean: np.ndarray, out: np.ndarray, max_lag: int) -> int:
-    """How many samples the output trails the clean voice: the processing's own latency (band splitting)."""
+    """How many samples (within ``max_lag``) the output trails the clean voice, by cross-correlation."""
     correlation = correlate(out, clean, mode="full", method="fft")
     centre = clean.size - 1
     window = correlation[centre - max_lag : centre + max_lag + 1]
@@ -367,6 +369,20 @@ def double_talk_phase(candidate: Candidate, room: Room, delay_ms: int, seconds: 
         "near_active_s": round(talking.sum() / RATE, 1),
         "both_active_s": round(both.sum() / RATE, 1),
     }
+
+
+def latency_phase(candidate: Candidate, room: Room) -> dict[str, float]:
+    """How much later the near-end voice leaves than it came in, each step alone and all on:
+    what the processing adds to mouth-to-ear (the steps' own buffering, band splitting)."""
+    scene = room.scene(12.0, ROOM_DELAYS_MS[0], near_from_s=0.0, noisy=False, far=False)
+    talking = active_mask(scene.near)
+    clean = np.where(talking, scene.near, 0.0)
+    lags = {}
+    for name in ("all off", *(step for step, on in STEPS_ON.items() if on), "all on"):
+        steps = {"all off": ALL_OFF, "all on": STEPS_ON}.get(name, {**ALL_OFF, name: True})
+        out = run_through(candidate.make(steps=steps), scene)
+        lags[name] = round(output_lag(clean, np.where(talking, out, 0.0), RATE // 20) * 1000 / RATE, 2)
+    return lags
 
 
 def snr(signal: np.ndarray, speech: np.ndarray, pause: np.ndarray) -> float:
@@ -402,7 +418,7 @@ def cpu_phase(room: Room, frames: int, repeats: int) -> dict[str, Any]:
     microphone = scene.microphone.reshape(-1, FRAME)
     cancellers = {candidate.name: candidate.make(None) for candidate in CANDIDATES}
     # the same calls with every processing step off: what the API's own calls cost
-    cancellers |= {candidate.name + " (all off)": candidate.make(None, False) for candidate in CANDIDATES}
+    cancellers |= {candidate.name + " (all off)": candidate.make(steps=ALL_OFF) for candidate in CANDIDATES}
     for canceller in cancellers.values():  # warm up: converge, fill caches
         for index in range(200):
             canceller.frame(speaker[index], microphone[index])
@@ -494,6 +510,7 @@ def measure(workdir: Path, quick: bool, seed: int) -> dict[str, Any]:
             "echo": [echo_phase(candidate, room, delay, echo_seconds) for delay in ROOM_DELAYS_MS],
             "double_talk": [double_talk_phase(candidate, room, delay, talk_seconds) for delay in ROOM_DELAYS_MS],
             "noise": [noise_phase(candidate, room, noise_seconds, level) for level in levels],
+            "output_lag_ms": latency_phase(candidate, room),
             "install": install_size(candidate.package),
         }
     figures["cpu"] = cpu_phase(room, cpu_frames, cpu_repeats)
