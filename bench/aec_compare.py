@@ -277,6 +277,17 @@ class Room:
 # --- running a canceller -----------------------------------------------------------------------
 
 
+def target_reached_from(series: list[float | None]) -> int | None:
+    """The second from which every counted second reaches ERLE_TARGET_DB; None if the last one does not."""
+    start = None
+    for second, value in enumerate(series):
+        if value is not None and value < ERLE_TARGET_DB:
+            start = None
+        elif start is None:
+            start = second
+    return start
+
+
 @dataclass(frozen=True)
 class Lateness:
     """The trap: the reference handed ``frames`` late (after its echo was captured) from ``from_frame`` on."""
@@ -334,6 +345,7 @@ def echo_phase(
         "erle_median_second_after_2s_db": round(statistics.median(after), 1),
         "erle_min_second_after_2s_db": min(after),
         "erle_last_10s_db": round(last, 1),
+        "erle_40db_from_s": target_reached_from(series),
         "holds": min(after) >= HOLD_FLOOR_DB and last >= ERLE_TARGET_DB,
         "erle_per_second_db": series,
     }
