@@ -11,24 +11,21 @@ gain on noise, the delay the processing adds, and the processing time per frame;
 installed size. Then the trap
 of issue 15 for the chosen one: the reference handed 60 ms late, after its echo was captured.
 
-It runs outside the project's virtualenv (the candidates are not dependencies yet, and the project's
-``bench/harness.py`` imports ``intercom``), so it keeps the house frame by itself: one JSON object,
-a summary line, exit 1 when the chosen candidate misses a target, 2 on error::
+It runs outside the project's virtualenv, since the candidates are not dependencies yet, and so
+without ``intercom``; of ``bench/harness.py`` it uses only the run frame: one JSON object, a
+summary line, exit 1 when the chosen candidate misses a target, 2 on error::
 
-    /work/aecvenv/bin/python bench/aec_compare.py [--quick] [--json-out FILE]
+    /work/aecvenv/bin/python bench/aec_compare.py [--quick] [--seed N] [--json-out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import wave
 from collections.abc import Callable
@@ -36,6 +33,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
+
+from harness import Figures, host_environment, run_and_report
 
 RATE = 48_000
 FRAME = RATE // 100  # 10 ms, the only frame length both APIs take
@@ -493,11 +492,11 @@ def install_size(package: str) -> dict[str, Any]:
 # --- the run -----------------------------------------------------------------------------------
 
 
-def measure(workdir: Path, quick: bool, seed: int) -> dict[str, Any]:
+def measure(workdir: Path, quick: bool, seed: int) -> Figures:
     echo_seconds, talk_seconds, noise_seconds = (20.0, 20.0, 15.0) if quick else (64.0, 30.0, 30.0)
     cpu_frames, cpu_repeats = (500, 3) if quick else (3000, 9)
     room = Room(workdir, seed)
-    figures: dict[str, Any] = {
+    figures: Figures = {
         "room": {
             "rate_hz": RATE,
             "frame_ms": 10,
@@ -535,11 +534,11 @@ def measure(workdir: Path, quick: bool, seed: int) -> dict[str, Any]:
             for delay, from_s in ((20, 0.0), (20, TRAP_LATE_FROM_S), (60, 0.0))
         ],
     }
-    figures["chosen"] = chosen
+    figures["choice"] = {"candidate": chosen, "rule": choose.__doc__}
     return figures
 
 
-def choose(figures: dict[str, Any]) -> str:
+def choose(figures: Figures) -> str:
     """The better candidate: the higher worst-case converged ERLE, unless it costs more than twice the CPU."""
     names = list(figures["candidates"])
 
@@ -554,8 +553,8 @@ def choose(figures: dict[str, Any]) -> str:
     return best
 
 
-def verdict(figures: dict[str, Any]) -> dict[str, bool]:
-    echo = figures["candidates"][figures["chosen"]]["echo"]
+def verdict(figures: Figures) -> dict[str, bool]:
+    echo = figures["candidates"][figures["choice"]["candidate"]]["echo"]
     passed = {
         "erle_converged": all(run["erle_converged_db"] >= ERLE_TARGET_DB for run in echo),
         "no_collapse": all(run["holds"] for run in echo),
@@ -564,7 +563,7 @@ def verdict(figures: dict[str, Any]) -> dict[str, bool]:
     return passed
 
 
-def summary_line(figures: dict[str, Any]) -> str:
+def summary_line(figures: Figures) -> str:
     parts = []
     for name, data in figures["candidates"].items():
         erles = "/".join(f"{run['erle_converged_db']:.0f}" for run in data["echo"])
@@ -581,7 +580,7 @@ def summary_line(figures: dict[str, Any]) -> str:
     return (
         f"aec: {'; '.join(parts)}; trap (reference 60 ms late, {trap['candidate']}; room 20 ms from 0 s, "
         f"from {TRAP_LATE_FROM_S:.0f} s, room 60 ms from 0 s): last 10 s ERLE {trap_text} dB; "
-        f"chosen {figures['chosen']}"
+        f"chosen {figures['choice']['candidate']}"
     )
 
 
@@ -592,33 +591,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=15, help="of the room responses and the street noise")
     args = parser.parse_args(argv)
     check_installed()
-    started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="intercom-aec-") as workdir:
-            figures = measure(Path(workdir), args.quick, args.seed)
-    except Exception as exc:
-        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    passed = verdict(figures)
-    result = {
-        "mode": "quick" if args.quick else "full",
-        "environment": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "load_average": os.getloadavg(),
-        },
-        **figures,
-        "targets": {"erle_converged_db": ERLE_TARGET_DB, "erle_floor_after_convergence_db": HOLD_FLOOR_DB},
-        "pass": passed,
-        "run_seconds": round(time.monotonic() - started, 1),
-    }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    print(summary_line(figures))
-    return 0 if passed["all"] else 1
+
+    async def run(workdir: Path) -> Figures:
+        return measure(workdir, args.quick, args.seed)  # nothing to await: the APIs are synchronous
+
+    return run_and_report(
+        args,
+        run,
+        targets={"erle_converged_db": ERLE_TARGET_DB, "erle_floor_after_convergence_db": HOLD_FLOOR_DB},
+        environment=lambda: {**host_environment(), "load_average": os.getloadavg()},
+        verdict=verdict,
+        summary_line=summary_line,
+    )
 
 
 if __name__ == "__main__":

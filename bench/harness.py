@@ -27,10 +27,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from intercom.auth import AccessKey
-from intercom.auth.certificates import own_certificate
+if TYPE_CHECKING:
+    from intercom.auth import AccessKey
+
+# intercom is imported where it is used, not here: bench/aec_compare.py runs in a virtualenv of its
+# own, without intercom, and shares only the run frame at the end of this module.
 
 HOST = "127.0.0.1"
 RUN_TIMEOUT = 300.0  # the whole run, start-up to clean-up
@@ -87,6 +90,8 @@ PLAIN = Transport("plain")
 
 def tls_transport(workdir: Path) -> Transport:
     """A transport whose hub serves an ECDSA P-256 self-signed certificate, the kind a hub makes itself."""
+    from intercom.auth.certificates import own_certificate
+
     cert, key = own_certificate(workdir / "tls")
     return Transport("tls", cert, key)
 
@@ -178,6 +183,8 @@ def tail(path: Path, lines: int = 30) -> str:
 
 def create_key(data_dir: Path) -> AccessKey:
     """A key made the way an operator makes one: ``intercom keys create``."""
+    from intercom.auth import AccessKey
+
     argv = [
         sys.executable,
         "-m",
