@@ -176,10 +176,10 @@ def timed_send_response(self, transaction, response):
 SipConnection.send_response = timed_send_response
 
 answer = CallerLeg.answer
-async def timed_answer(self):
+async def timed_answer(self, *args, **kwargs):
     stamps = STAMPS.get(None)
     if stamps is None:
-        return await answer(self)
+        return await answer(self, *args, **kwargs)
     stamps["answer_started"] = now()
     pc = self.media
     pc.on("iceconnectionstatechange", lambda: stamps.setdefault("ice_" + pc.iceConnectionState, now()))
@@ -194,7 +194,7 @@ async def timed_answer(self):
         stamps["local_description_set"] = now()
     pc.setRemoteDescription, pc.setLocalDescription = remote, local
     try:
-        await answer(self)
+        await answer(self, *args, **kwargs)
     finally:
         del pc.setRemoteDescription, pc.setLocalDescription
 CallerLeg.answer = timed_answer
