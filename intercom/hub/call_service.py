@@ -25,14 +25,14 @@ from ..auth import Grant, KeyLookup, TokenError, check_token
 from ..media import new_peer_connection, offers_opus
 from ..sip import DialogError, Request, Response, ServerTransaction, make_response
 from ..sip.door import DOOR_EVENT_CONTENT_TYPE, UNLOCK_CONTENT_TYPE, asserted_identity_header
-from ..sip.door import content_type as content_type_of
 from ..sip.dtmf import DTMF_CONTENT_TYPE, dtmf_signals
+from ..sip.headers import content_type as content_type_of
 from ..transport import ConnectionClosed, SipConnection
 from .call_log import CallLog
 from .callflows import CLIENT_PREFIX, CallFlow
 from .calls import FlowServices, HubCall
 from .config import HubConfig
-from .legs import CallerLeg, HubAddress
+from .legs import SDP, CallerLeg, HubAddress
 from .records import CallRecord, LegRecord, UnlockEvent, Webhook
 from .registrar import Registrar
 from .storage import Storage
@@ -168,8 +168,7 @@ class CallService:
         flow = self.storage.get_call_flow(grant.outgoing.call_processor_id)
         if flow is None:
             return 404, f"Call flow {grant.outgoing.call_processor_id} not found"
-        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if content_type != "application/sdp" or not request.body:
+        if content_type_of(request.headers) != SDP or not request.body:
             return 488, "Not Acceptable Here (an SDP offer is required)"
         if not offers_opus(request.body.decode("utf-8", errors="replace")):
             return 488, "Not Acceptable Here (the hub bridges Opus audio only)"

@@ -26,8 +26,9 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..media import MutableSource
 from ..sip import Address, Dialog, DialogError, Request, Response, ServerTransaction, Via, make_cancel, make_response
-from ..sip.door import UNLOCK_CONTENT_TYPE, asserted_identity, content_type
+from ..sip.door import UNLOCK_CONTENT_TYPE, asserted_identity
 from ..sip.dtmf import DTMF_CONTENT_TYPE, DTMF_DIGITS, dtmf_body, dtmf_signals
+from ..sip.headers import content_type
 from ..sip.ids import new_branch
 from ..transport import ConnectionClosed, SipConnection
 from .call_stats import CallStats

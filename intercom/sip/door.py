@@ -34,8 +34,3 @@ def asserted_identity(headers: Headers) -> str | None:
         return None
     match = _ASSERTED.match(values[0])
     return match.group(1) if match else None
-
-
-def content_type(headers: Headers) -> str:
-    """The media type of a message's body, lower-case, without parameters ("" when none)."""
-    return (headers.get("Content-Type") or "").split(";")[0].strip().lower()

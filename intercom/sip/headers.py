@@ -134,6 +134,11 @@ def split_list(value: str) -> list[str]:
     return [item.strip() for item in split_outside_quotes(value, ",") if item.strip()]
 
 
+def content_type(headers: Headers) -> str:
+    """The media type of a message's body, lower-case, without parameters ("" when none)."""
+    return (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+
+
 class Headers:
     """Ordered header fields of one message.
 
