@@ -27,11 +27,11 @@ from ..auth.capabilities import InvalidIdentity, check_identity
 from ..auth.certificates import loopback_only, normalise_fingerprint
 from ..sdk.audio_settings import AudioSettings
 from .panel import BUTTONS, KEYPAD_KEYS, LEDS
+from .unlock import MIN_CODE_DIGITS
 
 DEFAULT_ENV_FILE = Path("/etc/intercom/intercom.env")
 PREFIX = "INTERCOM_"
 DTMF_CODE = re.compile(r"[0-9*#]{1,16}\Z")
-MIN_CODE_DIGITS = 4  # before a closing #: 10 000 codes at least, 20 of them guessed a day (unlock.py)
 BCM_PINS = range(2, 28)  # the 40-pin header's GPIO2-GPIO27 (0 and 1 are the HAT EEPROM's I2C)
 SECRET_MASK = "********"
 KEY_ID = r"^[A-Za-z0-9_-]{1,64}$"  # access key and call flow ids: safe in a token and a URL

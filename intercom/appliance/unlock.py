@@ -37,7 +37,7 @@ from .unlock_store import AuditEntry, Lockout, Outcome, Source, UnlockStore
 
 log = logging.getLogger(__name__)
 
-MIN_CODE_DIGITS = 4
+MIN_CODE_DIGITS = 4  # before a closing #: 10 000 codes at least, DAILY_CAP of them judged a day
 WRONG_LIMIT = 5
 WRONG_WINDOW_S = 15 * 60.0
 FIRST_LOCKOUT_S = 5 * 60.0
@@ -59,6 +59,12 @@ class Verdict(StrEnum):
 def lockout_seconds(level: int) -> float:
     """How long the ``level``-th lockout in a row lasts: 5 min doubling, at most an hour."""
     return min(FIRST_LOCKOUT_S * 2 ** min(level - 1, 16), MAX_LOCKOUT_S)
+
+
+def _cap_ends(wrong_today: list[float]) -> float:
+    """When a counter with the daily cap of wrong codes in its last 24 h (oldest first) may guess
+    again: once the oldest of the last :data:`DAILY_CAP` is a day old; 0.0 under the cap."""
+    return wrong_today[-DAILY_CAP] + DAY_S if len(wrong_today) >= DAILY_CAP else 0.0
 
 
 class UnlockGuard:
@@ -154,8 +160,7 @@ class UnlockGuard:
     def _maybe_lock(
         self, counter: str, source: Source, who: str, call_id: str | None, now: float, wrong_today: list[float]
     ) -> None:
-        if len(wrong_today) >= DAILY_CAP:
-            until = wrong_today[-DAILY_CAP] + DAY_S
+        if until := _cap_ends(wrong_today):
             detail = f"{len(wrong_today)} wrong codes in 24 h: locked for {(until - now) / 3600:.1f} h"
             self._lock_out(source, who, call_id, counter, detail)
             return
@@ -176,8 +181,7 @@ class UnlockGuard:
 
     def _locked_until(self, counter: str, now: float) -> float:
         lockout = self._store.lockout(counter)
-        wrong_today = self._store.wrong_since(counter, now - DAY_S)
-        capped = wrong_today[-DAILY_CAP] + DAY_S if len(wrong_today) >= DAILY_CAP else 0.0
+        capped = _cap_ends(self._store.wrong_since(counter, now - DAY_S))
         return max(lockout.until if lockout is not None else 0.0, capped)
 
     def _refuse(self, identity: str | None, call_id: str | None, what: str) -> None:
