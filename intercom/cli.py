@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from .auth import (
     ADMIN,
@@ -318,8 +318,6 @@ def _metrics_token(path: Path) -> str:
 
 def _origin(text: str) -> str:
     """An origin as browsers send it: ``scheme://host[:port]``, nothing after."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
         raise UsageError(f"--allow-origin {text}: give an origin such as https://desk.local:8443")

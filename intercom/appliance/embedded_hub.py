@@ -29,12 +29,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..auth import unit_scope, warn_if_legacy
-from ..auth.certificates import CERT_NAME, fingerprint_of_file, loopback_only, own_certificate
+from ..auth.certificates import CERT_NAME, fingerprint_of_file, loopback_only
 from ..hub import HubConfig, RunningHub, Storage, running_hub
 from ..hub.callflows import CallFlow
 from ..hub.config import HUB_MEDIA
 from ..hub.storage import DATABASE_NAME
-from ..hub.tls import served_url
+from ..hub.tls import served_certificate, served_url
 from .settings import RING_DOOR, Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -125,9 +125,7 @@ def hub_tls(settings: Settings) -> tuple[Path, Path] | None:
     on first use), or ``None`` for plain ws."""
     if serves_plain(settings):
         return None
-    if settings.hub_cert_file is not None and settings.hub_key_file is not None:
-        return settings.hub_cert_file, settings.hub_key_file
-    return own_certificate(settings.hub_data_dir)
+    return served_certificate(settings.hub_data_dir, settings.hub_cert_file, settings.hub_key_file)
 
 
 def plain_warning(settings: Settings, port: int) -> str:

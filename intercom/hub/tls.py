@@ -21,10 +21,16 @@ def tls_files(
     """The certificate and key a hub on ``host`` serves with, or ``None`` for plain ws: the given
     pair, else the hub's own one when ``host`` is reachable beyond loopback, unless ``plain``
     (the explicit opt-out)."""
+    if (cert_file is None or key_file is None) and (plain or loopback_only(host)):
+        return None
+    return served_certificate(data_dir, cert_file, key_file)
+
+
+def served_certificate(data_dir: Path, cert_file: Path | None, key_file: Path | None) -> tuple[Path, Path]:
+    """The certificate and key of a hub that serves TLS: the installer's pair when given, else its
+    own in ``data_dir`` (made on first use)."""
     if cert_file is not None and key_file is not None:
         return cert_file, key_file
-    if plain or loopback_only(host):
-        return None
     return own_certificate(data_dir)
 
 
