@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from .auth import (
@@ -26,10 +25,6 @@ from .auth import (
     mint_token,
 )
 from .auth.keys import SPLIT_HINT
-
-if TYPE_CHECKING:  # the commands import what they use when they run, to start fast
-    from .hub import Storage
-    from .hub.records import LegRecord, RecordingRecord
 
 DEFAULT_DATA_DIR = os.environ.get("INTERCOM_DATA_DIR", "/var/lib/intercom")
 log = logging.getLogger(__name__)
@@ -455,66 +450,27 @@ def _callflows_delete(args: argparse.Namespace) -> None:
 
 def _calls_list(args: argparse.Namespace) -> None:
     from .hub import Storage
-    from .hub.records import CallRecord
+    from .hub.call_log_text import call_list
 
     if args.limit < 1:
         raise UsageError("--limit must be 1 or more")
-    storage = Storage(args.data_dir)
-    calls, total = storage.page(CallRecord, limit=args.limit, newest_first=True)
-    if not calls:
-        print("no calls")
-    for call in calls:
-        legs, recordings = _legs_and_recordings(storage, call.id)
-        talked = max((leg.duration for leg in legs if leg.direction == "outgoing"), default=0)
-        line = f"{_clock(call.created_at)}  {call.source} → {call.destination}  {call.status}"
-        if talked:
-            line += f", talked {_minutes(talked)}"
-        print(line + (f"  ({call.reason})" if call.reason else ""))
-        rung = [_rung(leg) for leg in legs if leg.direction == "outgoing"]
-        if rung:
-            print(f"    rang {'; '.join(rung)}")
-        for recording in recordings:
-            print(f"    recording {_minutes(recording.duration)}  {storage.data_dir / recording.path}")
-    if total > len(calls):
-        print(f"({total - len(calls)} older calls not shown; --limit N shows more)")
+    print("\n".join(call_list(Storage(args.data_dir), args.limit)))
 
 
 def _calls_show(args: argparse.Namespace) -> None:
     from .hub import Storage
-    from .hub.records import CallRecord
+    from .hub.call_log_text import call_detail
 
-    storage = Storage(args.data_dir)
-    call = storage.get(CallRecord, args.id)
-    if call is None:
+    lines = call_detail(Storage(args.data_dir), args.id)
+    if lines is None:
         raise UsageError(f"no call with id {args.id!r}")
-    legs, recordings = _legs_and_recordings(storage, call.id)
-    print(f"call {call.id}: {call.status}" + (f" ({call.reason})" if call.reason else ""))
-    print(f"  from {call.source} to {call.destination}, call flow {call.call_flow_id or '-'}")
-    ended = f", ended {_clock(call.ended_at)}" if call.ended_at is not None else ""
-    print(f"  started {_clock(call.created_at)}{ended}")
-    print("legs:" if legs else "legs: none")
-    for leg in legs:
-        answered = f"answered {_clock(leg.answered_at)}, talked {_minutes(leg.duration)}" if leg.answered_at else ""
-        print(f"  {leg.id}  {leg.direction:<8}  {leg.source} → {leg.destination}  {leg.status}  {answered}".rstrip())
-    print("recordings:" if recordings else "recordings: none")
-    for recording in recordings:
-        print(
-            f"  {recording.id}  {recording.kind:<8}  {_minutes(recording.duration)}  leg {recording.leg_id}  "
-            f"{storage.data_dir / recording.path}"
-        )
-
-
-def _legs_and_recordings(storage: Storage, call_id: str) -> tuple[list[LegRecord], list[RecordingRecord]]:
-    from .hub.records import LegRecord, RecordingRecord
-
-    legs, _ = storage.page(LegRecord, parent=call_id)
-    recordings = [recording for leg in legs for recording in storage.page(RecordingRecord, parent=leg.id)[0]]
-    return legs, recordings
+    print("\n".join(lines))
 
 
 def _unlocks_list(args: argparse.Namespace) -> None:
     from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings
     from .appliance.unlock_store import STORE_NAME, StateDirError, UnlockStore
+    from .hub.call_log_text import clock
 
     if args.limit < 1:
         raise UsageError("--limit must be 1 or more")
@@ -539,22 +495,7 @@ def _unlocks_list(args: argparse.Namespace) -> None:
         who = entry.who or "(nobody asserted: the hub's own call)"
         call = f"  call {entry.call_id}" if entry.call_id else ""
         detail = f"  ({entry.detail})" if entry.detail else ""
-        print(f"{_clock(entry.at)}  {entry.verdict:<8}  {entry.source:<6}  {who}{call}{detail}")
-
-
-def _rung(leg: LegRecord) -> str:
-    """``desk: answered 0:42`` or ``kitchen: no_answer``: who was rung, and how it went."""
-    name = leg.destination.removeprefix("client:")
-    return f"{name}: answered {_minutes(leg.duration)}" if leg.answered_at else f"{name}: {leg.status}"
-
-
-def _clock(seconds: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
-
-
-def _minutes(seconds: float) -> str:
-    whole = round(seconds)
-    return f"{whole // 60}:{whole % 60:02}"
+        print(f"{clock(entry.at)}  {entry.verdict:<8}  {entry.source:<6}  {who}{call}{detail}")
 
 
 def _token(args: argparse.Namespace) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,6 +30,8 @@ from .appliance.settings import Settings
 from .appliance.unit import Unit
 from .auth import AccessKey, IncomingCapability, mint_token
 from .auth.keys import new_key_id, new_key_secret
+from .hub import Storage
+from .hub.call_log_text import call_list
 from .hub.tls import certificate_fingerprint
 from .media import MediaPolicy, RecordingSink, ToneSource
 from .sdk import Call, CallAudio, CallStatus, Client, ClientError
@@ -42,6 +43,7 @@ UNLOCK_CODE = "583920#"  # the keypad's; the desk's UNLOCK types no code
 RELAY_PULSE_S = 1.0
 RING_TIMEOUT_S = 5  # the demo's desk does not keep the visitor waiting long before the voicemail
 VOICEMAIL_S = 2.0
+CALLS_SHOWN = 20  # as many as `intercom calls list` shows by default
 PINS = {"call": 17, "answer": 27, "reject": 22, "unlock": 24}  # the defaults of deploy/intercom.env.example
 
 
@@ -180,13 +182,12 @@ async def run_demo(data_dir: Path | None = None) -> None:
             for unit in units:  # the desk, and its hub, last
                 await asyncio.wait_for(unit.stop(), STEP_TIMEOUT)
         timeline.say("hub", "the call log, as `intercom calls list` shows it over SSH:")
-        from .cli import main as cli
-
-        listing = io.StringIO()
-        with contextlib.redirect_stdout(listing):
-            cli(["calls", "list", "--data-dir", str(data_dir)])
-        for line in listing.getvalue().splitlines():
-            timeline.say("hub", f"  {line}")
+        storage = Storage(data_dir)
+        try:
+            for line in call_list(storage, CALLS_SHOWN):
+                timeline.say("hub", f"  {line}")
+        finally:
+            storage.close()
         timeline.say("hub", "demo finished")
 
 
