@@ -93,9 +93,9 @@ from harness import (
 )
 from jack_probe import PERIOD, RATE, SILENCE, JackProbe, JackServer, running_jack_server
 
+from intercom.audio.devices import list_devices
 from intercom.auth import AccessKey, IncomingCapability, mint_token
 from intercom.media import ClickSource, MediaPolicy, RecordingSink, ToneSource
-from intercom.media.devices import list_devices
 from intercom.sdk import CallAudio, CallStatus
 
 TARGET_MOUTH_TO_EAR_P50_MS = 80.0
@@ -119,7 +119,7 @@ TONE_TOLERANCE_HZ = 15.0
 # loop (intercom/media/opus.py); aiortc's decoder thread and the default executor only show up
 # if a codec other than Opus is negotiated.
 THREAD_ROLES = {
-    "portaudio": "opening, closing and rescanning sound devices (intercom/media/portaudio.py)",
+    "portaudio": "opening, closing and rescanning sound devices (intercom/audio/portaudio.py)",
     "audio-decoder": "aiortc's receiver: decoding a codec other than Opus",
     "asyncio_": "the loop's default executor: aiortc encoding a codec other than Opus",
 }

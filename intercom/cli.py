@@ -590,7 +590,7 @@ def _config_new_key(args: argparse.Namespace) -> None:
 
 
 def _devices(args: argparse.Namespace) -> None:
-    from .media.devices import list_devices, media_sources
+    from .audio.devices import list_devices, media_sources
 
     found = list_devices()
     if args.json:
@@ -607,8 +607,8 @@ def _devices(args: argparse.Namespace) -> None:
 
 
 def _audio_test(args: argparse.Namespace) -> None:
-    from .media.audio_test import run_audio_test
-    from .media.devices import UnknownDevice
+    from .audio.audio_test import run_audio_test
+    from .audio.devices import UnknownDevice
 
     if not 0 < args.seconds <= 60:
         raise UsageError("--seconds must be more than 0 and at most 60")

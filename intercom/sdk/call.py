@@ -206,8 +206,8 @@ class Call(EventTarget):
             raise ValueError(f"set_output_source takes a device id, not {device_id!r}")
         self._require_active("set_output_source")
         if self._sink is None:
-            from ..media.devices import resolve
-            from ..media.portaudio import PORTAUDIO  # only units with a sound card get here
+            from ..audio.devices import resolve
+            from ..audio.portaudio import PORTAUDIO  # only units with a sound card get here
 
             await PORTAUDIO.run(resolve, device_id, "audiooutput")  # the same error now as later
             self._speaker_device = device_id

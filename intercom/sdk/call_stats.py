@@ -1,8 +1,8 @@
 """What ``Call.stats()`` reports: the call's RTP both ways, and its sound card's capture and playback.
 
 The RTP figures come from aiortc's ``getStats()``; the device figures from the call's microphone
-and speaker when they are a sound card (:class:`~intercom.media.sound.MicrophoneTrack`,
-:class:`~intercom.media.sound.SpeakerSink`): blocks captured and dropped, and the speaker ring's
+and speaker when they are a sound card (:class:`~intercom.audio.microphone.MicrophoneTrack`,
+:class:`~intercom.audio.speaker.SpeakerSink`): blocks captured and dropped, and the speaker ring's
 underruns (silence played) and overruns (oldest audio dropped). An installer reading a choppy
 call can tell the network from the device this way.
 """

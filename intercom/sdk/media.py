@@ -82,7 +82,8 @@ class CallAudio:
         each packet on at once (``jitter_frames=0``): holding a frame there as well cost 20 ms
         mouth to ear (86.5 against 66.5 ms through a hub on loopback) and smoothed nothing more.
         """
-        from ..media.sound import MicrophoneTrack, SpeakerSink  # PortAudio only for units that use it
+        from ..audio.microphone import MicrophoneTrack  # PortAudio only for units that use it
+        from ..audio.speaker import SpeakerSink
 
         def source() -> MediaStreamTrack:
             return MicrophoneTrack(device=microphone, gain=microphone_gain)

@@ -4,7 +4,7 @@ Devices come as the seed gives them: ``{'inputs': {'audio': [...], 'video': []},
 {'audio': [...]}}``, each entry with ``deviceId``, ``kind``, ``label`` and ``groupId``; the ids are
 what ``call.set_input_source`` / ``set_output_source`` and the settings take. While anybody
 listens for ``devicechange``, the sound system is looked at twice a second
-(:mod:`intercom.media.device_watch`), and the handlers get the whole new list within about a
+(:mod:`intercom.audio.device_watch`), and the handlers get the whole new list within about a
 second of a card coming or going. Open streams are never disturbed by looking.
 
 PortAudio is loaded when the first ``MediaSources`` is made, not on import: a hub, or a unit
@@ -32,8 +32,8 @@ SETTLE_LOOKS = 4  # after a change, look again this many times: a card's devices
 class MediaSources(EventTarget):
     def __init__(self, poll_interval: float = POLL_INTERVAL) -> None:
         super().__init__()
-        from ..media.devices import list_devices, media_sources
-        from ..media.portaudio import PORTAUDIO
+        from ..audio.devices import list_devices, media_sources
+        from ..audio.portaudio import PORTAUDIO
 
         self._poll_interval = poll_interval
         self._devices: Devices = media_sources(PORTAUDIO.run_blocking(list_devices))
@@ -70,7 +70,7 @@ class MediaSources(EventTarget):
             self._watcher = None
 
     async def _watch(self) -> None:
-        from ..media.portaudio import sound_system_state
+        from ..audio.portaudio import sound_system_state
 
         state = sound_system_state()
         looks_left = 0
@@ -87,8 +87,8 @@ class MediaSources(EventTarget):
 
     async def _refresh(self) -> bool:
         """Look again; emit ``devicechange`` and return True when the devices differ from the last seen."""
-        from ..media.device_watch import current_devices
-        from ..media.devices import media_sources
+        from ..audio.device_watch import current_devices
+        from ..audio.devices import media_sources
 
         try:
             devices = media_sources(await current_devices())

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from intercom.media.portaudio import PORTAUDIO
-from intercom.media.sound import MicrophoneTrack, SpeakerSink
+from intercom.audio.microphone import MicrophoneTrack
+from intercom.audio.portaudio import PORTAUDIO
+from intercom.audio.speaker import SpeakerSink
 
 from ..units import STEP
 from .jackkit import JackProbe, JackServer, JackUnavailable, running_jack_server

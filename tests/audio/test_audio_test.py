@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from intercom.audio.audio_test import SILENT_DBFS, dbfs, meter, run_audio_test
 from intercom.cli import main
-from intercom.media.audio_test import SILENT_DBFS, dbfs, meter, run_audio_test
 
 from ..units import STEP
 

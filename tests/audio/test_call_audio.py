@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from intercom.audio.devices import list_devices
+from intercom.audio.speaker import SpeakerSink
 from intercom.media import RecordingSink, ToneSource
-from intercom.media.devices import list_devices
-from intercom.media.sound import SpeakerSink
 from intercom.sdk import CallAudio, CallStatus
 
 from ..units import DESK_HZ, DOOR_HZ, STEP, store_flow

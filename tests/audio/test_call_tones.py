@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
+from intercom.audio.devices import list_devices
 from intercom.media import ToneSource
-from intercom.media.devices import list_devices
 from intercom.sdk import CallAudio, CallStatus
 
 from ..listening import has_pair

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from intercom.audio.devices import UnknownDevice, list_devices, media_sources, resolve
+from intercom.audio.portaudio import PORTAUDIO
+from intercom.audio.portaudio_adaptation import check_compatibility
 from intercom.cli import main
-from intercom.media.devices import UnknownDevice, list_devices, media_sources, resolve
-from intercom.media.portaudio import PORTAUDIO
-from intercom.media.portaudio_adaptation import check_compatibility
 
 from ..units import STEP
 

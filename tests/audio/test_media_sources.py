@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from intercom.media.portaudio import PORTAUDIO
+from intercom.audio.portaudio import PORTAUDIO
 from intercom.sdk import MediaSources
 
 from ..units import STEP

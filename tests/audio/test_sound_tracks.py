@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamTrack
 
-from intercom.media import ToneSource, portaudio
-from intercom.media.devices import UnknownDevice
-from intercom.media.sound import SampleRing, SpeakerSink, apply_gain
+from intercom.audio import portaudio
+from intercom.audio.devices import UnknownDevice
+from intercom.audio.samples import SampleRing, apply_gain
+from intercom.audio.speaker import SpeakerSink
+from intercom.media import ToneSource
 from intercom.media.tracks import FRAME_SAMPLES, FULL_SCALE, audio_frame
 
 from ..units import STEP

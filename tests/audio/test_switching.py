@@ -12,9 +12,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from intercom.audio.devices import UnknownDevice, list_devices
+from intercom.audio.portaudio import PORTAUDIO
 from intercom.media import RecordingSink, ToneSource
-from intercom.media.devices import UnknownDevice, list_devices
-from intercom.media.portaudio import PORTAUDIO
 from intercom.sdk import CallAudio, CallStatus
 
 from ..units import DESK_HZ, STEP, store_flow

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from intercom.media.devices import UnknownDevice
+from intercom.audio.devices import UnknownDevice
 from intercom.media.tones import EU, PLANS, UK, Tone, WavError
 from intercom.sdk import CallAudio
 from intercom.sdk.progress_tones import ProgressTones, failure_tone, whole_rounds

@@ -32,7 +32,7 @@ async def devices_in_fresh_process() -> list[MediaDeviceInfo]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "intercom.media.devices",
+        "intercom.audio.devices",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import numpy as np
 import sounddevice as sd
 
+from ..media.tracks import SAMPLE_RATE
 from .devices import resolve
 from .portaudio import PORTAUDIO
-from .tracks import SAMPLE_RATE
 
 METER_WIDTH = 40
 SILENT_DBFS = -60.0  # below this the microphone is taken to be unplugged or muted
