@@ -4,7 +4,10 @@ PortAudio captures 48 kHz mono int16 in 20 ms blocks (960 samples), the frame si
 :mod:`intercom.media`, and calls back on a thread of its own: :class:`MicrophoneTrack` copies each
 block and hands it to the event loop with ``loop.call_soon_threadsafe``; the loop keeps a few blocks
 for ``recv()`` and drops the oldest when the reader falls behind, so a stalled sender never builds
-up delay. Software gain (a plain factor, clipped to int16) may be changed while the stream runs.
+up delay. Software gain (a plain factor, clipped to int16) may be changed while the stream runs;
+it applies before the unit's :class:`~.processing.SoundProcessor` (echo cancellation, noise
+suppression, automatic gain), which runs in the same callback, so that the processed block is what
+the loop gets.
 When the device goes away (unplugged, or its JACK server stopped) the track sends silence at the
 same pace, so that the call carries on, and the device is tried again every second
 (:mod:`.supervision`).
@@ -25,7 +28,8 @@ import sounddevice as sd
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..media.tracks import FRAME_SAMPLES, FRAME_SECONDS, audio_frame
-from .portaudio import PORTAUDIO, DeviceId
+from .portaudio import PORTAUDIO, DeviceId, captured_ago
+from .processing import ProcessingStats, SoundProcessor
 from .samples import apply_gain
 from .supervision import SupervisedDevice
 
@@ -39,6 +43,7 @@ class CaptureStats:
     blocks_captured: int
     blocks_dropped: int
     input_overflows: int
+    processing: ProcessingStats | None = None  # echo cancellation and the rest, when the unit runs it
 
 
 class MicrophoneTrack(SupervisedDevice, MediaStreamTrack):
@@ -54,10 +59,17 @@ class MicrophoneTrack(SupervisedDevice, MediaStreamTrack):
     stream_kind = sd.InputStream
     name = "microphone"
 
-    def __init__(self, device: DeviceId = None, gain: float = 1.0, queue_blocks: int = CAPTURE_QUEUE_BLOCKS) -> None:
+    def __init__(
+        self,
+        device: DeviceId = None,
+        gain: float = 1.0,
+        queue_blocks: int = CAPTURE_QUEUE_BLOCKS,
+        processor: SoundProcessor | None = None,
+    ) -> None:
         MediaStreamTrack.__init__(self)
         SupervisedDevice.__init__(self, device)
         self.gain = gain
+        self.processor = processor
         self._blocks: deque[tuple[int, np.ndarray]] = deque(maxlen=queue_blocks)
         self._arrived = asyncio.Event()
         self._captured = 0  # blocks, counted on PortAudio's thread (or the loop's, as silence)
@@ -68,7 +80,8 @@ class MicrophoneTrack(SupervisedDevice, MediaStreamTrack):
 
     @property
     def stats(self) -> CaptureStats:
-        return CaptureStats(self._delivered, self._dropped, self._overflows)
+        processing = self.processor.stats if self.processor is not None else None
+        return CaptureStats(self._delivered, self._dropped, self._overflows, processing)
 
     async def recv(self) -> av.AudioFrame:
         self._supervise()
@@ -83,7 +96,7 @@ class MicrophoneTrack(SupervisedDevice, MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         pts, samples = self._blocks.popleft()
-        return audio_frame(apply_gain(samples, self.gain), pts)
+        return audio_frame(samples, pts)
 
     def stop(self) -> None:
         super().stop()
@@ -106,8 +119,13 @@ class MicrophoneTrack(SupervisedDevice, MediaStreamTrack):
             pts = self._captured * FRAME_SAMPLES
             self._captured += 1
             self._callbacks += 1
+            samples = apply_gain(indata[:, 0], self.gain)
+            if self.processor is not None:
+                samples = self.processor.capture(samples, captured_ago(time, self._stream))
+            else:
+                samples = samples.copy()  # indata is reused once this returns
             with contextlib.suppress(RuntimeError):  # the loop is closed; stop() will close the stream
-                loop.call_soon_threadsafe(self._deliver, pts, indata[:, 0].copy(), bool(status.input_overflow))
+                loop.call_soon_threadsafe(self._deliver, pts, samples, bool(status.input_overflow))
 
         return captured
 

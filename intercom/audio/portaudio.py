@@ -195,3 +195,19 @@ class PortAudioSession:
 
 
 PORTAUDIO = PortAudioSession()
+
+
+def captured_ago(time: Any, stream: sd._StreamBase | None) -> float:
+    """Seconds since the first sample of an input callback's block was captured: PortAudio's
+    timestamps when the host API gives them, else the stream's nominal latency."""
+    if time.inputBufferAdcTime > 0 and time.currentTime >= time.inputBufferAdcTime:
+        return float(time.currentTime - time.inputBufferAdcTime)
+    return float(stream.latency) if stream is not None else 0.0
+
+
+def sounds_in(time: Any, stream: sd._StreamBase | None) -> float:
+    """Seconds until the first sample of an output callback's block sounds (as :func:`captured_ago`)."""
+    if time.outputBufferDacTime > 0 and time.outputBufferDacTime >= time.currentTime:
+        return float(time.outputBufferDacTime - time.currentTime)
+    return float(stream.latency) if stream is not None else 0.0
+

@@ -9,7 +9,9 @@ half a block less than its capacity (30 ms by default): frames and device blocks
 20 ms, and without that margin the two clocks' jitter turns into underruns whenever they run in
 phase. So the ring holds 10 to 40 ms, on top of the device's own latency. Both counts are in
 :class:`PlaybackStats`, with the blocks played, for the call's statistics. When the device goes
-away the sink drops what it receives until the device is back (:mod:`.supervision`).
+away the sink drops what it receives until the device is back (:mod:`.supervision`). Every block
+handed to the device, local sounds mixed in, goes to the unit's echo canceller as its reference
+(:mod:`.processing`) in the same callback.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from ..media.opus import FrameDecoder
 from ..media.tasks import cancel_and_wait
 from ..media.tracks import FRAME_SAMPLES, SAMPLE_RATE, add_clipped
-from .portaudio import PORTAUDIO, DeviceId
+from .portaudio import PORTAUDIO, DeviceId, sounds_in
+from .processing import SoundProcessor
 from .samples import SampleRing, apply_gain
 from .supervision import SupervisedDevice
 
@@ -70,11 +73,17 @@ class SpeakerSink(SupervisedDevice):
     name = "speaker"
 
     def __init__(
-        self, track: MediaStreamTrack, device: DeviceId = None, gain: float = 1.0, buffer_ms: float = PLAYBACK_BUFFER_MS
+        self,
+        track: MediaStreamTrack,
+        device: DeviceId = None,
+        gain: float = 1.0,
+        buffer_ms: float = PLAYBACK_BUFFER_MS,
+        processor: SoundProcessor | None = None,
     ) -> None:
         super().__init__(device)
         self.track = track
         self.gain = gain
+        self.processor = processor
         self.ended = False
         self._ring = SampleRing(max(FRAME_SAMPLES, round(buffer_ms * SAMPLE_RATE / 1000)))
         self._prime = max(FRAME_SAMPLES, self._ring.capacity - FRAME_SAMPLES // 2)
@@ -165,7 +174,8 @@ class SpeakerSink(SupervisedDevice):
 
     def _callback(self, token: int) -> Callable[..., None]:
         def output(outdata: np.ndarray, frames: int, time: Any, status: sd.CallbackFlags) -> None:
-            # PortAudio's thread: the far end's audio, then whatever was mixed in added over it.
+            # PortAudio's thread: the far end's audio, then whatever was mixed in added over it; the
+            # block as it goes to the device is the echo canceller's reference.
             if token != self._current:  # a stream being replaced, or not yet in use
                 outdata.fill(0)
                 return
@@ -175,6 +185,8 @@ class SpeakerSink(SupervisedDevice):
                 extra = np.zeros(frames, dtype=np.int16)
                 count = self._overlay.read_into(extra)
                 outdata[:count, 0] = add_clipped(outdata[:count, 0], extra[:count])
+            if self.processor is not None:
+                self.processor.render(outdata[:, 0], sounds_in(time, self._stream))
 
         return output
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..audio.processing import ProcessingSettings
 from ..media.policy import MediaPolicy
 from ..media.tones import SoundFile, WavError, plan_for
 from .media import CallAudio
@@ -32,6 +33,10 @@ class AudioSettings(BaseSettings):
     region: str = Field("eu", description="tone plan for ringback, busy and congestion: eu, nl, uk or us")
     ring_file: Path | None = Field(None, description="a sound file to ring with instead of the built-in ring")
     tones: bool = Field(True, description="play ringback, ring, busy and key tones on the speaker")
+    echo_cancellation: bool = Field(True, description="cancel the speaker's echo in what the microphone sends (AEC3)")
+    noise_suppression: bool = Field(True, description="push down steady noise (traffic, wind, hum) in what is sent")
+    auto_gain: bool = Field(True, description="even out the level of what is sent: near and far voices alike")
+    high_pass_filter: bool = Field(True, description="take out rumble below ~80 Hz before the rest")
 
     @field_validator("microphone", "speaker")
     @classmethod
@@ -69,4 +74,14 @@ class AudioSettings(BaseSettings):
             region=self.region,
             ring_file=self.ring_file,
             tones=self.tones,
+            processing=self.processing,
+        )
+
+    @property
+    def processing(self) -> ProcessingSettings:
+        return ProcessingSettings(
+            echo_cancellation=self.echo_cancellation,
+            noise_suppression=self.noise_suppression,
+            auto_gain=self.auto_gain,
+            high_pass_filter=self.high_pass_filter,
         )

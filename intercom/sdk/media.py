@@ -17,6 +17,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import AudioStreamTrack
 
+from ..audio.processing import ALL_PROCESSING, ProcessingSettings
 from ..media import MediaPolicy, RecordingSink
 from ..media.tones import EU, SoundFile, TonePlan, plan_for
 
@@ -68,6 +69,7 @@ class CallAudio:
         region: str = "eu",
         ring_file: str | os.PathLike[str] | None = None,
         tones: bool = True,
+        processing: ProcessingSettings = ALL_PROCESSING,
     ) -> CallAudio:
         """Calls through the sound card. ``microphone`` and ``speaker`` are device ids as
         ``intercom devices`` lists them (``None``: PortAudio's default); each call looks its
@@ -81,15 +83,23 @@ class CallAudio:
         The speaker's ring buffer is the playout buffer here, so by default the receiver hands
         each packet on at once (``jitter_frames=0``): holding a frame there as well cost 20 ms
         mouth to ear (86.5 against 66.5 ms through a hub on loopback) and smoothed nothing more.
+
+        ``processing`` chooses the steps run on what the microphone captures (all by default: echo
+        cancellation, noise suppression, automatic gain, high-pass filter). One processor serves
+        every call of this ``CallAudio``, fed by every speaker sink it makes (tones included), so
+        that the canceller stays converged on the room between calls.
         """
         from ..audio.microphone import MicrophoneTrack  # PortAudio only for units that use it
+        from ..audio.processing import SoundProcessor
         from ..audio.speaker import SpeakerSink
 
+        processor = SoundProcessor(processing) if processing.any else None
+
         def source() -> MediaStreamTrack:
-            return MicrophoneTrack(device=microphone, gain=microphone_gain)
+            return MicrophoneTrack(device=microphone, gain=microphone_gain, processor=processor)
 
         def sink(track: MediaStreamTrack) -> AudioSink:
-            return SpeakerSink(track, device=speaker, gain=speaker_gain)
+            return SpeakerSink(track, device=speaker, gain=speaker_gain, processor=processor)
 
         plan = plan_for(region)
         ring = SoundFile.read(ring_file) if ring_file is not None else None
