@@ -1,9 +1,10 @@
-"""Sound-card benchmark: mouth-to-ear latency door microphone -> hub -> desk speaker, and one unit's CPU and RSS.
+"""Sound-card benchmark: mouth-to-ear latency door microphone -> hub -> desk speaker, and one unit's CPU and
+RSS, each with the units' audio processing (echo cancellation, noise suppression, gain, high-pass) on and off.
 
 Run from the repository root::
 
-    .venv/bin/python bench/audio.py            # full run (about 50 s)
-    .venv/bin/python bench/audio.py --quick    # smoke test (about 20 s)
+    .venv/bin/python bench/audio.py            # full run (about 100 s)
+    .venv/bin/python bench/audio.py --quick    # smoke test (about 45 s)
     .venv/bin/python bench/audio.py --json-out result.json
 
 What it does, all on 127.0.0.1, with jackd (Debian package jackd2) as the sound card:
@@ -14,22 +15,28 @@ What it does, all on 127.0.0.1, with jackd (Debian package jackd2) as the sound 
    its playback ports (:mod:`jack_probe`, shared with the audio tests). It creates a key and the
    call flows through the CLI, and starts a fresh hub process (``intercom hub --ice-host 127.0.0.1``)
    for each phase;
-2. latency: a door whose microphone is ``CallAudio.sound_card(microphone=<JACK input>)`` calls a
-   desk whose speaker is ``CallAudio.sound_card(speaker=<JACK output>)`` (its own microphone left
-   out: a tone, so that the door's capture is PortAudio's only input port), both SDK clients in
-   this process with the card's policy plus loopback host candidates. The probe plays a click into
-   the door's capture port and times its onset on the desk's playback port, to the sample, for
-   click after click in call after call. Each click is also timed where it leaves the door's
-   microphone track for the encoder and where it comes out of the desk's receiver into the
-   speaker, which splits the delay into capture, network (encode, hub, decode) and playback legs.
+2. latency: a door whose microphone and speaker are ``CallAudio.sound_card(microphone=<JACK input>,
+   speaker=<JACK output>)`` calls a desk whose speaker is ``CallAudio.sound_card(speaker=<JACK
+   output>)`` (its own microphone left out: silence, so that the door's capture is PortAudio's only
+   input port, and the door's speaker adds nothing to what the probe hears), both SDK clients in
+   this process with the card's policy plus loopback host candidates. Each round makes one call
+   with the processing on and one with it off (which goes first swaps every round), each mode with
+   its own pair of ``CallAudio`` kept for the whole run (a unit's processor lives as long as it).
+   The probe plays a click into the door's capture port and times its onset on the desk's
+   playback port, to the sample, for click after click in call after call. Each click is also
+   timed where it leaves the door's microphone track for the encoder and where it comes out of the
+   desk's receiver into the speaker, which splits the delay into capture, network (encode, hub,
+   decode) and playback legs.
    Interleaved with those calls, in the same run: the same path without sound devices, as
    ``bench/calls.py`` measures it through the hub (a ``ClickSource`` to a ``RecordingSink``, the
    SDK's default policy), so that what the devices add is visible;
-3. unit: the desk, with the sound card as microphone and speaker, runs in a process of its own
-   (``python -c`` importing only the SDK) and answers a call from a door in this process that
-   sends a tone, while the probe plays a tone into the desk's microphone; over a ~10 s window of
-   that call, the desk's CPU time (per thread too) against wall time, and its RSS, next to the
-   CPU of the hub, of jackd, of this process and of everything else.
+3. unit: two desks, with the sound card as microphone and speaker, one with the processing on and
+   one with it off, each in a process of its own (``python -c`` importing only the SDK), answer
+   calls from doors in this process that send a tone, while the probe plays a tone into the desk's
+   microphone; over 5 s windows of those calls (on, off, off, on), each desk's CPU time (per
+   thread too) against wall time, how late its event loop wakes, the processing's own CPU per
+   10 ms frame (``ProcessingStats``), and its RSS, next to the CPU of the hub, of jackd, of this
+   process and of everything else.
 
 Call-progress tones are off throughout (``tones=False``): they sound only before the answer, on
 the unit's own speaker, and their sinks would add playback ports for the probe to tell apart.
@@ -94,13 +101,18 @@ from harness import (
 from jack_probe import PERIOD, RATE, SILENCE, JackProbe, JackServer, running_jack_server
 
 from intercom.audio.devices import list_devices
+from intercom.audio.processing import ALL_PROCESSING, NO_PROCESSING
 from intercom.auth import AccessKey, IncomingCapability, mint_token
 from intercom.media import ClickSource, MediaPolicy, RecordingSink, ToneSource
 from intercom.sdk import CallAudio, CallStatus
 
-TARGET_MOUTH_TO_EAR_P50_MS = 80.0
+# Issue 15's targets, with the processing on
+TARGET_MOUTH_TO_EAR_P50_MS = 60.0
 TARGET_UNIT_CPU_PCT = 8.0  # of one core, the desk unit in a call
 TARGET_UNIT_RSS_MB = 110.0
+
+PROCESSING = {"on": ALL_PROCESSING, "off": NO_PROCESSING}
+MODES = tuple(PROCESSING)
 
 # CallAudio.sound_card's own policy (jitter_frames=0: the speaker's ring is the playout buffer),
 # plus 127.0.0.1 host candidates.
@@ -129,15 +141,22 @@ THREAD_ROLES = {
 class Settings:
     """How much each phase does: the full run, or a quick smoke test."""
 
-    rounds: int  # one sound call and one network-only call each
+    rounds: int  # two sound calls (processing on and off) and one network-only call each
     clicks_per_call: int
     network_seconds: float  # the counted part of each network-only call
-    unit_seconds: float
+    unit_rounds: int  # a call to each desk unit (processing on and off)
+    unit_seconds: float  # the counted part of each
     idle_seconds: float
 
     @classmethod
     def for_mode(cls, quick: bool) -> Settings:
-        return cls(2, 5, 1.5, 3.0, 1.0) if quick else cls(4, 10, 3.0, 10.0, 2.0)
+        return cls(2, 5, 1.5, 1, 3.0, 1.0) if quick else cls(4, 10, 3.0, 2, 5.0, 2.0)
+
+
+def turns(index: int) -> tuple[str, ...]:
+    """The modes in round ``index``'s order: on, off, then off, on, so that a drift of the machine's
+    speed within a pair of rounds hits both alike."""
+    return MODES if index % 2 == 0 else MODES[::-1]
 
 
 # --- timing frames on their way ----------------------------------------------------------------
@@ -236,6 +255,8 @@ class SoundRun:
                 "blocks_dropped": sum(m["blocks_dropped"] for m in self.microphone),
                 "input_overflows": sum(m["input_overflows"] for m in self.microphone),
             },
+            # the door's processor, over all its calls so far (it lives as long as the door's CallAudio)
+            "door_processing": self.microphone[-1]["processing"] if self.microphone else None,
         }
 
 
@@ -261,6 +282,46 @@ def sound_endpoint(endpoint: Endpoint) -> Endpoint:
 # --- latency: clicks from the door's microphone to the desk's speaker ------------------------
 
 
+class SoundCards:
+    """Both units' sound cards, one pair per processing mode; :attr:`mode` picks the pair the next call
+    gets. Each pair is made once, so that each door's processor stays converged from call to call, as
+    a unit's does. The door has its speaker too, as a real door does: its canceller gets a reference
+    (the desk sends silence here), which is what sets the processing's delay (15 ms with one, 11 ms
+    without, measured offline)."""
+
+    def __init__(self, devices: tuple[str, str], timing: dict[str, list[float]]) -> None:
+        microphone, speaker = devices
+        self.mode = MODES[0]
+        self.timing = timing
+        self.door = {
+            mode: CallAudio.sound_card(
+                microphone=microphone, speaker=speaker, policy=SOUND_POLICY, tones=False, processing=steps
+            )
+            for mode, steps in PROCESSING.items()
+        }
+        self.desk = {
+            mode: CallAudio.sound_card(speaker=speaker, policy=SOUND_POLICY, tones=False, processing=steps)
+            for mode, steps in PROCESSING.items()
+        }
+
+    def door_microphone(self) -> MediaStreamTrack:
+        return LoudFrames(self.door[self.mode].source(), self.timing["door"])
+
+    def door_speaker(self, track: MediaStreamTrack) -> Any:
+        return self.door[self.mode].sink(track)
+
+    def desk_speaker(self, track: MediaStreamTrack) -> Any:
+        return self.desk[self.mode].sink(LoudFrames(track, self.timing["desk"]))
+
+
+def silence() -> MediaStreamTrack:
+    return ToneSource(DESK_HZ, amplitude=0.0)
+
+
+def door_tone() -> MediaStreamTrack:
+    return ToneSource(DOOR_HZ)
+
+
 async def click(probe: JackProbe) -> tuple[int, int | None]:
     """One click into the door's capture: where it was played and where its onset was heard (None: missed)."""
     count = len(probe.clicks)
@@ -274,16 +335,24 @@ async def click(probe: JackProbe) -> tuple[int, int | None]:
     return sent, probe.onset_after(sent, CLICK_LOUD)
 
 
+async def wait_for_ports(probe: JackProbe, count: int, is_input: bool) -> list[str]:
+    """The foreign ports of that direction once there are ``count`` of them."""
+    await probe.wait_until(lambda: len(probe.foreign_ports(is_input)) == count, STEP_TIMEOUT)
+    return probe.foreign_ports(is_input)
+
+
 async def sound_click_call(
     door: Endpoint, desk: Endpoint, probe: JackProbe, timing: dict[str, list[float]], clicks: int, run: SoundRun
 ) -> None:
     placed = await place_call(door, desk)
     latencies: list[float] = []
     try:
-        # One PortAudio client holds both units' streams: the door's capture is its only input
-        # port, the desk's playback its only output port.
+        # One PortAudio client holds both units' streams: the door's capture is its only input port;
+        # its output ports are both speakers, the door's playing the desk's silence, so the probe
+        # hears them mixed, which is the desk's alone.
         probe.feed(await probe.wait_for_port(is_input=True, timeout=STEP_TIMEOUT))
-        probe.listen(await probe.wait_for_port(is_input=False, timeout=STEP_TIMEOUT))
+        for port in await wait_for_ports(probe, 2, is_input=False):
+            probe.listen(port)
         await asyncio.sleep(SOUND_SETTLE_S)
         for _ in range(clicks):
             await probe.wait_until(lambda: probe.rms(0.1) < SILENCE, STEP_TIMEOUT)
@@ -300,7 +369,7 @@ async def sound_click_call(
         run.microphone.append(asdict(microphone.track.stats))  # type: ignore[attr-defined]
     finally:
         await hang_up(placed)
-    await probe.wait_for_no_ports(STEP_TIMEOUT)  # both devices closed with the call
+    await probe.wait_for_no_ports(STEP_TIMEOUT)  # all three devices closed with the call
     run.latencies += latencies
     run.per_call_p50_ms.append(summarise_ms(latencies)["p50_ms"])
 
@@ -320,37 +389,44 @@ def add_legs(run: SoundRun, probe: JackProbe, timing: dict[str, list[float]], se
     run.legs["capture_plus_playback"].append(heard_at - received_at + captured_at - played_at)
 
 
+def paired_rounds(on: list[float | None], off: list[float | None]) -> dict[str, object]:
+    """Each round's processing-on call p50 over its processing-off one (the calls of a round ran back to
+    back), and the median of those ratios and differences."""
+    pairs = [(a, b) for a, b in zip(on, off, strict=True) if a is not None and b is not None]
+    ratios = sorted(a / b for a, b in pairs)
+    differences = sorted(a - b for a, b in pairs)
+    return {
+        "per_round_ratio": [round(a / b, 3) for a, b in pairs],
+        "median_ratio": round(percentile(ratios, 0.5), 3) if ratios else None,
+        "median_added_ms": round(percentile(differences, 0.5), 1) if differences else None,
+    }
+
+
 async def measure_latency(
     port: int, key: AccessKey, probe: JackProbe, devices: tuple[str, str], settings: Settings
 ) -> dict[str, object]:
-    """Sound calls and network-only calls in turn, round after round, so that both see the same machine."""
-    microphone, speaker = devices
-    door_card = CallAudio.sound_card(microphone=microphone, policy=SOUND_POLICY, tones=False)
-    desk_card = CallAudio.sound_card(speaker=speaker, policy=SOUND_POLICY, tones=False)
+    """Sound calls with processing on and off and network-only calls in turn, round after round, so that
+    all three see the same machine."""
     timing: dict[str, list[float]] = {"door": [], "desk": []}
-
-    def door_microphone() -> MediaStreamTrack:
-        return LoudFrames(door_card.source(), timing["door"])
-
-    def desk_speaker(track: MediaStreamTrack) -> Any:
-        return desk_card.sink(LoudFrames(track, timing["desk"]))
-
-    door = sound_endpoint(Endpoint("door", port, key, door_microphone, RecordingSink, outgoing="door"))
-    desk = sound_endpoint(Endpoint("desk", port, key, lambda: ToneSource(DESK_HZ), desk_speaker))
+    cards = SoundCards(devices, timing)
+    door = sound_endpoint(Endpoint("door", port, key, cards.door_microphone, cards.door_speaker, outgoing="door"))
+    desk = sound_endpoint(Endpoint("desk", port, key, silence, cards.desk_speaker))
     click_desk = Endpoint("clickdesk", port, key, lambda: ClickSource(CLICK_INTERVAL_S), RecordingSink)
     click_door = Endpoint(
         "clickdoor", port, key, lambda: ClickSource(CLICK_INTERVAL_S), RecordingSink, outgoing="clicks"
     )
     endpoints = [door, desk, click_door, click_desk]
-    sound, network = SoundRun(), ClickRun()
+    sound, network = {mode: SoundRun() for mode in MODES}, ClickRun()
     try:
         await asyncio.gather(*(endpoint.connect() for endpoint in endpoints))
-        for _ in range(settings.rounds):
-            await sound_click_call(door, desk, probe, timing, settings.clicks_per_call, sound)
+        for index in range(settings.rounds):
+            for mode in turns(index):
+                cards.mode = mode
+                await sound_click_call(door, desk, probe, timing, settings.clicks_per_call, sound[mode])
             await hub_click_call(click_door, click_desk, settings.network_seconds, network)
     finally:
         await destroy_all(endpoints)
-    mouth_to_ear = sound.summary()
+    mouth_to_ear = {f"processing_{mode}": sound[mode].summary() for mode in MODES}
     network_only = {
         **summarise_ms(network.forward),
         "desk_to_door_p50_ms": summarise_ms(network.backward)["p50_ms"],
@@ -360,16 +436,22 @@ async def measure_latency(
         "click_interval_s": CLICK_INTERVAL_S,
         "endpoint_jitter_frames": ENDPOINT_POLICY.jitter_frames,
     }
-    m2e_p50, network_p50 = mouth_to_ear["p50_ms"], network_only["p50_ms"]
+    on_p50, off_p50 = (mouth_to_ear[f"processing_{mode}"]["p50_ms"] for mode in MODES)
+    network_p50 = network_only["p50_ms"]
     return {
         "rounds": settings.rounds,
         "clicks_per_call": settings.clicks_per_call,
         "mouth_to_ear": mouth_to_ear,
+        "processing_on_against_off": {
+            "p50_ratio": round(on_p50 / off_p50, 3) if on_p50 is not None and off_p50 else None,
+            "p50_added_ms": round(on_p50 - off_p50, 1) if on_p50 is not None and off_p50 is not None else None,
+            **paired_rounds(sound["on"].per_call_p50_ms, sound["off"].per_call_p50_ms),
+        },
         "network_only": network_only,
         # What the devices add over the network-only path as the SDK's default policy runs it (with its
         # one jitter frame, which the sound card's policy drops); the legs split the sound path itself.
         "device_share_p50_ms": (
-            round(m2e_p50 - network_p50, 1) if m2e_p50 is not None and network_p50 is not None else None
+            round(off_p50 - network_p50, 1) if off_p50 is not None and network_p50 is not None else None
         ),
     }
 
@@ -377,38 +459,60 @@ async def measure_latency(
 # --- unit: one desk in a process of its own ----------------------------------------------------
 
 # A desk unit as an app would write it: the SDK with the sound card as microphone and speaker,
-# answering the first call. Arguments: hub address, microphone id, speaker id; on stdin, the token
-# (out of the process list), then commands: ``stats`` prints the devices' counters and the Python
-# threads as JSON; ``stop`` prints them too, hangs up and exits (PortAudio terminates at exit,
-# while jackd still runs).
+# answering every call, with processing on or off. Arguments: hub address, microphone id, speaker id,
+# ``on`` or ``off``; on stdin, the token (out of the process list), then commands: ``stats`` prints
+# the devices' counters, the Python threads and how late the event loop woke from each 20 ms sleep
+# since the last command, as JSON; ``hangup`` prints them too and hangs up; ``stop`` prints them and
+# exits (PortAudio terminates at exit, while jackd still runs).
 DESK_UNIT = """
 import asyncio
 import json
 import sys
 import threading
+import time
 from dataclasses import asdict, replace
 
+from intercom.audio.processing import ALL_PROCESSING, NO_PROCESSING
 from intercom.media import MediaPolicy
 from intercom.sdk import CallAudio, Client
 
+LAG_TICK_S = 0.02
 
-def report(call, microphones):
+
+async def sample_lag(lags):
+    while True:
+        before = time.monotonic()
+        await asyncio.sleep(LAG_TICK_S)
+        lags.append(time.monotonic() - before - LAG_TICK_S)
+
+
+async def answer(offers, calls):
+    while True:
+        calls.append((await offers.get()).accept())
+
+
+def report(calls, microphones, lags):
+    call = calls[-1] if calls else None
     stats = {
-        "status": str(call.status),
-        "speaker": asdict(call.sink.stats) if call.sink is not None else None,
+        "status": str(call.status) if call is not None else None,
+        "speaker": asdict(call.sink.stats) if call is not None and call.sink is not None else None,
         "microphone": asdict(microphones[-1].stats) if microphones else None,
         "python_threads": {thread.native_id: thread.name for thread in threading.enumerate()},
+        "loop_lag_s": list(lags),
     }
+    lags.clear()
     print(json.dumps(stats), flush=True)
+    return call
 
 
-async def main(host, microphone, speaker):
+async def main(host, microphone, speaker, processing):
     commands = asyncio.StreamReader()
     protocol = asyncio.StreamReaderProtocol(commands)
     await asyncio.get_running_loop().connect_read_pipe(lambda: protocol, sys.stdin)
     token = (await commands.readline()).decode().strip()
     policy = MediaPolicy(host_addresses=("127.0.0.1",), jitter_frames=0)
-    card = CallAudio.sound_card(microphone=microphone, speaker=speaker, policy=policy, tones=False)
+    steps = ALL_PROCESSING if processing == "on" else NO_PROCESSING
+    card = CallAudio.sound_card(microphone=microphone, speaker=speaker, policy=policy, tones=False, processing=steps)
     microphones = []
 
     def source():
@@ -417,15 +521,18 @@ async def main(host, microphone, speaker):
 
     audio = replace(card, source=source)
     client = Client(host=host, refresh_token=lambda: token, secure=False, audio=audio)
-    offers = asyncio.Queue()
+    offers, calls, lags = asyncio.Queue(), [], []
     client.on("incoming", offers.put_nowait)
     await client.setup(jwt=token)
+    tasks = [asyncio.create_task(answer(offers, calls)), asyncio.create_task(sample_lag(lags))]
     print("ready", flush=True)
-    call = (await offers.get()).accept()
-    while (await commands.readline()).strip() == b"stats":
-        report(call, microphones)
-    report(call, microphones)
-    await call.disconnect()
+    while (command := (await commands.readline()).strip()) in (b"stats", b"hangup"):
+        call = report(calls, microphones, lags)
+        if command == b"hangup" and call is not None:
+            await call.disconnect()
+    report(calls, microphones, lags)
+    for task in tasks:
+        task.cancel()
     await client.destroy()
 
 
@@ -435,11 +542,11 @@ asyncio.run(main(*sys.argv[1:]))
 
 @contextlib.asynccontextmanager
 async def desk_unit(
-    port: int, token: str, devices: tuple[str, str], workdir: Path
+    port: int, token: str, devices: tuple[str, str], mode: str, workdir: Path
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """The desk unit's process, registered with the hub; killed if it has not exited by the end."""
-    argv = [sys.executable, "-c", DESK_UNIT, f"{HOST}:{port}", *devices]
-    log_path = workdir / "desk-unit.log"
+    argv = [sys.executable, "-c", DESK_UNIT, f"{HOST}:{port}", *devices, mode]
+    log_path = workdir / f"desk-unit-{mode}.log"
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             *argv, cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log
@@ -453,7 +560,7 @@ async def desk_unit(
                 raise RuntimeError(f"the desk unit did not start: {line!r}")
             yield process
         except BaseException:
-            print(f"--- desk unit log ---\n{log_path.read_text(errors='replace')[-3000:]}", file=sys.stderr)
+            print(f"--- desk unit log ({mode}) ---\n{log_path.read_text(errors='replace')[-3000:]}", file=sys.stderr)
             raise
         finally:
             if process.returncode is None:
@@ -462,7 +569,8 @@ async def desk_unit(
 
 
 async def desk_command(process: asyncio.subprocess.Process, command: str) -> dict[str, Any]:
-    """``stats`` or ``stop``: the unit's devices' counters and Python threads; ``stop`` waits for its exit."""
+    """``stats``, ``hangup`` or ``stop``: the unit's devices' counters, Python threads and loop lag;
+    ``stop`` waits for its exit."""
     assert process.stdin is not None and process.stdout is not None
     process.stdin.write(f"{command}\n".encode())
     async with asyncio.timeout(STEP_TIMEOUT):
@@ -520,70 +628,167 @@ def hears(frequency: float | None, expected: float) -> bool:
     return frequency is not None and abs(frequency - expected) <= TONE_TOLERANCE_HZ
 
 
+@dataclass
+class UnitWindow:
+    """One counted stretch of a call to a desk unit: its CPU (per thread too), the others', its memory."""
+
+    elapsed: float
+    desk_seconds: float
+    threads: dict[int, float]  # CPU seconds per thread id during the window
+    others: dict[str, float]  # CPU seconds of the hub, jackd and this process
+    busy_seconds: float  # the whole machine's
+    memory: dict[str, float]
+    flowing: bool
+    before: dict[str, Any]  # the unit's counters at the start and the end
+    after: dict[str, Any]
+
+
+async def unit_window(
+    door: Endpoint, process: asyncio.subprocess.Process, hub_pid: int, server: JackServer, probe: JackProbe,
+    seconds: float,
+) -> UnitWindow:  # fmt: skip
+    """A door here calls the desk unit's process; its CPU and RSS while the call carries sound both ways."""
+    pid = process.pid
+    call = door.client.start_call()
+    await wait_for(lambda: still_up(call) and call.sink is not None, "the desk unit to answer")
+    probe.play(DESK_HZ)  # someone speaking at the desk
+    probe.feed(await probe.wait_for_port(is_input=True, timeout=STEP_TIMEOUT))
+    probe.listen(await probe.wait_for_port(is_input=False, timeout=STEP_TIMEOUT))
+    sink = call.sink
+    assert isinstance(sink, RecordingSink)
+
+    def flowing() -> bool:
+        return hears(probe.dominant_frequency(0.3), DOOR_HZ) and hears(sink.dominant_frequency(0.3), DESK_HZ)
+
+    await wait_for(flowing, "the door's tone at the desk's speaker and the desk's at the door")
+    await asyncio.sleep(UNIT_SETTLE_S)
+
+    before = await desk_command(process, "stats")
+    threads_before, busy_before = thread_seconds(pid), machine_busy_seconds()
+    others_before = {name: cpu_seconds(other) for name, other in others(hub_pid, server)}
+    desk_before, started = cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    desk_after, elapsed = cpu_seconds(pid), time.monotonic() - started
+    others_after = {name: cpu_seconds(other) for name, other in others(hub_pid, server)}
+    threads_after, busy_after = thread_seconds(pid), machine_busy_seconds()
+    memory = memory_mb(pid)
+    still_flowing = flowing() and call.status is CallStatus.CONFIRMED
+
+    probe.silence()
+    after = await desk_command(process, "hangup")
+    await wait_for(lambda: call.status is CallStatus.ENDED, "the door to see the desk hang up")
+    await probe.wait_for_no_ports(STEP_TIMEOUT)
+    return UnitWindow(
+        elapsed=elapsed,
+        desk_seconds=desk_after - desk_before,
+        threads={tid: seconds - threads_before.get(tid, 0.0) for tid, seconds in threads_after.items()},
+        others={name: others_after[name] - others_before[name] for name in others_before},
+        busy_seconds=busy_after - busy_before,
+        memory=memory,
+        flowing=still_flowing,
+        before=before,
+        after=after,
+    )
+
+
 async def measure_unit(
     port: int, hub_pid: int, key: AccessKey, server: JackServer, probe: JackProbe, devices: tuple[str, str],
     settings: Settings, workdir: Path,
 ) -> dict[str, object]:  # fmt: skip
-    """A door here calls the desk unit's process; its CPU and RSS while the call carries sound both ways."""
-    door = Endpoint("cpudoor", port, key, lambda: ToneSource(DOOR_HZ), RecordingSink, outgoing="cpu")
-    token = mint_token(key, [IncomingCapability("cpudesk")], ttl=3600)
-    await door.connect()
+    """A desk unit with processing on and one with it off, each a process of its own, both registered;
+    a door here calls them in turn (on, off, then off, on), so that both see the same machine."""
+    doors = {
+        mode: Endpoint(f"cpudoor{mode}", port, key, door_tone, RecordingSink, outgoing=f"cpu{mode}") for mode in MODES
+    }
+    windows: dict[str, list[UnitWindow]] = {mode: [] for mode in MODES}
+    await asyncio.gather(*(door.connect() for door in doors.values()))
     try:
-        async with desk_unit(port, token, devices, workdir) as process:
-            pid = process.pid
-            idle_cpu, idle_start = cpu_seconds(pid), time.monotonic()
+        async with contextlib.AsyncExitStack() as stack:
+            processes = {}
+            for mode in MODES:
+                token = mint_token(key, [IncomingCapability(f"cpudesk{mode}")], ttl=3600)
+                processes[mode] = await stack.enter_async_context(desk_unit(port, token, devices, mode, workdir))
+            idle_cpu = {mode: cpu_seconds(process.pid) for mode, process in processes.items()}
+            idle_start = time.monotonic()
             await asyncio.sleep(settings.idle_seconds)
-            idle_share = (cpu_seconds(pid) - idle_cpu) / (time.monotonic() - idle_start)
-            memory_idle = memory_mb(pid)
-
-            call = door.client.start_call()
-            await wait_for(lambda: still_up(call) and call.sink is not None, "the desk unit to answer")
-            probe.play(DESK_HZ)  # someone speaking at the desk
-            probe.feed(await probe.wait_for_port(is_input=True, timeout=STEP_TIMEOUT))
-            probe.listen(await probe.wait_for_port(is_input=False, timeout=STEP_TIMEOUT))
-            sink = call.sink
-            assert isinstance(sink, RecordingSink)
-
-            def flowing() -> bool:
-                return hears(probe.dominant_frequency(0.3), DOOR_HZ) and hears(sink.dominant_frequency(0.3), DESK_HZ)
-
-            await wait_for(flowing, "the door's tone at the desk's speaker and the desk's at the door")
-            await asyncio.sleep(UNIT_SETTLE_S)
-
-            devices_before = await desk_command(process, "stats")
-            threads_before, busy_before = thread_seconds(pid), machine_busy_seconds()
-            others_before = {name: cpu_seconds(other) for name, other in others(hub_pid, server)}
-            desk_before, started = cpu_seconds(pid), time.monotonic()
-            await asyncio.sleep(settings.unit_seconds)
-            desk_after, elapsed = cpu_seconds(pid), time.monotonic() - started
-            others_after = {name: cpu_seconds(other) for name, other in others(hub_pid, server)}
-            threads_after, busy_after = thread_seconds(pid), machine_busy_seconds()
-            memory = memory_mb(pid)
-            still_flowing = flowing() and call.status is CallStatus.CONFIRMED
-
-            probe.silence()
-            devices_after = await desk_command(process, "stop")
-        await wait_for(lambda: call.status is CallStatus.ENDED, "the door to see the desk hang up")
-        await probe.wait_for_no_ports(STEP_TIMEOUT)
+            idle = {
+                mode: {
+                    "cpu_pct_of_core": round(
+                        (cpu_seconds(process.pid) - idle_cpu[mode]) * 100 / (time.monotonic() - idle_start), 2
+                    ),
+                    "memory": memory_mb(process.pid),
+                }
+                for mode, process in processes.items()
+            }
+            for index in range(settings.unit_rounds):
+                for mode in turns(index):
+                    window = unit_window(doors[mode], processes[mode], hub_pid, server, probe, settings.unit_seconds)
+                    windows[mode].append(await window)
+            python_threads = {}
+            for mode, process in processes.items():
+                python_threads[mode] = (await desk_command(process, "stop"))["python_threads"]
     finally:
-        await destroy_all([door])
-    desk_share = (desk_after - desk_before) / elapsed
-    shares = {name: (others_after[name] - others_before[name]) / elapsed for name in others_before}
-    other_share = max(0.0, (busy_after - busy_before) / elapsed - desk_share - sum(shares.values()))
+        await destroy_all(list(doors.values()))
+    figures = {
+        f"processing_{mode}": unit_figures(windows[mode], processes[mode].pid, python_threads[mode], idle[mode])
+        for mode in MODES
+    }
+    on, off = (figures[f"processing_{mode}"] for mode in MODES)
+    return {
+        "window_s": settings.unit_seconds,
+        "windows_per_mode": settings.unit_rounds,
+        **figures,
+        "processing_on_against_off": {
+            "cpu_ratio": round(on["desk_cpu_pct_of_core"] / off["desk_cpu_pct_of_core"], 3),
+            "cpu_added_pct_of_core": round(on["desk_cpu_pct_of_core"] - off["desk_cpu_pct_of_core"], 2),
+            "per_round_cpu_ratio": [
+                round(a.desk_seconds / a.elapsed / (b.desk_seconds / b.elapsed), 3)
+                for a, b in zip(windows["on"], windows["off"], strict=True)
+            ],
+            "rss_added_mb": round(
+                on["desk_memory_in_call"]["rss_without_jack_shm_mb"]
+                - off["desk_memory_in_call"]["rss_without_jack_shm_mb"],
+                1,
+            ),
+        },
+    }
+
+
+def unit_figures(
+    windows: list[UnitWindow], pid: int, python_threads: dict[str, str], idle: dict[str, Any]
+) -> dict[str, object]:
+    """One mode's windows added up: CPU, threads, loop lag, memory (the largest), the processing's cost."""
+    elapsed = sum(window.elapsed for window in windows)
+    desk_share = sum(window.desk_seconds for window in windows) / elapsed
+    threads: Counter[int] = Counter()
+    others_seconds: Counter[str] = Counter()
+    for window in windows:
+        threads.update(window.threads)
+        others_seconds.update(window.others)
+    shares = {name: seconds / elapsed for name, seconds in others_seconds.items()}
+    busy = sum(window.busy_seconds for window in windows) / elapsed
+    other_share = max(0.0, busy - desk_share - sum(shares.values()))
     notes = []
     if other_share >= 0.2:
         notes.append(f"other processes used {other_share:.2f} of a core meanwhile: the figures are pessimistic")
-    threads = describe_threads(pid, threads_before, threads_after, elapsed, devices_after["python_threads"])
+    lags_ms = sorted(lag * 1000 for window in windows for lag in window.after["loop_lag_s"])
+    memory = max((window.memory for window in windows), key=lambda memory: memory["rss_mb"])
     return {
-        "window_s": round(elapsed, 2),
         "desk_cpu_pct_of_core": round(desk_share * 100, 2),
-        "desk_idle_cpu_pct_of_core": round(idle_share * 100, 2),
-        "desk_threads": threads,
+        "per_window_cpu_pct": [round(window.desk_seconds * 100 / window.elapsed, 2) for window in windows],
+        "desk_idle_cpu_pct_of_core": idle["cpu_pct_of_core"],
+        "desk_threads": describe_threads(pid, dict(threads), elapsed, python_threads),
+        "desk_loop_lag_ms": {
+            "ticks": len(lags_ms),
+            "p50": round(percentile(lags_ms, 0.5), 2) if lags_ms else None,
+            "p99": round(percentile(lags_ms, 0.99), 2) if lags_ms else None,
+            "max": round(lags_ms[-1], 2) if lags_ms else None,
+        },
+        "processing": processing_in_windows(windows),
         "desk_memory_in_call": memory,
-        "desk_memory_idle": memory_idle,
-        "audio_flowing_both_ways": still_flowing,
-        "desk_devices_in_window": window_counters(devices_before, devices_after),
-        "desk_devices_whole_call": {"speaker": devices_after["speaker"], "microphone": devices_after["microphone"]},
+        "desk_memory_idle": idle["memory"],
+        "audio_flowing_both_ways": all(window.flowing for window in windows),
+        "desk_devices_in_windows": window_counters(windows),
         "cpu_pct_of_core_meanwhile": {
             **{name: round(share * 100, 2) for name, share in shares.items()},
             "everything_else": round(other_share * 100, 2),
@@ -592,17 +797,41 @@ async def measure_unit(
     }
 
 
-def window_counters(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """What the desk's speaker and microphone counted during the window: the steady state, start-up left out."""
+def processing_in_windows(windows: list[UnitWindow]) -> dict[str, object] | None:
+    """The unit's processor during the windows: its CPU per 10 ms frame (both streams) and echo figures."""
+    cost_us = frames = 0.0
+    for window in windows:
+        before, after = window.before["microphone"]["processing"], window.after["microphone"]["processing"]
+        if before is None or after is None:
+            return None
+        counted = [max(stats["frames_processed"], stats["reference_frames"]) for stats in (before, after)]
+        cost_us += after["cost_us_per_frame"] * counted[1] - before["cost_us_per_frame"] * counted[0]
+        frames += counted[1] - counted[0]
+    last = windows[-1].after["microphone"]["processing"]
+    return {
+        "cost_us_per_10ms_frame": round(cost_us / frames, 1) if frames else None,
+        "cost_pct_of_core": round(cost_us / frames / 100, 2) if frames else None,
+        "frames": int(frames),
+        "errors": last["errors"],
+        "delay_hint_ms": last["delay_hint_ms"],
+        "settings": last["settings"],
+    }
+
+
+def window_counters(windows: list[UnitWindow]) -> dict[str, dict[str, int]]:
+    """What the desk's speaker and microphone counted during the windows: the steady state, start-up left out."""
     counted = {
         "speaker": ("frames_received", "blocks_played", "underruns", "overruns", "samples_dropped"),
         "microphone": ("blocks_captured", "blocks_dropped", "input_overflows"),
     }
-    return {
-        device: {name: after[device][name] - before[device][name] for name in names}
-        for device, names in counted.items()
-        if before[device] is not None and after[device] is not None
-    }
+    totals: dict[str, Counter[str]] = {device: Counter() for device in counted}
+    for window in windows:
+        for device, names in counted.items():
+            if window.before[device] is not None and window.after[device] is not None:
+                totals[device].update(
+                    {name: window.after[device][name] - window.before[device][name] for name in names}
+                )
+    return {device: dict(total) for device, total in totals.items()}
 
 
 def others(hub_pid: int, server: JackServer) -> list[tuple[str, int]]:
@@ -611,15 +840,16 @@ def others(hub_pid: int, server: JackServer) -> list[tuple[str, int]]:
 
 
 def describe_threads(
-    pid: int, before: dict[int, float], after: dict[int, float], elapsed: float, python_threads: dict[str, str]
+    pid: int, seconds: dict[int, float], elapsed: float, python_threads: dict[str, str]
 ) -> list[dict[str, object]]:
     """Where the unit's CPU went, thread by thread (% of a core). The main thread runs the event loop
     (Opus, SRTP, RTP, the SDK); Python's own threads are named; the rest are native: libjack's, which
-    run PortAudio's callbacks (and through them sounddevice's, in Python), or idle library pools."""
+    run PortAudio's callbacks (and through them sounddevice's and the processing, in Python), or idle
+    library pools."""
     shown: list[dict[str, object]] = []
     rest: list[float] = []
-    for tid, seconds in after.items():
-        share = round((seconds - before.get(tid, 0.0)) * 100 / elapsed, 2)
+    for tid, used in seconds.items():
+        share = round(used * 100 / elapsed, 2)
         if tid == pid:
             shown.append({"tid": tid, "thread": "main (event loop)", "cpu_pct": share})
         elif share >= THREAD_SHOWN_PCT:
@@ -663,7 +893,9 @@ async def run(settings: Settings, workdir: Path) -> dict[str, object]:
     """Both phases on one JACK server, each against a hub process of its own; returns the figures."""
     data_dir = workdir / "data"
     key = create_key(data_dir)
-    create_flows(data_dir, workdir, {"door": "desk", "clicks": "clickdesk", "cpu": "cpudesk"})
+    create_flows(
+        data_dir, workdir, {"door": "desk", "clicks": "clickdesk", "cpuon": "cpudeskon", "cpuoff": "cpudeskoff"}
+    )
     with running_jack_server(workdir, prefix="intercom-bench") as server:
         devices = jack_devices()
         probe = JackProbe(server, asyncio.get_running_loop())
@@ -682,7 +914,8 @@ async def run(settings: Settings, workdir: Path) -> dict[str, object]:
 
 
 def verdict(figures: dict[str, dict[str, Any]]) -> dict[str, bool]:
-    mouth_to_ear, unit = figures["latency"]["mouth_to_ear"], figures["unit"]
+    """Issue 15's targets, with the processing on."""
+    mouth_to_ear, unit = figures["latency"]["mouth_to_ear"]["processing_on"], figures["unit"]["processing_on"]
     passed = {
         "mouth_to_ear": mouth_to_ear["p50_ms"] is not None
         and mouth_to_ear["p50_ms"] <= TARGET_MOUTH_TO_EAR_P50_MS
@@ -695,20 +928,29 @@ def verdict(figures: dict[str, dict[str, Any]]) -> dict[str, bool]:
 
 def summary_line(figures: dict[str, dict[str, Any]]) -> str:
     latency, unit = figures["latency"], figures["unit"]
-    m2e, network, memory = latency["mouth_to_ear"], latency["network_only"], unit["desk_memory_in_call"]
-    legs = m2e["legs_p50_ms"]
+    m2e = latency["mouth_to_ear"]
+    on, off = m2e["processing_on"], m2e["processing_off"]
+    paired, network = latency["processing_on_against_off"], latency["network_only"]
+    unit_on, unit_off = unit["processing_on"], unit["processing_off"]
+    legs = on["legs_p50_ms"]
+    speakers = [m2e[f"processing_{mode}"]["desk_speaker"] for mode in MODES]
     return (
-        f"audio: mouth-to-ear p50 {m2e['p50_ms']}ms p95 {m2e['p95_ms']}ms "
-        f"({m2e['count']} clicks, {m2e['missed_clicks']} missed; legs p50 capture {legs['capture']} "
-        f"network {legs['network']} playback {legs['playback']}ms) vs network-only p50 {network['p50_ms']}ms "
-        f"p95 {network['p95_ms']}ms (devices +{latency['device_share_p50_ms']}ms); "
-        f"desk unit in a call {unit['desk_cpu_pct_of_core']}% of a core, RSS {memory['rss_without_jack_shm_mb']} MB "
-        f"+ {memory['jack_shm_mb']} MB of jackd's shared memory"
+        f"audio: mouth-to-ear p50 processing on {on['p50_ms']}ms / off {off['p50_ms']}ms "
+        f"(+{paired['p50_added_ms']}ms, x{paired['p50_ratio']}; {on['count']}+{off['count']} clicks, "
+        f"{on['missed_clicks'] + off['missed_clicks']} missed, "
+        f"{sum(s['underruns'] for s in speakers)} underruns, {sum(s['overruns'] for s in speakers)} overruns; "
+        f"legs p50 on: capture {legs['capture']} network {legs['network']} playback {legs['playback']}ms) "
+        f"vs network-only p50 {network['p50_ms']}ms; desk unit in a call on {unit_on['desk_cpu_pct_of_core']}% / "
+        f"off {unit_off['desk_cpu_pct_of_core']}% of a core (processing "
+        f"{unit_on['processing']['cost_us_per_10ms_frame']} us per 10 ms frame), RSS on "
+        f"{unit_on['desk_memory_in_call']['rss_without_jack_shm_mb']} / off "
+        f"{unit_off['desk_memory_in_call']['rss_without_jack_shm_mb']} MB "
+        f"+ {unit_on['desk_memory_in_call']['jack_shm_mb']} MB of jackd's shared memory"
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv, __doc__.splitlines()[0], "2 sound calls of 5 clicks, a 3 s CPU window")
+    args = parse_args(argv, __doc__.splitlines()[0], "4 sound calls of 5 clicks, a 3 s CPU window per mode")
     settings = Settings.for_mode(args.quick)
     targets = {
         "mouth_to_ear_p50_ms_max": TARGET_MOUTH_TO_EAR_P50_MS,
