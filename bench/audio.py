@@ -36,7 +36,14 @@ What it does, all on 127.0.0.1, with jackd (Debian package jackd2) as the sound 
    microphone; over 5 s windows of those calls (on, off, off, on), each desk's CPU time (per
    thread too) against wall time, how late its event loop wakes, the processing's own CPU per
    10 ms frame (``ProcessingStats``), and its RSS, next to the CPU of the hub, of jackd, of this
-   process and of everything else.
+   process and of everything else;
+4. echo: a door with the sound card as microphone and speaker stands in a room (``jack_room``:
+   its speaker port convolved with a room response, 20 ms bulk delay, 9 dB down, fed to its
+   microphone port) and calls a desk here that sends far-end speech (espeak-ng, ``room_sound``):
+   far end alone, then the near voice too. What the door sends is kept frame by frame: ERLE (the
+   echo entering the microphone over what is sent) from 2 s of far-end speech, and in double
+   talk the near voice's level loss and its correlation with what is sent, processing on and off
+   in turn (a simpler version of the rig tests: the bench reports, the tests assert).
 
 Call-progress tones are off throughout (``tones=False``): they sound only before the answer, on
 the unit's own speaker, and their sinks would add playback ports for the probe to tell apart.
@@ -99,11 +106,25 @@ from harness import (
     wait_phase,
 )
 from jack_probe import PERIOD, RATE, SILENCE, JackProbe, JackServer, running_jack_server
+from jack_room import Components, JackRoom
+from room_sound import (
+    ECHO_DB,
+    NEAR_RMS_DBFS,
+    SPEAKER_RMS_DBFS,
+    active_mask,
+    db,
+    far_speech,
+    lag_by_correlation,
+    near_speech,
+    room_response,
+)
 
 from intercom.audio.devices import list_devices
 from intercom.audio.processing import ALL_PROCESSING, NO_PROCESSING
 from intercom.auth import AccessKey, IncomingCapability, mint_token
 from intercom.media import ClickSource, MediaPolicy, RecordingSink, ToneSource
+from intercom.media.tones import SoundFile, WavTrack
+from intercom.media.tracks import FRAME_SAMPLES
 from intercom.sdk import CallAudio, CallStatus
 
 # Issue 15's targets, with the processing on
@@ -125,6 +146,8 @@ SOUND_SETTLE_S = 1.0  # after the probe is wired to a call's ports: the speaker'
 TIMING_SLACK_S = 0.002  # a position's time on the monotonic clock is known within about 1 ms
 DESK_START_TIMEOUT = 30.0  # the unit process imports the SDK, aiortc and PortAudio, then registers
 UNIT_SETTLE_S = 1.0
+ROOM_DELAY_MS = 20.0  # the room's bulk delay; JACK adds a period where the loop closes
+ROOM_SEED = 15  # of the room's response, as in bench/aec_compare.py's first runs
 THREAD_SHOWN_PCT = 0.1  # threads of the unit using less than this share of a core are summed up
 TONE_TOLERANCE_HZ = 15.0
 # What the unit's Python threads do, by name (prefix). Opus is encoded and decoded on the event
@@ -147,10 +170,13 @@ class Settings:
     unit_rounds: int  # a call to each desk unit (processing on and off)
     unit_seconds: float  # the counted part of each
     idle_seconds: float
+    echo_rounds: int  # a call in the room with processing on and one with it off
+    echo_far_seconds: float  # far-end speech alone
+    echo_talk_seconds: float  # then both talking
 
     @classmethod
     def for_mode(cls, quick: bool) -> Settings:
-        return cls(2, 5, 1.5, 1, 3.0, 1.0) if quick else cls(4, 10, 3.0, 2, 5.0, 2.0)
+        return cls(2, 5, 1.5, 1, 3.0, 1.0, 1, 5.0, 5.0) if quick else cls(4, 10, 3.0, 2, 5.0, 2.0, 2, 8.0, 8.0)
 
 
 def turns(index: int) -> tuple[str, ...]:
@@ -282,36 +308,26 @@ def sound_endpoint(endpoint: Endpoint) -> Endpoint:
 # --- latency: clicks from the door's microphone to the desk's speaker ------------------------
 
 
-class SoundCards:
-    """Both units' sound cards, one pair per processing mode; :attr:`mode` picks the pair the next call
-    gets. Each pair is made once, so that each door's processor stays converged from call to call, as
-    a unit's does. The door has its speaker too, as a real door does: its canceller gets a reference
-    (the desk sends silence here), which is what sets the processing's delay (15 ms with one, 11 ms
-    without, measured offline)."""
+class ModeCards:
+    """A unit's sound card, one ``CallAudio`` per processing mode; :attr:`mode` picks the one the next
+    call gets. Each is made once, so that each processor stays converged from call to call, as a
+    unit's does."""
 
-    def __init__(self, devices: tuple[str, str], timing: dict[str, list[float]]) -> None:
+    def __init__(self, devices: tuple[str, str]) -> None:
         microphone, speaker = devices
         self.mode = MODES[0]
-        self.timing = timing
-        self.door = {
+        self.cards = {
             mode: CallAudio.sound_card(
                 microphone=microphone, speaker=speaker, policy=SOUND_POLICY, tones=False, processing=steps
             )
             for mode, steps in PROCESSING.items()
         }
-        self.desk = {
-            mode: CallAudio.sound_card(speaker=speaker, policy=SOUND_POLICY, tones=False, processing=steps)
-            for mode, steps in PROCESSING.items()
-        }
 
-    def door_microphone(self) -> MediaStreamTrack:
-        return LoudFrames(self.door[self.mode].source(), self.timing["door"])
+    def source(self) -> MediaStreamTrack:
+        return self.cards[self.mode].source()
 
-    def door_speaker(self, track: MediaStreamTrack) -> Any:
-        return self.door[self.mode].sink(track)
-
-    def desk_speaker(self, track: MediaStreamTrack) -> Any:
-        return self.desk[self.mode].sink(LoudFrames(track, self.timing["desk"]))
+    def sink(self, track: MediaStreamTrack) -> Any:
+        return self.cards[self.mode].sink(track)
 
 
 def silence() -> MediaStreamTrack:
@@ -408,9 +424,18 @@ async def measure_latency(
     """Sound calls with processing on and off and network-only calls in turn, round after round, so that
     all three see the same machine."""
     timing: dict[str, list[float]] = {"door": [], "desk": []}
-    cards = SoundCards(devices, timing)
-    door = sound_endpoint(Endpoint("door", port, key, cards.door_microphone, cards.door_speaker, outgoing="door"))
-    desk = sound_endpoint(Endpoint("desk", port, key, silence, cards.desk_speaker))
+    # The door has its speaker too, as a real door does: its canceller gets a reference (the desk sends
+    # silence here), which is what sets the processing's delay (15 ms with one, 11 ms without, offline).
+    door_card, desk_card = ModeCards(devices), ModeCards(devices)
+
+    def door_microphone() -> MediaStreamTrack:
+        return LoudFrames(door_card.source(), timing["door"])
+
+    def desk_speaker(track: MediaStreamTrack) -> Any:
+        return desk_card.sink(LoudFrames(track, timing["desk"]))
+
+    door = sound_endpoint(Endpoint("door", port, key, door_microphone, door_card.sink, outgoing="door"))
+    desk = sound_endpoint(Endpoint("desk", port, key, silence, desk_speaker))
     click_desk = Endpoint("clickdesk", port, key, lambda: ClickSource(CLICK_INTERVAL_S), RecordingSink)
     click_door = Endpoint(
         "clickdoor", port, key, lambda: ClickSource(CLICK_INTERVAL_S), RecordingSink, outgoing="clicks"
@@ -421,7 +446,7 @@ async def measure_latency(
         await asyncio.gather(*(endpoint.connect() for endpoint in endpoints))
         for index in range(settings.rounds):
             for mode in turns(index):
-                cards.mode = mode
+                door_card.mode = desk_card.mode = mode
                 await sound_click_call(door, desk, probe, timing, settings.clicks_per_call, sound[mode])
             await hub_click_call(click_door, click_desk, settings.network_seconds, network)
     finally:
@@ -453,6 +478,169 @@ async def measure_latency(
         "device_share_p50_ms": (
             round(off_p50 - network_p50, 1) if off_p50 is not None and network_p50 is not None else None
         ),
+    }
+
+
+# --- echo: the door in a room, far-end speech, then double talk ---------------------------------
+
+
+class SentFrames(MediaStreamTrack):
+    """Passes ``track`` on unchanged, keeping each frame's samples by its pts and when the first went through."""
+
+    kind = "audio"
+
+    def __init__(self, track: MediaStreamTrack) -> None:
+        super().__init__()
+        self.track = track
+        self.frames: dict[int, np.ndarray] = {}
+        self.first_at: float | None = None
+
+    async def recv(self) -> Any:
+        frame = await self.track.recv()
+        if self.first_at is None:
+            self.first_at = time.monotonic()
+        self.frames[frame.pts] = frame.to_ndarray().reshape(-1)
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.track.stop()
+
+    def signal(self) -> np.ndarray:
+        """Everything sent, as JACK floats, frames placed by pts (a dropped block leaves silence)."""
+        first = min(self.frames)
+        out = np.zeros(max(self.frames) + FRAME_SAMPLES - first, dtype=np.float32)
+        for pts, samples in self.frames.items():
+            out[pts - first : pts - first + len(samples)] = samples / 32768.0
+        return out
+
+
+@dataclass
+class EchoCall:
+    """What one call of the echo phase measured."""
+
+    erle_from_2s_db: float
+    erle_per_second_db: list[float]
+    double_talk_loss_db: float  # the near voice's level over the output's, on its active frames
+    double_talk_loss_both_talking_db: float  # the same where the echo is active too
+    near_correlation: float  # of the output with the clean near voice, shifted by the processing's delay
+    near_delay_ms: float
+
+
+def power(samples: np.ndarray) -> float:
+    return float(np.mean(np.square(samples, dtype=np.float64))) if len(samples) else 0.0
+
+
+async def echo_call(door: Endpoint, desk: Endpoint, room: JackRoom, probe: JackProbe, settings: Settings) -> EchoCall:
+    """Far-end speech into the room for ``echo_far_seconds``, then the near voice too for ``echo_talk_seconds``."""
+    placed = await place_call(door, desk)
+    try:
+        room.stand_between(
+            await probe.wait_for_port(is_input=False, timeout=STEP_TIMEOUT),
+            await probe.wait_for_port(is_input=True, timeout=STEP_TIMEOUT),
+        )
+        start = room.position
+        talk = start + round(settings.echo_far_seconds * RATE)
+        end = talk + round(settings.echo_talk_seconds * RATE)
+        await room.wait_until(lambda: room.position >= talk, STEP_TIMEOUT + settings.echo_far_seconds)
+        room.play_near(near_speech())
+        await room.wait_until(lambda: room.position >= end + 2 * PERIOD, STEP_TIMEOUT + settings.echo_talk_seconds)
+        room.quiet()
+        sent = door.sources[-1]
+        assert isinstance(sent, SentFrames) and sent.first_at is not None
+        components = room.components(start, end)
+    finally:
+        await hang_up(placed)
+    await probe.wait_for_no_ports(STEP_TIMEOUT)
+    # The first frame sent was captured in the cycle it went through in (within a period): the output
+    # on the room's timeline, from ``start``.
+    first = round((sent.first_at - room.monotonic_at(0)) * RATE) // PERIOD * PERIOD
+    out = np.zeros(end - start, dtype=np.float32)
+    signal = sent.signal()[max(0, start - first) :]
+    out[max(0, first - start) :][: len(signal)] = signal[: len(out) - max(0, first - start)]
+    return measure_echo(components, out, talk - start)
+
+
+def measure_echo(components: Components, out: np.ndarray, talk: int) -> EchoCall:
+    """ERLE on the far-end-only part (from 2 s), double-talk figures on the rest."""
+    echo, near = components.echo, components.near
+    seconds = range(2, talk // RATE)
+    per_second = [
+        db(power(echo[s * RATE : (s + 1) * RATE]) / max(power(out[s * RATE : (s + 1) * RATE]), 1e-20)) for s in seconds
+    ]
+    erle = db(power(echo[2 * RATE : talk]) / max(power(out[2 * RATE : talk]), 1e-20))
+    # The near voice comes out late by the processing's own delay (and the graph's): found by correlation.
+    clean, output = near[talk:], out[talk:]
+    lag = lag_by_correlation(clean, output, max_lag=round(0.1 * RATE), min_lag=-round(0.04 * RATE))
+    shifted = np.roll(output, -lag)[: len(clean) - max(lag, 0)]
+    clean = clean[: len(shifted)]
+    active = active_mask(clean)
+    both = active & active_mask(echo[talk:][: len(clean)])
+    correlation = float(np.corrcoef(clean[active], shifted[active])[0, 1])
+    return EchoCall(
+        erle_from_2s_db=round(erle, 1),
+        erle_per_second_db=[round(value, 1) for value in per_second],
+        double_talk_loss_db=round(db(power(clean[active]) / power(shifted[active])), 1),
+        double_talk_loss_both_talking_db=round(db(power(clean[both]) / power(shifted[both])), 1),
+        near_correlation=round(correlation, 3),
+        near_delay_ms=round(lag * 1000 / RATE, 1),
+    )
+
+
+async def measure_echo_phase(
+    port: int, key: AccessKey, server: JackServer, probe: JackProbe, devices: tuple[str, str], settings: Settings
+) -> dict[str, object]:
+    """The door in a room (far-end speech echoed back into its microphone, then a near voice too), with
+    the processing on and off in turn; what the door sends is kept frame by frame."""
+    far = await asyncio.to_thread(far_speech)
+    await asyncio.to_thread(near_speech)  # espeak-ng, once per process
+    far_pcm = SoundFile("far-end speech", np.round(far * 32767).astype(np.int16))
+    card = ModeCards(devices)
+    door = sound_endpoint(
+        Endpoint("echodoor", port, key, lambda: SentFrames(card.source()), card.sink, outgoing="echo")
+    )
+    desk = sound_endpoint(Endpoint("echodesk", port, key, lambda: WavTrack(far_pcm), RecordingSink))
+    response = room_response(ROOM_DELAY_MS, np.random.default_rng(ROOM_SEED))
+    keep = settings.echo_far_seconds + settings.echo_talk_seconds + 2
+    room = JackRoom(server, asyncio.get_running_loop(), response, keep_seconds=keep)
+    calls: dict[str, list[EchoCall]] = {mode: [] for mode in MODES}
+    try:
+        await asyncio.gather(door.connect(), desk.connect())
+        for index in range(settings.echo_rounds):
+            for mode in turns(index):
+                card.mode = mode
+                calls[mode].append(await echo_call(door, desk, room, probe, settings))
+    finally:
+        await destroy_all([door, desk])
+        await room.close()
+    return {
+        "room": {
+            "delay_ms": ROOM_DELAY_MS,
+            "echo_db": ECHO_DB,
+            "seed": ROOM_SEED,
+            "far_speech_dbfs": SPEAKER_RMS_DBFS,
+            "near_speech_dbfs": NEAR_RMS_DBFS,
+            "far_only_seconds": settings.echo_far_seconds,
+            "double_talk_seconds": settings.echo_talk_seconds,
+        },
+        **{f"processing_{mode}": echo_summary(calls[mode]) for mode in MODES},
+    }
+
+
+def echo_summary(calls: list[EchoCall]) -> dict[str, object]:
+    """The calls of one mode: each call's figures, and the medians over them (the first call's ERLE
+    apart: only there does the canceller start from nothing)."""
+
+    def median(name: str) -> float:
+        return percentile(sorted(getattr(call, name) for call in calls), 0.5)
+
+    return {
+        "first_call_erle_from_2s_db": calls[0].erle_from_2s_db,
+        "erle_from_2s_db_median": median("erle_from_2s_db"),
+        "double_talk_loss_db_median": median("double_talk_loss_db"),
+        "double_talk_loss_both_talking_db_median": median("double_talk_loss_both_talking_db"),
+        "near_correlation_median": median("near_correlation"),
+        "calls": [asdict(call) for call in calls],
     }
 
 
@@ -890,11 +1078,13 @@ def environment() -> dict[str, object]:
 
 
 async def run(settings: Settings, workdir: Path) -> dict[str, object]:
-    """Both phases on one JACK server, each against a hub process of its own; returns the figures."""
+    """The three phases on one JACK server, each against a hub process of its own; returns the figures."""
     data_dir = workdir / "data"
     key = create_key(data_dir)
     create_flows(
-        data_dir, workdir, {"door": "desk", "clicks": "clickdesk", "cpuon": "cpudeskon", "cpuoff": "cpudeskoff"}
+        data_dir,
+        workdir,
+        {"door": "desk", "clicks": "clickdesk", "cpuon": "cpudeskon", "cpuoff": "cpudeskoff", "echo": "echodesk"},
     )
     with running_jack_server(workdir, prefix="intercom-bench") as server:
         devices = jack_devices()
@@ -908,9 +1098,13 @@ async def run(settings: Settings, workdir: Path) -> dict[str, object]:
                 unit = await wait_phase(
                     "unit", measure_unit(port, pid, key, server, probe, devices, settings, workdir), PHASE_TIMEOUT
                 )
+            async with fresh_hub(data_dir, workdir, "echo", HUB_ARGS) as (port, _):
+                echo = await wait_phase(
+                    "echo", measure_echo_phase(port, key, server, probe, devices, settings), PHASE_TIMEOUT
+                )
         finally:
             await probe.close()
-    return {"latency": latency, "unit": unit}
+    return {"latency": latency, "unit": unit, "echo": echo}
 
 
 def verdict(figures: dict[str, dict[str, Any]]) -> dict[str, bool]:
@@ -932,6 +1126,7 @@ def summary_line(figures: dict[str, dict[str, Any]]) -> str:
     on, off = m2e["processing_on"], m2e["processing_off"]
     paired, network = latency["processing_on_against_off"], latency["network_only"]
     unit_on, unit_off = unit["processing_on"], unit["processing_off"]
+    echo_on, echo_off = figures["echo"]["processing_on"], figures["echo"]["processing_off"]
     legs = on["legs_p50_ms"]
     speakers = [m2e[f"processing_{mode}"]["desk_speaker"] for mode in MODES]
     return (
@@ -945,7 +1140,10 @@ def summary_line(figures: dict[str, dict[str, Any]]) -> str:
         f"{unit_on['processing']['cost_us_per_10ms_frame']} us per 10 ms frame), RSS on "
         f"{unit_on['desk_memory_in_call']['rss_without_jack_shm_mb']} / off "
         f"{unit_off['desk_memory_in_call']['rss_without_jack_shm_mb']} MB "
-        f"+ {unit_on['desk_memory_in_call']['jack_shm_mb']} MB of jackd's shared memory"
+        f"+ {unit_on['desk_memory_in_call']['jack_shm_mb']} MB of jackd's shared memory; "
+        f"echo: ERLE from 2 s on {echo_on['first_call_erle_from_2s_db']} dB (first call) / off "
+        f"{echo_off['first_call_erle_from_2s_db']} dB, double-talk loss on "
+        f"{echo_on['double_talk_loss_db_median']} dB / off {echo_off['double_talk_loss_db_median']} dB"
     )
 
 
