@@ -9,8 +9,9 @@ candidate module (bench/aec_compare.py) reports AEC3's figures.
   :data:`DELAY_WINDOW_S`, at 8 kHz), on the timeline on which the canceller gets them, so it is the
   delay the canceller has to find: the device buffers and the room together.
 
-Fed on PortAudio's threads (cheap: a few numpy reductions per block); the figures are computed when
-asked, on the caller's thread.
+Fed on PortAudio's threads (cheap: each block is made float once, then two dot products: ~10 us a
+block where numpy's ``mean`` and float64 copies took ~50); the figures are computed when asked, on
+the caller's thread.
 """
 
 from __future__ import annotations
@@ -42,18 +43,23 @@ class EchoFigures:
     delay_ms: float | None
 
 
-def _power(block: np.ndarray) -> float:
-    samples = block.astype(np.float64) / 32768.0
-    return float(np.dot(samples, samples) / max(1, len(samples)))
+FULL_SCALE_POWER = 32768.0**2
+_AVERAGE = np.full(DECIMATION, 1 / DECIMATION, dtype=np.float32)
+
+
+def _power(samples: np.ndarray) -> float:
+    """Mean power of int16-scaled float32 samples, as a fraction of full scale's."""
+    return float(np.dot(samples, samples)) / (FULL_SCALE_POWER * max(1, len(samples)))
 
 
 def _dbfs(power: float) -> float:
     return 10 * math.log10(power) if power > 0 else -math.inf
 
 
-def _decimated(block: np.ndarray) -> np.ndarray:
-    usable = len(block) - len(block) % DECIMATION
-    return block[:usable].astype(np.float32).reshape(-1, DECIMATION).mean(axis=1)
+def _decimated(samples: np.ndarray) -> np.ndarray:
+    """The mean of every DECIMATION float32 samples (a matrix-vector product: numpy's mean is slower)."""
+    usable = len(samples) - len(samples) % DECIMATION
+    return np.dot(samples[:usable].reshape(-1, DECIMATION), _AVERAGE)
 
 
 class EchoMeter:
@@ -67,17 +73,19 @@ class EchoMeter:
 
     def render(self, block: np.ndarray) -> None:
         now = time.monotonic()
-        if _dbfs(_power(block)) > PLAYING_DBFS:
+        samples = block.astype(np.float32)
+        if _dbfs(_power(samples)) > PLAYING_DBFS:
             self._last_played = now
         with self._lock:
-            self._rendered.append((now, _decimated(block)))
+            self._rendered.append((now, _decimated(samples)))
 
     def capture(self, captured: np.ndarray, sent: np.ndarray) -> None:
         now = time.monotonic()
+        samples = captured.astype(np.float32)
         if now - self._last_played <= ECHO_TAIL_S:
-            self._powers.append((_power(captured), _power(sent)))
+            self._powers.append((_power(samples), _power(sent.astype(np.float32))))
         with self._lock:
-            self._captured.append((now, _decimated(captured)))
+            self._captured.append((now, _decimated(samples)))
 
     def figures(self) -> EchoFigures:
         return EchoFigures(erle_db=self._erle(), delay_ms=self._delay())
