@@ -7,6 +7,9 @@ import threading
 import numpy as np
 
 INT16_MIN, INT16_MAX = -32768, 32767
+PLAYBACK_BUFFER_MS = 40  # the speaker's ring at most: two 20 ms frames
+PLAYOUT_MS = 30  # what the speaker's ring holds before it plays: two frames (intercom/audio/speaker.py)
+MIN_PLAYOUT_MS = 20  # one frame: the least that plays a whole block
 
 
 def apply_gain(samples: np.ndarray, gain: float) -> np.ndarray:

@@ -5,9 +5,12 @@ PortAudio callback drains, 48 kHz mono int16 in 20 ms blocks, on PortAudio's thr
 at most ``buffer_ms`` (40 ms by default): a frame that would overfill it pushes out the oldest
 samples (an *overrun*), and a callback that finds too little plays what there is followed by
 silence (an *underrun*). Playback starts, and starts again after an underrun, once the ring holds
-half a block less than its capacity (30 ms by default): frames and device blocks both come every
+``playout_ms`` (30 ms by default, so two 20 ms frames): frames and device blocks both come every
 20 ms, and without that margin the two clocks' jitter turns into underruns whenever they run in
-phase. So the ring holds 10 to 40 ms, on top of the device's own latency. Both counts are in
+phase. So the ring holds 20 to 40 ms, on top of the device's own latency. ``playout_ms=20`` starts
+on one frame: 20 ms less mouth to ear (bench/audio.py), but a frame later than the device's next
+block is an underrun, so it suits a quiet wired LAN, not Wi-Fi (after such an underrun the ring
+holds one frame more from then on, as with the default). Both counts are in
 :class:`PlaybackStats`, with the blocks played, for the call's statistics. When the device goes
 away the sink drops what it receives until the device is back (:mod:`.supervision`). Every block
 handed to the device, local sounds mixed in, goes to the unit's echo canceller as its reference
@@ -31,10 +34,9 @@ from ..media.tasks import cancel_and_wait
 from ..media.tracks import FRAME_SAMPLES, SAMPLE_RATE, add_clipped
 from .portaudio import PORTAUDIO, DeviceId, sounds_in
 from .processing import SoundProcessor
-from .samples import SampleRing, apply_gain
+from .samples import MIN_PLAYOUT_MS, PLAYBACK_BUFFER_MS, PLAYOUT_MS, SampleRing, apply_gain
 from .supervision import SupervisedDevice
 
-PLAYBACK_BUFFER_MS = 40
 MIX_BUFFER_MS = 1000  # local sound waiting to be mixed in: a key's feedback tone is 100 ms
 
 
@@ -79,14 +81,18 @@ class SpeakerSink(SupervisedDevice):
         gain: float = 1.0,
         buffer_ms: float = PLAYBACK_BUFFER_MS,
         processor: SoundProcessor | None = None,
+        playout_ms: float = PLAYOUT_MS,
     ) -> None:
+        if not MIN_PLAYOUT_MS <= playout_ms <= buffer_ms:
+            raise ValueError(f"the speaker plays once it holds {MIN_PLAYOUT_MS}-{buffer_ms} ms, not {playout_ms}")
         super().__init__(device)
         self.track = track
         self.gain = gain
         self.processor = processor
+        self.playout_ms = playout_ms
         self.ended = False
         self._ring = SampleRing(max(FRAME_SAMPLES, round(buffer_ms * SAMPLE_RATE / 1000)))
-        self._prime = max(FRAME_SAMPLES, self._ring.capacity - FRAME_SAMPLES // 2)
+        self._prime = min(self._ring.capacity, round(playout_ms * SAMPLE_RATE / 1000))
         self._overlay = SampleRing(round(MIX_BUFFER_MS * SAMPLE_RATE / 1000))
         self._primed = False  # the callback is draining the ring, not waiting for it to fill
         self._task: asyncio.Task[None] | None = None

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..audio.processing import ProcessingSettings
+from ..audio.samples import MIN_PLAYOUT_MS, PLAYBACK_BUFFER_MS, PLAYOUT_MS
 from ..media.policy import MediaPolicy
 from ..media.tones import SoundFile, WavError, plan_for
 from .media import CallAudio
@@ -37,6 +38,13 @@ class AudioSettings(BaseSettings):
     noise_suppression: bool = Field(True, description="push down steady noise (traffic, wind, hum) in what is sent")
     auto_gain: bool = Field(True, description="even out the level of what is sent: near and far voices alike")
     high_pass_filter: bool = Field(True, description="take out rumble below ~80 Hz before the rest")
+    playout_ms: int = Field(
+        PLAYOUT_MS,
+        ge=MIN_PLAYOUT_MS,
+        le=PLAYBACK_BUFFER_MS,
+        description="received audio the speaker holds before it plays, ms: 20 is 20 ms less delay, "
+        "for a wired LAN (a late frame drops out)",
+    )
 
     @field_validator("microphone", "speaker")
     @classmethod
@@ -75,6 +83,7 @@ class AudioSettings(BaseSettings):
             ring_file=self.ring_file,
             tones=self.tones,
             processing=self.processing,
+            playout_ms=self.playout_ms,
         )
 
     @property

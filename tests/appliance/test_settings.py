@@ -152,6 +152,7 @@ BAD_VALUES = [
     ("INTERCOM_AUDIO_TONES", "loud", "INTERCOM_AUDIO_TONES: Input should be a valid boolean"),
     ("INTERCOM_AUDIO_RING_FILE", "/nowhere/ring.wav", "INTERCOM_AUDIO_RING_FILE: "),
     ("INTERCOM_AUDIO_REGION", "mars", "INTERCOM_AUDIO_REGION: no tone plan for region 'mars'"),
+    ("INTERCOM_AUDIO_PLAYOUT_MS", "10", "INTERCOM_AUDIO_PLAYOUT_MS: Input should be greater than or equal to 20"),
 ]
 
 

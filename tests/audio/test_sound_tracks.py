@@ -208,6 +208,51 @@ async def test_a_fast_track_overruns_dropping_the_oldest_and_buffering_stays_wit
     assert stats.underruns == 0
 
 
+class FewFrames(MediaStreamTrack):
+    """Once :attr:`go` is set, ``count`` frames of a tone as fast as they are read, then none (a far
+    end that went quiet)."""
+
+    kind = "audio"
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+        self.sent = 0
+        self.go = asyncio.Event()
+        self._quiet = asyncio.Event()  # never set: recv() waits until the reader is cancelled
+
+    async def recv(self) -> av.AudioFrame:
+        await self.go.wait()
+        if self.sent == self.count:
+            await self._quiet.wait()
+        samples = (
+            0.3 * FULL_SCALE * np.sin(2 * np.pi * 440 * (self.sent * FRAME_SAMPLES + np.arange(FRAME_SAMPLES)) / 48000)
+        )
+        self.sent += 1
+        return audio_frame(samples, (self.sent - 1) * FRAME_SAMPLES)
+
+
+@pytest.mark.parametrize(("playout_ms", "frames_to_play"), [(20, 1), (30, 2), (40, 2)])
+async def test_the_speaker_plays_once_it_holds_its_playout(probe, sound, playout_ms, frames_to_play):
+    tracks = [FewFrames(count) for count in (frames_to_play - 1, frames_to_play)]
+    short, enough = (sound.speaker(track, playout_ms=playout_ms) for track in tracks)
+    for sink in (short, enough):
+        sink.start()
+    await probe.wait_until(lambda: short.stream is not None and enough.stream is not None, STEP)
+    for track in tracks:  # a frame that comes before the device opened is dropped
+        track.go.set()
+    await probe.wait_until(lambda: enough.blocks_played == frames_to_play, STEP)
+    start = probe.position  # five more device blocks: the short one still holds too little to play
+    await probe.wait_until(lambda: probe.position >= start + 5 * FRAME_SAMPLES, STEP)
+    assert short.stats.frames_received == frames_to_play - 1 and short.blocks_played == 0
+
+
+@pytest.mark.parametrize("playout_ms", [10, 19.9, 41])
+def test_a_playout_the_ring_cannot_hold_is_refused(playout_ms):
+    with pytest.raises(ValueError, match=f"once it holds 20-40 ms, not {playout_ms}"):
+        SpeakerSink(ToneSource(440.0), playout_ms=playout_ms)
+
+
 async def test_stop_closes_the_streams_and_ends_the_reader(probe, sound):
     microphone = sound.microphone()
     sink = sound.speaker(microphone)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from intercom.media import ToneSource
 from intercom.media.tones import PLANS
 from intercom.sdk.audio_settings import AudioSettings
 
@@ -51,6 +52,12 @@ def test_an_env_file_sets_devices_gains_and_tones(tmp_path: Path, monkeypatch):
     assert audio.tones is PLANS["uk"] and audio.ring is not None and len(audio.ring.pcm) == 12000
 
 
+def test_the_playout_reaches_the_speaker(monkeypatch):
+    assert AudioSettings().call_audio().sink(ToneSource(440.0)).playout_ms == 30
+    monkeypatch.setenv("INTERCOM_AUDIO_PLAYOUT_MS", "20")
+    assert AudioSettings().call_audio().sink(ToneSource(440.0)).playout_ms == 20
+
+
 def test_tones_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("INTERCOM_AUDIO_TONES", "false")
     assert AudioSettings().call_audio().tones is None
@@ -65,6 +72,7 @@ def test_tones_can_be_turned_off(monkeypatch):
         ("INTERCOM_AUDIO_REGION", "xx", "no tone plan for region 'xx'"),
         ("INTERCOM_AUDIO_RING_FILE", "/nonexistent/ring.wav", "cannot play /nonexistent/ring.wav"),
         ("INTERCOM_AUDIO_TONES", "perhaps", "valid boolean"),
+        ("INTERCOM_AUDIO_PLAYOUT_MS", "45", "less than or equal to 40"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_setting(monkeypatch, variable, value, message):
