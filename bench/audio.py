@@ -22,6 +22,10 @@ What it does, all on 127.0.0.1, with jackd (Debian package jackd2) as the sound 
    this process with the card's policy plus loopback host candidates. Each round makes one call
    with the processing on and one with it off (which goes first swaps every round), each mode with
    its own pair of ``CallAudio`` kept for the whole run (a unit's processor lives as long as it).
+   Three more calls a round, with the processing on: the desk's playout at one frame
+   (``INTERCOM_AUDIO_PLAYOUT_MS=20``) instead of two, and both playouts with jitter (each frame
+   held back 0-20 ms at random before the desk's speaker, in order, as a Wi-Fi LAN would), for
+   their underruns as much as their delay.
    The probe plays a click into the door's capture port and times its onset on the desk's
    playback port, to the sample, for click after click in call after call. Each click is also
    timed where it leaves the door's microphone track for the encoder and where it comes out of the
@@ -120,7 +124,8 @@ from room_sound import (
 )
 
 from intercom.audio.devices import list_devices
-from intercom.audio.processing import ALL_PROCESSING, NO_PROCESSING
+from intercom.audio.processing import ALL_PROCESSING, NO_PROCESSING, ProcessingSettings
+from intercom.audio.samples import MIN_PLAYOUT_MS, PLAYOUT_MS
 from intercom.auth import AccessKey, IncomingCapability, mint_token
 from intercom.media import ClickSource, MediaPolicy, RecordingSink, ToneSource
 from intercom.media.tones import SoundFile, WavTrack
@@ -132,8 +137,30 @@ TARGET_MOUTH_TO_EAR_P50_MS = 60.0
 TARGET_UNIT_CPU_PCT = 8.0  # of one core, the desk unit in a call
 TARGET_UNIT_RSS_MB = 110.0
 
-PROCESSING = {"on": ALL_PROCESSING, "off": NO_PROCESSING}
+
+@dataclass(frozen=True)
+class SoundMode:
+    """How a unit's calls run: its processing, its speaker's playout, and jitter added to what its
+    speaker receives (a network's, simulated: the hub and the units share 127.0.0.1)."""
+
+    processing: ProcessingSettings
+    playout_ms: float = PLAYOUT_MS
+    jitter_ms: float = 0.0
+
+
+JITTER_MS = 20.0  # each frame reaches the desk's speaker 0-20 ms late, at random (in order): a Wi-Fi LAN
+PROCESSING = {"on": SoundMode(ALL_PROCESSING), "off": SoundMode(NO_PROCESSING)}
 MODES = tuple(PROCESSING)
+# The latency phase's calls, each round: the processing on and off, and with processing on the
+# playout of one frame (INTERCOM_AUDIO_PLAYOUT_MS=20) against the default, with and without jitter.
+LATENCY_MODES = {
+    **PROCESSING,
+    "on_playout_20ms": SoundMode(ALL_PROCESSING, MIN_PLAYOUT_MS),
+    "on_jitter": SoundMode(ALL_PROCESSING, jitter_ms=JITTER_MS),
+    "on_playout_20ms_jitter": SoundMode(ALL_PROCESSING, MIN_PLAYOUT_MS, JITTER_MS),
+}
+LATENCY_TIMEOUT = 300.0  # the latency phase: 5 sound calls and a network-only one per round
+RUN_TIMEOUT = 600.0
 
 # CallAudio.sound_card's own policy (jitter_frames=0: the speaker's ring is the playout buffer),
 # plus 127.0.0.1 host candidates.
@@ -146,6 +173,7 @@ SOUND_SETTLE_S = 1.0  # after the probe is wired to a call's ports: the speaker'
 TIMING_SLACK_S = 0.002  # a position's time on the monotonic clock is known within about 1 ms
 DESK_START_TIMEOUT = 30.0  # the unit process imports the SDK, aiortc and PortAudio, then registers
 UNIT_SETTLE_S = 1.0
+JITTER_SEED = 7
 ROOM_DELAY_MS = 20.0  # the room's bulk delay; JACK adds a period where the loop closes
 ROOM_SEED = 15  # of the room's response, as in bench/aec_compare.py's first runs
 THREAD_SHOWN_PCT = 0.1  # threads of the unit using less than this share of a core are summed up
@@ -179,10 +207,10 @@ class Settings:
         return cls(2, 5, 1.5, 1, 3.0, 1.0, 1, 5.0, 5.0) if quick else cls(4, 10, 3.0, 2, 5.0, 2.0, 2, 8.0, 8.0)
 
 
-def turns(index: int) -> tuple[str, ...]:
+def turns(index: int, modes: tuple[str, ...] = MODES) -> tuple[str, ...]:
     """The modes in round ``index``'s order: on, off, then off, on, so that a drift of the machine's
-    speed within a pair of rounds hits both alike."""
-    return MODES if index % 2 == 0 else MODES[::-1]
+    speed within a pair of rounds hits all alike."""
+    return modes if index % 2 == 0 else modes[::-1]
 
 
 # --- timing frames on their way ----------------------------------------------------------------
@@ -309,25 +337,60 @@ def sound_endpoint(endpoint: Endpoint) -> Endpoint:
 
 
 class ModeCards:
-    """A unit's sound card, one ``CallAudio`` per processing mode; :attr:`mode` picks the one the next
-    call gets. Each is made once, so that each processor stays converged from call to call, as a
-    unit's does."""
+    """A unit's sound card, one ``CallAudio`` per mode; :attr:`mode` picks the one the next call gets.
+    Each is made once, so that each processor stays converged from call to call, as a unit's does."""
 
-    def __init__(self, devices: tuple[str, str]) -> None:
+    def __init__(self, devices: tuple[str, str], modes: dict[str, SoundMode] = PROCESSING) -> None:
         microphone, speaker = devices
-        self.mode = MODES[0]
+        self.modes = modes
+        self.mode = next(iter(modes))
         self.cards = {
-            mode: CallAudio.sound_card(
-                microphone=microphone, speaker=speaker, policy=SOUND_POLICY, tones=False, processing=steps
+            name: CallAudio.sound_card(
+                microphone=microphone,
+                speaker=speaker,
+                policy=SOUND_POLICY,
+                tones=False,
+                processing=mode.processing,
+                playout_ms=mode.playout_ms,
             )
-            for mode, steps in PROCESSING.items()
+            for name, mode in modes.items()
         }
 
     def source(self) -> MediaStreamTrack:
         return self.cards[self.mode].source()
 
     def sink(self, track: MediaStreamTrack) -> Any:
-        return self.cards[self.mode].sink(track)
+        jitter_ms = self.modes[self.mode].jitter_ms
+        return self.cards[self.mode].sink(Jittered(track, jitter_ms / 1000) if jitter_ms else track)
+
+
+class Jittered(MediaStreamTrack):
+    """Passes ``track`` on with each frame held back 0-``jitter_s`` at random past its nominal arrival
+    (the first frame's, plus its pts), never before the frame ahead: a network with jitter."""
+
+    kind = "audio"
+
+    def __init__(self, track: MediaStreamTrack, jitter_s: float) -> None:
+        super().__init__()
+        self.track = track
+        self.jitter_s = jitter_s
+        self._random = np.random.default_rng(JITTER_SEED)
+        self._first: tuple[float, int] | None = None
+        self._due = 0.0
+
+    async def recv(self) -> Any:
+        frame = await self.track.recv()
+        now = time.monotonic()
+        if self._first is None:
+            self._first = (now, frame.pts)
+        nominal = self._first[0] + (frame.pts - self._first[1]) * float(frame.time_base)
+        self._due = max(self._due, nominal + self._random.uniform(0.0, self.jitter_s))
+        await asyncio.sleep(max(0.0, self._due - now))  # the simulated network's delay, not a wait for anything
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.track.stop()
 
 
 def silence() -> MediaStreamTrack:
@@ -426,7 +489,7 @@ async def measure_latency(
     timing: dict[str, list[float]] = {"door": [], "desk": []}
     # The door has its speaker too, as a real door does: its canceller gets a reference (the desk sends
     # silence here), which is what sets the processing's delay (15 ms with one, 11 ms without, offline).
-    door_card, desk_card = ModeCards(devices), ModeCards(devices)
+    door_card, desk_card = ModeCards(devices, LATENCY_MODES), ModeCards(devices, LATENCY_MODES)
 
     def door_microphone() -> MediaStreamTrack:
         return LoudFrames(door_card.source(), timing["door"])
@@ -441,17 +504,19 @@ async def measure_latency(
         "clickdoor", port, key, lambda: ClickSource(CLICK_INTERVAL_S), RecordingSink, outgoing="clicks"
     )
     endpoints = [door, desk, click_door, click_desk]
-    sound, network = {mode: SoundRun() for mode in MODES}, ClickRun()
+    sound, network = {mode: SoundRun() for mode in LATENCY_MODES}, ClickRun()
     try:
         await asyncio.gather(*(endpoint.connect() for endpoint in endpoints))
         for index in range(settings.rounds):
-            for mode in turns(index):
+            for mode in turns(index, tuple(LATENCY_MODES)):
                 door_card.mode = desk_card.mode = mode
                 await sound_click_call(door, desk, probe, timing, settings.clicks_per_call, sound[mode])
             await hub_click_call(click_door, click_desk, settings.network_seconds, network)
     finally:
         await destroy_all(endpoints)
-    mouth_to_ear = {f"processing_{mode}": sound[mode].summary() for mode in MODES}
+    mouth_to_ear = {
+        f"processing_{mode}": {**sound[mode].summary(), **asdict(LATENCY_MODES[mode])} for mode in LATENCY_MODES
+    }
     network_only = {
         **summarise_ms(network.forward),
         "desk_to_door_p50_ms": summarise_ms(network.backward)["p50_ms"],
@@ -1092,7 +1157,7 @@ async def run(settings: Settings, workdir: Path) -> dict[str, object]:
         try:
             async with fresh_hub(data_dir, workdir, "latency", HUB_ARGS) as (port, _):
                 latency = await wait_phase(
-                    "latency", measure_latency(port, key, probe, devices, settings), PHASE_TIMEOUT
+                    "latency", measure_latency(port, key, probe, devices, settings), LATENCY_TIMEOUT
                 )
             async with fresh_hub(data_dir, workdir, "unit", HUB_ARGS) as (port, pid):
                 unit = await wait_phase(
@@ -1120,6 +1185,19 @@ def verdict(figures: dict[str, dict[str, Any]]) -> dict[str, bool]:
     return {**passed, "all": all(passed.values())}
 
 
+def playout_text(m2e: dict[str, Any]) -> str:
+    """The other latency modes' p50 and underruns, for the summary line."""
+
+    def mode(name: str) -> str:
+        figures = m2e[f"processing_{name}"]
+        return f"{figures['p50_ms']}ms ({figures['desk_speaker']['underruns']} underruns)"
+
+    return (
+        f"processing on, playout 20 ms {mode('on_playout_20ms')}; with 0-{JITTER_MS:.0f} ms jitter: playout "
+        f"30 ms {mode('on_jitter')}, 20 ms {mode('on_playout_20ms_jitter')}"
+    )
+
+
 def summary_line(figures: dict[str, dict[str, Any]]) -> str:
     latency, unit = figures["latency"], figures["unit"]
     m2e = latency["mouth_to_ear"]
@@ -1135,7 +1213,8 @@ def summary_line(figures: dict[str, dict[str, Any]]) -> str:
         f"{on['missed_clicks'] + off['missed_clicks']} missed, "
         f"{sum(s['underruns'] for s in speakers)} underruns, {sum(s['overruns'] for s in speakers)} overruns; "
         f"legs p50 on: capture {legs['capture']} network {legs['network']} playback {legs['playback']}ms) "
-        f"vs network-only p50 {network['p50_ms']}ms; desk unit in a call on {unit_on['desk_cpu_pct_of_core']}% / "
+        f"vs network-only p50 {network['p50_ms']}ms; {playout_text(m2e)}; "
+        f"desk unit in a call on {unit_on['desk_cpu_pct_of_core']}% / "
         f"off {unit_off['desk_cpu_pct_of_core']}% of a core (processing "
         f"{unit_on['processing']['cost_us_per_10ms_frame']} us per 10 ms frame), RSS on "
         f"{unit_on['desk_memory_in_call']['rss_without_jack_shm_mb']} / off "
@@ -1155,7 +1234,9 @@ def main(argv: list[str] | None = None) -> int:
         "unit_cpu_pct_of_core_max": TARGET_UNIT_CPU_PCT,
         "unit_rss_mb_max": TARGET_UNIT_RSS_MB,
     }
-    return run_and_report(args, lambda workdir: run(settings, workdir), targets, environment, verdict, summary_line)
+    return run_and_report(
+        args, lambda workdir: run(settings, workdir), targets, environment, verdict, summary_line, RUN_TIMEOUT
+    )
 
 
 if __name__ == "__main__":

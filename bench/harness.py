@@ -374,8 +374,10 @@ def run_and_report(
     environment: Callable[[], dict[str, object]],
     verdict: Callable[[Figures], dict[str, bool]],
     summary_line: Callable[[Figures], str],
+    timeout: float = RUN_TIMEOUT,
 ) -> int:
     """Run the phases in a scratch directory, print the JSON result, then the one-line summary.
+    ``timeout``: for the whole run.
 
     Exit status: 0 when every target is met, 1 when one is missed, 2 on error or timeout.
     """
@@ -385,9 +387,9 @@ def run_and_report(
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="intercom-bench-") as workdir:
-            figures = asyncio.run(asyncio.wait_for(run(Path(workdir)), RUN_TIMEOUT))
+            figures = asyncio.run(asyncio.wait_for(run(Path(workdir)), timeout))
     except TimeoutError as exc:
-        print(f"bench failed: {str(exc) or f'run over {RUN_TIMEOUT:.0f} s'}", file=sys.stderr)
+        print(f"bench failed: {str(exc) or f'run over {timeout:.0f} s'}", file=sys.stderr)
         return 2
     except Exception as exc:
         print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
