@@ -3,8 +3,8 @@ RSS, each with the units' audio processing (echo cancellation, noise suppression
 
 Run from the repository root::
 
-    .venv/bin/python bench/audio.py            # full run (about 100 s)
-    .venv/bin/python bench/audio.py --quick    # smoke test (about 45 s)
+    .venv/bin/python bench/audio.py            # full run (about 205 s)
+    .venv/bin/python bench/audio.py --quick    # smoke test (about 80 s)
     .venv/bin/python bench/audio.py --json-out result.json
 
 What it does, all on 127.0.0.1, with jackd (Debian package jackd2) as the sound card:
