@@ -12,6 +12,9 @@ never after its echo was captured (a canceller fed a late reference collapses to
 bench/README.md). Each 20 ms block goes through as two 10 ms frames, in the same callback, so the
 framing adds no delay; the processing itself adds ~15 ms (AEC 9, noise suppression 7, filter 1).
 
+The module's per-frame calls go through :mod:`.livekit_adaptation`, with their requests serialised
+once instead of for every frame.
+
 The delay hint is taken from PortAudio's timestamps of each block (how long until the speaker's
 block sounds, how long ago the microphone's block was captured); AEC3 finds the room's own delay.
 """
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .echo_meter import EchoFigures, EchoMeter
+from .livekit_adaptation import FrameCall
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +75,12 @@ class ProcessingStats:
 
 
 class _Frame:
-    """A reusable 10 ms frame the module processes in place, with a numpy view on its samples."""
+    """A reusable 10 ms frame the module processes in place (``process()``), with a numpy view on its samples."""
 
-    def __init__(self, audio_frame: Any) -> None:
+    def __init__(self, apm: Any, call: str) -> None:
         self.data = bytearray(FRAME * 2)
         self.samples = np.frombuffer(self.data, dtype=np.int16)
-        self.frame = audio_frame(self.data, RATE, 1, FRAME)
+        self.process = FrameCall(apm, call, self.data, RATE)
 
 
 class SoundProcessor:
@@ -96,8 +100,8 @@ class SoundProcessor:
             high_pass_filter=settings.high_pass_filter,
             auto_gain_control=settings.auto_gain,
         )
-        self._render_frame = _Frame(rtc.AudioFrame)
-        self._capture_frame = _Frame(rtc.AudioFrame)
+        self._render_frame = _Frame(self._apm, "apm_process_reverse_stream")
+        self._capture_frame = _Frame(self._apm, "apm_process_stream")
         self.meter = EchoMeter()
         self._render_latency = 0.0  # seconds from the last reference hand-over until it sounds
         self._delay_hint = -1
@@ -128,7 +132,7 @@ class SoundProcessor:
             try:
                 for start in range(0, len(block) - FRAME + 1, FRAME):
                     frame.samples[:] = block[start : start + FRAME]
-                    self._apm.process_reverse_stream(frame.frame)
+                    frame.process()
                     self._reference_frames += 1
             except Exception:  # PortAudio's thread: nothing may raise here
                 self._failed()
@@ -145,7 +149,7 @@ class SoundProcessor:
                 self._hint(round((self._render_latency + latency) * 1000))
             for start in range(0, len(block) - FRAME + 1, FRAME):
                 frame.samples[:] = block[start : start + FRAME]
-                self._apm.process_stream(frame.frame)
+                frame.process()
                 out[start : start + FRAME] = frame.samples
                 self._frames += 1
         except Exception:  # PortAudio's thread: nothing may raise here; the block goes out as captured
