@@ -150,6 +150,10 @@ BAD_VALUES = [
     ("INTERCOM_AUDIO_SPEAKER_GAIN", "99", "INTERCOM_AUDIO_SPEAKER_GAIN: Input should be less than or equal to 16"),
     ("INTERCOM_AUDIO_MICROPHONE_GAIN", "-1", "INTERCOM_AUDIO_MICROPHONE_GAIN: Input should be greater than or equal"),
     ("INTERCOM_AUDIO_TONES", "loud", "INTERCOM_AUDIO_TONES: Input should be a valid boolean"),
+    ("INTERCOM_AUDIO_ECHO_CANCELLATION", "max", "INTERCOM_AUDIO_ECHO_CANCELLATION: Input should be a valid boolean"),
+    ("INTERCOM_AUDIO_NOISE_SUPPRESSION", "3", "INTERCOM_AUDIO_NOISE_SUPPRESSION: Input should be a valid boolean"),
+    ("INTERCOM_AUDIO_AUTO_GAIN", "12dB", "INTERCOM_AUDIO_AUTO_GAIN: Input should be a valid boolean"),
+    ("INTERCOM_AUDIO_HIGH_PASS_FILTER", "80", "INTERCOM_AUDIO_HIGH_PASS_FILTER: Input should be a valid boolean"),
     ("INTERCOM_AUDIO_RING_FILE", "/nowhere/ring.wav", "INTERCOM_AUDIO_RING_FILE: "),
     ("INTERCOM_AUDIO_REGION", "mars", "INTERCOM_AUDIO_REGION: no tone plan for region 'mars'"),
 ]
