@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "$(id -u)" -eq 0 ] || fail "run it as root (chroot and bind mounts): sudo $0"
-mkdir -p "$out"
+mkdir -p "$out" "$repo/build/image"  # the caches live in build/image whatever --out says
 out=$(cd "$out" && pwd)
 work=$repo/build/image/work
 mirror=${INTERCOM_IMAGE_MIRROR:-http://deb.debian.org/debian}
