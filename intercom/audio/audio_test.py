@@ -16,17 +16,10 @@ import sounddevice as sd
 from ..media.tracks import SAMPLE_RATE
 from .devices import resolve
 from .portaudio import PORTAUDIO
+from .samples import dbfs, peak_dbfs
 
 METER_WIDTH = 40
 SILENT_DBFS = -60.0  # below this the microphone is taken to be unplugged or muted
-
-
-def dbfs(samples: np.ndarray) -> float:
-    """Level relative to full scale (int16); -inf for digital silence."""
-    if samples.size == 0:
-        return -math.inf
-    rms = float(np.sqrt(np.mean((samples.astype(np.float64) / 32768.0) ** 2)))
-    return 20 * math.log10(rms) if rms > 0 else -math.inf
 
 
 def meter(level: float) -> str:
@@ -74,9 +67,7 @@ def run_audio_test(
     say(f"recording {seconds:g} s from {input_name}: speak now")
     recording = record(seconds, microphone, lambda level: say(meter(level)))
     level = dbfs(recording)
-    peak = int(np.max(np.abs(recording.astype(np.int32)))) if recording.size else 0
-    peak_dbfs = 20 * math.log10(peak / 32768) if peak else -math.inf
-    say(f"recorded: level {level:.1f} dBFS, peak {peak_dbfs:.1f} dBFS")
+    say(f"recorded: level {level:.1f} dBFS, peak {peak_dbfs(recording):.1f} dBFS")
     if level < SILENT_DBFS:
         say("no sound came in: check the microphone's cable, the card and its gain (alsamixer)")
     say(f"playing it back on {output_name}")
