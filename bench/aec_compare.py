@@ -24,10 +24,8 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -35,9 +33,28 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from harness import Figures, host_environment, run_and_report
+from room_sound import (
+    ECHO_DB,
+    FAR_VOICE,
+    FRAME,
+    NEAR_RMS_DBFS,
+    NEAR_VOICE,
+    NOISE_SNR_DB,
+    RATE,
+    REVERB_RT60_MS,
+    SPEAKER_RMS_DBFS,
+    active_mask,
+    db,
+    far_speech,
+    lag_by_correlation,
+    loop_to,
+    near_speech,
+    pause_mask,
+    room_response,
+    snr,
+    street_at,
+)
 
-RATE = 48_000
-FRAME = RATE // 100  # 10 ms, the only frame length both APIs take
 INSTALL_HINT = f"{sys.executable} -m pip install 'livekit==1.2.1' 'pywebrtc-audio==0.2.0' numpy scipy"
 
 
@@ -49,34 +66,11 @@ def missing(package: str) -> NoReturn:
 
 try:
     import numpy as np
-    from scipy.signal import butter, correlate, fftconvolve, resample_poly, sosfilt
+    from scipy.signal import fftconvolve
 except ImportError as error:
     missing(str(error.name))
 
-FAR_TEXT = [
-    "Good evening, this is the parcel service with a delivery for the second floor.",
-    "I have a large box here that needs a signature, could you come down or buzz me in?",
-    "The sender is a bookshop in the city centre, and the box is heavy, about twelve kilos.",
-    "If nobody is at home I can leave it with a neighbour or take it back to the depot.",
-    "The depot opens at eight tomorrow morning and closes at six in the evening.",
-    "Please tell me which you prefer, and I will wait here for a minute or two.",
-]
-NEAR_TEXT = [
-    "Yes, hello, I am coming down right now, please wait at the door.",
-    "Can you leave it inside the hall, next to the stairs on the left?",
-    "Thank you very much, and have a nice evening.",
-    "Oh, and one more thing, is there a second parcel for number four?",
-]
-FAR_VOICE = "en-us"
-NEAR_VOICE = "en-gb-scotland+f3"
-
-SPEAKER_RMS_DBFS = -24.0  # of the looped far-end speech, pauses included
-ECHO_DB = -9.0  # the room's energy gain, speaker to microphone: 6-12 dB down
-NEAR_RMS_DBFS = -30.0  # the visitor's voice at the microphone, on its active frames
-NOISE_SNR_DB = 10.0  # street noise under the near-end voice, at the microphone
-ACTIVE_BELOW_PEAK_DB = 25.0  # a frame is active if within this of the loud frames
-SILENT_DBFS = -80.0  # a clean-voice frame below this is a pause (noise only)
-
+# the voices, the room, the street and their levels: bench/room_sound.py, shared with the JACK rig
 ROOM_DELAYS_MS = (20, 60)  # the bulk delays measured, the ends of the issue's 20-60 ms
 CONVERGED_AFTER_S = 2.0
 ERLE_TARGET_DB = 40.0
@@ -168,67 +162,6 @@ def check_installed() -> None:
 # --- the simulated room ------------------------------------------------------------------------
 
 
-def db(power_ratio: float) -> float:
-    return 10.0 * float(np.log10(max(power_ratio, 1e-30)))
-
-
-def speak(texts: list[str], voice: str, pause_s: float, workdir: Path) -> np.ndarray:
-    """espeak-ng's sentences at 48 kHz, float in [-1, 1], each followed by a pause."""
-    pieces = []
-    for index, text in enumerate(texts):
-        path = workdir / f"{voice}-{index}.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, timeout=60)
-        with wave.open(str(path)) as wav:
-            rate = wav.getframerate()
-            samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16) / 32768.0
-        divisor = np.gcd(RATE, rate)
-        pieces += [resample_poly(samples, RATE // divisor, rate // divisor), np.zeros(int(pause_s * RATE))]
-    speech = np.concatenate(pieces)
-    return np.pad(speech, (0, -speech.size % FRAME))  # whole frames
-
-
-def loop_to(signal: np.ndarray, seconds: float) -> np.ndarray:
-    frames = int(seconds * 100)
-    return np.resize(signal, frames * FRAME)
-
-
-def set_rms(signal: np.ndarray, dbfs: float, active_only: bool = False) -> np.ndarray:
-    measured = signal[active_mask(signal)] if active_only else signal
-    return signal * (10 ** (dbfs / 20) / np.sqrt(np.mean(measured**2)))
-
-
-def frame_power(signal: np.ndarray) -> np.ndarray:
-    return np.mean(signal.reshape(-1, FRAME) ** 2, axis=1)
-
-
-def active_mask(signal: np.ndarray) -> np.ndarray:
-    """Sample mask of the frames within ACTIVE_BELOW_PEAK_DB of the loud frames (95th percentile)."""
-    power = frame_power(signal)
-    return np.repeat(power > np.percentile(power, 95) * 10 ** (-ACTIVE_BELOW_PEAK_DB / 10), FRAME)
-
-
-def room_response(delay_ms: float, rng: np.random.Generator) -> np.ndarray:
-    """Bulk delay, a direct path, and a 250 ms (RT60) exponentially decaying tail, ECHO_DB down in all."""
-    delay = int(delay_ms * RATE / 1000)
-    tail = np.arange(int(0.3 * RATE)) / RATE
-    response = np.zeros(delay + tail.size)
-    response[delay + 1 :] = rng.standard_normal(tail.size - 1) * np.exp(-6.9 * tail[1:] / 0.25) * 0.08
-    response[delay] = 1.0
-    return response * np.sqrt(10 ** (ECHO_DB / 10) / np.sum(response**2))
-
-
-def street_noise(samples: int, rng: np.random.Generator) -> np.ndarray:
-    """Pink and brown noise, a rumble below 80 Hz, slowly swelling as traffic passes."""
-    spectrum = np.fft.rfft(rng.standard_normal(samples))
-    freqs = np.maximum(np.fft.rfftfreq(samples, 1 / RATE), 10.0)
-    pink = np.fft.irfft(spectrum / np.sqrt(freqs), samples)
-    brown = np.fft.irfft(spectrum / freqs, samples)
-    rumble = sosfilt(butter(4, [25, 80], "bandpass", fs=RATE, output="sos"), rng.standard_normal(samples))
-    parts = [part / np.sqrt(np.mean(part**2)) for part in (pink, brown, rumble)]
-    swell = 1.0 + 0.5 * np.sin(2 * np.pi * np.arange(samples) / RATE / 7.0)
-    return (parts[0] + 0.7 * parts[1] + 1.0 * parts[2]) * swell
-
-
 def to_int16(signal: np.ndarray) -> np.ndarray:
     return np.clip(np.round(signal * 32768.0), -32768, 32767).astype(np.int16)
 
@@ -250,11 +183,11 @@ class Scene:
 class Room:
     """The voices, made once, and a room response per bulk delay, seeded."""
 
-    def __init__(self, workdir: Path, seed: int) -> None:
+    def __init__(self, seed: int) -> None:
         self.seed = seed
         rng = np.random.default_rng(seed)
-        self.far = set_rms(speak(FAR_TEXT, FAR_VOICE, 0.4, workdir), SPEAKER_RMS_DBFS)
-        self.near = set_rms(speak(NEAR_TEXT, NEAR_VOICE, 1.0, workdir), NEAR_RMS_DBFS, active_only=True)
+        self.far = far_speech()
+        self.near = near_speech()
         self.responses = {delay: room_response(delay, rng) for delay in ROOM_DELAYS_MS}
 
     def scene(self, seconds: float, delay_ms: int, near_from_s: float | None, noisy: bool, far: bool = True) -> Scene:
@@ -266,10 +199,7 @@ class Room:
         if near_from_s is not None:
             start = int(near_from_s * 100) * FRAME
             near[start:] = loop_to(self.near, seconds - near_from_s)[: samples - start]
-        noise = np.zeros(samples)
-        if noisy:
-            noise = street_noise(samples, np.random.default_rng(self.seed + 1))  # the same street for everyone
-            noise *= 10 ** ((NEAR_RMS_DBFS - NOISE_SNR_DB) / 20) / np.sqrt(np.mean(noise**2))
+        noise = street_at(samples, self.seed + 1) if noisy else np.zeros(samples)  # the same street for everyone
         return Scene(speaker, echo, near, noise)
 
 
@@ -350,14 +280,6 @@ def echo_phase(
     }
 
 
-def output_lag(clean: np.ndarray, out: np.ndarray, max_lag: int) -> int:
-    """How many samples (within ``max_lag``) the output trails the clean voice, by cross-correlation."""
-    correlation = correlate(out, clean, mode="full", method="fft")
-    centre = clean.size - 1
-    window = correlation[centre - max_lag : centre + max_lag + 1]
-    return int(np.argmax(window)) - max_lag
-
-
 def double_talk_phase(candidate: Candidate, room: Room, delay_ms: int, seconds: float) -> dict[str, Any]:
     """The far end talks throughout; the near end joins after 10 s, once the canceller has converged."""
     near_from = 10.0
@@ -366,7 +288,7 @@ def double_talk_phase(candidate: Candidate, room: Room, delay_ms: int, seconds: 
     talking = active_mask(scene.near)
     talking[: int(near_from * RATE)] = False
     both = talking & active_mask(scene.echo + 1e-9)
-    lag = output_lag(np.where(talking, scene.near, 0.0), np.where(talking, out, 0.0), RATE // 50)
+    lag = lag_by_correlation(np.where(talking, scene.near, 0.0), np.where(talking, out, 0.0), RATE // 50)
     aligned = np.roll(out, -lag)
     clean, kept = scene.near[talking], aligned[talking]
     return {
@@ -392,14 +314,8 @@ def latency_phase(candidate: Candidate, room: Room) -> dict[str, float]:
     for name in ("all off", *(step for step, on in STEPS_ON.items() if on), "all on"):
         steps = {"all off": ALL_OFF, "all on": STEPS_ON}.get(name, {**ALL_OFF, name: True})
         out = run_through(candidate.make(steps=steps), scene)
-        lags[name] = round(output_lag(clean, np.where(talking, out, 0.0), RATE // 20) * 1000 / RATE, 2)
+        lags[name] = round(lag_by_correlation(clean, np.where(talking, out, 0.0), RATE // 20) * 1000 / RATE, 2)
     return lags
-
-
-def snr(signal: np.ndarray, speech: np.ndarray, pause: np.ndarray) -> float:
-    """Speech over noise from the power on speech frames and on pause frames, alike for input and output."""
-    noise = np.mean(signal[pause] ** 2)
-    return db((np.mean(signal[speech] ** 2) - noise) / noise)
 
 
 def noise_phase(candidate: Candidate, room: Room, seconds: float, level: int | None) -> dict[str, Any]:
@@ -408,7 +324,7 @@ def noise_phase(candidate: Candidate, room: Room, seconds: float, level: int | N
     out = run_through(candidate.make(level), scene)
     settle = int(3.0 * RATE)
     speech = active_mask(scene.near)
-    pause = np.repeat(frame_power(scene.near) < 10 ** (SILENT_DBFS / 10), FRAME)
+    pause = pause_mask(scene.near)
     speech[:settle] = pause[:settle] = False
     microphone = scene.microphone / 32768.0
     snr_in, snr_out = snr(microphone, speech, pause), snr(out, speech, pause)
@@ -492,10 +408,10 @@ def install_size(package: str) -> dict[str, Any]:
 # --- the run -----------------------------------------------------------------------------------
 
 
-def measure(workdir: Path, quick: bool, seed: int) -> Figures:
+def measure(quick: bool, seed: int) -> Figures:
     echo_seconds, talk_seconds, noise_seconds = (20.0, 20.0, 15.0) if quick else (64.0, 30.0, 30.0)
     cpu_frames, cpu_repeats = (500, 3) if quick else (3000, 9)
-    room = Room(workdir, seed)
+    room = Room(seed)
     figures: Figures = {
         "room": {
             "rate_hz": RATE,
@@ -506,7 +422,7 @@ def measure(workdir: Path, quick: bool, seed: int) -> Figures:
             "near_voice": NEAR_VOICE,
             "speaker_rms_dbfs": SPEAKER_RMS_DBFS,
             "echo_gain_db": ECHO_DB,
-            "reverb_rt60_ms": 250,
+            "reverb_rt60_ms": REVERB_RT60_MS,
             "near_rms_dbfs_active": NEAR_RMS_DBFS,
             "noise_snr_db": NOISE_SNR_DB,
             "seed": seed,
@@ -592,8 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_installed()
 
-    async def run(workdir: Path) -> Figures:
-        return measure(workdir, args.quick, args.seed)  # nothing to await: the APIs are synchronous
+    async def run(workdir: Path) -> Figures:  # the voices are made in memory: no files
+        return measure(args.quick, args.seed)  # nothing to await: the APIs are synchronous
 
     return run_and_report(
         args,

@@ -34,7 +34,7 @@ import shutil
 import subprocess
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
@@ -183,8 +183,126 @@ def rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
 
 
-class JackProbe:
-    """A JACK client with a ``mouth`` that plays a sine (or a click) and an ``ear`` that records.
+class Playback:
+    """A numpy signal (JACK floats) handed out block by block, once or looped; :attr:`started` is the
+    timeline position of its first sample once a cycle took it."""
+
+    def __init__(self, samples: np.ndarray, loop: bool = False) -> None:
+        if samples.ndim != 1 or not len(samples):
+            raise ValueError(f"a signal to play is a non-empty 1-D array, not one of shape {samples.shape}")
+        self.samples = samples.astype(np.float32)
+        self.loop = loop
+        self.started: int | None = None
+        self._cursor = 0
+
+    def next(self, position: int, frames: int) -> np.ndarray:
+        """The next ``frames`` samples, played from ``position``; silence after the end of a one-off."""
+        if self.started is None:
+            self.started = position
+        if self.loop:
+            indices = (self._cursor + np.arange(frames)) % len(self.samples)
+            block = self.samples[indices]
+        else:
+            block = np.zeros(frames, dtype=np.float32)
+            part = self.samples[self._cursor : self._cursor + frames]
+            block[: len(part)] = part
+        self._cursor += frames
+        return block
+
+    @property
+    def finished(self) -> bool:
+        return not self.loop and self._cursor >= len(self.samples)
+
+
+def between(blocks: Iterable[tuple[int, np.ndarray]], start: int, stop: int) -> np.ndarray:
+    """The samples of timeline positions ``start`` to ``stop`` from blocks kept as (position, samples);
+    ValueError if part of that span is not kept (not yet heard, or already dropped)."""
+    kept = [(position, block) for position, block in blocks if position < stop and position + len(block) > start]
+    if not kept or kept[0][0] > start or kept[-1][0] + len(kept[-1][1]) < stop:
+        raise ValueError(f"samples {start}-{stop} are not all kept")
+    joined = np.concatenate([block for _, block in kept])
+    return joined[start - kept[0][0] : stop - kept[0][0]]
+
+
+class JackClient:
+    """A JACK client of the tests on the graph's timeline: positions in samples from its first cycle,
+    a wake-up of the event loop once per cycle (waits are driven by the audio clock, never by
+    sleeping), and a place among the clients whose ports are not "foreign"."""
+
+    names: ClassVar[set[str]] = set()  # of the clients of ours alive in this process
+
+    def __init__(self, server: JackServer, loop: asyncio.AbstractEventLoop, keep_seconds: float, name: str) -> None:
+        jack = _jack()
+        self._loop = loop
+        self._changed = asyncio.Event()
+        self.client = jack.Client(name, no_start_server=True, servername=server.name)
+        self.name = self.client.name  # readable after the client closed, unlike client.name
+        JackClient.names.add(self.name)
+        self._position = 0  # samples since the first cycle
+        self._keep_cycles = max(1, round(keep_seconds * RATE / PERIOD))
+        # time.monotonic() minus the position's time on the graph, per cycle: the callback runs late
+        # by however long it waited (for the GIL, mostly), never early, so the smallest is the truest.
+        self._offsets: deque[float] = deque(maxlen=self._keep_cycles)
+
+    def _activate(self) -> None:
+        """Start the cycles, once the subclass has its ports and state."""
+        self.client.set_process_callback(self._cycle)
+        self.client.set_port_registration_callback(self._registration, only_available=False)
+        self.client.activate()
+
+    @property
+    def position(self) -> int:
+        """The position of the next cycle's first sample."""
+        return self._position
+
+    def monotonic_at(self, position: int) -> float:
+        """When the graph was at ``position``, on ``time.monotonic()``'s clock.
+
+        The dummy driver runs its cycles on the wall clock, so a position is the least-delayed
+        callback of the last ``keep_seconds`` plus the samples between them (within ~1 ms here).
+        """
+        if not self._offsets:
+            raise RuntimeError(f"{self.name} has not run a cycle yet")
+        return min(self._offsets) + position / RATE
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Return once ``predicate()`` holds, checked after every JACK cycle; TimeoutError after ``timeout``."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def close(self) -> None:
+        """Leave the server (again: a no-op); also when the server is gone already."""
+        if self.name not in JackClient.names:
+            return
+        JackClient.names.discard(self.name)
+        with contextlib.suppress(Exception):
+            self.client.deactivate()
+            self.client.close()
+
+    # -- JACK's threads ------------------------------------------------------------------------------
+
+    def _process(self, frames: int) -> None:
+        """A subclass's work in one cycle, at :attr:`position`."""
+        raise NotImplementedError
+
+    def _cycle(self, frames: int) -> None:
+        self._offsets.append(time.monotonic() - self._position / RATE)
+        self._process(frames)
+        self._position += frames
+        self._wake()
+
+    def _registration(self, port: object, register: bool) -> None:
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed; the client is being torn down
+            self._loop.call_soon_threadsafe(self._changed.set)
+
+
+class JackProbe(JackClient):
+    """A JACK client with a ``mouth`` that plays a sine, a click or a numpy signal, and an ``ear`` that records.
 
     Samples are JACK floats (full scale 1.0). Everything heard is kept with its position on the
     graph's timeline, counted in samples from the probe's first cycle; what the mouth plays in a
@@ -192,44 +310,38 @@ class JackProbe:
     click sent and its echo heard is the latency of whatever lies between, to the sample.
     :meth:`monotonic_at` places a position on ``time.monotonic()``'s clock, to line it up with
     events timed in Python.
-    The process callback runs on JACK's thread; it wakes the event loop once per cycle, so waits
-    here are driven by the audio clock and never by sleeping.
     """
-
-    names: ClassVar[set[str]] = set()  # of the probes alive in this process, none of them "foreign"
 
     def __init__(
         self, server: JackServer, loop: asyncio.AbstractEventLoop, keep_seconds: float = 5.0, name: str = "probe"
     ) -> None:
-        jack = _jack()
-        self._loop = loop
-        self._changed = asyncio.Event()
-        self.client = jack.Client(name, no_start_server=True, servername=server.name)
-        self.name = self.client.name  # readable after the client closed, unlike client.name
-        JackProbe.names.add(self.name)
+        super().__init__(server, loop, keep_seconds, name)
         self.mouth = self.client.outports.register("mouth")
         self.ear = self.client.inports.register("ear")
         self.frequency: float | None = None
         self.amplitude = 0.3
-        self._position = 0  # samples since the first cycle
+        self.playback: Playback | None = None
         self._click_pending = False
         self._clicked: list[int] = []
-        self._heard: deque[tuple[int, np.ndarray]] = deque(maxlen=max(1, round(keep_seconds * RATE / PERIOD)))
-        # time.monotonic() minus the position's time on the graph, per cycle: the callback runs late
-        # by however long it waited (for the GIL, mostly), never early, so the smallest is the truest.
-        self._offsets: deque[float] = deque(maxlen=self._heard.maxlen)
-        self.client.set_process_callback(self._process)
-        self.client.set_port_registration_callback(self._registration, only_available=False)
-        self.client.activate()
+        self._heard: deque[tuple[int, np.ndarray]] = deque(maxlen=self._keep_cycles)
+        self._activate()
 
     # -- what the mouth plays ------------------------------------------------------------------
 
     def play(self, frequency: float, amplitude: float = 0.3) -> None:
         self.amplitude = amplitude
         self.frequency = frequency
+        self.playback = None
+
+    def play_signal(self, samples: np.ndarray, loop: bool = False) -> Playback:
+        """Play ``samples`` from the next cycle on, instead of the sine; the result tells where it started."""
+        self.frequency = None
+        self.playback = Playback(samples, loop)
+        return self.playback
 
     def silence(self) -> None:
         self.frequency = None
+        self.playback = None
 
     def click(self) -> None:
         """Play a 5 ms full-scale-ish burst at the start of the next cycle; :attr:`clicks` gets its position."""
@@ -288,6 +400,10 @@ class JackProbe:
     def rms(self, seconds: float = 0.2) -> float:
         return rms(self.recent(seconds))
 
+    def heard(self, start: int, stop: int) -> np.ndarray:
+        """What the ear heard from position ``start`` to ``stop`` (ValueError if not all of it is kept)."""
+        return between(list(self._heard), start, stop)
+
     def onset_after(self, position: int, threshold: float = 0.1) -> int | None:
         """The position of the first sample at or after ``position`` louder than ``threshold``."""
         for start, block in list(self._heard):
@@ -306,38 +422,14 @@ class JackProbe:
                 return start + int(loud[-1])
         return None
 
-    def monotonic_at(self, position: int) -> float:
-        """When the graph was at ``position``, on ``time.monotonic()``'s clock.
-
-        The dummy driver runs its cycles on the wall clock, so a position is the least-delayed
-        callback of the last ``keep_seconds`` plus the samples between them (within ~1 ms here).
-        """
-        if not self._offsets:
-            raise RuntimeError("the probe has not run a cycle yet")
-        return min(self._offsets) + position / RATE
-
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
-        """Return once ``predicate()`` holds, checked after every JACK cycle; TimeoutError after ``timeout``."""
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def close(self) -> None:
-        """Leave the server (again: a no-op); also when the server is gone already."""
-        if self.name not in JackProbe.names:
-            return
-        JackProbe.names.discard(self.name)
-        with contextlib.suppress(Exception):
-            self.client.deactivate()
-            self.client.close()
-
     # -- JACK's threads ------------------------------------------------------------------------------
 
     def _process(self, frames: int) -> None:
-        self._offsets.append(time.monotonic() - self._position / RATE)
         out = self.mouth.get_array()
-        if self.frequency is None:
+        playback = self.playback
+        if playback is not None:
+            out[:] = playback.next(self._position, frames)
+        elif self.frequency is None:
             out.fill(0.0)
         else:
             phase = 2 * np.pi * self.frequency * (self._position + np.arange(frames)) / RATE
@@ -348,12 +440,3 @@ class JackProbe:
             self._clicked.append(self._position)
             self._click_pending = False
         self._heard.append((self._position, self.ear.get_array().copy()))
-        self._position += frames
-        self._wake()
-
-    def _registration(self, port: object, register: bool) -> None:
-        self._wake()
-
-    def _wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop has closed; the probe is being torn down
-            self._loop.call_soon_threadsafe(self._changed.set)

@@ -10,7 +10,7 @@ before the server stops.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from intercom.audio.portaudio import PORTAUDIO
 from intercom.audio.speaker import SpeakerSink
 
 from ..units import STEP
-from .jackkit import JackProbe, JackServer, JackUnavailable, running_jack_server
+from .jackkit import JackProbe, JackRoom, JackServer, JackUnavailable, running_jack_server
 
 
 @pytest.fixture
@@ -49,6 +49,20 @@ async def probe(jack_server: JackServer) -> AsyncIterator[JackProbe]:
     probe = JackProbe(jack_server, asyncio.get_running_loop())
     yield probe
     await probe.close()
+
+
+@pytest.fixture
+async def make_room(jack_server: JackServer) -> AsyncIterator[Callable[..., JackRoom]]:
+    """Rooms on the JACK card (``JackRoom(jack_server, loop, response, ...)``'s other arguments), closed at teardown."""
+    rooms: list[JackRoom] = []
+
+    def make(response: Any, **options: Any) -> JackRoom:
+        rooms.append(JackRoom(jack_server, asyncio.get_running_loop(), response, **options))
+        return rooms[-1]
+
+    yield make
+    for room in rooms:
+        await room.close()
 
 
 class Sound:

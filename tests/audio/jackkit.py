@@ -1,5 +1,5 @@
-"""The JACK dummy sound card and probe of the audio tests: :mod:`bench.jack_probe`, which the
-audio benchmark (``bench/audio.py``) shares; see its docstring for the pitfalls it handles."""
+"""The JACK dummy sound card, probe and room of the audio tests: :mod:`bench.jack_probe` and
+:mod:`bench.jack_room`, which the benchmarks share; see their docstrings for the pitfalls they handle."""
 
 from __future__ import annotations
 
@@ -10,19 +10,25 @@ from bench.jack_probe import (
     JackProbe,
     JackServer,
     JackUnavailable,
+    Playback,
     dominant_frequency,
     quiet_libjack,
     rms,
     running_jack_server,
 )
+from bench.jack_room import Components, JackRoom, OverlapAdd
 
 __all__ = [
     "PERIOD",
     "RATE",
     "SILENCE",
+    "Components",
     "JackProbe",
+    "JackRoom",
     "JackServer",
     "JackUnavailable",
+    "OverlapAdd",
+    "Playback",
     "dominant_frequency",
     "quiet_libjack",
     "rms",
