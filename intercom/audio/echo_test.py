@@ -18,7 +18,7 @@ import numpy as np
 import sounddevice as sd
 
 from .devices import resolve
-from .echo_check import BLOCK, RATE, Take, Verdict, figure_lines, measure, test_signal, verdict
+from .echo_check import BLOCK, RATE, Take, Verdict, figure_lines, measure, speech_like_signal, verdict
 from .portaudio import PORTAUDIO, DeviceId, captured_ago, sounds_in
 from .samples import apply_gain
 
@@ -106,7 +106,7 @@ def run_echo_test(
     """The whole test, said line by line: what plays where, the figures, then the verdict."""
     input_name = sd.query_devices(resolve(microphone, "audioinput") if microphone else None, "input")["name"]
     output_name = sd.query_devices(resolve(speaker, "audiooutput") if speaker else None, "output")["name"]
-    signal = test_signal()
+    signal = speech_like_signal()
     say(
         f"echo test: {len(signal) / RATE:.1f} s of test sound on {output_name} (gain {speaker_gain:g}), "
         f"recording {input_name} (gain {microphone_gain:g}); keep quiet near the unit"
