@@ -56,7 +56,7 @@ FAINT_ERL_DB = 40.0  # an echo this far down is no echo: a speaker a door unit h
 TARGET_ERL_DB = 6.0  # where a lowered microphone gain should put it
 NOISY_DBFS = -40.0  # a noise floor above this drowns a quiet visitor and limits the canceller
 GOOD_ERLE_DB = 20.0
-GAIN_STEP = 0.05  # suggested gains are rounded down to this
+MIN_GAIN = 0.01  # -40 dB: the least a suggested gain says, rather than 0 (which plays nothing)
 
 CANCELLER_ONLY = ProcessingSettings(
     echo_cancellation=True, noise_suppression=False, auto_gain=False, high_pass_filter=False
@@ -245,7 +245,8 @@ def _echo_start(signal: np.ndarray, recorded: np.ndarray, earliest: int) -> tupl
 def _echo_peak_dbfs(signal: np.ndarray, echo: np.ndarray, clipped: int) -> float:
     """The echo's peak; when the microphone clipped, what it would have been: the signal's peak
     scaled by the echo's median magnitude over the signal's (clipping takes the loudest samples,
-    never the median; within 0.5 dB on the rooms of the tests, clipped 1 to 9 %)."""
+    never the median). A room's reverb lowers the echo's crest below the signal's, so this errs
+    high, by up to 2 dB on the rooms of the tests: the gain it suggests errs on the quiet side."""
     if clipped < CLIPPED_SAMPLES:
         return peak_dbfs(echo)
     scale = float(np.median(np.abs(echo.astype(np.float64)))) / max(1.0, float(np.median(np.abs(signal))))
@@ -277,7 +278,7 @@ def cancelled(take: Take, make: Callable[[], SoundProcessor]) -> np.ndarray:
 
 
 def _level(value: float) -> str:
-    return f"{value:6.1f}" if math.isfinite(value) else "  -inf"
+    return f"{round(value, 1) + 0.0:6.1f}" if math.isfinite(value) else "  -inf"  # + 0.0: no "-0.0"
 
 
 def figure_lines(figures: EchoFigures) -> list[str]:
@@ -311,8 +312,9 @@ class Verdict:
 
 
 def _gain(value: float) -> str:
-    """A suggested gain, rounded down to :data:`GAIN_STEP` (never to 0)."""
-    return f"{max(GAIN_STEP, math.floor(value / GAIN_STEP + 1e-9) * GAIN_STEP):.2f}".rstrip("0").rstrip(".")
+    """A suggested gain rounded down to two significant digits (0.29, 1.4, 12): no louder than asked."""
+    digits = 1 - math.floor(math.log10(max(value, MIN_GAIN)))
+    return f"{max(MIN_GAIN, math.floor(value * 10**digits + 1e-9) / 10**digits):g}"
 
 
 def verdict(figures: EchoFigures, speaker_gain: float, microphone_gain: float) -> Verdict:

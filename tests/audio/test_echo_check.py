@@ -272,7 +272,7 @@ def test_the_figures_read_as_an_installer_needs_them():
     ]
     assert verdict(figures, speaker_gain=2.0, microphone_gain=3.0).lines == (
         "the echo comes back louder than the speaker signal (4.0 dB above it): move the microphone away from the "
-        "speaker or turn it away, or lower INTERCOM_AUDIO_MICROPHONE_GAIN to 0.9 (now 3)",
+        "speaker or turn it away, or lower INTERCOM_AUDIO_MICROPHONE_GAIN to 0.94 (now 3)",
     )
     clipping = EchoFigures(**{**figures.__dict__, "clipped_samples": 500, "echo_peak_dbfs": 6.0})
     assert verdict(clipping, speaker_gain=2.0, microphone_gain=3.0).lines[0] == (
@@ -280,6 +280,6 @@ def test_the_figures_read_as_an_installer_needs_them():
         "to 0.5 (now 2), or INTERCOM_AUDIO_MICROPHONE_GAIN to 0.75 (now 3)"
     )
     tiny = EchoFigures(**{**clipping.__dict__, "echo_peak_dbfs": 60.0})
-    assert "INTERCOM_AUDIO_SPEAKER_GAIN to 0.05 (now 2)" in verdict(tiny, 2.0, 1.0).lines[0]  # never 0
+    assert "INTERCOM_AUDIO_SPEAKER_GAIN to 0.01 (now 2)" in verdict(tiny, 2.0, 1.0).lines[0]  # never 0
     unheard = EchoFigures(-70.0, -16.0, -50.0, 0, heard=False)
     assert figure_lines(unheard)[-1] == "echo              none heard"
