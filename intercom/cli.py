@@ -654,11 +654,12 @@ def _echo_test(args: argparse.Namespace) -> int:
     microphone = args.microphone or args.device or audio.microphone
     speaker = args.speaker or args.device or audio.speaker
     try:
-        result = run_echo_test(microphone, speaker, audio.microphone_gain, audio.speaker_gain)
+        result = run_echo_test(microphone, speaker, audio.microphone_gain, audio.speaker_gain, audio.echo_cancellation)
     except (UnknownDevice, ValueError) as exc:  # sounddevice says ValueError for "no such device"
         raise UsageError(str(exc)) from None
-    except (sd.PortAudioError, TimeoutError) as exc:  # the unit's own service holds the card, mostly
-        raise UsageError(f"{exc}: is the unit running? (sudo systemctl stop intercom, then test)") from None
+    except (sd.PortAudioError, TimeoutError) as exc:
+        hint = "is there a sound card (`intercom devices`), or does the unit hold it (sudo systemctl stop intercom)?"
+        raise UsageError(f"{exc}: {hint}") from None
     return 0 if result.good else 1
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import sounddevice as sd
 
 from ..media.tracks import SAMPLE_RATE
-from .devices import resolve
+from .devices import index_and_name
 from .portaudio import PORTAUDIO
 from .samples import dbfs, peak_dbfs
 
@@ -60,10 +60,8 @@ def run_audio_test(
     seconds: float, microphone: str | None, speaker: str | None, say: Callable[[str], None] = print
 ) -> float:
     """The whole test; returns the recording's level in dBFS (what an installer reads off)."""
-    microphone_index = resolve(microphone, "audioinput") if microphone else None
-    speaker_index = resolve(speaker, "audiooutput") if speaker else None
-    input_name = sd.query_devices(microphone_index, "input")["name"]
-    output_name = sd.query_devices(speaker_index, "output")["name"]
+    _, input_name = index_and_name(microphone, "audioinput")
+    speaker_index, output_name = index_and_name(speaker, "audiooutput")
     say(f"recording {seconds:g} s from {input_name}: speak now")
     recording = record(seconds, microphone, lambda level: say(meter(level)))
     level = dbfs(recording)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import sounddevice as sd
 
-from .devices import resolve
+from .devices import index_and_name
 from .echo_check import BLOCK, RATE, Take, Verdict, figure_lines, measure, speech_like_signal, verdict
 from .portaudio import PORTAUDIO, DeviceId, captured_ago, sounds_in
 from .samples import apply_gain
@@ -101,11 +101,12 @@ def run_echo_test(
     speaker: DeviceId,
     microphone_gain: float,
     speaker_gain: float,
+    echo_cancellation: bool = True,
     say: Callable[[str], None] = print,
 ) -> Verdict:
     """The whole test, said line by line: what plays where, the figures, then the verdict."""
-    input_name = sd.query_devices(resolve(microphone, "audioinput") if microphone else None, "input")["name"]
-    output_name = sd.query_devices(resolve(speaker, "audiooutput") if speaker else None, "output")["name"]
+    _, input_name = index_and_name(microphone, "audioinput")
+    _, output_name = index_and_name(speaker, "audiooutput")
     signal = speech_like_signal()
     say(
         f"echo test: {len(signal) / RATE:.1f} s of test sound on {output_name} (gain {speaker_gain:g}), "
@@ -115,7 +116,7 @@ def run_echo_test(
     figures = measure(take)
     for line in figure_lines(figures):
         say(line)
-    result = verdict(figures, speaker_gain=speaker_gain, microphone_gain=microphone_gain)
+    result = verdict(figures, speaker_gain, microphone_gain, echo_cancellation)
     for line in result.lines:
         say(line)
     return result

@@ -119,9 +119,8 @@ def test_a_clipping_microphone_is_told_the_speaker_gain_that_stops_it():
     again = measure(synthetic_take(echo_db=4.0, speaker_gain=gain))
     assert not again.clips and again.microphone_peak_dbfs == pytest.approx(echo_check.TARGET_PEAK_DBFS, abs=1.5)
     # what is left is the room: an echo this loud is louder than the speaker signal, whatever the gain
-    assert [line.split(":")[0] for line in verdict(again, speaker_gain=gain, microphone_gain=1.0).lines] == [
-        "the echo comes back louder than the speaker signal (3.4 dB above it)"
-    ]
+    [left] = verdict(again, speaker_gain=gain, microphone_gain=1.0).lines
+    assert left.startswith("the echo comes back louder than the speaker signal")
 
 
 @pytest.mark.parametrize("louder_db", [6.0, 10.0, 14.0])
@@ -182,13 +181,16 @@ def test_a_noisy_microphone_is_called_out():
 def test_the_canceller_is_credited_only_down_to_the_noise_floor():
     # a quiet echo over a quiet street: what the canceller leaves is under the noise
     figures = measure(synthetic_take(echo_db=-25.0, noise_dbfs=-60.0))
-    assert figures.erle_below_noise and figures.erle_db is not None
-    assert figures.echo_dbfs is not None
-    assert figures.erle_db == pytest.approx(figures.echo_dbfs - figures.noise_floor_dbfs, abs=3.0)
+    clean = measure(synthetic_take(echo_db=-25.0, noise_dbfs=None))
+    assert not clean.erle_below_noise and clean.erle_db is not None and clean.erle_db > 50
+    assert figures.erle_below_noise and figures.erle_db is not None and figures.echo_dbfs is not None
+    # the echo's height over the noise (the street swells: its level in the quiet stretch is not the window's)
+    assert figures.erle_db == pytest.approx(figures.echo_dbfs - figures.noise_floor_dbfs, abs=6.0)
+    assert figures.erle_db < clean.erle_db - 20
     assert verdict(figures, 1.0, 1.0).lines == (
         f"good: the canceller takes the echo below the noise floor (at least {figures.erle_db:.0f} dB)",
     )
-    assert figure_lines(figures)[-1].endswith("after 2 s of signal, at least: what is left is below the noise floor")
+    assert figure_lines(figures)[-1].endswith("after 3 s of signal, at least: what is left is below the noise floor")
 
 
 @pytest.mark.parametrize(("delay_ms", "lead_s"), [(150.0, -0.037), (5.0, 0.0), (300.0, 0.013)])
@@ -268,7 +270,7 @@ def test_the_figures_read_as_an_installer_needs_them():
         "microphone peak     -1.0 dBFS  0 samples clipped",
         "echo               -12.0 dBFS  4.0 dB above the speaker signal (echo return loss)",
         "delay                 61 ms    speaker to microphone, the device buffers included",
-        "canceller (ERLE)    31.0 dB    after 2 s of signal",
+        "canceller (ERLE)    31.0 dB    after 3 s of signal",
     ]
     assert verdict(figures, speaker_gain=2.0, microphone_gain=3.0).lines == (
         "the echo comes back louder than the speaker signal (4.0 dB above it): move the microphone away from the "
@@ -278,6 +280,11 @@ def test_the_figures_read_as_an_installer_needs_them():
     assert verdict(clipping, speaker_gain=2.0, microphone_gain=3.0).lines[0] == (
         "the microphone clips at this speaker gain (500 samples at full scale): lower INTERCOM_AUDIO_SPEAKER_GAIN "
         "to 0.5 (now 2), or INTERCOM_AUDIO_MICROPHONE_GAIN to 0.75 (now 3)"
+    )
+    good = EchoFigures(**{**figures.__dict__, "echo_return_loss_db": 10.0})
+    assert verdict(good, speaker_gain=1.0, microphone_gain=1.0).lines == ("good: the canceller reaches 31 dB",)
+    assert verdict(good, speaker_gain=1.0, microphone_gain=1.0, echo_cancellation=False).lines == (
+        "INTERCOM_AUDIO_ECHO_CANCELLATION is false: calls send this echo as it is; set it to true",
     )
     tiny = EchoFigures(**{**clipping.__dict__, "echo_peak_dbfs": 60.0})
     assert "INTERCOM_AUDIO_SPEAKER_GAIN to 0.01 (now 2)" in verdict(tiny, 2.0, 1.0).lines[0]  # never 0

@@ -81,7 +81,7 @@ async def test_a_good_path_is_measured_and_passes(probe, make_room, tmp_path, ca
     heard = room.recent(KEEP_S)  # all of the take, and silence around it
     true_loss = db(np.sum(heard.speaker**2) / np.sum(heard.echo**2))
 
-    assert out.startswith("echo test: 6.6 s of test sound on system (gain 1), recording system (gain 1)")
+    assert out.startswith(f"echo test: {TAKE_S:.1f} s of test sound on system (gain 1), recording system (gain 1)")
     assert figure(out, "delay") == pytest.approx(40 + LOOP_MS, abs=1)
     assert figure(out, "noise floor") == pytest.approx(STREET_DBFS, abs=3)  # the street swells and ebbs
     assert figure(out, "microphone peak") < -6 and "0 samples clipped" in out
