@@ -180,8 +180,9 @@ class EchoFigures:
         return self.clipped_samples >= CLIPPED_SAMPLES
 
 
-def measure(take: Take, processor: Callable[[], SoundProcessor] | None = None) -> EchoFigures:
-    """Every figure of ``take``; ``processor`` makes the canceller (a fresh one, canceller only, by default)."""
+def measure(take: Take, make_processor: Callable[[], SoundProcessor] | None = None) -> EchoFigures:
+    """Every figure of ``take``; ``make_processor`` makes the canceller (by default a fresh one,
+    echo cancellation alone: noise suppression would take the noise for cancelled echo)."""
     played, recorded = take.played, take.recorded
     span = signal_span(played)
     noise_power = power(recorded[take.quiet])
@@ -189,19 +190,20 @@ def measure(take: Take, processor: Callable[[], SoundProcessor] | None = None) -
     clipped = int(np.count_nonzero(np.abs(settled.astype(np.int32)) >= NEAR_FULL_SCALE * INT16_MAX))
     played_power = power(played[span])
     start, strength = _echo_start(played[span], recorded, span.start - take.lead)
+    lag = start - span.start  # the echo of played[i] is recorded[i + lag]
+    echo = recorded[span.start + lag : span.stop + lag]
+    echo_power = power(echo) - noise_power
     basics = EchoFigures(
         noise_floor_dbfs=round(power_dbfs(noise_power), 1),
         played_dbfs=round(power_dbfs(played_power), 1),
         microphone_peak_dbfs=round(peak_dbfs(settled), 1),
         clipped_samples=clipped,
-        heard=strength >= HEARD_PEAK_RATIO,
+        # the correlation finds an echo well under the noise, too faint to measure its level by
+        heard=strength >= HEARD_PEAK_RATIO and echo_power > 0,
     )
     if not basics.heard:
         return basics
-    lag = start - span.start  # the echo of played[i] is recorded[i + lag]
-    echo = recorded[span.start + lag : span.stop + lag]
-    echo_power = max(power(echo) - noise_power, 0.0)
-    out = cancelled(take, processor or (lambda: SoundProcessor(CANCELLER_ONLY)))
+    out = cancelled(take, make_processor or (lambda: SoundProcessor(CANCELLER_ONLY)))
     converged = slice(span.start + round(CONVERGE_S * RATE) + lag, span.stop + lag)
     echo_left = power(recorded[converged]) - noise_power
     out_noise = power(out[take.quiet])  # the canceller had nothing to cancel there yet
@@ -225,7 +227,7 @@ def _echo_start(signal: np.ndarray, recorded: np.ndarray, earliest: int) -> tupl
     """Where the echo of ``signal`` starts in ``recorded``, searched from ``earliest`` (the first
     sample handed back after the signal was handed over) to :data:`MAX_DELAY_S` later, and how far
     that peak stands above the rest of the search, in standard deviations: GCC-PHAT within the
-    signal's band."""
+    signal's band. The peak may be negative: a speaker wired the other way round."""
     first = max(0, earliest)
     reach = earliest + round(MAX_DELAY_S * RATE) - first
     window = recorded[first : first + len(signal) + reach].astype(np.float64)
@@ -238,10 +240,10 @@ def _echo_start(signal: np.ndarray, recorded: np.ndarray, earliest: int) -> tupl
     band = (frequencies >= low) & (frequencies <= high)
     whitened = np.where(band, cross / np.maximum(np.abs(cross), 1e-12), 0)
     correlation = np.fft.irfft(whitened, size)[: reach + 1]
-    best = int(np.argmax(correlation))
+    best = int(np.argmax(np.abs(correlation)))
     rest = np.delete(correlation, range(max(0, best - PEAK_WIDTH), best + PEAK_WIDTH + 1))
     spread = float(np.std(rest)) if len(rest) else 0.0
-    return first + best, float(correlation[best] / spread) if spread > 0 else 0.0
+    return first + best, abs(float(correlation[best])) / spread if spread > 0 else 0.0
 
 
 def _echo_peak_dbfs(signal: np.ndarray, echo: np.ndarray, clipped: int) -> float:
@@ -335,6 +337,8 @@ def verdict(
                 "no echo heard, and the microphone gives digital silence: is the microphone connected, "
                 "INTERCOM_AUDIO_MICROPHONE the card it is on (`intercom devices`), its capture unmuted (alsamixer)?"
             )
+        elif figures.noise_floor_dbfs > NOISY_DBFS:
+            problems.append("no echo heard over the noise")  # what to do about the noise follows
         else:
             barely = f" (it comes back {figures.echo_return_loss_db:.0f} dB down)" if faint else ""
             problems.append(

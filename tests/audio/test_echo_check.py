@@ -38,13 +38,15 @@ def synthetic_take(
     microphone_gain: float = 1.0,
     noise_dbfs: float | None = -65.0,
     lead_s: float = MIC_FIRST_S,
+    polarity: float = 1.0,
 ) -> Take:
     """The test signal at ``speaker_gain``, through a room (``delay_ms``, ``echo_db``, 250 ms of
     reverb) with street noise, recorded at ``microphone_gain``; the microphone's blocks handed back
     ``lead_s`` after the speaker's (so the delay the take shows is the room's)."""
     signal = speech_like_signal()
     played = apply_gain(np.concatenate([signal, np.zeros(-len(signal) % BLOCK, np.int16)]), speaker_gain)
-    convolver = OverlapAdd(room_response(delay_ms, np.random.default_rng(11), echo_db=echo_db), BLOCK)
+    response = polarity * room_response(delay_ms, np.random.default_rng(11), echo_db=echo_db)
+    convolver = OverlapAdd(response, BLOCK)
     echo = np.concatenate([convolver.push(block / 32768.0) for block in played.reshape(-1, BLOCK)])
     lead = round(lead_s * RATE)
     # the world on the microphone's timeline: recorded[j] is what sounded at played position j + lead
@@ -102,7 +104,7 @@ def test_a_good_path_has_its_delay_echo_level_and_a_converged_canceller():
 
 
 def test_with_the_canceller_off_the_same_path_shows_no_enhancement():
-    figures = measure(synthetic_take(), processor=lambda: SoundProcessor(NO_PROCESSING))
+    figures = measure(synthetic_take(), make_processor=lambda: SoundProcessor(NO_PROCESSING))
     assert figures.heard and figures.erle_db == pytest.approx(0.0, abs=0.5)
     result = verdict(figures, speaker_gain=1.0, microphone_gain=1.0)
     assert not result.good and result.lines[0].startswith("the canceller reaches only 0 dB")
@@ -158,6 +160,19 @@ def test_no_echo_is_told_to_check_the_speaker_and_silence_the_microphone():
     assert silent.noise_floor_dbfs == -math.inf
     assert "the microphone gives digital silence" in verdict(silent, 1.0, 1.0).lines[0]
     assert "INTERCOM_AUDIO_SPEAKER_GAIN is 0" in verdict(silent, 0.0, 1.0).lines[0]
+
+
+def test_a_speaker_wired_the_other_way_round_is_heard_all_the_same():
+    figures = measure(synthetic_take(polarity=-1.0))
+    assert figures.heard and figures.delay_ms == pytest.approx(40.0, abs=0.1)
+    assert figures.erle_db is not None and figures.erle_db > 25
+
+
+def test_an_echo_under_a_noisy_street_is_not_heard_and_the_noise_is_called_out():
+    figures = measure(synthetic_take(echo_db=-30.0, noise_dbfs=-35.0))
+    assert not figures.heard and figures.noise_floor_dbfs > echo_check.NOISY_DBFS
+    lines = verdict(figures, 1.0, 1.0).lines
+    assert lines[0] == "no echo heard over the noise" and lines[1].startswith("noise floor -3")
 
 
 def test_an_echo_far_down_is_no_echo():
