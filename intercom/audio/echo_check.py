@@ -122,6 +122,8 @@ class Take:
     microphone's first block was handed back ``lead_s`` seconds after the speaker's first block was
     handed over (negative: before). ``speaker_latency_s`` and ``microphone_latency_s`` are what
     PortAudio said the devices' buffers hold: the delay hints the unit gives its canceller.
+    ``dropouts`` counts blocks the devices lost meanwhile (overflows, underflows): each one shifts
+    what follows on the timeline.
     """
 
     played: np.ndarray
@@ -129,6 +131,7 @@ class Take:
     lead_s: float
     speaker_latency_s: float = 0.0
     microphone_latency_s: float = 0.0
+    dropouts: int = 0
 
     def __post_init__(self) -> None:
         for name in ("played", "recorded"):
@@ -168,6 +171,7 @@ class EchoFigures:
     microphone_peak_dbfs: float
     clipped_samples: int
     heard: bool
+    dropouts: int = 0  # blocks the sound card lost during the test: the figures are not to be trusted
     echo_dbfs: float | None = None  # the echo's level at the microphone, the noise taken out
     delay_ms: float | None = None
     echo_return_loss_db: float | None = None
@@ -200,6 +204,7 @@ def measure(take: Take, make_processor: Callable[[], SoundProcessor] | None = No
         clipped_samples=clipped,
         # the correlation finds an echo well under the noise, too faint to measure its level by
         heard=strength >= HEARD_PEAK_RATIO and echo_power > 0,
+        dropouts=take.dropouts,
     )
     if not basics.heard:
         return basics
@@ -328,6 +333,11 @@ def verdict(
     INTERCOM_AUDIO_SPEAKER_GAIN and INTERCOM_AUDIO_MICROPHONE_GAIN), with the unit's canceller on
     or off (INTERCOM_AUDIO_ECHO_CANCELLATION): the figures say what it would reach either way."""
     problems: list[str] = []
+    if figures.dropouts:
+        problems.append(
+            f"the sound card lost {figures.dropouts} blocks during the test (the machine was busy), so these "
+            "figures are off: stop what else runs (sudo systemctl stop intercom) and test again"
+        )
     faint = figures.echo_return_loss_db is not None and figures.echo_return_loss_db > FAINT_ERL_DB
     if not figures.heard or faint:
         if speaker_gain == 0:

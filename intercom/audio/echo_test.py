@@ -28,15 +28,19 @@ START_TIMEOUT_S = 5.0  # on top of the take's own length: the devices open in ~0
 class _Timeline:
     """Blocks handed over by one stream's callbacks, with when: the stream's first block was handed
     over at the earliest of (callback time - its block's place), since a callback is late by however
-    long it waited and never early."""
+    long it waited and never early. ``dropouts`` counts the blocks the device lost on the way (after
+    the first, which may report the stream's own start)."""
 
     def __init__(self) -> None:
         self.blocks: list[np.ndarray] = []
         self._starts: list[float] = []
         self.latencies: list[float] = []
+        self.dropouts = 0
 
-    def add(self, block: np.ndarray, latency: float) -> None:
+    def add(self, block: np.ndarray, latency: float, lost: bool) -> None:
         self._starts.append(time.monotonic() - len(self.blocks) * BLOCK / RATE)
+        if lost and self.blocks:
+            self.dropouts += 1
         self.blocks.append(block)
         self.latencies.append(latency)
 
@@ -63,7 +67,8 @@ def play_and_record(
     streams: dict[str, sd._StreamBase] = {}
 
     def captured(indata: np.ndarray, frames: int, when: Any, status: sd.CallbackFlags) -> None:
-        recorded.add(apply_gain(indata[:, 0], microphone_gain).copy(), captured_ago(when, streams.get("in")))
+        latency = captured_ago(when, streams.get("in"))
+        recorded.add(apply_gain(indata[:, 0], microphone_gain).copy(), latency, status.input_overflow)
         if all_played.is_set():
             done.set()
             raise sd.CallbackStop
@@ -74,7 +79,7 @@ def play_and_record(
             all_played.set()
             return
         outdata[:, 0] = apply_gain(blocks[len(played.blocks)], speaker_gain)
-        played.add(outdata[:, 0].copy(), sounds_in(when, streams.get("out")))
+        played.add(outdata[:, 0].copy(), sounds_in(when, streams.get("out")), status.output_underflow)
 
     # the microphone first, so that it hears the quiet before the signal
     streams["in"] = PORTAUDIO.open_blocking(sd.InputStream, microphone, captured)
@@ -93,6 +98,7 @@ def play_and_record(
         lead_s=recorded.start - played.start,
         speaker_latency_s=played.latency,
         microphone_latency_s=recorded.latency,
+        dropouts=played.dropouts + recorded.dropouts,
     )
 
 

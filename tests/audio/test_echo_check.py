@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -86,6 +87,7 @@ def test_the_test_signal_is_quiet_then_speech_like_then_quiet():
 def test_a_good_path_has_its_delay_echo_level_and_a_converged_canceller():
     take = synthetic_take(echo_db=-9.0, delay_ms=40.0)
     figures = measure(take)
+    assert figures.dropouts == 0 and measure(replace(take, dropouts=2)).dropouts == 2
     assert figures.heard and figures.delay_ms == pytest.approx(40.0, abs=0.1)
     span = signal_span(take.played)
     lag = round((40.0 - MIC_FIRST_S * 1000) * RATE / 1000)
@@ -300,6 +302,11 @@ def test_the_figures_read_as_an_installer_needs_them():
     assert verdict(good, speaker_gain=1.0, microphone_gain=1.0).lines == ("good: the canceller reaches 31 dB",)
     assert verdict(good, speaker_gain=1.0, microphone_gain=1.0, echo_cancellation=False).lines == (
         "INTERCOM_AUDIO_ECHO_CANCELLATION is false: calls send this echo as it is; set it to true",
+    )
+    busy = EchoFigures(**{**good.__dict__, "dropouts": 3})
+    assert verdict(busy, 1.0, 1.0).lines == (
+        "the sound card lost 3 blocks during the test (the machine was busy), so these figures are off: stop "
+        "what else runs (sudo systemctl stop intercom) and test again",
     )
     tiny = EchoFigures(**{**clipping.__dict__, "echo_peak_dbfs": 60.0})
     assert "INTERCOM_AUDIO_SPEAKER_GAIN to 0.01 (now 2)" in verdict(tiny, 2.0, 1.0).lines[0]  # never 0
