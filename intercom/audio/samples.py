@@ -1,12 +1,35 @@
-"""int16 sample blocks: software gain, and the ring the speaker plays from."""
+"""int16 sample blocks: levels, software gain, and the ring the speaker plays from."""
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
 
 INT16_MIN, INT16_MAX = -32768, 32767
+
+
+def power(samples: np.ndarray) -> float:
+    """Mean square of int16 ``samples`` relative to full scale (1.0 for a full-scale square wave); 0 when empty."""
+    scaled = samples.astype(np.float64) / 32768.0
+    return float(np.dot(scaled, scaled) / len(scaled)) if len(scaled) else 0.0
+
+
+def power_dbfs(mean_square: float) -> float:
+    """A :func:`power` in dBFS; -inf for silence."""
+    return 10 * math.log10(mean_square) if mean_square > 0 else -math.inf
+
+
+def dbfs(samples: np.ndarray) -> float:
+    """Level (RMS) relative to full scale; -inf for digital silence."""
+    return power_dbfs(power(samples))
+
+
+def peak_dbfs(samples: np.ndarray) -> float:
+    """The loudest sample relative to full scale; -inf for digital silence."""
+    peak = int(np.max(np.abs(samples.astype(np.int32)))) if len(samples) else 0
+    return 20 * math.log10(peak / 32768) if peak else -math.inf
 
 
 def apply_gain(samples: np.ndarray, gain: float) -> np.ndarray:
