@@ -45,6 +45,7 @@ from room_sound import (
     SPEAKER_RMS_DBFS,
     active_mask,
     db,
+    erle_per_second,
     far_speech,
     lag_by_correlation,
     loop_to,
@@ -53,6 +54,7 @@ from room_sound import (
     room_response,
     snr,
     street_at,
+    voice_kept,
 )
 
 INSTALL_HINT = f"{sys.executable} -m pip install 'livekit==1.2.1' 'pywebrtc-audio==0.2.0' numpy scipy"
@@ -246,14 +248,6 @@ def erle(scene: Scene, out: np.ndarray, seconds_from: float, seconds_to: float |
     return db(np.sum(scene.echo[window] ** 2) / max(np.sum(out[window] ** 2), 1e-30))
 
 
-def erle_per_second(scene: Scene, out: np.ndarray) -> list[float | None]:
-    """ERLE of each whole second; None for a second with too little echo to count (a pause)."""
-    echo = np.sum(scene.echo.reshape(-1, RATE) ** 2, axis=1)
-    residual = np.sum(out.reshape(-1, RATE) ** 2, axis=1)
-    floor = np.median(echo) * 1e-2
-    return [round(db(e / max(r, 1e-30)), 1) if e > floor else None for e, r in zip(echo, residual, strict=True)]
-
-
 def echo_phase(
     candidate: Candidate, room: Room, delay_ms: int, seconds: float, late: Lateness | None = None
 ) -> dict[str, Any]:
@@ -261,7 +255,7 @@ def echo_phase(
     second after 2 s falls below HOLD_FLOOR_DB and the last 10 s still reach the target."""
     scene = room.scene(seconds, delay_ms, near_from_s=None, noisy=False)
     out = run_through(candidate.make(None), scene, late)
-    series = erle_per_second(scene, out)
+    series = erle_per_second(scene.echo, out)
     after = [value for value in series[int(CONVERGED_AFTER_S) :] if value is not None]
     last = erle(scene, out, seconds - 10)
     return {
@@ -289,14 +283,14 @@ def double_talk_phase(candidate: Candidate, room: Room, delay_ms: int, seconds: 
     talking[: int(near_from * RATE)] = False
     both = talking & active_mask(scene.echo + 1e-9)
     lag = lag_by_correlation(np.where(talking, scene.near, 0.0), np.where(talking, out, 0.0), RATE // 50)
-    aligned = np.roll(out, -lag)
-    clean, kept = scene.near[talking], aligned[talking]
+    loss, correlation = voice_kept(scene.near, np.roll(out, -lag), talking)
+    clean = scene.near[talking]
     return {
         "room_delay_ms": delay_ms,
-        "near_level_loss_db": round(db(np.sum(clean**2) / np.sum(kept**2)), 1),
+        "near_level_loss_db": round(loss, 1),
         "near_level_loss_both_active_db": round(db(np.sum(scene.near[both] ** 2) / np.sum(out[both] ** 2)), 1),
-        "correlation_with_clean_near": round(float(np.corrcoef(clean, kept)[0, 1]), 3),
-        "correlation_at_lag_0": round(float(np.corrcoef(clean, out[talking])[0, 1]), 3),
+        "correlation_with_clean_near": round(correlation, 3),
+        "correlation_at_lag_0": round(voice_kept(scene.near, out, talking)[1], 3),
         "output_lag_ms": round(lag * 1000 / RATE, 2),
         "near_to_echo_db": round(db(np.sum(clean**2) / np.sum(scene.echo[talking] ** 2)), 1),
         "near_active_s": round(talking.sum() / RATE, 1),

@@ -239,6 +239,7 @@ class JackClient:
         self.name = self.client.name  # readable after the client closed, unlike client.name
         JackClient.names.add(self.name)
         self._position = 0  # samples since the first cycle
+        self.origin: int | None = None  # JACK's frame time at the first cycle: common to every client
         self._keep_cycles = max(1, round(keep_seconds * RATE / PERIOD))
         # time.monotonic() minus the position's time on the graph, per cycle: the callback runs late
         # by however long it waited (for the GIL, mostly), never early, so the smallest is the truest.
@@ -254,6 +255,17 @@ class JackClient:
     def position(self) -> int:
         """The position of the next cycle's first sample."""
         return self._position
+
+    def offset_to(self, other: JackClient) -> int:
+        """What to add to a position of ours for ``other``'s position of the same sample (both have run)."""
+        if self.origin is None or other.origin is None:
+            raise RuntimeError(f"{self.name} or {other.name} has not run a cycle yet")
+        return self.origin - other.origin
+
+    def unplug(self) -> None:
+        """Disconnect every port of ours."""
+        for port in (*self.client.inports, *self.client.outports):
+            port.disconnect()
 
     def monotonic_at(self, position: int) -> float:
         """When the graph was at ``position``, on ``time.monotonic()``'s clock.
@@ -289,6 +301,8 @@ class JackClient:
 
     def _cycle(self, frames: int) -> None:
         self._offsets.append(time.monotonic() - self._position / RATE)
+        if self.origin is None:
+            self.origin = self.client.last_frame_time
         self._process(frames)
         self._position += frames
         self._wake()

@@ -102,7 +102,13 @@ class JackRoom(JackClient):
 
     def stand_between(self, speaker_port: str, microphone_port: str) -> None:
         """Hear ``speaker_port`` (a unit's playback) and feed ``microphone_port`` (its capture)."""
+        self.listen(speaker_port)
+        self.feed(microphone_port)
+
+    def listen(self, speaker_port: str) -> None:
         self.client.connect(speaker_port, self.speaker)
+
+    def feed(self, microphone_port: str) -> None:
         self.client.connect(self.microphone, microphone_port)
 
     # -- what the room adds --------------------------------------------------------------------------

@@ -143,6 +143,25 @@ def snr(signal: np.ndarray, speech: np.ndarray, pause: np.ndarray) -> float:
     return db((np.mean(signal[speech] ** 2) - noise) / noise)
 
 
+def erle_per_second(echo: np.ndarray, residual: np.ndarray) -> list[float | None]:
+    """ERLE (echo power over residual power) of each whole second; None for a second with too little
+    echo to count (under 1 % of the median second's: a pause)."""
+    seconds = min(len(echo), len(residual)) // RATE
+    echo_power = np.sum(np.square(echo[: seconds * RATE], dtype=np.float64).reshape(-1, RATE), axis=1)
+    residual_power = np.sum(np.square(residual[: seconds * RATE], dtype=np.float64).reshape(-1, RATE), axis=1)
+    floor = np.median(echo_power) * 1e-2
+    return [
+        round(db(e / max(r, 1e-30)), 1) if e > floor else None for e, r in zip(echo_power, residual_power, strict=True)
+    ]
+
+
+def voice_kept(clean: np.ndarray, out: np.ndarray, talking: np.ndarray) -> tuple[float, float]:
+    """How much of a voice survives in ``out`` (aligned with ``clean``) on the ``talking`` samples:
+    its level loss in dB and the correlation with the clean voice."""
+    kept, voice = out[talking], clean[talking]
+    return db(np.sum(voice**2) / np.sum(kept**2)), float(np.corrcoef(voice, kept)[0, 1])
+
+
 def lag_by_correlation(reference: np.ndarray, delayed: np.ndarray, max_lag: int, min_lag: int | None = None) -> int:
     """How many samples ``delayed`` trails ``reference`` (between ``min_lag``, by default ``-max_lag``,
     and ``max_lag``): the peak of their cross-correlation, through the FFT."""

@@ -238,7 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
     audio_test.add_argument(
         "--speaker", metavar="ID", help="playback device, id or part of a name (default: --device, else system's)"
     )
-    audio_test.add_argument("--seconds", type=float, default=3.0)
+    audio_test.add_argument("--seconds", type=float, help="how long to record (default 3; not with --echo)")
+    audio_test.add_argument(
+        "--echo",
+        action="store_true",
+        help="instead: play a test sound and measure the path from the speaker to the microphone (delay, echo "
+        "level, what the echo canceller reaches, clipping, noise floor) with the devices and gains of --env-file; "
+        "exit status 0 for a good path, 1 when something needs changing (the last lines say what)",
+    )
+    audio_test.add_argument(
+        "--env-file",
+        type=Path,
+        help="with --echo: the unit's settings (default: /etc/intercom/intercom.env if there is one, "
+        "else the environment); INTERCOM_AUDIO_* variables in the environment win",
+    )
     audio_test.set_defaults(func=_audio_test)
 
     demo = commands.add_parser("demo", help="start a hub, create a key and connect a client, printing statuses")
@@ -606,16 +619,48 @@ def _devices(args: argparse.Namespace) -> None:
         )
 
 
-def _audio_test(args: argparse.Namespace) -> None:
+def _audio_test(args: argparse.Namespace) -> int:
     from .audio.audio_test import run_audio_test
     from .audio.devices import UnknownDevice
 
-    if not 0 < args.seconds <= 60:
+    if args.echo:
+        if args.seconds is not None:
+            raise UsageError("--seconds does not go with --echo: the echo test takes its own time")
+        return _echo_test(args)
+    if args.env_file is not None:
+        raise UsageError("--env-file goes with --echo only")
+    seconds = 3.0 if args.seconds is None else args.seconds
+    if not 0 < seconds <= 60:
         raise UsageError("--seconds must be more than 0 and at most 60")
     try:
-        run_audio_test(args.seconds, args.microphone or args.device, args.speaker or args.device)
+        run_audio_test(seconds, args.microphone or args.device, args.speaker or args.device)
     except (UnknownDevice, ValueError) as exc:  # sounddevice says ValueError for "no such device"
         raise UsageError(str(exc)) from None
+    return 0
+
+
+def _echo_test(args: argparse.Namespace) -> int:
+    import sounddevice as sd
+
+    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_audio_settings
+    from .audio.devices import UnknownDevice
+    from .audio.echo_test import run_echo_test
+
+    env_file = args.env_file or (DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.exists() else None)
+    try:
+        audio = load_audio_settings(env_file)
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+    microphone = args.microphone or args.device or audio.microphone
+    speaker = args.speaker or args.device or audio.speaker
+    try:
+        result = run_echo_test(microphone, speaker, audio.microphone_gain, audio.speaker_gain, audio.echo_cancellation)
+    except (UnknownDevice, ValueError) as exc:  # sounddevice says ValueError for "no such device"
+        raise UsageError(str(exc)) from None
+    except (sd.PortAudioError, TimeoutError) as exc:
+        hint = "is there a sound card (`intercom devices`), or does the unit hold it (sudo systemctl stop intercom)?"
+        raise UsageError(f"{exc}: {hint}") from None
+    return 0 if result.good else 1
 
 
 def _demo(args: argparse.Namespace) -> None:

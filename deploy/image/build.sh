@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "$(id -u)" -eq 0 ] || fail "run it as root (chroot and bind mounts): sudo $0"
-mkdir -p "$out"
+mkdir -p "$out" "$repo/build/image"  # the caches live in build/image whatever --out says
 out=$(cd "$out" && pwd)
 work=$repo/build/image/work
 mirror=${INTERCOM_IMAGE_MIRROR:-http://deb.debian.org/debian}
@@ -106,6 +106,11 @@ version=$(basename "$wheel" | cut -d- -f2)
   -d "$repo/build/image/wheels" "$wheel"
 rm -f "$repo/build/image/wheels"/intercom-*.whl  # that cache keeps dependencies only
 cp "$repo/build/image/wheels"/*.whl "$work/wheels/"
+# The echo canceller is livekit's native library (intercom.audio.processing): without its arm64
+# wheel a unit would send its speaker's echo, so the build stops here rather than ship that.
+canceller=$(find "$work/wheels" -name 'livekit-*_aarch64.whl' | head -1)
+[ -n "$canceller" ] || fail "no arm64 wheel of livekit (the echo canceller) among the dependencies"
+say "stage 2: the echo canceller's wheel: $(basename "$canceller")"
 
 for mount in proc sys dev dev/pts; do
   mkdir -p "$root/$mount"
@@ -119,6 +124,18 @@ cp -r "$work/wheels" "$staging/wheels"
 say "stage 2: deploy/install.sh inside the image (under qemu-user: a few minutes)"
 chroot "$root" /tmp/intercom-build/deploy/install.sh --no-start --source /tmp/intercom-build \
   --wheel "/tmp/intercom-build/wheels/$(basename "$wheel")" --wheelhouse /tmp/intercom-build/wheels
+say "stage 2: the echo canceller on the image's own Python (arm64, under qemu-user)"
+chroot "$root" /opt/intercom/current/bin/python - <<'CHECK' || fail "the echo canceller does not run in the image"
+import numpy as np
+from intercom.audio.processing import ProcessingSettings, SoundProcessor
+processor = SoundProcessor(ProcessingSettings())
+for _ in range(50):  # a second of audio: the speaker's block, then the microphone's
+    processor.render(np.zeros(960, np.int16), 0.0)
+    processor.capture(np.zeros(960, np.int16), 0.0)
+stats = processor.stats
+assert stats.frames_processed == stats.reference_frames == 100 and stats.errors == 0, stats
+print(f"image: echo canceller ok, {stats.cost_us_per_frame:.0f} us a 10 ms frame under emulation")
+CHECK
 install -m 755 deploy/image/firstboot.sh "$root/usr/local/sbin/intercom-firstboot"
 install -m 644 deploy/image/intercom-firstboot.service "$root/etc/systemd/system/"
 chroot "$root" systemctl enable --quiet intercom-firstboot.service

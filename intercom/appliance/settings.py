@@ -381,14 +381,29 @@ def load_settings(env_file: Path | None = DEFAULT_ENV_FILE, **overrides: object)
     ``overrides`` (``role="desk"``) win over both: what a command line says outright, checked as
     the variable would be.
     """
-    if env_file is not None:
-        check_env_file(env_file)
-    source = {"_env_file": os.fspath(env_file)} if env_file is not None else {}
+    source = _source(env_file)
     try:
         return Settings(**source, **overrides), AudioSettings(**source)  # type: ignore[arg-type]
     except ValidationError as exc:
         model = AudioSettings if exc.title == AudioSettings.__name__ else Settings
         raise SettingsError(_one_line(exc, model)) from None
+
+
+def load_audio_settings(env_file: Path | None = DEFAULT_ENV_FILE) -> AudioSettings:
+    """The unit's sound settings alone, as :func:`load_settings` reads them: for the installer's
+    audio test, which needs the devices and gains and none of the rest."""
+    source = _source(env_file)
+    try:
+        return AudioSettings(**source)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc, AudioSettings)) from None
+
+
+def _source(env_file: Path | None) -> dict[str, str]:
+    if env_file is None:
+        return {}
+    check_env_file(env_file)
+    return {"_env_file": os.fspath(env_file)}
 
 
 def _one_line(error: ValidationError, model: type[BaseSettings]) -> str:

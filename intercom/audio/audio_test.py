@@ -14,19 +14,12 @@ import numpy as np
 import sounddevice as sd
 
 from ..media.tracks import SAMPLE_RATE
-from .devices import resolve
+from .devices import index_and_name
 from .portaudio import PORTAUDIO
+from .samples import dbfs, peak_dbfs
 
 METER_WIDTH = 40
 SILENT_DBFS = -60.0  # below this the microphone is taken to be unplugged or muted
-
-
-def dbfs(samples: np.ndarray) -> float:
-    """Level relative to full scale (int16); -inf for digital silence."""
-    if samples.size == 0:
-        return -math.inf
-    rms = float(np.sqrt(np.mean((samples.astype(np.float64) / 32768.0) ** 2)))
-    return 20 * math.log10(rms) if rms > 0 else -math.inf
 
 
 def meter(level: float) -> str:
@@ -67,16 +60,12 @@ def run_audio_test(
     seconds: float, microphone: str | None, speaker: str | None, say: Callable[[str], None] = print
 ) -> float:
     """The whole test; returns the recording's level in dBFS (what an installer reads off)."""
-    microphone_index = resolve(microphone, "audioinput") if microphone else None
-    speaker_index = resolve(speaker, "audiooutput") if speaker else None
-    input_name = sd.query_devices(microphone_index, "input")["name"]
-    output_name = sd.query_devices(speaker_index, "output")["name"]
+    _, input_name = index_and_name(microphone, "audioinput")
+    speaker_index, output_name = index_and_name(speaker, "audiooutput")
     say(f"recording {seconds:g} s from {input_name}: speak now")
     recording = record(seconds, microphone, lambda level: say(meter(level)))
     level = dbfs(recording)
-    peak = int(np.max(np.abs(recording.astype(np.int32)))) if recording.size else 0
-    peak_dbfs = 20 * math.log10(peak / 32768) if peak else -math.inf
-    say(f"recorded: level {level:.1f} dBFS, peak {peak_dbfs:.1f} dBFS")
+    say(f"recorded: level {level:.1f} dBFS, peak {peak_dbfs(recording):.1f} dBFS")
     if level < SILENT_DBFS:
         say("no sound came in: check the microphone's cable, the card and its gain (alsamixer)")
     say(f"playing it back on {output_name}")

@@ -104,5 +104,12 @@ def resolve(device_id: str, kind: Kind) -> int:
     raise UnknownDevice(f"no {kind} device with id or name {device_id!r}; `intercom devices` lists them")
 
 
+def index_and_name(device_id: str | None, kind: Kind) -> tuple[int | None, str]:
+    """What sounddevice opens for ``device_id`` (None: PortAudio's default) and the device's name,
+    for saying which device a test uses; :class:`UnknownDevice` or sounddevice's ValueError if none."""
+    index = resolve(device_id, kind) if device_id else None
+    return index, sd.query_devices(index, "input" if kind == "audioinput" else "output")["name"]
+
+
 if __name__ == "__main__":  # what a fresh PortAudio finds: see device_watch.devices_in_fresh_process
     print(json.dumps([asdict(device) for device in list_devices()]))

@@ -20,6 +20,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +64,11 @@ def _decimated(samples: np.ndarray) -> np.ndarray:
 
 
 class EchoMeter:
-    def __init__(self) -> None:
+    """``clock`` gives the hand-over times: the wall clock on PortAudio's threads, a sample count
+    when blocks are fed faster than real time (an offline check)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         blocks = round(DELAY_WINDOW_S * 50) + 1
         self._rendered: deque[tuple[float, np.ndarray]] = deque(maxlen=blocks + round(MAX_DELAY_S * 50))
@@ -72,7 +77,7 @@ class EchoMeter:
         self._powers: deque[tuple[float, float]] = deque(maxlen=round(ERLE_WINDOW_S * 50))
 
     def render(self, block: np.ndarray) -> None:
-        now = time.monotonic()
+        now = self._clock()
         samples = block.astype(np.float32)
         if _dbfs(_power(samples)) > PLAYING_DBFS:
             self._last_played = now
@@ -80,7 +85,7 @@ class EchoMeter:
             self._rendered.append((now, _decimated(samples)))
 
     def capture(self, captured: np.ndarray, sent: np.ndarray) -> None:
-        now = time.monotonic()
+        now = self._clock()
         samples = captured.astype(np.float32)
         if now - self._last_played <= ECHO_TAIL_S:
             self._powers.append((_power(samples), _power(sent.astype(np.float32))))

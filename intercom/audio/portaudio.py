@@ -210,4 +210,3 @@ def sounds_in(time: Any, stream: sd._StreamBase | None) -> float:
     if time.outputBufferDacTime > 0 and time.outputBufferDacTime >= time.currentTime:
         return float(time.outputBufferDacTime - time.currentTime)
     return float(stream.latency) if stream is not None else 0.0
-

@@ -90,7 +90,7 @@ class SoundProcessor:
     a block the module fails on goes out as captured, counted in :attr:`stats`.
     """
 
-    def __init__(self, settings: ProcessingSettings) -> None:
+    def __init__(self, settings: ProcessingSettings, meter: EchoMeter | None = None) -> None:
         from livekit import rtc  # 28 MB of native library: loaded only by units with a sound card
 
         self.settings = settings
@@ -102,7 +102,7 @@ class SoundProcessor:
         )
         self._render_frame = _Frame(self._apm, "apm_process_reverse_stream")
         self._capture_frame = _Frame(self._apm, "apm_process_stream")
-        self.meter = EchoMeter()
+        self.meter = meter or EchoMeter()
         self._render_latency = 0.0  # seconds from the last reference hand-over until it sounds
         self._delay_hint = -1
         self._frames = 0

@@ -1,7 +1,8 @@
-"""int16 sample blocks: software gain, and the ring the speaker plays from."""
+"""int16 sample blocks: levels, software gain, and the ring the speaker plays from."""
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -10,6 +11,28 @@ INT16_MIN, INT16_MAX = -32768, 32767
 PLAYBACK_BUFFER_MS = 40  # the speaker's ring at most: two 20 ms frames
 PLAYOUT_MS = 30  # what the speaker's ring holds before it plays: two frames (intercom/audio/speaker.py)
 MIN_PLAYOUT_MS = 20  # one frame: the least that plays a whole block
+
+
+def power(samples: np.ndarray) -> float:
+    """Mean square of int16 ``samples`` relative to full scale (1.0 for a full-scale square wave); 0 when empty."""
+    scaled = samples.astype(np.float64) / 32768.0
+    return float(np.dot(scaled, scaled) / len(scaled)) if len(scaled) else 0.0
+
+
+def power_dbfs(mean_square: float) -> float:
+    """A :func:`power` in dBFS; -inf for silence."""
+    return 10 * math.log10(mean_square) if mean_square > 0 else -math.inf
+
+
+def dbfs(samples: np.ndarray) -> float:
+    """Level (RMS) relative to full scale; -inf for digital silence."""
+    return power_dbfs(power(samples))
+
+
+def peak_dbfs(samples: np.ndarray) -> float:
+    """The loudest sample relative to full scale; -inf for digital silence."""
+    peak = int(np.max(np.abs(samples.astype(np.int32)))) if len(samples) else 0
+    return 20 * math.log10(peak / 32768) if peak else -math.inf
 
 
 def apply_gain(samples: np.ndarray, gain: float) -> np.ndarray:

@@ -36,7 +36,7 @@ class AudioSettings(BaseSettings):
     tones: bool = Field(True, description="play ringback, ring, busy and key tones on the speaker")
     echo_cancellation: bool = Field(True, description="cancel the speaker's echo in what the microphone sends (AEC3)")
     noise_suppression: bool = Field(True, description="push down steady noise (traffic, wind, hum) in what is sent")
-    auto_gain: bool = Field(True, description="even out the level of what is sent: near and far voices alike")
+    auto_gain: bool = Field(True, description="even out the level of the voice sent: close to the unit or a step away")
     high_pass_filter: bool = Field(True, description="take out rumble below ~80 Hz before the rest")
     playout_ms: int = Field(
         PLAYOUT_MS,

@@ -442,6 +442,9 @@ class Call(EventTarget):
         if self._digit_sender is not None:
             self._digit_sender.cancel()
         await self._stop_ringback()
+        if isinstance(self._source.source, SoundDevice) or isinstance(self._sink, SoundDevice):
+            summary = (await self.stats()).sound_summary()
+            log.info("call %s ended, its sound: %s", self.id, summary)
         if self._sink is not None:
             await self._sink.stop()
         await self._media.close()

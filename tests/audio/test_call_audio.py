@@ -18,7 +18,7 @@ from .jackkit import RATE
 MAX_LATENCY_S = 0.25  # mouth to ear through capture, Opus, the hub and playback: ~0.07 s measured
 
 
-async def test_a_tone_at_the_door_microphone_is_heard_at_the_desk_speaker(hub, probe, make_unit):
+async def test_a_tone_at_the_door_microphone_is_heard_at_the_desk_speaker(hub, probe, make_unit, caplog):
     store_flow(hub, "door", "client:desk")
     (microphone,) = [d.deviceId for d in list_devices() if d.kind == "audioinput"]
     (speaker,) = [d.deviceId for d in list_devices() if d.kind == "audiooutput"]
@@ -59,9 +59,18 @@ async def test_a_tone_at_the_door_microphone_is_heard_at_the_desk_speaker(hub, p
     assert desk_stats.capture is None  # the desk sends a tone source, not a microphone
     assert door_stats.capture.blocks_captured > 0 and door_stats.playback is None
     assert door_stats.packets_sent > 0 and desk_stats.packets_received > 0 and desk_stats.id == answered.id
+    processing = door_stats.capture.processing  # on by default: every captured block goes through it
+    assert processing.frames_processed >= 2 * door_stats.capture.blocks_captured - 2 and processing.errors == 0
+    assert processing.reference_frames == 0  # the door plays nothing here: its sink is no speaker
+    assert desk_stats.capture is None
+
+    caplog.set_level("INFO", logger="intercom.sdk.call")
 
     async with asyncio.timeout(STEP):
         await call.disconnect()
     await desk.events.until(lambda: CallStatus.ENDED in desk.events.of("call.status"))
     assert speakers[0].stream is None  # the call stopped its sink, closing the device
+    ended = [r.getMessage() for r in caplog.records if "ended, its sound" in r.getMessage()]
+    assert any("microphone" in line and "echo cancelled" in line for line in ended), ended  # the door's
+    assert any("speaker" in line and "underruns" in line for line in ended), ended  # the desk's
     await probe.wait_for_no_ports(STEP)  # and the door's microphone went with the call
