@@ -117,10 +117,12 @@ from room_sound import (
     SPEAKER_RMS_DBFS,
     active_mask,
     db,
+    erle_per_second,
     far_speech,
     lag_by_correlation,
     near_speech,
     room_response,
+    voice_kept,
 )
 
 from intercom.audio.devices import list_devices
@@ -585,7 +587,7 @@ class EchoCall:
     """What one call of the echo phase measured."""
 
     erle_from_2s_db: float
-    erle_per_second_db: list[float]
+    erle_per_second_db: list[float | None]  # None: a second with too little echo to count
     double_talk_loss_db: float  # the near voice's level over the output's, on its active frames
     double_talk_loss_both_talking_db: float  # the same where the echo is active too
     near_correlation: float  # of the output with the clean near voice, shifted by the processing's delay
@@ -629,10 +631,7 @@ async def echo_call(door: Endpoint, desk: Endpoint, room: JackRoom, probe: JackP
 def measure_echo(components: Components, out: np.ndarray, talk: int) -> EchoCall:
     """ERLE on the far-end-only part (from 2 s), double-talk figures on the rest."""
     echo, near = components.echo, components.near
-    seconds = range(2, talk // RATE)
-    per_second = [
-        db(power(echo[s * RATE : (s + 1) * RATE]) / max(power(out[s * RATE : (s + 1) * RATE]), 1e-20)) for s in seconds
-    ]
+    per_second = erle_per_second(echo[:talk], out[:talk])[2:]
     erle = db(power(echo[2 * RATE : talk]) / max(power(out[2 * RATE : talk]), 1e-20))
     # The near voice comes out late by the processing's own delay (and the graph's): found by correlation.
     clean, output = near[talk:], out[talk:]
@@ -640,13 +639,13 @@ def measure_echo(components: Components, out: np.ndarray, talk: int) -> EchoCall
     shifted = np.roll(output, -lag)[: len(clean) - max(lag, 0)]
     clean = clean[: len(shifted)]
     active = active_mask(clean)
-    both = active & active_mask(echo[talk:][: len(clean)])
-    correlation = float(np.corrcoef(clean[active], shifted[active])[0, 1])
+    loss, correlation = voice_kept(clean, shifted, active)
+    loss_both, _ = voice_kept(clean, shifted, active & active_mask(echo[talk:][: len(clean)]))
     return EchoCall(
         erle_from_2s_db=round(erle, 1),
-        erle_per_second_db=[round(value, 1) for value in per_second],
-        double_talk_loss_db=round(db(power(clean[active]) / power(shifted[active])), 1),
-        double_talk_loss_both_talking_db=round(db(power(clean[both]) / power(shifted[both])), 1),
+        erle_per_second_db=per_second,
+        double_talk_loss_db=round(loss, 1),
+        double_talk_loss_both_talking_db=round(loss_both, 1),
         near_correlation=round(correlation, 3),
         near_delay_ms=round(lag * 1000 / RATE, 1),
     )
