@@ -3,7 +3,7 @@ RSS, each with the units' audio processing (echo cancellation, noise suppression
 
 Run from the repository root::
 
-    .venv/bin/python bench/audio.py            # full run (about 205 s)
+    .venv/bin/python bench/audio.py            # full run (about 200 s)
     .venv/bin/python bench/audio.py --quick    # smoke test (about 80 s)
     .venv/bin/python bench/audio.py --json-out result.json
 
