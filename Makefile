@@ -1,5 +1,5 @@
 # The two commands of the README. Each sets up what it needs first (scripts/setup.sh).
-.PHONY: demo test setup lint bench image
+.PHONY: demo test test-slow setup lint bench image
 
 demo:
 	@scripts/setup.sh --demo
@@ -8,6 +8,11 @@ demo:
 test:
 	@scripts/setup.sh
 	.venv/bin/python -m pytest
+
+# The tests too slow for `make test`: minutes of real-time sound on the JACK rig (docs/tests.md).
+test-slow:
+	@scripts/setup.sh
+	.venv/bin/python -m pytest -m slow
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

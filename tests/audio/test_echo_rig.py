@@ -56,6 +56,8 @@ ERLE_TARGET_DB = 40.0
 # same room: ~15 dB lower in the first seconds with it on). Asserted here is what every run reached.
 CONVERGED_FLOOR_DB = 30.0
 HOLD_FLOOR_DB = 20.0  # no second after convergence may fall below this: no collapse
+SHORT_ECHO_S = 12.0  # far-end speech in `make test`'s run; the slow test holds it for HOLD_ECHO_S
+HOLD_ECHO_S = 60.0
 LAST_SECONDS = 10
 DOUBLE_TALK_LOSS_DB = 6.0
 SNR_GAIN_DB = 10.0
@@ -297,8 +299,8 @@ def report_echo(label: str, echo: EchoFigures, stats: CallStats) -> None:
 
 
 async def test_the_canceller_and_suppressor_work_through_a_call(desk_probe, make_room, hub, make_unit):
-    rig = await call_through_room(hub, make_unit, make_room, desk_probe, ALL_PROCESSING, keep_seconds=100.0)
-    scenes = await play_scenes(rig, echo_s=60.0, double_talk_s=10.0, noise_s=13.0)
+    rig = await call_through_room(hub, make_unit, make_room, desk_probe, ALL_PROCESSING, keep_seconds=50.0)
+    scenes = await play_scenes(rig, echo_s=SHORT_ECHO_S, double_talk_s=10.0, noise_s=13.0)
     noise, lag = await noise_figures(rig, scenes.noise)
     echo = await echo_figures(rig, scenes.echo, lag)
     assert scenes.near_alone is not None and scenes.double_talk is not None
@@ -308,11 +310,28 @@ async def test_the_canceller_and_suppressor_work_through_a_call(desk_probe, make
     print(f"processing on: noise {rounded(noise)}")
 
     assert echo.converged_db >= CONVERGED_FLOOR_DB
-    assert min(echo.after_convergence) >= HOLD_FLOOR_DB and echo.last_db >= ERLE_TARGET_DB  # no collapse
+    assert min(echo.after_convergence) >= HOLD_FLOOR_DB
     assert talk["near_level_loss_db"] <= DOUBLE_TALK_LOSS_DB
     # Opus and the processing change the waveform even of the voice alone (r ~0.7): half of that survives
     assert talk["correlation_with_clean_near"] >= 0.5 * talk["correlation_with_clean_near_alone"] > 0.3
     assert noise["snr_gain_db"] >= SNR_GAIN_DB
+
+
+@pytest.mark.slow  # a minute of far-end speech: `make test-slow`
+async def test_the_canceller_holds_for_a_minute_of_far_end_speech(desk_probe, make_room, hub, make_unit):
+    rig = await call_through_room(hub, make_unit, make_room, desk_probe, ALL_PROCESSING, keep_seconds=80.0)
+    start = await rig.play_far(HOLD_ECHO_S)
+    stats = await rig.stats()
+    await rig.quiet_far()
+    # the delay through the call, found on a near voice afterwards (the residual echo is too faint)
+    voice = room_sound.near_speech()[: int(ALIGN_S * RATE)]
+    near_start = await rig.play_near(voice)
+    lag = await rig.call_delay(rig.room.components(near_start, near_start + len(voice)).near, near_start)
+    echo = await echo_figures(rig, (start, int(HOLD_ECHO_S * RATE)), lag)
+    report_echo("processing on, a minute:", echo, stats)
+
+    assert echo.converged_db >= CONVERGED_FLOOR_DB
+    assert min(echo.after_convergence) >= HOLD_FLOOR_DB and echo.last_db >= ERLE_TARGET_DB  # no collapse
 
 
 async def test_without_processing_the_echo_and_the_noise_reach_the_desk(desk_probe, make_room, hub, make_unit):
