@@ -416,12 +416,6 @@ async def click(probe: JackProbe) -> tuple[int, int | None]:
     return sent, probe.onset_after(sent, CLICK_LOUD)
 
 
-async def wait_for_ports(probe: JackProbe, count: int, is_input: bool) -> list[str]:
-    """The foreign ports of that direction once there are ``count`` of them."""
-    await probe.wait_until(lambda: len(probe.foreign_ports(is_input)) == count, STEP_TIMEOUT)
-    return probe.foreign_ports(is_input)
-
-
 async def sound_click_call(
     door: Endpoint, desk: Endpoint, probe: JackProbe, timing: dict[str, list[float]], clicks: int, run: SoundRun
 ) -> None:
@@ -432,7 +426,7 @@ async def sound_click_call(
         # its output ports are both speakers, the door's playing the desk's silence, so the probe
         # hears them mixed, which is the desk's alone.
         probe.feed(await probe.wait_for_port(is_input=True, timeout=STEP_TIMEOUT))
-        for port in await wait_for_ports(probe, 2, is_input=False):
+        for port in await probe.wait_for_ports(2, is_input=False, timeout=STEP_TIMEOUT):
             probe.listen(port)
         await asyncio.sleep(SOUND_SETTLE_S)
         for _ in range(clicks):

@@ -33,6 +33,7 @@ import os
 import shutil
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -224,7 +225,7 @@ def between(blocks: Iterable[tuple[int, np.ndarray]], start: int, stop: int) -> 
     return joined[start - kept[0][0] : stop - kept[0][0]]
 
 
-class JackClient:
+class JackClient(ABC):
     """A JACK client of the tests on the graph's timeline: positions in samples from its first cycle,
     a wake-up of the event loop once per cycle (waits are driven by the audio clock, never by
     sleeping), and a place among the clients whose ports are not "foreign"."""
@@ -262,11 +263,6 @@ class JackClient:
             raise RuntimeError(f"{self.name} or {other.name} has not run a cycle yet")
         return self.origin - other.origin
 
-    def unplug(self) -> None:
-        """Disconnect every port of ours."""
-        for port in (*self.client.inports, *self.client.outports):
-            port.disconnect()
-
     def monotonic_at(self, position: int) -> float:
         """When the graph was at ``position``, on ``time.monotonic()``'s clock.
 
@@ -295,9 +291,9 @@ class JackClient:
 
     # -- JACK's threads ------------------------------------------------------------------------------
 
+    @abstractmethod
     def _process(self, frames: int) -> None:
         """A subclass's work in one cycle, at :attr:`position`."""
-        raise NotImplementedError
 
     def _cycle(self, frames: int) -> None:
         self._offsets.append(time.monotonic() - self._position / RATE)
@@ -383,6 +379,11 @@ class JackProbe(JackClient):
                     return ports[0]
                 assert len(ports) < 2, f"expected one foreign port, found {ports}"
                 await self._changed.wait()
+
+    async def wait_for_ports(self, count: int, is_input: bool, timeout: float) -> list[str]:
+        """The foreign ports of that direction, once there are ``count`` of them."""
+        await self.wait_until(lambda: len(self.foreign_ports(is_input)) == count, timeout)
+        return self.foreign_ports(is_input)
 
     async def wait_for_no_ports(self, timeout: float) -> None:
         async with asyncio.timeout(timeout):

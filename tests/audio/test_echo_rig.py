@@ -136,8 +136,7 @@ async def open_microphone(card: CallAudio, probe: JackProbe, known: list[str]):
     track = card.source()
     async with asyncio.timeout(STEP):
         await track.recv()
-    await probe.wait_until(lambda: len(probe.foreign_ports(is_input=True)) == len(known) + 1, STEP)
-    (port,) = set(probe.foreign_ports(is_input=True)) - set(known)
+    (port,) = set(await probe.wait_for_ports(len(known) + 1, is_input=True, timeout=STEP)) - set(known)
     return track, port
 
 
@@ -163,9 +162,8 @@ async def call_through_room(
         async with asyncio.timeout(STEP):
             return await call.stats()
 
-    await desk.wait_until(lambda: len(desk.foreign_ports(is_input=False)) == 2, STEP)
     # Which speaker is the door's: the one that plays what the desk's microphone hears.
-    first, second = desk.foreign_ports(is_input=False)
+    first, second = await desk.wait_for_ports(2, is_input=False, timeout=STEP)
     room.listen(first)
     desk.listen(second)
     desk.play_signal(room_sound.far_speech())
