@@ -29,11 +29,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..media.tracks import FRAME_SAMPLES as BLOCK  # the unit's 20 ms device blocks
+from ..media.tracks import SAMPLE_RATE as RATE
 from .processing import ProcessingSettings, SoundProcessor
 from .samples import INT16_MAX, peak_dbfs, power, power_dbfs
 
-RATE = 48_000
-BLOCK = 960  # the unit's 20 ms device blocks
 QUIET_S = 1.0  # before the signal: the noise floor is measured here
 SETTLE_S = 0.25  # the quiet stretch's start left out: streams starting up click and pop
 MIN_QUIET_S = 0.3  # of quiet stretch, at least, for a noise floor

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RATE = 48_000
+from ..media.tracks import SAMPLE_RATE as RATE
+from .samples import power_dbfs
+
 DECIMATION = 6  # 48 kHz -> 8 kHz for the delay search: speech's echo is there
 ERLE_WINDOW_S = 5.0
 ECHO_TAIL_S = 0.3  # a block captured this long after the speaker played may still hold its echo
@@ -53,10 +55,6 @@ def _power(samples: np.ndarray) -> float:
     return float(np.dot(samples, samples)) / (FULL_SCALE_POWER * max(1, len(samples)))
 
 
-def _dbfs(power: float) -> float:
-    return 10 * math.log10(power) if power > 0 else -math.inf
-
-
 def _decimated(samples: np.ndarray) -> np.ndarray:
     """The mean of every DECIMATION float32 samples (a matrix-vector product: numpy's mean is slower)."""
     usable = len(samples) - len(samples) % DECIMATION
@@ -79,7 +77,7 @@ class EchoMeter:
     def render(self, block: np.ndarray) -> None:
         now = self._clock()
         samples = block.astype(np.float32)
-        if _dbfs(_power(samples)) > PLAYING_DBFS:
+        if power_dbfs(_power(samples)) > PLAYING_DBFS:
             self._last_played = now
         with self._lock:
             self._rendered.append((now, _decimated(samples)))
@@ -99,9 +97,9 @@ class EchoMeter:
         powers = list(self._powers)
         heard = sum(p for p, _ in powers)
         sent = sum(p for _, p in powers)
-        if not powers or _dbfs(heard / len(powers)) < ECHO_FLOOR_DBFS:
+        if not powers or power_dbfs(heard / len(powers)) < ECHO_FLOOR_DBFS:
             return None
-        return round(_dbfs(heard / sent), 1) if sent > 0 else None
+        return round(power_dbfs(heard / sent), 1) if sent > 0 else None
 
     def _delay(self) -> float | None:
         with self._lock:

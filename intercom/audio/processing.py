@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from ..media.tracks import SAMPLE_RATE as RATE
 from .echo_meter import EchoFigures, EchoMeter
 from .livekit_adaptation import FrameCall
 
 log = logging.getLogger(__name__)
 
-RATE = 48_000
 FRAME = RATE // 100  # the module takes 10 ms frames only
 
 
