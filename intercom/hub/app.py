@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 
 from .. import __version__
+from ..transport.limits import ConnectionGate, EndsHandshake
 from . import api
 from .api.common import metrics_reader
 from .call_service import CallService
@@ -31,6 +32,14 @@ log = logging.getLogger(__name__)
 EXPIRY_SWEEP_SECONDS = 5.0
 KEY_POLL_SECONDS = 0.5  # how soon a key revoked by `intercom keys revoke` ends its bindings and calls
 SHUTDOWN_GRACE_SECONDS = 5.0
+# Each limit that refuses or closes connections, as /metrics names it (all listed, 0 or not).
+REFUSAL_REASONS = (
+    "max_connections",
+    "max_connections_per_source",
+    "handshake_timeout",
+    "register_timeout",
+    "sip_message_rate",
+)
 
 
 def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
@@ -39,7 +48,8 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     webhooks = WebhookDispatcher(storage)
     calls = CallService(config, registrar, storage, storage.get_key)
     calls.call_log.publisher = webhooks
-    sip = SipService(registrar, calls)
+    gate = ConnectionGate(config.connection_limits(), tls=config.secure)
+    sip = SipService(registrar, calls, gate.log, config.register_timeout)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +78,8 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.state.storage = storage
     app.state.registrar = registrar
     app.state.sip = sip
+    app.state.gate = gate
+    app.add_middleware(EndsHandshake, gate=gate)
     app.state.calls = calls
     app.state.webhooks = webhooks
     api.install(app)
@@ -93,6 +105,11 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             f"intercom_calls_started_total {calls.started}\n"
             "# TYPE intercom_calls_answered_total counter\n"
             f"intercom_calls_answered_total {calls.answered}\n"
+            "# TYPE intercom_connections_refused_total counter\n"
+            + "".join(
+                f'intercom_connections_refused_total{{reason="{reason}"}} {gate.refused[reason]}\n'
+                for reason in REFUSAL_REASONS
+            )
         )
 
     return app

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..auth import TurnCredentials, turn_credentials
 from ..media import IceServer, MediaPolicy
+from ..transport.limits import ConnectionLimits
 
 # The hub forwards audio and leaves buffering to the endpoints (DESIGN.md, performance facts).
 HUB_MEDIA = MediaPolicy(jitter_frames=0)
@@ -27,10 +28,27 @@ class HubConfig:
     media: MediaPolicy = HUB_MEDIA
     metrics_token: str | None = None  # lets a scraper read /metrics without an admin key
     allowed_origins: tuple[str, ...] = ()  # browser pages that may open the SIP WebSocket, beside the hub's own
+    # Connection limits (intercom.transport.limits): a home has a few units, a stranger may have many sockets.
+    max_connections: int = 256
+    max_connections_per_source: int = 32
+    handshake_timeout: float = 10.0  # accept -> TLS -> complete request head
+    register_timeout: float = 20.0  # a SIP connection with no valid REGISTER (and no call) is closed
+    sip_messages_per_second: float = 50.0  # per connection, on average ...
+    sip_message_burst: int = 200  # ... and at once
+    descriptor_reserve: int = 256  # descriptors kept beyond max_connections (database, recordings, media)
 
     @property
     def secure(self) -> bool:
         return self.cert_file is not None
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            max_connections=self.max_connections,
+            max_connections_per_source=self.max_connections_per_source,
+            handshake_timeout=self.handshake_timeout,
+            sip_messages_per_second=self.sip_messages_per_second,
+            sip_message_burst=self.sip_message_burst,
+        )
 
     def turn_for(self, identity: str, now: float | None = None) -> TurnCredentials | None:
         """Time-limited TURN credentials for ``identity``, or ``None`` when no TURN is configured."""

@@ -187,6 +187,10 @@ class Registrar:
             self._remove(bindings, key)
         return count
 
+    def holds(self, connection: object) -> bool:
+        """Whether ``connection`` has bindings: a REGISTER with a valid token came over it."""
+        return connection in self._by_connection
+
     def identity_on(self, connection: object) -> str | None:
         """Who registered on ``connection`` (a live binding with an identity), or ``None``."""
         now = self._clock()

@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from ..transport import SipWebSocketProtocol
+from ..transport.limits import raise_descriptor_limit
 from .app import create_app
 from .config import HubConfig
 from .registrar import Registrar
@@ -22,6 +23,8 @@ from .storage import Storage
 # A SIP message may be up to 64 KiB (intercom.sip.MAX_MESSAGE_SIZE). Frames a little larger
 # still reach the parser, which answers 400 instead of the socket being closed.
 MAX_FRAME_SIZE = 256 * 1024
+
+log = logging.getLogger(__name__)
 
 
 def uvicorn_config(config: HubConfig, storage: Storage | None = None, log_level: str = "info") -> uvicorn.Config:
@@ -33,8 +36,11 @@ def uvicorn_config(config: HubConfig, storage: Storage | None = None, log_level:
         ssl_certfile=str(config.cert_file) if config.cert_file else None,
         ssl_keyfile=str(config.key_file) if config.key_file else None,
         ws=functools.partial(  # type: ignore[arg-type]
-            SipWebSocketProtocol, endpoint=app.state.sip, allowed_origins=config.allowed_origins
+            SipWebSocketProtocol, endpoint=app.state.sip, allowed_origins=config.allowed_origins, gate=app.state.gate
         ),
+        # asyncio's own loop: it accepts through the listening socket's accept(), which the
+        # connection gate answers (uvloop accepts in C, past it).
+        loop="asyncio",
         ws_max_size=MAX_FRAME_SIZE,
         # SIP messages are small and sent one at a time: compression saved little and cost
         # ~42 KB of zlib state per connection (bench/register.py).
@@ -45,9 +51,25 @@ def uvicorn_config(config: HubConfig, storage: Storage | None = None, log_level:
     )
 
 
+def gated_listener(uv_config: uvicorn.Config, sock: socket.socket | None = None) -> socket.socket:
+    """The hub's listening socket (``sock``, or one bound to the configured address), its accept()
+    answered by the connection limits; first the descriptors those limits need are made sure of."""
+    config: HubConfig = uv_config.app.state.config  # type: ignore[union-attr]
+    available = raise_descriptor_limit(config.max_connections + config.descriptor_reserve)
+    log.info(
+        "descriptors: %d available; at most %d connections (%d per source), %d kept in reserve",
+        available,
+        config.max_connections,
+        config.max_connections_per_source,
+        config.descriptor_reserve,
+    )
+    return uv_config.app.state.gate.listening(sock if sock is not None else uv_config.bind_socket())  # type: ignore[union-attr]
+
+
 def run_hub(config: HubConfig, log_level: str = "info") -> None:
     """Serve until interrupted (the ``intercom hub`` command)."""
-    uvicorn.Server(uvicorn_config(config, log_level=log_level)).run()
+    uv_config = uvicorn_config(config, log_level=log_level)
+    uvicorn.Server(uv_config).run(sockets=[gated_listener(uv_config)])
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -83,7 +105,7 @@ async def running_hub(
     a listening socket bound beforehand (a unit binds its port before it builds the client)."""
     uv_config = uvicorn_config(config, storage, log_level="warning")
     server = _EmbeddedServer(uv_config)
-    task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
+    task = asyncio.create_task(server.serve(sockets=[gated_listener(uv_config, sock)]))
     while not server.started:
         if task.done():
             task.result()  # surfaces the start-up error

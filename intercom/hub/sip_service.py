@@ -3,6 +3,11 @@
 REGISTER goes to the registrar; INVITE, CANCEL and in-dialog requests to the calls; OPTIONS
 is answered here. Any other method gets 405 with the ``Allow`` list, so a client learns at
 once what this hub supports.
+
+A connection that has not registered with a valid token (and carries no call) within
+``register_timeout`` is closed (:data:`REGISTER_CLOSE_CODE`): every client, the outgoing-only
+ones too, registers as soon as its socket is open (PROTOCOL.md section 1), so only a stranger
+stays unregistered, holding a descriptor.
 """
 
 from __future__ import annotations
@@ -14,32 +19,64 @@ from collections.abc import Awaitable
 from ..sip import RequestReceived, make_response
 from ..sip.transaction import Event
 from ..transport import FrameWriter, SipConnection
+from ..transport.limits import RefusalLog
 from .call_service import IN_DIALOG_METHODS, CallService
 from .registrar import Registrar
 
 log = logging.getLogger(__name__)
 
 ALLOWED_METHODS = ("REGISTER", "OPTIONS", "INVITE", "ACK", "CANCEL", "BYE", "UPDATE", "INFO", "MESSAGE")
+REGISTER_CLOSE_CODE = 1008  # "Policy Violation" (RFC 6455)
 
 
 class SipService:
     """The hub's :class:`~intercom.transport.SipEndpoint`."""
 
-    def __init__(self, registrar: Registrar, calls: CallService) -> None:
+    def __init__(
+        self, registrar: Registrar, calls: CallService, refusals: RefusalLog, register_timeout: float = 20.0
+    ) -> None:
+        if not register_timeout > 0:
+            raise ValueError(f"register_timeout must be above 0, not {register_timeout!r}")
         self.registrar = registrar
         self.calls = calls
+        self.refusals = refusals
+        self.register_timeout = register_timeout
         self.connections: set[SipConnection] = set()
+        self._unregistered: dict[SipConnection, asyncio.TimerHandle] = {}
         self._cleanups: set[asyncio.Task[None]] = set()
 
     def open(self, writer: FrameWriter, peer: str) -> SipConnection:
         connection = SipConnection(writer, self._handle, name=peer)
         self.connections.add(connection)
+        loop = asyncio.get_running_loop()
+        self._unregistered[connection] = loop.call_later(self.register_timeout, self._not_registered, connection)
         return connection
+
+    def _not_registered(self, connection: SipConnection) -> None:
+        del self._unregistered[connection]
+        if self._carries_a_call(connection):
+            return  # an authorised INVITE: the call's own limits bound it
+        self.refusals.refuse(
+            "register_timeout",
+            "closed the SIP connection of %s: not registered within %.0f s (setting register_timeout)",
+            connection.name.rpartition(":")[0],
+            self.register_timeout,
+        )
+        connection.close(REGISTER_CLOSE_CODE, f"not registered within {self.register_timeout:.0f} s")
+
+    def _carries_a_call(self, connection: SipConnection) -> bool:
+        return any(
+            leg is not None and leg.connection is connection
+            for call in self.calls.calls.values()
+            for leg in (call.caller, call.callee)
+        )
 
     def lost(self, connection: SipConnection) -> None:
         """The client's socket closed: forget the connection and its bindings, end its calls."""
         connection.lost()
         self.connections.discard(connection)
+        if (timer := self._unregistered.pop(connection, None)) is not None:
+            timer.cancel()
         removed = self.registrar.remove_connection(connection)
         log.debug("%s closed, %d binding(s) removed", connection.name, removed)
         task = asyncio.get_running_loop().create_task(self.calls.connection_lost(connection))
@@ -56,6 +93,8 @@ class SipService:
         in_dialog = request.to.tag is not None
         if method == "REGISTER":
             connection.send_response(transaction, self.registrar.handle_register(connection, request))
+            if self.registrar.holds(connection) and (timer := self._unregistered.pop(connection, None)):
+                timer.cancel()
         elif method == "OPTIONS":
             headers = [("Allow", ",".join(ALLOWED_METHODS)), ("Accept", "application/sdp")]
             connection.send_response(transaction, make_response(request, 200, headers=headers))

@@ -25,11 +25,13 @@ from websockets.http11 import Request as HandshakeRequest
 from websockets.http11 import Response as HandshakeResponse
 
 from .connection import FrameWriter, SipConnection
+from .limits import ConnectionGate, MessageRate
 
 log = logging.getLogger(__name__)
 
 SIP_PATH = "/"
 SUBPROTOCOL = "sip"
+RATE_CLOSE_CODE = 1013  # "Try Again Later" (RFC 6455 registry)
 
 
 class SipEndpoint(Protocol):
@@ -44,17 +46,28 @@ class SipWebSocketProtocol(WebSocketsSansIOProtocol):
     """One WebSocket; SIP at ``/`` handled here, anything else passed on to the ASGI app.
 
     uvicorn builds it per upgrade with keyword arguments only; bind ``endpoint`` (and
-    ``allowed_origins``, the pages besides the hub's own that may connect) with
-    :func:`functools.partial` and pass that as uvicorn's ``ws`` setting.
+    ``allowed_origins``, the pages besides the hub's own that may connect, and ``gate``, the
+    connection limits) with :func:`functools.partial` and pass that as uvicorn's ``ws`` setting.
     """
 
-    def __init__(self, *args: Any, endpoint: SipEndpoint, allowed_origins: tuple[str, ...] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        endpoint: SipEndpoint,
+        allowed_origins: tuple[str, ...] = (),
+        gate: ConnectionGate | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.endpoint = endpoint
         self.allowed_origins = frozenset(_normalised(origin) for origin in allowed_origins)
+        self.gate = gate
         self.sip: SipConnection | None = None
+        self.rate: MessageRate | None = None
 
     def handle_connect(self, event: HandshakeRequest) -> None:
+        if self.gate is not None:
+            self.gate.handshake_done(self.client)
         if event.path.partition("?")[0] != SIP_PATH:
             super().handle_connect(event)
             return
@@ -86,6 +99,9 @@ class SipWebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn.send_response(response)
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.start_keepalive()
+        if self.gate is not None:
+            limits = self.gate.limits
+            self.rate = MessageRate(limits.sip_messages_per_second, limits.sip_message_burst, self.loop.time())
         self.sip = self.endpoint.open(self, peer)
 
     def _origin_allowed(self, origin: str, host: str) -> bool:
@@ -105,8 +121,25 @@ class SipWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []
-        if not self.close_sent:
-            self.sip.receive(data)
+        if self.close_sent:
+            return
+        if self.rate is not None and not self.rate.allow(self.loop.time()):
+            self._too_fast()
+            return
+        self.sip.receive(data)
+
+    def _too_fast(self) -> None:
+        """Over the message rate: closed, unparsed, so that a flood costs the hub no more than the
+        burst it may send; the client may connect again (within the connection limits)."""
+        assert self.gate is not None and self.rate is not None
+        peer = self.client[0] if self.client else "?"
+        self.gate.log.refuse(
+            "sip_message_rate",
+            "closed the SIP connection of %s: over %.0f messages/s (setting sip_messages_per_second)",
+            peer,
+            self.rate.per_second,
+        )
+        self.close(RATE_CLOSE_CODE, f"more than {self.rate.per_second:.0f} SIP messages/s")
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
