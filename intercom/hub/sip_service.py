@@ -58,11 +58,11 @@ class SipService:
             return  # an authorised INVITE: the call's own limits bound it
         self.refusals.refuse(
             "register_timeout",
-            "closed the SIP connection of %s: not registered within %.0f s (setting register_timeout)",
+            "closed the SIP connection of %s: not registered within %g s (setting register_timeout)",
             connection.name.rpartition(":")[0],
             self.register_timeout,
         )
-        connection.close(REGISTER_CLOSE_CODE, f"not registered within {self.register_timeout:.0f} s")
+        connection.close(REGISTER_CLOSE_CODE, f"not registered within {self.register_timeout:g} s")
 
     def _carries_a_call(self, connection: SipConnection) -> bool:
         return any(

@@ -146,7 +146,7 @@ class ConnectionGate:
         conn, _ = self._pending.pop(key)
         self.log.refuse(
             "handshake_timeout",
-            "closed a connection from %s: no complete request within %.0f s (setting handshake_timeout)",
+            "closed a connection from %s: no complete request within %g s (setting handshake_timeout)",
             key[0],
             self.limits.handshake_timeout,
         )

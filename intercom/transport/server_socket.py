@@ -135,11 +135,11 @@ class SipWebSocketProtocol(WebSocketsSansIOProtocol):
         peer = self.client[0] if self.client else "?"
         self.gate.log.refuse(
             "sip_message_rate",
-            "closed the SIP connection of %s: over %.0f messages/s (setting sip_messages_per_second)",
+            "closed the SIP connection of %s: over %g messages/s (setting sip_messages_per_second)",
             peer,
             self.rate.per_second,
         )
-        self.close(RATE_CLOSE_CODE, f"more than {self.rate.per_second:.0f} SIP messages/s")
+        self.close(RATE_CLOSE_CODE, f"more than {self.rate.per_second:g} SIP messages/s")
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
