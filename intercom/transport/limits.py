@@ -21,14 +21,15 @@ per :data:`LOG_EVERY` seconds and reason, so that a flood does not flood the jou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 import socket
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +137,8 @@ class ConnectionGate:
     def _refuse(self, conn: socket.socket) -> None:
         if not self.tls:  # over TLS any byte before the handshake would only be a protocol error
             reason = b"too many connections\n"
-            try:
+            with contextlib.suppress(OSError):  # the answer is a courtesy; the close is what matters
                 conn.send(REFUSED_ANSWER % (len(reason), reason))
-            except OSError:
-                pass  # the answer is a courtesy; the close is what matters
         conn.close()
 
     def _too_slow(self, key: tuple[str, int]) -> None:
@@ -150,10 +149,8 @@ class ConnectionGate:
             key[0],
             self.limits.handshake_timeout,
         )
-        try:
+        with contextlib.suppress(OSError):  # already gone
             conn.shutdown(socket.SHUT_RDWR)  # the transport reads the end and closes itself
-        except OSError:
-            pass  # already gone
 
     def _release(self, key: tuple[str, int]) -> None:
         self.count -= 1

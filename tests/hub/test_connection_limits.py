@@ -223,7 +223,7 @@ def test_a_register_timeout_below_zero_is_refused(hub_config):
 
 
 def test_the_descriptor_limit_is_raised_to_the_hard_one_and_checked():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert raise_descriptor_limit(64) == hard
     assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
     if hard != resource.RLIM_INFINITY:
