@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 
+import pytest
+
+from intercom.hub import HubConfig
 from intercom.sdk.registration import RegistrationState
 from intercom.sip import Response, parse_message
 
 from ..conftest import STEP, VECTORS
 
 FRAMES = 2_000
+
+
+@pytest.fixture
+def hub_config(hub_config: HubConfig) -> HubConfig:
+    """All the frames in one burst: what is tested here is the parser, not the message rate."""
+    return dataclasses.replace(hub_config, sip_message_burst=FRAMES + 10)
 
 
 def mutated_frames(seed: int, count: int) -> list[str | bytes]:
