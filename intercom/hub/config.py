@@ -29,7 +29,7 @@ class HubConfig:
     metrics_token: str | None = None  # lets a scraper read /metrics without an admin key
     allowed_origins: tuple[str, ...] = ()  # browser pages that may open the SIP WebSocket, beside the hub's own
     # Connection limits (intercom.transport.limits): a home has a few units, a stranger may have many sockets.
-    max_connections: int = 256
+    max_connections: int = 1024  # lowered at start to what the descriptors allow beyond the reserve
     max_connections_per_source: int = 32
     handshake_timeout: float = 10.0  # accept -> TLS -> complete request head
     register_timeout: float = 20.0  # a SIP connection with no valid REGISTER (and no call) is closed

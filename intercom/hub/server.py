@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from ..transport import SipWebSocketProtocol
-from ..transport.limits import raise_descriptor_limit
+from ..transport.limits import fit_to_descriptors, raise_descriptor_limit
 from .app import create_app
 from .config import HubConfig
 from .registrar import Registrar
@@ -54,16 +54,17 @@ def uvicorn_config(config: HubConfig, storage: Storage | None = None, log_level:
 def gated_listener(uv_config: uvicorn.Config, sock: socket.socket | None = None) -> socket.socket:
     """The hub's listening socket (``sock``, or one bound to the configured address), its accept()
     answered by the connection limits; first the descriptors those limits need are made sure of."""
-    config: HubConfig = uv_config.app.state.config  # type: ignore[union-attr]
-    available = raise_descriptor_limit(config.max_connections + config.descriptor_reserve)
+    state = uv_config.app.state  # type: ignore[union-attr]
+    available = raise_descriptor_limit()
+    state.gate.limits = limits = fit_to_descriptors(state.gate.limits, available, state.config.descriptor_reserve)
     log.info(
         "descriptors: %d available; at most %d connections (%d per source), %d kept in reserve",
         available,
-        config.max_connections,
-        config.max_connections_per_source,
-        config.descriptor_reserve,
+        limits.max_connections,
+        limits.max_connections_per_source,
+        state.config.descriptor_reserve,
     )
-    return uv_config.app.state.gate.listening(sock if sock is not None else uv_config.bind_socket())  # type: ignore[union-attr]
+    return state.gate.listening(sock if sock is not None else uv_config.bind_socket())
 
 
 def run_hub(config: HubConfig, log_level: str = "info") -> None:

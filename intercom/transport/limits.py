@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import resource
 import socket
@@ -46,7 +47,7 @@ class ConnectionLimits:
     """The numbers; the hub builds them from its :class:`~intercom.hub.HubConfig`, whose fields
     of the same names the log lines name."""
 
-    max_connections: int = 256
+    max_connections: int = 1024
     max_connections_per_source: int = 32
     handshake_timeout: float = 10.0
     sip_messages_per_second: float = 50.0
@@ -219,16 +220,35 @@ class GatedSocket(socket.socket):
         raise ConnectionAbortedError  # asyncio stops accepting for this turn of the loop
 
 
-def raise_descriptor_limit(needed: int) -> int:
-    """Raise this process's soft RLIMIT_NOFILE to its hard limit; return it. Raises
-    :class:`ValueError` when it is still below ``needed`` (the connection limit plus a reserve)."""
+MIN_CONNECTIONS = 16  # fewer than this and a hub is no use: refuse to start instead
+
+
+def raise_descriptor_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit (systemd's default is 1,024
+    soft, 524,288 hard); return the soft limit now."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
+    if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        soft = hard
-    if soft < needed:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def fit_to_descriptors(limits: ConnectionLimits, available: int, reserve: int) -> ConnectionLimits:
+    """``limits`` with ``max_connections`` lowered, with a warning, to what ``available``
+    descriptors allow beyond the ``reserve`` kept for the database, recordings, media and the API.
+    Raises :class:`ValueError` when that leaves fewer than :data:`MIN_CONNECTIONS`."""
+    allowed = available - reserve
+    if allowed >= limits.max_connections:
+        return limits
+    if allowed < MIN_CONNECTIONS:
         raise ValueError(
-            f"the hub may open only {soft} descriptors, fewer than the {needed} its connection limit "
-            "and reserve need: lower max_connections or raise LimitNOFILE"
+            f"the hub may open only {available} descriptors: with {reserve} in reserve (setting descriptor_reserve) "
+            f"that leaves {max(allowed, 0)} connections, fewer than {MIN_CONNECTIONS}: raise LimitNOFILE"
         )
-    return soft
+    log.warning(
+        "only %d descriptors: max_connections lowered from %d to %d, %d kept in reserve (raise LimitNOFILE)",
+        available,
+        limits.max_connections,
+        allowed,
+        reserve,
+    )
+    return dataclasses.replace(limits, max_connections=allowed)

@@ -20,7 +20,7 @@ from intercom.hub.app import create_app
 from intercom.hub.sip_service import REGISTER_CLOSE_CODE
 from intercom.sdk.registration import RegistrationState
 from intercom.sip import parse_message
-from intercom.transport.limits import RefusalLog, raise_descriptor_limit
+from intercom.transport.limits import ConnectionLimits, RefusalLog, fit_to_descriptors, raise_descriptor_limit
 from intercom.transport.server_socket import RATE_CLOSE_CODE
 
 from ..conftest import STEP, RawSip
@@ -222,13 +222,22 @@ def test_a_register_timeout_below_zero_is_refused(hub_config):
         create_app(dataclasses.replace(hub_config, register_timeout=-1))
 
 
-def test_the_descriptor_limit_is_raised_to_the_hard_one_and_checked():
+def test_the_descriptor_limit_is_raised_to_the_hard_one():
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    assert raise_descriptor_limit(64) == hard
+    assert raise_descriptor_limit() == hard
     assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
-    if hard != resource.RLIM_INFINITY:
-        with pytest.raises(ValueError, match=f"only {hard} descriptors, fewer than the {hard + 1}"):
-            raise_descriptor_limit(hard + 1)
+
+
+def test_the_connection_limit_is_lowered_to_fit_the_descriptors_or_the_start_refused(caplog):
+    limits = ConnectionLimits(max_connections=1024)
+    assert fit_to_descriptors(limits, available=524_288, reserve=256) is limits
+    with caplog.at_level(logging.WARNING, logger="intercom.transport.limits"):
+        assert fit_to_descriptors(limits, available=1024, reserve=256).max_connections == 768
+    assert caplog.messages == [
+        "only 1024 descriptors: max_connections lowered from 1024 to 768, 256 kept in reserve (raise LimitNOFILE)"
+    ]
+    with pytest.raises(ValueError, match=r"only 260 descriptors: with 256 in reserve .* that leaves 4 connections"):
+        fit_to_descriptors(limits, available=260, reserve=256)
 
 
 def test_refusals_are_logged_once_per_interval_with_their_count(caplog):
