@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="a web page origin (https://host:port) that may open the SIP WebSocket besides the hub's own (repeatable)",
     )
+    _connection_limit_flags(hub)
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -309,8 +310,44 @@ def _run_hub(args: argparse.Namespace) -> None:
         media=replace(HUB_MEDIA, host_addresses=tuple(args.ice_host)),
         metrics_token=_metrics_token(args.metrics_token_file) if args.metrics_token_file else None,
         allowed_origins=origins,
+        **_connection_limits(args),
     )
     run_hub(config, log_level=args.log_level)
+
+
+# Connection limits (intercom.transport.limits): HubConfig's fields of the same names.
+CONNECTION_LIMITS = {
+    "max_connections": (int, "connections open at once, in all"),
+    "max_connections_per_source": (int, "connections open at once from one address"),
+    "handshake_timeout": (float, "seconds from accept to a complete request head (TLS and upgrade included)"),
+    "register_timeout": (float, "seconds a SIP connection may stay without a valid REGISTER"),
+    "sip_messages_per_second": (float, "SIP messages per second per connection, on average, then closed"),
+    "sip_message_burst": (int, "SIP messages per connection at once, within that average"),
+}
+
+
+def _connection_limit_flags(parser: argparse.ArgumentParser) -> None:
+    for name, (kind, text) in CONNECTION_LIMITS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=_positive(kind), metavar="N", help=text)
+
+
+def _connection_limits(args: argparse.Namespace) -> dict[str, float]:
+    """The limits given on the command line; HubConfig's defaults for the others."""
+    return {name: value for name in CONNECTION_LIMITS if (value := getattr(args, name)) is not None}
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _metrics_token(path: Path) -> str:
