@@ -129,8 +129,9 @@ class SipWebSocketProtocol(WebSocketsSansIOProtocol):
         self.sip.receive(data)
 
     def _too_fast(self) -> None:
-        """Over the message rate: closed, unparsed, so that a flood costs the hub no more than the
-        burst it may send; the client may connect again (within the connection limits)."""
+        """Over the message rate: closed at once, without waiting for the client's side of the closing
+        handshake (a flooder would go on sending meanwhile, each frame decoded to be dropped), so
+        that a flood costs the hub its burst and no more; it may connect again (within the limits)."""
         assert self.gate is not None and self.rate is not None
         peer = self.client[0] if self.client else "?"
         self.gate.log.refuse(
@@ -140,6 +141,7 @@ class SipWebSocketProtocol(WebSocketsSansIOProtocol):
             self.rate.per_second,
         )
         self.close(RATE_CLOSE_CODE, f"more than {self.rate.per_second:g} SIP messages/s")
+        self.transport.close()  # the close frame still goes out first
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
