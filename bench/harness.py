@@ -43,6 +43,13 @@ OTHER_LOAD_CPU = 0.2  # CPU used by unrelated processes during a load phase wort
 
 Figures = dict[str, dict[str, Any]]
 
+# Every bench client comes from 127.0.0.1, and most send as fast as answers come back: with the
+# hub's per-source connection limit and message rate, a bench would measure those (bench/flood.py
+# does, on purpose) instead of what it is about.
+ONE_SOURCE_LIMITS = (
+    "--max-connections-per-source", "100000", "--sip-messages-per-second", "1000000", "--sip-message-burst", "1000000",
+)  # fmt: skip
+
 
 # --- transports --------------------------------------------------------------------------------
 
@@ -141,9 +148,11 @@ async def fresh_hub(
     hub_args: Iterable[str] = (),
     entry: Iterable[str] = ("-m", "intercom.cli"),
     transport: Transport = PLAIN,
+    default_limits: bool = False,
 ) -> AsyncIterator[tuple[int, int]]:
     """A hub process started through the CLI for one phase, so that no phase runs on a hub another
     phase has warmed or grown: yields its port and pid. ``transport``: plain, or TLS (``--cert``, ``--key``).
+    The per-source limits are lifted (:data:`ONE_SOURCE_LIMITS`) unless ``default_limits``.
 
     ``entry``: what the interpreter runs, given the CLI's arguments after it; a benchmark may pass
     ``("-c", script, ...)`` whose script wraps hub methods to time them, then calls ``intercom.cli.main``.
@@ -151,6 +160,7 @@ async def fresh_hub(
     port = free_port()
     argv = [sys.executable, *entry, "--log-level", "warning", "hub"]
     argv += ["--data-dir", str(data_dir), "--host", HOST, "--port", str(port), *hub_args, *transport.hub_args]
+    argv += () if default_limits else ONE_SOURCE_LIMITS
     log = workdir / f"hub-{phase}.log"
     with server_process(argv, log, workdir) as hub:
         try:
