@@ -280,3 +280,19 @@ async def test_contacts_per_identity_are_limited_across_connections(hub, raw_sip
     assert (await first.exchange(state.build(hub.token("hall")))).status_code == 200
     assert (await first.exchange(state.build(hub.token("hall")))).status_code == 200
     assert len(hub.running.registrar.lookup("hall")) == 1
+
+
+async def test_one_register_with_300_contacts_is_refused_whole(hub, raw_sip):
+    """Issue 16: one REGISTER must not make a call fork 300 INVITEs, in one Contact header or in 300."""
+    sip = await raw_sip()
+    lines = RegistrationState(hub.address).build(hub.token("desk")).text().split("\r\n")
+    (contact,) = [line for line in lines if line.startswith("Contact: ")]
+    at = lines.index(contact)
+    value = contact.removeprefix("Contact: ")
+    one_header = "Contact: " + ", ".join(value.replace("<sip:", f"<sip:c{index}x", 1) for index in range(300))
+    response = await sip.exchange("\r\n".join([*lines[:at], one_header, *lines[at + 1 :]]))
+    assert (response.status_code, response.reason) == (403, "Forbidden (at most 10 contacts per connection)")
+    many_headers = [contact.replace("<sip:", f"<sip:c{index}x", 1) for index in range(300)]
+    response = await sip.exchange("\r\n".join([*lines[:at], *many_headers, *lines[at + 1 :]]))
+    assert response.status_code == 400 and "header fields" in response.reason  # the parser's own bound
+    assert hub.running.registrar.lookup("desk") == []
