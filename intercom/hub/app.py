@@ -35,6 +35,7 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 # Each limit that refuses or closes connections, as /metrics names it (all listed, 0 or not).
 REFUSAL_REASONS = (
     "max_connections",
+    "evicted",
     "max_connections_per_source",
     "handshake_timeout",
     "register_timeout",
@@ -49,7 +50,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     calls = CallService(config, registrar, storage, storage.get_key)
     calls.call_log.publisher = webhooks
     gate = ConnectionGate(config.connection_limits(), tls=config.secure)
-    sip = SipService(registrar, calls, gate.log, config.register_timeout)
+    sip = SipService(registrar, calls, gate, config.register_timeout)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

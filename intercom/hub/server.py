@@ -64,13 +64,26 @@ def gated_listener(uv_config: uvicorn.Config, sock: socket.socket | None = None)
         limits.max_connections_per_source,
         state.config.descriptor_reserve,
     )
-    return state.gate.listening(sock if sock is not None else uv_config.bind_socket())
+    if sock is None:
+        family = socket.AF_INET6 if ":" in uv_config.host else socket.AF_INET
+        sock = socket.create_server((uv_config.host, uv_config.port), family=family, backlog=uv_config.backlog)
+    return state.gate.listening(sock)
+
+
+class _CliServer(uvicorn.Server):
+    """uvicorn says where it serves only for sockets it bound itself: say it for ours too, once
+    it accepts (scripts and tests wait for that line)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if sockets:
+            self._log_started_message(sockets)
 
 
 def run_hub(config: HubConfig, log_level: str = "info") -> None:
     """Serve until interrupted (the ``intercom hub`` command)."""
     uv_config = uvicorn_config(config, log_level=log_level)
-    uvicorn.Server(uv_config).run(sockets=[gated_listener(uv_config)])
+    _CliServer(uv_config).run(sockets=[gated_listener(uv_config)])
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -4,7 +4,8 @@ REGISTER goes to the registrar; INVITE, CANCEL and in-dialog requests to the cal
 is answered here. Any other method gets 405 with the ``Allow`` list, so a client learns at
 once what this hub supports.
 
-A connection that has not registered with a valid token (and carries no call) within
+A connection that registers is vouched for to the connection gate (never closed to make room for
+a newcomer). A connection that has not registered with a valid token (and carries no call) within
 ``register_timeout`` is closed (:data:`REGISTER_CLOSE_CODE`): every client, the outgoing-only
 ones too, registers as soon as its socket is open (PROTOCOL.md section 1), so only a stranger
 stays unregistered, holding a descriptor.
@@ -19,7 +20,7 @@ from collections.abc import Awaitable
 from ..sip import RequestReceived, make_response
 from ..sip.transaction import Event
 from ..transport import FrameWriter, SipConnection
-from ..transport.limits import RefusalLog
+from ..transport.limits import ConnectionGate
 from .call_service import IN_DIALOG_METHODS, CallService
 from .registrar import Registrar
 
@@ -33,13 +34,13 @@ class SipService:
     """The hub's :class:`~intercom.transport.SipEndpoint`."""
 
     def __init__(
-        self, registrar: Registrar, calls: CallService, refusals: RefusalLog, register_timeout: float = 20.0
+        self, registrar: Registrar, calls: CallService, gate: ConnectionGate, register_timeout: float = 20.0
     ) -> None:
         if not register_timeout > 0:
             raise ValueError(f"register_timeout must be above 0, not {register_timeout!r}")
         self.registrar = registrar
         self.calls = calls
-        self.refusals = refusals
+        self.gate = gate
         self.register_timeout = register_timeout
         self.connections: set[SipConnection] = set()
         self._unregistered: dict[SipConnection, asyncio.TimerHandle] = {}
@@ -56,7 +57,7 @@ class SipService:
         del self._unregistered[connection]
         if self._carries_a_call(connection):
             return  # an authorised INVITE: the call's own limits bound it
-        self.refusals.refuse(
+        self.gate.log.refuse(
             "register_timeout",
             "closed the SIP connection of %s: not registered within %g s (setting register_timeout)",
             connection.name.rpartition(":")[0],
@@ -95,6 +96,7 @@ class SipService:
             connection.send_response(transaction, self.registrar.handle_register(connection, request))
             if self.registrar.holds(connection) and (timer := self._unregistered.pop(connection, None)):
                 timer.cancel()
+                self.gate.vouch(_peer(connection))
         elif method == "OPTIONS":
             headers = [("Allow", ",".join(ALLOWED_METHODS)), ("Accept", "application/sdp")]
             connection.send_response(transaction, make_response(request, 200, headers=headers))
@@ -111,3 +113,9 @@ class SipService:
                 transaction, make_response(request, 405, headers=[("Allow", ",".join(ALLOWED_METHODS))])
             )
         return None
+
+
+def _peer(connection: SipConnection) -> tuple[str, int]:
+    """The (address, port) of a connection, from its name ``address:port``."""
+    address, _, port = connection.name.rpartition(":")
+    return address, int(port) if port.isdigit() else 0

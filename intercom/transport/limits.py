@@ -81,8 +81,19 @@ class RefusalLog:
         log.warning(message + " (%d refused since the last such line)", *args, count)
 
 
+Peer = tuple[str, int]  # (address, port): one connection
+
+
 class ConnectionGate:
-    """Admits or refuses each accepted connection and watches its handshake deadline."""
+    """Admits or refuses each accepted connection and watches its handshake deadline.
+
+    When ``max_connections`` are open, a newcomer is still let in if one of them is not *vouched
+    for* (a SIP connection registered with a valid token, :meth:`vouch`): the oldest such is
+    closed for it. Strangers from many addresses then only push each other out; a door, whose
+    connection is unvouched only for the moment between its accept and its REGISTER, gets in,
+    and once registered is never pushed out. Only when every connection is vouched for is the
+    newcomer refused.
+    """
 
     def __init__(self, limits: ConnectionLimits, tls: bool) -> None:
         self.limits = limits
@@ -90,7 +101,9 @@ class ConnectionGate:
         self.log = RefusalLog()
         self.per_source: Counter[str] = Counter()
         self.count = 0
-        self._pending: dict[tuple[str, int], tuple[AdmittedSocket, asyncio.TimerHandle]] = {}
+        self._pending: dict[Peer, tuple[AdmittedSocket, asyncio.TimerHandle]] = {}
+        self._unvouched: dict[Peer, AdmittedSocket] = {}  # in the order accepted: the oldest first
+        self._closing: set[Peer] = set()  # shut down (evicted or too slow), not gone yet
 
     @property
     def refused(self) -> Counter[str]:
@@ -105,7 +118,7 @@ class ConnectionGate:
     def admit(self, conn: AdmittedSocket, address: tuple[str, int]) -> bool:
         """Count ``conn`` in, or refuse it (closed here) when a limit is reached."""
         source = address[0]
-        if self.count >= self.limits.max_connections:
+        if self.count - len(self._closing) >= self.limits.max_connections and not self._evict_oldest(source):
             self.log.refuse(
                 "max_connections",
                 "refused a connection from %s: %d connections open, the limit (setting max_connections)",
@@ -126,14 +139,38 @@ class ConnectionGate:
             conn.released = lambda: self._release(key)
             deadline = asyncio.get_running_loop().call_later(self.limits.handshake_timeout, self._too_slow, key)
             self._pending[key] = (conn, deadline)
+            self._unvouched[key] = conn
             return True
         self._refuse(conn)
         return False
 
-    def handshake_done(self, peer: tuple[str, int] | None) -> None:
+    def handshake_done(self, peer: Peer | None) -> None:
         """The request head from ``peer`` (as uvicorn reports it) is complete: no deadline any more."""
         if peer is not None and (pending := self._pending.pop((peer[0], peer[1]), None)) is not None:
             pending[1].cancel()
+
+    def vouch(self, peer: Peer) -> None:
+        """``peer`` registered with a valid token: never closed to make room for a newcomer."""
+        self._unvouched.pop(peer, None)
+
+    def _evict_oldest(self, newcomer: str) -> bool:
+        """Close the oldest connection nobody vouched for, if there is one, to make room."""
+        if not self._unvouched:
+            return False
+        key = next(iter(self._unvouched))
+        conn = self._unvouched.pop(key)
+        self._closing.add(key)
+        self.log.refuse(
+            "evicted",
+            "closed the oldest unregistered connection, from %s, for one from %s: %d open, the limit "
+            "(setting max_connections)",
+            key[0],
+            newcomer,
+            self.count,
+        )
+        with contextlib.suppress(OSError):  # already gone
+            conn.shutdown(socket.SHUT_RDWR)
+        return True
 
     def _refuse(self, conn: socket.socket) -> None:
         if not self.tls:  # over TLS any byte before the handshake would only be a protocol error
@@ -142,8 +179,10 @@ class ConnectionGate:
                 conn.send(REFUSED_ANSWER % (len(reason), reason))
         conn.close()
 
-    def _too_slow(self, key: tuple[str, int]) -> None:
+    def _too_slow(self, key: Peer) -> None:
         conn, _ = self._pending.pop(key)
+        self._unvouched.pop(key, None)
+        self._closing.add(key)
         self.log.refuse(
             "handshake_timeout",
             "closed a connection from %s: no complete request within %g s (setting handshake_timeout)",
@@ -153,13 +192,15 @@ class ConnectionGate:
         with contextlib.suppress(OSError):  # already gone
             conn.shutdown(socket.SHUT_RDWR)  # the transport reads the end and closes itself
 
-    def _release(self, key: tuple[str, int]) -> None:
+    def _release(self, key: Peer) -> None:
         self.count -= 1
         self.per_source[key[0]] -= 1
         if not self.per_source[key[0]]:
             del self.per_source[key[0]]
         if (pending := self._pending.pop(key, None)) is not None:
             pending[1].cancel()
+        self._unvouched.pop(key, None)
+        self._closing.discard(key)
 
 
 class MessageRate:

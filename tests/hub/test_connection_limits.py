@@ -73,7 +73,7 @@ async def metric(hub, reason: str) -> int:
 
 @pytest.fixture
 def hub_config(hub_config: HubConfig, request: pytest.FixtureRequest, tls_files) -> HubConfig:
-    """Small limits; ``indirect`` parametrisation with ``"tls"`` serves wss/https."""
+    """Small limits; ``indirect`` parametrisation with a dict changes some (``"tls"``: wss/https)."""
     config = dataclasses.replace(
         hub_config,
         max_connections=4,
@@ -83,25 +83,53 @@ def hub_config(hub_config: HubConfig, request: pytest.FixtureRequest, tls_files)
         sip_messages_per_second=5,
         sip_message_burst=10,
     )
-    if getattr(request, "param", None) == "tls":
+    changes = dict(getattr(request, "param", {}))
+    if changes.pop("tls", False):
         config = dataclasses.replace(config, cert_file=tls_files[0], key_file=tls_files[1])
-    return config
+    return dataclasses.replace(config, **changes)
 
 
-async def test_connections_over_the_total_are_refused_at_accept_with_a_503(hub):
-    held = [await tcp(hub, f"127.0.0.{2 + index}") for index in range(4)]
+async def registered(hub, source: str) -> RawSip:
+    """A SIP connection from ``source`` with a valid REGISTER: vouched for."""
+    async with asyncio.timeout(STEP):
+        websocket = await connect(f"ws://{hub.address}/", subprotocols=["sip"], local_addr=(source, 0))  # type: ignore[list-item]
+    sip = RawSip(websocket)
+    assert (await sip.exchange(RegistrationState(hub.address).build(hub.token("desk")))).status_code == 200
+    return sip
+
+
+LONG_DEADLINES = {"handshake_timeout": 60, "register_timeout": 60}  # only the limit in all at work
+
+
+@pytest.mark.parametrize("hub_config", [LONG_DEADLINES], indirect=True)
+async def test_over_the_total_the_oldest_unregistered_is_closed_for_a_newcomer(hub):
+    door = await registered(hub, "127.0.0.2")
+    oldest, *others = [await tcp(hub, f"127.0.0.{source}") for source in (3, 4, 5)]
     await until(lambda: gate(hub).count == 4)
+    newcomer = await registered(hub, "127.0.0.6")  # the limit reached, and yet it got in
+    assert await closed_by_hub(oldest[0]) == b""
+    assert gate(hub).refused["evicted"] == 1 and gate(hub).refused["max_connections"] == 0
+    for sip in (door, newcomer):  # registered: never pushed out
+        assert (await sip.exchange(options(hub.address))).status_code == 200
+    for _, writer in others:
+        writer.close()
+    for sip in (door, newcomer):
+        await sip.websocket.close()
+    assert await metric(hub, "evicted") == 1
+
+
+@pytest.mark.parametrize("hub_config", [LONG_DEADLINES], indirect=True)
+async def test_when_all_are_registered_a_newcomer_is_refused_at_accept_with_a_503(hub):
+    units = [await registered(hub, f"127.0.0.{source}") for source in (2, 3, 4, 5)]
     reader, _ = await tcp(hub, "127.0.0.9")
     answer = await closed_by_hub(reader)
     assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n") and b"Retry-After: 10" in answer
     assert gate(hub).refused["max_connections"] == 1
-    held.pop()[1].close()  # one leaves: another may come
+    await units.pop().websocket.close()  # one leaves: another may come
     await until(lambda: gate(hub).count == 3)
-    async with asyncio.timeout(STEP):
-        websocket = await connect(f"ws://{hub.address}/", subprotocols=["sip"])  # type: ignore[list-item]
-    await websocket.close()
-    for _, writer in held:
-        writer.close()
+    units.append(await registered(hub, "127.0.0.9"))
+    for sip in units:
+        await sip.websocket.close()
     await until(lambda: gate(hub).count == 0)
     assert await metric(hub, "max_connections") == 1
 
@@ -152,7 +180,7 @@ async def test_a_silent_http_client_is_cut_and_an_api_request_is_not(hub):
     assert await metric(hub, "handshake_timeout") == 1
 
 
-@pytest.mark.parametrize("hub_config", ["tls"], indirect=True)
+@pytest.mark.parametrize("hub_config", [{"tls": True}], indirect=True)
 async def test_without_a_tls_handshake_cut_at_the_deadline_over_the_limit_closed_at_once(hub, tls_files):
     reader, _ = await tcp(hub)
     assert await closed_by_hub(reader) == b""

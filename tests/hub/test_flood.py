@@ -72,7 +72,7 @@ async def test_a_door_registers_and_calls_during_the_flood(hub, make_unit):
         async with asyncio.timeout(STEP):
             await flooder.wait()
     assert result["sent"] >= OPTIONS
-    # each of the flooder's connections was closed after its burst, the rest of what it sent
-    # dropped unparsed: the hub answered a bounded share
-    assert gate.refused["sip_message_rate"] == result["connections"]
+    # each of the flooder's connections was closed after its burst (the last one perhaps by the
+    # flooder itself, once told to stop), the rest of what it sent dropped unparsed
+    assert result["connections"] - 1 <= gate.refused["sip_message_rate"] <= result["connections"]
     assert result["answered"] <= result["connections"] * hub.running.config.sip_message_burst * 2 < OPTIONS
