@@ -2,7 +2,8 @@
 one client sending OPTIONS as fast as it can (connecting again each time the hub closes it).
 
 Run by tests/hub/test_flood.py and bench/flood.py, so that the flood costs the hub's event loop
-only what a flood from the network would (its sockets), not a share of its own loop. It talks on
+only what a flood from the network would (its sockets), not a share of its own loop; at nice 19,
+so that it takes from the hub's cores only what they leave idle. It talks on
 its standard streams, one JSON object a line:
 
 - after start-up: ``{"idle": open, "idle_refused": refused}``, once the idle connections are open
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections import Counter
 
@@ -31,6 +33,7 @@ from intercom.transport.limits import raise_descriptor_limit
 HOST = "127.0.0.1"
 FLOODER_SOURCE = "127.0.1.1"  # apart from the idle ones' 127.0.0.2...
 OPEN_AT_ONCE = 100  # idle connections opened concurrently
+YIELD_EVERY = 50  # OPTIONS sent between two looks at what came back
 
 
 def options(host: str, number: int) -> str:
@@ -114,6 +117,8 @@ class Flood:
                     await websocket.send(options(self.host, self.sent))
                     self.sent += 1
                     self.started.set()
+                    if self.sent % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # so that it reads the close and connects again
             except ConnectionClosed as exc:
                 self.closed[str(exc.rcvd.code if exc.rcvd else "none")] += 1
             finally:
@@ -130,6 +135,9 @@ class Flood:
 
 async def main(args: argparse.Namespace) -> None:
     raise_descriptor_limit()
+    # On the wall a flood comes from another machine and costs the hub what its sockets cost; here
+    # the flooder shares the hub's cores, and at full priority it would measure the scheduler.
+    os.nice(19)
     url = f"ws://{args.host}:{args.port}/"
     idle, refused = await open_idle(args.host, args.port, args.idle, args.sources)
     flood = Flood(url, f"{args.host}:{args.port}", args.options)
