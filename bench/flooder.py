@@ -2,8 +2,7 @@
 one client sending OPTIONS as fast as it can (connecting again each time the hub closes it).
 
 Run by tests/hub/test_flood.py and bench/flood.py, so that the flood costs the hub's event loop
-only what a flood from the network would (its sockets), not a share of its own loop; at nice 19,
-so that it takes from the hub's cores only what they leave idle. It talks on
+only what a flood from the network would (its sockets), not a share of its own loop. It talks on
 its standard streams, one JSON object a line:
 
 - after start-up: ``{"idle": open, "idle_refused": refused}``, once the idle connections are open
@@ -12,7 +11,7 @@ its standard streams, one JSON object a line:
   all, then writes ``{"sent": .., "answered": .., "closed": {code: count}, "connections": ..}`` and
   exits, closing everything.
 
-Usage: ``python bench/flooder.py --port PORT [--idle 1000] [--sources 40] [--options 10000]``.
+Usage: ``python bench/flooder.py --port PORT [--idle 1000] [--sources 40] [--options 10000] [--nice 19]``.
 """
 
 from __future__ import annotations
@@ -135,9 +134,7 @@ class Flood:
 
 async def main(args: argparse.Namespace) -> None:
     raise_descriptor_limit()
-    # On the wall a flood comes from another machine and costs the hub what its sockets cost; here
-    # the flooder shares the hub's cores, and at full priority it would measure the scheduler.
-    os.nice(19)
+    os.nice(args.nice)
     url = f"ws://{args.host}:{args.port}/"
     idle, refused = await open_idle(args.host, args.port, args.idle, args.sources)
     flood = Flood(url, f"{args.host}:{args.port}", args.options)
@@ -166,4 +163,5 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=int, default=1000, help="idle SIP WebSockets to open")
     parser.add_argument("--sources", type=int, default=40, help="loopback addresses they come from")
     parser.add_argument("--options", type=int, default=10_000, help="OPTIONS to send at the least")
+    parser.add_argument("--nice", type=int, default=0, help="lower the flooder's priority by this much")
     asyncio.run(main(parser.parse_args()))
