@@ -84,6 +84,7 @@ async def phases(port: int, pid: int, token: str, rounds: int) -> dict[str, Any]
     quiet += await door_rounds(door, rounds)
     figures["quiet_hub_cpu"] = round((cpu_seconds(pid) - cpu) / (time.monotonic() - started), 3)
 
+    figures["hub_rss_mb_quiet"] = round(rss_mb(pid), 1)
     argv = ["--port", str(port), "--idle", str(STRANGERS), "--sources", str(SOURCES), "--options", str(OPTIONS)]
     # On the wall a flood comes from another machine and costs the hub what its sockets cost; here
     # the flooder shares the hub's two cores, and at full priority the figures would be the scheduler's.
@@ -140,7 +141,7 @@ def summary_line(figures: dict[str, dict[str, Any]]) -> str:
         f"(quiet {f['quiet_first_register_ms']} ms); {strangers['idle']} idle strangers in, "
         f"{strangers['idle_refused']} refused; {flooder['sent']} OPTIONS sent over {flooder['connections']} "
         f"connections in {flooder['seconds']} s; hub CPU {f['flood_hub_cpu']:.0%} (quiet {f['quiet_hub_cpu']:.0%}), "
-        f"RSS {f['hub_rss_mb_flooded']} MB"
+        f"RSS {f['hub_rss_mb_flooded']} MB (quiet {f['hub_rss_mb_quiet']} MB)"
     )
 
 
