@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..auth import TurnCredentials, turn_credentials
@@ -42,13 +42,8 @@ class HubConfig:
         return self.cert_file is not None
 
     def connection_limits(self) -> ConnectionLimits:
-        return ConnectionLimits(
-            max_connections=self.max_connections,
-            max_connections_per_source=self.max_connections_per_source,
-            handshake_timeout=self.handshake_timeout,
-            sip_messages_per_second=self.sip_messages_per_second,
-            sip_message_burst=self.sip_message_burst,
-        )
+        """The fields of the same names, for the connection gate."""
+        return ConnectionLimits(**{limit.name: getattr(self, limit.name) for limit in fields(ConnectionLimits)})
 
     def turn_for(self, identity: str, now: float | None = None) -> TurnCredentials | None:
         """Time-limited TURN credentials for ``identity``, or ``None`` when no TURN is configured."""
