@@ -1,0 +1,50 @@
+"""`intercom hub`'s connection-limit flags, in a hub process of its own."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from intercom.cli import main
+
+from ..conftest import STEP
+from .test_cli import free_port, start_hub_process
+
+
+async def test_the_flags_reach_the_hub_and_its_start_line_says_them(tmp_path):
+    port = free_port()
+    hub, log = await start_hub_process(
+        "--data-dir", str(tmp_path), "--port", str(port), "--max-connections", "100",
+        "--max-connections-per-source", "1",
+    )  # fmt: skip
+    try:
+        assert any("available; at most 100 connections (1 per source), 256 kept in reserve" in line for line in log), (
+            log
+        )
+        async with asyncio.timeout(STEP):
+            first = await connect(f"ws://127.0.0.1:{port}/", subprotocols=["sip"])  # type: ignore[list-item]
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(f"ws://127.0.0.1:{port}/", subprotocols=["sip"])  # type: ignore[list-item]
+            assert refused.value.response.status_code == 503
+            await first.close()
+    finally:
+        hub.terminate()
+        hub.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--sip-message-burst", "0", "must be above 0, not 0"),
+        ("--register-timeout", "-5", "must be above 0, not -5"),
+        ("--max-connections", "many", "not a whole number: 'many'"),
+    ],
+)
+def test_a_bad_limit_is_refused_naming_the_flag(tmp_path, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as exited:
+        main(["hub", "--data-dir", str(tmp_path), flag, value])
+    assert exited.value.code == 2
+    assert f"argument {flag}: {message}" in capsys.readouterr().err
