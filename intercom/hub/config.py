@@ -34,7 +34,7 @@ class HubConfig:
     handshake_timeout: float = 10.0  # accept -> TLS -> complete request head
     register_timeout: float = 20.0  # a SIP connection with no valid REGISTER (and no call) is closed
     sip_messages_per_second: float = 50.0  # per connection, on average ...
-    sip_message_burst: int = 200  # ... and at once
+    sip_message_burst: int = 50  # ... and at once
     descriptor_reserve: int = 256  # descriptors kept beyond max_connections (database, recordings, media)
 
     @property

@@ -51,7 +51,7 @@ class ConnectionLimits:
     max_connections_per_source: int = 32
     handshake_timeout: float = 10.0
     sip_messages_per_second: float = 50.0
-    sip_message_burst: int = 200
+    sip_message_burst: int = 50
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
