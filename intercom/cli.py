@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"intercom {args.command}: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as exc:  # a damaged database names itself and what to do (hub.storage)
+        print(f"intercom {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -92,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ORIGIN",
         help="a web page origin (https://host:port) that may open the SIP WebSocket besides the hub's own (repeatable)",
+    )
+    hub.add_argument(
+        "--recording-sync-seconds",
+        type=_positive_seconds,
+        default=2.0,
+        metavar="S",
+        help="flush recordings to the card every S seconds of audio: the most a power cut loses of one (default 2)",
+    )
+    hub.add_argument(
+        "--heartbeat-seconds",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="while calls run, note every S seconds that the hub is alive: a call a crash leaves open "
+        "ends at that time (default 10)",
     )
     hub.set_defaults(func=_run_hub)
 
@@ -309,8 +328,20 @@ def _run_hub(args: argparse.Namespace) -> None:
         media=replace(HUB_MEDIA, host_addresses=tuple(args.ice_host)),
         metrics_token=_metrics_token(args.metrics_token_file) if args.metrics_token_file else None,
         allowed_origins=origins,
+        recording_sync_seconds=args.recording_sync_seconds,
+        heartbeat_seconds=args.heartbeat_seconds,
     )
     run_hub(config, log_level=args.log_level)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return seconds
 
 
 def _metrics_token(path: Path) -> str:

@@ -43,7 +43,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(_sweep(registrar, calls, storage))
+        sweeper = asyncio.create_task(_sweep(registrar, calls, storage, config.heartbeat_seconds))
         await webhooks.start()
         # Everything made so far (modules, the app, its OpenAPI models) lives as long as the hub:
         # kept out of the collector's reach, a full collection no longer walks it, which paused
@@ -98,13 +98,13 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     return app
 
 
-async def _sweep(registrar: Registrar, calls: CallService, storage: Storage) -> None:
+async def _sweep(registrar: Registrar, calls: CallService, storage: Storage, heartbeat_seconds: float) -> None:
     """Expired bindings every few seconds; the bindings and calls of a revoked key as soon as the
-    database says a key changed (one PRAGMA a tick when nothing did)."""
+    database says a key changed (one PRAGMA a tick when nothing did); the heartbeat while calls run."""
     loop = asyncio.get_running_loop()
-    keys_seen, expired_at = storage.keys_version(), loop.time()
+    keys_seen, expired_at, alive_at = storage.keys_version(), loop.time(), loop.time()
     while True:
-        await asyncio.sleep(KEY_POLL_SECONDS)
+        await asyncio.sleep(min(KEY_POLL_SECONDS, heartbeat_seconds))
         try:
             if (version := storage.keys_version()) != keys_seen:
                 keys_seen = version
@@ -112,6 +112,11 @@ async def _sweep(registrar: Registrar, calls: CallService, storage: Storage) -> 
             if loop.time() - expired_at >= EXPIRY_SWEEP_SECONDS:
                 expired_at = loop.time()
                 registrar.expire()
+            if calls.calls and loop.time() - alive_at >= heartbeat_seconds:
+                alive_at = loop.time()
+                # Only while calls run: an idle unit writes nothing to its card (only a call left
+                # open needs to know when the hub died), and a new call's own rows tell that too.
+                storage.mark_alive()
         except Exception:  # a bad tick must not stop the next ones
             log.exception("the hub's sweeper failed; trying again")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from typing import Any, Protocol
 
 from .records import LEG_FINAL, CallRecord, LegRecord, RecordingRecord, UnlockEvent, Webhook
@@ -30,13 +31,33 @@ class CallLog:
         self._webhooks: dict[str, Webhook] = {}  # a call's own webhook (POST /v1/calls), while it lasts
 
     def close_unfinished(self) -> int:
-        """At start-up: calls a stopped hub left open end now, with their legs, and say why."""
-        calls = self.storage.unfinished(CallRecord, ("ended",))
+        """At start-up: calls a stopped hub left open end with their legs, and say why.
+
+        They end when the hub was last known alive, not now: its heartbeat, the last row it wrote
+        of the call, or the end of the audio a recording of it holds, whichever is latest (run
+        :func:`~intercom.hub.recordings.recover_recordings` first, so that those are counted)."""
+        heartbeat = self.storage.last_alive() or 0.0
+        legs: dict[str, list[LegRecord]] = defaultdict(list)
         for leg in self.storage.unfinished(LegRecord, tuple(LEG_FINAL)):
-            self.update_leg(leg, status="hangup" if leg.answered_at else "failed")
-        for call in calls:
-            self.update_call(call, status="ended", reason=call.reason or "the hub stopped during the call")
+            legs[leg.call_id].append(leg)
+        calls = {call.id: call for call in self.storage.unfinished(CallRecord, ("ended",))}
+        for call_id in calls.keys() | legs.keys():
+            call = calls.get(call_id)
+            alive = max(heartbeat, call.updated_at if call else 0.0, *self._last_signs(legs[call_id]))
+            for leg in legs[call_id]:
+                self.update_leg(leg, status="hangup" if leg.answered_at else "failed", ended_at=alive)
+            if call is not None:
+                reason = call.reason or "the hub stopped during the call"
+                self.update_call(call, status="ended", reason=reason, ended_at=alive)
         return len(calls)
+
+    def _last_signs(self, legs: list[LegRecord]) -> list[float]:
+        """When the hub last wrote each leg, and when the audio of each of their recordings ends."""
+        signs = [leg.updated_at for leg in legs]
+        for leg in legs:
+            recordings, _ = self.storage.page(RecordingRecord, parent=leg.id)
+            signs += [recording.created_at + recording.duration for recording in recordings]
+        return signs
 
     def new_call(self, record: CallRecord, webhook: Webhook | None = None) -> CallRecord:
         if webhook is not None:
@@ -64,7 +85,17 @@ class CallLog:
             changes.setdefault("ended_at", time.time())
         self._change(leg, changes)
 
+    def recording_started(self, recording: RecordingRecord) -> None:
+        """A recording's row as its file is made (status "recording"), so that a hub that dies
+        mid-recording finds it at the next start; told to nobody until it is kept."""
+        self.storage.put(recording)
+
+    def recording_dropped(self, recording: RecordingRecord) -> None:
+        """A started recording that holds nothing after all: its row goes."""
+        self.storage.delete(RecordingRecord, recording.id)
+
     def new_recording(self, recording: RecordingRecord) -> None:
+        """A recording kept (status "done"): stored and told to the webhooks."""
         self._keep(recording, created=True)
 
     def publish_event(self, event: UnlockEvent) -> None:

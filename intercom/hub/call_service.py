@@ -33,6 +33,7 @@ from .callflows import CLIENT_PREFIX, CallFlow
 from .calls import FlowServices, HubCall
 from .config import HubConfig
 from .legs import SDP, CallerLeg, HubAddress
+from .recordings import recover_recordings
 from .records import CallRecord, LegRecord, UnlockEvent, Webhook
 from .registrar import Registrar
 from .storage import Storage
@@ -51,9 +52,10 @@ class CallService:
         self.lookup_key = lookup_key
         self.calls: dict[str, HubCall] = {}  # by HubCall.id: the caller's Call-ID, or the call's id
         self.call_log = CallLog(storage)
+        recover_recordings(self.call_log, Path(config.data_dir))
         if left := self.call_log.close_unfinished():
             log.warning("%d call(s) were still going when the hub last stopped: logged as ended", left)
-        self.services = FlowServices(Path(config.data_dir), self.call_log)
+        self.services = FlowServices(Path(config.data_dir), self.call_log, config.recording_sync_seconds)
         self.started = self.answered = 0  # calls since start-up, for /metrics
         self._idle = asyncio.Event()
         self._idle.set()

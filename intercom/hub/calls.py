@@ -57,6 +57,7 @@ class FlowServices:
 
     data_dir: Path
     call_log: CallLog
+    recording_sync_seconds: float | None = None  # see HubConfig
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _http: httpx.AsyncClient | None = None
 

@@ -27,6 +27,11 @@ class HubConfig:
     media: MediaPolicy = HUB_MEDIA
     metrics_token: str | None = None  # lets a scraper read /metrics without an admin key
     allowed_origins: tuple[str, ...] = ()  # browser pages that may open the SIP WebSocket, beside the hub's own
+    # Power cuts (docs/storage.md): a recording is flushed to the card every this many seconds of
+    # audio, so a cut loses at most that much of it; while calls run, the hub notes in the database
+    # that it is alive this often, and a call a cut left open ends then.
+    recording_sync_seconds: float = 2.0
+    heartbeat_seconds: float = 10.0
 
     @property
     def secure(self) -> bool:

@@ -4,6 +4,11 @@ Schema changes are numbered migrations applied in order at open, recorded in
 ``PRAGMA user_version``, so an old database upgrades itself. WAL mode lets the CLI write
 (create or revoke a key) while a running hub reads, and a revoked key is refused on the
 very next REGISTER because every check reads the table.
+
+Power cuts: the log is flushed at every commit (``synchronous=FULL``, see :meth:`Storage._configure`
+and docs/storage.md), so what the hub wrote survives one; a file that is not a database, or one
+whose log was left without it, stops the hub with :class:`DatabaseDamaged` instead of an empty
+database taking its place.
 """
 
 from __future__ import annotations
@@ -59,6 +64,11 @@ MIGRATIONS = [
     """
     ALTER TABLE access_keys ADD COLUMN scope TEXT;
     """,
+    # When the hub was last known alive while calls ran (Storage.mark_alive): a call a crash or a
+    # power cut left open is ended at that time at the next start, not at the start's.
+    """
+    CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), alive_at REAL NOT NULL);
+    """,
 ]
 
 _KEY_COLUMNS = "id, secret, name, created_at, revoked_at, scope"
@@ -83,18 +93,36 @@ class Storage:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = self.data_dir / DATABASE_NAME
         fresh = not self.path.exists()
+        if fresh:
+            _refuse_an_orphan_log(self.path)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         if fresh:
             os.chmod(self.path, 0o600)  # it holds key secrets
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # A call writes its log as it goes: in WAL mode NORMAL syncs at checkpoints, not at every
-        # commit, so a status change costs no SD-card flush; a power cut loses the last moments.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._migrate()
+        try:
+            self._configure()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            _refuse_a_damaged_database(self.path, exc)
+            raise
         self._keys: dict[str, AccessKey | None] = {}
         self._keys_version = self._data_version()
         self._key_writes = 0  # our own key writes, which data_version does not count
+
+    def _configure(self) -> None:
+        """Durability first: a commit is on the card before the call goes on (docs/storage.md).
+
+        In WAL mode NORMAL syncs the log only at checkpoints, which come every ~1,000 pages: on a
+        unit that logs a few calls a day, a power cut would roll back every row written since the
+        kernel last flushed the log (up to ~30 s, in no promised order), the row that links a
+        voicemail being recorded to its call among them. FULL flushes the log at each commit
+        (one append and one fsync; a call writes ~10 rows, the heartbeat one every
+        ``HubConfig.heartbeat_seconds`` while calls run). A SIGKILL loses nothing in either mode:
+        the log is in the page cache, and the next open replays it.
+        """
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
 
     def _data_version(self) -> int:
         """Changes whenever another connection (the CLI revoking a key) commits a change."""
@@ -111,6 +139,18 @@ class Storage:
 
     def close(self) -> None:
         self._db.close()
+
+    def mark_alive(self, at: float | None = None) -> None:
+        """Note that the hub is alive now (the sweeper's heartbeat while calls run)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO heartbeat (id, alive_at) VALUES (1, ?)",
+            (time.time() if at is None else at,),
+        )
+
+    def last_alive(self) -> float | None:
+        """When the hub last noted it was alive; ``None`` if it never did."""
+        row = self._db.execute("SELECT alive_at FROM heartbeat WHERE id = 1").fetchone()
+        return row[0] if row else None
 
     def keys_version(self) -> tuple[int, int]:
         """Changes whenever a key may have changed: another process (``intercom keys revoke``)
@@ -287,6 +327,32 @@ class Storage:
     def delete(self, kind: type[Row], row_id: str) -> bool:
         table, _ = _TABLES[kind]
         return self._db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,)).rowcount == 1
+
+
+class DatabaseDamaged(sqlite3.DatabaseError):
+    """The database file cannot be read as one: the hub refuses to start rather than begin an
+    empty one over it (which would lose its keys, flows and call log)."""
+
+
+def _refuse_an_orphan_log(path: Path) -> None:
+    """A write-ahead log with no database beside it: SQLite would start an empty database and
+    delete the log, and whatever it held with it."""
+    log = path.with_name(path.name + "-wal")
+    if log.exists() and log.stat().st_size > 0:
+        raise DatabaseDamaged(
+            f"{path} is missing but its write-ahead log {log.name} is there: the database was moved or "
+            f"deleted while a hub used it. Put it back, or move {log.name} away to start an empty database"
+        )
+
+
+def _refuse_a_damaged_database(path: Path, error: sqlite3.DatabaseError) -> None:
+    """Raise :class:`DatabaseDamaged` naming the file and what to do, when ``error`` says the file
+    is not a database or is corrupt (other errors, such as a read-only disk, are left as they are)."""
+    if getattr(error, "sqlite_errorname", "").startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        raise DatabaseDamaged(
+            f"the database {path} is damaged ({error}): the hub does not start over it. Restore it from a "
+            f"backup, or move it (and its -wal and -shm files) away to start an empty one"
+        ) from error
 
 
 def _key(row: tuple) -> AccessKey:

@@ -9,7 +9,7 @@ from .bridge import AudioBridge, bridge_opus_only, offers_opus
 from .flow_audio import FlowAudio
 from .media_files import MediaError, load_media
 from .policy import IceServer, MediaPolicy, ice_servers_from_turn, new_peer_connection
-from .recorder import PacketListener, WavRecorder
+from .recorder import PacketListener, WavRecorder, repair_wav
 from .speech import SpeechError, speak
 from .tracks import ClickSource, MutableSource, RecordingSink, ToneSource, click_latencies
 
@@ -36,5 +36,6 @@ __all__ = [
     "new_peer_connection",
     "offers_opus",
     "playout_of",
+    "repair_wav",
     "speak",
 ]

@@ -121,6 +121,8 @@ async def get_recording_file(
     call_id: CallId, leg_id: LegId, recording_id: RecordingId, storage: HubStorage
 ) -> FileResponse:
     recording = _recording(storage, call_id, leg_id, recording_id)
+    if recording.status == "recording":  # its file grows while it is sent: a length that would lie
+        raise ApiError(409, Problem("", f"recording {recording.id} is still running: its file is served once done"))
     root = storage.data_dir.resolve()
     path = (root / recording.path).resolve()
     if not path.is_relative_to(root):

@@ -21,6 +21,7 @@ from ..records import (
     LegStatus,
     RecordingKind,
     RecordingRecord,
+    RecordingStatus,
     UnlockEvent,
     UnlockEventKind,
 )
@@ -104,7 +105,9 @@ class RecordingView(_View):
     id: str
     format: str = Field(description="Always wav", examples=["wav"])
     leg_id: str = Field(alias="legId")
-    status: str = Field(description="Always done: a recording is listed once its file is complete", examples=["done"])
+    status: RecordingStatus = Field(
+        description="recording while it runs (its file grows), done once kept", examples=["done"]
+    )
     duration: int = Field(description="Whole seconds of audio")
     type: RecordingKind
     created_at: Timestamp = Field(alias="createdAt")
@@ -118,7 +121,7 @@ class RecordingView(_View):
             id=recording.id,
             format="wav",
             leg_id=recording.leg_id,
-            status="done",
+            status=recording.status,
             duration=round(recording.duration),
             type=recording.kind,
             created_at=recording.created_at,
