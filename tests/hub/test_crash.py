@@ -8,6 +8,7 @@ import io
 import signal
 import time
 import wave
+from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -16,15 +17,17 @@ import pytest
 from intercom.auth import ADMIN, OutgoingCapability, mint_token
 from intercom.cli import main
 from intercom.hub import Storage
+from intercom.hub.call_log import CallLog
 from intercom.hub.callflows import CallFlow
+from intercom.hub.recordings import recover_recordings
 from intercom.hub.records import CallRecord, LegRecord, RecordingRecord
-from intercom.media import ToneSource
+from intercom.media import ToneSource, WavRecorder
 from intercom.media.recorder import WAV_HEADER_BYTES
 from intercom.sdk import CallStatus, Client, ClientStatus
 
 from ..cli.test_cli import free_port, start_hub_process
 from ..flows.audio import dominant_hz, sound_span
-from ..flows.flows import caller_audio
+from ..flows.flows import caller_audio, door, store, until_answered
 from ..units import STEP
 
 VISITOR_HZ = 440.0
@@ -136,3 +139,99 @@ async def test_a_hub_killed_mid_voicemail_lists_it_at_its_next_start_and_it_play
                 process.terminate()
                 process.wait(timeout=STEP)
         storage.close()
+
+
+def logged_call(storage: Storage) -> tuple[CallRecord, LegRecord]:
+    """A call and its answered caller leg, as a hub writes them before it dies."""
+    call = storage.put(CallRecord(source="client:door", destination="door", status="ongoing"))
+    leg = storage.put(
+        LegRecord(call_id=call.id, source=call.source, destination="door", direction="incoming", status="ongoing")
+    )
+    leg.answered_at = call.created_at
+    return call, storage.put(leg)
+
+
+def started_recording(storage: Storage, leg: LegRecord, **fields) -> RecordingRecord:
+    recording = RecordingRecord(call_id=leg.call_id, leg_id=leg.id, kind="ivr", path="", status="recording", **fields)
+    recording.path = f"recordings/{recording.id}.wav"
+    return storage.put(recording)
+
+
+def test_recordings_left_running_are_repaired_kept_or_dropped(tmp_path):
+    storage = Storage(tmp_path)
+    _, leg = logged_call(storage)
+    (tmp_path / "recordings").mkdir()
+    torn = started_recording(storage, leg)
+    recorder = WavRecorder(tmp_path / torn.path)
+    spoken = (8000 * np.sin(2 * np.pi * VISITOR_HZ * np.arange(4800) / 48000)).astype(np.int16)
+    recorder.add(spoken)
+    recorder.close()
+    with open(tmp_path / torn.path, "r+b") as file:
+        file.truncate(WAV_HEADER_BYTES + 2 * 3001 + 1)  # cut mid-sample
+    no_file = started_recording(storage, leg)
+    header_only = started_recording(storage, leg)
+    (tmp_path / header_only.path).write_bytes(b"RIFF\x00")
+    done = storage.put(RecordingRecord(call_id=leg.call_id, leg_id=leg.id, kind="ivr", duration=1.0, path="x.wav"))
+
+    assert recover_recordings(CallLog(storage), tmp_path) == 1
+
+    repaired = storage.get(RecordingRecord, torn.id)
+    assert repaired is not None and (repaired.status, repaired.duration) == ("done", round(3001 / 48000, 3))
+    assert repaired.created_at == torn.created_at and (repaired.call_id, repaired.leg_id) == (leg.call_id, leg.id)
+    with wave.open(str(tmp_path / torn.path)) as file:
+        assert np.array_equal(np.frombuffer(file.readframes(file.getnframes()), dtype=np.int16), spoken[:3001])
+    assert storage.get(RecordingRecord, no_file.id) is None and storage.get(RecordingRecord, header_only.id) is None
+    assert not (tmp_path / header_only.path).exists()
+    assert storage.get(RecordingRecord, done.id) == done
+
+
+@pytest.mark.parametrize("latest", ["heartbeat", "leg row", "recording's audio"])
+def test_a_call_left_open_ends_when_the_hub_was_last_known_alive(tmp_path, latest):
+    storage = Storage(tmp_path)
+    call, leg = logged_call(storage)
+    rung = storage.put(
+        LegRecord(
+            call_id=call.id, source=call.source, destination="client:desk", direction="outgoing", status="ringing"
+        )
+    )
+    signs = {"heartbeat": leg.updated_at - 600.0, "leg row": rung.updated_at, "recording's audio": rung.updated_at}
+    if latest == "heartbeat":
+        signs["heartbeat"] = rung.updated_at + 30.0
+    storage.mark_alive(signs["heartbeat"])
+    if latest == "recording's audio":
+        storage.put(
+            RecordingRecord(
+                call_id=call.id, leg_id=leg.id, kind="ivr", duration=12.5, path="r.wav", created_at=rung.updated_at
+            )
+        )
+        signs[latest] = rung.updated_at + 12.5
+
+    assert CallLog(storage).close_unfinished() == 1
+
+    ended = storage.get(CallRecord, call.id)
+    assert (ended.status, ended.reason, ended.ended_at) == ("ended", "the hub stopped during the call", signs[latest])
+    assert storage.get(LegRecord, leg.id).status == "hangup" and storage.get(LegRecord, rung.id).status == "failed"
+    assert {storage.get(LegRecord, row.id).ended_at for row in (leg, rung)} == {signs[latest]}
+
+
+@pytest.fixture
+def hub_config(hub_config):
+    return replace(hub_config, heartbeat_seconds=0.1)
+
+
+async def test_the_hub_notes_it_is_alive_while_calls_run_and_only_then(hub, make_unit):
+    store(hub, [{"action": "record", "options": {"maxLength": 30, "timeout": 0}}])
+    idle_until = time.monotonic() + 0.5  # five heartbeats' time with no call: an observation window
+    while time.monotonic() < idle_until:
+        assert hub.storage.last_alive() is None
+        await asyncio.sleep(0.05)
+    unit = await door(make_unit, lambda: ToneSource(VISITOR_HZ))
+    call = unit.start_call()
+    await until_answered(unit)
+    await until(lambda: hub.storage.last_alive() is not None, "a heartbeat while the call runs")
+    first = hub.storage.last_alive()
+    await until(lambda: hub.storage.last_alive() > first, "the next heartbeat")
+    async with asyncio.timeout(STEP):
+        await call.disconnect()
+        await hub.running.app.state.calls.wait_idle()
+    assert time.time() - hub.storage.last_alive() < 1.0
