@@ -214,7 +214,7 @@ class EmbeddedHub:
 
     async def start(self) -> RunningHub:
         try:
-            storage = Storage(self.config.data_dir)
+            storage = Storage(self.config.data_dir, check_after_crash=True)
         except (OSError, sqlite3.Error) as exc:
             reason = getattr(exc, "strerror", None) or exc
             raise HubStartError(f"INTERCOM_HUB_DATA_DIR: cannot use {self.config.data_dir} ({reason})") from None

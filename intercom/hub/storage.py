@@ -88,18 +88,25 @@ _TABLES: dict[type[BaseModel], tuple[str, str | None]] = {
 class Storage:
     """Access to the hub database. One instance per process; calls are short and synchronous."""
 
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], check_after_crash: bool = False) -> None:
+        """Open (or make) the database in ``data_dir``. ``check_after_crash`` (the hub): when the
+        last process to use it did not close it (a crash, a power cut), check it whole before use
+        (``PRAGMA quick_check``: ~0.25 s for 100,000 calls here), so that damage stops the start
+        with :class:`DatabaseDamaged` rather than a call half-way."""
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = self.data_dir / DATABASE_NAME
         fresh = not self.path.exists()
         if fresh:
             _refuse_an_orphan_log(self.path)
+        left_open = _log_of(self.path).exists()  # closing the database deletes its log
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         if fresh:
             os.chmod(self.path, 0o600)  # it holds key secrets
         try:
             self._configure()
+            if check_after_crash and left_open and not fresh:
+                self._check()
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -108,6 +115,14 @@ class Storage:
         self._keys: dict[str, AccessKey | None] = {}
         self._keys_version = self._data_version()
         self._key_writes = 0  # our own key writes, which data_version does not count
+
+    def _check(self) -> None:
+        problems = [problem for (problem,) in self._db.execute("PRAGMA quick_check(3)").fetchall()]
+        if problems != ["ok"]:
+            raise DatabaseDamaged(
+                f"the database {self.path} is damaged ({'; '.join(problems)}): the hub does not start over "
+                f"it. {_WHAT_TO_DO}"
+            )
 
     def _configure(self) -> None:
         """Durability first: a commit is on the card before the call goes on (docs/storage.md).
@@ -329,6 +344,9 @@ class Storage:
         return self._db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,)).rowcount == 1
 
 
+_WHAT_TO_DO = "Restore it from a backup, or move it (and its -wal and -shm files) away to start an empty one"
+
+
 class DatabaseDamaged(sqlite3.DatabaseError):
     """The database file cannot be read as one: the hub refuses to start rather than begin an
     empty one over it (which would lose its keys, flows and call log)."""
@@ -337,7 +355,7 @@ class DatabaseDamaged(sqlite3.DatabaseError):
 def _refuse_an_orphan_log(path: Path) -> None:
     """A write-ahead log with no database beside it: SQLite would start an empty database and
     delete the log, and whatever it held with it."""
-    log = path.with_name(path.name + "-wal")
+    log = _log_of(path)
     if log.exists() and log.stat().st_size > 0:
         raise DatabaseDamaged(
             f"{path} is missing but its write-ahead log {log.name} is there: the database was moved or "
@@ -350,9 +368,12 @@ def _refuse_a_damaged_database(path: Path, error: sqlite3.DatabaseError) -> None
     is not a database or is corrupt (other errors, such as a read-only disk, are left as they are)."""
     if getattr(error, "sqlite_errorname", "").startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
         raise DatabaseDamaged(
-            f"the database {path} is damaged ({error}): the hub does not start over it. Restore it from a "
-            f"backup, or move it (and its -wal and -shm files) away to start an empty one"
+            f"the database {path} is damaged ({error}): the hub does not start over it. {_WHAT_TO_DO}"
         ) from error
+
+
+def _log_of(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
 
 
 def _key(row: tuple) -> AccessKey:

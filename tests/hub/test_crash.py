@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import signal
 import time
@@ -21,6 +22,7 @@ from intercom.hub.call_log import CallLog
 from intercom.hub.callflows import CallFlow
 from intercom.hub.recordings import recover_recordings
 from intercom.hub.records import CallRecord, LegRecord, RecordingRecord
+from intercom.hub.storage import DATABASE_NAME
 from intercom.media import ToneSource, WavRecorder
 from intercom.media.recorder import WAV_HEADER_BYTES
 from intercom.sdk import CallStatus, Client, ClientStatus
@@ -131,6 +133,12 @@ async def test_a_hub_killed_mid_voicemail_lists_it_at_its_next_start_and_it_play
         assert main(["calls", "show", "--data-dir", str(tmp_path), started.call_id]) == 0
         shown = capsys.readouterr().out
         assert f"  {started.id}  ivr       0:0{round(kept.duration)}  leg {leg.id}  {path}" in shown.splitlines()
+
+        storage.close()
+        gc.collect()  # the Storage `intercom calls` opened, which waits for the collector to close
+        restarted.terminate()
+        restarted.wait(timeout=STEP)
+        assert not (tmp_path / f"{DATABASE_NAME}-wal").exists()  # a clean stop closes the database
     finally:
         async with asyncio.timeout(STEP):
             await door.destroy()

@@ -107,3 +107,22 @@ def test_the_heartbeat_is_kept_across_a_reopen(tmp_path):
     storage.mark_alive(1010.5)
     storage.close()
     assert Storage(tmp_path).last_alive() == 1010.5
+
+
+def test_after_a_crash_the_hub_checks_the_database_whole_and_refuses_damage(tmp_path):
+    storage = Storage(tmp_path)
+    for number in range(2000):
+        storage.put(CallRecord(source="client:door", destination="door", reason=f"call {number}"))
+    storage.close()
+    path = tmp_path / DATABASE_NAME
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 4096 // 2 * 4096
+    data[middle : middle + 16] = b"\xff" * 16  # a page of the call log, which opening never reads
+    path.write_bytes(bytes(data))
+
+    Storage(tmp_path, check_after_crash=True).close()  # stopped cleanly: no check, no cost
+    (tmp_path / f"{DATABASE_NAME}-wal").touch()  # what a process that never closed it leaves
+    Storage(tmp_path).close()  # the CLI does not check
+    (tmp_path / f"{DATABASE_NAME}-wal").touch()
+    with pytest.raises(DatabaseDamaged, match=rf"the database {path} is damaged \("):
+        Storage(tmp_path, check_after_crash=True)
