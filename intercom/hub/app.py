@@ -34,8 +34,6 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 
 
 def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
-    """The hub's app; it opens (and at its end closes) the database in ``config.data_dir`` unless given one."""
-    own_storage = storage is None
     storage = storage or Storage(config.data_dir, check_after_crash=True)
     registrar = Registrar(config, storage.get_key)
     webhooks = WebhookDispatcher(storage)
@@ -61,8 +59,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
                 await asyncio.wait_for(calls.wait_idle(), SHUTDOWN_GRACE_SECONDS)
             await calls.close()
             await webhooks.close()  # what is not sent yet is sent after the next start
-            if own_storage:
-                storage.close()  # which deletes its log: the next start knows this one ended cleanly
+            storage.stopped_cleanly()
 
     # The schema and its pages are served by api.install, for admin keys only.
     app = FastAPI(

@@ -99,7 +99,7 @@ class Storage:
         fresh = not self.path.exists()
         if fresh:
             _refuse_an_orphan_log(self.path)
-        left_open = _log_of(self.path).exists()  # closing the database deletes its log
+        left_open = _log_of(self.path).exists() and _log_of(self.path).stat().st_size > 0  # see stopped_cleanly
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         if fresh:
             os.chmod(self.path, 0o600)  # it holds key secrets
@@ -154,6 +154,11 @@ class Storage:
 
     def close(self) -> None:
         self._db.close()
+
+    def stopped_cleanly(self) -> None:
+        """At the hub's stop: everything into the database file and the log emptied, so that the
+        next start knows no crash came between (a hub that dies leaves its log holding something)."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def mark_alive(self, at: float | None = None) -> None:
         """Note that the hub is alive now (the sweeper's heartbeat while calls run)."""

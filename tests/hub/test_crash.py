@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import io
 import signal
 import time
@@ -134,11 +133,9 @@ async def test_a_hub_killed_mid_voicemail_lists_it_at_its_next_start_and_it_play
         shown = capsys.readouterr().out
         assert f"  {started.id}  ivr       0:0{round(kept.duration)}  leg {leg.id}  {path}" in shown.splitlines()
 
-        storage.close()
-        gc.collect()  # the Storage `intercom calls` opened, which waits for the collector to close
         restarted.terminate()
         restarted.wait(timeout=STEP)
-        assert not (tmp_path / f"{DATABASE_NAME}-wal").exists()  # a clean stop closes the database
+        assert (tmp_path / f"{DATABASE_NAME}-wal").stat().st_size == 0  # a clean stop: no check next time
     finally:
         async with asyncio.timeout(STEP):
             await door.destroy()

@@ -120,9 +120,11 @@ def test_after_a_crash_the_hub_checks_the_database_whole_and_refuses_damage(tmp_
     data[middle : middle + 16] = b"\xff" * 16  # a page of the call log, which opening never reads
     path.write_bytes(bytes(data))
 
-    Storage(tmp_path, check_after_crash=True).close()  # stopped cleanly: no check, no cost
-    (tmp_path / f"{DATABASE_NAME}-wal").touch()  # what a process that never closed it leaves
+    log = tmp_path / f"{DATABASE_NAME}-wal"
+    log.write_bytes(b"")  # what a clean stop leaves (Storage.stopped_cleanly)
+    Storage(tmp_path, check_after_crash=True).close()  # no check, no cost
+    log.write_bytes(b"\0" * 32)  # what a process that dies leaves: a log with something in it
     Storage(tmp_path).close()  # the CLI does not check
-    (tmp_path / f"{DATABASE_NAME}-wal").touch()
+    log.write_bytes(b"\0" * 32)
     with pytest.raises(DatabaseDamaged, match=rf"the database {path} is damaged \("):
         Storage(tmp_path, check_after_crash=True)
