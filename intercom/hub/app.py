@@ -37,8 +37,8 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     storage = storage or Storage(config.data_dir, check_after_crash=True)
     registrar = Registrar(config, storage.get_key)
     webhooks = WebhookDispatcher(storage)
-    calls = CallService(config, registrar, storage, storage.get_key)
-    calls.call_log.publisher = webhooks
+    # Given the webhooks before it closes what a crash left open, so that they hear of that too.
+    calls = CallService(config, registrar, storage, storage.get_key, publisher=webhooks)
     sip = SipService(registrar, calls)
 
     @contextlib.asynccontextmanager

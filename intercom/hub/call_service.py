@@ -28,7 +28,7 @@ from ..sip.door import DOOR_EVENT_CONTENT_TYPE, UNLOCK_CONTENT_TYPE, asserted_id
 from ..sip.dtmf import DTMF_CONTENT_TYPE, dtmf_signals
 from ..sip.headers import content_type as content_type_of
 from ..transport import ConnectionClosed, SipConnection
-from .call_log import CallLog
+from .call_log import CallLog, Publisher
 from .callflows import CLIENT_PREFIX, CallFlow
 from .calls import FlowServices, HubCall
 from .config import HubConfig
@@ -45,13 +45,20 @@ IN_DIALOG_METHODS = ("BYE", "INFO", "UPDATE")
 
 
 class CallService:
-    def __init__(self, config: HubConfig, registrar: Registrar, storage: Storage, lookup_key: KeyLookup) -> None:
+    def __init__(
+        self,
+        config: HubConfig,
+        registrar: Registrar,
+        storage: Storage,
+        lookup_key: KeyLookup,
+        publisher: Publisher | None = None,
+    ) -> None:
         self.config = config
         self.registrar = registrar
         self.storage = storage
         self.lookup_key = lookup_key
         self.calls: dict[str, HubCall] = {}  # by HubCall.id: the caller's Call-ID, or the call's id
-        self.call_log = CallLog(storage)
+        self.call_log = CallLog(storage, publisher)
         recover_recordings(self.call_log, Path(config.data_dir))
         if left := self.call_log.close_unfinished():
             log.warning("%d call(s) were still going when the hub last stopped: logged as ended", left)

@@ -162,6 +162,16 @@ def started_recording(storage: Storage, leg: LegRecord, **fields) -> RecordingRe
     return storage.put(recording)
 
 
+class Told:
+    """A stand-in for the webhook dispatcher: what the call log tells it."""
+
+    def __init__(self, told: list[tuple[object, bool]]) -> None:
+        self.told = told
+
+    def publish(self, row, created: bool, extra=None) -> None:
+        self.told.append((row, created))
+
+
 def test_recordings_left_running_are_repaired_kept_or_dropped(tmp_path):
     storage = Storage(tmp_path)
     _, leg = logged_call(storage)
@@ -178,7 +188,9 @@ def test_recordings_left_running_are_repaired_kept_or_dropped(tmp_path):
     (tmp_path / header_only.path).write_bytes(b"RIFF\x00")
     done = storage.put(RecordingRecord(call_id=leg.call_id, leg_id=leg.id, kind="ivr", duration=1.0, path="x.wav"))
 
-    assert recover_recordings(CallLog(storage), tmp_path) == 1
+    told: list[tuple[object, bool]] = []
+    call_log = CallLog(storage, Told(told))
+    assert recover_recordings(call_log, tmp_path) == 1
 
     repaired = storage.get(RecordingRecord, torn.id)
     assert repaired is not None and (repaired.status, repaired.duration) == ("done", round(3001 / 48000, 3))
@@ -188,6 +200,7 @@ def test_recordings_left_running_are_repaired_kept_or_dropped(tmp_path):
     assert storage.get(RecordingRecord, no_file.id) is None and storage.get(RecordingRecord, header_only.id) is None
     assert not (tmp_path / header_only.path).exists()
     assert storage.get(RecordingRecord, done.id) == done
+    assert told == [(repaired, True)]  # the webhooks hear of the voicemail kept, once
 
 
 @pytest.mark.parametrize("latest", ["heartbeat", "leg row", "recording's audio"])
