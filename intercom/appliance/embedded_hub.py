@@ -179,6 +179,8 @@ class EmbeddedHub:
             cert_file=cert,
             key_file=key,
             media=media,
+            recording_sync_seconds=settings.hub_recording_sync_seconds,
+            heartbeat_seconds=settings.hub_heartbeat_seconds,
         )
         self.client_ssl_context = self._client_ssl_context()
         if cert is None and not loopback_only(settings.hub_listen):

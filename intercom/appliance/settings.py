@@ -79,6 +79,20 @@ class Settings(BaseSettings):
     )
     hub_key_file: Path | None = Field(None, description="that certificate's private key (PEM)")
     hub_data_dir: Path = Field(Path("/var/lib/intercom"), description="the embedded hub's database and files")
+    hub_recording_sync_seconds: float = Field(
+        2.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="the embedded hub flushes a recording to the card every this many seconds of audio: "
+        "the most a power cut loses of one",
+    )
+    hub_heartbeat_seconds: float = Field(
+        10.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="while calls run, the embedded hub notes this often that it is alive: a call a power cut "
+        "leaves open ends at that time",
+    )
     hub_desks: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description=f"who the door's call ({RING_DESKS}) rings, comma-separated (empty: this unit)"
     )

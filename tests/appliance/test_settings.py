@@ -84,6 +84,8 @@ BAD_EMBEDDED_VALUES = [
     ("INTERCOM_HUB_DOORS", "gate!", "INTERCOM_HUB_DOORS: 'gate!': identity 'gate!' is not 1-30"),
     ("INTERCOM_ACCESS_KEY", "Qz9-tiny", "INTERCOM_ACCESS_KEY: the embedded hub signs with it, and it is shorter"),
     ("INTERCOM_HUB_TLS", "yes", "INTERCOM_HUB_TLS: Input should be 'auto', 'on' or 'off'"),
+    ("INTERCOM_HUB_RECORDING_SYNC_SECONDS", "0", "INTERCOM_HUB_RECORDING_SYNC_SECONDS: Input should be greater than 0"),
+    ("INTERCOM_HUB_HEARTBEAT_SECONDS", "inf", "INTERCOM_HUB_HEARTBEAT_SECONDS: Input should be a finite number"),
 ]
 
 
