@@ -99,14 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hub.add_argument(
         "--recording-sync-seconds",
-        type=_positive_seconds,
+        type=float,
         default=2.0,
         metavar="S",
         help="flush recordings to the card every S seconds of audio: the most a power cut loses of one (default 2)",
     )
     hub.add_argument(
         "--heartbeat-seconds",
-        type=_positive_seconds,
+        type=float,
         default=10.0,
         metavar="S",
         help="while calls run, note every S seconds that the hub is alive: a call a crash leaves open "
@@ -300,6 +300,10 @@ def _run_hub(args: argparse.Namespace) -> None:
             raise UsageError(f"{path}: no such file")
     if args.turn_url and not args.turn_secret:
         raise UsageError("--turn-url needs --turn-secret")
+    for flag in ("--recording-sync-seconds", "--heartbeat-seconds"):
+        seconds = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        if not 0 < seconds < float("inf"):
+            raise UsageError(f"{flag} {seconds:g}: give a number of seconds above 0")
     try:
         cert, key = tls_files(args.host, args.data_dir, args.cert, args.key, plain=args.insecure_plain) or (None, None)
     except OSError as exc:
@@ -332,16 +336,6 @@ def _run_hub(args: argparse.Namespace) -> None:
         heartbeat_seconds=args.heartbeat_seconds,
     )
     run_hub(config, log_level=args.log_level)
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = float("nan")
-    if not 0 < seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
-    return seconds
 
 
 def _metrics_token(path: Path) -> str:

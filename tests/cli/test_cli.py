@@ -131,6 +131,9 @@ def test_token_bad_input_is_one_clear_line(capsys, argv, message):
         (["--allow-origin", "page.example"], "--allow-origin page.example: give an origin such as"),
         (["--allow-origin", "https://page.example/desk"], "give an origin such as"),
         (["--metrics-token-file", "/nonexistent/token"], "--metrics-token-file /nonexistent/token: No such file"),
+        (["--recording-sync-seconds", "0"], "--recording-sync-seconds 0: give a number of seconds above 0"),
+        (["--heartbeat-seconds", "-5"], "--heartbeat-seconds -5: give a number of seconds above 0"),
+        (["--heartbeat-seconds", "nan"], "--heartbeat-seconds nan: give a number of seconds above 0"),
     ],
 )
 def test_hub_bad_options_are_one_clear_line(tmp_path, capsys, argv, message):
