@@ -145,8 +145,7 @@ class WavRecorder:
     def _sync(self) -> None:
         """The header counts what is written, and the file goes to the card behind the audio's back
         (unless the previous flush is still going: the next interval's then takes this one's data)."""
-        if self._file is None:
-            return
+        assert self._file is not None
         self._count_in_header()
         self._unsynced = 0
         if self._syncing is None or self._syncing.done():
