@@ -96,6 +96,16 @@ async def test_recordings_are_only_found_under_their_own_call_and_leg(api):
         errors(await api.client.get(path), 404)
 
 
+async def test_a_recording_still_running_is_listed_as_such_and_its_file_not_served_yet(api):
+    logged = door_call(api.storage)
+    running = logged.recording.model_copy(update={"status": "recording"})
+    api.storage.put(running)
+    url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{running.id}"
+    assert (await api.client.get(url)).json()["data"][0]["status"] == "recording"
+    (error,) = errors(await api.client.get(f"{url}.wav"), 409)
+    assert error["message"] == f"recording {running.id} is still running: its file is served once done"
+
+
 @pytest.mark.parametrize("path", ["../outside.wav", "/etc/hostname", "recordings/missing.wav"])
 async def test_a_recording_file_outside_the_data_directory_or_missing_is_not_served(api, path):
     logged = door_call(api.storage)
