@@ -13,6 +13,7 @@ database taking its place.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import sqlite3
@@ -157,8 +158,10 @@ class Storage:
 
     def stopped_cleanly(self) -> None:
         """At the hub's stop: everything into the database file and the log emptied, so that the
-        next start knows no crash came between (a hub that dies leaves its log holding something)."""
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        next start knows no crash came between (a hub that dies leaves its log holding something).
+        On a card that cannot be written the log stays as it is: the next start checks the database."""
+        with contextlib.suppress(sqlite3.OperationalError):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def mark_alive(self, at: float | None = None) -> None:
         """Note that the hub is alive now (the sweeper's heartbeat while calls run)."""
