@@ -1,5 +1,5 @@
 # The two commands of the README. Each sets up what it needs first (scripts/setup.sh).
-.PHONY: demo test test-slow setup lint bench image
+.PHONY: demo test test-slow setup lint bench image constraints
 
 demo:
 	@scripts/setup.sh --demo
@@ -26,3 +26,8 @@ bench:
 # The flashable SD-card image of a unit (arm64), into build/image/: needs root, see deploy/image/.
 image:
 	deploy/image/build.sh
+
+# deploy/constraints.txt again, from the venv the tests passed with: the exact versions setup.sh,
+# deploy/install.sh and the image install. Run it after changing a dependency, and commit the file.
+constraints:
+	.venv/bin/python scripts/constraints.py
