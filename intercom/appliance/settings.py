@@ -5,12 +5,15 @@ that this unit runs it), the access key it mints its tokens with, the pins of it
 and door relay, the unlock code, and, through :class:`~intercom.sdk.AudioSettings` read from the
 same file, its sound. ``deploy/intercom.env.example`` documents each variable with its default.
 
-:func:`load_settings` refuses what cannot work with one line naming the variable, and refuses an
-env file that others may read: it holds the access key's secret.
+:func:`load_settings` refuses what cannot work with one line naming the variable, refuses an env
+file that others may read or anyone but its owner may change (it holds the access key's secret, and
+says who may open the door), and refuses a variable no setting has: a misspelt one would otherwise
+leave its setting at the default without a word.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -38,6 +42,12 @@ KEY_ID = r"^[A-Za-z0-9_-]{1,64}$"  # access key and call flow ids: safe in a tok
 MIN_EMBEDDED_SECRET = 24  # the embedded hub signs with the env file's secret: no short ones
 RING_DESKS, RING_DOOR = "ring_desks", "ring_door"  # the call flows an embedded hub makes
 DEFAULT_CALL_FLOW = {"door": RING_DESKS, "desk": RING_DOOR}
+# deploy/install.sh makes the env file 0640 root:intercom: the service's group reads it, only root changes it
+ENV_FILE_REFUSED_BITS = (
+    (stat.S_IROTH, "readable by every user"),
+    (stat.S_IWOTH, "writable by every user"),
+    (stat.S_IWGRP, "writable by its group"),
+)
 
 Pin = int | None  # a BCM GPIO number; None (an empty value) when the part is not fitted
 PIN_FIELDS = (*(f"button_{b}_pin" for b in sorted(BUTTONS)), *(f"led_{led}_pin" for led in sorted(LEDS)), "relay_pin")
@@ -362,16 +372,39 @@ def shown(settings: BaseSettings) -> dict[str, str]:
 
 
 def check_env_file(path: Path) -> None:
-    """Refuse an env file that is missing, or that users other than its owner and group may read."""
+    """Refuse an env file that is missing, that users other than its owner and group may read, that
+    anyone but its owner may change, or that names an ``INTERCOM_*`` variable no setting has."""
     try:
-        mode = path.stat().st_mode
+        mode = stat.S_IMODE(path.stat().st_mode)
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read the settings ({exc.strerror})") from None
-    if mode & (stat.S_IROTH | stat.S_IWOTH):
-        raise SettingsError(
-            f"{path}: readable by every user (mode {stat.S_IMODE(mode):o}), and it holds the access key: "
-            f"chmod 640 {path}"
-        )
+    for bit, who in ENV_FILE_REFUSED_BITS:
+        if mode & bit:
+            raise SettingsError(f"{path}: {who} (mode {mode:o}), and it holds the access key: chmod 640 {path}")
+    _check_variables(path)
+
+
+def known_variables() -> frozenset[str]:
+    """Every variable the env file may set: one per setting of the unit and of its sound."""
+    return frozenset(
+        f"{model.model_config.get('env_prefix', '')}{name}".upper()
+        for model in (Settings, AudioSettings)
+        for name in model.model_fields
+    )
+
+
+def _check_variables(path: Path) -> None:
+    known = known_variables()
+    try:
+        names = dotenv_values(path).keys()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read the settings ({exc})") from None
+    for name in names:
+        if name.upper().startswith(PREFIX) and name.upper() not in known:
+            # compared without the prefix they all share, which would make any name close to any other
+            closest = difflib.get_close_matches(name.upper().removeprefix(PREFIX), [n[len(PREFIX) :] for n in known], 1)
+            hint = f"; did you mean {PREFIX}{closest[0]}?" if closest else " (see deploy/intercom.env.example)"
+            raise SettingsError(f"{name}: unknown{hint} (in {path})")
 
 
 def load_settings(env_file: Path | None = DEFAULT_ENV_FILE, **overrides: object) -> tuple[Settings, AudioSettings]:

@@ -203,14 +203,56 @@ def test_who_may_unlock_defaults_to_the_desk_and_takes_a_list(tmp_path):
     assert nobody.unlock_from == ()  # only the keypad opens this door
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o604, 0o602])
-def test_an_env_file_others_can_read_is_refused(tmp_path, mode, capsys):
+@pytest.mark.parametrize(
+    ("mode", "who"),
+    [
+        (0o644, "readable by every user"),
+        (0o604, "readable by every user"),
+        (0o602, "writable by every user"),
+        (0o660, "writable by its group"),
+        (0o620, "writable by its group"),
+    ],
+)
+def test_an_env_file_others_can_read_or_change_is_refused(tmp_path, mode, who, capsys):
     path = env_file(tmp_path)
     path.chmod(mode)
-    with pytest.raises(SettingsError, match=rf"readable by every user \(mode {mode:o}\).*chmod 640"):
+    with pytest.raises(SettingsError, match=rf"{who} \(mode {mode:o}\).*chmod 640"):
         check_env_file(path)
     assert main(["config", "check", "--env-file", str(path)]) == 2
-    assert capsys.readouterr().err.startswith(f"intercom config: {path}: readable by every user")
+    assert capsys.readouterr().err.startswith(f"intercom config: {path}: {who}")
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o400, 0o440])
+def test_the_installers_env_file_modes_pass(tmp_path, mode):
+    path = env_file(tmp_path)
+    path.chmod(mode)
+    settings, _ = load_settings(path)
+    assert settings.identity == "front_door"
+
+
+def test_an_unknown_variable_is_refused_with_the_closest_known_name(tmp_path, capsys):
+    path = env_file(tmp_path, INTERCOM_BUTON_ANSWER_PIN="5")
+    with pytest.raises(SettingsError) as refused:
+        load_settings(path)
+    assert str(refused.value).startswith("INTERCOM_BUTON_ANSWER_PIN: unknown; did you mean INTERCOM_BUTTON_ANSWER_PIN?")
+    assert main(["config", "check", "--env-file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "INTERCOM_BUTON_ANSWER_PIN: unknown; did you mean INTERCOM_BUTTON_ANSWER_PIN?" in err
+    assert "valid" not in err
+
+
+def test_an_unknown_sound_variable_and_one_like_nothing_are_refused(tmp_path):
+    with pytest.raises(
+        SettingsError, match=r"INTERCOM_AUDIO_SPEAKR_GAIN: unknown; did you mean INTERCOM_AUDIO_SPEAKER_GAIN\?"
+    ):
+        load_settings(env_file(tmp_path, INTERCOM_AUDIO_SPEAKR_GAIN="0.5"))
+    with pytest.raises(SettingsError, match=r"INTERCOM_ZZZ: unknown \(see deploy/intercom.env.example\)"):
+        load_settings(env_file(tmp_path, INTERCOM_ZZZ="1"))
+
+
+def test_variables_of_other_programs_in_the_file_are_left_alone(tmp_path):
+    settings, _ = load_settings(env_file(tmp_path, PYTHONUNBUFFERED="1", LANG="C.UTF-8"))
+    assert settings.role == "door"
 
 
 def test_a_missing_env_file_is_named(tmp_path):
