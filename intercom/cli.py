@@ -71,7 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hub.add_argument("--zone", default="local", help="zone name reported to clients on REGISTER")
     hub.add_argument("--turn-url", action="append", default=[], help="TURN server URL handed to clients (repeatable)")
-    hub.add_argument("--turn-secret", help="secret shared with the TURN server (coturn use-auth-secret)")
+    hub.add_argument(
+        "--turn-secret-file",
+        type=Path,
+        metavar="PATH",
+        help="a file holding the secret shared with the TURN server (coturn use-auth-secret)",
+    )
+    hub.add_argument("--turn-secret", help=argparse.SUPPRESS)  # refused: a secret on the command line
     hub.add_argument(
         "--ice-host",
         action="append",
@@ -183,8 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     unlock_list.set_defaults(func=_unlocks_list)
 
     token = commands.add_parser("token", help="mint a client JWT in the seed SDK's format")
-    token.add_argument("--key-id", required=True)
-    token.add_argument("--key", required=True, help="the access key's secret")
+    token.add_argument("--key-id", help="the access key's id (default: INTERCOM_ACCESS_KEY_ID of --env-file)")
+    secret = token.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--key",
+        metavar="-",
+        help="'-': read the access key's secret from standard input (never the secret itself: ps shows it); "
+        "with none of --key, --key-file, --env-file the secret is asked for at a terminal",
+    )
+    secret.add_argument("--key-file", type=Path, metavar="PATH", help="a file holding the access key's secret")
+    secret.add_argument(
+        "--env-file", type=Path, metavar="PATH", help="a unit's env file: its INTERCOM_ACCESS_KEY_ID and _KEY"
+    )
     token.add_argument("--identity", help="client identity, 1-30 of A-Z a-z 0-9 _")
     token.add_argument("--outgoing", metavar="CALLFLOW_ID", help="allow outgoing calls running this call flow")
     token.add_argument("--variables", default="", help="call-flow variables, url-encoded: 'a=1&b=2'")
@@ -279,8 +295,10 @@ def _run_hub(args: argparse.Namespace) -> None:
     for path in (args.cert, args.key):
         if path is not None and not path.is_file():
             raise UsageError(f"{path}: no such file")
-    if args.turn_url and not args.turn_secret:
-        raise UsageError("--turn-url needs --turn-secret")
+    if args.turn_secret is not None:
+        raise UsageError(on_the_command_line("--turn-secret", "--turn-secret-file PATH"))
+    if args.turn_url and not args.turn_secret_file:
+        raise UsageError("--turn-url needs --turn-secret-file")
     try:
         cert, key = tls_files(args.host, args.data_dir, args.cert, args.key, plain=args.insecure_plain) or (None, None)
     except OSError as exc:
@@ -305,23 +323,34 @@ def _run_hub(args: argparse.Namespace) -> None:
         key_file=key,
         zone=args.zone,
         turn_urls=args.turn_url,
-        turn_secret=args.turn_secret,
+        turn_secret=secret_from_file("--turn-secret-file", args.turn_secret_file) if args.turn_secret_file else None,
         media=replace(HUB_MEDIA, host_addresses=tuple(args.ice_host)),
-        metrics_token=_metrics_token(args.metrics_token_file) if args.metrics_token_file else None,
+        metrics_token=(
+            secret_from_file("--metrics-token-file", args.metrics_token_file, min_length=16)
+            if args.metrics_token_file
+            else None
+        ),
         allowed_origins=origins,
     )
     run_hub(config, log_level=args.log_level)
 
 
-def _metrics_token(path: Path) -> str:
-    """The token from its file: a secret never goes on the command line, where ``ps`` shows it."""
+def secret_from_file(option: str, path: Path, min_length: int = 1) -> str:
+    """A secret from its file (``-``: standard input): a secret never goes on the command line,
+    where ``ps`` shows it to every user."""
     try:
-        token = path.read_text().strip()
+        secret = (sys.stdin.readline() if str(path) == "-" else path.read_text()).strip()
     except OSError as exc:
-        raise UsageError(f"--metrics-token-file {path}: {exc.strerror}") from None
-    if len(token) < 16 or any(char.isspace() for char in token):
-        raise UsageError(f"--metrics-token-file {path}: the token must be one word of at least 16 characters")
-    return token
+        raise UsageError(f"{option} {path}: {exc.strerror}") from None
+    if len(secret) < min_length or any(char.isspace() for char in secret):
+        length = f" of at least {min_length} characters" if min_length > 1 else ""
+        raise UsageError(f"{option} {path}: the secret must be one word{length}")
+    return secret
+
+
+def on_the_command_line(option: str, instead: str) -> str:
+    """The refusal of an option that would put a secret on the command line."""
+    return f"{option} would put the secret on the command line, where ps shows it to every user: give {instead}"
 
 
 def _origin(text: str) -> str:
@@ -518,8 +547,37 @@ def _token(args: argparse.Namespace) -> None:
         raise UsageError(str(exc)) from None
     if not 0 < args.ttl <= 86400:
         raise UsageError("--ttl must be 1 to 86400 seconds")
-    key = AccessKey(args.key_id, args.key, name="", created_at=time.time())
+    key_id, secret = _token_key(args)
+    key = AccessKey(key_id, secret, name="", created_at=time.time())
     print(mint_token(key, capabilities, ttl=args.ttl))
+
+
+def _token_key(args: argparse.Namespace) -> tuple[str, str]:
+    """The access key's id and secret: from a unit's env file, a file, standard input or a prompt."""
+    if args.key is not None and args.key != "-":
+        raise UsageError(on_the_command_line("--key SECRET", "--key - (standard input), --key-file or --env-file"))
+    if args.env_file is not None:
+        from .appliance.settings import SettingsError, access_key_of
+
+        try:
+            key_id, secret = access_key_of(args.env_file)
+        except SettingsError as exc:
+            raise UsageError(str(exc)) from None
+        if args.key_id is not None:
+            raise UsageError(f"--env-file {args.env_file} gives the key's id too: leave out --key-id")
+        return key_id, secret
+    if args.key_id is None:
+        raise UsageError("give --key-id, or --env-file of a unit")
+    if args.key_file is not None:
+        return args.key_id, secret_from_file("--key-file", args.key_file)
+    if args.key is None and sys.stdin.isatty():
+        import getpass
+
+        secret = getpass.getpass(f"secret of access key {args.key_id}: ").strip()
+        if not secret:
+            raise UsageError("no secret given")
+        return args.key_id, secret
+    return args.key_id, secret_from_file("--key", Path("-"))
 
 
 def token_capabilities(

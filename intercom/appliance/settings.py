@@ -407,6 +407,18 @@ def _check_variables(path: Path) -> None:
             raise SettingsError(f"{name}: unknown{hint} (in {path})")
 
 
+def access_key_of(env_file: Path) -> tuple[str, str]:
+    """The access key's id and secret from a unit's env file, checked as :func:`load_settings` checks
+    the file, without the rest of the settings: what ``intercom token --env-file`` mints with."""
+    check_env_file(env_file)
+    values = dotenv_values(env_file)
+    key_id, secret = (values.get(f"{PREFIX}{name}") or "" for name in ("ACCESS_KEY_ID", "ACCESS_KEY"))
+    for name, value in (("ACCESS_KEY_ID", key_id), ("ACCESS_KEY", secret)):
+        if not value:
+            raise SettingsError(f"{PREFIX}{name}: required, and not set (in {env_file})")
+    return key_id, secret
+
+
 def load_settings(env_file: Path | None = DEFAULT_ENV_FILE, **overrides: object) -> tuple[Settings, AudioSettings]:
     """The unit's settings and its sound's, from ``env_file`` (None: the environment only) and the
     environment, which wins; :class:`SettingsError` naming the first variable that is wrong.
