@@ -25,6 +25,7 @@ from .auth import (
     mint_token,
 )
 from .auth.keys import SPLIT_HINT
+from .http_client import DEFAULT_OUTBOUND, OutboundPolicy
 
 DEFAULT_DATA_DIR = os.environ.get("INTERCOM_DATA_DIR", "/var/lib/intercom")
 log = logging.getLogger(__name__)
@@ -98,6 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ORIGIN",
         help="a web page origin (https://host:port) that may open the SIP WebSocket besides the hub's own (repeatable)",
+    )
+    outbound = DEFAULT_OUTBOUND
+    hub.add_argument(
+        "--allow-loopback-requests",
+        action="store_true",
+        help="fetchCallFlow, play, onFinish and webhooks may reach this machine (127.0.0.1, ::1) and link-local "
+        "addresses (169.254.x.y); LAN addresses are always allowed",
+    )
+    hub.add_argument(
+        "--max-redirects", type=int, default=outbound.max_redirects, help="redirects followed (each checked)"
+    )
+    hub.add_argument(
+        "--max-flow-bytes", type=int, default=outbound.max_flow_bytes, help="the largest fetchCallFlow answer read"
+    )
+    hub.add_argument(
+        "--max-media-bytes", type=int, default=outbound.max_media_bytes, help="the largest play file downloaded"
     )
     hub.set_defaults(func=_run_hub)
 
@@ -331,8 +348,25 @@ def _run_hub(args: argparse.Namespace) -> None:
             else None
         ),
         allowed_origins=origins,
+        outbound=_outbound(args),
     )
     run_hub(config, log_level=args.log_level)
+
+
+def _outbound(args: argparse.Namespace) -> OutboundPolicy:
+    for option, value, least in (
+        ("--max-redirects", args.max_redirects, 0),
+        ("--max-flow-bytes", args.max_flow_bytes, 1024),
+        ("--max-media-bytes", args.max_media_bytes, 1024),
+    ):
+        if value < least:
+            raise UsageError(f"{option} must be {least} or more")
+    return OutboundPolicy(
+        allow_loopback=args.allow_loopback_requests,
+        max_redirects=args.max_redirects,
+        max_flow_bytes=args.max_flow_bytes,
+        max_media_bytes=args.max_media_bytes,
+    )
 
 
 def secret_from_file(option: str, path: Path, min_length: int = 1) -> str:

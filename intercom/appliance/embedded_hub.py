@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ..auth import unit_scope, warn_if_legacy
 from ..auth.certificates import CERT_NAME, fingerprint_of_file, loopback_only
+from ..http_client import OutboundPolicy
 from ..hub import HubConfig, RunningHub, Storage, running_hub
 from ..hub.callflows import CallFlow
 from ..hub.config import HUB_MEDIA
@@ -179,6 +180,12 @@ class EmbeddedHub:
             cert_file=cert,
             key_file=key,
             media=media,
+            outbound=OutboundPolicy(
+                allow_loopback=settings.hub_allow_loopback_requests,
+                max_redirects=settings.hub_max_redirects,
+                max_flow_bytes=settings.hub_max_flow_bytes,
+                max_media_bytes=settings.hub_max_media_bytes,
+            ),
         )
         self.client_ssl_context = self._client_ssl_context()
         if cert is None and not loopback_only(settings.hub_listen):

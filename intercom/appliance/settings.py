@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..auth.capabilities import InvalidIdentity, check_identity
 from ..auth.certificates import loopback_only, normalise_fingerprint
+from ..http_client import OutboundPolicy
 from ..sdk.audio_settings import AudioSettings
 from .panel import BUTTONS, KEYPAD_KEYS, LEDS
 from .unlock import MIN_CODE_DIGITS
@@ -94,6 +95,18 @@ class Settings(BaseSettings):
     )
     hub_doors: Annotated[tuple[str, ...], NoDecode] = Field(
         ("door",), description=f"who a desk's CALL button ({RING_DOOR}) rings, comma-separated"
+    )
+    hub_allow_loopback_requests: bool = Field(
+        False,
+        description="the embedded hub's fetchCallFlow, play, onFinish and webhooks may reach this machine "
+        "(127.0.0.1, ::1) and link-local addresses (169.254.x.y); LAN addresses are always allowed",
+    )
+    hub_max_redirects: int = Field(5, ge=0, le=20, description="redirects those requests follow, each checked again")
+    hub_max_flow_bytes: int = Field(
+        OutboundPolicy.max_flow_bytes, ge=1024, description="the largest answer to fetchCallFlow the hub reads"
+    )
+    hub_max_media_bytes: int = Field(
+        OutboundPolicy.max_media_bytes, ge=1024, description="the largest file a play step downloads"
     )
     access_key_id: str = Field(pattern=KEY_ID, description="id of the hub access key this unit mints its tokens with")
     access_key: SecretStr = Field(description="that key's secret")

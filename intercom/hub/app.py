@@ -36,7 +36,7 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     storage = storage or Storage(config.data_dir)
     registrar = Registrar(config, storage.get_key)
-    webhooks = WebhookDispatcher(storage)
+    webhooks = WebhookDispatcher(storage, outbound=config.outbound)
     calls = CallService(config, registrar, storage, storage.get_key)
     calls.call_log.publisher = webhooks
     sip = SipService(registrar, calls)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..http_client import new_client
+from ..http_client import OutboundPolicy, new_client
 from ..media import AudioBridge, MediaPolicy, new_peer_connection
 from ..sip import Dialog, Response
 from ..sip.dtmf import DTMF_CONTENT_TYPE, dtmf_body
@@ -57,13 +57,14 @@ class FlowServices:
 
     data_dir: Path
     call_log: CallLog
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _http: httpx.AsyncClient | None = None
 
     async def http(self) -> httpx.AsyncClient:
         """The client of ``fetchCallFlow`` and ``onFinish``, made at first use."""
         if self._http is None:
-            self._http = await new_client()
+            self._http = await new_client(self.outbound)
         return self._http
 
     async def close(self) -> None:

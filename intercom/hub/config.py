@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..auth import TurnCredentials, turn_credentials
+from ..http_client import OutboundPolicy
 from ..media import IceServer, MediaPolicy
 
 # The hub forwards audio and leaves buffering to the endpoints (DESIGN.md, performance facts).
@@ -27,6 +28,8 @@ class HubConfig:
     media: MediaPolicy = HUB_MEDIA
     metrics_token: str | None = None  # lets a scraper read /metrics without an admin key
     allowed_origins: tuple[str, ...] = ()  # browser pages that may open the SIP WebSocket, beside the hub's own
+    # where fetchCallFlow, play, onFinish and webhooks may connect, and how much of an answer they take
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
     @property
     def secure(self) -> bool:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import jwt
 
-from ..http_client import new_client
+from ..http_client import DEFAULT_OUTBOUND, OutboundPolicy, new_client, outbound_module
 from .api.views import render, rfc3339
 from .records import CallRecord, LegRecord, RecordingRecord, UnlockEvent, Webhook, WebhookDelivery
 from .storage import Storage
@@ -71,8 +71,10 @@ class WebhookDispatcher:
         retry_delays: Sequence[float] = RETRY_DELAYS,
         timeout: float = TIMEOUT,
         max_sending: int = MAX_SENDING,
+        outbound: OutboundPolicy = DEFAULT_OUTBOUND,
     ) -> None:
         self.storage = storage
+        self.outbound = outbound
         self.retry_delays = tuple(retry_delays)
         self.timeout = timeout
         self._sending = asyncio.Semaphore(max_sending)
@@ -152,7 +154,7 @@ class WebhookDispatcher:
     async def _http(self) -> httpx.AsyncClient:
         async with self._client_made:
             if self._client is None:
-                self._client = await new_client(timeout=self.timeout)
+                self._client = await new_client(self.outbound, timeout=self.timeout)
             return self._client
 
     async def _deliver(self, delivery: WebhookDelivery) -> None:
@@ -174,13 +176,18 @@ class WebhookDispatcher:
             await asyncio.sleep(self.retry_delays[delivery.attempts - 1])
 
     async def _attempt(self, client: httpx.AsyncClient, delivery: WebhookDelivery) -> str | None:
-        """One POST; what went wrong, or ``None`` when the receiver took it (2xx)."""
+        """One POST; what went wrong, or ``None`` when the receiver took it (2xx). The answer's
+        body is not read: a receiver cannot make the hub take in more than its status line and
+        headers, and a redirect is a failure like any other 3xx."""
         body = delivery.payload.encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(delivery.url, body, delivery.token)}
+        outbound = await outbound_module()
         try:
-            response = await client.post(delivery.url, content=body, headers=headers)
-        except Exception as exc:  # network errors, and anything else: the row records it and moves on
+            async with outbound.opened(
+                client, self.outbound, "POST", delivery.url, follow_redirects=False, content=body, headers=headers
+            ) as response:
+                if not response.is_success:
+                    return f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+        except Exception as exc:  # network errors, refusals, and anything else: the row records it and moves on
             return f"{type(exc).__name__}: {exc}".rstrip(": ")
-        if not response.is_success:
-            return f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
         return None

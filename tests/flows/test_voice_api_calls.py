@@ -58,6 +58,7 @@ async def events_until_ended(service: Receiver, url: str, token: str) -> list[tu
     return seen
 
 
+@pytest.mark.loopback_requests
 async def test_a_call_made_through_the_api_rings_the_client_and_runs_its_flow(hub, api, make_unit):
     unit = await desk(make_unit)
     with receiver() as service:
@@ -131,6 +132,7 @@ async def test_a_client_nobody_registered_as_ends_the_call_with_the_reason(hub, 
     assert (await api.get(f"/v1/calls/{call['id']}/legs")).json()["data"] == []
 
 
+@pytest.mark.loopback_requests
 async def test_a_dead_or_silent_webhook_holds_up_no_call(hub, api, make_unit):
     black_hole = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
     with socket.socket() as probe:
