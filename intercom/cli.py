@@ -300,6 +300,7 @@ def _data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_hub(args: argparse.Namespace) -> None:
+    os.umask(0o077)  # as the service's UMask=: what the hub writes (recordings, the database) is its user's alone
     from .auth.certificates import fingerprint_of_file, loopback_only
     from .hub import HubConfig, run_hub
     from .hub.config import HUB_MEDIA
@@ -640,6 +641,7 @@ def _appliance(args: argparse.Namespace) -> int:
     from .appliance.service import run_appliance
     from .appliance.settings import DEFAULT_ENV_FILE, SettingsError
 
+    os.umask(0o077)  # as the service's UMask=: the embedded hub's files and the unlock log are the unit's alone
     try:
         return asyncio.run(run_appliance(args.env_file or DEFAULT_ENV_FILE, wait_for_settings=args.wait_for_settings))
     except SettingsError as exc:  # the embedded hub's HubStartError too

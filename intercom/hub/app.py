@@ -21,6 +21,7 @@ from . import api
 from .api.common import metrics_reader
 from .call_service import CallService
 from .config import HubConfig
+from .file_modes import make_private
 from .registrar import Registrar
 from .sip_service import SipService
 from .storage import Storage
@@ -35,6 +36,7 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 
 def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     storage = storage or Storage(config.data_dir)
+    make_private(config.data_dir)  # the database's -wal and -shm included, now that they exist
     registrar = Registrar(config, storage.get_key)
     webhooks = WebhookDispatcher(storage, outbound=config.outbound)
     calls = CallService(config, registrar, storage, storage.get_key)

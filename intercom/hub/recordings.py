@@ -30,7 +30,7 @@ class Recording:
         self.leg = leg
         self.kind = kind
         self.id = new_id()
-        services.recordings_dir.mkdir(parents=True, exist_ok=True)
+        services.recordings_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = services.recordings_dir / f"{self.id}.wav"
         self.channels = 2 if said and heard else 1
         self.writer = WavRecorder(self.path, channels=self.channels)

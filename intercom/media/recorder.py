@@ -39,6 +39,7 @@ class WavRecorder:
         self.part = path.with_suffix(".part")
         self.heard_audio = False
         self._wave: wave.Wave_write | None = wave.open(str(self.part), "wb")  # noqa: SIM115 - open until close()
+        os.chmod(self.part, 0o600)  # a voicemail is personal data, whatever the umask
         self._wave.setnchannels(channels)
         self._wave.setsampwidth(2)
         self._wave.setframerate(SAMPLE_RATE)
