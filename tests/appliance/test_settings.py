@@ -84,6 +84,10 @@ BAD_EMBEDDED_VALUES = [
     ("INTERCOM_HUB_DOORS", "gate!", "INTERCOM_HUB_DOORS: 'gate!': identity 'gate!' is not 1-30"),
     ("INTERCOM_ACCESS_KEY", "Qz9-tiny", "INTERCOM_ACCESS_KEY: the embedded hub signs with it, and it is shorter"),
     ("INTERCOM_HUB_TLS", "yes", "INTERCOM_HUB_TLS: Input should be 'auto', 'on' or 'off'"),
+    ("INTERCOM_HUB_ALLOW_LOOPBACK_REQUESTS", "maybe", "INTERCOM_HUB_ALLOW_LOOPBACK_REQUESTS: Input should be a valid"),
+    ("INTERCOM_HUB_MAX_REDIRECTS", "21", "INTERCOM_HUB_MAX_REDIRECTS: Input should be less than or equal to 20"),
+    ("INTERCOM_HUB_MAX_FLOW_BYTES", "10", "INTERCOM_HUB_MAX_FLOW_BYTES: Input should be greater than or equal to 1024"),
+    ("INTERCOM_HUB_MAX_MEDIA_BYTES", "1k", "INTERCOM_HUB_MAX_MEDIA_BYTES: Input should be a valid integer"),
 ]
 
 
