@@ -29,5 +29,6 @@ image:
 
 # deploy/constraints.txt again, from the venv the tests passed with: the exact versions setup.sh,
 # deploy/install.sh and the image install. Run it after changing a dependency, and commit the file.
+# It also asks the package index whether the unit (arm64) has wheels of each (a resolution, no install).
 constraints:
-	.venv/bin/python scripts/constraints.py
+	.venv/bin/python scripts/constraints.py --check-unit-platform

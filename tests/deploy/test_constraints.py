@@ -3,8 +3,10 @@ its bounds (`make constraints` writes it again from the test venv)."""
 
 from __future__ import annotations
 
-import tomllib
+import functools
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from packaging.requirements import Requirement
@@ -25,10 +27,26 @@ def _pins() -> dict[str, Version]:
     return pins
 
 
+@functools.cache
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("constraints", REPOSITORY / "scripts" / "constraints.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def _dependencies() -> list[Requirement]:
-    project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]
-    extras = project.get("optional-dependencies", {}).values()
-    return [Requirement(text) for text in [*project["dependencies"], *(text for extra in extras for text in extra)]]
+    """pyproject.toml's requirements, read as scripts/constraints.py reads them."""
+    return _script().project_requirements(REPOSITORY / "pyproject.toml")
+
+
+def test_a_dependency_missing_from_the_venv_is_named_not_left_out(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\ndependencies = ["pyee>=12", "no-such-package-of-ours>=1"]\n')
+    pins, missing = _script().pinned_dependencies(pyproject)
+    assert missing == ["no-such-package-of-ours"]
+    assert "pyee" in pins and "typing-extensions" in pins  # pyee's own dependency, pinned too
 
 
 def test_the_project_itself_is_not_pinned() -> None:
