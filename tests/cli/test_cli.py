@@ -201,6 +201,8 @@ def test_token_with_an_empty_standard_input_is_refused(capsys, monkeypatch):
         (["--turn-secret", "s3cret"], "--turn-secret would put the secret on the command line"),
         (["--turn-url", "turn:t.example:3478"], "--turn-url needs --turn-secret-file"),
         (["--turn-secret-file", "/nonexistent/turn"], "--turn-secret-file /nonexistent/turn: No such file"),
+        (["--max-flow-bytes", "10"], "--max-flow-bytes must be 1024 or more"),
+        (["--max-redirects", "-1"], "--max-redirects must be 0 or more"),
     ],
 )
 def test_hub_bad_options_are_one_clear_line(tmp_path, capsys, argv, message):
