@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..call_limits import CallRefused
 from ..callflows import CallFlow, Problem, identities
 from ..records import CallRecord, LegRecord, RecordingRecord
 from ..storage import Storage
@@ -71,12 +72,15 @@ async def start_call(request: Request, storage: HubStorage) -> One[CallView]:
     flow = wanted.call_flow or storage.default_call_flow()
     if flow is None:
         raise ApiError(422, Problem("callFlow", "callFlow: none given, and no stored call flow is the default"))
-    call = await request.app.state.calls.originate(
-        source=wanted.source,
-        identity=wanted.identity,
-        flow=flow,
-        webhook=wanted.webhook.webhook() if wanted.webhook else None,
-    )
+    try:
+        call = await request.app.state.calls.originate(
+            source=wanted.source,
+            identity=wanted.identity,
+            flow=flow,
+            webhook=wanted.webhook.webhook() if wanted.webhook else None,
+        )
+    except CallRefused as refused:  # 503 when the hub is full, 429 when the client is in too many calls
+        raise ApiError(refused.http_status, Problem("", str(refused)), headers=refused.headers) from None
     return One[CallView](data=[CallView.of(call)])
 
 
