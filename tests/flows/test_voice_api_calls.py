@@ -17,10 +17,12 @@ import pytest
 from aiortc.mediastreams import AudioStreamTrack
 
 from intercom.hub import HubConfig, Storage, running_hub
+from intercom.hub.call_log_text import call_list
 from intercom.hub.records import CallRecord, LegRecord
 from intercom.hub.webhooks import SIGNATURE_HEADER
 from intercom.sdk import CallStatus
 
+from ..hub.api.conftest import errors
 from ..units import STEP, Unit
 from .audio import sound_span
 from .flows import caller_audio, door, store, until_over
@@ -181,3 +183,44 @@ async def test_calls_a_stopped_hub_left_open_are_ended_at_its_next_start(tmp_pat
         assert storage.get(LegRecord, rang.id).status == "failed"
         assert storage.get(LegRecord, talked.id).status == "hangup"
     storage.close()
+
+
+async def test_a_call_over_a_limit_is_refused_in_the_apis_error_format(hub, api, make_unit):
+    unit = await desk(make_unit)
+    body = {"source": "hub", "destination": "client:desk", "callFlow": {"steps": [SAY]}}
+    hub.running.config.max_calls_per_identity = 1
+    assert (await api.post("/v1/calls", json=body)).status_code == 201
+    await unit.next_incoming()  # the desk is rung: that is its one call
+    busy = await api.post("/v1/calls", json=body)
+    (error,) = errors(busy, 429)
+    assert error["message"] == "client:desk is in 1 calls, the limit max_calls_per_identity"
+    assert busy.headers["Retry-After"] == "60"
+    hub.running.config.max_calls = 1
+    full = await api.post("/v1/calls", json={**body, "destination": "client:kitchen"})
+    (error,) = errors(full, 503)
+    assert error["message"] == "the hub is in 1 calls, the limit max_calls"
+    assert full.headers["Retry-After"] == "60"
+    assert len(hub.running.app.state.calls.calls) == 1
+
+
+async def test_a_call_at_its_maximum_duration_ends_with_the_reason_in_the_log_and_the_webhook(hub, api, make_unit):
+    hub.running.config.max_call_duration = 1.0
+    unit = await desk(make_unit)
+    with receiver() as service:
+        url = service.url("/events")
+        body = {
+            "source": "hub",
+            "destination": "client:desk",
+            "callFlow": {"steps": [{"action": "pause", "options": {"length": 60}}]},
+            "webhook": {"url": url, "token": HOOK_TOKEN},
+        }
+        (call,) = (await api.post("/v1/calls", json=body)).json()["data"]
+        await unit.accept(await unit.next_incoming())
+        assert await until_over(unit) is CallStatus.ENDED
+        events = await events_until_ended(service, url, HOOK_TOKEN)
+    assert events[-1] == ("call", "callUpdated", "ended")
+    async with asyncio.timeout(STEP):
+        await hub.running.app.state.calls.wait_idle()
+    (logged,) = (await api.get(f"/v1/calls/{call['id']}")).json()["data"]
+    assert (logged["status"], logged["reason"]) == ("ended", "the call lasted 1 s, the limit max_call_duration")
+    assert f"({logged['reason']})" in call_list(hub.storage, 1)[0]  # as `intercom calls list` shows it
