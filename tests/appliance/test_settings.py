@@ -84,6 +84,11 @@ BAD_EMBEDDED_VALUES = [
     ("INTERCOM_HUB_DOORS", "gate!", "INTERCOM_HUB_DOORS: 'gate!': identity 'gate!' is not 1-30"),
     ("INTERCOM_ACCESS_KEY", "Qz9-tiny", "INTERCOM_ACCESS_KEY: the embedded hub signs with it, and it is shorter"),
     ("INTERCOM_HUB_TLS", "yes", "INTERCOM_HUB_TLS: Input should be 'auto', 'on' or 'off'"),
+    ("INTERCOM_HUB_MAX_CALLS", "0", "INTERCOM_HUB_MAX_CALLS: Input should be greater than or equal to 1"),
+    ("INTERCOM_HUB_MAX_CALLS_PER_IDENTITY", "lots", "INTERCOM_HUB_MAX_CALLS_PER_IDENTITY: Input should be a valid"),
+    ("INTERCOM_HUB_MAX_CALL_DURATION_S", "10", "INTERCOM_HUB_MAX_CALL_DURATION_S: Input should be greater than or"),
+    ("INTERCOM_HUB_MEDIA_TIMEOUT_S", "1", "INTERCOM_HUB_MEDIA_TIMEOUT_S: Input should be greater than or equal to 5"),
+    ("INTERCOM_HUB_MAX_RING_LEGS", "101", "INTERCOM_HUB_MAX_RING_LEGS: Input should be less than or equal to 100"),
 ]
 
 
