@@ -156,6 +156,8 @@ def test_hub_call_limits_given_reach_its_config_and_the_rest_keep_their_defaults
         defaults.max_call_duration,
         defaults.max_ring_legs,
     )
+    for name, (_, help_text) in CALL_LIMITS.items():  # --help tells the defaults the hub uses
+        assert help_text.endswith(f"(default {getattr(defaults, name):g})"), name
 
 
 def test_hub_refuses_a_metrics_token_too_short_to_be_secret(tmp_path, capsys):
