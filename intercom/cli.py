@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-CALL_LIMITS = {  # HubConfig field: what its flag sets (docs/limits.md argues each default)
+CALL_LIMITS = {  # HubConfig field: what its flag sets (docs/call-limits.md argues each default)
     "max_calls": (int, "calls the hub carries at once; one more gets 503 (default 20)"),
     "max_calls_per_identity": (
         int,

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     hub_doors: Annotated[tuple[str, ...], NoDecode] = Field(
         ("door",), description=f"who a desk's CALL button ({RING_DOOR}) rings, comma-separated"
     )
-    # The embedded hub's call limits: HubConfig's defaults (docs/limits.md says why these).
+    # The embedded hub's call limits: HubConfig's defaults (docs/call-limits.md says why these).
     hub_max_calls: int = Field(20, ge=1, le=1000, description="calls the embedded hub carries at once (one more: busy)")
     hub_max_calls_per_identity: int = Field(
         4, ge=1, le=100, description="calls one unit may make, be rung in or talk in at once (one more: busy)"

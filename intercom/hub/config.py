@@ -27,7 +27,7 @@ class HubConfig:
     media: MediaPolicy = HUB_MEDIA
     metrics_token: str | None = None  # lets a scraper read /metrics without an admin key
     allowed_origins: tuple[str, ...] = ()  # browser pages that may open the SIP WebSocket, beside the hub's own
-    # Calls (issue 16; docs/limits.md argues the defaults): how many at once, how long, how quiet.
+    # Calls (issue 16; docs/call-limits.md argues the defaults): how many at once, how long, how quiet.
     max_calls: int = 20  # calls at once in the whole hub; one more gets 503 with Retry-After
     max_calls_per_identity: int = 4  # calls one client makes or is rung or talks in at once; one more: 486
     max_call_duration: float = 3600.0  # seconds from a call's start to the hub hanging it up
