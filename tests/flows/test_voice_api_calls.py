@@ -51,6 +51,16 @@ def verified(posted: Posted, url: str, token: str) -> dict:
     return json.loads(posted.body)
 
 
+def to_desk(steps: list[dict], webhook_url: str, token: str, source: str = "hub") -> dict:
+    """A POST /v1/calls body: ring client:desk, run ``steps``, tell the webhook at ``webhook_url``."""
+    return {
+        "source": source,
+        "destination": "client:desk",
+        "callFlow": callflow,
+        "webhook": {"url": webhook_url, "token": token},
+    }
+
+
 async def events_until_ended(service: Receiver, url: str, token: str) -> list[tuple[str, str, str]]:
     """(type, event, status) of each item the webhook got, until the call's end arrived."""
     seen: list[tuple[str, str, str]] = []
@@ -64,12 +74,7 @@ async def test_a_call_made_through_the_api_rings_the_client_and_runs_its_flow(hu
     unit = await desk(make_unit)
     with receiver() as service:
         url = service.url("/events")
-        body = {
-            "source": "front-door",
-            "destination": "client:desk",
-            "callFlow": {"steps": [SAY, {"action": "hangup"}]},
-            "webhook": {"url": url, "token": "call-token-of-thirty-two-bytes-00"},
-        }
+        body = to_desk([SAY, {"action": "hangup"}], url, "call-token-of-thirty-two-bytes-00", source="front-door")
         created = await api.post("/v1/calls", json=body)
         assert created.status_code == 201, created.text
         (call,) = created.json()["data"]
@@ -208,12 +213,7 @@ async def test_a_call_at_its_maximum_duration_ends_with_the_reason_in_the_log_an
     unit = await desk(make_unit)
     with receiver() as service:
         url = service.url("/events")
-        body = {
-            "source": "hub",
-            "destination": "client:desk",
-            "callFlow": {"steps": [{"action": "pause", "options": {"length": 60}}]},
-            "webhook": {"url": url, "token": HOOK_TOKEN},
-        }
+        body = to_desk([{"action": "pause", "options": {"length": 60}}], url, HOOK_TOKEN)
         (call,) = (await api.post("/v1/calls", json=body)).json()["data"]
         await unit.accept(await unit.next_incoming())
         assert await until_over(unit) is CallStatus.ENDED
