@@ -56,7 +56,7 @@ def to_desk(steps: list[dict], webhook_url: str, token: str, source: str = "hub"
     return {
         "source": source,
         "destination": "client:desk",
-        "callFlow": callflow,
+        "callFlow": {"steps": steps},
         "webhook": {"url": webhook_url, "token": token},
     }
 
