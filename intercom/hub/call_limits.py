@@ -56,6 +56,8 @@ class CallLimits:
     def __init__(self, config: HubConfig, calls: Mapping[str, CallParties]) -> None:
         self.config = config
         self.calls = calls
+        self.refused = 0  # new calls refused over a limit, for /metrics
+        self.hung_up = 0  # calls the hub ended at their maximum duration or media timeout, for /metrics
 
     @property
     def max_call_duration(self) -> float:
@@ -86,6 +88,7 @@ class CallLimits:
         else:
             return
         log.warning("new call refused: %s", reason)
+        self.refused += 1
         raise refused
 
     def may_ring(self, identity: str, call: CallParties) -> bool:

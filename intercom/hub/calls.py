@@ -184,6 +184,7 @@ class HubCall:
             if watch.done():
                 reason = watch.result()
                 log.warning("call %s: hung up: %s", self.id, reason)
+                self.limits.hung_up += 1
                 self.record.reason = reason
                 await self.hang_up(reason, failure=(480, f"Temporarily Unavailable ({reason})"))
             await flow_run

@@ -19,6 +19,7 @@ from intercom.sip.dtmf import DTMF_CONTENT_TYPE, dtmf_body
 from ..conftest import STEP
 from ..flows.flows import store, until_answered, until_over
 from ..units import DESK_HZ, DOOR_HZ, Unit, door_and_desk, store_flow
+from .test_call_flow import metrics
 
 PACKETS_PER_SECOND = 50  # 20 ms Opus frames
 
@@ -78,6 +79,7 @@ async def test_a_full_hub_answers_503_and_the_next_call_after_one_ends_goes_thro
     answer = await refusal(other)
     assert answer[0] == "SIP/2.0 503 Service Unavailable (the hub is in 1 calls, the limit max_calls)"
     assert "Retry-After: 60" in answer
+    assert (await metrics(hub))["intercom_calls_refused_total"] == 1
     async with asyncio.timeout(STEP):
         await first.disconnect()
         await hub.running.app.state.calls.wait_idle()
@@ -135,6 +137,7 @@ async def test_a_call_is_hung_up_at_its_maximum_duration(hub, make_unit):
     assert await until_over(door) is CallStatus.ENDED
     assert await until_over(desk) is CallStatus.ENDED
     assert await ended_reason(hub) == "the call lasted 1 s, the limit max_call_duration"
+    assert (await metrics(hub))["intercom_calls_hung_up_by_limit_total"] == 1
 
 
 async def test_a_muted_caller_is_not_cut_off_but_a_callee_whose_media_stopped_is(hub, make_unit):
