@@ -205,12 +205,13 @@ class HubCall:
 
     async def _limit_reached(self) -> str:
         """Wait until the call has lasted its maximum duration, or an answered leg has sent no RTP
-        for the media timeout; say which, naming the setting."""
+        for the media timeout; say which, naming the setting. The limits are read at every look,
+        so a hub whose settings change applies them to the calls already going."""
         loop = asyncio.get_running_loop()
-        longest, quiet = self.limits.max_call_duration, self.limits.media_timeout
-        deadline = loop.time() + longest
+        started = loop.time()
         heard: dict[str, tuple[int, float]] = {}  # per answered side: packets so far, and since when
-        while (now := loop.time()) < deadline:
+        while (now := loop.time()) < started + (longest := self.limits.max_call_duration):
+            quiet = self.limits.media_timeout
             for side, leg in self._media_legs():
                 count = packets_received(leg.media)
                 if heard.get(side, (None,))[0] != count:
@@ -218,7 +219,7 @@ class HubCall:
                 elif now - heard[side][1] >= quiet:
                     who = leg.identity or "anonymous"
                     return f"no audio from the {side} ({who}) for {quiet:g} s, the limit media_timeout"
-            await asyncio.sleep(min(quiet / MEDIA_CHECKS, deadline - now))
+            await asyncio.sleep(min(quiet / MEDIA_CHECKS, started + longest - now))
         return f"the call lasted {longest:g} s, the limit max_call_duration"
 
     def _media_legs(self) -> list[tuple[str, CallerLeg | CalleeLeg]]:

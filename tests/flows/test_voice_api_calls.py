@@ -209,13 +209,15 @@ async def test_a_call_over_a_limit_is_refused_in_the_apis_error_format(hub, api,
 
 
 async def test_a_call_at_its_maximum_duration_ends_with_the_reason_in_the_log_and_the_webhook(hub, api, make_unit):
-    hub.running.config.max_call_duration = 1.0
+    hub.running.config.media_timeout = 1.0  # the hub looks five times a timeout: every 0.2 s
     unit = await desk(make_unit)
     with receiver() as service:
         url = service.url("/events")
         body = to_desk([{"action": "pause", "options": {"length": 60}}], url, HOOK_TOKEN)
         (call,) = (await api.post("/v1/calls", json=body)).json()["data"]
         await unit.accept(await unit.next_incoming())
+        await unit.events.until(lambda: CallStatus.CONFIRMED in unit.events.of("call.status"))
+        hub.running.config.max_call_duration = 1.0  # already over: the next look ends it
         assert await until_over(unit) is CallStatus.ENDED
         events = await events_until_ended(service, url, HOOK_TOKEN)
     assert events[-1] == ("call", "callUpdated", "ended")
