@@ -8,16 +8,16 @@ import sys
 
 import pytest
 
-from intercom.hub.call_limits import CallLimits
+from intercom.hub.call_limits import CallLimits, CallRefused
 from intercom.hub.calls import MAX_QUEUED_KEYS, HubCall
 from intercom.hub.config import HubConfig
-from intercom.hub.records import CallRecord, LegRecord
+from intercom.hub.records import LegRecord
 from intercom.media import packets_received
 from intercom.sdk import Call, CallStatus
 from intercom.sip.dtmf import DTMF_CONTENT_TYPE, dtmf_body
 
 from ..conftest import STEP
-from ..flows.flows import store, until_answered, until_over
+from ..flows.flows import call_log, store, until_answered, until_over
 from ..units import DESK_HZ, DOOR_HZ, Unit, door_and_desk, store_flow
 from .test_call_flow import metrics
 
@@ -50,10 +50,8 @@ async def calls_running(hub, count: int) -> None:
 
 
 async def ended_reason(hub) -> str | None:
-    async with asyncio.timeout(STEP):
-        await hub.running.app.state.calls.wait_idle()
-    calls, _ = hub.storage.page(CallRecord, newest_first=True)
-    return calls[0].reason
+    call, _, _ = await call_log(hub)
+    return call.reason
 
 
 async def test_a_caller_in_too_many_calls_gets_486_naming_the_limit(hub, make_unit):
@@ -202,5 +200,5 @@ def test_new_calls_are_checked_against_the_total_first(tmp_path, limits, identit
     if message is None:
         checks.check_new(identity)
         return
-    with pytest.raises(Exception, match=message):
+    with pytest.raises(CallRefused, match=message):
         checks.check_new(identity)
