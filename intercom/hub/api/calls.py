@@ -21,7 +21,7 @@ from ..storage import Storage
 from .call_flows import without_read_only
 from .common import HubStorage, Pages, body_schema, json_body, validated
 from .errors import ApiError, not_found
-from .views import CallView, LegView, One, Page, RecordingView
+from .views import CallView, Errors, LegView, One, Page, RecordingView
 from .webhooks import WebhookRequest
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,10 @@ class CallRequest(BaseModel):
         return identities(self.destination)[0]
 
 
-@router.post("", status_code=201, openapi_extra=body_schema(CallRequest))
+FULL = {503: {"model": Errors, "description": "The hub is in max_calls calls: try again after Retry-After"}}
+
+
+@router.post("", status_code=201, openapi_extra=body_schema(CallRequest), responses=FULL)
 async def start_call(request: Request, storage: HubStorage) -> One[CallView]:
     data: Any = await json_body(request)
     if isinstance(data, dict) and "callFlow" in data:
