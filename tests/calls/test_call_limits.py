@@ -11,6 +11,7 @@ import pytest
 from intercom.hub.call_limits import CallLimits, CallRefused
 from intercom.hub.calls import MAX_QUEUED_KEYS, HubCall
 from intercom.hub.config import HubConfig
+from intercom.hub.flow_engine import MAX_KEYPRESS_VAR
 from intercom.hub.records import LegRecord
 from intercom.media import packets_received
 from intercom.sdk import Call, CallStatus
@@ -202,3 +203,18 @@ def test_new_calls_are_checked_against_the_total_first(tmp_path, limits, identit
         return
     with pytest.raises(CallRefused, match=message):
         checks.check_new(identity)
+
+
+async def test_an_on_keypress_var_keeps_the_latest_keys_only(hub, make_unit):
+    store(hub, [{"action": "pause", "options": {"length": 30}, "onKeypressVar": "code"}])
+    door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
+    call = door.start_call()
+    await until_answered(door)
+    hub_call = running_call(hub)
+    pressed = "0123456789" * 7
+    for key in pressed:
+        assert await info(call, DTMF_CONTENT_TYPE, dtmf_body(key, 100)) == 200
+    async with asyncio.timeout(STEP):
+        while hub_call.variables.get("code", "")[-1:] != pressed[-1] or hub_call.keys.qsize():
+            await asyncio.sleep(0.02)
+    assert hub_call.variables["code"] == pressed[-MAX_KEYPRESS_VAR:]
