@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     hub.add_argument(
         "--max-media-bytes", type=int, default=outbound.max_media_bytes, help="the largest play file downloaded"
     )
+    _call_limits(hub)
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -293,6 +294,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CALL_LIMITS = {  # HubConfig field: what its flag sets (docs/call-limits.md argues each default)
+    "max_calls": (int, "calls the hub carries at once; one more gets 503 (default 20)"),
+    "max_calls_per_identity": (
+        int,
+        "calls one client may make, be rung in or talk in at once; one more: 486 (default 4)",
+    ),
+    "max_call_duration": (float, "seconds after which the hub hangs a call up (default 3600)"),
+    "media_timeout": (float, "seconds without audio from an answered leg that end its call (default 30)"),
+    "max_ring_legs": (int, "devices one transfer rings at once (default 20)"),
+}
+
+
+def _call_limits(hub: argparse.ArgumentParser) -> None:
+    """The hub's call limits; a flag left out leaves HubConfig's default (imported only to run a hub)."""
+    limits = hub.add_argument_group("call limits")
+    for name, (_, help_text) in CALL_LIMITS.items():
+        limits.add_argument(_flag(name), metavar="N", default=argparse.SUPPRESS, help=help_text)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _limits_given(args: argparse.Namespace) -> dict[str, float]:
+    """The call limits given on the command line, each a number above 0."""
+    given = {}
+    for name, (kind, _) in CALL_LIMITS.items():
+        if not hasattr(args, name):
+            continue
+        text = getattr(args, name)
+        try:
+            given[name] = kind(text)
+        except ValueError:
+            given[name] = 0
+        if not given[name] > 0:
+            kind_name = "a whole number" if kind is int else "a number"
+            raise UsageError(f"{_flag(name)} {text}: give {kind_name} above 0")
+    return given
+
+
 def _data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help=f"hub data directory (default {DEFAULT_DATA_DIR})"
@@ -350,6 +391,7 @@ def _run_hub(args: argparse.Namespace) -> None:
         ),
         allowed_origins=origins,
         outbound=_outbound(args),
+        **_limits_given(args),
     )
     run_hub(config, log_level=args.log_level)
 

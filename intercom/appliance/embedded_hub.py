@@ -186,6 +186,11 @@ class EmbeddedHub:
                 max_flow_bytes=settings.hub_max_flow_bytes,
                 max_media_bytes=settings.hub_max_media_bytes,
             ),
+            max_calls=settings.hub_max_calls,
+            max_calls_per_identity=settings.hub_max_calls_per_identity,
+            max_call_duration=settings.hub_max_call_duration_s,
+            media_timeout=settings.hub_media_timeout_s,
+            max_ring_legs=settings.hub_max_ring_legs,
         )
         self.client_ssl_context = self._client_ssl_context()
         if cert is None and not loopback_only(settings.hub_listen):

@@ -108,6 +108,18 @@ class Settings(BaseSettings):
     hub_max_media_bytes: int = Field(
         OutboundPolicy.max_media_bytes, ge=1024, description="the largest file a play step downloads"
     )
+    # The embedded hub's call limits: HubConfig's defaults (docs/call-limits.md says why these).
+    hub_max_calls: int = Field(20, ge=1, le=1000, description="calls the embedded hub carries at once (one more: busy)")
+    hub_max_calls_per_identity: int = Field(
+        4, ge=1, le=100, description="calls one unit may make, be rung in or talk in at once (one more: busy)"
+    )
+    hub_max_call_duration_s: int = Field(3600, ge=60, le=86400, description="the embedded hub hangs up calls this long")
+    hub_media_timeout_s: int = Field(
+        30, ge=5, le=3600, description="the embedded hub ends a call whose unit sent no audio this long (a dead unit)"
+    )
+    hub_max_ring_legs: int = Field(
+        20, ge=1, le=100, description="devices one transfer of the embedded hub rings at once"
+    )
     access_key_id: str = Field(pattern=KEY_ID, description="id of the hub access key this unit mints its tokens with")
     access_key: SecretStr = Field(description="that key's secret")
     call_flow: str | None = Field(

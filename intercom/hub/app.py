@@ -95,6 +95,10 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             f"intercom_calls_started_total {calls.started}\n"
             "# TYPE intercom_calls_answered_total counter\n"
             f"intercom_calls_answered_total {calls.answered}\n"
+            "# TYPE intercom_calls_refused_total counter\n"
+            f"intercom_calls_refused_total {calls.limits.refused}\n"
+            "# TYPE intercom_calls_hung_up_by_limit_total counter\n"
+            f"intercom_calls_hung_up_by_limit_total {calls.limits.hung_up}\n"
         )
 
     return app

@@ -30,6 +30,12 @@ class HubConfig:
     allowed_origins: tuple[str, ...] = ()  # browser pages that may open the SIP WebSocket, beside the hub's own
     # where fetchCallFlow, play, onFinish and webhooks may connect, and how much of an answer they take
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    # Calls (issue 16; docs/call-limits.md argues the defaults): how many at once, how long, how quiet.
+    max_calls: int = 20  # calls at once in the whole hub; one more gets 503 with Retry-After
+    max_calls_per_identity: int = 4  # calls one client makes or is rung or talks in at once; one more: 486
+    max_call_duration: float = 3600.0  # seconds from a call's start to the hub hanging it up
+    media_timeout: float = 30.0  # seconds an answered leg may send no RTP before the hub ends the call
+    max_ring_legs: int = 20  # devices one transfer rings at once (every device of every identity listed)
 
     @property
     def secure(self) -> bool:

@@ -88,6 +88,11 @@ BAD_EMBEDDED_VALUES = [
     ("INTERCOM_HUB_MAX_REDIRECTS", "21", "INTERCOM_HUB_MAX_REDIRECTS: Input should be less than or equal to 20"),
     ("INTERCOM_HUB_MAX_FLOW_BYTES", "10", "INTERCOM_HUB_MAX_FLOW_BYTES: Input should be greater than or equal to 1024"),
     ("INTERCOM_HUB_MAX_MEDIA_BYTES", "1k", "INTERCOM_HUB_MAX_MEDIA_BYTES: Input should be a valid integer"),
+    ("INTERCOM_HUB_MAX_CALLS", "0", "INTERCOM_HUB_MAX_CALLS: Input should be greater than or equal to 1"),
+    ("INTERCOM_HUB_MAX_CALLS_PER_IDENTITY", "lots", "INTERCOM_HUB_MAX_CALLS_PER_IDENTITY: Input should be a valid"),
+    ("INTERCOM_HUB_MAX_CALL_DURATION_S", "10", "INTERCOM_HUB_MAX_CALL_DURATION_S: Input should be greater than or"),
+    ("INTERCOM_HUB_MEDIA_TIMEOUT_S", "1", "INTERCOM_HUB_MEDIA_TIMEOUT_S: Input should be greater than or equal to 5"),
+    ("INTERCOM_HUB_MAX_RING_LEGS", "101", "INTERCOM_HUB_MAX_RING_LEGS: Input should be less than or equal to 100"),
 ]
 
 

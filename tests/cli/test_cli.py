@@ -18,8 +18,8 @@ from websockets.exceptions import InvalidStatus
 
 from intercom.auth import ADMIN, TokenForbidden, check_token, unit_scope
 from intercom.auth.certificates import fingerprint_of_file
-from intercom.cli import main
-from intercom.hub import Storage
+from intercom.cli import CALL_LIMITS, main
+from intercom.hub import HubConfig, Storage
 from intercom.media import MediaPolicy, ToneSource
 from intercom.sdk import CallAudio, CallStatus, Client, ClientStatus, IncomingCall
 
@@ -203,11 +203,33 @@ def test_token_with_an_empty_standard_input_is_refused(capsys, monkeypatch):
         (["--turn-secret-file", "/nonexistent/turn"], "--turn-secret-file /nonexistent/turn: No such file"),
         (["--max-flow-bytes", "10"], "--max-flow-bytes must be 1024 or more"),
         (["--max-redirects", "-1"], "--max-redirects must be 0 or more"),
+        (["--max-calls", "0"], "--max-calls 0: give a whole number above 0"),
+        (["--max-calls-per-identity", "1.5"], "--max-calls-per-identity 1.5: give a whole number above 0"),
+        (["--media-timeout", "soon"], "--media-timeout soon: give a number above 0"),
+        (["--max-call-duration", "-1"], "--max-call-duration -1: give a number above 0"),
+        (["--max-ring-legs", "nan"], "--max-ring-legs nan: give a whole number above 0"),
     ],
 )
 def test_hub_bad_options_are_one_clear_line(tmp_path, capsys, argv, message):
     code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), *argv)
     assert code == 2 and err.startswith("intercom hub: ") and message in err and err.count("\n") == 1
+
+
+def test_hub_call_limits_given_reach_its_config_and_the_rest_keep_their_defaults(tmp_path, capsys, monkeypatch):
+    started: list[HubConfig] = []
+    monkeypatch.setattr("intercom.hub.run_hub", lambda config, log_level: started.append(config))
+    code, _, _ = run(capsys, "hub", "--data-dir", str(tmp_path), "--max-calls", "3", "--media-timeout", "2.5")
+    assert code == 0
+    (config,) = started
+    assert (config.max_calls, config.media_timeout) == (3, 2.5)
+    defaults = HubConfig(data_dir=tmp_path)
+    assert (config.max_calls_per_identity, config.max_call_duration, config.max_ring_legs) == (
+        defaults.max_calls_per_identity,
+        defaults.max_call_duration,
+        defaults.max_ring_legs,
+    )
+    for name, (_, help_text) in CALL_LIMITS.items():  # --help tells the defaults the hub uses
+        assert help_text.endswith(f"(default {getattr(defaults, name):g})"), name
 
 
 def test_hub_refuses_a_metrics_token_too_short_to_be_secret(tmp_path, capsys):
