@@ -22,6 +22,7 @@ from .api.common import metrics_reader
 from .call_service import CallService
 from .config import HubConfig
 from .registrar import Registrar
+from .retention import Retention
 from .sip_service import SipService
 from .storage import Storage
 from .webhooks import WebhookDispatcher
@@ -40,10 +41,12 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     calls = CallService(config, registrar, storage, storage.get_key)
     calls.call_log.publisher = webhooks
     sip = SipService(registrar, calls)
+    retention = Retention(storage, calls.call_log, config.limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_sweep(registrar, calls, storage))
+        pruner = asyncio.create_task(retention.run())
         await webhooks.start()
         # Everything made so far (modules, the app, its OpenAPI models) lives as long as the hub:
         # kept out of the collector's reach, a full collection no longer walks it, which paused
@@ -53,6 +56,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             yield
         finally:
             sweeper.cancel()
+            pruner.cancel()
             # By now uvicorn has closed every socket, so each call is ending; let them release
             # their media before the loop stops, or aiortc's tasks die half-way.
             with contextlib.suppress(TimeoutError):
@@ -70,6 +74,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.state.sip = sip
     app.state.calls = calls
     app.state.webhooks = webhooks
+    app.state.retention = retention
     api.install(app)
 
     @app.get("/healthz")
@@ -93,7 +98,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             f"intercom_calls_started_total {calls.started}\n"
             "# TYPE intercom_calls_answered_total counter\n"
             f"intercom_calls_answered_total {calls.answered}\n"
-        )
+        ) + retention.metrics(calls.services.recordings_cut)
 
     return app
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ from .legs import CalleeLeg, CallerLeg, HubAddress, send_bye
 from .recordings import Recording
 from .records import CallRecord, LegRecord, LegStatus, RecordingKind
 from .registrar import Registrar
+from .retention import StorageLimits
+from .storage_fault import StorageFault
 
 if TYPE_CHECKING:
     import httpx
@@ -57,7 +60,9 @@ class FlowServices:
 
     data_dir: Path
     call_log: CallLog
+    limits: StorageLimits = field(default_factory=StorageLimits)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    recordings_cut: Counter[str] = field(default_factory=Counter)  # recordings stopped early, by why
     _http: httpx.AsyncClient | None = None
 
     async def http(self) -> httpx.AsyncClient:
@@ -88,6 +93,10 @@ class FlowServices:
     @property
     def recordings_dir(self) -> Path:
         return self.data_dir / "recordings"
+
+    @property
+    def fault(self) -> StorageFault:
+        return self.call_log.storage.fault
 
 
 @dataclass

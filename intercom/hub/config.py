@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..auth import TurnCredentials, turn_credentials
 from ..media import IceServer, MediaPolicy
+from .retention import StorageLimits
 
 # The hub forwards audio and leaves buffering to the endpoints (DESIGN.md, performance facts).
 HUB_MEDIA = MediaPolicy(jitter_frames=0)
@@ -27,6 +28,7 @@ class HubConfig:
     media: MediaPolicy = HUB_MEDIA
     metrics_token: str | None = None  # lets a scraper read /metrics without an admin key
     allowed_origins: tuple[str, ...] = ()  # browser pages that may open the SIP WebSocket, beside the hub's own
+    limits: StorageLimits = field(default_factory=lambda: StorageLimits())  # what the data directory may hold
 
     @property
     def secure(self) -> bool:
