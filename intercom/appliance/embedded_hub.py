@@ -33,6 +33,7 @@ from ..auth.certificates import CERT_NAME, fingerprint_of_file, loopback_only
 from ..hub import HubConfig, RunningHub, Storage, running_hub
 from ..hub.callflows import CallFlow
 from ..hub.config import HUB_MEDIA
+from ..hub.retention import STORAGE_LIMITS, StorageLimits
 from ..hub.storage import DATABASE_NAME
 from ..hub.tls import served_certificate, served_url
 from .settings import RING_DOOR, Settings, SettingsError
@@ -179,6 +180,7 @@ class EmbeddedHub:
             cert_file=cert,
             key_file=key,
             media=media,
+            limits=StorageLimits.of(**{name: getattr(settings, f"hub_{name}") for name in STORAGE_LIMITS}),
         )
         self.client_ssl_context = self._client_ssl_context()
         if cert is None and not loopback_only(settings.hub_listen):

@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 
 PRUNE_ORDER = ("call", "transfer", "ivr")  # recording kinds, the first to go first
 CUT_REASONS = ("max_length", "free_space", "write_error")  # why a recording stopped before its step
+# The settings of StorageLimits.of: `intercom hub --<name>` flags and INTERCOM_HUB_<NAME> variables.
+STORAGE_LIMITS = (
+    "recordings_quota_mb",
+    "recording_max_seconds",
+    "min_free_mb",
+    "calls_max_age_days",
+    "calls_max_rows",
+    "deliveries_max_age_days",
+    "deliveries_max_rows",
+)
 DAY = 86_400.0
 MB = 1 << 20
 
@@ -53,6 +63,44 @@ class StorageLimits:
     deliveries_max_rows: int = 20_000
     prune_interval_seconds: float = 60.0  # how often the quota and the log's limits are enforced
     prune_batch: int = 200  # rows deleted at once: a few milliseconds of the event loop
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        recordings_quota_mb: int | None = None,
+        recording_max_seconds: float | None = None,
+        min_free_mb: int | None = None,
+        calls_max_age_days: float | None = None,
+        calls_max_rows: int | None = None,
+        deliveries_max_age_days: float | None = None,
+        deliveries_max_rows: int | None = None,
+    ) -> StorageLimits:
+        """The limits in the units of ``intercom hub``'s flags and the unit's env file; ``None``
+        keeps the default."""
+        given = {
+            "recordings_quota_bytes": recordings_quota_mb and recordings_quota_mb * MB,
+            "recording_max_seconds": recording_max_seconds,
+            "min_free_bytes": min_free_mb and min_free_mb * MB,
+            "calls_max_age_days": calls_max_age_days,
+            "calls_max_rows": calls_max_rows,
+            "deliveries_max_age_days": deliveries_max_age_days,
+            "deliveries_max_rows": deliveries_max_rows,
+        }
+        return cls(**{name: value for name, value in given.items() if value is not None})
+
+    def describe(self) -> list[str]:
+        """The limits in words, a line each, with the setting that changes them."""
+        return [
+            f"recordings quota {self.recordings_quota_bytes // MB} MB (recordings_quota_mb); "
+            f"pruned first: {', '.join(PRUNE_ORDER)}",
+            f"one recording at most {self.recording_max_seconds:g} s (recording_max_seconds)",
+            f"recording stops below {self.min_free_bytes // MB} MB free (min_free_mb)",
+            f"calls kept {self.calls_max_age_days:g} days (calls_max_age_days), "
+            f"at most {self.calls_max_rows} (calls_max_rows)",
+            f"webhook deliveries kept {self.deliveries_max_age_days:g} days (deliveries_max_age_days), "
+            f"at most {self.deliveries_max_rows} (deliveries_max_rows)",
+        ]
 
 
 def free_bytes(path: Path) -> int:

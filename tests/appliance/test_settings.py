@@ -84,6 +84,17 @@ BAD_EMBEDDED_VALUES = [
     ("INTERCOM_HUB_DOORS", "gate!", "INTERCOM_HUB_DOORS: 'gate!': identity 'gate!' is not 1-30"),
     ("INTERCOM_ACCESS_KEY", "Qz9-tiny", "INTERCOM_ACCESS_KEY: the embedded hub signs with it, and it is shorter"),
     ("INTERCOM_HUB_TLS", "yes", "INTERCOM_HUB_TLS: Input should be 'auto', 'on' or 'off'"),
+    ("INTERCOM_HUB_RECORDINGS_QUOTA_MB", "0", "INTERCOM_HUB_RECORDINGS_QUOTA_MB: Input should be greater than 0"),
+    ("INTERCOM_HUB_RECORDING_MAX_SECONDS", "-5", "INTERCOM_HUB_RECORDING_MAX_SECONDS: Input should be greater than 0"),
+    ("INTERCOM_HUB_MIN_FREE_MB", "lots", "INTERCOM_HUB_MIN_FREE_MB: Input should be a valid integer"),
+    ("INTERCOM_HUB_CALLS_MAX_AGE_DAYS", "0", "INTERCOM_HUB_CALLS_MAX_AGE_DAYS: Input should be greater than 0"),
+    ("INTERCOM_HUB_CALLS_MAX_ROWS", "1.5", "INTERCOM_HUB_CALLS_MAX_ROWS: Input should be a valid integer"),
+    (
+        "INTERCOM_HUB_DELIVERIES_MAX_AGE_DAYS",
+        "x",
+        "INTERCOM_HUB_DELIVERIES_MAX_AGE_DAYS: Input should be a valid number",
+    ),
+    ("INTERCOM_HUB_DELIVERIES_MAX_ROWS", "0", "INTERCOM_HUB_DELIVERIES_MAX_ROWS: Input should be greater than 0"),
 ]
 
 
