@@ -35,6 +35,7 @@ from ..hub.callflows import CallFlow
 from ..hub.config import HUB_MEDIA
 from ..hub.retention import STORAGE_LIMITS, StorageLimits
 from ..hub.storage import DATABASE_NAME
+from ..hub.storage_fault import StorageFault
 from ..hub.tls import served_certificate, served_url
 from .settings import RING_DOOR, Settings, SettingsError
 
@@ -228,6 +229,11 @@ class EmbeddedHub:
             await self.stop()
             raise
         return self.running
+
+    @property
+    def storage_fault(self) -> StorageFault | None:
+        """Whether the hub can write its data directory (``None`` before it starts)."""
+        return self.running.app.state.storage.fault if self.running is not None else None
 
     async def stop(self) -> None:
         """Stop serving (calls in progress end); closes the port even when the hub never started."""

@@ -63,6 +63,7 @@ class StorageLimits:
     deliveries_max_rows: int = 20_000
     prune_interval_seconds: float = 60.0  # how often the quota and the log's limits are enforced
     prune_batch: int = 200  # rows deleted at once: a few milliseconds of the event loop
+    retry_seconds: float = 5.0  # how soon rows a failing disk held back are tried again
 
     @classmethod
     def of(
@@ -139,7 +140,7 @@ class Retention:
         self.pruned = PruneCounts()  # since start-up, for /metrics
         self.recordings_bytes = recordings_bytes(self.recordings_dir)
 
-    async def run(self, retry_seconds: float = 5.0) -> None:
+    async def run(self) -> None:
         """Forever: rows held back retried every ``retry_seconds``, limits enforced every
         ``prune_interval_seconds`` (and once at start-up)."""
         loop = asyncio.get_running_loop()
@@ -152,7 +153,7 @@ class Retention:
                     await self.prune()
             except Exception:  # a bad round must not stop the next ones
                 log.exception("pruning the data directory failed; trying again")
-            await asyncio.sleep(min(retry_seconds, self.limits.prune_interval_seconds))
+            await asyncio.sleep(min(self.limits.retry_seconds, self.limits.prune_interval_seconds))
 
     async def prune(self, now: float | None = None) -> PruneCounts:
         """One round: the recordings quota, then the call log and the deliveries; what went."""
