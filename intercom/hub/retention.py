@@ -210,10 +210,10 @@ class Retention:
         self.recordings_bytes = max(used, 0)
         if pruned:
             log.warning(
-                "pruned %d recording(s), the oldest first, to keep within the recordings quota of %d MB "
+                "pruned %d recording(s), the oldest first, to keep within the recordings quota of %g MB "
                 "(recordings_quota_mb)",
                 pruned,
-                quota // MB,
+                quota / MB,
             )
         return pruned
 
