@@ -74,7 +74,10 @@ def prepare_storage(storage: Storage, settings: Settings) -> None:
     # This unit's own key: it may be this unit and nothing more (the others get theirs from
     # `intercom units add`). A key an older version stored without a scope keeps working.
     scope = unit_scope(settings.role, settings.identity, settings.flow)
-    key = storage.put_key(key_id, secret, name=f"env file of {settings.identity}", scope=scope)
+    if before is not None and before.secret == secret:
+        key = before  # nothing to write: a hub whose card went read-only still starts
+    else:
+        key = storage.put_key(key_id, secret, name=f"env file of {settings.identity}", scope=scope)
     if key.scope is None:
         warn_if_legacy(key)
     if key.revoked:

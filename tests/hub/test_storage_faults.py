@@ -31,14 +31,14 @@ ROOT = Path(__file__).resolve().parents[2]
 MOUNT = 'mount -t tmpfs -o size=16m,mode=0700 tmpfs "$1" && exec "$0" -m tests.hub.fault_hub "$@"'
 
 
-def _namespaces_work() -> bool:
+def namespaces_work() -> bool:
     try:
         return subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
-pytestmark = pytest.mark.skipif(not _namespaces_work(), reason="unshare --user --mount is not allowed here")
+pytestmark = pytest.mark.skipif(not namespaces_work(), reason="unshare --user --mount is not allowed here")
 
 
 class FaultHub(Hub):
