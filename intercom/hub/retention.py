@@ -111,13 +111,12 @@ def free_bytes(path: Path) -> int:
 
 
 def recordings_bytes(recordings_dir: Path) -> int:
-    """The size of every file in the recordings folder, those being written included."""
+    """The size of every file under the recordings folder, those being written included."""
     total = 0
-    with contextlib.suppress(FileNotFoundError), os.scandir(recordings_dir) as entries:
-        for entry in entries:
-            with contextlib.suppress(FileNotFoundError):  # a recording renamed as we look
-                if entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_size
+    for folder, _, names in os.walk(recordings_dir):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):  # a recording renamed or pruned as we look
+                total += os.lstat(os.path.join(folder, name)).st_size
     return total
 
 
