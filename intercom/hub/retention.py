@@ -62,7 +62,7 @@ class StorageLimits:
     deliveries_max_age_days: float = 30.0
     deliveries_max_rows: int = 20_000
     prune_interval_seconds: float = 60.0  # how often the quota and the log's limits are enforced
-    prune_batch: int = 200  # rows deleted at once: a few milliseconds of the event loop
+    prune_batch: int = 50  # rows deleted at once: ~10 ms of the event loop on a Pi-class SD card
     retry_seconds: float = 5.0  # how soon rows a failing disk held back are tried again
 
     @classmethod
