@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .storage_fault import CALL_LOG, PARTS
+from .storage_fault import CALL_LOG, PARTS, RECORDINGS
 
 if TYPE_CHECKING:
     from .call_log import CallLog
@@ -147,12 +147,29 @@ class Retention:
         while True:
             try:
                 self.call_log.write_held_back()
+                self._recheck_recordings()
                 if loop.time() - pruned_at >= self.limits.prune_interval_seconds:
                     pruned_at = loop.time()
                     await self.prune()
             except Exception:  # a bad round must not stop the next ones
                 log.exception("pruning the data directory failed; trying again")
             await asyncio.sleep(min(self.limits.retry_seconds, self.limits.prune_interval_seconds))
+
+    def _recheck_recordings(self) -> None:
+        """Recordings failed (a full or read-only disk): clear the fault once there is room above
+        the floor and a file can be written again, without waiting for the next recording."""
+        if RECORDINGS not in self.storage.fault.parts:
+            return
+        probe = self.recordings_dir / ".probe"
+        try:
+            if free_bytes(self.storage.data_dir) < self.limits.min_free_bytes:
+                return
+            self.recordings_dir.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"\0")
+            probe.unlink()
+        except OSError:
+            return
+        self.storage.fault.recovered(RECORDINGS)
 
     async def prune(self, now: float | None = None) -> PruneCounts:
         """One round: the recordings quota, then the call log and the deliveries; what went."""

@@ -147,8 +147,10 @@ async def test_on_a_full_disk_calls_connect_unlogged_and_the_log_catches_up_when
             await asyncio.sleep(0.1)
     assert await hub.metric('intercom_storage_fault{part="call_log"}') == 0
     assert await hub.metric("intercom_call_log_held_back") == 0
+    await until_metric(hub, 'intercom_storage_fault{part="recordings"}', 0)  # before any recording
     log = await hub_log(hub)
     assert log.count("call log not written") == 1, log  # once, not at every write
+    assert log.count("recordings not written") == 1 and log.count("recordings written again") == 1
     assert "database or disk is full" in log and log.count("call log written again") == 1
     assert log.count("call recording") == 2 and "stopped at" in log  # the first cut, the second never started
     assert "below the floor of 1 MB (min_free_mb)" in log or "the disk refused it (No space left" in log
