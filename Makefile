@@ -21,7 +21,7 @@ lint:
 # needs jackd2, which the full setup installs.
 bench:
 	@scripts/setup.sh
-	@status=0; for name in register calls audio appliance api; do .venv/bin/python bench/$$name.py || status=1; done; exit $$status
+	@status=0; for name in register calls audio appliance api storage; do .venv/bin/python bench/$$name.py || status=1; done; exit $$status
 
 # The flashable SD-card image of a unit (arm64), into build/image/: needs root, see deploy/image/.
 image:

@@ -9,9 +9,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from .auth import (
@@ -26,6 +27,9 @@ from .auth import (
 )
 from .auth.keys import SPLIT_HINT
 from .http_client import DEFAULT_OUTBOUND, OutboundPolicy
+
+if TYPE_CHECKING:
+    from .hub.retention import StorageLimits
 
 DEFAULT_DATA_DIR = os.environ.get("INTERCOM_DATA_DIR", "/var/lib/intercom")
 log = logging.getLogger(__name__)
@@ -117,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-media-bytes", type=int, default=outbound.max_media_bytes, help="the largest play file downloaded"
     )
     _call_limits(hub)
+    _storage_limit_flags(hub)
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -198,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir(call_show)
     call_show.add_argument("id")
     call_show.set_defaults(func=_calls_show)
+
+    storage = commands.add_parser(
+        "storage", help="what the hub's data directory holds (database, recordings, free space) and its limits"
+    )
+    _data_dir(storage)
+    _storage_limit_flags(storage)
+    storage.set_defaults(func=_storage)
 
     unlocks = commands.add_parser("unlocks", help="the door's unlock log: openings, wrong codes, refusals, lockouts")
     unlock_commands = unlocks.add_subparsers(dest="unlocks_command", required=True)
@@ -392,6 +404,7 @@ def _run_hub(args: argparse.Namespace) -> None:
         allowed_origins=origins,
         outbound=_outbound(args),
         **_limits_given(args),
+        storage_limits=_storage_limits(args),
     )
     run_hub(config, log_level=args.log_level)
 
@@ -584,6 +597,56 @@ def _calls_show(args: argparse.Namespace) -> None:
     if lines is None:
         raise UsageError(f"no call with id {args.id!r}")
     print("\n".join(lines))
+
+
+# -- the data directory's limits: `intercom hub` flags, shown by `intercom storage` -----------------
+
+# flag, type, what it bounds; the defaults live in intercom.hub.retention.StorageLimits (the
+# INTERCOM_HUB_* variables of the unit's env file have the same names).
+STORAGE_LIMIT_FLAGS = (
+    ("--recordings-quota-mb", int, "recordings may use this many MB in all; the oldest go first"),
+    ("--recording-max-seconds", float, "one recording stops at this length (the call goes on)"),
+    ("--min-free-mb", int, "no recording starts, and running ones stop, with less free space than this"),
+    ("--calls-max-age-days", float, "calls older than this leave the call log, with their recordings"),
+    ("--calls-max-rows", int, "the call log keeps at most this many calls, the newest"),
+    ("--deliveries-max-age-days", float, "webhook deliveries older than this are forgotten"),
+    ("--deliveries-max-rows", int, "at most this many webhook deliveries are kept, the newest"),
+)
+
+
+def _storage_limit_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("storage limits (default: the hub's; `intercom storage` shows them)")
+    for flag, kind, text in STORAGE_LIMIT_FLAGS:
+        group.add_argument(flag, type=_positive(kind), metavar="N", help=text)
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+        return value
+
+    return parse
+
+
+def _storage_limits(args: argparse.Namespace) -> StorageLimits:
+    from .hub.retention import StorageLimits
+
+    names = [flag.removeprefix("--").replace("-", "_") for flag, _, _ in STORAGE_LIMIT_FLAGS]
+    return StorageLimits.of(**{name: getattr(args, name) for name in names})
+
+
+def _storage(args: argparse.Namespace) -> None:
+    from .hub import Storage
+    from .hub.storage_report import storage_report
+
+    if not (args.data_dir / "intercom.sqlite3").is_file():
+        raise UsageError(f"--data-dir {args.data_dir}: no hub database there")
+    print("\n".join(storage_report(Storage(args.data_dir), _storage_limits(args))))
 
 
 def _unlocks_list(args: argparse.Namespace) -> None:

@@ -34,7 +34,9 @@ from ..http_client import OutboundPolicy
 from ..hub import HubConfig, RunningHub, Storage, running_hub
 from ..hub.callflows import CallFlow
 from ..hub.config import HUB_MEDIA
+from ..hub.retention import STORAGE_LIMITS, StorageLimits
 from ..hub.storage import DATABASE_NAME
+from ..hub.storage_fault import StorageFault
 from ..hub.tls import served_certificate, served_url
 from .settings import RING_DOOR, Settings, SettingsError
 
@@ -73,7 +75,10 @@ def prepare_storage(storage: Storage, settings: Settings) -> None:
     # This unit's own key: it may be this unit and nothing more (the others get theirs from
     # `intercom units add`). A key an older version stored without a scope keeps working.
     scope = unit_scope(settings.role, settings.identity, settings.flow)
-    key = storage.put_key(key_id, secret, name=f"env file of {settings.identity}", scope=scope)
+    if before is not None and before.secret == secret:
+        key = before  # nothing to write: a hub whose card went read-only still starts
+    else:
+        key = storage.put_key(key_id, secret, name=f"env file of {settings.identity}", scope=scope)
     if key.scope is None:
         warn_if_legacy(key)
     if key.revoked:
@@ -191,6 +196,7 @@ class EmbeddedHub:
             max_call_duration=settings.hub_max_call_duration_s,
             media_timeout=settings.hub_media_timeout_s,
             max_ring_legs=settings.hub_max_ring_legs,
+            storage_limits=StorageLimits.of(**{name: getattr(settings, f"hub_{name}") for name in STORAGE_LIMITS}),
         )
         self.client_ssl_context = self._client_ssl_context()
         if cert is None and not loopback_only(settings.hub_listen):
@@ -238,6 +244,11 @@ class EmbeddedHub:
             await self.stop()
             raise
         return self.running
+
+    @property
+    def storage_fault(self) -> StorageFault | None:
+        """Whether the hub can write its data directory (``None`` before it starts)."""
+        return self.running.app.state.storage.fault if self.running is not None else None
 
     async def stop(self) -> None:
         """Stop serving (calls in progress end); closes the port even when the hub never started."""

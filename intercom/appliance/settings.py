@@ -40,6 +40,15 @@ DTMF_CODE = re.compile(r"[0-9*#]{1,16}\Z")
 BCM_PINS = range(2, 28)  # the 40-pin header's GPIO2-GPIO27 (0 and 1 are the HAT EEPROM's I2C)
 SECRET_MASK = "********"
 KEY_ID = r"^[A-Za-z0-9_-]{1,64}$"  # access key and call flow ids: safe in a token and a URL
+HUB_STORAGE_LIMITS = (  # intercom.hub.retention.STORAGE_LIMITS, each with hub_ before it
+    "hub_recordings_quota_mb",
+    "hub_recording_max_seconds",
+    "hub_min_free_mb",
+    "hub_calls_max_age_days",
+    "hub_calls_max_rows",
+    "hub_deliveries_max_age_days",
+    "hub_deliveries_max_rows",
+)
 MIN_EMBEDDED_SECRET = 24  # the embedded hub signs with the env file's secret: no short ones
 RING_DESKS, RING_DOOR = "ring_desks", "ring_door"  # the call flows an embedded hub makes
 DEFAULT_CALL_FLOW = {"door": RING_DESKS, "desk": RING_DOOR}
@@ -119,6 +128,27 @@ class Settings(BaseSettings):
     )
     hub_max_ring_legs: int = Field(
         20, ge=1, le=100, description="devices one transfer of the embedded hub rings at once"
+    )
+    # The embedded hub's storage limits (intercom.hub.retention.StorageLimits): empty keeps the
+    # hub's default, which `intercom storage` shows.
+    hub_recordings_quota_mb: int | None = Field(
+        None, gt=0, description="the embedded hub's recordings may use this many MB in all; the oldest go first"
+    )
+    hub_recording_max_seconds: float | None = Field(
+        None, gt=0, description="one recording stops at this length (the call goes on)"
+    )
+    hub_min_free_mb: int | None = Field(
+        None, gt=0, description="no recording starts, and running ones stop, with less free space than this"
+    )
+    hub_calls_max_age_days: float | None = Field(
+        None, gt=0, description="calls older than this leave the call log, with their recordings"
+    )
+    hub_calls_max_rows: int | None = Field(None, gt=0, description="the call log keeps at most this many calls")
+    hub_deliveries_max_age_days: float | None = Field(
+        None, gt=0, description="webhook deliveries older than this are forgotten"
+    )
+    hub_deliveries_max_rows: int | None = Field(
+        None, gt=0, description="at most this many webhook deliveries are kept, the newest"
     )
     access_key_id: str = Field(pattern=KEY_ID, description="id of the hub access key this unit mints its tokens with")
     access_key: SecretStr = Field(description="that key's secret")
@@ -212,11 +242,13 @@ class Settings(BaseSettings):
         "hub_ca_file",
         "call_flow",
         "unlock_code",
+        *HUB_STORAGE_LIMITS,
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        """An empty value: a part not fitted, the hub's own certificate, the role's own call flow."""
+        """An empty value: a part not fitted, the hub's own certificate, the role's own call flow,
+        the hub's default limit."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("hub_tls", mode="before")

@@ -23,6 +23,7 @@ from .call_service import CallService
 from .config import HubConfig
 from .file_modes import make_private
 from .registrar import Registrar
+from .retention import Retention
 from .sip_service import SipService
 from .storage import Storage
 from .webhooks import WebhookDispatcher
@@ -42,10 +43,12 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     calls = CallService(config, registrar, storage, storage.get_key)
     calls.call_log.publisher = webhooks
     sip = SipService(registrar, calls)
+    retention = Retention(storage, calls.call_log, config.storage_limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_sweep(registrar, calls, storage))
+        pruner = asyncio.create_task(retention.run())
         await webhooks.start()
         # Everything made so far (modules, the app, its OpenAPI models) lives as long as the hub:
         # kept out of the collector's reach, a full collection no longer walks it, which paused
@@ -55,6 +58,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             yield
         finally:
             sweeper.cancel()
+            pruner.cancel()
             # By now uvicorn has closed every socket, so each call is ending; let them release
             # their media before the loop stops, or aiortc's tasks die half-way.
             with contextlib.suppress(TimeoutError):
@@ -72,6 +76,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.state.sip = sip
     app.state.calls = calls
     app.state.webhooks = webhooks
+    app.state.retention = retention
     api.install(app)
 
     @app.get("/healthz")
@@ -99,7 +104,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             f"intercom_calls_refused_total {calls.limits.refused}\n"
             "# TYPE intercom_calls_hung_up_by_limit_total counter\n"
             f"intercom_calls_hung_up_by_limit_total {calls.limits.hung_up}\n"
-        )
+        ) + retention.metrics(calls.services.recordings_cut)
 
     return app
 

@@ -3,6 +3,11 @@
 Every status change of a call or a leg, and every recording kept, goes through here: the row is
 stored at once (a hub that stops mid-call leaves a log that says how far the call got) and then
 handed to the webhook dispatcher, which never blocks.
+
+A disk that cannot be written (read-only, full) never fails a call: the row is held back in
+memory, the latest version of each row, at most ``MAX_HELD_BACK`` rows (the oldest beyond that are
+lost and counted), and written as soon as a write succeeds again (the next row, or the retry of
+:class:`~intercom.hub.retention.Retention`). A hub stopped meanwhile loses what it held back.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from .storage import Storage
 
 log = logging.getLogger(__name__)
 
+MAX_HELD_BACK = 1_000  # rows kept in memory while the disk fails: ~1 kB each
+
 
 class Publisher(Protocol):
     def publish(
@@ -28,6 +35,9 @@ class CallLog:
         self.storage = storage
         self.publisher = publisher
         self._webhooks: dict[str, Webhook] = {}  # a call's own webhook (POST /v1/calls), while it lasts
+        self._held_back: dict[tuple[type, str], Any] = {}  # rows not written yet, oldest first
+        self.lost = 0  # rows dropped from the held-back ones since start-up
+        self._lost_unsaid = 0  # of those, not yet in the log line that says logging resumed
 
     def close_unfinished(self) -> int:
         """At start-up: calls a stopped hub left open end now, with their legs, and say why."""
@@ -82,8 +92,26 @@ class CallLog:
             setattr(row, name, value)
         self._keep(row, created=False)
 
+    @property
+    def held_back(self) -> int:
+        return len(self._held_back)
+
+    def write_held_back(self) -> None:
+        """Write the rows a failing disk held back, oldest first, until one fails again."""
+        for key, row in list(self._held_back.items()):
+            if not self.storage.try_put(row):
+                return
+            del self._held_back[key]
+        if self._lost_unsaid:
+            log.warning("call log: %d row(s) were lost while the disk could not be written", self._lost_unsaid)
+            self._lost_unsaid = 0
+
     def _keep(self, row: Any, created: bool) -> Any:
-        self.storage.put(row)
+        if self.storage.try_put(row):
+            if self._held_back:
+                self.write_held_back()
+        else:
+            self._hold_back(row)
         if self.publisher is not None:
             call_id = row.id if isinstance(row, CallRecord) else row.call_id
             try:
@@ -91,3 +119,12 @@ class CallLog:
             except Exception:  # a webhook must never break a call
                 log.exception("publishing %s %s failed", type(row).__name__, row.id)
         return row
+
+    def _hold_back(self, row: Any) -> None:
+        key = (type(row), row.id)
+        self._held_back.pop(key, None)  # the latest version, at the end: the newest
+        self._held_back[key] = row
+        if len(self._held_back) > MAX_HELD_BACK:
+            del self._held_back[next(iter(self._held_back))]
+            self.lost += 1
+            self._lost_unsaid += 1

@@ -56,7 +56,9 @@ class CallService:
         self.call_log = CallLog(storage)
         if left := self.call_log.close_unfinished():
             log.warning("%d call(s) were still going when the hub last stopped: logged as ended", left)
-        self.services = FlowServices(Path(config.data_dir), self.call_log, outbound=config.outbound)
+        self.services = FlowServices(
+            Path(config.data_dir), self.call_log, outbound=config.outbound, storage_limits=config.storage_limits
+        )
         self.started = self.answered = 0  # calls since start-up, for /metrics
         self._idle = asyncio.Event()
         self._idle.set()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ from .legs import CalleeLeg, CallerLeg, HubAddress, send_bye
 from .recordings import Recording
 from .records import CallRecord, LegRecord, LegStatus, RecordingKind
 from .registrar import Registrar
+from .retention import StorageLimits
+from .storage_fault import StorageFault
 
 if TYPE_CHECKING:
     import httpx
@@ -64,7 +67,9 @@ class FlowServices:
     data_dir: Path
     call_log: CallLog
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    storage_limits: StorageLimits = field(default_factory=StorageLimits)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    recordings_cut: Counter[str] = field(default_factory=Counter)  # recordings stopped early, by why
     _http: httpx.AsyncClient | None = None
 
     async def http(self) -> httpx.AsyncClient:
@@ -95,6 +100,10 @@ class FlowServices:
     @property
     def recordings_dir(self) -> Path:
         return self.data_dir / "recordings"
+
+    @property
+    def fault(self) -> StorageFault:
+        return self.call_log.storage.fault
 
 
 @dataclass

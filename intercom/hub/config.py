@@ -8,6 +8,7 @@ from pathlib import Path
 from ..auth import TurnCredentials, turn_credentials
 from ..http_client import OutboundPolicy
 from ..media import IceServer, MediaPolicy
+from .retention import StorageLimits
 
 # The hub forwards audio and leaves buffering to the endpoints (DESIGN.md, performance facts).
 HUB_MEDIA = MediaPolicy(jitter_frames=0)
@@ -36,6 +37,7 @@ class HubConfig:
     max_call_duration: float = 3600.0  # seconds from a call's start to the hub hanging it up
     media_timeout: float = 30.0  # seconds an answered leg may send no RTP before the hub ends the call
     max_ring_legs: int = 20  # devices one transfer rings at once (every device of every identity listed)
+    storage_limits: StorageLimits = field(default_factory=StorageLimits)  # what the data directory may hold
 
     @property
     def secure(self) -> bool:

@@ -70,6 +70,10 @@ class RecordingRecord(_Row):
     duration: float = 0.0  # seconds of audio in the file
     channels: int = 1
     path: str  # the WAV file, relative to the hub's data directory
+    # The file went to keep the recordings quota (intercom.hub.retention); the row stays, so the
+    # call log still says a recording was made.
+    pruned_at: float | None = Field(None, alias="prunedAt")
+    cut: str | None = None  # why it stopped before its step ended (a limit, a full disk), if it did
 
 
 class Webhook(_Row):

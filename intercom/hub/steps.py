@@ -168,7 +168,9 @@ async def _record(run: StepRun) -> Outcome:
     deadline = loop.time() + options.max_length
     try:
         while not finished.is_set() and not call.over and loop.time() < deadline:
-            if options.timeout and recording.writer.silent_seconds >= options.timeout:
+            if recording.cut is not None:
+                break  # a limit or the disk stopped it: the flow goes on
+            if options.timeout and recording.silent_seconds >= options.timeout:
                 break
             wait = min(SILENCE_CHECK_SECONDS, deadline - loop.time())
             await call.until_ended(_wait_for(finished, wait))

@@ -4,7 +4,8 @@ MessageBird signs them, and retried until the receiver takes it.
 :meth:`WebhookDispatcher.publish` runs inside call flows, on every status change, so it only
 renders and queues: each delivery is a row written at once (a restart resumes it) and sent by a
 task of its own, so that a receiver that is down, or one that accepts and never answers, holds
-up nobody else. A delivery is sent at least once: one cut off by a shutdown is sent again.
+up nobody else. A delivery is sent at least once: one cut off by a shutdown is sent again (but
+one queued while the disk could not be written is sent from memory only, and lost by a restart).
 
 The ``MessageBird-Signature-JWT`` header is an HS256 JWT keyed by the webhook's token whose
 claims bind it to the URL and the body (``url_hash``, ``payload_hash``: SHA-256, hex).
@@ -113,15 +114,14 @@ class WebhookDispatcher:
                 event=event,
                 payload=body,
             )
-            self._send(self.storage.put(delivery))
+            self.storage.try_put(delivery)  # on a failing disk it is sent all the same, from memory
+            self._send(delivery)
 
     async def start(self) -> None:
         """Send from now on, beginning with the deliveries left pending by the last run."""
         self._started = True
-        deliveries, _ = self.storage.page(WebhookDelivery)
-        for delivery in deliveries:
-            if delivery.status == "pending":
-                self._send(delivery)
+        for delivery in self.storage.pending_deliveries():
+            self._send(delivery)
 
     async def close(self) -> None:
         """Stop sending; what is not delivered yet stays pending for the next :meth:`start`."""
@@ -170,7 +170,7 @@ class WebhookDispatcher:
                 if delivery.attempts > len(self.retry_delays):
                     delivery.status = "failed"
                     log.warning("webhook to %s failed %d times: %s", delivery.url, delivery.attempts, error)
-            self.storage.put(delivery)
+            self.storage.try_put(delivery)
             if delivery.status != "pending":
                 return
             await asyncio.sleep(self.retry_delays[delivery.attempts - 1])

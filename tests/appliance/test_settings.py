@@ -93,6 +93,17 @@ BAD_EMBEDDED_VALUES = [
     ("INTERCOM_HUB_MAX_CALL_DURATION_S", "10", "INTERCOM_HUB_MAX_CALL_DURATION_S: Input should be greater than or"),
     ("INTERCOM_HUB_MEDIA_TIMEOUT_S", "1", "INTERCOM_HUB_MEDIA_TIMEOUT_S: Input should be greater than or equal to 5"),
     ("INTERCOM_HUB_MAX_RING_LEGS", "101", "INTERCOM_HUB_MAX_RING_LEGS: Input should be less than or equal to 100"),
+    ("INTERCOM_HUB_RECORDINGS_QUOTA_MB", "0", "INTERCOM_HUB_RECORDINGS_QUOTA_MB: Input should be greater than 0"),
+    ("INTERCOM_HUB_RECORDING_MAX_SECONDS", "-5", "INTERCOM_HUB_RECORDING_MAX_SECONDS: Input should be greater than 0"),
+    ("INTERCOM_HUB_MIN_FREE_MB", "lots", "INTERCOM_HUB_MIN_FREE_MB: Input should be a valid integer"),
+    ("INTERCOM_HUB_CALLS_MAX_AGE_DAYS", "0", "INTERCOM_HUB_CALLS_MAX_AGE_DAYS: Input should be greater than 0"),
+    ("INTERCOM_HUB_CALLS_MAX_ROWS", "1.5", "INTERCOM_HUB_CALLS_MAX_ROWS: Input should be a valid integer"),
+    (
+        "INTERCOM_HUB_DELIVERIES_MAX_AGE_DAYS",
+        "x",
+        "INTERCOM_HUB_DELIVERIES_MAX_AGE_DAYS: Input should be a valid number",
+    ),
+    ("INTERCOM_HUB_DELIVERIES_MAX_ROWS", "0", "INTERCOM_HUB_DELIVERIES_MAX_ROWS: Input should be greater than 0"),
 ]
 
 

@@ -128,6 +128,8 @@ async def get_recording_file(
     call_id: CallId, leg_id: LegId, recording_id: RecordingId, storage: HubStorage
 ) -> FileResponse:
     recording = _recording(storage, call_id, leg_id, recording_id)
+    if recording.pruned_at is not None:
+        raise ApiError(410, Problem("", f"recording {recording.id} was pruned to keep the recordings quota"))
     root = storage.data_dir.resolve()
     path = (root / recording.path).resolve()
     if not path.is_relative_to(root):

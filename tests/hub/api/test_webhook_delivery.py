@@ -299,3 +299,18 @@ async def test_the_receivers_answer_is_not_read(storage, dispatchers):
         await idle(dispatcher)
     (row,) = deliveries(storage)
     assert (row.status, row.attempts) == ("delivered", 1)
+
+
+async def test_while_the_database_refuses_writes_events_are_still_delivered_from_memory(
+    storage, dispatchers, receivers
+):
+    receivers.append(Receiver(statuses=(500,)))  # one retry, also written nowhere
+    storage.put(Webhook(url=receivers[0].url, token=TOKEN))
+    dispatcher = await started(dispatchers, storage)
+    call = door_call(storage).call
+    storage._db.execute("PRAGMA query_only=1")  # what SQLite answers on a read-only or full disk
+    dispatcher.publish(call, created=False)
+    first, again = await receivers[0].next(), await receivers[0].next()
+    assert first.body == again.body and json.loads(first.body)["items"][0]["payload"]["id"] == call.id
+    await idle(dispatcher)
+    assert deliveries(storage) == [] and "call_log" in storage.fault.parts
