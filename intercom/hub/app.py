@@ -21,7 +21,9 @@ from . import api
 from .api.common import metrics_reader
 from .call_service import CallService
 from .config import HubConfig
+from .file_modes import make_private
 from .registrar import Registrar
+from .retention import Retention
 from .sip_service import SipService
 from .storage import Storage
 from .webhooks import WebhookDispatcher
@@ -35,15 +37,18 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 
 def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     storage = storage or Storage(config.data_dir, check_after_crash=True)
+    make_private(config.data_dir)  # the database's -wal and -shm included, now that they exist
     registrar = Registrar(config, storage.get_key)
-    webhooks = WebhookDispatcher(storage)
+    webhooks = WebhookDispatcher(storage, outbound=config.outbound)
     # Given the webhooks before it closes what a crash left open, so that they hear of that too.
     calls = CallService(config, registrar, storage, storage.get_key, publisher=webhooks)
     sip = SipService(registrar, calls)
+    retention = Retention(storage, calls.call_log, config.storage_limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_sweep(registrar, calls, storage, config.heartbeat_seconds))
+        pruner = asyncio.create_task(retention.run())
         await webhooks.start()
         # Everything made so far (modules, the app, its OpenAPI models) lives as long as the hub:
         # kept out of the collector's reach, a full collection no longer walks it, which paused
@@ -53,6 +58,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             yield
         finally:
             sweeper.cancel()
+            pruner.cancel()
             # By now uvicorn has closed every socket, so each call is ending; let them release
             # their media before the loop stops, or aiortc's tasks die half-way.
             with contextlib.suppress(TimeoutError):
@@ -71,6 +77,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.state.sip = sip
     app.state.calls = calls
     app.state.webhooks = webhooks
+    app.state.retention = retention
     api.install(app)
 
     @app.get("/healthz")
@@ -94,7 +101,11 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             f"intercom_calls_started_total {calls.started}\n"
             "# TYPE intercom_calls_answered_total counter\n"
             f"intercom_calls_answered_total {calls.answered}\n"
-        )
+            "# TYPE intercom_calls_refused_total counter\n"
+            f"intercom_calls_refused_total {calls.limits.refused}\n"
+            "# TYPE intercom_calls_hung_up_by_limit_total counter\n"
+            f"intercom_calls_hung_up_by_limit_total {calls.limits.hung_up}\n"
+        ) + retention.metrics(calls.services.recordings_cut)
 
     return app
 

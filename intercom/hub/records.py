@@ -73,6 +73,10 @@ class RecordingRecord(_Row):
     # "recording" from the first sample on, so that a hub that dies finds and repairs it at its next start
     status: RecordingStatus = "done"
     path: str  # the WAV file, relative to the hub's data directory
+    # The file went to keep the recordings quota (intercom.hub.retention); the row stays, so the
+    # call log still says a recording was made.
+    pruned_at: float | None = Field(None, alias="prunedAt")
+    cut: str | None = None  # why it stopped before its step ended (a limit, a full disk), if it did
 
 
 class Webhook(_Row):

@@ -4,7 +4,7 @@ call-flow media (speech, sound files, the prompt track, recording).
 Every adaptation of aiortc internals lives in :mod:`.aiortc_adaptation`.
 """
 
-from .aiortc_adaptation import AiortcIncompatible, PlayoutStats, check_compatibility, playout_of
+from .aiortc_adaptation import AiortcIncompatible, PlayoutStats, check_compatibility, packets_received, playout_of
 from .bridge import AudioBridge, bridge_opus_only, offers_opus
 from .flow_audio import FlowAudio
 from .media_files import MediaError, load_media
@@ -35,6 +35,7 @@ __all__ = [
     "load_media",
     "new_peer_connection",
     "offers_opus",
+    "packets_received",
     "playout_of",
     "repair_wav",
     "speak",

@@ -81,6 +81,7 @@ class WavRecorder:
         self.channels = channels
         self.heard_audio = False
         self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115 - open until close()
+        os.chmod(path, 0o600)  # a voicemail is personal data, whatever the umask
         self._file.write(wav_header(channels, 0))
         self._sync_frames = None if sync_seconds is None else max(1, round(sync_seconds * SAMPLE_RATE))
         self._written = self._unsynced = 0  # frames in the file; of them, written since the last sync
