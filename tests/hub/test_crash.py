@@ -253,3 +253,11 @@ async def test_the_hub_notes_it_is_alive_while_calls_run_and_only_then(hub, make
         await call.disconnect()
         await hub.running.app.state.calls.wait_idle()
     assert time.time() - hub.storage.last_alive() < 1.0
+
+
+def test_a_recording_still_running_is_never_pruned(tmp_path):
+    storage = Storage(tmp_path)
+    _, leg = logged_call(storage)
+    started_recording(storage, leg, created_at=1000.0)  # older: the first to go, were it done
+    done = storage.put(RecordingRecord(call_id=leg.call_id, leg_id=leg.id, kind="ivr", path="d.wav", created_at=2000.0))
+    assert [recording.id for recording in storage.kept_recordings("ivr", 10)] == [done.id]
