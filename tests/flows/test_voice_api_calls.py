@@ -210,6 +210,7 @@ async def test_a_call_over_a_limit_is_refused_in_the_apis_error_format(hub, api,
     assert len(hub.running.app.state.calls.calls) == 1
 
 
+@pytest.mark.loopback_requests
 async def test_a_call_at_its_maximum_duration_ends_with_the_reason_in_the_log_and_the_webhook(hub, api, make_unit):
     hub.running.config.media_timeout = 1.0  # the hub looks five times a timeout: every 0.2 s
     unit = await desk(make_unit)
