@@ -1,5 +1,5 @@
 # The two commands of the README. Each sets up what it needs first (scripts/setup.sh).
-.PHONY: demo test test-slow setup lint bench image
+.PHONY: demo test test-slow setup lint bench image constraints
 
 demo:
 	@scripts/setup.sh --demo
@@ -21,8 +21,14 @@ lint:
 # needs jackd2, which the full setup installs.
 bench:
 	@scripts/setup.sh
-	@status=0; for name in register calls audio appliance api flood; do .venv/bin/python bench/$$name.py || status=1; done; exit $$status
+	@status=0; for name in register calls audio appliance api storage flood; do .venv/bin/python bench/$$name.py || status=1; done; exit $$status
 
 # The flashable SD-card image of a unit (arm64), into build/image/: needs root, see deploy/image/.
 image:
 	deploy/image/build.sh
+
+# deploy/constraints.txt again, from the venv the tests passed with: the exact versions setup.sh,
+# deploy/install.sh and the image install. Run it after changing a dependency, and commit the file.
+# It also asks the package index whether the unit (arm64) has wheels of each (a resolution, no install).
+constraints:
+	.venv/bin/python scripts/constraints.py --check-unit-platform

@@ -16,6 +16,7 @@
 #                     the env example still come from the checkout, which must be of its version
 #   --wheelhouse DIR  pip installs from this directory only, not from its index: every wheel needed
 #                     (and setuptools, to build a checkout)
+#                     Either way pip installs the versions in the checkout's deploy/constraints.txt.
 #   --role, --identity
 #                     written into a new env file (an existing one is kept as it is)
 #   --no-start        switch to the new version but do not start or restart the service: for
@@ -182,6 +183,8 @@ release=("$here/release.sh" --prefix "$PREFIX" --env-file "$ENV_FILE" --user int
   --python "$PYTHON" --changes "$changes")
 if [ -n "$wheel" ]; then release+=(--wheel "$wheel"); else release+=(--source "$source_dir"); fi
 [ -z "$wheelhouse" ] || release+=(--wheelhouse "$wheelhouse")
+# The versions the tests passed with (make constraints), whether from the index or the wheelhouse.
+[ ! -f "$source_dir/deploy/constraints.txt" ] || release+=(--constraints "$source_dir/deploy/constraints.txt")
 [ "$start" = yes ] || release+=(--no-start)
 if systemd_running; then release+=(--systemd); fi
 release_status=0

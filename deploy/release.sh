@@ -13,11 +13,14 @@
 # before it (PREFIX/previous) are kept. The env file and the unit's data are only ever read.
 #
 #   release.sh --prefix DIR (--wheel FILE | --source DIR) --env-file FILE --unit-file FILE --unit FILE
-#              [--wheelhouse DIR] [--user NAME] [--systemd] [--no-start]
+#              [--wheelhouse DIR] [--constraints FILE] [--user NAME] [--systemd] [--no-start]
 #              [--health-timeout S] [--settle S] [--poll S] [--python FILE] [--changes FILE]
 #
 #   --wheel FILE      a built intercom wheel; --source DIR: a checkout, built from a copy
 #   --wheelhouse DIR  pip installs from this directory only, not from its index
+#   --constraints FILE
+#                     pip installs exactly these versions (deploy/constraints.txt: what the tests
+#                     passed with); part of the release's fingerprint
 #   --unit-file FILE  the unit file that goes with this release, installed as --unit FILE
 #   --user NAME       checks the settings as this user, the service's (default: intercom)
 #   --systemd         systemd is running here: reload it, and restart the service unless --no-start
@@ -35,7 +38,7 @@ say() { printf 'install: %s\n' "$*"; }
 fail() { printf 'install: %s\n' "$1" >&2; exit "${2:-1}"; }
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
 
-prefix='' wheel='' source_dir='' env_file='' unit_file='' unit='' wheelhouse='' changes=''
+prefix='' wheel='' source_dir='' env_file='' unit_file='' unit='' wheelhouse='' constraints='' changes=''
 user=intercom systemd=no start=yes health_timeout=60 settle=10 poll=1 python=/usr/bin/python3
 while [ $# -gt 0 ]; do
   case $1 in
@@ -52,6 +55,7 @@ while [ $# -gt 0 ]; do
         --unit-file) unit_file=$2 ;;
         --unit) unit=$2 ;;
         --wheelhouse) wheelhouse=$2 ;;
+        --constraints) constraints=$2 ;;
         --user) user=$2 ;;
         --health-timeout) health_timeout=$2 ;;
         --settle) settle=$2 ;;
@@ -77,6 +81,7 @@ done
 [ -z "$wheel" ] || [ -f "$wheel" ] || fail "no wheel $wheel" 2
 [ -z "$source_dir" ] || [ -f "$source_dir/pyproject.toml" ] || fail "$source_dir has no pyproject.toml" 2
 [ -z "$wheelhouse" ] || [ -d "$wheelhouse" ] || fail "no directory $wheelhouse" 2
+[ -z "$constraints" ] || [ -f "$constraints" ] || fail "no constraints file $constraints" 2
 [ -f "$unit_file" ] || fail "no unit file $unit_file" 2
 
 cleanup=()
@@ -125,6 +130,10 @@ else
   fingerprint=$(cd "$source_dir" && find pyproject.toml README.md intercom -type f ! -name '*.pyc' -print0 |
     LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
 fi
+if [ -n "$constraints" ]; then
+  # Other pinned versions make another release.
+  fingerprint=$({ echo "$fingerprint"; cat "$constraints"; } | sha256sum | cut -c1-12)
+fi
 id=$version-$fingerprint
 release=$releases/$id
 
@@ -153,6 +162,7 @@ if [ ! -f "$release/.intercom-release" ]; then
   "$python" -m venv --system-site-packages "$release"
   pip=("$release/bin/python" -m pip install --quiet --disable-pip-version-check --no-warn-script-location)
   [ -z "$wheelhouse" ] || pip+=(--no-index --find-links "$wheelhouse")
+  [ -z "$constraints" ] || pip+=(--constraint "$constraints")
   if [ -n "$wheel" ]; then
     package=$wheel
   else

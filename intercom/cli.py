@@ -7,11 +7,13 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from .auth import (
@@ -25,6 +27,10 @@ from .auth import (
     mint_token,
 )
 from .auth.keys import SPLIT_HINT
+from .http_client import DEFAULT_OUTBOUND, OutboundPolicy
+
+if TYPE_CHECKING:
+    from .hub.retention import StorageLimits
 
 DEFAULT_DATA_DIR = os.environ.get("INTERCOM_DATA_DIR", "/var/lib/intercom")
 log = logging.getLogger(__name__)
@@ -45,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"intercom {args.command}: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as exc:  # a damaged database names itself and what to do (hub.storage)
+        print(f"intercom {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -71,7 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hub.add_argument("--zone", default="local", help="zone name reported to clients on REGISTER")
     hub.add_argument("--turn-url", action="append", default=[], help="TURN server URL handed to clients (repeatable)")
-    hub.add_argument("--turn-secret", help="secret shared with the TURN server (coturn use-auth-secret)")
+    hub.add_argument(
+        "--turn-secret-file",
+        type=Path,
+        metavar="PATH",
+        help="a file holding the secret shared with the TURN server (coturn use-auth-secret)",
+    )
+    hub.add_argument("--turn-secret", help=argparse.SUPPRESS)  # refused: a secret on the command line
     hub.add_argument(
         "--ice-host",
         action="append",
@@ -94,6 +109,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="a web page origin (https://host:port) that may open the SIP WebSocket besides the hub's own (repeatable)",
     )
     _connection_limit_flags(hub)
+    outbound = DEFAULT_OUTBOUND
+    hub.add_argument(
+        "--allow-loopback-requests",
+        action="store_true",
+        help="fetchCallFlow, play, onFinish and webhooks may reach this machine (127.0.0.1, ::1) and link-local "
+        "addresses (169.254.x.y); LAN addresses are always allowed",
+    )
+    hub.add_argument(
+        "--max-redirects", type=int, default=outbound.max_redirects, help="redirects followed (each checked)"
+    )
+    hub.add_argument(
+        "--max-flow-bytes", type=int, default=outbound.max_flow_bytes, help="the largest fetchCallFlow answer read"
+    )
+    hub.add_argument(
+        "--max-media-bytes", type=int, default=outbound.max_media_bytes, help="the largest play file downloaded"
+    )
+    _call_limits(hub)
+    _storage_limit_flags(hub)
+    hub.add_argument(
+        "--recording-sync-seconds",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="flush recordings to the card every S seconds of audio: the most a power cut loses of one (default 2)",
+    )
+    hub.add_argument(
+        "--heartbeat-seconds",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="while calls run, note every S seconds that the hub is alive: a call a crash leaves open "
+        "ends at that time (default 10)",
+    )
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -176,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     call_show.add_argument("id")
     call_show.set_defaults(func=_calls_show)
 
+    storage = commands.add_parser(
+        "storage", help="what the hub's data directory holds (database, recordings, free space) and its limits"
+    )
+    _data_dir(storage)
+    _storage_limit_flags(storage)
+    storage.set_defaults(func=_storage)
+
     unlocks = commands.add_parser("unlocks", help="the door's unlock log: openings, wrong codes, refusals, lockouts")
     unlock_commands = unlocks.add_subparsers(dest="unlocks_command", required=True)
     unlock_list = unlock_commands.add_parser("list", help="the latest lines of the door's unlock log, newest first")
@@ -184,8 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
     unlock_list.set_defaults(func=_unlocks_list)
 
     token = commands.add_parser("token", help="mint a client JWT in the seed SDK's format")
-    token.add_argument("--key-id", required=True)
-    token.add_argument("--key", required=True, help="the access key's secret")
+    token.add_argument("--key-id", help="the access key's id (default: INTERCOM_ACCESS_KEY_ID of --env-file)")
+    secret = token.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--key",
+        metavar="-",
+        help="'-': read the access key's secret from standard input (never the secret itself: ps shows it); "
+        "with none of --key, --key-file, --env-file the secret is asked for at a terminal",
+    )
+    secret.add_argument("--key-file", type=Path, metavar="PATH", help="a file holding the access key's secret")
+    secret.add_argument(
+        "--env-file", type=Path, metavar="PATH", help="a unit's env file: its INTERCOM_ACCESS_KEY_ID and _KEY"
+    )
     token.add_argument("--identity", help="client identity, 1-30 of A-Z a-z 0-9 _")
     token.add_argument("--outgoing", metavar="CALLFLOW_ID", help="allow outgoing calls running this call flow")
     token.add_argument("--variables", default="", help="call-flow variables, url-encoded: 'a=1&b=2'")
@@ -261,6 +326,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CALL_LIMITS = {  # HubConfig field: what its flag sets (docs/call-limits.md argues each default)
+    "max_calls": (int, "calls the hub carries at once; one more gets 503 (default 20)"),
+    "max_calls_per_identity": (
+        int,
+        "calls one client may make, be rung in or talk in at once; one more: 486 (default 4)",
+    ),
+    "max_call_duration": (float, "seconds after which the hub hangs a call up (default 3600)"),
+    "media_timeout": (float, "seconds without audio from an answered leg that end its call (default 30)"),
+    "max_ring_legs": (int, "devices one transfer rings at once (default 20)"),
+}
+
+
+def _call_limits(hub: argparse.ArgumentParser) -> None:
+    """The hub's call limits; a flag left out leaves HubConfig's default (imported only to run a hub)."""
+    limits = hub.add_argument_group("call limits")
+    for name, (_, help_text) in CALL_LIMITS.items():
+        limits.add_argument(_flag(name), metavar="N", default=argparse.SUPPRESS, help=help_text)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _limits_given(args: argparse.Namespace) -> dict[str, float]:
+    """The call limits given on the command line, each a number above 0."""
+    given = {}
+    for name, (kind, _) in CALL_LIMITS.items():
+        if not hasattr(args, name):
+            continue
+        text = getattr(args, name)
+        try:
+            given[name] = kind(text)
+        except ValueError:
+            given[name] = 0
+        if not given[name] > 0:
+            kind_name = "a whole number" if kind is int else "a number"
+            raise UsageError(f"{_flag(name)} {text}: give {kind_name} above 0")
+    return given
+
+
 def _data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help=f"hub data directory (default {DEFAULT_DATA_DIR})"
@@ -268,6 +373,7 @@ def _data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_hub(args: argparse.Namespace) -> None:
+    os.umask(0o077)  # as the service's UMask=: what the hub writes (recordings, the database) is its user's alone
     from .auth.certificates import fingerprint_of_file, loopback_only
     from .hub import HubConfig, run_hub
     from .hub.config import HUB_MEDIA
@@ -280,8 +386,14 @@ def _run_hub(args: argparse.Namespace) -> None:
     for path in (args.cert, args.key):
         if path is not None and not path.is_file():
             raise UsageError(f"{path}: no such file")
-    if args.turn_url and not args.turn_secret:
-        raise UsageError("--turn-url needs --turn-secret")
+    if args.turn_secret is not None:
+        raise UsageError(on_the_command_line("--turn-secret", "--turn-secret-file PATH"))
+    if args.turn_url and not args.turn_secret_file:
+        raise UsageError("--turn-url needs --turn-secret-file")
+    for flag in ("--recording-sync-seconds", "--heartbeat-seconds"):
+        seconds = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        if not 0 < seconds < float("inf"):
+            raise UsageError(f"{flag} {seconds:g}: give a number of seconds above 0")
     try:
         cert, key = tls_files(args.host, args.data_dir, args.cert, args.key, plain=args.insecure_plain) or (None, None)
     except OSError as exc:
@@ -306,11 +418,20 @@ def _run_hub(args: argparse.Namespace) -> None:
         key_file=key,
         zone=args.zone,
         turn_urls=args.turn_url,
-        turn_secret=args.turn_secret,
+        turn_secret=secret_from_file("--turn-secret-file", args.turn_secret_file) if args.turn_secret_file else None,
         media=replace(HUB_MEDIA, host_addresses=tuple(args.ice_host)),
-        metrics_token=_metrics_token(args.metrics_token_file) if args.metrics_token_file else None,
+        metrics_token=(
+            secret_from_file("--metrics-token-file", args.metrics_token_file, min_length=16)
+            if args.metrics_token_file
+            else None
+        ),
         allowed_origins=origins,
         **_connection_limits(args),
+        outbound=_outbound(args),
+        **_limits_given(args),
+        storage_limits=_storage_limits(args),
+        recording_sync_seconds=args.recording_sync_seconds,
+        heartbeat_seconds=args.heartbeat_seconds,
     )
     run_hub(config, log_level=args.log_level)
 
@@ -327,8 +448,9 @@ CONNECTION_LIMITS = {
 
 
 def _connection_limit_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection limits (default: the hub's; docs/connections.md)")
     for name, (kind, text) in CONNECTION_LIMITS.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=_positive(kind), metavar="N", help=text)
+        group.add_argument(_flag(name), type=_positive(kind), metavar="N", help=text)
 
 
 def _connection_limits(args: argparse.Namespace) -> dict[str, float]:
@@ -336,31 +458,38 @@ def _connection_limits(args: argparse.Namespace) -> dict[str, float]:
     return {name: value for name in CONNECTION_LIMITS if (value := getattr(args, name)) is not None}
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"not {'a whole number' if kind is int else 'a number'}: {text!r}"
-            ) from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
-        return value
+def _outbound(args: argparse.Namespace) -> OutboundPolicy:
+    for option, value, least in (
+        ("--max-redirects", args.max_redirects, 0),
+        ("--max-flow-bytes", args.max_flow_bytes, 1024),
+        ("--max-media-bytes", args.max_media_bytes, 1024),
+    ):
+        if value < least:
+            raise UsageError(f"{option} must be {least} or more")
+    return OutboundPolicy(
+        allow_loopback=args.allow_loopback_requests,
+        max_redirects=args.max_redirects,
+        max_flow_bytes=args.max_flow_bytes,
+        max_media_bytes=args.max_media_bytes,
+    )
 
-    parse.__name__ = kind.__name__
-    return parse
 
-
-def _metrics_token(path: Path) -> str:
-    """The token from its file: a secret never goes on the command line, where ``ps`` shows it."""
+def secret_from_file(option: str, path: Path, min_length: int = 1) -> str:
+    """A secret from its file (``-``: standard input): a secret never goes on the command line,
+    where ``ps`` shows it to every user."""
     try:
-        token = path.read_text().strip()
+        secret = (sys.stdin.readline() if str(path) == "-" else path.read_text()).strip()
     except OSError as exc:
-        raise UsageError(f"--metrics-token-file {path}: {exc.strerror}") from None
-    if len(token) < 16 or any(char.isspace() for char in token):
-        raise UsageError(f"--metrics-token-file {path}: the token must be one word of at least 16 characters")
-    return token
+        raise UsageError(f"{option} {path}: {exc.strerror}") from None
+    if len(secret) < min_length or any(char.isspace() for char in secret):
+        length = f" of at least {min_length} characters" if min_length > 1 else ""
+        raise UsageError(f"{option} {path}: the secret must be one word{length}")
+    return secret
+
+
+def on_the_command_line(option: str, instead: str) -> str:
+    """The refusal of an option that would put a secret on the command line."""
+    return f"{option} would put the secret on the command line, where ps shows it to every user: give {instead}"
 
 
 def _origin(text: str) -> str:
@@ -519,6 +648,56 @@ def _calls_show(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+# -- the data directory's limits: `intercom hub` flags, shown by `intercom storage` -----------------
+
+# flag, type, what it bounds; the defaults live in intercom.hub.retention.StorageLimits (the
+# INTERCOM_HUB_* variables of the unit's env file have the same names).
+STORAGE_LIMIT_FLAGS = (
+    ("--recordings-quota-mb", int, "recordings may use this many MB in all; the oldest go first"),
+    ("--recording-max-seconds", float, "one recording stops at this length (the call goes on)"),
+    ("--min-free-mb", int, "no recording starts, and running ones stop, with less free space than this"),
+    ("--calls-max-age-days", float, "calls older than this leave the call log, with their recordings"),
+    ("--calls-max-rows", int, "the call log keeps at most this many calls, the newest"),
+    ("--deliveries-max-age-days", float, "webhook deliveries older than this are forgotten"),
+    ("--deliveries-max-rows", int, "at most this many webhook deliveries are kept, the newest"),
+)
+
+
+def _storage_limit_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("storage limits (default: the hub's; `intercom storage` shows them)")
+    for flag, kind, text in STORAGE_LIMIT_FLAGS:
+        group.add_argument(flag, type=_positive(kind), metavar="N", help=text)
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+        return value
+
+    return parse
+
+
+def _storage_limits(args: argparse.Namespace) -> StorageLimits:
+    from .hub.retention import StorageLimits
+
+    names = [flag.removeprefix("--").replace("-", "_") for flag, _, _ in STORAGE_LIMIT_FLAGS]
+    return StorageLimits.of(**{name: getattr(args, name) for name in names})
+
+
+def _storage(args: argparse.Namespace) -> None:
+    from .hub import Storage
+    from .hub.storage_report import storage_report
+
+    if not (args.data_dir / "intercom.sqlite3").is_file():
+        raise UsageError(f"--data-dir {args.data_dir}: no hub database there")
+    print("\n".join(storage_report(Storage(args.data_dir), _storage_limits(args))))
+
+
 def _unlocks_list(args: argparse.Namespace) -> None:
     from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings
     from .appliance.unlock_store import STORE_NAME, StateDirError, UnlockStore
@@ -557,8 +736,37 @@ def _token(args: argparse.Namespace) -> None:
         raise UsageError(str(exc)) from None
     if not 0 < args.ttl <= 86400:
         raise UsageError("--ttl must be 1 to 86400 seconds")
-    key = AccessKey(args.key_id, args.key, name="", created_at=time.time())
+    key_id, secret = _token_key(args)
+    key = AccessKey(key_id, secret, name="", created_at=time.time())
     print(mint_token(key, capabilities, ttl=args.ttl))
+
+
+def _token_key(args: argparse.Namespace) -> tuple[str, str]:
+    """The access key's id and secret: from a unit's env file, a file, standard input or a prompt."""
+    if args.key is not None and args.key != "-":
+        raise UsageError(on_the_command_line("--key SECRET", "--key - (standard input), --key-file or --env-file"))
+    if args.env_file is not None:
+        from .appliance.settings import SettingsError, access_key_of
+
+        try:
+            key_id, secret = access_key_of(args.env_file)
+        except SettingsError as exc:
+            raise UsageError(str(exc)) from None
+        if args.key_id is not None:
+            raise UsageError(f"--env-file {args.env_file} gives the key's id too: leave out --key-id")
+        return key_id, secret
+    if args.key_id is None:
+        raise UsageError("give --key-id, or --env-file of a unit")
+    if args.key_file is not None:
+        return args.key_id, secret_from_file("--key-file", args.key_file)
+    if args.key is None and sys.stdin.isatty():
+        import getpass
+
+        secret = getpass.getpass(f"secret of access key {args.key_id}: ").strip()
+        if not secret:
+            raise UsageError("no secret given")
+        return args.key_id, secret
+    return args.key_id, secret_from_file("--key", Path("-"))
 
 
 def token_capabilities(
@@ -587,6 +795,7 @@ def _appliance(args: argparse.Namespace) -> int:
     from .appliance.service import run_appliance
     from .appliance.settings import DEFAULT_ENV_FILE, SettingsError
 
+    os.umask(0o077)  # as the service's UMask=: the embedded hub's files and the unlock log are the unit's alone
     try:
         return asyncio.run(run_appliance(args.env_file or DEFAULT_ENV_FILE, wait_for_settings=args.wait_for_settings))
     except SettingsError as exc:  # the embedded hub's HubStartError too

@@ -55,11 +55,12 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { say "Python 3
 [ -x .venv/bin/python ] || { say "creating .venv"; python3 -m venv .venv; }
 extras="test"
 [ "$mode" = "--demo" ] && extras=
-stamp=.venv/.intercom-installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras:-base}
+stamp=.venv/.intercom-installed-$(cat pyproject.toml deploy/constraints.txt | sha256sum | cut -c1-16)-${extras:-base}
 if [ ! -e "$stamp" ]; then
   say "installing intercom${extras:+[$extras]} into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+  # exactly the versions in deploy/constraints.txt (make constraints): what a unit installs too
+  .venv/bin/python -m pip install -q -c deploy/constraints.txt -e ".${extras:+[$extras]}"
   rm -f .venv/.intercom-installed-*
   touch "$stamp"
 fi

@@ -16,6 +16,7 @@ from hypothesis import settings
 from websockets.asyncio.client import ClientConnection, connect
 
 from intercom.auth import ADMIN, AccessKey, IncomingCapability, OutgoingCapability, mint_token
+from intercom.http_client import OutboundPolicy
 from intercom.hub import HubConfig, RunningHub, Storage, running_hub
 from intercom.media import MediaPolicy, RecordingSink, ToneSource
 from intercom.sdk import CallAudio, Client, ClientStatus
@@ -56,10 +57,24 @@ class Hub:
         return mint_token(self.key, capabilities, ttl=ttl)
 
 
+LOOPBACK_ALLOWED = OutboundPolicy(allow_loopback=True)  # the hub's requests may reach the tests' own servers
+
+
 @pytest.fixture
-def hub_config(tmp_path: Path) -> HubConfig:
-    """A hub on 127.0.0.1 whose media offers 127.0.0.1 too: the only address tests may use."""
-    return HubConfig(data_dir=tmp_path / "hub", host="127.0.0.1", port=0, media=HUB_LOOPBACK)
+def hub_config(tmp_path: Path, request: pytest.FixtureRequest) -> HubConfig:
+    """A hub on 127.0.0.1 whose media offers 127.0.0.1 too: the only address tests may use.
+
+    A test whose flows or webhooks reach a server of its own on 127.0.0.1 is marked
+    ``loopback_requests``: its hub allows them, as ``--allow-loopback-requests`` does.
+    """
+    allow = request.node.get_closest_marker("loopback_requests") is not None
+    return HubConfig(
+        data_dir=tmp_path / "hub",
+        host="127.0.0.1",
+        port=0,
+        media=HUB_LOOPBACK,
+        outbound=LOOPBACK_ALLOWED if allow else OutboundPolicy(),
+    )
 
 
 @pytest.fixture

@@ -30,10 +30,13 @@ from pathlib import Path
 
 from ..auth import unit_scope, warn_if_legacy
 from ..auth.certificates import CERT_NAME, fingerprint_of_file, loopback_only
+from ..http_client import OutboundPolicy
 from ..hub import HubConfig, RunningHub, Storage, running_hub
 from ..hub.callflows import CallFlow
 from ..hub.config import HUB_MEDIA
+from ..hub.retention import STORAGE_LIMITS, StorageLimits
 from ..hub.storage import DATABASE_NAME
+from ..hub.storage_fault import StorageFault
 from ..hub.tls import served_certificate, served_url
 from .settings import RING_DOOR, Settings, SettingsError
 
@@ -72,7 +75,10 @@ def prepare_storage(storage: Storage, settings: Settings) -> None:
     # This unit's own key: it may be this unit and nothing more (the others get theirs from
     # `intercom units add`). A key an older version stored without a scope keeps working.
     scope = unit_scope(settings.role, settings.identity, settings.flow)
-    key = storage.put_key(key_id, secret, name=f"env file of {settings.identity}", scope=scope)
+    if before is not None and before.secret == secret:
+        key = before  # nothing to write: a hub whose card went read-only still starts
+    else:
+        key = storage.put_key(key_id, secret, name=f"env file of {settings.identity}", scope=scope)
     if key.scope is None:
         warn_if_legacy(key)
     if key.revoked:
@@ -179,6 +185,20 @@ class EmbeddedHub:
             cert_file=cert,
             key_file=key,
             media=media,
+            outbound=OutboundPolicy(
+                allow_loopback=settings.hub_allow_loopback_requests,
+                max_redirects=settings.hub_max_redirects,
+                max_flow_bytes=settings.hub_max_flow_bytes,
+                max_media_bytes=settings.hub_max_media_bytes,
+            ),
+            max_calls=settings.hub_max_calls,
+            max_calls_per_identity=settings.hub_max_calls_per_identity,
+            max_call_duration=settings.hub_max_call_duration_s,
+            media_timeout=settings.hub_media_timeout_s,
+            max_ring_legs=settings.hub_max_ring_legs,
+            storage_limits=StorageLimits.of(**{name: getattr(settings, f"hub_{name}") for name in STORAGE_LIMITS}),
+            recording_sync_seconds=settings.hub_recording_sync_seconds,
+            heartbeat_seconds=settings.hub_heartbeat_seconds,
         )
         self.client_ssl_context = self._client_ssl_context()
         if cert is None and not loopback_only(settings.hub_listen):
@@ -214,7 +234,7 @@ class EmbeddedHub:
 
     async def start(self) -> RunningHub:
         try:
-            storage = Storage(self.config.data_dir)
+            storage = Storage(self.config.data_dir, check_after_crash=True)
         except (OSError, sqlite3.Error) as exc:
             reason = getattr(exc, "strerror", None) or exc
             raise HubStartError(f"INTERCOM_HUB_DATA_DIR: cannot use {self.config.data_dir} ({reason})") from None
@@ -226,6 +246,11 @@ class EmbeddedHub:
             await self.stop()
             raise
         return self.running
+
+    @property
+    def storage_fault(self) -> StorageFault | None:
+        """Whether the hub can write its data directory (``None`` before it starts)."""
+        return self.running.app.state.storage.fault if self.running is not None else None
 
     async def stop(self) -> None:
         """Stop serving (calls in progress end); closes the port even when the hub never started."""

@@ -71,23 +71,34 @@ async def _start(env_file: Path | None, pin_factory: Factory | None) -> tuple[Se
 
 async def _run(settings: Settings, unit: Unit, stop: asyncio.Event) -> None:
     systemd = Notifier()
+    # An embedded hub whose disk fails (read-only, full) says so after the client's status.
+    fault = unit.hub.storage_fault if unit.hub is not None else None
+    shown = f"{settings.role} {settings.identity}: connecting"
+
+    def show(line: str, *more: str) -> None:
+        nonlocal shown
+        shown = line
+        trouble = fault.summary() if fault is not None else None
+        systemd.notify(*more, f"STATUS={line}; {trouble}" if trouble else f"STATUS={line}")
 
     def status(status: ClientStatus) -> None:
         log.info("status %s", status.value)
         if not unit.retry_pending:  # the offline after a refusal: the error stays on show
-            systemd.notify(f"STATUS={settings.role} {settings.identity}: {status.value}")
+            show(f"{settings.role} {settings.identity}: {status.value}")
 
     def refused(error: ClientError) -> None:
-        systemd.notify(
-            f"STATUS={settings.role} {settings.identity}: error {error.code} {error}; "
+        show(
+            f"{settings.role} {settings.identity}: error {error.code} {error}; "
             f"trying again in {unit.retry_after_error_s:.0f} s"
         )
 
     unit.client.on("status", status)
     unit.client.on("error", refused)
+    if fault is not None:
+        fault.on_change(lambda _: show(shown))
     log.info("%s unit %r starting, hub %s", settings.role, settings.identity, unit.client.host)
     unit.connect()
-    systemd.notify("READY=1", f"STATUS={settings.role} {settings.identity}: connecting")  # the panel is live
+    show(shown, "READY=1")  # the panel is live
     systemd.start_watchdog()
     try:
         await stop.wait()

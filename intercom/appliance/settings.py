@@ -5,12 +5,15 @@ that this unit runs it), the access key it mints its tokens with, the pins of it
 and door relay, the unlock code, and, through :class:`~intercom.sdk.AudioSettings` read from the
 same file, its sound. ``deploy/intercom.env.example`` documents each variable with its default.
 
-:func:`load_settings` refuses what cannot work with one line naming the variable, and refuses an
-env file that others may read: it holds the access key's secret.
+:func:`load_settings` refuses what cannot work with one line naming the variable, refuses an env
+file that others may read or anyone but its owner may change (it holds the access key's secret, and
+says who may open the door), and refuses a variable no setting has: a misspelt one would otherwise
+leave its setting at the default without a word.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -20,11 +23,13 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..auth.capabilities import InvalidIdentity, check_identity
 from ..auth.certificates import loopback_only, normalise_fingerprint
+from ..http_client import OutboundPolicy
 from ..sdk.audio_settings import AudioSettings
 from .panel import BUTTONS, KEYPAD_KEYS, LEDS
 from .unlock import MIN_CODE_DIGITS
@@ -35,9 +40,24 @@ DTMF_CODE = re.compile(r"[0-9*#]{1,16}\Z")
 BCM_PINS = range(2, 28)  # the 40-pin header's GPIO2-GPIO27 (0 and 1 are the HAT EEPROM's I2C)
 SECRET_MASK = "********"
 KEY_ID = r"^[A-Za-z0-9_-]{1,64}$"  # access key and call flow ids: safe in a token and a URL
+HUB_STORAGE_LIMITS = (  # intercom.hub.retention.STORAGE_LIMITS, each with hub_ before it
+    "hub_recordings_quota_mb",
+    "hub_recording_max_seconds",
+    "hub_min_free_mb",
+    "hub_calls_max_age_days",
+    "hub_calls_max_rows",
+    "hub_deliveries_max_age_days",
+    "hub_deliveries_max_rows",
+)
 MIN_EMBEDDED_SECRET = 24  # the embedded hub signs with the env file's secret: no short ones
 RING_DESKS, RING_DOOR = "ring_desks", "ring_door"  # the call flows an embedded hub makes
 DEFAULT_CALL_FLOW = {"door": RING_DESKS, "desk": RING_DOOR}
+# deploy/install.sh makes the env file 0640 root:intercom: the service's group reads it, only root changes it
+ENV_FILE_REFUSED_BITS = (
+    (stat.S_IROTH, "readable by every user"),
+    (stat.S_IWOTH, "writable by every user"),
+    (stat.S_IWGRP, "writable by its group"),
+)
 
 Pin = int | None  # a BCM GPIO number; None (an empty value) when the part is not fitted
 PIN_FIELDS = (*(f"button_{b}_pin" for b in sorted(BUTTONS)), *(f"led_{led}_pin" for led in sorted(LEDS)), "relay_pin")
@@ -79,11 +99,70 @@ class Settings(BaseSettings):
     )
     hub_key_file: Path | None = Field(None, description="that certificate's private key (PEM)")
     hub_data_dir: Path = Field(Path("/var/lib/intercom"), description="the embedded hub's database and files")
+    hub_recording_sync_seconds: float = Field(
+        2.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="the embedded hub flushes a recording to the card every this many seconds of audio: "
+        "the most a power cut loses of one",
+    )
+    hub_heartbeat_seconds: float = Field(
+        10.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="while calls run, the embedded hub notes this often that it is alive: a call a power cut "
+        "leaves open ends at that time",
+    )
     hub_desks: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description=f"who the door's call ({RING_DESKS}) rings, comma-separated (empty: this unit)"
     )
     hub_doors: Annotated[tuple[str, ...], NoDecode] = Field(
         ("door",), description=f"who a desk's CALL button ({RING_DOOR}) rings, comma-separated"
+    )
+    hub_allow_loopback_requests: bool = Field(
+        False,
+        description="the embedded hub's fetchCallFlow, play, onFinish and webhooks may reach this machine "
+        "(127.0.0.1, ::1) and link-local addresses (169.254.x.y); LAN addresses are always allowed",
+    )
+    hub_max_redirects: int = Field(5, ge=0, le=20, description="redirects those requests follow, each checked again")
+    hub_max_flow_bytes: int = Field(
+        OutboundPolicy.max_flow_bytes, ge=1024, description="the largest answer to fetchCallFlow the hub reads"
+    )
+    hub_max_media_bytes: int = Field(
+        OutboundPolicy.max_media_bytes, ge=1024, description="the largest file a play step downloads"
+    )
+    # The embedded hub's call limits: HubConfig's defaults (docs/call-limits.md says why these).
+    hub_max_calls: int = Field(20, ge=1, le=1000, description="calls the embedded hub carries at once (one more: busy)")
+    hub_max_calls_per_identity: int = Field(
+        4, ge=1, le=100, description="calls one unit may make, be rung in or talk in at once (one more: busy)"
+    )
+    hub_max_call_duration_s: int = Field(3600, ge=60, le=86400, description="the embedded hub hangs up calls this long")
+    hub_media_timeout_s: int = Field(
+        30, ge=5, le=3600, description="the embedded hub ends a call whose unit sent no audio this long (a dead unit)"
+    )
+    hub_max_ring_legs: int = Field(
+        20, ge=1, le=100, description="devices one transfer of the embedded hub rings at once"
+    )
+    # The embedded hub's storage limits (intercom.hub.retention.StorageLimits): empty keeps the
+    # hub's default, which `intercom storage` shows.
+    hub_recordings_quota_mb: int | None = Field(
+        None, gt=0, description="the embedded hub's recordings may use this many MB in all; the oldest go first"
+    )
+    hub_recording_max_seconds: float | None = Field(
+        None, gt=0, description="one recording stops at this length (the call goes on)"
+    )
+    hub_min_free_mb: int | None = Field(
+        None, gt=0, description="no recording starts, and running ones stop, with less free space than this"
+    )
+    hub_calls_max_age_days: float | None = Field(
+        None, gt=0, description="calls older than this leave the call log, with their recordings"
+    )
+    hub_calls_max_rows: int | None = Field(None, gt=0, description="the call log keeps at most this many calls")
+    hub_deliveries_max_age_days: float | None = Field(
+        None, gt=0, description="webhook deliveries older than this are forgotten"
+    )
+    hub_deliveries_max_rows: int | None = Field(
+        None, gt=0, description="at most this many webhook deliveries are kept, the newest"
     )
     access_key_id: str = Field(pattern=KEY_ID, description="id of the hub access key this unit mints its tokens with")
     access_key: SecretStr = Field(description="that key's secret")
@@ -177,11 +256,13 @@ class Settings(BaseSettings):
         "hub_ca_file",
         "call_flow",
         "unlock_code",
+        *HUB_STORAGE_LIMITS,
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        """An empty value: a part not fitted, the hub's own certificate, the role's own call flow."""
+        """An empty value: a part not fitted, the hub's own certificate, the role's own call flow,
+        the hub's default limit."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("hub_tls", mode="before")
@@ -362,16 +443,51 @@ def shown(settings: BaseSettings) -> dict[str, str]:
 
 
 def check_env_file(path: Path) -> None:
-    """Refuse an env file that is missing, or that users other than its owner and group may read."""
+    """Refuse an env file that is missing, that users other than its owner and group may read, that
+    anyone but its owner may change, or that names an ``INTERCOM_*`` variable no setting has."""
     try:
-        mode = path.stat().st_mode
+        mode = stat.S_IMODE(path.stat().st_mode)
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read the settings ({exc.strerror})") from None
-    if mode & (stat.S_IROTH | stat.S_IWOTH):
-        raise SettingsError(
-            f"{path}: readable by every user (mode {stat.S_IMODE(mode):o}), and it holds the access key: "
-            f"chmod 640 {path}"
-        )
+    for bit, who in ENV_FILE_REFUSED_BITS:
+        if mode & bit:
+            raise SettingsError(f"{path}: {who} (mode {mode:o}), and it holds the access key: chmod 640 {path}")
+    _check_variables(path)
+
+
+def known_variables() -> frozenset[str]:
+    """Every variable the env file may set: one per setting of the unit and of its sound."""
+    return frozenset(
+        f"{model.model_config.get('env_prefix', '')}{name}".upper()
+        for model in (Settings, AudioSettings)
+        for name in model.model_fields
+    )
+
+
+def _check_variables(path: Path) -> None:
+    known = known_variables()
+    try:
+        names = dotenv_values(path).keys()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read the settings ({exc})") from None
+    for name in names:
+        if name.upper().startswith(PREFIX) and name.upper() not in known:
+            # compared without the prefix they all share, which would make any name close to any other
+            closest = difflib.get_close_matches(name.upper().removeprefix(PREFIX), [n[len(PREFIX) :] for n in known], 1)
+            hint = f"; did you mean {PREFIX}{closest[0]}?" if closest else " (see deploy/intercom.env.example)"
+            raise SettingsError(f"{name}: unknown{hint} (in {path})")
+
+
+def access_key_of(env_file: Path) -> tuple[str, str]:
+    """The access key's id and secret from a unit's env file, checked as :func:`load_settings` checks
+    the file, without the rest of the settings: what ``intercom token --env-file`` mints with."""
+    check_env_file(env_file)
+    values = dotenv_values(env_file)
+    key_id, secret = (values.get(f"{PREFIX}{name}") or "" for name in ("ACCESS_KEY_ID", "ACCESS_KEY"))
+    for name, value in (("ACCESS_KEY_ID", key_id), ("ACCESS_KEY", secret)):
+        if not value:
+            raise SettingsError(f"{PREFIX}{name}: required, and not set (in {env_file})")
+    return key_id, secret
 
 
 def load_settings(env_file: Path | None = DEFAULT_ENV_FILE, **overrides: object) -> tuple[Settings, AudioSettings]:

@@ -22,7 +22,9 @@ from . import api
 from .api.common import metrics_reader
 from .call_service import CallService
 from .config import HubConfig
+from .file_modes import make_private
 from .registrar import Registrar
+from .retention import Retention
 from .sip_service import SipService
 from .storage import Storage
 from .webhooks import WebhookDispatcher
@@ -44,17 +46,20 @@ REFUSAL_REASONS = (
 
 
 def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
-    storage = storage or Storage(config.data_dir)
+    storage = storage or Storage(config.data_dir, check_after_crash=True)
+    make_private(config.data_dir)  # the database's -wal and -shm included, now that they exist
     registrar = Registrar(config, storage.get_key)
-    webhooks = WebhookDispatcher(storage)
-    calls = CallService(config, registrar, storage, storage.get_key)
-    calls.call_log.publisher = webhooks
+    webhooks = WebhookDispatcher(storage, outbound=config.outbound)
+    # Given the webhooks before it closes what a crash left open, so that they hear of that too.
+    calls = CallService(config, registrar, storage, storage.get_key, publisher=webhooks)
     gate = ConnectionGate(config.connection_limits(), tls=config.secure)
     sip = SipService(registrar, calls, gate, config.register_timeout)
+    retention = Retention(storage, calls.call_log, config.storage_limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(_sweep(registrar, calls, storage))
+        sweeper = asyncio.create_task(_sweep(registrar, calls, storage, config.heartbeat_seconds))
+        pruner = asyncio.create_task(retention.run())
         await webhooks.start()
         # Everything made so far (modules, the app, its OpenAPI models) lives as long as the hub:
         # kept out of the collector's reach, a full collection no longer walks it, which paused
@@ -64,12 +69,14 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             yield
         finally:
             sweeper.cancel()
+            pruner.cancel()
             # By now uvicorn has closed every socket, so each call is ending; let them release
             # their media before the loop stops, or aiortc's tasks die half-way.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(calls.wait_idle(), SHUTDOWN_GRACE_SECONDS)
             await calls.close()
             await webhooks.close()  # what is not sent yet is sent after the next start
+            storage.stopped_cleanly()
 
     # The schema and its pages are served by api.install, for admin keys only.
     app = FastAPI(
@@ -83,6 +90,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.add_middleware(EndsHandshake, gate=gate)
     app.state.calls = calls
     app.state.webhooks = webhooks
+    app.state.retention = retention
     api.install(app)
 
     @app.get("/healthz")
@@ -106,23 +114,27 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             f"intercom_calls_started_total {calls.started}\n"
             "# TYPE intercom_calls_answered_total counter\n"
             f"intercom_calls_answered_total {calls.answered}\n"
+            "# TYPE intercom_calls_refused_total counter\n"
+            f"intercom_calls_refused_total {calls.limits.refused}\n"
+            "# TYPE intercom_calls_hung_up_by_limit_total counter\n"
+            f"intercom_calls_hung_up_by_limit_total {calls.limits.hung_up}\n"
             "# TYPE intercom_connections_refused_total counter\n"
             + "".join(
                 f'intercom_connections_refused_total{{reason="{reason}"}} {gate.refused[reason]}\n'
                 for reason in REFUSAL_REASONS
             )
-        )
+        ) + retention.metrics(calls.services.recordings_cut)
 
     return app
 
 
-async def _sweep(registrar: Registrar, calls: CallService, storage: Storage) -> None:
+async def _sweep(registrar: Registrar, calls: CallService, storage: Storage, heartbeat_seconds: float) -> None:
     """Expired bindings every few seconds; the bindings and calls of a revoked key as soon as the
-    database says a key changed (one PRAGMA a tick when nothing did)."""
+    database says a key changed (one PRAGMA a tick when nothing did); the heartbeat while calls run."""
     loop = asyncio.get_running_loop()
-    keys_seen, expired_at = storage.keys_version(), loop.time()
+    keys_seen, expired_at, alive_at = storage.keys_version(), loop.time(), loop.time()
     while True:
-        await asyncio.sleep(KEY_POLL_SECONDS)
+        await asyncio.sleep(min(KEY_POLL_SECONDS, heartbeat_seconds))
         try:
             if (version := storage.keys_version()) != keys_seen:
                 keys_seen = version
@@ -130,6 +142,11 @@ async def _sweep(registrar: Registrar, calls: CallService, storage: Storage) -> 
             if loop.time() - expired_at >= EXPIRY_SWEEP_SECONDS:
                 expired_at = loop.time()
                 registrar.expire()
+            if calls.calls and loop.time() - alive_at >= heartbeat_seconds:
+                alive_at = loop.time()
+                # Only while calls run: an idle unit writes nothing to its card (only a call left
+                # open needs to know when the hub died), and a new call's own rows tell that too.
+                storage.mark_alive()
         except Exception:  # a bad tick must not stop the next ones
             log.exception("the hub's sweeper failed; trying again")
 

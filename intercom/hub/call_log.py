@@ -3,18 +3,28 @@
 Every status change of a call or a leg, and every recording kept, goes through here: the row is
 stored at once (a hub that stops mid-call leaves a log that says how far the call got) and then
 handed to the webhook dispatcher, which never blocks.
+
+A disk that cannot be written (read-only, full) never fails a call: the row is held back in
+memory, the latest version of each row, at most ``MAX_HELD_BACK`` rows (the oldest beyond that are
+lost and counted), and written as soon as a write succeeds again (the next row, or the retry of
+:class:`~intercom.hub.retention.Retention`). A hub stopped meanwhile loses what it held back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import time
+from collections import defaultdict
 from typing import Any, Protocol
 
 from .records import LEG_FINAL, CallRecord, LegRecord, RecordingRecord, UnlockEvent, Webhook
 from .storage import Storage
 
 log = logging.getLogger(__name__)
+
+MAX_HELD_BACK = 1_000  # rows kept in memory while the disk fails: ~1 kB each
 
 
 class Publisher(Protocol):
@@ -28,15 +38,38 @@ class CallLog:
         self.storage = storage
         self.publisher = publisher
         self._webhooks: dict[str, Webhook] = {}  # a call's own webhook (POST /v1/calls), while it lasts
+        self._held_back: dict[tuple[type, str], Any] = {}  # rows not written yet, oldest first
+        self.lost = 0  # rows dropped from the held-back ones since start-up
+        self._lost_unsaid = 0  # of those, not yet in the log line that says logging resumed
 
     def close_unfinished(self) -> int:
-        """At start-up: calls a stopped hub left open end now, with their legs, and say why."""
-        calls = self.storage.unfinished(CallRecord, ("ended",))
+        """At start-up: calls a stopped hub left open end with their legs, and say why.
+
+        They end when the hub was last known alive, not now: its heartbeat, the last row it wrote
+        of the call, or the end of the audio a recording of it holds, whichever is latest (run
+        :func:`~intercom.hub.recordings.recover_recordings` first, so that those are counted)."""
+        heartbeat = self.storage.last_alive() or 0.0
+        legs: dict[str, list[LegRecord]] = defaultdict(list)
         for leg in self.storage.unfinished(LegRecord, tuple(LEG_FINAL)):
-            self.update_leg(leg, status="hangup" if leg.answered_at else "failed")
-        for call in calls:
-            self.update_call(call, status="ended", reason=call.reason or "the hub stopped during the call")
+            legs[leg.call_id].append(leg)
+        calls = {call.id: call for call in self.storage.unfinished(CallRecord, ("ended",))}
+        for call_id in calls.keys() | legs.keys():
+            call = calls.get(call_id)
+            alive = max(heartbeat, call.updated_at if call else 0.0, *self._last_signs(legs[call_id]))
+            for leg in legs[call_id]:
+                self.update_leg(leg, status="hangup" if leg.answered_at else "failed", ended_at=alive)
+            if call is not None:
+                reason = call.reason or "the hub stopped during the call"
+                self.update_call(call, status="ended", reason=reason, ended_at=alive)
         return len(calls)
+
+    def _last_signs(self, legs: list[LegRecord]) -> list[float]:
+        """When the hub last wrote each leg, and when the audio of each of their recordings ends."""
+        signs = [leg.updated_at for leg in legs]
+        for leg in legs:
+            recordings, _ = self.storage.page(RecordingRecord, parent=leg.id)
+            signs += [recording.created_at + recording.duration for recording in recordings]
+        return signs
 
     def new_call(self, record: CallRecord, webhook: Webhook | None = None) -> CallRecord:
         if webhook is not None:
@@ -64,7 +97,20 @@ class CallLog:
             changes.setdefault("ended_at", time.time())
         self._change(leg, changes)
 
+    def recording_started(self, recording: RecordingRecord) -> None:
+        """A recording's row as its file is made (status "recording"), so that a hub that dies
+        mid-recording finds it at the next start; told to nobody until it is kept. A disk that
+        refuses it leaves the recording without that safety net, and the call going on."""
+        self.storage.try_put(recording)
+
+    def recording_dropped(self, recording: RecordingRecord) -> None:
+        """A started recording that holds nothing after all: its row goes (or, on a disk that
+        refuses, at the next start, which finds no audio in it)."""
+        with contextlib.suppress(sqlite3.Error):
+            self.storage.delete(RecordingRecord, recording.id)
+
     def new_recording(self, recording: RecordingRecord) -> None:
+        """A recording kept (status "done"): stored and told to the webhooks."""
         self._keep(recording, created=True)
 
     def publish_event(self, event: UnlockEvent) -> None:
@@ -82,8 +128,26 @@ class CallLog:
             setattr(row, name, value)
         self._keep(row, created=False)
 
+    @property
+    def held_back(self) -> int:
+        return len(self._held_back)
+
+    def write_held_back(self) -> None:
+        """Write the rows a failing disk held back, oldest first, until one fails again."""
+        for key, row in list(self._held_back.items()):
+            if not self.storage.try_put(row):
+                return
+            del self._held_back[key]
+        if self._lost_unsaid:
+            log.warning("call log: %d row(s) were lost while the disk could not be written", self._lost_unsaid)
+            self._lost_unsaid = 0
+
     def _keep(self, row: Any, created: bool) -> Any:
-        self.storage.put(row)
+        if self.storage.try_put(row):
+            if self._held_back:
+                self.write_held_back()
+        else:
+            self._hold_back(row)
         if self.publisher is not None:
             call_id = row.id if isinstance(row, CallRecord) else row.call_id
             try:
@@ -91,3 +155,12 @@ class CallLog:
             except Exception:  # a webhook must never break a call
                 log.exception("publishing %s %s failed", type(row).__name__, row.id)
         return row
+
+    def _hold_back(self, row: Any) -> None:
+        key = (type(row), row.id)
+        self._held_back.pop(key, None)  # the latest version, at the end: the newest
+        self._held_back[key] = row
+        if len(self._held_back) > MAX_HELD_BACK:
+            del self._held_back[next(iter(self._held_back))]
+            self.lost += 1
+            self._lost_unsaid += 1

@@ -24,7 +24,7 @@ def call_list(storage: Storage, limit: int) -> list[str]:
         if rung:
             lines.append(f"    rang {'; '.join(rung)}")
         for recording in recordings:
-            lines.append(f"    recording {minutes(recording.duration)}  {storage.data_dir / recording.path}")
+            lines.append(f"    recording {minutes(recording.duration)}  {_file(storage, recording)}")
     if total > len(calls):
         lines.append(f"({total - len(calls)} older calls not shown; --limit N shows more)")
     return lines
@@ -52,9 +52,16 @@ def call_detail(storage: Storage, call_id: str) -> list[str] | None:
     for recording in recordings:
         lines.append(
             f"  {recording.id}  {recording.kind:<8}  {minutes(recording.duration)}  leg {recording.leg_id}  "
-            f"{storage.data_dir / recording.path}"
+            f"{_file(storage, recording)}" + (f"  (stopped early: {recording.cut})" if recording.cut else "")
         )
     return lines
+
+
+def _file(storage: Storage, recording: RecordingRecord) -> str:
+    """Where its WAV is, or that it went to keep the recordings quota."""
+    if recording.pruned_at is not None:
+        return f"(pruned {clock(recording.pruned_at)}: the recordings quota)"
+    return str(storage.data_dir / recording.path)
 
 
 def _legs_and_recordings(storage: Storage, call_id: str) -> tuple[list[LegRecord], list[RecordingRecord]]:

@@ -1,7 +1,8 @@
 """Routes the call requests arriving on the hub's SIP connections to their calls.
 
 New INVITEs are checked (token, ``client.outgoing``, the flow, the offer) before a call exists:
-a caller without the capability gets 403, an unknown flow 404. CANCEL, BYE, INFO, UPDATE and
+a caller without the capability gets 403, an unknown flow 404, a caller over a call limit 486 or
+503 (:mod:`intercom.hub.call_limits`). CANCEL, BYE, INFO, UPDATE and
 the ACK of a 2xx find their call by dialog; a request for no known dialog gets 481. What passes
 from one leg to the other is built anew, with the sender's identity asserted by the hub
 (:mod:`intercom.sip.door`); a MESSAGE is a browser's report or a door's event.
@@ -28,11 +29,13 @@ from ..sip.door import DOOR_EVENT_CONTENT_TYPE, UNLOCK_CONTENT_TYPE, asserted_id
 from ..sip.dtmf import DTMF_CONTENT_TYPE, dtmf_signals
 from ..sip.headers import content_type as content_type_of
 from ..transport import ConnectionClosed, SipConnection
-from .call_log import CallLog
+from .call_limits import CallLimits, CallRefused
+from .call_log import CallLog, Publisher
 from .callflows import CLIENT_PREFIX, CallFlow
 from .calls import FlowServices, HubCall
 from .config import HubConfig
 from .legs import SDP, CallerLeg, HubAddress
+from .recordings import recover_recordings
 from .records import CallRecord, LegRecord, UnlockEvent, Webhook
 from .registrar import Registrar
 from .storage import Storage
@@ -44,16 +47,31 @@ IN_DIALOG_METHODS = ("BYE", "INFO", "UPDATE")
 
 
 class CallService:
-    def __init__(self, config: HubConfig, registrar: Registrar, storage: Storage, lookup_key: KeyLookup) -> None:
+    def __init__(
+        self,
+        config: HubConfig,
+        registrar: Registrar,
+        storage: Storage,
+        lookup_key: KeyLookup,
+        publisher: Publisher | None = None,
+    ) -> None:
         self.config = config
         self.registrar = registrar
         self.storage = storage
         self.lookup_key = lookup_key
         self.calls: dict[str, HubCall] = {}  # by HubCall.id: the caller's Call-ID, or the call's id
-        self.call_log = CallLog(storage)
+        self.limits = CallLimits(config, self.calls)
+        self.call_log = CallLog(storage, publisher)
+        recover_recordings(self.call_log, Path(config.data_dir))
         if left := self.call_log.close_unfinished():
             log.warning("%d call(s) were still going when the hub last stopped: logged as ended", left)
-        self.services = FlowServices(Path(config.data_dir), self.call_log)
+        self.services = FlowServices(
+            Path(config.data_dir),
+            self.call_log,
+            outbound=config.outbound,
+            storage_limits=config.storage_limits,
+            recording_sync_seconds=config.recording_sync_seconds,
+        )
         self.started = self.answered = 0  # calls since start-up, for /metrics
         self._idle = asyncio.Event()
         self._idle.set()
@@ -74,8 +92,16 @@ class CallService:
             connection.send_response(transaction, make_response(request, status, reason))
             return
         grant, flow, variables = checked  # type: ignore[misc]
-        policy = self.config.leg_media()
         identity = grant.outgoing.identity if grant.outgoing else None
+        try:
+            self.limits.check_new(identity)
+        except CallRefused as refused:
+            headers = list(refused.headers.items())
+            connection.send_response(
+                transaction, make_response(request, refused.sip_status, refused.sip_reason, headers=headers)
+            )
+            return
+        policy = self.config.leg_media()
         caller = CallerLeg(
             connection, transaction, request, self.hub, new_peer_connection(policy, opus_passthrough=True), identity
         )
@@ -95,19 +121,25 @@ class CallService:
             self.hub,
             policy,
             self.services,
+            self.limits,
             record,
             caller_record,
             caller_key=grant.access_key_id,
         )
+        self._admit(call)  # before any await: the next INVITE counts this call
         await self._run(call, flow)
 
     async def originate(self, source: str, identity: str, flow: CallFlow, webhook: Webhook | None = None) -> CallRecord:
-        """A Voice API call: ring client ``identity`` and run ``flow`` once it answers (in the background)."""
+        """A Voice API call: ring client ``identity`` and run ``flow`` once it answers (in the
+        background); :class:`CallRefused` over a call limit."""
+        self.limits.check_new(identity)
         record = self.call_log.new_call(
             CallRecord(source=source, destination=f"{CLIENT_PREFIX}{identity}", status="queued", call_flow_id=flow.id),
             webhook,
         )
-        call = HubCall(None, source, {}, self.registrar, self.hub, self.config.leg_media(), self.services, record)
+        policy = self.config.leg_media()
+        call = HubCall(None, source, {}, self.registrar, self.hub, policy, self.services, self.limits, record)
+        self._admit(call)
         task = asyncio.create_task(self._run(call, flow), name=f"call {record.id}")
         self._originated.add(task)
         task.add_done_callback(self._originated.discard)
@@ -129,10 +161,12 @@ class CallService:
         """End the calls (and the ringing of devices) standing on these revoked keys."""
         await asyncio.gather(*(call.keys_revoked(revoked) for call in list(self.calls.values())))
 
-    async def _run(self, call: HubCall, flow: CallFlow) -> None:
+    def _admit(self, call: HubCall) -> None:
         self.calls[call.id] = call
         self.started += 1
         self._idle.clear()
+
+    async def _run(self, call: HubCall, flow: CallFlow) -> None:
         try:
             await call.run(flow)
         finally:
@@ -282,7 +316,7 @@ class CallService:
     ) -> None:
         kind = content_type_of(request.headers)
         if kind == STATS:
-            call.stats[side].reports.append(request.body.decode("utf-8", errors="replace"))
+            call.stats[side].add_report(request.body.decode("utf-8", errors="replace"))
             connection.send_response(transaction, make_response(request, 200))
             return
         if kind == UNLOCK_CONTENT_TYPE:
@@ -295,7 +329,7 @@ class CallService:
         connection.send_response(transaction, make_response(request, 200))
         if side == "caller" and call.bridge is None:  # the flow is talking to the caller: keys are for it
             for key in dtmf_signals(request.body):
-                call.keys.put_nowait(key)
+                call.key_pressed(key)
             return
         await self._pass_on(call, side, DTMF_CONTENT_TYPE, request.body)
 

@@ -7,7 +7,9 @@ caller itself as soon as a step speaks, plays, listens or records; ``transfer`` 
 to every device of every listed identity, relays the first 180, bridges the first 200 and
 cancels the rest. The call ends for both sides when either sends BYE or loses its socket; a
 caller nobody answered gets the best failure the callees gave (a 6xx first, else the lowest
-code), or 480. Every change is written to the call log as it happens.
+code), or 480. The hub ends a call itself at its maximum duration, and when an answered leg has
+sent no RTP for the media timeout (:mod:`intercom.hub.call_limits`). Every change is written to
+the call log as it happens.
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..http_client import new_client
-from ..media import AudioBridge, MediaPolicy, new_peer_connection
+from ..http_client import OutboundPolicy, new_client
+from ..media import AudioBridge, MediaPolicy, new_peer_connection, packets_received
+from ..media.tasks import cancel_and_wait
 from ..sip import Dialog, Response
 from ..sip.dtmf import DTMF_CONTENT_TYPE, dtmf_body
 from ..transport import ConnectionClosed, SipConnection
+from .call_limits import CallLimits
 from .call_log import CallLog
 from .callflows import CLIENT_PREFIX, DEFAULT_TRANSFER_TIMEOUT, CallFlow, TransferOptions
 from .flow_engine import run_flow
@@ -33,6 +38,8 @@ from .legs import CalleeLeg, CallerLeg, HubAddress, send_bye
 from .recordings import Recording
 from .records import CallRecord, LegRecord, LegStatus, RecordingKind
 from .registrar import Registrar
+from .retention import StorageLimits
+from .storage_fault import StorageFault
 
 if TYPE_CHECKING:
     import httpx
@@ -46,6 +53,8 @@ CANCEL_ANSWER_TIMEOUT = 5.0  # how long a cancelled device may take to send its 
 DTMF_SENT_MS = 100
 ACK_TIMEOUT = 5.0  # how long keys for a caller wait for the ACK of the hub's answer
 BUSY_CODES = frozenset({486, 600, 603})
+MEDIA_CHECKS = 5  # looks at the legs' packet counts per media timeout: a dead leg ends within 1.2 timeouts
+MAX_QUEUED_KEYS = 32  # DTMF keys kept for a step that reads none yet; a peer sending more has the rest dropped
 NO_ANSWER_CODES = frozenset({408, 480})
 
 T = TypeVar("T")
@@ -57,13 +66,17 @@ class FlowServices:
 
     data_dir: Path
     call_log: CallLog
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    storage_limits: StorageLimits = field(default_factory=StorageLimits)
+    recording_sync_seconds: float | None = None  # see HubConfig
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    recordings_cut: Counter[str] = field(default_factory=Counter)  # recordings stopped early, by why
     _http: httpx.AsyncClient | None = None
 
     async def http(self) -> httpx.AsyncClient:
         """The client of ``fetchCallFlow`` and ``onFinish``, made at first use."""
         if self._http is None:
-            self._http = await new_client()
+            self._http = await new_client(self.outbound)
         return self._http
 
     async def close(self) -> None:
@@ -89,13 +102,26 @@ class FlowServices:
     def recordings_dir(self) -> Path:
         return self.data_dir / "recordings"
 
+    @property
+    def fault(self) -> StorageFault:
+        return self.call_log.storage.fault
+
 
 @dataclass
 class LegStats:
-    """What the browser client reports about its leg (stats INFO, the post-dial-delay MESSAGE)."""
+    """What the browser client reports about its leg (stats INFO, the post-dial-delay MESSAGE).
 
-    reports: list[str] = field(default_factory=list)
+    A browser sends a stats INFO every few seconds for the life of the call (~1.7 kB each), and
+    nothing reads more than the latest: so the latest and a count are kept, whatever the length
+    of the call."""
+
+    last_report: str | None = None
+    reports: int = 0
     post_dial_delay_ms: float | None = None
+
+    def add_report(self, report: str) -> None:
+        self.last_report = report
+        self.reports += 1
 
 
 class HubCall:
@@ -110,6 +136,7 @@ class HubCall:
         hub: HubAddress,
         media: MediaPolicy,
         services: FlowServices,
+        limits: CallLimits,
         record: CallRecord,
         caller_record: LegRecord | None = None,
         caller_key: str | None = None,
@@ -122,6 +149,7 @@ class HubCall:
         self.hub = hub
         self.media = media
         self.services = services
+        self.limits = limits
         self.record = record
         self.caller_record = caller_record
         self.callee: CalleeLeg | None = None
@@ -129,7 +157,8 @@ class HubCall:
         self.flow_media: FlowMedia | None = None
         self.failure = NOBODY
         self.ended = asyncio.Event()
-        self.keys: asyncio.Queue[str] = asyncio.Queue()
+        self.keys: asyncio.Queue[str] = asyncio.Queue(MAX_QUEUED_KEYS)
+        self.keys_dropped = 0
         self.stats = {"caller": LegStats(), "callee": LegStats()}
         self.recordings: list[Recording] = []
         self.record_whole_call = False  # the flow's ``record: true``: from the hub's answer to the end
@@ -158,16 +187,74 @@ class HubCall:
         return isinstance(self.caller, CallerLeg) and self.caller.answered and self.caller.dialog is None
 
     async def run(self, flow: CallFlow) -> None:
-        """Run ``flow``; a Voice API call first rings its client (as long as a ``transfer`` rings)."""
+        """Run ``flow`` until it ends or the call reaches one of its limits, which hangs it up."""
+        flow_run = asyncio.create_task(self._run_flow(flow), name=f"flow of call {self.id}")
+        watch = asyncio.create_task(self._limit_reached(), name=f"limits of call {self.id}")
         try:
-            if self.caller is None:
-                await self._ring_party(DEFAULT_TRANSFER_TIMEOUT)
-            if not self.over:
-                await run_flow(flow, self)
+            await asyncio.wait({flow_run, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if watch.done():
+                reason = watch.result()
+                log.warning("call %s: hung up: %s", self.id, reason)
+                self.limits.hung_up += 1
+                self.record.reason = reason
+                await self.hang_up(reason, failure=(480, f"Temporarily Unavailable ({reason})"))
+            await flow_run
         finally:
+            for task in (watch, flow_run):
+                if not task.done():  # a task that ended has said how already
+                    await cancel_and_wait(task)
             self.refuse_caller()  # a flow that ends (or fails) unanswered must not leave the caller ringing
             await self.end(by=None)
             await self.close()
+
+    async def _run_flow(self, flow: CallFlow) -> None:
+        """A Voice API call first rings its client (as long as a ``transfer`` rings), then runs ``flow``."""
+        if self.caller is None:
+            await self._ring_party(DEFAULT_TRANSFER_TIMEOUT)
+        if not self.over:
+            await run_flow(flow, self)
+
+    async def _limit_reached(self) -> str:
+        """Wait until the call has lasted its maximum duration, or an answered leg has sent no RTP
+        for the media timeout; say which, naming the setting. The limits are read at every look,
+        so a hub whose settings change applies them to the calls already going."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        heard: dict[str, tuple[int, float]] = {}  # per answered side: packets so far, and since when
+        while (now := loop.time()) < started + (longest := self.limits.max_call_duration):
+            quiet = self.limits.media_timeout
+            for side, leg in self._media_legs():
+                count = packets_received(leg.media)
+                if heard.get(side, (None,))[0] != count:
+                    heard[side] = (count, now)
+                elif now - heard[side][1] >= quiet:
+                    who = leg.identity or "anonymous"
+                    return f"no audio from the {side} ({who}) for {quiet:g} s, the limit media_timeout"
+            await asyncio.sleep(min(quiet / MEDIA_CHECKS, started + longest - now))
+        return f"the call lasted {longest:g} s, the limit max_call_duration"
+
+    def _media_legs(self) -> list[tuple[str, CallerLeg | CalleeLeg]]:
+        """The sides whose media is up: answered by the hub, or answering it."""
+        legs = (("caller", self.caller), ("callee", self.callee))
+        return [(side, leg) for side, leg in legs if leg is not None and leg.dialog is not None]
+
+    def identities(self) -> set[str]:
+        """The clients this call holds (what :class:`CallLimits` counts): the one that called or a
+        Voice API call rings, the device that answered, and the devices ringing."""
+        legs = (self.caller, self.callee, *self._ringing)
+        found = {leg.identity for leg in legs if leg is not None and leg.identity is not None}
+        if self.caller is None:  # a Voice API call, before its client answers
+            found.add(self.record.destination.removeprefix(CLIENT_PREFIX))
+        return found
+
+    def key_pressed(self, key: str) -> None:
+        """A DTMF key from the party for the flow; past :data:`MAX_QUEUED_KEYS` unread, dropped."""
+        if self.keys.full():
+            self.keys_dropped += 1
+            if self.keys_dropped == 1:
+                log.warning("call %s: %d keys unread: dropping the keys after them", self.id, MAX_QUEUED_KEYS)
+            return
+        self.keys.put_nowait(key)
 
     async def until_ended(self, work: Awaitable[T]) -> T | None:
         """``work``'s result, or ``None`` (and ``work`` cancelled) once the call ends first."""
@@ -280,6 +367,17 @@ class HubCall:
             self.failure = NOBODY
             self.record.reason = f"nobody registered as {', '.join(identities)}"
             return None
+        busy = {
+            identity
+            for identity in {binding.identity for binding in bindings}
+            if not self.limits.may_ring(identity, self)
+        }
+        bindings = [binding for binding in bindings if binding.identity not in busy]
+        if not bindings:
+            self.record.reason = f"busy: {', '.join(sorted(busy))} in too many calls, the limit max_calls_per_identity"
+            self.failure = (486, f"Busy Here ({self.record.reason})")
+            return None
+        bindings = bindings[: self.limits.ring_legs(len(bindings))]
         if self.record.status == "queued":
             self.log.update_call(self.record, status="starting")
         self._ringing = []
@@ -382,11 +480,11 @@ class HubCall:
             return
         await asyncio.gather(*(leg.cancel() for leg in self._ringing if leg.binding.grant.access_key_id in revoked))
 
-    async def hang_up(self, reason: str) -> None:
-        """End the call from outside (DELETE /v1/calls/{id}) wherever it is: a caller not yet
-        answered gets 603, ringing devices are cancelled, answered sides get BYE."""
+    async def hang_up(self, reason: str, failure: tuple[int, str] = DECLINED) -> None:
+        """End the call from outside (DELETE /v1/calls/{id}, a limit) wherever it is: a caller not
+        yet answered gets ``failure``, ringing devices are cancelled, answered sides get BYE."""
         self.record.reason = self.record.reason or reason
-        self.failure = DECLINED
+        self.failure = failure
         self.refuse_caller()
         await self.stop_ringing()
         await self.end(by=None)

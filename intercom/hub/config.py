@@ -6,8 +6,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..auth import TurnCredentials, turn_credentials
+from ..http_client import OutboundPolicy
 from ..media import IceServer, MediaPolicy
 from ..transport.limits import ConnectionLimits
+from .retention import StorageLimits
 
 # The hub forwards audio and leaves buffering to the endpoints (DESIGN.md, performance facts).
 HUB_MEDIA = MediaPolicy(jitter_frames=0)
@@ -36,6 +38,20 @@ class HubConfig:
     sip_messages_per_second: float = 50.0  # per connection, on average ...
     sip_message_burst: int = 50  # ... and at once
     descriptor_reserve: int = 256  # descriptors kept beyond max_connections (database, recordings, media)
+    # where fetchCallFlow, play, onFinish and webhooks may connect, and how much of an answer they take
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    # Calls (issue 16; docs/call-limits.md argues the defaults): how many at once, how long, how quiet.
+    max_calls: int = 20  # calls at once in the whole hub; one more gets 503 with Retry-After
+    max_calls_per_identity: int = 4  # calls one client makes or is rung or talks in at once; one more: 486
+    max_call_duration: float = 3600.0  # seconds from a call's start to the hub hanging it up
+    media_timeout: float = 30.0  # seconds an answered leg may send no RTP before the hub ends the call
+    max_ring_legs: int = 20  # devices one transfer rings at once (every device of every identity listed)
+    storage_limits: StorageLimits = field(default_factory=StorageLimits)  # what the data directory may hold
+    # Power cuts (docs/storage.md): a recording is flushed to the card every this many seconds of
+    # audio, so a cut loses at most that much of it; while calls run, the hub notes in the database
+    # that it is alive this often, and a call a cut left open ends then.
+    recording_sync_seconds: float = 2.0
+    heartbeat_seconds: float = 10.0
 
     @property
     def secure(self) -> bool:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_KEYPRESS_VAR = 64  # keys an onKeypressVar keeps, the latest: a code, not whatever a peer sends for an hour
+
 
 async def run_flow(flow: CallFlow, call: HubCall) -> None:
     """Run the steps until the flow or the call ends."""
@@ -67,7 +69,8 @@ async def _run_step(call: HubCall, step: Step) -> Outcome:
             if run.on_key is not None and run.on_key(pressed):
                 continue  # the step took it (a record's finishOnKey)
             if step.on_keypress_var:
-                call.variables[step.on_keypress_var] = call.variables.get(step.on_keypress_var, "") + pressed
+                pressed_so_far = call.variables.get(step.on_keypress_var, "") + pressed
+                call.variables[step.on_keypress_var] = pressed_so_far[-MAX_KEYPRESS_VAR:]
             if step.on_keypress_goto:
                 log.info("call %s: key %s during step %s: on to %s", call.id, pressed, step.id, step.on_keypress_goto)
                 return Goto(step.on_keypress_goto)

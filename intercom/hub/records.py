@@ -19,6 +19,7 @@ CallStatus = Literal["queued", "starting", "ongoing", "ended"]
 LegStatus = Literal["starting", "ringing", "ongoing", "busy", "no_answer", "failed", "hangup"]
 Direction = Literal["incoming", "outgoing"]
 RecordingKind = Literal["ivr", "transfer", "call"]
+RecordingStatus = Literal["recording", "done"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 UnlockEventKind = Literal["open", "wrong", "lockout", "refused"]
 
@@ -69,7 +70,13 @@ class RecordingRecord(_Row):
     kind: RecordingKind = Field(alias="type")
     duration: float = 0.0  # seconds of audio in the file
     channels: int = 1
+    # "recording" from the first sample on, so that a hub that dies finds and repairs it at its next start
+    status: RecordingStatus = "done"
     path: str  # the WAV file, relative to the hub's data directory
+    # The file went to keep the recordings quota (intercom.hub.retention); the row stays, so the
+    # call log still says a recording was made.
+    pruned_at: float | None = Field(None, alias="prunedAt")
+    cut: str | None = None  # why it stopped before its step ended (a limit, a full disk), if it did
 
 
 class Webhook(_Row):

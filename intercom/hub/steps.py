@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel
 
-from ..http_client import httpx_module
+from ..http_client import OutboundRefused, httpx_module, outbound_module
 from ..media import MediaError, SpeechError, load_media, speak
 from ..media.tracks import SAMPLE_RATE
 from .callflows import (
@@ -121,7 +121,9 @@ async def _play_media(run: StepRun) -> Outcome:
         return END
     services = run.call.services
     try:
-        samples = await run.call.until_ended(load_media(options.media, services.media_dir, services.cache_dir))
+        samples = await run.call.until_ended(
+            load_media(options.media, services.media_dir, services.cache_dir, policy=services.outbound)
+        )
     except MediaError as exc:
         log.warning("call %s: play step %s skipped: %s", run.call.id, run.step.id, exc)
         return NEXT
@@ -166,7 +168,9 @@ async def _record(run: StepRun) -> Outcome:
     deadline = loop.time() + options.max_length
     try:
         while not finished.is_set() and not call.over and loop.time() < deadline:
-            if options.timeout and recording.writer.silent_seconds >= options.timeout:
+            if recording.cut is not None:
+                break  # a limit or the disk stopped it: the flow goes on
+            if options.timeout and recording.silent_seconds >= options.timeout:
                 break
             wait = min(SILENCE_CHECK_SECONDS, deadline - loop.time())
             await call.until_ended(_wait_for(finished, wait))
@@ -195,13 +199,16 @@ async def _send_recording(call: HubCall, recording: RecordingRecord, url: str) -
         "duration": str(recording.duration),
     }
     httpx = await httpx_module()
+    outbound = await outbound_module()
     try:
         content = (services.data_dir / recording.path).read_bytes()
-        response = await (await services.http()).post(
-            url, data=fields, files={"file": (f"{recording.id}.wav", content, "audio/wav")}, timeout=ON_FINISH_TIMEOUT
-        )
-        response.raise_for_status()
-    except (OSError, httpx.HTTPError) as exc:
+        files = {"file": (f"{recording.id}.wav", content, "audio/wav")}
+        http = await services.http()
+        async with outbound.opened(
+            http, services.outbound, "POST", url, data=fields, files=files, timeout=ON_FINISH_TIMEOUT
+        ) as response:
+            response.raise_for_status()  # the answer itself is not read: nothing in it is used
+    except (OSError, httpx.HTTPError, OutboundRefused) as exc:
         log.warning("call %s: recording %s not sent to %s: %s", call.id, recording.id, url, exc)
 
 
@@ -214,18 +221,32 @@ async def _fetch_call_flow(run: StepRun) -> Outcome:
         "destination": call.record.destination,
         "variables": call.variables,
     }
-    http = await call.services.http()
+    services = call.services
+    http = await services.http()
     httpx = await httpx_module()
+    outbound = await outbound_module()
+    policy = services.outbound
     try:
         async with asyncio.timeout(FETCH_TIMEOUT):  # the whole exchange, however slowly it trickles
-            response = await call.until_ended(http.post(options.url, json=body))
-        if response is None:
+            answer = await call.until_ended(
+                outbound.read(
+                    http,
+                    policy,
+                    "POST",
+                    options.url,
+                    json=body,
+                    max_bytes=policy.max_flow_bytes,
+                    setting=policy.setting("max_flow_bytes"),
+                )
+            )
+        if answer is None:
             return END
+        response, content = answer
         response.raise_for_status()
-        flow = CallFlow.from_json(response.content)
+        flow = CallFlow.from_json(content)
     except (TimeoutError, httpx.TimeoutException):
         failure = f"no answer within {FETCH_TIMEOUT:g} s"
-    except (httpx.HTTPError, CallFlowError) as exc:
+    except (httpx.HTTPError, CallFlowError, OutboundRefused) as exc:
         failure = _first_line(exc)
     else:
         log.info("call %s: %s answered %d steps", call.id, options.url, len(flow.steps))

@@ -4,7 +4,8 @@ MessageBird signs them, and retried until the receiver takes it.
 :meth:`WebhookDispatcher.publish` runs inside call flows, on every status change, so it only
 renders and queues: each delivery is a row written at once (a restart resumes it) and sent by a
 task of its own, so that a receiver that is down, or one that accepts and never answers, holds
-up nobody else. A delivery is sent at least once: one cut off by a shutdown is sent again.
+up nobody else. A delivery is sent at least once: one cut off by a shutdown is sent again (but
+one queued while the disk could not be written is sent from memory only, and lost by a restart).
 
 The ``MessageBird-Signature-JWT`` header is an HS256 JWT keyed by the webhook's token whose
 claims bind it to the URL and the body (``url_hash``, ``payload_hash``: SHA-256, hex).
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import jwt
 
-from ..http_client import new_client
+from ..http_client import DEFAULT_OUTBOUND, OutboundPolicy, new_client, outbound_module
 from .api.views import render, rfc3339
 from .records import CallRecord, LegRecord, RecordingRecord, UnlockEvent, Webhook, WebhookDelivery
 from .storage import Storage
@@ -71,8 +72,10 @@ class WebhookDispatcher:
         retry_delays: Sequence[float] = RETRY_DELAYS,
         timeout: float = TIMEOUT,
         max_sending: int = MAX_SENDING,
+        outbound: OutboundPolicy = DEFAULT_OUTBOUND,
     ) -> None:
         self.storage = storage
+        self.outbound = outbound
         self.retry_delays = tuple(retry_delays)
         self.timeout = timeout
         self._sending = asyncio.Semaphore(max_sending)
@@ -111,15 +114,14 @@ class WebhookDispatcher:
                 event=event,
                 payload=body,
             )
-            self._send(self.storage.put(delivery))
+            self.storage.try_put(delivery)  # on a failing disk it is sent all the same, from memory
+            self._send(delivery)
 
     async def start(self) -> None:
         """Send from now on, beginning with the deliveries left pending by the last run."""
         self._started = True
-        deliveries, _ = self.storage.page(WebhookDelivery)
-        for delivery in deliveries:
-            if delivery.status == "pending":
-                self._send(delivery)
+        for delivery in self.storage.pending_deliveries():
+            self._send(delivery)
 
     async def close(self) -> None:
         """Stop sending; what is not delivered yet stays pending for the next :meth:`start`."""
@@ -152,7 +154,7 @@ class WebhookDispatcher:
     async def _http(self) -> httpx.AsyncClient:
         async with self._client_made:
             if self._client is None:
-                self._client = await new_client(timeout=self.timeout)
+                self._client = await new_client(self.outbound, timeout=self.timeout)
             return self._client
 
     async def _deliver(self, delivery: WebhookDelivery) -> None:
@@ -168,19 +170,24 @@ class WebhookDispatcher:
                 if delivery.attempts > len(self.retry_delays):
                     delivery.status = "failed"
                     log.warning("webhook to %s failed %d times: %s", delivery.url, delivery.attempts, error)
-            self.storage.put(delivery)
+            self.storage.try_put(delivery)
             if delivery.status != "pending":
                 return
             await asyncio.sleep(self.retry_delays[delivery.attempts - 1])
 
     async def _attempt(self, client: httpx.AsyncClient, delivery: WebhookDelivery) -> str | None:
-        """One POST; what went wrong, or ``None`` when the receiver took it (2xx)."""
+        """One POST; what went wrong, or ``None`` when the receiver took it (2xx). The answer's
+        body is not read: a receiver cannot make the hub take in more than its status line and
+        headers, and a redirect is a failure like any other 3xx."""
         body = delivery.payload.encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(delivery.url, body, delivery.token)}
+        outbound = await outbound_module()
         try:
-            response = await client.post(delivery.url, content=body, headers=headers)
-        except Exception as exc:  # network errors, and anything else: the row records it and moves on
+            async with outbound.opened(
+                client, self.outbound, "POST", delivery.url, follow_redirects=False, content=body, headers=headers
+            ) as response:
+                if not response.is_success:
+                    return f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+        except Exception as exc:  # network errors, refusals, and anything else: the row records it and moves on
             return f"{type(exc).__name__}: {exc}".rstrip(": ")
-        if not response.is_success:
-            return f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
         return None

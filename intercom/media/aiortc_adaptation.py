@@ -319,6 +319,17 @@ def playout_of(receiver: RTCRtpReceiver) -> PlayoutBuffer | None:
     return buffer if isinstance(buffer, PlayoutBuffer) else None
 
 
+def packets_received(connection: RTCPeerConnection) -> int:
+    """RTP packets the audio receivers of ``connection`` have taken so far.
+
+    What a media timeout watches: the :class:`PlayoutBuffer` counts every packet it is given,
+    bridged or not, so watching costs nothing per packet. A muted unit still sends (silence, see
+    :class:`~.tracks.MutableSource`); only a peer that stopped sending leaves the count still.
+    """
+    playouts = (playout_of(transceiver.receiver) for transceiver in connection.getTransceivers())
+    return sum(playout.stats.received for playout in playouts if playout is not None)
+
+
 def negotiated_mime_type(transceiver: RTCRtpTransceiver) -> str | None:
     """The codec the transceiver sends and receives with (``"audio/opus"``), None before negotiation."""
     codecs = transceiver._codecs

@@ -16,11 +16,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..http_client import httpx_module, new_client
+from ..http_client import DEFAULT_OUTBOUND, OutboundPolicy, OutboundRefused, httpx_module, new_client, outbound_module
 from .tones import SoundFile, WavError
 
 MAX_MEDIA_SECONDS = 600.0  # decoded whole into memory (~55 MB at this length): longer is a mistake
-MAX_MEDIA_BYTES = 20 * 1024 * 1024
 
 
 class MediaError(RuntimeError):
@@ -32,16 +31,17 @@ async def load_media(
     media_dir: Path,
     cache_dir: Path,
     timeout: float = 10.0,
-    max_bytes: int = MAX_MEDIA_BYTES,
     max_seconds: float = MAX_MEDIA_SECONDS,
+    policy: OutboundPolicy = DEFAULT_OUTBOUND,
 ) -> np.ndarray:
     """``media`` as 48 kHz mono int16: a path relative to ``media_dir``, or an http(s) URL.
 
-    A URL gets ``timeout`` seconds and ``max_bytes`` in all. Raises :class:`MediaError`.
+    A URL gets ``timeout`` seconds and ``policy.max_media_bytes`` in all, and goes only where
+    ``policy`` allows. Raises :class:`MediaError`.
     """
     scheme, separator, _ = media.partition("://")
     if separator and scheme.lower() in ("http", "https"):
-        return await _load_url(media, cache_dir, timeout, max_bytes, max_seconds)
+        return await _load_url(media, cache_dir, timeout, policy, max_seconds)
     if separator:
         raise MediaError(f"cannot play {media}: only http and https URLs are fetched")
     return await _decode(_inside(media, media_dir), media, max_seconds)
@@ -57,7 +57,9 @@ def _inside(media: str, media_dir: Path) -> Path:
     return path
 
 
-async def _load_url(url: str, cache_dir: Path, timeout: float, max_bytes: int, max_seconds: float) -> np.ndarray:
+async def _load_url(
+    url: str, cache_dir: Path, timeout: float, policy: OutboundPolicy, max_seconds: float
+) -> np.ndarray:
     path = cache_dir / hashlib.sha256(url.encode()).hexdigest()
     if path.exists():
         return await _decode(path, url, max_seconds)
@@ -65,7 +67,7 @@ async def _load_url(url: str, cache_dir: Path, timeout: float, max_bytes: int, m
     handle, part = tempfile.mkstemp(dir=cache_dir, suffix=".part")
     try:
         with os.fdopen(handle, "wb") as file:
-            await _download(url, file, timeout, max_bytes)
+            await _download(url, file, timeout, policy)
         samples = await _decode(Path(part), url, max_seconds)
         os.replace(part, path)
     finally:
@@ -73,29 +75,24 @@ async def _load_url(url: str, cache_dir: Path, timeout: float, max_bytes: int, m
     return samples
 
 
-async def _download(url: str, file: BinaryIO, timeout: float, max_bytes: int) -> None:
+async def _download(url: str, file: BinaryIO, timeout: float, policy: OutboundPolicy) -> None:
     """Write the body of ``url`` to ``file``, if it comes in time, with a 2xx status and no larger than allowed."""
     httpx = await httpx_module()
+    outbound = await outbound_module()
     try:
-        client = await new_client(timeout=timeout, follow_redirects=True)
+        client = await new_client(policy, timeout=timeout)
         async with (
             asyncio.timeout(timeout),
             client,
-            client.stream("GET", url) as response,
+            outbound.opened(client, policy, "GET", url) as response,
         ):
             if not response.is_success:
                 raise MediaError(f"cannot play {url}: HTTP {response.status_code} {response.reason_phrase}")
-            if int(response.headers.get("content-length", 0)) > max_bytes:
-                raise MediaError(f"cannot play {url}: larger than {max_bytes} bytes")
-            received = 0
-            async for chunk in response.aiter_bytes():
-                received += len(chunk)
-                if received > max_bytes:
-                    raise MediaError(f"cannot play {url}: larger than {max_bytes} bytes")
+            async for chunk in outbound.chunks(response, policy.max_media_bytes, policy.setting("max_media_bytes")):
                 file.write(chunk)
     except (TimeoutError, httpx.TimeoutException) as error:
         raise MediaError(f"cannot play {url}: no complete answer within {timeout:g} s") from error
-    except (httpx.HTTPError, httpx.InvalidURL) as error:
+    except (httpx.HTTPError, httpx.InvalidURL, OutboundRefused) as error:
         raise MediaError(f"cannot play {url}: {error}") from error
 
 

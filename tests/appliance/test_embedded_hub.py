@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from intercom.appliance.embedded_hub import HubStartError, prepare_storage
+from intercom.appliance.embedded_hub import EmbeddedHub, HubStartError, prepare_storage
 from intercom.appliance.settings import Settings
 from intercom.auth.keys import new_key_id, new_key_secret
 from intercom.cli import main
-from intercom.hub import Storage
+from intercom.hub import HubConfig, Storage
 from intercom.hub.callflows import CallFlow
 from intercom.sdk import ClientStatus
 
@@ -174,3 +174,22 @@ def test_config_new_key_prints_lines_an_embedded_desk_accepts(tmp_path, capsys):
     assert (
         capsys.readouterr().out.splitlines()[1] != f"INTERCOM_ACCESS_KEY={lines['INTERCOM_ACCESS_KEY']}"
     )  # fresh each time
+
+
+def test_the_env_files_call_limits_reach_the_embedded_hub_with_the_hubs_own_defaults(tmp_path):
+    defaults = EmbeddedHub(desk_settings(tmp_path))
+    defaults.socket.close()
+    assert {name: getattr(defaults.config, name) for name in CALL_LIMITS} == {
+        name: getattr(HubConfig, name) for name in CALL_LIMITS
+    }
+    told = EmbeddedHub(
+        desk_settings(
+            tmp_path, hub_max_calls=3, hub_max_calls_per_identity=2, hub_max_call_duration_s=600,
+            hub_media_timeout_s=10, hub_max_ring_legs=5,
+        )
+    )  # fmt: skip
+    told.socket.close()
+    assert [getattr(told.config, name) for name in CALL_LIMITS] == [3, 2, 600, 10, 5]
+
+
+CALL_LIMITS = ("max_calls", "max_calls_per_identity", "max_call_duration", "media_timeout", "max_ring_legs")

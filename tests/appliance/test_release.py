@@ -450,6 +450,7 @@ def test_a_unit_of_the_layout_before_releases_moves_to_releases(tmp_path):
         (["--settle", "soon"], "--settle takes seconds, not 'soon'"),
         (["--source", "."], "give one of --wheel and --source"),
         (["--prefix"], "--prefix needs a value"),
+        (["--constraints", "/nonexistent/constraints.txt"], "no constraints file /nonexistent/constraints.txt"),
     ],
 )
 def test_bad_arguments_are_refused(tmp_path, args, message):
@@ -459,3 +460,16 @@ def test_bad_arguments_are_refused(tmp_path, args, message):
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", f"install: {message}\n")
     assert not (tmp_path / "p").exists()
+
+
+def test_pip_installs_within_the_constraints_file(tmp_path):
+    """deploy/install.sh hands release.sh the checkout's deploy/constraints.txt: pip keeps to it, and a
+    release outside it is not built, nor made current."""
+    unit = Unit(tmp_path / "unit")
+    unit.set_up()
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("intercom==0.1.0\n")
+    refused = unit.release(stand_in_wheel(unit.wheels / "0.2.0", "0.2.0"), "--constraints", str(constraints))
+    assert refused.returncode == 1
+    assert "pip could not install intercom 0.2.0" in refused.stderr
+    assert unit.link("current") is None and unit.releases() == set()

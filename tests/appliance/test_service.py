@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,12 @@ def env_file(tmp_path: Path, hub, **extra: str) -> Path:
     return path
 
 
-async def run_until_connected(path: Path, env: dict[str, str]) -> tuple[list[str], str]:
-    """Run ``intercom appliance`` until it logs ``status connected``, then SIGTERM it; its log lines
-    until then, and the rest of its log once it exited (status 0)."""
+async def run_until_connected(path: Path, env: dict[str, str], wrapper: Sequence[str] = ()) -> tuple[list[str], str]:
+    """Run ``intercom appliance`` (under ``wrapper``, a command that runs its arguments) until it
+    logs ``status connected``, then SIGTERM it; its log lines until then, and the rest of its log
+    once it exited (status 0)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "intercom.cli", "--log-level", "info", "appliance", "--env-file", str(path),
+        *wrapper, sys.executable, "-m", "intercom.cli", "--log-level", "info", "appliance", "--env-file", str(path),
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1", **env},
     )  # fmt: skip
@@ -59,6 +61,16 @@ async def run_until_connected(path: Path, env: dict[str, str]) -> tuple[list[str
     return lines, rest.decode()
 
 
+def received(systemd: socket.socket) -> list[str]:
+    """What the unit told the notify socket, in order; the socket closed."""
+    told = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            told.append(systemd.recv(4096).decode())
+    systemd.close()
+    return told
+
+
 async def test_the_unit_connects_tells_systemd_and_stops_cleanly_on_sigterm(tmp_path, hub):
     systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # plays systemd's notify socket
     systemd.bind(str(tmp_path / "notify"))
@@ -67,11 +79,7 @@ async def test_the_unit_connects_tells_systemd_and_stops_cleanly_on_sigterm(tmp_
         env_file(tmp_path, hub), {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "400000"}
     )
     assert "door unit 'door' stopped" in rest
-    told = []
-    with contextlib.suppress(BlockingIOError):
-        while True:
-            told.append(systemd.recv(4096).decode())
-    systemd.close()
+    told = received(systemd)
     assert told[0].startswith("READY=1\nSTATUS=door door: connecting"), told
     assert told.index("STATUS=door door: connected") < told.index("STOPPING=1"), told
     assert told[-1] == "STATUS=door door: offline", told  # un-registered on the way out

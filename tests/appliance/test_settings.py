@@ -84,6 +84,28 @@ BAD_EMBEDDED_VALUES = [
     ("INTERCOM_HUB_DOORS", "gate!", "INTERCOM_HUB_DOORS: 'gate!': identity 'gate!' is not 1-30"),
     ("INTERCOM_ACCESS_KEY", "Qz9-tiny", "INTERCOM_ACCESS_KEY: the embedded hub signs with it, and it is shorter"),
     ("INTERCOM_HUB_TLS", "yes", "INTERCOM_HUB_TLS: Input should be 'auto', 'on' or 'off'"),
+    ("INTERCOM_HUB_ALLOW_LOOPBACK_REQUESTS", "maybe", "INTERCOM_HUB_ALLOW_LOOPBACK_REQUESTS: Input should be a valid"),
+    ("INTERCOM_HUB_MAX_REDIRECTS", "21", "INTERCOM_HUB_MAX_REDIRECTS: Input should be less than or equal to 20"),
+    ("INTERCOM_HUB_MAX_FLOW_BYTES", "10", "INTERCOM_HUB_MAX_FLOW_BYTES: Input should be greater than or equal to 1024"),
+    ("INTERCOM_HUB_MAX_MEDIA_BYTES", "1k", "INTERCOM_HUB_MAX_MEDIA_BYTES: Input should be a valid integer"),
+    ("INTERCOM_HUB_MAX_CALLS", "0", "INTERCOM_HUB_MAX_CALLS: Input should be greater than or equal to 1"),
+    ("INTERCOM_HUB_MAX_CALLS_PER_IDENTITY", "lots", "INTERCOM_HUB_MAX_CALLS_PER_IDENTITY: Input should be a valid"),
+    ("INTERCOM_HUB_MAX_CALL_DURATION_S", "10", "INTERCOM_HUB_MAX_CALL_DURATION_S: Input should be greater than or"),
+    ("INTERCOM_HUB_MEDIA_TIMEOUT_S", "1", "INTERCOM_HUB_MEDIA_TIMEOUT_S: Input should be greater than or equal to 5"),
+    ("INTERCOM_HUB_MAX_RING_LEGS", "101", "INTERCOM_HUB_MAX_RING_LEGS: Input should be less than or equal to 100"),
+    ("INTERCOM_HUB_RECORDINGS_QUOTA_MB", "0", "INTERCOM_HUB_RECORDINGS_QUOTA_MB: Input should be greater than 0"),
+    ("INTERCOM_HUB_RECORDING_MAX_SECONDS", "-5", "INTERCOM_HUB_RECORDING_MAX_SECONDS: Input should be greater than 0"),
+    ("INTERCOM_HUB_MIN_FREE_MB", "lots", "INTERCOM_HUB_MIN_FREE_MB: Input should be a valid integer"),
+    ("INTERCOM_HUB_CALLS_MAX_AGE_DAYS", "0", "INTERCOM_HUB_CALLS_MAX_AGE_DAYS: Input should be greater than 0"),
+    ("INTERCOM_HUB_CALLS_MAX_ROWS", "1.5", "INTERCOM_HUB_CALLS_MAX_ROWS: Input should be a valid integer"),
+    (
+        "INTERCOM_HUB_DELIVERIES_MAX_AGE_DAYS",
+        "x",
+        "INTERCOM_HUB_DELIVERIES_MAX_AGE_DAYS: Input should be a valid number",
+    ),
+    ("INTERCOM_HUB_DELIVERIES_MAX_ROWS", "0", "INTERCOM_HUB_DELIVERIES_MAX_ROWS: Input should be greater than 0"),
+    ("INTERCOM_HUB_RECORDING_SYNC_SECONDS", "0", "INTERCOM_HUB_RECORDING_SYNC_SECONDS: Input should be greater than 0"),
+    ("INTERCOM_HUB_HEARTBEAT_SECONDS", "inf", "INTERCOM_HUB_HEARTBEAT_SECONDS: Input should be a finite number"),
 ]
 
 
@@ -203,14 +225,56 @@ def test_who_may_unlock_defaults_to_the_desk_and_takes_a_list(tmp_path):
     assert nobody.unlock_from == ()  # only the keypad opens this door
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o604, 0o602])
-def test_an_env_file_others_can_read_is_refused(tmp_path, mode, capsys):
+@pytest.mark.parametrize(
+    ("mode", "who"),
+    [
+        (0o644, "readable by every user"),
+        (0o604, "readable by every user"),
+        (0o602, "writable by every user"),
+        (0o660, "writable by its group"),
+        (0o620, "writable by its group"),
+    ],
+)
+def test_an_env_file_others_can_read_or_change_is_refused(tmp_path, mode, who, capsys):
     path = env_file(tmp_path)
     path.chmod(mode)
-    with pytest.raises(SettingsError, match=rf"readable by every user \(mode {mode:o}\).*chmod 640"):
+    with pytest.raises(SettingsError, match=rf"{who} \(mode {mode:o}\).*chmod 640"):
         check_env_file(path)
     assert main(["config", "check", "--env-file", str(path)]) == 2
-    assert capsys.readouterr().err.startswith(f"intercom config: {path}: readable by every user")
+    assert capsys.readouterr().err.startswith(f"intercom config: {path}: {who}")
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o400, 0o440])
+def test_the_installers_env_file_modes_pass(tmp_path, mode):
+    path = env_file(tmp_path)
+    path.chmod(mode)
+    settings, _ = load_settings(path)
+    assert settings.identity == "front_door"
+
+
+def test_an_unknown_variable_is_refused_with_the_closest_known_name(tmp_path, capsys):
+    path = env_file(tmp_path, INTERCOM_BUTON_ANSWER_PIN="5")
+    with pytest.raises(SettingsError) as refused:
+        load_settings(path)
+    assert str(refused.value).startswith("INTERCOM_BUTON_ANSWER_PIN: unknown; did you mean INTERCOM_BUTTON_ANSWER_PIN?")
+    assert main(["config", "check", "--env-file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "INTERCOM_BUTON_ANSWER_PIN: unknown; did you mean INTERCOM_BUTTON_ANSWER_PIN?" in err
+    assert "valid" not in err
+
+
+def test_an_unknown_sound_variable_and_one_like_nothing_are_refused(tmp_path):
+    with pytest.raises(
+        SettingsError, match=r"INTERCOM_AUDIO_SPEAKR_GAIN: unknown; did you mean INTERCOM_AUDIO_SPEAKER_GAIN\?"
+    ):
+        load_settings(env_file(tmp_path, INTERCOM_AUDIO_SPEAKR_GAIN="0.5"))
+    with pytest.raises(SettingsError, match=r"INTERCOM_ZZZ: unknown \(see deploy/intercom.env.example\)"):
+        load_settings(env_file(tmp_path, INTERCOM_ZZZ="1"))
+
+
+def test_variables_of_other_programs_in_the_file_are_left_alone(tmp_path):
+    settings, _ = load_settings(env_file(tmp_path, PYTHONUNBUFFERED="1", LANG="C.UTF-8"))
+    assert settings.role == "door"
 
 
 def test_a_missing_env_file_is_named(tmp_path):

@@ -8,6 +8,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from intercom.appliance.lights import LOCKOUT_PATTERN
 from intercom.appliance.unlock import WRONG_LIMIT
 from intercom.appliance.unlock_store import AuditEntry, UnlockStore
@@ -167,6 +169,7 @@ async def test_a_client_that_forges_who_it_is_gets_nothing(hub, raw_sip, make_un
         door_store.close()
 
 
+@pytest.mark.loopback_requests
 async def test_the_door_tells_the_hub_each_wrong_code_lockout_and_unlock(door_and_desk, hub):
     (door, door_board), (desk, _) = door_and_desk
     with receiver() as webhook:

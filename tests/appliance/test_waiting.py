@@ -160,18 +160,24 @@ async def test_bad_settings_blink_the_status_light_fast_until_the_file_is_mended
         assert not await asyncio.to_thread(board.pin(12).wait_for_states, count + 1, 0.3)
 
 
-@pytest.mark.parametrize("problem", ["missing", "others-read-it", "bad-value"])
+@pytest.mark.parametrize("problem", ["missing", "others-read-it", "group-writes-it", "bad-value", "misspelt"])
 async def test_the_logged_line_is_the_line_config_check_prints(tmp_path, board, caplog, capsys, problem):
     path = tmp_path / "intercom.env"
     if problem == "others-read-it":
         write_env(path, mode=0o644)
+    elif problem == "group-writes-it":
+        write_env(path, mode=0o660)
     elif problem == "bad-value":
         write_env(path, INTERCOM_UNLOCK_CODE="open sesame")
+    elif problem == "misspelt":
+        write_env(path, INTERCOM_BUTON_ANSWER_PIN="5")
     task = await started(path, board)
     await history(board.pin(5), 4)  # the default pin: the file is missing, unreadable or fine for the light
     [logged] = errors(caplog)
     assert logged == config_check_line(path, capsys)
-    if problem == "others-read-it":
+    if problem == "misspelt":
+        assert logged.startswith("INTERCOM_BUTON_ANSWER_PIN: unknown; did you mean INTERCOM_BUTTON_ANSWER_PIN?")
+    if problem in ("others-read-it", "group-writes-it"):
         path.chmod(0o640)  # what the line says to do
     else:
         write_env(path)

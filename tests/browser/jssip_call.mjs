@@ -10,6 +10,7 @@
 //   {"cmd":"call","target":"sip:00000@HOST","token":"JWT"}   INVITE as client.startCall() does
 //   {"cmd":"answer"}                                           accept the ringing incoming call
 //   {"cmd":"hangup"}                                           BYE (or CANCEL before the answer)
+//   {"cmd":"mute"}                                             the SDK's call.mute(true): JsSIP's session.mute()
 //   {"cmd":"stop"}   (or end of stdin)                         un-REGISTER, close, exit 0
 // stdout: one JSON event per line:
 //   {"event":"sip","direction":"out"|"in","text":"..."}       every WebSocket frame, verbatim
@@ -266,6 +267,9 @@ function pageMain({ url, host, token, debug }) {
     } else if (command.cmd === 'hangup') {
       if (!session) throw new Error('no call to hang up');
       session.terminate();
+    } else if (command.cmd === 'mute') {
+      if (!session) throw new Error('no call to mute');
+      session.mute({ audio: true });
     } else {
       throw new Error('unknown command ' + JSON.stringify(command));
     }

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from intercom.hub import HubConfig
-from intercom.media import MediaPolicy, RecordingSink
+from intercom.media import MediaPolicy, RecordingSink, packets_received
 from intercom.media.tracks import SILENCE_RMS
 from intercom.sdk import CallStatus
 
@@ -114,6 +114,7 @@ async def test_browser_calls_the_door_flow_and_a_python_desk_hears_it(hub, open_
 
 
 async def test_python_door_calls_a_browser_desk_and_both_hear_each_other(hub, open_page, make_unit):
+    hub.running.config.media_timeout = 2.0
     store_flow(hub, "door", "client:desk")
     page = await open_page(hub.token("desk", incoming=True))
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
@@ -132,6 +133,15 @@ async def test_python_door_calls_a_browser_desk_and_both_hear_each_other(hub, op
     heard = await page.event("remoteAudio")
     assert heard["peak_hz"] == pytest.approx(DOOR_HZ, abs=PAGE_HZ_TOLERANCE), heard
     assert heard["total_audio_energy"] > 0 and heard["audio_level"] > 0, heard
+
+    # Muted, Chromium keeps sending (silence): longer than the media timeout of it ends nothing.
+    await page.command("mute")
+    callee = next(iter(hub.running.app.state.calls.calls.values())).callee
+    start = packets_received(callee.media)
+    async with asyncio.timeout(STEP):
+        while packets_received(callee.media) < start + 125:  # 2.5 s of 20 ms packets
+            await asyncio.sleep(0.05)
+    assert call.status is CallStatus.CONFIRMED and not page.of("ended"), page.report()
 
     async with asyncio.timeout(STEP):
         await call.disconnect()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from intercom.hub.records import Webhook
 from intercom.media import new_peer_connection
 from intercom.sdk import CallStatus, Digits
@@ -116,6 +118,7 @@ async def test_keys_a_flow_of_the_hubs_own_sends_assert_nobody_and_it_takes_no_u
     await call.disconnect()
 
 
+@pytest.mark.loopback_requests
 async def test_a_doors_event_reaches_the_webhooks_as_the_registered_identity(hub, raw_sip, make_unit):
     with receiver() as webhook:
         hub.storage.put(Webhook(url=webhook.url("/hook"), token="a-webhook-token-of-32-bytes-and-more"))

@@ -35,7 +35,7 @@ async def test_the_browsers_invite_and_in_call_requests(hub, raw_sip, make_unit)
     stats = dialog.create_request("INFO", via, headers=[("Content-Type", "application/json")], body=stats_body)
     assert (await door.exchange(stats)).status_code == 200
     (call,) = hub.running.app.state.calls.calls.values()
-    assert call.stats["caller"].reports == [stats_body.decode()]
+    assert (call.stats["caller"].last_report, call.stats["caller"].reports) == (stats_body.decode(), 1)
     unknown = dialog.create_request("INFO", via, headers=[("Content-Type", "text/plain")], body=b"hello")
     assert (await door.exchange(unknown)).status_code == 415
 

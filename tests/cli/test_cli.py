@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import socket
@@ -17,8 +18,8 @@ from websockets.exceptions import InvalidStatus
 
 from intercom.auth import ADMIN, TokenForbidden, check_token, unit_scope
 from intercom.auth.certificates import fingerprint_of_file
-from intercom.cli import main
-from intercom.hub import Storage
+from intercom.cli import CALL_LIMITS, main
+from intercom.hub import HubConfig, Storage
 from intercom.media import MediaPolicy, ToneSource
 from intercom.sdk import CallAudio, CallStatus, Client, ClientStatus, IncomingCall
 
@@ -29,6 +30,14 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def key_file(folder, secret: str) -> str:
+    """The secret in a file of its own: what ``token --key-file`` reads (never ``--key SECRET``)."""
+    path = folder / "key.secret"
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    return str(path)
 
 
 def test_keys_create_list_revoke(tmp_path, capsys):
@@ -62,7 +71,10 @@ def test_keys_create_a_unit_key_whose_tokens_stay_in_its_scope(tmp_path, capsys)
     }
     key = Storage(tmp_path).get_key(created["id"])
     assert key is not None and key.scope == unit_scope("door", "door", "ring_desks")
-    code, out, _ = run(capsys, "token", "--key-id", key.id, "--key", key.secret, "--identity", "desk", "--incoming")
+    code, out, _ = run(
+        capsys, "token", "--key-id", key.id, "--key-file", key_file(tmp_path, key.secret),
+        "--identity", "desk", "--incoming",
+    )  # fmt: skip
     with pytest.raises(TokenForbidden, match="may mint tokens for door only, not desk"):
         check_token(out.strip(), Storage(tmp_path).get_key)
     code, out, _ = run(capsys, "keys", "list", "--data-dir", str(tmp_path))
@@ -98,7 +110,7 @@ def test_keys_create_bad_input_is_one_clear_line_and_makes_no_key(tmp_path, caps
 def test_token_is_accepted_by_the_hub_rules(tmp_path, capsys):
     key = Storage(tmp_path).create_key("door", ADMIN)
     code, out, _ = run(
-        capsys, "token", "--key-id", key.id, "--key", key.secret, "--identity", "door",
+        capsys, "token", "--key-id", key.id, "--key-file", key_file(tmp_path, key.secret), "--identity", "door",
         "--outgoing", "flow1", "--variables", "floor=2&name=Front door", "--incoming", "--ttl", "120",
     )  # fmt: skip
     assert code == 0
@@ -119,10 +131,65 @@ def test_token_is_accepted_by_the_hub_rules(tmp_path, capsys):
         (["--outgoing", "f", "--variables", "novalue"], "bad query field"),
     ],
 )
-def test_token_bad_input_is_one_clear_line(capsys, argv, message):
-    code, out, err = run(capsys, "token", "--key-id", "k", "--key", "s", *argv)
+def test_token_bad_input_is_one_clear_line(tmp_path, capsys, argv, message):
+    code, out, err = run(capsys, "token", "--key-id", "k", "--key-file", key_file(tmp_path, "s"), *argv)
     assert code == 2 and out == ""
     assert err.startswith("intercom token: ") and message in err and err.count("\n") == 1
+
+
+def test_token_refuses_a_secret_on_the_command_line(capsys):
+    code, out, err = run(capsys, "token", "--key-id", "k", "--key", "hunter2-secret", "--identity", "d", "--incoming")
+    assert code == 2 and out == "" and "hunter2-secret" not in err
+    assert err.startswith("intercom token: --key SECRET would put the secret on the command line")
+    assert "--key - (standard input), --key-file or --env-file" in err
+
+
+def test_token_reads_the_secret_from_standard_input(tmp_path, capsys, monkeypatch):
+    key = Storage(tmp_path).create_key("desk", ADMIN)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(key.secret + "\n"))
+    code, out, _ = run(capsys, "token", "--key-id", key.id, "--key", "-", "--identity", "desk", "--incoming")
+    assert code == 0 and check_token(out.strip(), Storage(tmp_path).get_key).incoming is not None
+
+
+def test_token_takes_the_key_from_a_units_env_file(tmp_path, capsys):
+    key = Storage(tmp_path).create_key("door", ADMIN)
+    env = tmp_path / "intercom.env"
+    env.write_text(f"INTERCOM_ROLE=door\nINTERCOM_ACCESS_KEY_ID={key.id}\nINTERCOM_ACCESS_KEY={key.secret}\n")
+    env.chmod(0o640)
+    code, out, _ = run(capsys, "token", "--env-file", str(env), "--identity", "door", "--incoming")
+    assert code == 0 and check_token(out.strip(), Storage(tmp_path).get_key).incoming is not None
+    env.chmod(0o644)  # the env file's own checks hold here too
+    code, out, err = run(capsys, "token", "--env-file", str(env), "--identity", "door", "--incoming")
+    assert code == 2 and out == "" and "readable by every user" in err and key.secret not in err
+    env.chmod(0o600)
+    env.write_text("INTERCOM_ROLE=door\n")
+    code, _, err = run(capsys, "token", "--env-file", str(env), "--identity", "door", "--incoming")
+    assert code == 2 and "INTERCOM_ACCESS_KEY_ID: required, and not set" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--key-file", "/nonexistent/key"], "--key-file /nonexistent/key: No such file"),
+        (["--key", "-", "--key-file", "/k"], "not allowed with argument"),
+        ([], "give --key-id, or --env-file of a unit"),
+    ],
+)
+def test_token_secret_options_bad_input_is_one_clear_line(capsys, monkeypatch, argv, message):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    key_id = [] if not argv else ["--key-id", "k"]
+    try:
+        code = main(["token", *key_id, *argv, "--identity", "d", "--incoming"])
+    except SystemExit as exit:  # argparse's own refusal
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err
+
+
+def test_token_with_an_empty_standard_input_is_refused(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, out, err = run(capsys, "token", "--key-id", "k", "--key", "-", "--identity", "d", "--incoming")
+    assert code == 2 and out == "" and "--key -: the secret must be one word" in err
 
 
 @pytest.mark.parametrize(
@@ -131,11 +198,41 @@ def test_token_bad_input_is_one_clear_line(capsys, argv, message):
         (["--allow-origin", "page.example"], "--allow-origin page.example: give an origin such as"),
         (["--allow-origin", "https://page.example/desk"], "give an origin such as"),
         (["--metrics-token-file", "/nonexistent/token"], "--metrics-token-file /nonexistent/token: No such file"),
+        (["--turn-secret", "s3cret"], "--turn-secret would put the secret on the command line"),
+        (["--turn-url", "turn:t.example:3478"], "--turn-url needs --turn-secret-file"),
+        (["--turn-secret-file", "/nonexistent/turn"], "--turn-secret-file /nonexistent/turn: No such file"),
+        (["--max-flow-bytes", "10"], "--max-flow-bytes must be 1024 or more"),
+        (["--max-redirects", "-1"], "--max-redirects must be 0 or more"),
+        (["--max-calls", "0"], "--max-calls 0: give a whole number above 0"),
+        (["--max-calls-per-identity", "1.5"], "--max-calls-per-identity 1.5: give a whole number above 0"),
+        (["--media-timeout", "soon"], "--media-timeout soon: give a number above 0"),
+        (["--max-call-duration", "-1"], "--max-call-duration -1: give a number above 0"),
+        (["--max-ring-legs", "nan"], "--max-ring-legs nan: give a whole number above 0"),
+        (["--recording-sync-seconds", "0"], "--recording-sync-seconds 0: give a number of seconds above 0"),
+        (["--heartbeat-seconds", "-5"], "--heartbeat-seconds -5: give a number of seconds above 0"),
+        (["--heartbeat-seconds", "nan"], "--heartbeat-seconds nan: give a number of seconds above 0"),
     ],
 )
 def test_hub_bad_options_are_one_clear_line(tmp_path, capsys, argv, message):
     code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), *argv)
     assert code == 2 and err.startswith("intercom hub: ") and message in err and err.count("\n") == 1
+
+
+def test_hub_call_limits_given_reach_its_config_and_the_rest_keep_their_defaults(tmp_path, capsys, monkeypatch):
+    started: list[HubConfig] = []
+    monkeypatch.setattr("intercom.hub.run_hub", lambda config, log_level: started.append(config))
+    code, _, _ = run(capsys, "hub", "--data-dir", str(tmp_path), "--max-calls", "3", "--media-timeout", "2.5")
+    assert code == 0
+    (config,) = started
+    assert (config.max_calls, config.media_timeout) == (3, 2.5)
+    defaults = HubConfig(data_dir=tmp_path)
+    assert (config.max_calls_per_identity, config.max_call_duration, config.max_ring_legs) == (
+        defaults.max_calls_per_identity,
+        defaults.max_call_duration,
+        defaults.max_ring_legs,
+    )
+    for name, (_, help_text) in CALL_LIMITS.items():  # --help tells the defaults the hub uses
+        assert help_text.endswith(f"(default {getattr(defaults, name):g})"), name
 
 
 def test_hub_refuses_a_metrics_token_too_short_to_be_secret(tmp_path, capsys):
@@ -227,8 +324,8 @@ async def test_hub_process_over_wss_carries_a_call_between_python_clients(tmp_pa
 
         async def unit(frequency: float, *options: str) -> Client:
             token = subprocess.run(
-                [sys.executable, "-m", "intercom.cli", "token", "--key-id", key.id, "--key", key.secret, *options],
-                check=True, capture_output=True, text=True, timeout=30,
+                [sys.executable, "-m", "intercom.cli", "token", "--key-id", key.id, "--key", "-", *options],
+                input=key.secret, check=True, capture_output=True, text=True, timeout=30,
             ).stdout.strip()  # fmt: skip
             audio = CallAudio(source=lambda: ToneSource(frequency), policy=MediaPolicy(host_addresses=("127.0.0.1",)))
             client = Client(host=f"127.0.0.1:{port}", refresh_token=lambda: token, tls_fingerprint=pin, audio=audio)

@@ -38,9 +38,9 @@ async def test_the_flags_reach_the_hub_and_its_start_line_says_them(tmp_path):
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
-        ("--sip-message-burst", "0", "must be above 0, not 0"),
-        ("--register-timeout", "-5", "must be above 0, not -5"),
-        ("--max-connections", "many", "not a whole number: 'many'"),
+        ("--sip-message-burst", "0", "0 must be more than 0"),
+        ("--register-timeout", "-5", "-5 must be more than 0"),
+        ("--max-connections", "many", "'many' is not a number"),
     ],
 )
 def test_a_bad_limit_is_refused_naming_the_flag(tmp_path, capsys, flag, value, message):

@@ -16,6 +16,8 @@ from ..units import STEP
 from .flows import call_log, door, store, until_answered, until_over
 from .receiver import Posted, receiver
 
+pytestmark = pytest.mark.loopback_requests  # the web service is on 127.0.0.1
+
 NEXT_FLOW = {
     "title": "from the service",
     "steps": [{"action": "sendKeys", "options": {"keys": "3"}}, {"action": "hangup"}],

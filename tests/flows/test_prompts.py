@@ -66,6 +66,7 @@ async def test_play_sends_a_wav_file_from_the_media_directory(hub, make_unit):
     assert dominant_hz(sounding(audio)) == pytest.approx(660, abs=5)
 
 
+@pytest.mark.loopback_requests
 async def test_play_fetches_an_mp3_from_a_url(hub, make_unit, tmp_path):
     write_mp3(tmp_path / "bell.mp3", 1.5, hz=550)
     mp3 = (tmp_path / "bell.mp3").read_bytes()

@@ -84,6 +84,7 @@ async def test_a_caller_who_hangs_up_keeps_the_message(hub, make_unit):
     assert record.status == "ended" and legs[0].status == "hangup"
 
 
+@pytest.mark.loopback_requests
 async def test_on_finish_gets_the_recording_in_a_post(hub, make_unit):
     with receiver() as service:
         record_flow(hub, maxLength=1, timeout=0, onFinish=service.url("/voicemail"))

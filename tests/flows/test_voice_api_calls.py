@@ -17,10 +17,12 @@ import pytest
 from aiortc.mediastreams import AudioStreamTrack
 
 from intercom.hub import HubConfig, Storage, running_hub
+from intercom.hub.call_log_text import call_list
 from intercom.hub.records import CallRecord, LegRecord
 from intercom.hub.webhooks import SIGNATURE_HEADER
 from intercom.sdk import CallStatus
 
+from ..hub.api.conftest import errors
 from ..units import STEP, Unit
 from .audio import sound_span
 from .flows import caller_audio, door, store, until_over
@@ -49,6 +51,16 @@ def verified(posted: Posted, url: str, token: str) -> dict:
     return json.loads(posted.body)
 
 
+def to_desk(steps: list[dict], webhook_url: str, token: str, source: str = "hub") -> dict:
+    """A POST /v1/calls body: ring client:desk, run ``steps``, tell the webhook at ``webhook_url``."""
+    return {
+        "source": source,
+        "destination": "client:desk",
+        "callFlow": {"steps": steps},
+        "webhook": {"url": webhook_url, "token": token},
+    }
+
+
 async def events_until_ended(service: Receiver, url: str, token: str) -> list[tuple[str, str, str]]:
     """(type, event, status) of each item the webhook got, until the call's end arrived."""
     seen: list[tuple[str, str, str]] = []
@@ -58,16 +70,12 @@ async def events_until_ended(service: Receiver, url: str, token: str) -> list[tu
     return seen
 
 
+@pytest.mark.loopback_requests
 async def test_a_call_made_through_the_api_rings_the_client_and_runs_its_flow(hub, api, make_unit):
     unit = await desk(make_unit)
     with receiver() as service:
         url = service.url("/events")
-        body = {
-            "source": "front-door",
-            "destination": "client:desk",
-            "callFlow": {"steps": [SAY, {"action": "hangup"}]},
-            "webhook": {"url": url, "token": "call-token-of-thirty-two-bytes-00"},
-        }
+        body = to_desk([SAY, {"action": "hangup"}], url, "call-token-of-thirty-two-bytes-00", source="front-door")
         created = await api.post("/v1/calls", json=body)
         assert created.status_code == 201, created.text
         (call,) = created.json()["data"]
@@ -131,6 +139,7 @@ async def test_a_client_nobody_registered_as_ends_the_call_with_the_reason(hub, 
     assert (await api.get(f"/v1/calls/{call['id']}/legs")).json()["data"] == []
 
 
+@pytest.mark.loopback_requests
 async def test_a_dead_or_silent_webhook_holds_up_no_call(hub, api, make_unit):
     black_hole = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
     with socket.socket() as probe:
@@ -181,3 +190,42 @@ async def test_calls_a_stopped_hub_left_open_are_ended_at_its_next_start(tmp_pat
         assert storage.get(LegRecord, rang.id).status == "failed"
         assert storage.get(LegRecord, talked.id).status == "hangup"
     storage.close()
+
+
+async def test_a_call_over_a_limit_is_refused_in_the_apis_error_format(hub, api, make_unit):
+    unit = await desk(make_unit)
+    body = {"source": "hub", "destination": "client:desk", "callFlow": {"steps": [SAY]}}
+    hub.running.config.max_calls_per_identity = 1
+    assert (await api.post("/v1/calls", json=body)).status_code == 201
+    await unit.next_incoming()  # the desk is rung: that is its one call
+    busy = await api.post("/v1/calls", json=body)
+    (error,) = errors(busy, 429)
+    assert error["message"] == "client:desk is in 1 calls, the limit max_calls_per_identity"
+    assert busy.headers["Retry-After"] == "60"
+    hub.running.config.max_calls = 1
+    full = await api.post("/v1/calls", json={**body, "destination": "client:kitchen"})
+    (error,) = errors(full, 503)
+    assert error["message"] == "the hub is in 1 calls, the limit max_calls"
+    assert full.headers["Retry-After"] == "60"
+    assert len(hub.running.app.state.calls.calls) == 1
+
+
+@pytest.mark.loopback_requests
+async def test_a_call_at_its_maximum_duration_ends_with_the_reason_in_the_log_and_the_webhook(hub, api, make_unit):
+    hub.running.config.media_timeout = 1.0  # the hub looks five times a timeout: every 0.2 s
+    unit = await desk(make_unit)
+    with receiver() as service:
+        url = service.url("/events")
+        body = to_desk([{"action": "pause", "options": {"length": 60}}], url, HOOK_TOKEN)
+        (call,) = (await api.post("/v1/calls", json=body)).json()["data"]
+        await unit.accept(await unit.next_incoming())
+        await unit.events.until(lambda: CallStatus.CONFIRMED in unit.events.of("call.status"))
+        hub.running.config.max_call_duration = 1.0  # already over: the next look ends it
+        assert await until_over(unit) is CallStatus.ENDED
+        events = await events_until_ended(service, url, HOOK_TOKEN)
+    assert events[-1] == ("call", "callUpdated", "ended")
+    async with asyncio.timeout(STEP):
+        await hub.running.app.state.calls.wait_idle()
+    (logged,) = (await api.get(f"/v1/calls/{call['id']}")).json()["data"]
+    assert (logged["status"], logged["reason"]) == ("ended", "the call lasted 1 s, the limit max_call_duration")
+    assert f"({logged['reason']})" in call_list(hub.storage, 1)[0]  # as `intercom calls list` shows it

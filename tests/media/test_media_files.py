@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -14,19 +15,22 @@ from typing import Any
 import numpy as np
 import pytest
 
+from intercom.http_client import OutboundPolicy
 from intercom.media import MediaError, load_media
 from intercom.media.tracks import FULL_SCALE
 
-from ..conftest import STEP
+from ..conftest import LOOPBACK_ALLOWED, STEP
 from ..listening import RATE, peaks, write_mp3, write_wav
 
 
 @dataclass
 class Site:
-    """What the local server answers: ``routes`` maps a path to (status, body, whether to send its length)."""
+    """What the local server answers: ``routes`` maps a path to (status, body, whether to send its length),
+    ``headers`` a path to the headers it sends besides."""
 
     url: str
     routes: dict[str, tuple[int, bytes, bool]] = field(default_factory=dict)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
     hanging: set[str] = field(default_factory=set)  # paths that answer nothing until the test ends
     hits: Counter[str] = field(default_factory=Counter)
     release: threading.Event = field(default_factory=threading.Event)
@@ -45,6 +49,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         if with_length:
             self.send_header("Content-Length", str(len(body)))
+        for name, value in site.headers.get(self.path, {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -77,8 +83,9 @@ def assert_tone(samples: np.ndarray, seconds: float, hz: float = 1000.0) -> None
 
 
 async def load(media: str, media_dir: Path, cache_dir: Path, **limits: Any) -> np.ndarray:
+    """``load_media`` with the test server on 127.0.0.1 allowed, unless ``policy`` says otherwise."""
     async with asyncio.timeout(STEP):
-        return await load_media(media, media_dir, cache_dir, **limits)
+        return await load_media(media, media_dir, cache_dir, **{"policy": LOOPBACK_ALLOWED, **limits})
 
 
 @pytest.mark.parametrize(("rate", "channels"), [(8000, 1), (44100, 2)])
@@ -117,9 +124,52 @@ async def test_an_http_error_is_refused_with_its_status(tmp_path: Path, site: Si
 @pytest.mark.parametrize("with_length", [True, False], ids=["announced", "streamed"])
 async def test_a_body_over_the_limit_is_refused_and_nothing_kept(tmp_path: Path, site: Site, with_length: bool) -> None:
     site.routes["/big.wav"] = (200, bytes(200_000), with_length)
-    with pytest.raises(MediaError, match=r"big\.wav: larger than 100000 bytes"):
-        await load(f"{site.url}/big.wav", tmp_path, tmp_path / "cache", max_bytes=100_000)
+    small = replace(LOOPBACK_ALLOWED, max_media_bytes=100_000)
+    refusal = r"big\.wav: the answer is (200000 bytes, )?more than 100000( bytes)? \(max_media_bytes: "
+    with pytest.raises(MediaError, match=refusal):
+        await load(f"{site.url}/big.wav", tmp_path, tmp_path / "cache", policy=small)
     assert not list((tmp_path / "cache").iterdir())
+
+
+async def test_a_loopback_url_is_refused_without_the_setting_and_never_reached(tmp_path: Path, site: Site) -> None:
+    write_wav(tmp_path / "tone.wav", 0.1)
+    site.routes["/tone.wav"] = (200, (tmp_path / "tone.wav").read_bytes(), True)
+    refusal = r"127\.0\.0\.1 is a loopback address: refused \(allow_loopback: intercom hub --allow-loopback-requests\)"
+    with pytest.raises(MediaError, match=refusal):
+        await load(f"{site.url}/tone.wav", tmp_path / "media", tmp_path / "cache", policy=OutboundPolicy())
+    host = site.url.replace("127.0.0.1", "localhost")  # a name is resolved and checked too
+    with pytest.raises(MediaError, match=r"localhost \((127\.0\.0\.1|::1)\) is a loopback address: refused"):
+        await load(f"{host}/tone.wav", tmp_path / "media", tmp_path / "cache", policy=OutboundPolicy())
+    assert site.hits == {}
+    assert not list((tmp_path / "cache").iterdir())
+
+
+async def test_redirects_are_followed_by_hand_up_to_the_limit(tmp_path: Path, site: Site) -> None:
+    write_wav(tmp_path / "tone.wav", 0.5)
+    site.routes["/tone.wav"] = (200, (tmp_path / "tone.wav").read_bytes(), True)
+    for hop, target in (("/one", "/two"), ("/two", f"{site.url}/tone.wav")):
+        site.routes[hop] = (302, b"", True)
+        site.headers[hop] = {"Location": target}
+    assert_tone(await load(f"{site.url}/one", tmp_path / "media", tmp_path / "cache"), 0.5)
+    assert site.hits == {"/one": 1, "/two": 1, "/tone.wav": 1}
+    one_hop = replace(LOOPBACK_ALLOWED, max_redirects=1)
+    with pytest.raises(MediaError, match=r"more than 1 redirects \(max_redirects: intercom hub --max-redirects\)"):
+        await load(f"{site.url}/one", tmp_path / "media", tmp_path / "again", policy=one_hop)
+
+
+async def test_a_redirect_to_another_scheme_is_refused(tmp_path: Path, site: Site) -> None:
+    write_wav(tmp_path / "secret.wav", 0.1)
+    site.routes["/away"] = (302, b"", True)
+    site.headers["/away"] = {"Location": f"file://{tmp_path}/secret.wav"}
+    with pytest.raises(MediaError, match=r"cannot play .*/away: .*(protocol|scheme)"):
+        await load(f"{site.url}/away", tmp_path / "media", tmp_path / "cache")
+
+
+async def test_a_compressed_answer_is_refused(tmp_path: Path, site: Site) -> None:
+    site.routes["/packed.wav"] = (200, gzip.compress(bytes(1_000_000)), True)
+    site.headers["/packed.wav"] = {"Content-Encoding": "gzip"}
+    with pytest.raises(MediaError, match=r"the answer is compressed \(gzip\), and the hub asked for none"):
+        await load(f"{site.url}/packed.wav", tmp_path / "media", tmp_path / "cache")
 
 
 async def test_a_url_that_is_not_audio_is_refused_and_nothing_kept(tmp_path: Path, site: Site) -> None:

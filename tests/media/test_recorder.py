@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from intercom.media import PacketListener, ToneSource, WavRecorder
+from intercom.media import PacketListener, ToneSource, WavRecorder, repair_wav
 from intercom.media.opus import opus_encoder
+from intercom.media.recorder import WAV_HEADER_BYTES, wav_header
 from intercom.media.tracks import FRAME_SAMPLES, audio_frame
 
 from ..conftest import STEP
@@ -38,19 +39,41 @@ def tone(seconds: float, hz: float = 1000.0) -> np.ndarray:
     return (8000 * np.sin(2 * np.pi * hz * np.arange(round(seconds * RATE)) / RATE)).astype(np.int16)
 
 
-def test_mono_samples_come_back_as_written_under_the_name_only_once_closed(tmp_path: Path) -> None:
+def test_mono_samples_come_back_as_written(tmp_path: Path) -> None:
     samples = np.random.default_rng(1).integers(-32768, 32767, 5000, dtype=np.int16)
     recorder = WavRecorder(tmp_path / "message.wav")
     feed(recorder, samples, 777)
 
-    assert recorder.part == tmp_path / "message.part" and recorder.part.exists()
-    assert not (tmp_path / "message.wav").exists()
     assert recorder.close() == pytest.approx(5000 / RATE)
-    assert not recorder.part.exists()
     channels, pcm = read_wav(tmp_path / "message.wav")
     assert channels == 1 and np.array_equal(pcm[:, 0], samples)
     with pytest.raises(ValueError, match="closed"):
         recorder.add(samples)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_the_file_is_playable_while_recording_up_to_the_last_sync(tmp_path: Path, channels: int) -> None:
+    """What a SIGKILL between two syncs leaves: a WAV of every frame up to the last sync."""
+    samples = np.random.default_rng(2).integers(-32768, 32767, (RATE, channels), dtype=np.int16)
+    recorder = WavRecorder(tmp_path / "message.wav", channels=channels, sync_seconds=0.1)
+    for channel in range(channels):
+        feed(recorder, samples[: RATE * 35 // 100, channel], 960, channel)  # 0.35 s: synced at 0.1, 0.2, 0.3
+
+    got_channels, pcm = read_wav(tmp_path / "message.wav")
+    assert got_channels == channels and len(pcm) == RATE * 3 // 10
+    assert np.array_equal(pcm, samples[: len(pcm)])
+    for channel in range(channels):
+        feed(recorder, samples[RATE * 35 // 100 :, channel], 960, channel)
+    recorder.close()
+    assert np.array_equal(read_wav(tmp_path / "message.wav")[1], samples)
+
+
+def test_without_a_sync_interval_the_header_counts_only_once_closed(tmp_path: Path) -> None:
+    recorder = WavRecorder(tmp_path / "message.wav")
+    feed(recorder, tone(0.5), 960)
+    assert len(read_wav(tmp_path / "message.wav")[1]) == 0
+    recorder.close()
+    assert len(read_wav(tmp_path / "message.wav")[1]) == RATE // 2
 
 
 def test_stereo_channels_fed_unevenly_are_interleaved_and_the_one_behind_padded(tmp_path: Path) -> None:
@@ -87,10 +110,57 @@ def test_silent_seconds_count_quiet_frames_of_channel_0_since_the_last_loud_one(
 
 
 def test_an_aborted_recording_leaves_no_file(tmp_path: Path) -> None:
-    recorder = WavRecorder(tmp_path / "message.wav")
+    recorder = WavRecorder(tmp_path / "message.wav", sync_seconds=0.01)
     recorder.add(tone(0.1))
     recorder.abort()
     assert not list(tmp_path.iterdir())
+
+
+def torn_copy(original: bytes, path: Path, cut: int, header: bytes | None = None) -> None:
+    """What a power cut may leave of ``original``: cut anywhere, its header torn (replaced) or not."""
+    torn = bytearray(original[:cut])
+    if header is not None:
+        torn[: len(header)] = header[:cut]
+    path.write_bytes(bytes(torn))
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("cut", [0, 1, 17, 43, 44, 45, 46, 47, 48, 1001, 9603, 19_201, 19_244])
+@pytest.mark.parametrize("header", ["kept", "zeroed", "garbage", "counting nothing"])
+def test_a_torn_file_is_repaired_to_the_whole_frames_it_holds(tmp_path: Path, channels: int, cut: int, header: str):
+    samples = np.random.default_rng(cut).integers(-32768, 32767, (4800, channels), dtype=np.int16)
+    recorder = WavRecorder(tmp_path / "whole.wav", channels=channels)
+    for channel in range(channels):
+        recorder.add(samples[:, channel], channel)
+    recorder.close()
+    original = (tmp_path / "whole.wav").read_bytes()
+    torn_header = {
+        "kept": None,
+        "zeroed": bytes(WAV_HEADER_BYTES),
+        "garbage": np.random.default_rng(0).bytes(WAV_HEADER_BYTES),
+        "counting nothing": wav_header(channels, 0),
+    }[header]
+    torn = tmp_path / "torn.wav"
+    torn_copy(original, torn, cut, torn_header)
+
+    duration = repair_wav(torn, channels)
+
+    whole_frames = max(0, min(cut, len(original)) - WAV_HEADER_BYTES) // (2 * channels)
+    assert duration == pytest.approx(whole_frames / RATE)
+    got_channels, pcm = read_wav(torn)
+    assert got_channels == channels and np.array_equal(pcm, samples[:whole_frames])
+    assert torn.stat().st_size == WAV_HEADER_BYTES + whole_frames * 2 * channels
+
+
+def test_repairing_a_whole_file_changes_nothing_and_a_missing_one_is_an_error(tmp_path: Path) -> None:
+    recorder = WavRecorder(tmp_path / "whole.wav", channels=2)
+    feed(recorder, tone(0.2), 500)
+    recorder.close()
+    before = (tmp_path / "whole.wav").read_bytes()
+    assert repair_wav(tmp_path / "whole.wav", 2) == pytest.approx(0.2)
+    assert (tmp_path / "whole.wav").read_bytes() == before
+    with pytest.raises(FileNotFoundError):
+        repair_wav(tmp_path / "gone.wav", 1)
 
 
 class Finite(MediaStreamTrack):

@@ -14,13 +14,14 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..call_limits import CallRefused
 from ..callflows import CallFlow, Problem, identities
 from ..records import CallRecord, LegRecord, RecordingRecord
 from ..storage import Storage
 from .call_flows import without_read_only
 from .common import HubStorage, Pages, body_schema, json_body, validated
 from .errors import ApiError, not_found
-from .views import CallView, LegView, One, Page, RecordingView
+from .views import CallView, Errors, LegView, One, Page, RecordingView
 from .webhooks import WebhookRequest
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,10 @@ class CallRequest(BaseModel):
         return identities(self.destination)[0]
 
 
-@router.post("", status_code=201, openapi_extra=body_schema(CallRequest))
+FULL = {503: {"model": Errors, "description": "The hub is in max_calls calls: try again after Retry-After"}}
+
+
+@router.post("", status_code=201, openapi_extra=body_schema(CallRequest), responses=FULL)
 async def start_call(request: Request, storage: HubStorage) -> One[CallView]:
     data: Any = await json_body(request)
     if isinstance(data, dict) and "callFlow" in data:
@@ -71,12 +75,15 @@ async def start_call(request: Request, storage: HubStorage) -> One[CallView]:
     flow = wanted.call_flow or storage.default_call_flow()
     if flow is None:
         raise ApiError(422, Problem("callFlow", "callFlow: none given, and no stored call flow is the default"))
-    call = await request.app.state.calls.originate(
-        source=wanted.source,
-        identity=wanted.identity,
-        flow=flow,
-        webhook=wanted.webhook.webhook() if wanted.webhook else None,
-    )
+    try:
+        call = await request.app.state.calls.originate(
+            source=wanted.source,
+            identity=wanted.identity,
+            flow=flow,
+            webhook=wanted.webhook.webhook() if wanted.webhook else None,
+        )
+    except CallRefused as refused:  # 503 when the hub is full, 429 when the client is in too many calls
+        raise ApiError(refused.http_status, Problem("", str(refused)), headers=refused.headers) from None
     return One[CallView](data=[CallView.of(call)])
 
 
@@ -121,6 +128,10 @@ async def get_recording_file(
     call_id: CallId, leg_id: LegId, recording_id: RecordingId, storage: HubStorage
 ) -> FileResponse:
     recording = _recording(storage, call_id, leg_id, recording_id)
+    if recording.pruned_at is not None:
+        raise ApiError(410, Problem("", f"recording {recording.id} was pruned to keep the recordings quota"))
+    if recording.status == "recording":  # its file grows while it is sent: a length that would lie
+        raise ApiError(409, Problem("", f"recording {recording.id} is still running: its file is served once done"))
     root = storage.data_dir.resolve()
     path = (root / recording.path).resolve()
     if not path.is_relative_to(root):

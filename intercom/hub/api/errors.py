@@ -6,7 +6,9 @@ are rewritten too, so that a client reads one format; paths outside ``/v1`` keep
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 from collections.abc import Iterable, Mapping
 
 from fastapi import FastAPI, Request
@@ -19,6 +21,7 @@ from ..callflows import Problem, problems
 from .views import ErrorItem, Errors
 
 PREFIX = "/v1"
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -44,6 +47,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(sqlite3.OperationalError, _not_written)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _crash)
 
 
@@ -83,6 +87,16 @@ def _methods(request: Request) -> list[str]:
         if re.fullmatch(pattern, request.url.path):
             found.update(method.upper() for method in operations)
     return sorted(found)
+
+
+async def _not_written(request: Request, exc: sqlite3.OperationalError) -> Response:
+    """A read-only or full disk refused a write (a new webhook, a call flow): the hub is fine
+    otherwise, and the request may be tried again once the disk works (calls go on meanwhile)."""
+    log.warning("%s %s not done: the database cannot be written (%s)", request.method, request.url.path, exc)
+    message = f"the hub cannot write its database ({exc}); try again once its disk works"
+    if not _under_api(request):
+        return PlainTextResponse(message, status_code=503)
+    return error_response(503, [Problem("", message)])
 
 
 async def _crash(request: Request, exc: Exception) -> Response:

@@ -104,7 +104,11 @@ class RecordingView(_View):
     id: str
     format: str = Field(description="Always wav", examples=["wav"])
     leg_id: str = Field(alias="legId")
-    status: str = Field(description="Always done: a recording is listed once its file is complete", examples=["done"])
+    status: str = Field(
+        description="recording: it runs, its file grows (the file answers 409); done: kept; pruned: its file went "
+        "to keep the recordings quota (the file answers 410)",
+        examples=["done"],
+    )
     duration: int = Field(description="Whole seconds of audio")
     type: RecordingKind
     created_at: Timestamp = Field(alias="createdAt")
@@ -118,7 +122,7 @@ class RecordingView(_View):
             id=recording.id,
             format="wav",
             leg_id=recording.leg_id,
-            status="done",
+            status=recording.status if recording.pruned_at is None else "pruned",
             duration=round(recording.duration),
             type=recording.kind,
             created_at=recording.created_at,

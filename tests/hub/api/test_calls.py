@@ -96,6 +96,16 @@ async def test_recordings_are_only_found_under_their_own_call_and_leg(api):
         errors(await api.client.get(path), 404)
 
 
+async def test_a_recording_still_running_is_listed_as_such_and_its_file_not_served_yet(api):
+    logged = door_call(api.storage)
+    running = logged.recording.model_copy(update={"status": "recording"})
+    api.storage.put(running)
+    url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{running.id}"
+    assert (await api.client.get(url)).json()["data"][0]["status"] == "recording"
+    (error,) = errors(await api.client.get(f"{url}.wav"), 409)
+    assert error["message"] == f"recording {running.id} is still running: its file is served once done"
+
+
 @pytest.mark.parametrize("path", ["../outside.wav", "/etc/hostname", "recordings/missing.wav"])
 async def test_a_recording_file_outside_the_data_directory_or_missing_is_not_served(api, path):
     logged = door_call(api.storage)
@@ -104,6 +114,17 @@ async def test_a_recording_file_outside_the_data_directory_or_missing_is_not_ser
     url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{recording.id}"
     assert (await api.client.get(url)).status_code == 200
     errors(await api.client.get(f"{url}.wav"), 404)
+
+
+async def test_a_pruned_recording_is_listed_as_pruned_and_its_file_is_gone_for_good(api):
+    logged = door_call(api.storage)
+    logged.recording.pruned_at = T0 + 3600
+    api.storage.put(logged.recording)
+    (api.storage.data_dir / logged.recording.path).unlink()
+    url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{logged.recording.id}"
+    assert (await api.client.get(url)).json()["data"][0]["status"] == "pruned"
+    (error,) = errors(await api.client.get(f"{url}.wav"), 410)
+    assert error["message"] == f"recording {logged.recording.id} was pruned to keep the recordings quota"
 
 
 async def test_a_call_is_started_with_its_flow_and_webhook(api):

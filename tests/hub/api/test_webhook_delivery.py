@@ -18,12 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jwt
 import pytest
 
+from intercom.http_client import OutboundPolicy
 from intercom.hub import Storage
 from intercom.hub.api.views import CallView, LegView
 from intercom.hub.records import CallRecord, LegRecord, Webhook, WebhookDelivery
 from intercom.hub.webhooks import SIGNATURE_HEADER, WebhookDispatcher
 
-from ...conftest import STEP
+from ...conftest import LOOPBACK_ALLOWED, STEP
 from .call_log import door_call
 
 TOKEN = "the-receivers-token-of-32-bytes-or-more"
@@ -108,7 +109,7 @@ async def dispatchers(storage) -> AsyncIterator[list[WebhookDispatcher]]:
 
 
 async def started(dispatchers, storage, **options) -> WebhookDispatcher:
-    dispatcher = WebhookDispatcher(storage, **{"retry_delays": FAST, **options})
+    dispatcher = WebhookDispatcher(storage, **{"retry_delays": FAST, "outbound": LOOPBACK_ALLOWED, **options})
     dispatchers.append(dispatcher)
     await dispatcher.start()
     return dispatcher
@@ -234,7 +235,7 @@ async def test_undelivered_events_wait_for_the_next_start(storage, dispatchers, 
     storage.put(Webhook(url=receivers[0].url, token=TOKEN))
     call = door_call(storage).call
 
-    before_start = WebhookDispatcher(storage)
+    before_start = WebhookDispatcher(storage, outbound=LOOPBACK_ALLOWED)
     before_start.publish(call, created=True)  # not started: kept, not sent
     first = await started(dispatchers, storage, retry_delays=(60.0,))  # a retry far beyond the test
     first.publish(call, created=False)
@@ -261,3 +262,55 @@ async def test_publish_never_raises(storage, caplog):
         dispatcher.publish(CallRecord(source="door", destination="client:desk"), created=True)
         dispatcher.publish(LegRecord(call_id="c", source="door", destination="desk", direction="outgoing"), True)
     assert len(caplog.records) == 2 and "not queued" in caplog.records[0].getMessage()
+
+
+async def test_a_loopback_receiver_is_refused_without_the_setting(storage, dispatchers, receivers):
+    receivers.append(Receiver())
+    storage.put(Webhook(url=receivers[0].url, token=TOKEN))
+    dispatcher = await started(dispatchers, storage, outbound=OutboundPolicy())
+    dispatcher.publish(door_call(storage).call, created=True)
+    await idle(dispatcher)
+    (row,) = deliveries(storage)
+    assert (row.status, row.attempts) == ("failed", len(FAST) + 1)
+    assert row.last_error == (
+        "OutboundRefused: 127.0.0.1 is a loopback address: refused "
+        "(allow_loopback: intercom hub --allow-loopback-requests)"
+    )
+    assert receivers[0].received.empty()
+
+
+async def test_the_receivers_answer_is_not_read(storage, dispatchers):
+    """A 2xx whose body would never end (10 GB announced, nothing sent) is delivered at once: the
+    hub reads the status and the headers, nothing more."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n")
+        await writer.drain()
+        await reader.read()  # until the hub hangs up
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        storage.put(Webhook(url=f"http://127.0.0.1:{port}/hook", token=TOKEN))
+        dispatcher = await started(dispatchers, storage, timeout=60.0)
+        dispatcher.publish(door_call(storage).call, created=True)
+        await idle(dispatcher)
+    (row,) = deliveries(storage)
+    assert (row.status, row.attempts) == ("delivered", 1)
+
+
+async def test_while_the_database_refuses_writes_events_are_still_delivered_from_memory(
+    storage, dispatchers, receivers
+):
+    receivers.append(Receiver(statuses=(500,)))  # one retry, also written nowhere
+    storage.put(Webhook(url=receivers[0].url, token=TOKEN))
+    dispatcher = await started(dispatchers, storage)
+    call = door_call(storage).call
+    storage._db.execute("PRAGMA query_only=1")  # what SQLite answers on a read-only or full disk
+    dispatcher.publish(call, created=False)
+    first, again = await receivers[0].next(), await receivers[0].next()
+    assert first.body == again.body and json.loads(first.body)["items"][0]["payload"]["id"] == call.id
+    await idle(dispatcher)
+    assert deliveries(storage) == [] and "call_log" in storage.fault.parts

@@ -44,3 +44,12 @@ async def test_a_bad_webhook_is_refused_naming_the_field(api, body, parameter):
     (error,) = errors(await api.client.post("/v1/webhooks", json=body), 422)
     assert error["parameter"] == parameter
     assert (await api.client.get("/v1/webhooks")).json()["data"] == []
+
+
+async def test_a_webhook_the_disk_cannot_store_is_refused_with_503_and_nothing_half_made(api):
+    api.storage._db.execute("PRAGMA query_only=1")  # what SQLite answers on a read-only or full disk
+    response = await api.client.post("/v1/webhooks", json={"url": "https://example.test/hook", "token": TOKEN})
+    (error,) = errors(response, 503)
+    assert error["message"].startswith("the hub cannot write its database (attempt to write a readonly database)")
+    api.storage._db.execute("PRAGMA query_only=0")
+    assert (await api.client.get("/v1/webhooks")).json()["data"] == []
