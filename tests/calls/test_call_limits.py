@@ -4,6 +4,7 @@ length, a leg gone silent, and what a peer's messages may make a call keep."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 
 import pytest
@@ -166,6 +167,13 @@ async def info(call: Call, content_type: str, body: bytes) -> int:
     request = call.dialog.create_request("INFO", call._via(), headers=[("Content-Type", content_type)], body=body)
     async with asyncio.timeout(STEP):
         return (await call._connection.request(request)).status_code
+
+
+@pytest.fixture
+def hub_config(hub_config: HubConfig) -> HubConfig:
+    """Hundreds of INFOs on one connection as fast as answers come, which no unit sends: the SIP
+    message rate, a limit of its own (tests/hub/test_connection_limits.py), is lifted here."""
+    return dataclasses.replace(hub_config, sip_messages_per_second=1e6, sip_message_burst=10**6)
 
 
 async def test_stats_reports_and_unread_keys_keep_the_calls_memory_flat(hub, make_unit):
