@@ -10,7 +10,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,10 +28,12 @@ from .auth import (
 )
 from .auth.keys import SPLIT_HINT
 from .http_client import DEFAULT_OUTBOUND, OutboundPolicy
+from .hub_flags import CALL_LIMITS, CONNECTION_LIMITS, DURABILITY, STORAGE_LIMITS, add_limit_flags, limits_given
 
 if TYPE_CHECKING:
     from .hub.retention import StorageLimits
 
+STORAGE_TITLE = "storage limits (default: the hub's; `intercom storage` shows them)"
 DEFAULT_DATA_DIR = os.environ.get("INTERCOM_DATA_DIR", "/var/lib/intercom")
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="a web page origin (https://host:port) that may open the SIP WebSocket besides the hub's own (repeatable)",
     )
-    _connection_limit_flags(hub)
+    add_limit_flags(hub, "connection limits (default: the hub's; docs/connections.md)", CONNECTION_LIMITS)
     outbound = DEFAULT_OUTBOUND
     hub.add_argument(
         "--allow-loopback-requests",
@@ -125,23 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     hub.add_argument(
         "--max-media-bytes", type=int, default=outbound.max_media_bytes, help="the largest play file downloaded"
     )
-    _call_limits(hub)
-    _storage_limit_flags(hub)
-    hub.add_argument(
-        "--recording-sync-seconds",
-        type=float,
-        default=2.0,
-        metavar="S",
-        help="flush recordings to the card every S seconds of audio: the most a power cut loses of one (default 2)",
-    )
-    hub.add_argument(
-        "--heartbeat-seconds",
-        type=float,
-        default=10.0,
-        metavar="S",
-        help="while calls run, note every S seconds that the hub is alive: a call a crash leaves open "
-        "ends at that time (default 10)",
-    )
+    add_limit_flags(hub, "call limits (docs/call-limits.md)", CALL_LIMITS)
+    add_limit_flags(hub, STORAGE_TITLE, STORAGE_LIMITS)
+    add_limit_flags(hub, "crashes and power cuts (docs/storage.md)", DURABILITY)
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -228,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "storage", help="what the hub's data directory holds (database, recordings, free space) and its limits"
     )
     _data_dir(storage)
-    _storage_limit_flags(storage)
+    add_limit_flags(storage, STORAGE_TITLE, STORAGE_LIMITS)
     storage.set_defaults(func=_storage)
 
     unlocks = commands.add_parser("unlocks", help="the door's unlock log: openings, wrong codes, refusals, lockouts")
@@ -326,46 +314,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-CALL_LIMITS = {  # HubConfig field: what its flag sets (docs/call-limits.md argues each default)
-    "max_calls": (int, "calls the hub carries at once; one more gets 503 (default 20)"),
-    "max_calls_per_identity": (
-        int,
-        "calls one client may make, be rung in or talk in at once; one more: 486 (default 4)",
-    ),
-    "max_call_duration": (float, "seconds after which the hub hangs a call up (default 3600)"),
-    "media_timeout": (float, "seconds without audio from an answered leg that end its call (default 30)"),
-    "max_ring_legs": (int, "devices one transfer rings at once (default 20)"),
-}
-
-
-def _call_limits(hub: argparse.ArgumentParser) -> None:
-    """The hub's call limits; a flag left out leaves HubConfig's default (imported only to run a hub)."""
-    limits = hub.add_argument_group("call limits")
-    for name, (_, help_text) in CALL_LIMITS.items():
-        limits.add_argument(_flag(name), metavar="N", default=argparse.SUPPRESS, help=help_text)
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _limits_given(args: argparse.Namespace) -> dict[str, float]:
-    """The call limits given on the command line, each a number above 0."""
-    given = {}
-    for name, (kind, _) in CALL_LIMITS.items():
-        if not hasattr(args, name):
-            continue
-        text = getattr(args, name)
-        try:
-            given[name] = kind(text)
-        except ValueError:
-            given[name] = 0
-        if not given[name] > 0:
-            kind_name = "a whole number" if kind is int else "a number"
-            raise UsageError(f"{_flag(name)} {text}: give {kind_name} above 0")
-    return given
-
-
 def _data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help=f"hub data directory (default {DEFAULT_DATA_DIR})"
@@ -390,10 +338,6 @@ def _run_hub(args: argparse.Namespace) -> None:
         raise UsageError(on_the_command_line("--turn-secret", "--turn-secret-file PATH"))
     if args.turn_url and not args.turn_secret_file:
         raise UsageError("--turn-url needs --turn-secret-file")
-    for flag in ("--recording-sync-seconds", "--heartbeat-seconds"):
-        seconds = getattr(args, flag.removeprefix("--").replace("-", "_"))
-        if not 0 < seconds < float("inf"):
-            raise UsageError(f"{flag} {seconds:g}: give a number of seconds above 0")
     try:
         cert, key = tls_files(args.host, args.data_dir, args.cert, args.key, plain=args.insecure_plain) or (None, None)
     except OSError as exc:
@@ -426,36 +370,11 @@ def _run_hub(args: argparse.Namespace) -> None:
             else None
         ),
         allowed_origins=origins,
-        **_connection_limits(args),
         outbound=_outbound(args),
-        **_limits_given(args),
         storage_limits=_storage_limits(args),
-        recording_sync_seconds=args.recording_sync_seconds,
-        heartbeat_seconds=args.heartbeat_seconds,
+        **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY),
     )
     run_hub(config, log_level=args.log_level)
-
-
-# Connection limits (intercom.transport.limits): HubConfig's fields of the same names.
-CONNECTION_LIMITS = {
-    "max_connections": (int, "connections open at once, in all"),
-    "max_connections_per_source": (int, "connections open at once from one address"),
-    "handshake_timeout": (float, "seconds from accept to a complete request head (TLS and upgrade included)"),
-    "register_timeout": (float, "seconds a SIP connection may stay without a valid REGISTER"),
-    "sip_messages_per_second": (float, "SIP messages per second per connection, on average, then closed"),
-    "sip_message_burst": (int, "SIP messages per connection at once, within that average"),
-}
-
-
-def _connection_limit_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("connection limits (default: the hub's; docs/connections.md)")
-    for name, (kind, text) in CONNECTION_LIMITS.items():
-        group.add_argument(_flag(name), type=_positive(kind), metavar="N", help=text)
-
-
-def _connection_limits(args: argparse.Namespace) -> dict[str, float]:
-    """The limits given on the command line; HubConfig's defaults for the others."""
-    return {name: value for name in CONNECTION_LIMITS if (value := getattr(args, name)) is not None}
 
 
 def _outbound(args: argparse.Namespace) -> OutboundPolicy:
@@ -650,43 +569,11 @@ def _calls_show(args: argparse.Namespace) -> None:
 
 # -- the data directory's limits: `intercom hub` flags, shown by `intercom storage` -----------------
 
-# flag, type, what it bounds; the defaults live in intercom.hub.retention.StorageLimits (the
-# INTERCOM_HUB_* variables of the unit's env file have the same names).
-STORAGE_LIMIT_FLAGS = (
-    ("--recordings-quota-mb", int, "recordings may use this many MB in all; the oldest go first"),
-    ("--recording-max-seconds", float, "one recording stops at this length (the call goes on)"),
-    ("--min-free-mb", int, "no recording starts, and running ones stop, with less free space than this"),
-    ("--calls-max-age-days", float, "calls older than this leave the call log, with their recordings"),
-    ("--calls-max-rows", int, "the call log keeps at most this many calls, the newest"),
-    ("--deliveries-max-age-days", float, "webhook deliveries older than this are forgotten"),
-    ("--deliveries-max-rows", int, "at most this many webhook deliveries are kept, the newest"),
-)
-
-
-def _storage_limit_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("storage limits (default: the hub's; `intercom storage` shows them)")
-    for flag, kind, text in STORAGE_LIMIT_FLAGS:
-        group.add_argument(flag, type=_positive(kind), metavar="N", help=text)
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text} must be more than 0")
-        return value
-
-    return parse
-
 
 def _storage_limits(args: argparse.Namespace) -> StorageLimits:
     from .hub.retention import StorageLimits
 
-    names = [flag.removeprefix("--").replace("-", "_") for flag, _, _ in STORAGE_LIMIT_FLAGS]
-    return StorageLimits.of(**{name: getattr(args, name) for name in names})
+    return StorageLimits.of(**limits_given(args, STORAGE_LIMITS))
 
 
 def _storage(args: argparse.Namespace) -> None:

@@ -38,9 +38,18 @@ async def test_the_flags_reach_the_hub_and_its_start_line_says_them(tmp_path):
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
-        ("--sip-message-burst", "0", "0 must be more than 0"),
-        ("--register-timeout", "-5", "-5 must be more than 0"),
-        ("--max-connections", "many", "'many' is not a number"),
+        ("--sip-message-burst", "0", "0: give a whole number above 0"),
+        ("--register-timeout", "-5", "-5: give a number above 0"),
+        ("--max-connections", "many", "many: give a whole number above 0"),
+        ("--max-calls", "0", "0: give a whole number above 0"),
+        ("--max-calls-per-identity", "1.5", "1.5: give a whole number above 0"),
+        ("--media-timeout", "soon", "soon: give a number above 0"),
+        ("--max-call-duration", "-1", "-1: give a number above 0"),
+        ("--max-ring-legs", "nan", "nan: give a whole number above 0"),
+        ("--recording-sync-seconds", "0", "0: give a number above 0"),
+        ("--heartbeat-seconds", "-5", "-5: give a number above 0"),
+        ("--heartbeat-seconds", "nan", "nan: give a number above 0"),
+        ("--heartbeat-seconds", "inf", "inf: give a number above 0"),
     ],
 )
 def test_a_bad_limit_is_refused_naming_the_flag(tmp_path, capsys, flag, value, message):

@@ -13,12 +13,12 @@ import httpx
 import pytest
 
 from intercom.appliance.settings import HUB_STORAGE_LIMITS
-from intercom.cli import STORAGE_LIMIT_FLAGS
 from intercom.hub import Storage
 from intercom.hub.call_log import CallLog
 from intercom.hub.records import CallRecord, LegRecord, RecordingRecord, WebhookDelivery
 from intercom.hub.retention import DAY, MB, STORAGE_LIMITS, Retention, StorageLimits
 from intercom.hub.storage import DATABASE_NAME
+from intercom.hub_flags import STORAGE_LIMITS as STORAGE_LIMIT_FLAGS
 
 NOW = 1_800_000_000.0
 KB = 1024
@@ -181,7 +181,7 @@ def test_the_rows_held_back_are_bounded_and_the_lost_ones_counted(tmp_path, monk
 
 
 def test_the_limits_have_one_name_each_for_flags_variables_and_the_hub():
-    assert [flag.removeprefix("--").replace("-", "_") for flag, _, _ in STORAGE_LIMIT_FLAGS] == list(STORAGE_LIMITS)
+    assert [limit.name for limit in STORAGE_LIMIT_FLAGS] == list(STORAGE_LIMITS)
     assert list(HUB_STORAGE_LIMITS) == [f"hub_{name}" for name in STORAGE_LIMITS]
     limits = StorageLimits.of(recordings_quota_mb=5, min_free_mb=7, calls_max_rows=9)
     assert (limits.recordings_quota_bytes, limits.min_free_bytes, limits.calls_max_rows) == (5 * MB, 7 * MB, 9)
@@ -190,7 +190,10 @@ def test_the_limits_have_one_name_each_for_flags_variables_and_the_hub():
 
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
-    [("--recordings-quota-mb", "0", "must be more than 0"), ("--calls-max-age-days", "soon", "is not a number")],
+    [
+        ("--recordings-quota-mb", "0", "0: give a whole number above 0"),
+        ("--calls-max-age-days", "soon", "soon: give a number above 0"),
+    ],
 )
 def test_a_bad_limit_flag_is_refused(capsys, flag, value, message):
     from intercom.cli import main
