@@ -1,5 +1,5 @@
 # The two commands of the README. Each sets up what it needs first (scripts/setup.sh).
-.PHONY: demo test test-slow setup lint bench image
+.PHONY: demo test test-slow setup lint bench image powercut
 
 demo:
 	@scripts/setup.sh --demo
@@ -26,3 +26,7 @@ bench:
 # The flashable SD-card image of a unit (arm64), into build/image/: needs root, see deploy/image/.
 image:
 	deploy/image/build.sh
+
+# The built image's power-cut test under qemu (minutes; needs root to install qemu when missing).
+powercut:
+	deploy/image/powercut.sh
