@@ -149,7 +149,7 @@ say "stage 2: the image's packages are the versions of deploy/constraints.txt"
 chroot "$root" /opt/intercom/current/bin/python - "$(grep -v '^#' "$constraints")" <<'PINS' || fail "the image's venv differs from deploy/constraints.txt"
 import importlib.metadata, re, sys, sysconfig
 norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
-pins = dict(norm(line).split("==") for line in sys.argv[1].split())
+pins = {norm(name): version for name, version in (line.split("==") for line in sys.argv[1].split())}
 venv = importlib.metadata.distributions(path=[sysconfig.get_paths()["purelib"]])
 installed = {norm(d.metadata["Name"]): d.version for d in venv if norm(d.metadata["Name"]) not in ("intercom", "pip")}
 wrong = {name: (version, pins.get(name)) for name, version in installed.items() if pins.get(name) != version}

@@ -40,17 +40,17 @@ data=${2%/}
 [ -f "$root/etc/fstab" ] || fail "$root/etc/fstab is missing: not a root filesystem tree" 2
 [ -f "$root/boot/firmware/cmdline.txt" ] || fail "$root/boot/firmware/cmdline.txt is missing" 2
 grep -q "[[:space:]]$DATA_MOUNT[[:space:]]" "$root/etc/fstab" && fail "$root/etc/fstab mounts $DATA_MOUNT already: split once" 2
+root_line='^(LABEL=RASPIROOT[[:space:]]+/[[:space:]]+ext4[[:space:]]+)rw,'
+grep -qE "$root_line" "$root/etc/fstab" || fail "$root/etc/fstab has no 'LABEL=RASPIROOT / ext4 rw,...' line to make read-only" 2
+grep -qE '(^| )rw( |$)' "$root/boot/firmware/cmdline.txt" || fail "$root/boot/firmware/cmdline.txt has no 'rw' to make 'ro'" 2
+[ ! -e "$data" ] || [ -z "$(ls -A "$data")" ] || fail "$data is not empty" 2
 mkdir -p "$data"
-[ -z "$(ls -A "$data")" ] || fail "$data is not empty" 2
 
 fstab() { printf '%-26s %-28s %-6s %s\n' "$@" >>"$root/etc/fstab"; }
 
 # The root: read-only from the initramfs on (cmdline.txt) and after systemd-remount-fs (fstab).
-sed -i -E 's|^(LABEL=RASPIROOT[[:space:]]+/[[:space:]]+ext4[[:space:]]+)rw,|\1ro,|' "$root/etc/fstab"
-grep -qE '^LABEL=RASPIROOT[[:space:]]+/[[:space:]]+ext4[[:space:]]+ro,' "$root/etc/fstab" ||
-  fail "$root/etc/fstab has no 'LABEL=RASPIROOT / ext4 rw,...' line to make read-only"
+sed -i -E "s|$root_line|\\1ro,|" "$root/etc/fstab"
 sed -i -E 's/(^| )rw( |$)/\1ro\2/' "$root/boot/firmware/cmdline.txt"
-grep -qE '(^| )ro( |$)' "$root/boot/firmware/cmdline.txt" || fail "cmdline.txt has no 'rw' to make 'ro'"
 
 mkdir -p "$root$DATA_MOUNT"
 chmod 755 "$root$DATA_MOUNT"
