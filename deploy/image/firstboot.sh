@@ -428,7 +428,7 @@ keep_strike_line() {
 # -- growing to the card --------------------------------------------------------------------------
 # Once: the last partition (the data partition, or the root of an image without one) to the end of
 # the card, then its ext4 to fill it (online).
-expand_root() {
+grow_to_card() {
   local marker=$R$STATE_DIR/expanded source fstype part disk number output status
   live || [ "${FIRSTBOOT_TEST_EXPAND:-}" = yes ] || return 0
   [ -e "$marker" ] && return 0
@@ -472,7 +472,7 @@ take_authorized_keys
 take_wifi
 take_hostname
 keep_strike_line
-expand_root
+grow_to_card
 readonly_root
 say "done$([ "$problems" -eq 0 ] || echo ", $problems problem(s): see above")"
 if [ "$handled" -gt 0 ]; then
