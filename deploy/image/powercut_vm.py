@@ -31,8 +31,8 @@ from intercom.appliance.unit import Unit
 from intercom.hub.storage import DATABASE_NAME
 from intercom.sdk.status import ClientStatus
 
-CONNECT_TIMEOUT_S = 120  # an emulated unit just after boot is slow
-RECORDING_TIMEOUT_S = 120  # the ring timeout, then the spoken message, then the recording starts
+CONNECT_TIMEOUT_S = 300  # an emulated unit just after boot is slow
+RECORDING_TIMEOUT_S = 300  # the ring timeout, the spoken message (espeak, emulated), then the recording
 POLL_S = 0.2  # a file appearing has no event to wait on
 
 
