@@ -72,14 +72,17 @@ vm_kernel() {
   vm_append+=" console=ttyAMA0 systemd.journald.forward_to_console=1 panic=-1"
 }
 
-# vm_start DISK CONSOLE NIC...: powers the VM on in the background (vm_pid), its serial console
-# written to CONSOLE; NIC is qemu's -nic option (none: no network at all).
+# vm_start DISK CONSOLE NETDEV: powers the VM on in the background (vm_pid), its serial console
+# written to CONSOLE and qemu's own messages to vm_dir/qemu.log; NETDEV is a -netdev for a virtio
+# network card (none: no network at all). virtio-net-device (MMIO): the PCI card wants a boot ROM.
 vm_start() {
+  local network=(-nic none)
+  [ "$3" = none ] || network=(-netdev "$3,id=net0" -device virtio-net-device,netdev=net0)
   : >"$2"
   qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic -no-reboot \
     -kernel "$vm_dir/vmlinuz" -initrd "$vm_dir/initrd.img" -append "$vm_append" \
-    -drive "file=$1,format=raw,if=virtio" -nic "$3" \
-    -serial "file:$2" -monitor none </dev/null >/dev/null 2>&1 &
+    -drive "file=$1,format=raw,if=virtio" "${network[@]}" \
+    -serial "file:$2" -monitor none </dev/null >/dev/null 2>>"$vm_dir/qemu.log" &
   vm_pid=$!
   vm_powered_on=$SECONDS
 }

@@ -86,7 +86,11 @@ for ((boot = 1; boot <= cuts + 1; boot++)); do
   console=$work/console-$boot.log
   vm_start "$disk" "$console" "$nic"
   if ! vm_wait "$console" "status connected" "$boot_timeout_s"; then
-    say "boot $boot: no 'status connected' within $boot_timeout_s s: see $console"
+    if kill -0 "$vm_pid" 2>/dev/null; then
+      say "boot $boot: no 'status connected' within $boot_timeout_s s: see $console"
+    else
+      say "boot $boot: qemu stopped before 'status connected': see $console and $work/qemu.log"
+    fi
     result=not-connected
     break
   fi
