@@ -77,6 +77,9 @@ echo "# Scratch space: empty at every boot." >>"$root/etc/fstab"
 fstab tmpfs /tmp tmpfs "rw,nosuid,nodev,mode=1777,size=64M 0 0"
 fstab tmpfs /var/tmp tmpfs "rw,nosuid,nodev,mode=1777,size=16M 0 0"
 
+# D-Bus reads the machine id here; systemd-tmpfiles makes the link at boot, which a read-only root refuses.
+[ ! -d "$root/var/lib/dbus" ] || [ -e "$root/var/lib/dbus/machine-id" ] || ln -s /etc/machine-id "$root/var/lib/dbus/machine-id"
+
 # The journal on the data partition: bounded, and written to it every 30 s at most.
 mkdir -p "$root/etc/systemd/journald.conf.d"
 cat >"$root/etc/systemd/journald.conf.d/intercom.conf" <<'JOURNAL'

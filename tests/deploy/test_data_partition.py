@@ -49,6 +49,7 @@ def make_installed_tree(root: Path) -> None:
         (root / directory).chmod(mode)
     (root / "var/lib/systemd/timesync").mkdir(parents=True)
     (root / "var/lib/private").mkdir(mode=0o700)
+    (root / "var/lib/dbus").mkdir()
     (root / "var/lib/intercom" / "intercom.sqlite3").write_bytes(b"SQLite format 3\x00")
     env = root / "etc/intercom/intercom.env"
     env.write_text("INTERCOM_ROLE=door\n")
@@ -100,6 +101,7 @@ def test_the_root_is_read_only_and_fstab_mounts_the_data_and_binds_it_back(trees
     assert lines.index(by_point["/data"]) < min(lines.index(by_point[path]) for path in MOVED.values())
     assert by_point["/tmp"][:3] == ["tmpfs", "/tmp", "tmpfs"] and by_point["/var/tmp"][2] == "tmpfs"
     assert (root / "data").is_dir()
+    assert os.readlink(root / "var/lib/dbus/machine-id") == "/etc/machine-id"  # not made at boot: read-only
     cmdline = (root / "boot/firmware/cmdline.txt").read_text().split()
     assert "ro" in cmdline and "rw" not in cmdline and "fsck.repair=yes" in cmdline
     journald = (root / "etc/systemd/journald.conf.d/intercom.conf").read_text()
