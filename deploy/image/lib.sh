@@ -70,6 +70,9 @@ vm_kernel() {
   mcopy -o -i "$vm_boot" "::$initrd" "$1/initrd.img"
   vm_append="$(mtype -i "$vm_boot" ::cmdline.txt | tr -d '\r' | tr ' ' '\n' | grep -v '^console=' | grep . | paste -sd' ')"
   vm_append+=" console=ttyAMA0 systemd.journald.forward_to_console=1 panic=-1"
+  # Emulated arm64 on a shared host runs many times slower than a Pi: the unit's start-up (90 s by
+  # default) and its watchdog (20 s) are for a Pi, not for this.
+  vm_append+=" systemd.default_timeout_start_sec=900 systemd.service_watchdogs=0"
 }
 
 # vm_start DISK CONSOLE NETDEV: powers the VM on in the background (vm_pid), its serial console
