@@ -167,7 +167,8 @@ as_service_user() {
 
 systemctl_now() {
   if systemd_running; then
-    timeout 30 systemctl "$@" || problem "systemctl $* failed"
+    # enable reloads systemd twice and runs the SysV helper: over 30 s on a slow card (or emulated)
+    timeout 180 systemctl "$@" || problem "systemctl $* failed (exit status $?)"
   else
     say "not running under systemd: skipped systemctl $*"
   fi
