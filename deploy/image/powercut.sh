@@ -77,6 +77,7 @@ until_true() {
   done
 }
 logged() { grep -q "$2" "$1" 2>/dev/null; }
+ssh_up() { ssh_vm true 2>/dev/null; } # refused until sshd runs: not worth a line each time
 
 : >"$work/kept.txt"
 : >"$work/cut.txt"
@@ -97,7 +98,7 @@ for ((boot = 1; boot <= cuts + 1; boot++)); do
   connected_s+=($((SECONDS - vm_powered_on)))
   boots+=("$boot")
   say "boot $boot: connected $((SECONDS - vm_powered_on)) s after power-on"
-  if ! until_true "$step_timeout_s" ssh_vm true; then
+  if ! until_true "$step_timeout_s" ssh_up; then
     say "boot $boot: no SSH"
     result=no-ssh
     break
