@@ -25,16 +25,21 @@ vm_tools() {
 }
 
 # vm_disk IMAGE DISK: the image (.img or .img.xz) as a raw disk, 1 GiB bigger, for first boot to grow
-# the data partition into. Sets vm_boot, the boot partition as mtools addresses it.
+# the data partition into; sets vm_boot (vm_boot_partition).
 vm_disk() {
   case $1 in
     *.xz) xz -dc "$1" >"$2" ;;
     *) cp --sparse=always "$1" "$2" ;;
   esac
   truncate -s +1G "$2"
+  vm_boot_partition "$2"
+}
+
+# vm_boot_partition DISK: sets vm_boot, DISK's boot partition as mtools addresses it.
+vm_boot_partition() {
   local start
-  start=$(sfdisk --json "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["partitions"][0]["start"])')
-  vm_boot="$2@@$((start * 512))"
+  start=$(sfdisk --json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["partitions"][0]["start"])')
+  vm_boot="$1@@$((start * 512))"
 }
 
 # vm_desk_env FILE [LINE...]: what a user drops on the card: the settings of a desk that hosts the

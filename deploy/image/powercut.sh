@@ -9,6 +9,8 @@
 #   deploy/image/powercut.sh [--cuts N] [--work DIR] [IMAGE]
 #
 #   --cuts N    power cuts (default 3); the boot after the last one is checked too
+#   --again     go on with the disk, keys and settings a run before left in --work (its first boot
+#               done): more cuts on the same disk
 #   --work DIR  where the disk, the consoles and the door's logs go (default: a new /tmp/intercom-powercut.*)
 #   IMAGE       default: the newest build/image/intercom-*-arm64.img.xz
 #
@@ -29,10 +31,12 @@ fail() { printf 'powercut: %s\n' "$1" >&2; exit "${2:-1}"; }
 
 cuts=3
 work=
+again=no
 while [ $# -gt 0 ]; do
   case $1 in
     --cuts) [[ ${2-} =~ ^[1-9][0-9]?$ ]] || fail "--cuts needs a number of power cuts, 1-99" 2; cuts=$2; shift 2 ;;
     --work) [ -n "${2-}" ] || fail "--work needs a directory" 2; work=$2; shift 2 ;;
+    --again) again=yes; shift ;;
     -h | --help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     -*) fail "unknown option $1 (see --help)" 2 ;;
     *) image=$1; shift ;;
@@ -50,14 +54,18 @@ work=$(cd "$work" && pwd)
 disk=$work/disk.img
 trap 'vm_kill' EXIT
 say "image $image; the disk, consoles and logs in $work"
-vm_disk "$image" "$disk"
-
-rm -f "$work/id_ed25519" "$work/id_ed25519.pub"
-ssh-keygen -q -t ed25519 -N '' -C powercut -f "$work/id_ed25519"
-# TLS on loopback too: `intercom units add` makes the door's lines only for a hub that serves wss.
-vm_desk_env "$work/intercom.env" INTERCOM_HUB_TLS=on INTERCOM_RING_TIMEOUT_S=5
-mcopy -o -i "$vm_boot" "$work/intercom.env" ::intercom.env
-mcopy -o -i "$vm_boot" "$work/id_ed25519.pub" ::authorized_keys
+if [ "$again" = yes ]; then
+  [ -f "$disk" ] && [ -f "$work/id_ed25519" ] || fail "--again: no disk and key of a run before in $work" 2
+  vm_boot_partition "$disk"
+else
+  vm_disk "$image" "$disk"
+  rm -f "$work/id_ed25519" "$work/id_ed25519.pub" "$work/door.env" "$work"/console-*.log "$work"/check-*.json
+  ssh-keygen -q -t ed25519 -N '' -C powercut -f "$work/id_ed25519"
+  # TLS on loopback too: `intercom units add` makes the door's lines only for a hub that serves wss.
+  vm_desk_env "$work/intercom.env" INTERCOM_HUB_TLS=on INTERCOM_RING_TIMEOUT_S=5
+  mcopy -o -i "$vm_boot" "$work/intercom.env" ::intercom.env
+  mcopy -o -i "$vm_boot" "$work/id_ed25519.pub" ::authorized_keys
+fi
 vm_kernel "$work"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -79,11 +87,12 @@ until_true() {
 logged() { grep -q "$2" "$1" 2>/dev/null; }
 ssh_up() { ssh_vm true 2>/dev/null; } # refused until sshd runs: not worth a line each time
 
-: >"$work/kept.txt"
-: >"$work/cut.txt"
+[ "$again" = yes ] || : >"$work/kept.txt"
+[ "$again" = yes ] || : >"$work/cut.txt"
 boots=() connected_s=() integrity=() listed=() orphans=()
 result=ok
-for ((boot = 1; boot <= cuts + 1; boot++)); do
+first=$(find "$work" -maxdepth 1 -name 'console-*.log' | wc -l) # boots of the runs before
+for ((boot = first + 1; boot <= first + cuts + 1; boot++)); do
   console=$work/console-$boot.log
   vm_start "$disk" "$console" "$nic"
   if ! vm_wait "$console" "status connected" "$boot_timeout_s"; then
@@ -120,7 +129,7 @@ CHECK
     say "boot $boot: the database is damaged, or a finished voicemail is missing or does not play"
     result=lost
   fi
-  [ "$boot" -le "$cuts" ] || break
+  [ "$boot" -le $((first + cuts)) ] || break
   if [ ! -s "$work/door.env" ]; then
     ssh_vm runuser -u intercom -- intercom units add --role door --identity door --hub-url wss://127.0.0.1:8443 \
       >"$work/door.env" || fail "intercom units add failed in the VM"
@@ -150,7 +159,7 @@ done
 vm_kill
 rm -f "$disk"
 
-last=$work/check-${#boots[@]}.json
+last=$work/check-$((first + ${#boots[@]})).json
 read -r kept_listed cut_listed < <(python3 - "$last" "$work/kept.txt" "$work/cut.txt" <<'COUNT'
 import json, os, sys
 check = json.load(open(sys.argv[1])) if os.path.exists(sys.argv[1]) else {"voicemails": []}

@@ -26,12 +26,13 @@ import wave
 from pathlib import Path
 
 from intercom.appliance.settings import load_settings
-from intercom.appliance.simulator import tone_audio
 from intercom.appliance.unit import Unit
 from intercom.hub.storage import DATABASE_NAME
-from intercom.sdk.status import ClientStatus
+from intercom.media import MediaPolicy, RecordingSink, ToneSource
+from intercom.sdk import CallAudio, ClientStatus
 
 CONNECT_TIMEOUT_S = 300  # an emulated unit just after boot is slow
+DOOR_TONE_HZ = 440.0  # the simulator's door tone (its tone_audio needs textual, which a unit lacks)
 RECORDING_TIMEOUT_S = 300  # the ring timeout, the spoken message (espeak, emulated), then the recording
 POLL_S = 0.2  # a file appearing has no event to wait on
 
@@ -52,7 +53,8 @@ async def until(condition, timeout_s: float, what: str):
 
 async def door(env_file: Path, data_dir: Path, hang_up_after_s: float | None) -> None:
     settings, _ = load_settings(env_file)
-    unit = Unit(settings, tone_audio("door"))
+    tone = CallAudio(source=lambda: ToneSource(DOOR_TONE_HZ), sink=RecordingSink, policy=MediaPolicy(), tones=None)
+    unit = Unit(settings, tone)
     recordings = data_dir / "recordings"
     before = set(recordings.glob("*.part"))
     try:
