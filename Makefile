@@ -1,5 +1,5 @@
 # The two commands of the README. Each sets up what it needs first (scripts/setup.sh).
-.PHONY: demo test test-slow setup lint bench image constraints
+.PHONY: demo test test-slow setup lint bench image powercut constraints
 
 demo:
 	@scripts/setup.sh --demo
@@ -32,3 +32,6 @@ image:
 # It also asks the package index whether the unit (arm64) has wheels of each (a resolution, no install).
 constraints:
 	.venv/bin/python scripts/constraints.py --check-unit-platform
+# The built image's power-cut test under qemu (minutes; needs root to install qemu when missing).
+powercut:
+	deploy/image/powercut.sh

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Turns a Raspberry Pi root filesystem tree into a flashable disk image, without mounting or
-# loop devices: an MBR with a FAT32 boot partition (the files under ROOTFS/boot/firmware) and
-# an ext4 root partition (everything else, with an empty /boot/firmware as the mount point).
+# loop devices: an MBR with a FAT32 boot partition (the files under ROOTFS/boot/firmware), an
+# ext4 root partition (everything else, with an empty /boot/firmware as the mount point) and, with
+# --data, a third, ext4 partition for the unit's data (deploy/image/data-partition.sh makes its tree).
 #
-#   deploy/image/assemble.sh [--boot-size MiB] [--root-extra MiB] ROOTFS_DIR OUT.img
+#   deploy/image/assemble.sh [--boot-size MiB] [--root-extra MiB] [--data DIR [--data-extra MiB]]
+#                            ROOTFS_DIR OUT.img
 #
 #   --boot-size MiB   the boot partition (default 256, at least 64: FAT32 needs 65525 clusters)
 #   --root-extra MiB  free space left in the root (default 300; the root grows to the card's
 #                     size on first boot, this is only what the image itself has spare)
+#   --data DIR        the data partition's files: p3, ext4, labelled INTERCOMDATA; then it is the
+#                     data partition, not the root, that grows to the card on first boot
+#   --data-extra MiB  free space left in the data partition (default 64)
 #
 # Run it as root, so that every file of the tree can be read; ownership and modes come from the
 # tree either way. The layout is described in deploy/image/README.md.
@@ -17,6 +22,7 @@ PATH=$PATH:/usr/sbin:/sbin # mkfs.*, sfdisk, debugfs: not on a Debian user's PAT
 BOOT_START_MIB=4              # partition 1 starts here, aligned for SD cards' erase blocks
 BOOT_LABEL=RASPIFIRM          # the rootfs's fstab mounts LABEL=RASPIFIRM on /boot/firmware
 ROOT_LABEL=RASPIROOT          # cmdline.txt says root=LABEL=RASPIROOT
+DATA_LABEL=INTERCOMDATA       # the rootfs's fstab mounts it on /data (data-partition.sh)
 
 say() { printf 'assemble: %s\n' "$*"; }
 fail() { printf 'assemble: %s\n' "$1" >&2; exit "${2:-1}"; }
@@ -25,21 +31,27 @@ mib() { printf '%s' "$1" | grep -qE '^[0-9]{1,7}$'; }
 
 boot_mib=256
 extra_mib=300
+data=
+data_extra_mib=64
 args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --boot-size) mib "${2-}" || fail "--boot-size needs a size in MiB" 2; boot_mib=$((10#$2)); shift 2 ;;
     --root-extra) mib "${2-}" || fail "--root-extra needs a size in MiB" 2; extra_mib=$((10#$2)); shift 2 ;;
+    --data) [ -n "${2-}" ] || fail "--data needs a directory" 2; data=${2%/}; shift 2 ;;
+    --data-extra) mib "${2-}" || fail "--data-extra needs a size in MiB" 2; data_extra_mib=$((10#$2)); shift 2 ;;
     -h | --help) usage; exit 0 ;;
     -*) fail "unknown option $1 (see --help)" 2 ;;
     *) args+=("$1"); shift ;;
   esac
 done
-[ ${#args[@]} -eq 2 ] || fail "usage: assemble.sh [--boot-size MiB] [--root-extra MiB] ROOTFS_DIR OUT.img" 2
+[ ${#args[@]} -eq 2 ] ||
+  fail "usage: assemble.sh [--boot-size MiB] [--root-extra MiB] [--data DIR [--data-extra MiB]] ROOTFS_DIR OUT.img" 2
 rootfs=${args[0]%/}
 out=${args[1]}
 [ "$boot_mib" -ge 64 ] || fail "--boot-size must be at least 64 MiB for FAT32, not $boot_mib" 2
 [ -d "$rootfs" ] || fail "$rootfs is not a directory" 2
+[ -z "$data" ] || [ -d "$data" ] || fail "--data $data is not a directory" 2
 [[ -d $rootfs/boot/firmware && ! -L $rootfs/boot/firmware ]] || fail "$rootfs has no boot/firmware directory" 2
 [ -n "$(ls -A "$rootfs/boot/firmware")" ] || fail "$rootfs/boot/firmware is empty" 2
 [ -d "$(dirname "$out")" ] || fail "$(dirname "$out") (for $out) is not a directory" 2
@@ -84,12 +96,22 @@ fw_mib=$(((fw_kib + 1023) / 1024))
 # other metadata, 64 MiB for the journal.
 spare_mib=$((extra_mib > fw_mib ? extra_mib : fw_mib + 1))
 content_mib=$(((root_kib + 1023) / 1024 + spare_mib))
-root_mib=$((content_mib + content_mib / 16 + 64))
+# MiB of an ext4 partition holding content_mib of files and room
+ext4_mib() { echo $(($1 + $1 / 16 + 64)); }
+# -N when the files need more inodes than mke2fs's default, one per 16 KiB
+inode_option() { [ "$1" -le $(($2 * 64)) ] || echo "-N $1"; }
+root_mib=$(ext4_mib "$content_mib")
 root_start_mib=$((BOOT_START_MIB + boot_mib))
 image_mib=$((root_start_mib + root_mib))
-inodes=$(((root_inodes + fw_inodes) * 5 / 4 + 1024))
-inode_opt=()
-[ "$inodes" -le $((root_mib * 64)) ] || inode_opt=(-N "$inodes") # mke2fs's default: one per 16 KiB
+read -r -a inode_opt < <(inode_option $(((root_inodes + fw_inodes) * 5 / 4 + 1024)) "$root_mib") || true # nothing: the default
+data_mib=0
+if [ -n "$data" ]; then
+  read -r data_kib data_inodes < <(measure "$data")
+  data_mib=$(ext4_mib $(((data_kib + 1023) / 1024 + data_extra_mib)))
+  read -r -a data_inode_opt < <(inode_option $((data_inodes * 5 / 4 + 1024)) "$data_mib") || true
+fi
+data_start_mib=$image_mib
+image_mib=$((image_mib + data_mib))
 
 # -- boot: FAT32 from boot/firmware ---------------------------------------------------------
 # Hidden sectors = the partition's start, as mkfs.vfat would write it on a real partition.
@@ -119,6 +141,13 @@ if grep -v '^debugfs [0-9.]* (' "$work/debugfs.err" >&2; then fail "debugfs coul
 e2fsck -f -p -D "$work/root.part" >/dev/null
 e2fsck -f -p -E discard "$work/root.part" >/dev/null
 
+# -- data: ext4 from the data tree ----------------------------------------------------------
+if [ -n "$data" ]; then
+  truncate -s "${data_mib}M" "$work/data.part"
+  mkfs.ext4 -q -T default -L "$DATA_LABEL" "${data_inode_opt[@]}" -d "$data" "$work/data.part"
+  e2fsck -f -p -D "$work/data.part" >/dev/null
+fi
+
 # -- the disk -------------------------------------------------------------------------------
 truncate -s "${image_mib}M" "$work/image"
 sfdisk -q --no-reread --no-tell-kernel "$work/image" >/dev/null <<EOF
@@ -126,11 +155,14 @@ label: dos
 unit: sectors
 start=$((BOOT_START_MIB * 2048)), size=$((boot_mib * 2048)), type=c
 start=$((root_start_mib * 2048)), size=$((root_mib * 2048)), type=83
+$([ -z "$data" ] || echo "start=$((data_start_mib * 2048)), size=$((data_mib * 2048)), type=83")
 EOF
 dd if="$work/boot.part" of="$work/image" bs=1M seek="$BOOT_START_MIB" conv=notrunc,sparse status=none
 dd if="$work/root.part" of="$work/image" bs=1M seek="$root_start_mib" conv=notrunc,sparse status=none
+[ -z "$data" ] || dd if="$work/data.part" of="$work/image" bs=1M seek="$data_start_mib" conv=notrunc,sparse status=none
 mv "$work/image" "$out"
 
 say "boot  p1 FAT32 $BOOT_LABEL  at $BOOT_START_MIB MiB, $boot_mib MiB ($fw_mib MiB of firmware)"
 say "root  p2 ext4  $ROOT_LABEL  at $root_start_mib MiB, $root_mib MiB ($(((root_kib + 1023) / 1024)) MiB of files)"
+[ -z "$data" ] || say "data  p3 ext4  $DATA_LABEL at $data_start_mib MiB, $data_mib MiB ($(((data_kib + 1023) / 1024)) MiB of files)"
 say "$out: $image_mib MiB ($(du -m "$out" | cut -f1) MiB allocated, the rest is holes)"

@@ -12,8 +12,10 @@
 # Three stages, each in build/image/:
 #   1. the system (mmdebstrap --arch=arm64, Debian's raspi-firmware and kernel, customize-rootfs.sh),
 #      cached as rootfs-<key>.tar: the key is a hash of packages.txt and customize-rootfs.sh;
-#   2. the project: a wheel built from the working tree, its dependencies as arm64 wheels, and
-#      deploy/install.sh run inside the tree (under qemu-user), as on a Pi; first boot's service;
+#   2. the project: a wheel built from the working tree, its dependencies as arm64 wheels at
+#      exactly the versions of deploy/constraints.txt, and deploy/install.sh run inside the tree
+#      (under qemu-user), as on a Pi; first boot's service; then deploy/image/data-partition.sh
+#      splits the tree into a read-only root and the data partition's files;
 #   3. the disk: deploy/image/assemble.sh (no loop devices, no mounts), xz and sha256.
 # Needs root (chroot and bind mounts of /proc, /sys and /dev for stage 2), mmdebstrap,
 # qemu-user-static with binfmt, mtools, dosfstools, fdisk and xz-utils: it installs what is
@@ -24,6 +26,7 @@ repo=$(pwd)
 
 say() { printf 'image: %s\n' "$*"; }
 fail() { printf 'image: %s\n' "$1" >&2; exit "${2:-1}"; }
+. deploy/image/lib.sh
 
 out=$repo/build/image
 keys=
@@ -40,6 +43,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "$(id -u)" -eq 0 ] || fail "run it as root (chroot and bind mounts): sudo $0"
+constraints=$repo/deploy/constraints.txt
+[ -f "$constraints" ] || fail "$constraints is missing: the image installs exactly its versions (make constraints)" 2
 mkdir -p "$out" "$repo/build/image"  # the caches live in build/image whatever --out says
 out=$(cd "$out" && pwd)
 work=$repo/build/image/work
@@ -48,15 +53,8 @@ security=${INTERCOM_IMAGE_SECURITY_MIRROR:-http://deb.debian.org/debian-security
 started=$SECONDS
 
 # -- tools ---------------------------------------------------------------------------------------
-need=()
-for pair in mmdebstrap:mmdebstrap qemu-user-static:qemu-aarch64-static binfmt-support:update-binfmts \
-  arch-test:arch-test mtools:mcopy dosfstools:mkfs.vfat fdisk:sfdisk xz-utils:xz; do
-  command -v "${pair#*:}" >/dev/null || need+=("${pair%%:*}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  say "installing the build's tools: ${need[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+install_missing mmdebstrap:mmdebstrap qemu-user-static:qemu-aarch64-static binfmt-support:update-binfmts \
+  arch-test:arch-test mtools:mcopy dosfstools:mkfs.vfat fdisk:sfdisk xz-utils:xz
 if ! arch-test arm64 >/dev/null; then
   [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
   update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
@@ -95,17 +93,19 @@ rm -rf "$work"
 mkdir -p "$root" "$work/wheels"
 tar -C "$root" --numeric-owner -xpf "$cache"
 
-say "stage 2: the project's wheel and its arm64 dependencies"
+say "stage 2: the project's wheel and its arm64 dependencies, as pinned in deploy/constraints.txt"
 "${PYTHON:-python3}" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$work/wheels" "$repo"
 wheel=$(find "$work/wheels" -name 'intercom-*.whl' | head -1)
 version=$(basename "$wheel" | cut -d- -f2)
 # Debian bookworm's Python is 3.11 and its glibc 2.36: binary wheels for those, nothing to compile.
+# Only the pinned versions land in the wheelhouse, which install.sh installs from and nothing else;
+# build/image/wheels is a cache of every version downloaded before, looked in first.
 "${PYTHON:-python3}" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
   --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux_2_28_aarch64 \
   --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
-  -d "$repo/build/image/wheels" "$wheel"
-rm -f "$repo/build/image/wheels"/intercom-*.whl  # that cache keeps dependencies only
-cp "$repo/build/image/wheels"/*.whl "$work/wheels/"
+  -c "$constraints" --find-links "$repo/build/image/wheels" -d "$work/wheels" "$wheel" ||
+  fail "pip could not download an arm64 wheel for Python 3.11 of every version in deploy/constraints.txt"
+find "$work/wheels" -name '*.whl' ! -name 'intercom-*' -exec cp -n {} "$repo/build/image/wheels/" \;
 # The echo canceller is livekit's native library (intercom.audio.processing): without its arm64
 # wheel a unit would send its speaker's echo, so the build stops here rather than ship that.
 canceller=$(find "$work/wheels" -name 'livekit-*_aarch64.whl' | head -1)
@@ -122,7 +122,9 @@ mkdir -p "$staging"
 tar -C "$repo" -cf - deploy pyproject.toml README.md intercom | tar -C "$staging" -xf -
 cp -r "$work/wheels" "$staging/wheels"
 say "stage 2: deploy/install.sh inside the image (under qemu-user: a few minutes)"
-chroot "$root" /tmp/intercom-build/deploy/install.sh --no-start --source /tmp/intercom-build \
+# PIP_CONSTRAINT: pip keeps to the pins for what the venv already has too (setuptools, from venv).
+PIP_CONSTRAINT=/tmp/intercom-build/deploy/constraints.txt \
+  chroot "$root" /tmp/intercom-build/deploy/install.sh --no-start --source /tmp/intercom-build \
   --wheel "/tmp/intercom-build/wheels/$(basename "$wheel")" --wheelhouse /tmp/intercom-build/wheels
 say "stage 2: the echo canceller on the image's own Python (arm64, under qemu-user)"
 chroot "$root" /opt/intercom/current/bin/python - <<'CHECK' || fail "the echo canceller does not run in the image"
@@ -143,14 +145,28 @@ if [ -n "$keys" ]; then  # as if the user had dropped it on the card: first boot
   install -m 600 "$keys" "$root/boot/firmware/authorized_keys"
   say "stage 2: $keys on the boot partition: first boot turns SSH on for them, keys only"
 fi
+say "stage 2: the image's packages are the versions of deploy/constraints.txt"
+chroot "$root" /opt/intercom/current/bin/python - "$(grep -v '^#' "$constraints")" <<'PINS' || fail "the image's venv differs from deploy/constraints.txt"
+import importlib.metadata, re, sys, sysconfig
+norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+pins = {norm(name): version for name, version in (line.split("==") for line in sys.argv[1].split())}
+venv = importlib.metadata.distributions(path=[sysconfig.get_paths()["purelib"]])
+installed = {norm(d.metadata["Name"]): d.version for d in venv if norm(d.metadata["Name"]) not in ("intercom", "pip")}
+wrong = {name: (version, pins.get(name)) for name, version in installed.items() if pins.get(name) != version}
+print(f"image: {len(installed)} packages in the venv, each at its pinned version" if not wrong else
+      "\n".join(f"image: {name} {have} installed, constraints say {want}" for name, (have, want) in wrong.items()))
+sys.exit(1 if wrong else 0)
+PINS
 rm -rf "$staging" "$root"/root/.cache
 cleanup
 mounted=()
+say "stage 2: the read-only root and the data partition (data-partition.sh)"
+deploy/image/data-partition.sh "$root" "$work/data"
 
 # -- 3. the disk -------------------------------------------------------------------------------------
 image=$out/intercom-$version-arm64.img
 say "stage 3: the disk image"
-deploy/image/assemble.sh "$root" "$image"
+deploy/image/assemble.sh --data "$work/data" "$root" "$image"
 rm -f "$image.xz"
 xz -T0 -6 "$image"
 (cd "$out" && sha256sum "$(basename "$image").xz" >"$(basename "$image").xz.sha256")

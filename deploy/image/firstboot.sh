@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # intercom-firstboot: at every boot, takes what the user dropped on the SD card's boot partition
 # (/boot/firmware, FAT: anyone holding the card can read it) into place with safe permissions, and
-# deletes it from there, then grows the root filesystem to the card once.
+# deletes it from there, then grows the data partition (or, on an image without one, the root) to
+# the card once.
 #
 #   intercom.env          -> /etc/intercom/intercom.env (600, owner intercom; the old one is kept as
 #                            intercom.env.previous), checked with `intercom config check` as intercom
@@ -27,6 +28,10 @@
 # that is not on the network yet can only answer there. It exits 1 when something was refused or
 # failed, and carries on with the other files first.
 #
+# The image's root is read-only (deploy/image/data-partition.sh): the script makes it writable only
+# when it has something to write there, syncs, and makes it read-only again before it ends; on its
+# first boot it also keeps the machine id systemd made up for it (else a new one every boot).
+#
 # The image build installs this script as /usr/local/sbin/intercom-firstboot and enables
 # deploy/image/intercom-firstboot.service (Before=intercom.service). It expects the unit installed
 # by deploy/install.sh (the user intercom, /opt/intercom), systemd-networkd, wpasupplicant,
@@ -40,6 +45,8 @@
 #   INTERCOM_STRIKE_OFF   deploy/strike-off.sh (default /usr/local/sbin/intercom-strike-off, install.sh's)
 #   FIRSTBOOT_TEST_EXPAND yes: grow the root filesystem under FIRSTBOOT_ROOT too. Only for tests
 #                         that put fake findmnt, lsblk, sfdisk, partx and resize2fs first on PATH
+#   FIRSTBOOT_GROW        the mount point whose filesystem grows (default: /data where it is a mount
+#                         point, as on the image, else /)
 set -uo pipefail
 export LC_ALL=C # lengths in bytes, [a-z] only ASCII letters; Python runs in UTF-8 mode under C
 
@@ -58,13 +65,52 @@ STRIKE_OFF=${INTERCOM_STRIKE_OFF:-/usr/local/sbin/intercom-strike-off}
 STRIKE_MARK="# The door strike's relay off from power-on (intercom-firstboot keeps the next line in step)"
 FIRMWARE_CUSTOM=/etc/default/raspi-firmware-custom # raspi-firmware appends it to config.txt
 
+GROW=${FIRSTBOOT_GROW:-/}
+if [ -z "${FIRSTBOOT_GROW:-}" ] && [ -z "${FIRSTBOOT_ROOT:-}" ] && mountpoint -q /data; then GROW=/data; fi
+GROWN=$([ "$GROW" = / ] && echo root || echo data) # in what it says
+
 problems=0
 handled=0 # files found on the boot partition this boot
+remounted=no # the read-only root made writable by writable_root
 lines=()
 say() { printf 'intercom-firstboot: %s\n' "$*"; lines+=("$*"); }
 problem() { problems=$((problems + 1)); say "$@"; }
 live() { [ -z "$R" ]; }
 systemd_running() { live && [ -d /run/systemd/system ]; }
+
+# The live root, writable from here to the end of the script (a no-op when it is already).
+writable_root() {
+  live || return 0
+  [ "$remounted" = no ] || return 0
+  findmnt -no OPTIONS / | tr , '\n' | grep -qx ro || return 0
+  if mount -o remount,rw /; then
+    remounted=yes
+  else
+    problem "could not make the read-only root writable (mount -o remount,rw /)"
+  fi
+}
+
+# Back to read-only, with what was written on the card first.
+readonly_root() {
+  [ "$remounted" = yes ] || return 0
+  sync -f /
+  if mount -o remount,ro /; then
+    say "root filesystem: written, synced, read-only again"
+  else
+    problem "root filesystem: could not make it read-only again: it stays writable until the next boot"
+  fi
+}
+
+# systemd makes up a machine id each boot while the root is read-only: keep the first one.
+keep_machine_id() {
+  live && mountpoint -q /etc/machine-id || return 0
+  writable_root
+  if systemd-machine-id-setup --commit >/dev/null 2>&1; then
+    say "machine id: $(cat /etc/machine-id) kept"
+  else
+    problem "machine id: systemd-machine-id-setup --commit failed"
+  fi
+}
 
 # A file written on Windows: no byte order mark, LF line ends.
 normalise() { sed -e '1s/^\xEF\xBB\xBF//' -e 's/\r$//' -- "$1"; }
@@ -73,6 +119,7 @@ normalise() { sed -e '1s/^\xEF\xBB\xBF//' -e 's/\r$//' -- "$1"; }
 found() {
   if [ -f "$R$BOOT/$1" ]; then
     handled=$((handled + 1))
+    writable_root # what is found is written on the root
     return 0
   fi
   if [ -f "$R$BOOT/$1.txt" ]; then
@@ -120,7 +167,8 @@ as_service_user() {
 
 systemctl_now() {
   if systemd_running; then
-    timeout 30 systemctl "$@" || problem "systemctl $* failed"
+    # enable reloads systemd twice and runs the SysV helper: over 30 s on a slow card (or emulated)
+    timeout 180 systemctl "$@" || problem "systemctl $* failed (exit status $?)"
   else
     say "not running under systemd: skipped systemctl $*"
   fi
@@ -363,6 +411,7 @@ keep_strike_line() {
       { print }
       $0 == mark { if (wanted != "") print wanted; after = 1 }' "$file")
     [ "$new" != "$(cat -- "$file")" ] || continue
+    writable_root
     if printf '%s\n' "$new" >"$file.new" && sync -- "$file.new" && mv -f -- "$file.new" "$file"; then
       changed+=("${file#"$R"}")
     else
@@ -377,21 +426,22 @@ keep_strike_line() {
   fi
 }
 
-# -- the root filesystem --------------------------------------------------------------------------
-# Once: the root partition to the end of the card, then its ext4 to fill it (online).
-expand_root() {
+# -- growing to the card --------------------------------------------------------------------------
+# Once: the last partition (the data partition, or the root of an image without one) to the end of
+# the card, then its ext4 to fill it (online).
+grow_to_card() {
   local marker=$R$STATE_DIR/expanded source fstype part disk number output status
   live || [ "${FIRSTBOOT_TEST_EXPAND:-}" = yes ] || return 0
   [ -e "$marker" ] && return 0
-  source=$(findmnt -no SOURCE /) fstype=$(findmnt -no FSTYPE /)
+  source=$(findmnt -no SOURCE "$GROW") fstype=$(findmnt -no FSTYPE "$GROW")
   source=${source%%\[*} # btrfs and the like: /dev/sda2[/@]
   part=${source##*/}
   disk=$(lsblk -no PKNAME "$source" 2>/dev/null | head -n 1 | tr -d '[:space:]')
   number=$(cat "$R/sys/class/block/$part/partition" 2>/dev/null)
   if [[ $fstype != ext[234] ]]; then
-    say "root filesystem: $fstype on $source, not ext4: not grown"
+    say "$GROWN filesystem: $fstype on $source, not ext4: not grown"
   elif [ -z "$disk" ] || [ -z "$number" ]; then
-    say "root filesystem: $source is not a partition of a disk: nothing to grow"
+    say "$GROWN filesystem: $source is not a partition of a disk: nothing to grow"
   else
     if command -v growpart >/dev/null; then
       output=$(growpart "/dev/$disk" "$number" 2>&1)
@@ -404,25 +454,27 @@ expand_root() {
       status=$?
     fi
     if [ "$status" -ne 0 ]; then
-      problem "root filesystem: could not grow partition $number of /dev/$disk: ${output//$'\n'/; }"
+      problem "$GROWN filesystem: could not grow partition $number of /dev/$disk: ${output//$'\n'/; }"
       return
     fi
     partx -u --nr "$number" "/dev/$disk" 2>/dev/null
     if ! output=$(resize2fs "$source" 2>&1); then
-      problem "root filesystem: resize2fs $source failed: ${output//$'\n'/; }"
+      problem "$GROWN filesystem: resize2fs $source failed: ${output//$'\n'/; }"
       return
     fi
-    say "root filesystem: grew partition $number of /dev/$disk to the end of the card, and $source to fill it"
+    say "$GROWN filesystem: grew partition $number of /dev/$disk to the end of the card, and $source to fill it"
   fi
   mkdir -p "$(dirname "$marker")" && touch "$marker"
 }
 
+keep_machine_id
 take_env_file
 take_authorized_keys
 take_wifi
 take_hostname
 keep_strike_line
-expand_root
+grow_to_card
+readonly_root
 say "done$([ "$problems" -eq 0 ] || echo ", $problems problem(s): see above")"
 if [ "$handled" -gt 0 ]; then
   # Only boots that found files rewrite it: the FAT partition is left alone otherwise.

@@ -36,8 +36,9 @@ def tree(tmp_path: Path) -> Iterator[Tree]:
     yield Tree(tmp_path / "root")  # root only: no `intercom config check` here
 
 
-def card(tmp_path: Path, label: str) -> Path:
-    """An image's partition table (boot, then root) on a card twice its size."""
+def card(tmp_path: Path, label: str, data: bool = False) -> Path:
+    """An image's partition table (boot, then root, then with ``data`` the data partition) on a
+    card twice its size."""
     disk = tmp_path / "card.img"
     with disk.open("wb") as file:
         file.truncate(IMAGE_MIB << 20)
@@ -45,6 +46,8 @@ def card(tmp_path: Path, label: str) -> Path:
     table = (
         f"label: {label}\nstart=2048, size=16384, type={boot_type}\nstart={ROOT_START}, size=20480, type={root_type}\n"
     )
+    if data:
+        table += f"start={ROOT_START + 20480}, size=16384, type={root_type}\n"
     subprocess.run([SFDISK, "--quiet", str(disk)], input=table, text=True, check=True, timeout=30)
     with disk.open("r+b") as file:
         file.truncate(CARD_MIB << 20)
@@ -146,3 +149,21 @@ def test_a_root_that_cannot_grow_is_skipped_for_good(tree, tmp_path, parent, fst
     assert said in run.lines and run.returncode == 0
     assert disk.read_bytes() == before and not any(call.startswith(("sfdisk", "resize2fs")) for call in calls(tmp_path))
     assert tree.path(MARKER).exists()
+
+
+@pytest.mark.skipif(shutil.which("growpart") is not None, reason="growpart is installed: the script would use it")
+def test_the_image_grows_its_data_partition_the_last_one_not_the_read_only_root(tree, tmp_path):
+    disk = card(tmp_path, "dos", data=True)
+    bin_dir = fake_disk_tools(tree, tmp_path, disk)
+    # the root is /dev/mmcblk0p2, the data partition (mounted on /data) /dev/mmcblk0p3
+    fake(bin_dir, "findmnt", 'case "$*" in *"SOURCE /data") echo /dev/mmcblk0p3 ;; *"FSTYPE /data") echo ext4 ;; esac')
+    tree.write("sys/class/block/mmcblk0p3/partition", "3\n")
+    run = tree.run(bin_dir, FIRSTBOOT_TEST_EXPAND="yes", FIRSTBOOT_GROW="/data")
+    assert (
+        "data filesystem: grew partition 3 of /dev/mmcblk0 to the end of the card, and /dev/mmcblk0p3 to fill it"
+        in run.lines
+    ), run.lines
+    root, data = partitions(disk)["partitions"][1:]
+    assert (root["start"], root["size"]) == (ROOT_START, 20480)  # the root as it was
+    assert data["start"] + data["size"] == (CARD_MIB << 20) // SECTOR
+    assert calls(tmp_path)[-1] == "resize2fs /dev/mmcblk0p3" and run.returncode == 0
