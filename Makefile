@@ -32,6 +32,7 @@ image:
 # It also asks the package index whether the unit (arm64) has wheels of each (a resolution, no install).
 constraints:
 	.venv/bin/python scripts/constraints.py --check-unit-platform
+
 # The built image's power-cut test under qemu (minutes; needs root to install qemu when missing).
 powercut:
 	deploy/image/powercut.sh
