@@ -60,6 +60,16 @@ class Hub:
 LOOPBACK_ALLOWED = OutboundPolicy(allow_loopback=True)  # the hub's requests may reach the tests' own servers
 
 
+@pytest.fixture(autouse=True)
+def _umask_restored() -> Any:
+    """`intercom hub` and `intercom appliance` set the process's umask to 077, as their service does;
+    run in this process by a test, that must not make the files of the tests after it private."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield
+    os.umask(umask)
+
+
 @pytest.fixture
 def hub_config(tmp_path: Path, request: pytest.FixtureRequest) -> HubConfig:
     """A hub on 127.0.0.1 whose media offers 127.0.0.1 too: the only address tests may use.
