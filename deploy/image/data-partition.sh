@@ -39,7 +39,7 @@ root=${1%/}
 data=${2%/}
 [ -f "$root/etc/fstab" ] || fail "$root/etc/fstab is missing: not a root filesystem tree" 2
 [ -f "$root/boot/firmware/cmdline.txt" ] || fail "$root/boot/firmware/cmdline.txt is missing" 2
-grep -q "[[:space:]]$DATA_MOUNT[[:space:]]" "$root/etc/fstab" && fail "$root/etc/fstab mounts $DATA_MOUNT already: split once" 2
+grep -q "[[:space:]]${DATA_MOUNT}[[:space:]]" "$root/etc/fstab" && fail "$root/etc/fstab mounts $DATA_MOUNT already: split once" 2
 root_line='^(LABEL=RASPIROOT[[:space:]]+/[[:space:]]+ext4[[:space:]]+)rw,'
 grep -qE "$root_line" "$root/etc/fstab" || fail "$root/etc/fstab has no 'LABEL=RASPIROOT / ext4 rw,...' line to make read-only" 2
 grep -qE '(^| )rw( |$)' "$root/boot/firmware/cmdline.txt" || fail "$root/boot/firmware/cmdline.txt has no 'rw' to make 'ro'" 2

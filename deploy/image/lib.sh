@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell shared by the image's scripts (build.sh, smoke.sh, powercut.sh): sourced, not run.
 
 # install_missing PACKAGE:COMMAND...: apt-get installs the packages whose command is not on PATH.
@@ -19,10 +20,9 @@ vm_newest_image() {
   find build/image -maxdepth 1 -name 'intercom-*-arm64.img.xz' -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2-
 }
 
-# The system packages a boot needs, installed when missing.
-vm_tools() {
-  install_missing qemu-system-arm:qemu-system-aarch64 mtools:mcopy fdisk:sfdisk xz-utils:xz "$@"
-}
+# The system packages a boot needs (package:command), for install_missing.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+VM_TOOLS=(qemu-system-arm:qemu-system-aarch64 mtools:mcopy fdisk:sfdisk xz-utils:xz)
 
 # vm_disk IMAGE DISK: the image (.img or .img.xz) as a raw disk, 1 GiB bigger, for first boot to grow
 # the data partition into; sets vm_boot (vm_boot_partition).
@@ -85,7 +85,7 @@ vm_kernel() {
 # network card (none: no network at all). virtio-net-device (MMIO): the PCI card wants a boot ROM.
 vm_start() {
   local network=(-nic none)
-  [ "$3" = none ] || network=(-netdev "$3,id=net0" -device virtio-net-device,netdev=net0)
+  [ "$3" = none ] || network=(-netdev "$3,id=net0" -device "virtio-net-device,netdev=net0")
   : >"$2"
   qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic -no-reboot \
     -kernel "$vm_dir/vmlinuz" -initrd "$vm_dir/initrd.img" -append "$vm_append" \

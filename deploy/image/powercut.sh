@@ -46,7 +46,7 @@ image=${image:-$(vm_newest_image)}
 if [ -z "$image" ] || [ ! -f "$image" ]; then fail "no image: build one with deploy/image/build.sh, or name it" 2; fi
 boot_timeout_s=${POWERCUT_BOOT_TIMEOUT_S:-1200}
 step_timeout_s=${POWERCUT_STEP_TIMEOUT_S:-600}
-vm_tools openssh-client:ssh openssh-client:ssh-keygen
+install_missing "${VM_TOOLS[@]}" openssh-client:ssh openssh-client:ssh-keygen
 
 work=${work:-$(mktemp -d /tmp/intercom-powercut.XXXXXX)}
 mkdir -p "$work"
@@ -55,7 +55,7 @@ disk=$work/disk.img
 trap 'vm_kill' EXIT
 say "image $image; the disk, consoles and logs in $work"
 if [ "$again" = yes ]; then
-  [ -f "$disk" ] && [ -f "$work/id_ed25519" ] || fail "--again: no disk and key of a run before in $work" 2
+  if [ ! -f "$disk" ] || [ ! -f "$work/id_ed25519" ]; then fail "--again: no disk and key of a run before in $work" 2; fi
   vm_boot_partition "$disk"
 else
   vm_disk "$image" "$disk"

@@ -23,7 +23,7 @@ fail() { printf 'smoke: %s\n' "$1" >&2; exit "${2:-1}"; }
 image=${1:-$(vm_newest_image)}
 if [ -z "$image" ] || [ ! -f "$image" ]; then fail "no image: build one with deploy/image/build.sh, or name it" 2; fi
 timeout_s=${SMOKE_TIMEOUT_S:-1200}
-vm_tools
+install_missing "${VM_TOOLS[@]}"
 
 work=$(mktemp -d /tmp/intercom-smoke.XXXXXX)
 trap 'vm_kill; rm -rf "$work"' EXIT
