@@ -23,7 +23,8 @@ def test_overlap_add_is_the_convolution_block_by_block():
     for size in sizes:
         blocks.append(convolver.push(signal[start : start + size]))
         start += size
-    expected = np.convolve(signal[:start], response)[:start]
+    length = start + len(response) - 1  # the whole convolution, by FFT (np.convolve takes ~30 s here)
+    expected = np.fft.irfft(np.fft.rfft(signal[:start], length) * np.fft.rfft(response, length), length)[:start]
     assert np.allclose(np.concatenate(blocks), expected, atol=1e-9)
 
 
