@@ -119,7 +119,7 @@ import json, sys
 check = json.load(open(sys.argv[1]))
 kept = set(open(sys.argv[2]).read().split())
 ok = check["integrity"] == "ok" and kept <= set(check["voicemails"]) and check["playable"] >= len(kept)
-print("yes" if ok else "no", len(check["voicemails"]), len(check["orphan_parts"]))
+print("yes" if ok else "no", len(check["voicemails"]), len(check["orphan_files"]))
 CHECK
   )
   integrity+=("$(python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["integrity"]))' "$work/check-$boot.json")")
@@ -170,7 +170,7 @@ COUNT
 join() { local IFS=,; echo "$*"; }
 printf '{"image": "%s", "result": "%s", "boots": %d, "power_cuts": %d, "seconds_to_connected": [%s], ' \
   "$(basename "$image")" "$result" "${#boots[@]}" "$(wc -l <"$work/cut.txt")" "$(join "${connected_s[@]}")"
-printf '"integrity": [%s], "voicemails_listed_per_boot": [%s], "orphan_parts_per_boot": [%s], ' \
+printf '"integrity": [%s], "voicemails_listed_per_boot": [%s], "orphan_files_per_boot": [%s], ' \
   "$(join "${integrity[@]}")" "$(join "${listed[@]}")" "$(join "${orphans[@]}")"
 printf '"finished_voicemails": {"made": %d, "listed": %d}, "cut_voicemails": {"made": %d, "listed": %d}}\n' \
   "$(wc -l <"$work/kept.txt")" "$kept_listed" "$(wc -l <"$work/cut.txt")" "$cut_listed"

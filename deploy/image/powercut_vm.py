@@ -4,12 +4,14 @@
 ``door ENV_FILE [--hang-up-after S]``: a door unit (the env file's key and identity, a test tone
 for a microphone) presses CALL on the embedded hub of the image's desk; nobody answers, so the
 hub's ``ring_desks`` flow records a voicemail. It prints one line per milestone (``connected``,
-``calling``, ``recording <id>``; with --hang-up-after, ``kept <id>`` once it has hung up and the
-hub kept the file) and, without it, stays in the call until the power is cut.
+``calling``, ``recording <id>`` once the hub's recording file is there; with --hang-up-after,
+``kept <id>`` once it has hung up and the call log has the recording done) and, without it, stays
+in the call until the power is cut.
 
 ``check DATA_DIR``: one JSON line about the hub's data after a boot: SQLite's integrity check,
 the voicemails in the call log and whether each file is there and plays (a WAV header and
-frames), and the orphan ``.part`` files a cut recording left behind.
+frames), the ones still marked as recording (the hub's start repairs them), and the recording files
+no row of the call log names.
 
 Not part of the package: only the image's power-cut test runs it.
 """
@@ -55,35 +57,50 @@ async def door(env_file: Path, data_dir: Path, hang_up_after_s: float | None) ->
     settings, _ = load_settings(env_file)
     tone = CallAudio(source=lambda: ToneSource(DOOR_TONE_HZ), sink=RecordingSink, policy=MediaPolicy(), tones=None)
     unit = Unit(settings, tone)
-    recordings = data_dir / "recordings"
-    before = set(recordings.glob("*.part"))
+    folder = data_dir / "recordings"
+    before = set(folder.glob("*.wav"))
     try:
         await unit.start()
         await until(lambda: unit.client.status is ClientStatus.CONNECTED, CONNECT_TIMEOUT_S, "connection")
         say("connected")
         call = unit.client.start_call()
         say("calling")
-        part = await until(
-            lambda: next(iter(set(recordings.glob("*.part")) - before), None), RECORDING_TIMEOUT_S, "recording"
+        wav = await until(
+            lambda: next(iter(set(folder.glob("*.wav")) - before), None), RECORDING_TIMEOUT_S, "recording"
         )
-        say(f"recording {part.stem}")
+        say(f"recording {wav.stem}")
         if hang_up_after_s is None:
             await asyncio.Event().wait()  # in the call until the power goes
         await asyncio.sleep(hang_up_after_s)  # the tone goes on meanwhile: a voicemail of that length
         await call.disconnect()
-        await until(lambda: part.with_suffix(".wav").exists(), RECORDING_TIMEOUT_S, "kept recording")
-        say(f"kept {part.stem}")
+        await until(lambda: recording_status(data_dir, wav.stem) == "done", RECORDING_TIMEOUT_S, "kept recording")
+        say(f"kept {wav.stem}")
     finally:
         await unit.stop()
+
+
+def recordings(data_dir: Path) -> list[dict[str, object]]:
+    """The call log's recording rows (as the hub writes them: the row before the file)."""
+    database = sqlite3.connect(f"file:{data_dir / DATABASE_NAME}?mode=ro", uri=True)
+    try:
+        return [json.loads(body) for (body,) in database.execute("SELECT body FROM recordings")]
+    finally:
+        database.close()
+
+
+def recording_status(data_dir: Path, recording_id: str) -> str | None:
+    """``recording`` while the hub writes it, ``done`` once kept (older rows have no status)."""
+    rows = [row for row in recordings(data_dir) if row["id"] == recording_id]
+    return str(rows[0].get("status") or "done") if rows else None
 
 
 def check(data_dir: Path) -> dict[str, object]:
     database = sqlite3.connect(f"file:{data_dir / DATABASE_NAME}?mode=ro", uri=True)
     try:
         integrity = [row[0] for row in database.execute("PRAGMA integrity_check")]
-        rows = [json.loads(body) for (body,) in database.execute("SELECT body FROM recordings")]
     finally:
         database.close()
+    rows = recordings(data_dir)
     playable = []
     for row in rows:
         try:
@@ -94,9 +111,12 @@ def check(data_dir: Path) -> dict[str, object]:
             pass
     return {
         "integrity": "ok" if integrity == ["ok"] else integrity,
-        "voicemails": sorted(row["id"] for row in rows),
+        "voicemails": sorted(row["id"] for row in rows if (row.get("status") or "done") == "done"),
+        "still_recording": sorted(row["id"] for row in rows if row.get("status") == "recording"),
         "playable": len(playable),
-        "orphan_parts": sorted(path.stem for path in (data_dir / "recordings").glob("*.part")),
+        "orphan_files": sorted(
+            path.name for path in (data_dir / "recordings").iterdir() if path.stem not in {row["id"] for row in rows}
+        ),
     }
 
 
