@@ -5,9 +5,12 @@ demo:
 	@scripts/setup.sh --demo
 	.venv/bin/intercom --log-level error demo
 
+# Two workers for everything but the sound card's tests, which run in real time on JACK's dummy
+# card and get the machine to themselves afterwards (docs/tests.md).
 test:
 	@scripts/setup.sh
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n 2 --ignore=tests/audio
+	.venv/bin/python -m pytest tests/audio
 
 # The tests too slow for `make test`: minutes of real-time sound on the JACK rig (docs/tests.md).
 test-slow:
