@@ -115,8 +115,8 @@ def check(data_dir: Path) -> dict[str, object]:
         "still_recording": sorted(row["id"] for row in rows if row.get("status") == "recording"),
         "playable": len(playable),
         "orphan_files": sorted(
-            path.name for path in (data_dir / "recordings").iterdir() if path.stem not in {row["id"] for row in rows}
-        ),
+            path.name for path in (data_dir / "recordings").glob("*") if path.stem not in {row["id"] for row in rows}
+        ),  # glob: no folder yet (a first boot) is no file
     }
 
 
