@@ -578,9 +578,10 @@ def _storage_limits(args: argparse.Namespace) -> StorageLimits:
 
 def _storage(args: argparse.Namespace) -> None:
     from .hub import Storage
+    from .hub.storage import DATABASE_NAME
     from .hub.storage_report import storage_report
 
-    if not (args.data_dir / "intercom.sqlite3").is_file():
+    if not (args.data_dir / DATABASE_NAME).is_file():
         raise UsageError(f"--data-dir {args.data_dir}: no hub database there")
     print("\n".join(storage_report(Storage(args.data_dir), _storage_limits(args))))
 

@@ -67,7 +67,7 @@ async def httpx_module() -> ModuleType:
 
 async def new_client(policy: OutboundPolicy, **options: Any) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient(**options)`` that connects only where ``policy`` allows, made off the
-    event loop. It follows no redirects: :func:`intercom.outbound.bounded` follows them by hand."""
+    event loop. It follows no redirects: :func:`intercom.outbound.opened` follows them by hand."""
     return await asyncio.to_thread((await outbound_module()).guarded_client, policy, **options)
 
 

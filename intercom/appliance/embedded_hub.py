@@ -34,10 +34,11 @@ from ..http_client import OutboundPolicy
 from ..hub import HubConfig, RunningHub, Storage, running_hub
 from ..hub.callflows import CallFlow
 from ..hub.config import HUB_MEDIA
-from ..hub.retention import STORAGE_LIMITS, StorageLimits
+from ..hub.retention import StorageLimits
 from ..hub.storage import DATABASE_NAME
 from ..hub.storage_fault import StorageFault
 from ..hub.tls import served_certificate, served_url
+from ..hub_flags import STORAGE_LIMITS
 from .settings import RING_DOOR, Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,9 @@ class EmbeddedHub:
             max_call_duration=settings.hub_max_call_duration_s,
             media_timeout=settings.hub_media_timeout_s,
             max_ring_legs=settings.hub_max_ring_legs,
-            storage_limits=StorageLimits.of(**{name: getattr(settings, f"hub_{name}") for name in STORAGE_LIMITS}),
+            storage_limits=StorageLimits.of(
+                **{limit.name: getattr(settings, f"hub_{limit.name}") for limit in STORAGE_LIMITS}
+            ),
             recording_sync_seconds=settings.hub_recording_sync_seconds,
             heartbeat_seconds=settings.hub_heartbeat_seconds,
         )

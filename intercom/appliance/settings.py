@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from ..auth.capabilities import InvalidIdentity, check_identity
 from ..auth.certificates import loopback_only, normalise_fingerprint
 from ..http_client import OutboundPolicy
+from ..hub_flags import STORAGE_LIMITS
 from ..sdk.audio_settings import AudioSettings
 from .panel import BUTTONS, KEYPAD_KEYS, LEDS
 from .unlock import MIN_CODE_DIGITS
@@ -40,15 +41,7 @@ DTMF_CODE = re.compile(r"[0-9*#]{1,16}\Z")
 BCM_PINS = range(2, 28)  # the 40-pin header's GPIO2-GPIO27 (0 and 1 are the HAT EEPROM's I2C)
 SECRET_MASK = "********"
 KEY_ID = r"^[A-Za-z0-9_-]{1,64}$"  # access key and call flow ids: safe in a token and a URL
-HUB_STORAGE_LIMITS = (  # intercom.hub.retention.STORAGE_LIMITS, each with hub_ before it
-    "hub_recordings_quota_mb",
-    "hub_recording_max_seconds",
-    "hub_min_free_mb",
-    "hub_calls_max_age_days",
-    "hub_calls_max_rows",
-    "hub_deliveries_max_age_days",
-    "hub_deliveries_max_rows",
-)
+HUB_STORAGE_LIMITS = tuple(f"hub_{limit.name}" for limit in STORAGE_LIMITS)  # the embedded hub's, as its flags
 MIN_EMBEDDED_SECRET = 24  # the embedded hub signs with the env file's secret: no short ones
 RING_DESKS, RING_DOOR = "ring_desks", "ring_door"  # the call flows an embedded hub makes
 DEFAULT_CALL_FLOW = {"door": RING_DESKS, "desk": RING_DOOR}

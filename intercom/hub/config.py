@@ -31,12 +31,13 @@ class HubConfig:
     metrics_token: str | None = None  # lets a scraper read /metrics without an admin key
     allowed_origins: tuple[str, ...] = ()  # browser pages that may open the SIP WebSocket, beside the hub's own
     # Connection limits (intercom.transport.limits): a home has a few units, a stranger may have many sockets.
-    max_connections: int = 1024  # lowered at start to what the descriptors allow beyond the reserve
-    max_connections_per_source: int = 32
-    handshake_timeout: float = 10.0  # accept -> TLS -> complete request head
+    # (the defaults are ConnectionLimits' own)
+    max_connections: int = ConnectionLimits.max_connections  # lowered at start to what the descriptors allow
+    max_connections_per_source: int = ConnectionLimits.max_connections_per_source
+    handshake_timeout: float = ConnectionLimits.handshake_timeout  # accept -> TLS -> complete request head
     register_timeout: float = 20.0  # a SIP connection with no valid REGISTER (and no call) is closed
-    sip_messages_per_second: float = 50.0  # per connection, on average ...
-    sip_message_burst: int = 50  # ... and at once
+    sip_messages_per_second: float = ConnectionLimits.sip_messages_per_second  # per connection, on average ...
+    sip_message_burst: int = ConnectionLimits.sip_message_burst  # ... and at once
     descriptor_reserve: int = 256  # descriptors kept beyond max_connections (database, recordings, media)
     # where fetchCallFlow, play, onFinish and webhooks may connect, and how much of an answer they take
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)

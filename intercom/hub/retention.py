@@ -35,16 +35,6 @@ log = logging.getLogger(__name__)
 
 PRUNE_ORDER = ("call", "transfer", "ivr")  # recording kinds, the first to go first
 CUT_REASONS = ("max_length", "free_space", "write_error")  # why a recording stopped before its step
-# The settings of StorageLimits.of: `intercom hub --<name>` flags and INTERCOM_HUB_<NAME> variables.
-STORAGE_LIMITS = (
-    "recordings_quota_mb",
-    "recording_max_seconds",
-    "min_free_mb",
-    "calls_max_age_days",
-    "calls_max_rows",
-    "deliveries_max_age_days",
-    "deliveries_max_rows",
-)
 DAY = 86_400.0
 MB = 1 << 20
 
@@ -77,8 +67,8 @@ class StorageLimits:
         deliveries_max_age_days: float | None = None,
         deliveries_max_rows: int | None = None,
     ) -> StorageLimits:
-        """The limits in the units of ``intercom hub``'s flags and the unit's env file; ``None``
-        keeps the default."""
+        """The limits in the units of ``intercom hub``'s flags and the unit's env file (their names:
+        :data:`intercom.hub_flags.STORAGE_LIMITS`); ``None`` keeps the default."""
         given = {
             "recordings_quota_bytes": recordings_quota_mb and recordings_quota_mb * MB,
             "recording_max_seconds": recording_max_seconds,

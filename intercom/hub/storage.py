@@ -114,7 +114,7 @@ class Storage:
         fresh = not self.path.exists()
         if fresh:
             _refuse_an_orphan_log(self.path)
-        left_open = _log_of(self.path).exists() and _log_of(self.path).stat().st_size > 0  # see stopped_cleanly
+        left_open = _log_holds_something(self.path)  # see stopped_cleanly
         self._db = self._open(fresh)
         try:
             if check_after_crash and left_open and not fresh and not self.fault.parts:
@@ -495,11 +495,11 @@ class DatabaseDamaged(sqlite3.DatabaseError):
 def _refuse_an_orphan_log(path: Path) -> None:
     """A write-ahead log with no database beside it: SQLite would start an empty database and
     delete the log, and whatever it held with it."""
-    log = _log_of(path)
-    if log.exists() and log.stat().st_size > 0:
+    if _log_holds_something(path):
+        log = _log_of(path).name
         raise DatabaseDamaged(
-            f"{path} is missing but its write-ahead log {log.name} is there: the database was moved or "
-            f"deleted while a hub used it. Put it back, or move {log.name} away to start an empty database"
+            f"{path} is missing but its write-ahead log {log} is there: the database was moved or "
+            f"deleted while a hub used it. Put it back, or move {log} away to start an empty database"
         )
 
 
@@ -514,6 +514,12 @@ def _refuse_a_damaged_database(path: Path, error: sqlite3.DatabaseError) -> None
 
 def _log_of(path: Path) -> Path:
     return path.with_name(path.name + "-wal")
+
+
+def _log_holds_something(path: Path) -> bool:
+    """Whether the database's write-ahead log has anything in it: a clean stop leaves it empty."""
+    log = _log_of(path)
+    return log.exists() and log.stat().st_size > 0
 
 
 def _key(row: tuple) -> AccessKey:

@@ -5,6 +5,7 @@ the pending deliveries; the limits' settings agree everywhere they are named."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sqlite3
 import time
 from dataclasses import replace
@@ -12,11 +13,11 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from intercom.appliance.settings import HUB_STORAGE_LIMITS
+from intercom.appliance.settings import HUB_STORAGE_LIMITS, Settings
 from intercom.hub import Storage
 from intercom.hub.call_log import CallLog
 from intercom.hub.records import CallRecord, LegRecord, RecordingRecord, WebhookDelivery
-from intercom.hub.retention import DAY, MB, STORAGE_LIMITS, Retention, StorageLimits
+from intercom.hub.retention import DAY, MB, Retention, StorageLimits
 from intercom.hub.storage import DATABASE_NAME
 from intercom.hub_flags import STORAGE_LIMITS as STORAGE_LIMIT_FLAGS
 
@@ -181,8 +182,11 @@ def test_the_rows_held_back_are_bounded_and_the_lost_ones_counted(tmp_path, monk
 
 
 def test_the_limits_have_one_name_each_for_flags_variables_and_the_hub():
-    assert [limit.name for limit in STORAGE_LIMIT_FLAGS] == list(STORAGE_LIMITS)
-    assert list(HUB_STORAGE_LIMITS) == [f"hub_{name}" for name in STORAGE_LIMITS]
+    hub_side = [name for name, parameter in inspect.signature(StorageLimits.of).parameters.items()
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY]  # fmt: skip
+    assert [limit.name for limit in STORAGE_LIMIT_FLAGS] == hub_side
+    assert list(HUB_STORAGE_LIMITS) == [f"hub_{name}" for name in hub_side]
+    assert set(HUB_STORAGE_LIMITS) <= set(Settings.model_fields)
     limits = StorageLimits.of(recordings_quota_mb=5, min_free_mb=7, calls_max_rows=9)
     assert (limits.recordings_quota_bytes, limits.min_free_bytes, limits.calls_max_rows) == (5 * MB, 7 * MB, 9)
     assert StorageLimits.of() == StorageLimits()
