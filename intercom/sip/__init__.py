@@ -14,6 +14,7 @@ from .errors import (
     SipError,
     TooManyHeaders,
     TransactionError,
+    UnsupportedVersion,
 )
 from .headers import Headers, parse_decimal
 from .message import MAX_HEADERS, MAX_MESSAGE_SIZE, Request, Response, make_cancel, make_response, parse_message
@@ -55,6 +56,7 @@ __all__ = [
     "TransactionError",
     "TransactionLayer",
     "TransactionTimedOut",
+    "UnsupportedVersion",
     "Via",
     "make_cancel",
     "make_response",

@@ -22,7 +22,10 @@ class ParseError(SipError):
 
     ``request`` holds the request as far as it was read (start line plus the headers
     before the faulty one) when the start line was a valid request line, else ``None``.
+    ``status_code`` is the final response RFC 3261 wants for it (8.2.2, 21.4).
     """
+
+    status_code: int = 400
 
     def __init__(self, message: str, request: Request | None = None) -> None:
         super().__init__(message)
@@ -39,6 +42,12 @@ class TooManyHeaders(ParseError):
 
 class BadStartLine(ParseError):
     """The first line is neither a request line nor a status line."""
+
+
+class UnsupportedVersion(BadStartLine):
+    """A request line names a SIP version other than SIP/2.0: answered with 505 (RFC 3261 8.2.2)."""
+
+    status_code = 505
 
 
 class BadHeader(ParseError):

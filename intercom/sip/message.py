@@ -60,6 +60,7 @@ REASON_PHRASES = {
     501: "Not Implemented",
     503: "Service Unavailable",
     504: "Server Time-out",
+    505: "Version Not Supported",
     600: "Busy Everywhere",
     603: "Decline",
 }

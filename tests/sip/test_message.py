@@ -23,6 +23,7 @@ from intercom.sip import (
     SipError,
     SipUri,
     TooManyHeaders,
+    UnsupportedVersion,
     Via,
     make_response,
     parse_message,
@@ -826,6 +827,32 @@ def test_malformed_response_has_no_request(raw: bytes, error: type[ParseError]) 
         parse_message(raw)
     assert type(info.value) is error
     assert info.value.request is None
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ParseError, 400),
+        (BadStartLine, 400),
+        (BadHeader, 400),
+        (MissingHeader, 400),
+        (BadContentLength, 400),
+        (BadUri, 400),
+        (TooManyHeaders, 400),
+        (MessageTooLarge, 400),
+        (UnsupportedVersion, 505),
+    ],
+)
+def test_parse_errors_name_the_status_to_answer_with(error: type[ParseError], status: int) -> None:
+    raised = error("why")
+    assert raised.status_code == status
+    assert raised.request is None
+    assert isinstance(UnsupportedVersion("x"), BadStartLine)
+    request = parse_message(options())
+    assert isinstance(request, Request)
+    assert make_response(request, error("x", request).status_code).reason == (
+        "Version Not Supported" if status == 505 else "Bad Request"
+    )
 
 
 def test_bad_header_partial_request_has_the_headers_before_it() -> None:
