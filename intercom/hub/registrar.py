@@ -9,6 +9,11 @@ a call to it rings them all.
 A binding lasts no longer than the token that made it (the client re-registers with a fresh
 one in time, as the 200 tells it when) and ends at once when that token's key is revoked
 (:meth:`Registrar.drop_keys`). A connection and an identity hold a bounded number of them.
+
+A Contact that is not a ``sip:``/``sips:`` URI (``tel:``, ``mailto:``) makes the REGISTER a 400
+and stores nothing. RFC 3261 (10.2.1) lets a registrar bind such URIs, but this hub reaches a
+binding only by a SIP request over the WebSocket it came on, so one could never be used; and
+416 would be the wrong answer: it names the scheme of the Request-URI (21.4.13), not a header's.
 """
 
 from __future__ import annotations
@@ -21,8 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..auth import Grant, KeyLookup, TokenError, check_token
-from ..sip import Address, ParseError, Request, Response, make_response
-from ..sip.ids import new_tag
+from ..sip import Address, ParseError, Request, Response, SipUri, make_response
 from .config import HubConfig
 
 log = logging.getLogger(__name__)
@@ -152,6 +156,8 @@ class Registrar:
             raise ValueError("negative Expires")
         result = []
         for contact in request.contacts:
+            if not isinstance(contact.uri, SipUri):
+                raise ValueError(f"Contact {str(contact.uri)[:80]!r} is not a sip or sips URI")
             value = contact.params.get("expires")
             expires = int(value) if value is not None else default
             if expires < 0:
@@ -166,7 +172,7 @@ class Registrar:
             for binding in self._by_connection.get(connection, {}).values()
         ]
         headers.append(("Content-Type", "application/json"))
-        return make_response(request, 200, to_tag=new_tag(), headers=headers, body=self._body(grant, now))
+        return make_response(request, 200, headers=headers, body=self._body(grant, now))
 
     def _body(self, grant: Grant | None, now: float) -> bytes:
         """``{"zone": ...}`` for the SDK, with TURN credentials for this identity when configured."""

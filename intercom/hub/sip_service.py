@@ -1,8 +1,21 @@
 """The SIP endpoint at ``/``: one :class:`SipConnection` per WebSocket, and each request to its handler.
 
 REGISTER goes to the registrar; INVITE, CANCEL and in-dialog requests to the calls; OPTIONS
-is answered here. Any other method gets 405 with the ``Allow`` list, so a client learns at
-once what this hub supports.
+is answered here. Before that, every request is inspected in the order of RFC 3261 section 8.2:
+
+* method (8.2.1): one the hub does not implement at all (``FOO``, and also ``SUBSCRIBE``,
+  ``REFER``, ``PRACK``...) gets 501 Not Implemented with ``Allow``: no user of this hub could
+  take it (21.5.2). 405 Method Not Allowed, with ``Allow``, is kept for a method the hub
+  implements sent where it does not apply (21.4.6): a MESSAGE inside a dialog, a re-INVITE.
+  BYE, INFO and UPDATE outside any dialog get 481, as for a dialog that does not exist (15.1.2);
+* Request-URI scheme (8.2.2.1): anything but ``sip:``/``sips:`` (``tel:``, ``urn:``...) gets
+  416 Unsupported URI Scheme, whatever the method;
+* ``Require`` (8.2.2.3): an option tag outside :data:`SUPPORTED_EXTENSIONS` gets 420 Bad
+  Extension listing it in ``Unsupported``. ACK and CANCEL are not checked (the RFC says so; an
+  ACK has no answer, and goes to its call whatever it holds).
+
+Every final answer to a request outside a dialog carries a To tag: the server transaction adds
+it (:mod:`intercom.sip.transaction`).
 
 A connection that registers is vouched for to the connection gate (never closed to make room for
 a newcomer). A connection that has not registered with a valid token (and carries no call) within
@@ -15,9 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable
 
-from ..sip import RequestReceived, make_response
+from ..sip import Request, RequestReceived, Response, SipUri, make_response
 from ..sip.transaction import Event
 from ..transport import FrameWriter, SipConnection
 from ..transport.limits import ConnectionGate
@@ -27,6 +41,13 @@ from .registrar import Registrar
 log = logging.getLogger(__name__)
 
 ALLOWED_METHODS = ("REGISTER", "OPTIONS", "INVITE", "ACK", "CANCEL", "BYE", "UPDATE", "INFO", "MESSAGE")
+# The option tags a request may Require. None: the clients only ever send Supported (path, gruu,
+# outbound, timer, ice, replaces; PROTOCOL.md), and the hub honours none of them in full. It
+# answers session refreshes but puts no Session-Expires in its 2xx and ends no call whose
+# refreshes stop (timer, RFC 4028); it keeps a binding on its connection but answers no CRLF
+# keep-alive and sends no "Require: outbound" (RFC 5626); it stores no Path (RFC 3327) and mints
+# no GRUU (RFC 5627).
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
 REGISTER_CLOSE_CODE = 1008  # "Policy Violation" (RFC 6455)
 
 
@@ -90,6 +111,10 @@ class SipService:
         request, transaction = event.request, event.transaction
         if transaction is None:  # the ACK of a 2xx
             return self.calls.in_dialog(connection, None, request)
+        if (refusal := inspect_request(request)) is not None:
+            log.info("%s: %s refused: %d %s", connection.name, request.method, refusal.status_code, refusal.reason)
+            connection.send_response(transaction, refusal)
+            return None
         method = request.method
         in_dialog = request.to.tag is not None
         if method == "REGISTER":
@@ -98,7 +123,7 @@ class SipService:
                 timer.cancel()
                 self.gate.vouch(_peer(connection))
         elif method == "OPTIONS":
-            headers = [("Allow", ",".join(ALLOWED_METHODS)), ("Accept", "application/sdp")]
+            headers = [_ALLOW, ("Accept", "application/sdp")]
             connection.send_response(transaction, make_response(request, 200, headers=headers))
         elif method == "INVITE" and not in_dialog:
             return self.calls.invite(connection, transaction, request)
@@ -106,13 +131,33 @@ class SipService:
             return self.calls.cancel(connection, transaction, request)
         elif method == "MESSAGE" and not in_dialog:
             self.calls.message(connection, transaction, request)
-        elif in_dialog and (method in IN_DIALOG_METHODS or method == "INVITE"):
-            return self.calls.in_dialog(connection, transaction, request)
+        elif method in IN_DIALOG_METHODS or (in_dialog and method == "INVITE"):
+            return self.calls.in_dialog(connection, transaction, request)  # 481 when no dialog matches
         else:
-            connection.send_response(
-                transaction, make_response(request, 405, headers=[("Allow", ",".join(ALLOWED_METHODS))])
-            )
+            connection.send_response(transaction, make_response(request, 405, headers=[_ALLOW]))
         return None
+
+
+_ALLOW = ("Allow", ",".join(ALLOWED_METHODS))
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")  # RFC 3986 section 3.1
+
+
+def inspect_request(request: Request) -> Response | None:
+    """The refusal RFC 3261 section 8.2 asks for before a request is processed, if any."""
+    if request.method not in ALLOWED_METHODS:
+        return make_response(request, 501, f"Not Implemented ({request.method})", headers=[_ALLOW])
+    if not isinstance(request.uri, SipUri):
+        scheme, colon, _ = str(request.uri).partition(":")
+        if not (colon and _URI_SCHEME.fullmatch(scheme)):
+            return make_response(request, 400, f"Bad Request (Request-URI {str(request.uri)[:80]!r} is not a URI)")
+        return make_response(request, 416, f"Unsupported URI Scheme ({scheme[:20]})")
+    if request.method == "CANCEL":  # goes with its INVITE, whatever it requires (an ACK never comes here)
+        return None
+    required = dict.fromkeys(request.headers.get_all("Require"))  # in order, each once
+    unsupported = [tag for tag in required if tag not in SUPPORTED_EXTENSIONS]
+    if unsupported:
+        return make_response(request, 420, headers=[("Unsupported", ",".join(unsupported))])
+    return None
 
 
 def _peer(connection: SipConnection) -> tuple[str, int]:

@@ -10,7 +10,9 @@ wait-for-retransmission timers (D, I, J, K) are zero. What remains is timing out
 unanswered request (B, F: 64*T1), waiting for the ACK of an error response (H), and
 retransmitting a 2xx to INVITE until its ACK arrives, which RFC 3261 section 13.3.1.4
 requires whatever the transport. That retransmission lives here, in the server INVITE
-transaction's Accepted state, so that a UAS cannot forget it.
+transaction's Accepted state, so that a UAS cannot forget it. So does the To tag of a response
+to a request outside a dialog (RFC 3261 section 8.2.6.2): every one but 100 carries one, the
+same on every response of the transaction, whether the TU chose it or left it out.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import enum
 from dataclasses import dataclass
 
 from .errors import TransactionError
+from .ids import new_tag
 from .message import Request, Response
 
 T1 = 0.5
@@ -142,6 +145,24 @@ class ServerTransaction(Transaction):
         self.retransmit_at: float | None = None
         self.retransmit_interval = T1
         self.key = server_key(request)
+        self.to_tag: str | None = None  # the tag its responses carry, outside a dialog
+
+
+def _tag_response(transaction: ServerTransaction, response: Response) -> None:
+    """Give ``response`` the transaction's To tag when its request was outside a dialog.
+
+    A tag the TU chose (a call's leg has its own, for the dialog it will set up) becomes the
+    transaction's; a response without one gets the transaction's, made on first need.
+    """
+    request_to = transaction.request.headers.get("To")
+    response_to = response.headers.get("To")
+    if response.status_code == 100 or response_to is None or transaction.request.to.tag is not None:
+        return
+    if response_to != request_to and (chosen := response.to.tag) is not None:
+        transaction.to_tag = transaction.to_tag or chosen
+        return
+    transaction.to_tag = transaction.to_tag or new_tag()
+    response.headers.set("To", f"{response_to};tag={transaction.to_tag}")
 
 
 def client_key(message: Request | Response) -> tuple[str, str]:
@@ -206,8 +227,9 @@ class TransactionLayer:
         return transaction
 
     def send_response(self, transaction: ServerTransaction, response: Response, now: float) -> None:
-        """Answer a server transaction."""
+        """Answer a server transaction; the response gets its To tag here (see :func:`_tag_response`)."""
         transaction._advance(_response_kind(response))
+        _tag_response(transaction, response)
         transaction.last_response = response
         self._outgoing.append(response)
         if transaction.state is State.ACCEPTED:

@@ -4,9 +4,10 @@ The same class serves the hub and the client. Whoever owns the WebSocket feeds e
 frame to :meth:`SipConnection.receive` and reports the end with :meth:`SipConnection.lost`;
 the connection writes through a :class:`FrameWriter`. Receiving is synchronous: a frame is
 parsed, run through the transactions and answered in the same call, with no task switch on the
-hub's hot path. Each frame is one SIP message (RFC 7118). Frames that do not parse are answered
-with 400 when the request line was readable and dropped with a log line otherwise; the
-connection stays up either way.
+hub's hot path. Each frame is one SIP message (RFC 7118). A request that does not parse is
+answered, when its method could be read, with the status its error names (400, or 505 for a SIP
+version other than 2.0), a reason naming the fault and a To tag; anything else is dropped with
+a log line. The connection stays up either way.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..sip import (
     make_response,
     parse_message,
 )
+from ..sip.ids import new_tag
 from ..sip.transaction import Event
 
 log = logging.getLogger(__name__)
@@ -111,10 +113,12 @@ class SipConnection:
         if error.request is None:
             log.warning("%s: dropped an unreadable frame: %s", self.name, error)
             return
-        log.info("%s: 400 to a malformed %s: %s", self.name, error.request.method, error)
+        status = error.status_code
+        log.info("%s: %d to a malformed %s: %s", self.name, status, error.request.method, error)
         if error.request.method != "ACK":
-            reason = f"Bad Request ({error})".replace("\r", " ").replace("\n", " ")[:200]
-            self._write(make_response(error.request, 400, reason))
+            response = make_response(error.request, status, to_tag=new_tag())
+            response.reason = f"{response.reason} ({error})".replace("\r", " ").replace("\n", " ")[:200]
+            self._write(response)
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, ResponseReceived) and event.transaction in self._waiting:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from intercom.sip import Request, make_response
+from intercom.sip import Request, make_response, parse_message
 from intercom.sip.ids import new_branch, new_call_id, new_tag
 from intercom.transport import ConnectionClosed, SipConnection
 
@@ -131,3 +131,58 @@ async def test_a_coroutine_handler_runs_as_a_task_and_a_failure_answers_500():
     release.set()
     await writer.until_sent(1)
     assert writer.sent[0].startswith("SIP/2.0 500 ")
+
+
+def _answered_with(responses: list[tuple[int, str | None]]) -> tuple[MemoryWriter, Request]:
+    """A connection whose handler answers an INVITE with ``(status, to_tag)`` each in turn."""
+    writer = MemoryWriter()
+    request = invite()
+
+    def handler(connection: SipConnection, event: object) -> None:
+        for status, tag in responses:
+            connection.send_response(event.transaction, make_response(event.request, status, to_tag=tag))
+
+    connection = SipConnection(writer, handler, name="memory")
+    connection.receive(request.text())
+    return writer, request
+
+
+def _to_tags(writer: MemoryWriter) -> list[str | None]:
+    return [parse_message(text).to.tag for text in writer.sent]
+
+
+async def test_responses_outside_a_dialog_share_one_to_tag_made_by_the_transaction():
+    writer, _ = _answered_with([(100, None), (180, None), (486, None)])
+    trying, ringing, busy = _to_tags(writer)
+    assert trying is None  # RFC 3261 8.2.6.2: 100 may go without
+    assert ringing and busy == ringing
+
+
+async def test_a_tag_the_handler_chose_is_the_one_every_later_response_carries():
+    writer, _ = _answered_with([(180, "legtag"), (486, None)])
+    assert _to_tags(writer) == ["legtag", "legtag"]
+
+
+async def test_a_request_inside_a_dialog_keeps_its_own_to_tag_alone():
+    writer = MemoryWriter()
+    request = invite()
+    request.headers.set("To", "<sip:desk@hub.invalid>;tag=dialog1")
+    request.method = "INFO"
+    request.headers.set("CSeq", "2 INFO")
+    connection = SipConnection(
+        writer, lambda conn, event: conn.send_response(event.transaction, make_response(event.request, 200))
+    )
+    connection.receive(request.text())
+    (sent,) = writer.sent
+    assert parse_message(sent).headers.get_lines("To") == ["<sip:desk@hub.invalid>;tag=dialog1"]
+
+
+async def test_a_malformed_request_gets_the_status_of_its_error_with_a_to_tag():
+    writer = MemoryWriter()
+    connection = SipConnection(writer, lambda conn, event: None, name="memory")
+    broken = invite().text().replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS")
+    connection.receive(broken)
+    (sent,) = writer.sent
+    response = parse_message(sent)
+    assert (response.status_code, response.reason) == (400, "Bad Request (CSeq method OPTIONS does not match INVITE)")
+    assert response.to.tag
