@@ -123,8 +123,12 @@ class SipUri:
         scheme = scheme.lower()
         if not colon or scheme not in ("sip", "sips"):
             raise BadUri(f"not a sip or sips URI: {text!r}")
-        rest, _, headers = rest.partition("?")
-        userinfo, at, hostpart = rest.rpartition("@")
+        # The user part may hold '?' and ';' (RFC 3261 25.1 user-unreserved) but never '@', nor may
+        # params or headers: the userinfo ends at the first '@', and only then do '?' headers start.
+        userinfo, at, hostpart = rest.partition("@")
+        if not at:
+            userinfo, hostpart = "", userinfo
+        hostpart, _, headers = hostpart.partition("?")
         user = password = None
         if at:
             user, _, pw = userinfo.partition(":")

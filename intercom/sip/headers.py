@@ -74,6 +74,37 @@ LIST_HEADERS = frozenset(
 )
 
 
+# Headers that may appear on one line only (RFC 3261 section 7.3.1): those of section 20 whose value
+# is not a comma-separated list, less the authentication headers 7.3.1 lets repeat, plus the
+# session timer's (RFC 4028). Two of them make a message ambiguous: it is refused, not guessed at.
+SINGLE_VALUED_HEADERS = frozenset(
+    {
+        "call-id",
+        "content-disposition",
+        "content-length",
+        "content-type",
+        "cseq",
+        "date",
+        "expires",
+        "from",
+        "max-forwards",
+        "mime-version",
+        "min-expires",
+        "min-se",
+        "organization",
+        "priority",
+        "reply-to",
+        "retry-after",
+        "server",
+        "session-expires",
+        "subject",
+        "timestamp",
+        "to",
+        "user-agent",
+    }
+)
+
+
 @functools.lru_cache(maxsize=1024)
 def normalise_name(name: str) -> str:
     """Lower-case key of a header name, with compact forms expanded."""
@@ -171,6 +202,18 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({self._fields!r})"
+
+    def repeated_single(self) -> str | None:
+        """The normalised name of the first single-valued header that is on more than one line."""
+        keys = self._keys
+        if len(set(keys)) == len(keys):  # the usual case: no name twice
+            return None
+        seen: set[str] = set()
+        for key in keys:
+            if key in seen and key in SINGLE_VALUED_HEADERS:
+                return key
+            seen.add(key)
+        return None
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first line's value of a header, as sent (a list header is not split)."""

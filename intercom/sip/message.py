@@ -7,6 +7,7 @@ Content-Length counts bytes; a frame may arrive as text or binary.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -23,8 +24,9 @@ from .errors import (
     MissingHeader,
     ParseError,
     TooManyHeaders,
+    UnsupportedVersion,
 )
-from .headers import Headers, normalise_name, parse_decimal, split_list
+from .headers import SINGLE_VALUED_HEADERS, Headers, canonical_name, normalise_name, parse_decimal, split_list
 
 T = TypeVar("T")
 
@@ -69,7 +71,11 @@ _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"  # RFC 3261 token: a method or a header name
 _METHOD_RE = re.compile(_TOKEN + r"\Z")
 _HEADER_LINE_RE = re.compile(rf"({_TOKEN})[ \t]*:(.*)\Z", re.DOTALL)
 _HEADER_LINES_RE = re.compile(rf"^({_TOKEN})[ \t]*:(.*)$", re.MULTILINE)
-_STATUS_RE = re.compile(r"SIP/2\.0 ([1-6]\d\d) ([^\r\n]*)\Z")
+# RFC 3261 7.1: the SIP-Version string is case-insensitive.
+_STATUS_RE = re.compile(r"(?i:SIP)/2\.0 ([1-6]\d\d) ([^\r\n]*)\Z")
+_VERSION_RE = re.compile(r"SIP/\d+\.\d+\Z", re.IGNORECASE)
+# absoluteURI (RFC 3261 25.1), loosely: a scheme, a colon, then no space, angle bracket or quote.
+_ABSOLUTE_URI_RE = re.compile(r'[A-Za-z][A-Za-z0-9+\-.]*:[^\s<>"]+\Z')
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
 _COPIED = frozenset({"via", "from", "call-id", "cseq"})  # into a response; To gets its tag separately
 
@@ -187,15 +193,28 @@ def parse_message(data: bytes | str) -> Request | Response:
     head, body = _split_head(raw)
     first, _, rest = head.partition(b"\n")
     try:
-        start = first.decode("utf-8").rstrip("\r")
+        message = _parse_start_line(first.decode("utf-8").rstrip("\r"))
     except UnicodeDecodeError:
-        raise BadStartLine("start line is not UTF-8") from None
-    message = _parse_start_line(start)
+        raise _with_readable_request(BadStartLine("start line is not UTF-8"), first, rest) from None
+    except BadStartLine as exc:
+        raise _with_readable_request(exc, first, rest) from None
     request = message if isinstance(message, Request) else None
     _read_headers(message, rest, request)
+    _refuse_repeated(message, request)
     message.body = _checked_body(message, body, request)
     _validate(message, request)
     return message
+
+
+def _with_readable_request(error: BadStartLine, first: bytes, block: bytes) -> BadStartLine:
+    """``error`` with the request it refuses, as far as it can be read, when the start line begins
+    with a method: the sender then gets an answer (400, or 505) instead of waiting out its timer."""
+    request = _readable_request(first.decode("utf-8", errors="replace").rstrip("\r"))
+    if request is not None:
+        with contextlib.suppress(ParseError):  # the start line is what gets reported; keep the good headers
+            _read_headers(request, block, request)
+        error.request = request
+    return error
 
 
 def _read_headers(message: Request | Response, block: bytes, request: Request | None) -> None:
@@ -211,7 +230,7 @@ def _read_headers(message: Request | Response, block: bytes, request: Request | 
         if len(found) == text.count("\n") + 1 <= MAX_HEADERS:
             message.headers = Headers([(name, value.strip()) for name, value in found])
             return
-    fields = _unfold(text.split("\n"), request)
+    fields = _unfold(text.split("\n"))
     bad_line = None
     pairs: list[tuple[str, str]] = []
     for line in fields[:MAX_HEADERS]:
@@ -238,13 +257,10 @@ def _is_utf8(line: str) -> bool:
 
 def _salvage(raw: bytes) -> Request | None:
     """The request line and the well-formed short header lines of an oversized message,
-    enough to answer it with 400; ``None`` when it does not start with a request line."""
+    enough to answer it with 400; ``None`` when it does not start with a method."""
     head = _split_head(raw[:MAX_MESSAGE_SIZE])[0].decode("utf-8", errors="replace").split("\n")
-    try:
-        message = _parse_start_line(head[0].rstrip("\r"))
-    except BadStartLine:
-        return None
-    if not isinstance(message, Request):
+    message = _readable_request(head[0].rstrip("\r"))
+    if message is None:
         return None
     for line in head[1 : MAX_HEADERS + 1]:
         match = _HEADER_LINE_RE.match(line.strip())
@@ -265,38 +281,80 @@ def _split_head(raw: bytes) -> tuple[bytes, bytes]:
 
 
 def _parse_start_line(line: str) -> Request | Response:
-    if line.startswith("SIP/"):
+    if line[:4].upper() == "SIP/":
         match = _STATUS_RE.match(line)
         if not match:
             raise BadStartLine(f"bad status line {line[:80]!r}")
         return Response(status_code=int(match.group(1)), reason=match.group(2))
     parts = line.split(" ")
-    if len(parts) != 3 or parts[2] != "SIP/2.0" or not _METHOD_RE.match(parts[0]) or not parts[1]:
+    if not _METHOD_RE.match(parts[0]):
         raise BadStartLine(f"bad request line {line[:80]!r}")
-    uri: SipUri | str = parts[1]
-    if parts[1][:4].lower() in ("sip:", "sips"):
+    # RFC 3261 7.1: single spaces between the three parts. Extra or trailing spaces, or one inside
+    # the Request-URI, leave it unclear where the URI ends: refused rather than guessed at.
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise BadStartLine(f"request line {line[:80]!r} is not 'Method SP Request-URI SP SIP/2.0'")
+    method, uri_text, version = parts
+    if version != "SIP/2.0" and version.upper() != "SIP/2.0":
+        if _VERSION_RE.match(version):
+            raise UnsupportedVersion(f"SIP version {version[:20]!r} is not supported, only SIP/2.0")
+        raise BadStartLine(f"bad SIP version {version[:20]!r} in the request line")
+    return Request(method=method, uri=_parse_request_uri(uri_text))
+
+
+def _parse_request_uri(text: str) -> SipUri | str:
+    """A ``sip:``/``sips:`` Request-URI parsed; any other scheme kept as text, for the hub to refuse."""
+    if text[:1] == "<":
+        raise BadStartLine(f"Request-URI {text[:80]!r} in angle brackets")
+    scheme = text.partition(":")[0].lower()
+    if scheme in ("sip", "sips"):
         try:
-            uri = SipUri.parse(parts[1])
+            return SipUri.parse(text)
         except BadUri as exc:
             raise BadStartLine(f"bad Request-URI: {exc}") from None
-    return Request(method=parts[0], uri=uri)
+    if not _ABSOLUTE_URI_RE.match(text):
+        raise BadStartLine(f"Request-URI {text[:80]!r} is not a URI")
+    return text
 
 
-def _unfold(lines: list[str], request: Request | None) -> list[str]:
+def _readable_request(line: str) -> Request | None:
+    """The request a start line asks for, as far as it can be read: the method (an ACK is never
+    answered) and the Request-URI as text when the line is malformed; ``None`` when it does not
+    start with a method and a space."""
+    try:
+        message = _parse_start_line(line)
+    except BadStartLine:
+        method, space, rest = line.partition(" ")
+        if not space or not _METHOD_RE.match(method):
+            return None
+        return Request(method=method, uri=rest.strip().partition(" ")[0])
+    return message if isinstance(message, Request) else None
+
+
+def _unfold(lines: list[str]) -> list[str]:
     if not any(line[:1] in (" ", "\t") for line in lines):  # no folded lines: the usual case
         return [stripped for line in lines if (stripped := line.rstrip("\r"))][: MAX_HEADERS + 1]
     fields: list[str] = []
     for line in lines:
         line = line.rstrip("\r")
-        if line[:1] in (" ", "\t"):
-            if not fields:
-                raise BadHeader("continuation line before the first header", request)
+        if line[:1] in (" ", "\t") and fields:
             fields[-1] += " " + line.strip()
         elif line:
             fields.append(line)
         if len(fields) > MAX_HEADERS:
             break
     return fields
+
+
+def _refuse_repeated(message: Message, request: Request | None) -> None:
+    """Refuse a message with two lines of a header that may have one (RFC 3261 7.3.1): which
+    one counts is a guess, and two Content-Lengths leave the body's end unknown."""
+    key = message.headers.repeated_single()
+    if key is None:
+        return
+    values = ", ".join(repr(value[:20]) for value in message.headers.get_lines(key))
+    if key == "content-length":
+        raise BadContentLength(f"more than one Content-Length header: {values}", request)
+    raise BadHeader(f"more than one {canonical_name(key)} header: {values}", request)
 
 
 def _checked_body(message: Message, body: bytes, request: Request | None) -> bytes:
@@ -350,7 +408,12 @@ def make_response(
     request lacks are left out.
     """
     fields: list[tuple[str, str]] = []
+    copied_once: set[str] = set()
     for key, name, value in request.headers.keyed():
+        if key in SINGLE_VALUED_HEADERS:
+            if key in copied_once:
+                continue  # a refused request may repeat its From or CSeq; the answer must not
+            copied_once.add(key)
         if key in _COPIED or (key == "record-route" and 100 < status_code < 300):
             fields.append((name, value))
         elif key == "to":

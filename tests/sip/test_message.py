@@ -740,17 +740,12 @@ def replace(name: str, value: str) -> list[str]:
     return [f"{name}: {value}" if line.startswith(name + ":") else line for line in BASE_HEADERS]
 
 
-BAD_START_LINES = [
+# Start lines that do not begin with a method and a space: nothing to answer.
+UNANSWERABLE_START_LINES = [
     b"",
     b"\r\n\r\n",
     b"HELLO\r\n\r\n",
-    build("OPTIONS sip:127.0.0.1:8443 SIP/3.0", *BASE_HEADERS),
-    build("OPTIONS sip:127.0.0.1:8443", *BASE_HEADERS),
-    build("OPTIONS  sip:127.0.0.1:8443 SIP/2.0", *BASE_HEADERS),
-    build("OPTIONS sip:127.0.0.1:8443 SIP/2.0 extra", *BASE_HEADERS),
     build("OPT@IONS sip:127.0.0.1:8443 SIP/2.0", *BASE_HEADERS),
-    build("OPTIONS sip:127.0.0.1:99999 SIP/2.0", *BASE_HEADERS),  # bad Request-URI
-    build("OPTIONS sip:@127.0.0.1 SIP/2.0", *BASE_HEADERS),
     build(" OPTIONS sip:127.0.0.1:8443 SIP/2.0", *BASE_HEADERS),
     response(start="SIP/2.0 99 Odd"),
     response(start="SIP/2.0 700 Odd"),
@@ -760,12 +755,11 @@ BAD_START_LINES = [
     response(start="SIP/1.0 200 OK"),
     response(start="SIP/2.0"),
     "OPTIONS sip:127.0.0.1 SIP/2.0".encode("utf-16"),
-    b"OPTIONS sip:\xff@127.0.0.1 SIP/2.0\r\n" + "\r\n".join(BASE_HEADERS).encode() + b"\r\n\r\n",
 ]
 
 
-@pytest.mark.parametrize("raw", BAD_START_LINES)
-def test_bad_start_line(raw: bytes) -> None:
+@pytest.mark.parametrize("raw", UNANSWERABLE_START_LINES)
+def test_bad_start_line_without_a_method(raw: bytes) -> None:
     with pytest.raises(BadStartLine) as info:
         parse_message(raw)
     assert info.value.request is None
