@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable
 
 from ..sip import Request, RequestReceived, Response, SipUri, make_response
@@ -139,17 +138,14 @@ class SipService:
 
 
 _ALLOW = ("Allow", ",".join(ALLOWED_METHODS))
-_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")  # RFC 3986 section 3.1
 
 
 def inspect_request(request: Request) -> Response | None:
     """The refusal RFC 3261 section 8.2 asks for before a request is processed, if any."""
     if request.method not in ALLOWED_METHODS:
         return make_response(request, 501, f"Not Implemented ({request.method})", headers=[_ALLOW])
-    if not isinstance(request.uri, SipUri):
-        scheme, colon, _ = str(request.uri).partition(":")
-        if not (colon and _URI_SCHEME.fullmatch(scheme)):
-            return make_response(request, 400, f"Bad Request (Request-URI {str(request.uri)[:80]!r} is not a URI)")
+    if not isinstance(request.uri, SipUri):  # the parser keeps another scheme's URI as text
+        scheme = str(request.uri).partition(":")[0]
         return make_response(request, 416, f"Unsupported URI Scheme ({scheme[:20]})")
     if request.method == "CANCEL":  # goes with its INVITE, whatever it requires (an ACK never comes here)
         return None
