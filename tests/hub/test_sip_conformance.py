@@ -13,11 +13,12 @@ import pytest
 from intercom.auth import IncomingCapability, mint_token
 from intercom.hub.sip_service import ALLOWED_METHODS
 from intercom.sdk.registration import RegistrationState
-from intercom.sip import Response
+from intercom.sip import Request, Response, parse_message
 from intercom.sip.door import DOOR_EVENT_CONTENT_TYPE
 from intercom.sip.ids import new_branch, new_call_id, new_tag
 
 from ..conftest import STEP, replay
+from ..units import store_flow
 
 
 def request(
@@ -174,6 +175,36 @@ async def test_every_final_answer_outside_a_dialog_carries_a_to_tag(hub, raw_sip
     assert all(tags.values()), tags
     assert len(set(tags.values())) == len(tags)  # one of its own for each transaction
     assert to_tag_of(trying) is None  # 100 Trying may go without (8.2.6.2), and does
+
+
+async def test_the_ringing_and_the_refusal_of_one_invite_share_their_to_tag(hub, raw_sip, make_unit):
+    """The browser's INVITE to a desk that rejects: 100 without a tag, then 180 and 480 with one."""
+    store_flow(hub, "door", "client:desk")
+    desk = await make_unit("desk", 880.0)
+    door = await raw_sip()
+    invite = parse_message(replay("invite.sip", hub.address, hub.token("door", incoming=False, outgoing="door")))
+    assert isinstance(invite, Request)
+    await door.send(invite)
+    trying, ringing = await door.receive(), await door.receive()
+    assert isinstance(trying, Response) and isinstance(ringing, Response)
+    assert (trying.status_code, ringing.status_code) == (100, 180)
+    (await desk.next_incoming()).reject()
+    refused = await door.final_response()
+    assert refused.status_code == 480
+    assert trying.to.tag is None
+    assert ringing.to.tag and refused.to.tag == ringing.to.tag
+    ack = Request(method="ACK", uri=invite.uri)
+    for name, value in (
+        ("Via", invite.headers.get("Via")),
+        ("From", invite.headers.get("From")),
+        ("To", refused.headers.get("To")),
+        ("Call-ID", invite.call_id),
+        ("CSeq", f"{invite.cseq.number} ACK"),
+    ):
+        ack.headers.add(name, value or "")
+    await door.send(ack)
+    async with asyncio.timeout(STEP):
+        await hub.running.app.state.calls.wait_idle()
 
 
 # The corpus of issue 17: what each malformed or unusual request must get, in turn, on one socket.
