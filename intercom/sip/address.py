@@ -21,8 +21,11 @@ T = TypeVar("T")
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _TOKEN_RE = re.compile(_TOKEN + r"\Z")
-_HOST_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::(\d{1,5}))?\Z")
-_VIA_PROTOCOL_RE = re.compile(r"SIP\s*/\s*2\.0\s*/\s*(" + _TOKEN + r")\Z", re.IGNORECASE)
+
+_HOST = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)"
+_HOST_RE = re.compile(_HOST + r"(?::(\d{1,5}))?\Z")
+# sent-protocol LWS sent-by; SLASH and COLON may have whitespace around them (RFC 3261 25.1, 20.42).
+_VIA_RE = re.compile(rf"SIP[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*({_TOKEN})[ \t]+{_HOST}(?:[ \t]*:[ \t]*(\d{{1,5}}))?\Z", re.I)
 _QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _CSEQ_RE = re.compile(r"(\d{1,10})\s+(" + _TOKEN + r")\Z")
 
@@ -255,13 +258,11 @@ class Via:
     @classmethod
     def _parse_fresh(cls, text: str) -> Via:
         first, *param_parts = split_params(text.strip())
-        protocol, _, sent_by = first.strip().rpartition(" ")
-        match = _VIA_PROTOCOL_RE.match(protocol.strip())
-        host = _HOST_RE.match(sent_by.strip())
-        if not match or not host:
+        match = _VIA_RE.match(first.strip())
+        if not match:
             raise BadHeader(f"bad Via {text!r}")
-        port = int(host.group(2)) if host.group(2) else None
-        return cls(match.group(1).upper(), host.group(1), port, parse_params(param_parts))
+        transport, host, port = match.groups()
+        return cls(transport.upper(), host, int(port) if port else None, parse_params(param_parts))
 
     def copy(self) -> Via:
         return Via(self.transport, self.host, self.port, dict(self.params))

@@ -10,11 +10,15 @@ Generated messages per run: 2,000 arbitrary byte strings + 2,000 arbitrary text 
 Unicode, as a WebSocket text frame carries) + 6,000 mutations of the browser client's vectors in
 ``shared/vectors`` (byte flips and bit flips, deletions, insertions, duplicated, dropped and swapped
 lines, truncation, inserted and rewritten header lines, line-ending changes, folding, huge values
-and bodies, Content-Length rewrites) = **10,000** in total.
+and bodies, Content-Length rewrites, request lines respaced, re-versioned or bracketed) = **10,000** in total.
+
+A refused message whose start line begins with a method and a space always carries the request as
+far as it was read, with the status to answer it with (400, or 505 for another SIP version).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +35,7 @@ from intercom.sip import (
     Response,
     TooManyHeaders,
     Via,
+    make_response,
     parse_message,
 )
 from intercom.sip.headers import normalise_name
@@ -142,7 +147,7 @@ def mutation(draw: st.DrawFn, data: bytes) -> bytes:
     """One random change to ``data``."""
     size = len(data)
     at = draw(st.integers(0, size))
-    kind = draw(st.integers(0, 15))
+    kind = draw(st.integers(0, 16))
     if kind == 0 and size:  # replace a byte
         at = min(at, size - 1)
         return data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1 :]
@@ -186,6 +191,12 @@ def mutation(draw: st.DrawFn, data: bytes) -> bytes:
         lines[max(index, 1) : max(index, 1)] = [b"X-Many: %d" % n for n in range(count)]
     elif kind == 14:  # a huge body
         return data + draw(st.sampled_from([b"b", b"\r\n", b"\x00"])) * draw(st.sampled_from([10, 60_000, 70_000]))
+    elif kind == 15:  # mangle the request line: spacing, version, angle brackets
+        words = lines[0].split(b" ")
+        at = draw(st.integers(0, len(words) - 1))
+        new = draw(st.sampled_from([b"", b" ", b"\t", b"SIP/7.0", b"sip/2.0", b"<" + words[at] + b">", b" ;x"]))
+        words[at] = draw(st.sampled_from([words[at] + new, new + words[at], new]))
+        lines[0] = b" ".join(words)
     else:  # rewrite Content-Length
         value = draw(st.sampled_from(["0", "1", "00", "-1", "+1", "1.0", "", "x", "²", "99999999999", str(size)]))
         lines = [b"Content-Length: " + value.encode() if line.startswith(b"Content-Length") else line for line in lines]
@@ -204,13 +215,26 @@ def _without_content_length(message: Request | Response) -> list[tuple[str, str]
     return [(name, value) for name, value in message.headers if normalise_name(name) != "content-length"]
 
 
+_METHOD_AND_SPACE = re.compile(rb"[A-Za-z0-9\-.!%*_+`'~]+ ")
+
+
+def starts_with_method(data: bytes | str) -> bool:
+    """Whether the start line begins with a method and a space: then a refusal can be answered."""
+    raw = data.encode("utf-8", errors="surrogatepass") if isinstance(data, str) else data
+    return _METHOD_AND_SPACE.match(raw.lstrip(b"\r\n")) is not None
+
+
 def check(data: bytes | str) -> None:
     """Parse, and if that works, serialise and parse again."""
     try:
         message = parse_message(data)
     except ParseError as exc:
-        # Only the four ways a request line can be read leave a request; it is a real one.
-        assert exc.request is None or isinstance(exc.request, Request)
+        # Every refusal of a message that starts with a method carries the request, to answer it with.
+        assert (exc.request is not None) == starts_with_method(data), exc
+        if exc.request is not None:
+            assert isinstance(exc.request, Request)
+            assert exc.status_code in (400, 505)
+            bytes(make_response(exc.request, exc.status_code, to_tag="t"))
         return
     serialised = bytes(message)
     over = None
