@@ -81,13 +81,13 @@ async def test_a_cancel_is_not_refused_for_its_require(hub, raw_sip):
     assert response.status_code == 481  # no INVITE to cancel: the Require did not matter
 
 
-@pytest.mark.parametrize("method", ["FOO", "SUBSCRIBE", "REFER", "PRACK", "NOTIFY", "PUBLISH"])
-async def test_a_method_the_hub_does_not_implement_gets_501_with_allow(hub, raw_sip, method):
+async def test_a_method_the_hub_does_not_implement_gets_501_with_allow(hub, raw_sip):
     sip = await raw_sip()
-    response = await answer(sip, request(method, f"sip:{hub.address}"))
-    assert (response.status_code, response.reason) == (501, f"Not Implemented ({method})")
-    assert response.headers.get_all("Allow") == list(ALLOWED_METHODS)
-    assert to_tag_of(response)
+    for method in ("FOO", "SUBSCRIBE", "REFER", "PRACK", "NOTIFY", "PUBLISH"):
+        response = await answer(sip, request(method, f"sip:{hub.address}"))
+        assert (response.status_code, response.reason) == (501, f"Not Implemented ({method})")
+        assert response.headers.get_all("Allow") == list(ALLOWED_METHODS)
+        assert to_tag_of(response), method
 
 
 async def test_a_method_the_hub_implements_out_of_place_gets_405_or_481(hub, raw_sip):
@@ -105,14 +105,15 @@ async def test_a_method_the_hub_implements_out_of_place_gets_405_or_481(hub, raw
         assert to_tag_of(response), method
 
 
-@pytest.mark.parametrize("method", ["OPTIONS", "REGISTER", "INVITE", "MESSAGE", "BYE", "INFO", "UPDATE", "CANCEL"])
-@pytest.mark.parametrize("uri", ["tel:+31201234567", "urn:service:sos", "http://127.0.0.1/door", "mailto:a@b.c"])
-async def test_a_request_uri_of_another_scheme_gets_416(hub, raw_sip, method, uri):
+async def test_a_request_uri_of_another_scheme_gets_416_whatever_the_method(hub, raw_sip):
     sip = await raw_sip()
-    response = await answer(sip, request(method, uri, extra=(f"WebRTC-Token: {hub.token('desk')}",)))
-    scheme = uri.partition(":")[0]
-    assert (response.status_code, response.reason) == (416, f"Unsupported URI Scheme ({scheme})")
-    assert to_tag_of(response)
+    token = hub.token("desk")
+    for uri in ("tel:+31201234567", "urn:service:sos", "http://127.0.0.1/door", "mailto:a@b.c"):
+        scheme = uri.partition(":")[0]
+        for method in ("OPTIONS", "REGISTER", "INVITE", "MESSAGE", "BYE", "INFO", "UPDATE", "CANCEL"):
+            response = await answer(sip, request(method, uri, extra=(f"WebRTC-Token: {token}",)))
+            assert (response.status_code, response.reason) == (416, f"Unsupported URI Scheme ({scheme})"), method
+            assert to_tag_of(response), (method, uri)
     assert hub.running.registrar.binding_count == 0
 
 
