@@ -39,12 +39,13 @@ def read_flow(data: Any) -> CallFlow:
     return validated(CallFlow, without_read_only(data), whole="flow")
 
 
-def accepted(flow: CallFlow, what: str) -> list[OptionWarning]:
-    """The warnings for the options ``flow`` sets that the hub ignores, said in one log line too."""
+def accepted(flow: CallFlow, what: str, where: str = "") -> list[OptionWarning]:
+    """The warnings for the options ``flow`` sets that the hub ignores, said in one log line too;
+    ``where``: the flow's place in the body (``callFlow.``)."""
     ignored = flow.ignored()
     if ignored:
         log.warning("%s: options ignored: %s", what, "; ".join(problem.message for problem in ignored))
-    return [OptionWarning(parameter=problem.parameter, message=problem.message) for problem in ignored]
+    return [OptionWarning(parameter=where + problem.parameter, message=problem.message) for problem in ignored]
 
 
 @router.post("", status_code=201, openapi_extra=body_schema(CallFlow))

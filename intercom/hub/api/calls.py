@@ -84,7 +84,7 @@ async def start_call(request: Request, storage: HubStorage) -> Accepted[CallView
         )
     except CallRefused as refused:  # 503 when the hub is full, 429 when the client is in too many calls
         raise ApiError(refused.http_status, Problem("", str(refused)), headers=refused.headers) from None
-    warnings = accepted(flow, f"call {call.id}")
+    warnings = accepted(flow, f"call {call.id}", "callFlow." if wanted.call_flow else "")
     return Accepted[CallView](data=[CallView.of(call)], warnings=warnings)
 
 

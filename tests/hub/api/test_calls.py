@@ -202,6 +202,22 @@ async def test_a_call_is_started_with_its_flow_and_webhook(api):
     assert api.storage.page(Webhook)[1] == 0  # a call's own webhook is not registered for all calls
 
 
+async def test_a_call_with_options_the_hub_ignores_starts_and_says_so(api, caplog):
+    # As the Python SDK's call_create sends it: the webhook null when there is none.
+    step = {"id": "ring", "action": "transfer", "options": {"destination": "client:kitchen", "mask": True}}
+    body = {"source": "door", "destination": "client:desk", "callFlow": {"steps": [step]}, "webhook": None}
+    response = await api.client.post("/calls/", json=body)
+    assert response.status_code == 201, response.text
+    (warning,) = response.json()["warnings"]
+    assert warning["parameter"] == "callFlow.steps.0.options.mask"
+    assert warning["message"].startswith("transfer step 'ring': mask true is ignored")
+    call_id = response.json()["data"][0]["id"]
+    assert [r.getMessage() for r in caplog.records if "options ignored" in r.getMessage()] == [
+        f"call {call_id}: options ignored: {warning['message']}"
+    ]
+    assert (await api.client.get(f"/calls/{call_id}")).json().keys() == {"data"}
+
+
 async def test_a_call_without_a_flow_runs_the_default_one(api):
     (error,) = errors(await api.client.post("/v1/calls", json={"source": "door", "destination": "client:desk"}), 422)
     assert error["parameter"] == "callFlow"
@@ -222,6 +238,7 @@ async def test_a_call_without_a_flow_runs_the_default_one(api):
         ({"callFlow": {"steps": [{"action": "say", "options": {}}]}}, "callFlow.steps.0.options.payload"),
         ({"callFlow": {"steps": [{"id": "a", "action": "hangup"}] * 2}}, "callFlow.steps.1.id"),
         ({"webhook": {"url": "mailto:me@example.test", "token": "t"}}, "webhook.url"),
+        ({"webhook": {"url": "https://example.test/calls"}}, "webhook.token"),  # nowhere to say a made one
         ({"ringtone": "bell"}, "ringtone"),
     ],
 )
