@@ -74,15 +74,17 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
 
 def _methods(request: Request) -> set[str]:
     """Every method the OpenAPI schema documents for this path, or for its ``/v1`` form (the
-    schema documents the API's operations once, under ``/v1``)."""
+    schema documents the API's operations once, under ``/v1``). Where templates of several
+    lengths match (``{recordingId}.wav`` and ``{recordingId}``), the most literal one is the path's."""
     path = request.url.path
     forms = {path, PREFIX + path}
-    found: set[str] = set()
+    matching: list[tuple[int, list[str]]] = []
     for template, operations in request.app.openapi()["paths"].items():
         pattern = re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template))  # {callId} matches one segment
         if any(re.fullmatch(pattern, form) for form in forms):
-            found.update(method.upper() for method in operations)
-    return found
+            matching.append((len(re.sub(r"\{\w+\}", "", template)), list(operations)))
+    literal = max((length for length, _ in matching), default=0)
+    return {method.upper() for length, operations in matching if length == literal for method in operations}
 
 
 async def _not_written(request: Request, exc: sqlite3.OperationalError) -> Response:
