@@ -199,3 +199,14 @@ def test_a_messagebird_option_with_a_bad_value_is_refused_naming_it(options, par
     with pytest.raises(CallFlowError) as refused:
         CallFlow.from_json(json.dumps({"steps": [options]}))
     assert [problem.parameter for problem in refused.value.problems] == [parameter]
+
+
+def test_cli_create_warns_of_the_options_the_hub_ignores(tmp_path, capsys):
+    path = tmp_path / "messagebird.json"
+    path.write_text(json.dumps({"id": "mb", **MESSAGEBIRD_OPTIONS}))
+    assert main(["callflows", "create", "--data-dir", str(tmp_path / "hub"), "--file", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "mb"
+    lines = err.splitlines()
+    assert len(lines) == 7 and all(line.startswith(f"{path}: warning: steps.") for line in lines)
+    assert f"{path}: warning: steps.0.options.mask: transfer step 't': mask true is ignored" in err
