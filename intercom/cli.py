@@ -522,6 +522,8 @@ def _callflows_create(args: argparse.Namespace) -> None:
     except CallFlowError as exc:
         raise UsageError(f"{args.file}: {exc}") from None
     print(flow.id)
+    for problem in flow.ignored():  # stored all the same: what the Voice API answers as warnings
+        print(f"{args.file}: warning: {problem.parameter}: {problem.message}", file=sys.stderr)
 
 
 def _callflows_list(args: argparse.Namespace) -> None:
