@@ -149,6 +149,21 @@ async def raw_sip(hub: Hub) -> AsyncIterator[Callable[[], object]]:
             await websocket.close()
 
 
+async def end_with_its_input(process: asyncio.subprocess.Process) -> None:
+    """Close a child's stdin, which tells it to finish, and wait for it; killed if it takes longer
+    than a step."""
+    if process.returncode is not None:
+        return
+    assert process.stdin is not None
+    process.stdin.close()
+    try:
+        async with asyncio.timeout(STEP):
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
 def vector(name: str) -> str:
     return (VECTORS / name).read_bytes().decode()
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...conftest import end_with_its_input
 from ...units import STEP
 
 HERE = Path(__file__).parent
@@ -69,11 +70,4 @@ async def node_sdk(address: str, ca_file: Path, key: str) -> AsyncIterator[NodeS
     try:
         yield NodeSdk(process, key)
     finally:
-        assert process.stdin is not None
-        process.stdin.close()  # the harness ends with its input
-        try:
-            async with asyncio.timeout(STEP):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await end_with_its_input(process)
