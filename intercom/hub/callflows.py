@@ -8,14 +8,24 @@ is refused with a message naming the step. The JSON uses the Voice API's field n
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from ..auth import CapabilityError, check_identity
@@ -28,6 +38,12 @@ MAX_PAUSE_SECONDS = 3600
 MAX_RECORD_SECONDS = 3600
 CLIENT_PREFIX = "client:"
 MEDIA_SUFFIXES = (".wav", ".mp3")
+MAX_MEDIA = 20  # files one play step plays in turn
+MIN_MACHINE_TIMEOUT_MS, MAX_MACHINE_TIMEOUT_MS = 400, 10_000  # MessageBird's bounds
+# The languages MessageBird transcribes a recording in (taken, and ignored: see NO_TRANSCRIPTION).
+TRANSCRIBE_LANGUAGES = ("de-DE", "en-AU", "en-UK", "en-US", "es-ES", "es-LA", "fr-FR", "it-IT", "nl-NL", "pt-BR")
+NO_MACHINES = "the hub calls apps and units, never an answering machine, so it detects none"
+NO_TRANSCRIPTION = "the hub has no speech-to-text; the recording is kept, without a transcription"
 
 # The Voice API's ``say`` languages and the espeak-ng voice file that speaks each (the nearest
 # espeak-ng has where it has no voice for the region). Matched without regard to case. Voices are
@@ -77,8 +93,34 @@ class _Within(ValueError):
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    # MessageBird's options that the hub takes but does not act on, each with why: set to anything
+    # but its default, one is a warning (see CallFlow.ignored), so that a flow written for
+    # MessageBird runs here and its author learns what it does not do.
+    IGNORED: ClassVar[Mapping[str, str]] = {}
 
-class TransferOptions(_Options):
+    def ignored(self) -> list[Problem]:
+        """The options set here that the hub does not act on: the option and a line saying why."""
+        found = []
+        for name, why in self.IGNORED.items():
+            field, value = type(self).model_fields[name], getattr(self, name)
+            if value != field.default:
+                option = field.alias or name
+                found.append(Problem(option, f"{option} {json.dumps(value)} is ignored: {why}"))
+        return found
+
+
+class _MachineDetection(_Options):
+    """MessageBird's answering-machine detection, for steps that talk to whoever answered."""
+
+    if_machine: Literal["continue", "delay", "hangup"] = Field("continue", alias="ifMachine")
+    machine_timeout: int | None = Field(
+        None, alias="machineTimeout", ge=MIN_MACHINE_TIMEOUT_MS, le=MAX_MACHINE_TIMEOUT_MS, description="Milliseconds"
+    )
+
+    IGNORED: ClassVar[Mapping[str, str]] = {"if_machine": NO_MACHINES, "machine_timeout": NO_MACHINES}
+
+
+class TransferOptions(_MachineDetection):
     """``transfer``: ring one or more clients; the first to answer is bridged.
 
     ``record``: ``in`` keeps what the caller says, ``out`` what the caller hears, ``both`` the two
@@ -88,6 +130,12 @@ class TransferOptions(_Options):
     destination: str
     timeout: int = Field(DEFAULT_TRANSFER_TIMEOUT, ge=1, le=MAX_TRANSFER_TIMEOUT)
     record: Literal["in", "out", "both"] | None = None
+    mask: bool = False
+
+    IGNORED: ClassVar[Mapping[str, str]] = {
+        **_MachineDetection.IGNORED,
+        "mask": "the hub has no numbers to show instead: the callee sees who calls",
+    }
 
     @field_validator("destination")
     @classmethod
@@ -100,7 +148,7 @@ class TransferOptions(_Options):
         return identities(self.destination)
 
 
-class SayOptions(_Options):
+class SayOptions(_MachineDetection):
     """``say``: speak ``payload`` to the caller (espeak-ng), ``repeat`` times."""
 
     payload: str = Field(min_length=1, max_length=1000)
@@ -120,26 +168,33 @@ class SayOptions(_Options):
         return LANGUAGES[self.language.lower()]
 
 
-class PlayOptions(_Options):
-    """``play``: a WAV or MP3 file, from the hub's ``media`` directory or an http(s) URL."""
-
-    media: str = Field(min_length=1, max_length=2000)
-
-    @field_validator("media")
-    @classmethod
-    def _file_or_url(cls, media: str) -> str:
-        if media.startswith(("http://", "https://")):
-            if not urlsplit(media).hostname:
-                raise ValueError(f"media {media!r} is a URL without a host")
-            return media
-        if "://" in media:
-            raise ValueError(f"media {media!r}: only http and https URLs can be fetched")
-        path = PurePosixPath(media)
-        if path.is_absolute() or ".." in path.parts:
-            raise ValueError(f"media {media!r} must be a path inside the hub's media directory")
-        if path.suffix.lower() not in MEDIA_SUFFIXES:
-            raise ValueError(f"media {media!r} is not a .wav or .mp3 file")
+def _media_file_or_url(media: str) -> str:
+    if media.startswith(("http://", "https://")):
+        if not urlsplit(media).hostname:
+            raise ValueError(f"media {media!r} is a URL without a host")
         return media
+    if "://" in media:
+        raise ValueError(f"media {media!r}: only http and https URLs can be fetched")
+    path = PurePosixPath(media)
+    if path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"media {media!r} must be a path inside the hub's media directory")
+    if path.suffix.lower() not in MEDIA_SUFFIXES:
+        raise ValueError(f"media {media!r} is not a .wav or .mp3 file")
+    return media
+
+
+Media = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_media_file_or_url)]
+
+
+class PlayOptions(_MachineDetection):
+    """``play``: WAV or MP3 files, from the hub's ``media`` directory or http(s) URLs: one, or a
+    list played in turn (MessageBird takes both)."""
+
+    media: Annotated[
+        list[Media],
+        BeforeValidator(lambda media: [media] if isinstance(media, str) else media),
+        Field(min_length=1, max_length=MAX_MEDIA),
+    ]
 
 
 class PauseOptions(_Options):
@@ -149,13 +204,18 @@ class PauseOptions(_Options):
 
 
 class RecordOptions(_Options):
-    """``record``: keep what the caller says, until ``maxLength`` seconds, ``timeout`` seconds of
-    silence (0: no limit) or a key (``finishOnKey``). ``onFinish`` gets the WAV in a POST."""
+    """``record``: keep what the caller says, until ``maxLength`` seconds (0: no limit of its
+    own, as MessageBird has it), ``timeout`` seconds of silence (0: no limit) or a key
+    (``finishOnKey``). ``onFinish`` gets the WAV in a POST."""
 
-    max_length: int = Field(60, alias="maxLength", ge=1, le=MAX_RECORD_SECONDS)
+    max_length: int = Field(60, alias="maxLength", ge=0, le=MAX_RECORD_SECONDS)
     timeout: int = Field(5, ge=0, le=MAX_RECORD_SECONDS)
     finish_on_key: Literal["any", "#", "*", "none"] = Field("#", alias="finishOnKey")
     on_finish: str | None = Field(None, alias="onFinish")
+    transcribe: bool = False
+    transcribe_language: Literal[TRANSCRIBE_LANGUAGES] | None = Field(None, alias="transcribeLanguage")
+
+    IGNORED: ClassVar[Mapping[str, str]] = {"transcribe": NO_TRANSCRIPTION, "transcribe_language": NO_TRANSCRIPTION}
 
     @field_validator("on_finish")
     @classmethod
@@ -204,7 +264,7 @@ def identities(destination: str) -> list[str]:
     return result
 
 
-OPTIONS_MODELS: dict[str, type[BaseModel]] = {
+OPTIONS_MODELS: dict[str, type[_Options]] = {
     "transfer": TransferOptions,
     "say": SayOptions,
     "play": PlayOptions,
@@ -266,7 +326,7 @@ class Step(BaseModel):
             raise _Within(Problem("options", f"action {self.action!r} takes no options"))
         return self
 
-    def typed_options(self) -> BaseModel | None:
+    def typed_options(self) -> _Options | None:
         model = OPTIONS_MODELS.get(self.action)
         return model.model_validate(self.options) if model is not None else None
 
@@ -301,6 +361,16 @@ class CallFlow(BaseModel):
                     )
                 )
         return self
+
+    def ignored(self) -> list[Problem]:
+        """The options this flow sets that the hub takes but does not act on, each with why."""
+        found = []
+        for index, step in enumerate(self.steps):
+            options = step.typed_options()
+            for problem in options.ignored() if options is not None else ():
+                where = f"steps.{index}.options.{problem.parameter}"
+                found.append(Problem(where, f"{step.action} step {step.id!r}: {problem.message}"))
+        return found
 
     def index_of(self, step_id: str) -> int:
         return next(index for index, step in enumerate(self.steps) if step.id == step_id)

@@ -82,6 +82,7 @@ class RecordingRecord(_Row):
 class Webhook(_Row):
     url: str
     token: str
+    title: str | None = None
 
 
 class WebhookDelivery(_Row):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .records import RecordingRecord
 from .storage_fault import CALL_LOG, PARTS, RECORDINGS
 
 if TYPE_CHECKING:
@@ -223,7 +224,24 @@ class Retention:
             )
         return pruned
 
+    def delete_recording(self, recording: RecordingRecord) -> None:
+        """A recording deleted through the Voice API: its file (unless pruned already), then its
+        row. ``OSError`` when the disk refuses the file, and then the row stays: a failing disk
+        leaves at worst a row without its file, never a file nothing lists."""
+        if recording.pruned_at is None:
+            self.recordings_bytes = max(self.recordings_bytes - self._unlink(recording.path), 0)
+        self.storage.delete(RecordingRecord, recording.id)
+        log.info("recording %s of call %s deleted", recording.id, recording.call_id)
+
     def _remove(self, relative: str) -> int:
+        """:meth:`_unlink` for the pruning: a file the disk will not give up is logged and left."""
+        try:
+            return self._unlink(relative)
+        except OSError as exc:
+            log.warning("recording %s not deleted: %s", relative, exc.strerror)
+            return 0
+
+    def _unlink(self, relative: str) -> int:
         """Delete a recording's file; its size, 0 when it was gone already. Only inside the data directory."""
         path = (self.storage.data_dir / relative).resolve()
         if not path.is_relative_to(self.storage.data_dir.resolve()):
@@ -233,9 +251,6 @@ class Retention:
             size = path.stat().st_size
             path.unlink()
         except FileNotFoundError:
-            return 0
-        except OSError as exc:
-            log.warning("recording %s not deleted: %s", path, exc.strerror)
             return 0
         return size
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -115,21 +116,24 @@ async def _say(run: StepRun) -> Outcome:
 
 
 async def _play_media(run: StepRun) -> Outcome:
+    """Each file in turn; one that cannot be had is logged and skipped, the next one played."""
     options: PlayOptions = _options(run, PlayOptions)
     media = await run.call.establish()
     if media is None:
         return END
     services = run.call.services
-    try:
-        samples = await run.call.until_ended(
-            load_media(options.media, services.media_dir, services.cache_dir, policy=services.outbound)
-        )
-    except MediaError as exc:
-        log.warning("call %s: play step %s skipped: %s", run.call.id, run.step.id, exc)
-        return NEXT
-    if samples is None:
-        return END
-    await _play(run.call, media, samples)
+    for item in options.media:
+        try:
+            samples = await run.call.until_ended(
+                load_media(item, services.media_dir, services.cache_dir, policy=services.outbound)
+            )
+        except MediaError as exc:
+            log.warning("call %s: play step %s: %s skipped: %s", run.call.id, run.step.id, item, exc)
+            continue
+        if samples is None:
+            return END
+        if not await _play(run.call, media, samples):
+            break  # the call ended, or the step was left
     return NEXT
 
 
@@ -165,7 +169,7 @@ async def _record(run: StepRun) -> Outcome:
 
     run.on_key = finish_on
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + options.max_length
+    deadline = loop.time() + (options.max_length or math.inf)  # 0: no limit but recording_max_seconds
     try:
         while not finished.is_set() and not call.over and loop.time() < deadline:
             if recording.cut is not None:

@@ -66,6 +66,24 @@ async def test_play_sends_a_wav_file_from_the_media_directory(hub, make_unit):
     assert dominant_hz(sounding(audio)) == pytest.approx(660, abs=5)
 
 
+async def test_play_plays_a_list_of_media_in_turn_skipping_one_it_cannot_have(hub, make_unit, caplog):
+    media = hub.running.config.data_dir / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    write_wav(media / "chime.wav", 0.8, hz=660, channels=1)
+    write_wav(media / "bell.wav", 0.8, hz=440, channels=1)
+    played = ["chime.wav", "nothing-here.wav", "bell.wav"]  # as MessageBird takes it: a list
+    store(hub, [{"id": "tunes", "action": "play", "options": {"media": played}}, {"action": "hangup"}])
+    unit = await door(make_unit, AudioStreamTrack)
+    call = unit.start_call()
+    assert await until_over(unit) is CallStatus.ENDED
+    audio = sounding(heard(call))
+    assert len(audio) / 48000 == pytest.approx(1.6, abs=0.15)  # back to back: the missing one costs nothing
+    middle = len(audio) // 2
+    assert dominant_hz(audio[: middle - 4800]) == pytest.approx(660, abs=5)  # in the order given
+    assert dominant_hz(audio[middle + 4800 :]) == pytest.approx(440, abs=5)
+    assert any("play step tunes: nothing-here.wav skipped" in record.getMessage() for record in caplog.records)
+
+
 @pytest.mark.loopback_requests
 async def test_play_fetches_an_mp3_from_a_url(hub, make_unit, tmp_path):
     write_mp3(tmp_path / "bell.mp3", 1.5, hz=550)

@@ -128,3 +128,74 @@ def test_each_problem_names_the_field_as_a_path(flow, parameter):
     (problem,) = refused.value.problems
     assert problem.parameter == parameter
     assert str(refused.value) == problem.message
+
+
+# Every option MessageBird documents for its steps, each set to ask for something.
+MESSAGEBIRD_OPTIONS = {
+    "steps": [
+        {"id": "t", "action": "transfer", "options": {
+            "destination": "client:desk", "record": "both", "mask": True, "ifMachine": "hangup", "machineTimeout": 3000,
+        }},
+        {"id": "s", "action": "say", "options": {
+            "payload": "Hello", "voice": "male", "language": "nl-NL", "repeat": "2", "ifMachine": "delay",
+            "machineTimeout": 400,
+        }},
+        {"id": "p", "action": "play", "options": {
+            "media": ["a.wav", "https://example.test/b.mp3"], "ifMachine": "continue",
+        }},
+        {"id": "w", "action": "pause", "options": {"length": 2}},
+        {"id": "r", "action": "record", "options": {
+            "maxLength": 0, "timeout": 0, "finishOnKey": "any", "transcribe": True, "transcribeLanguage": "nl-NL",
+            "onFinish": "https://example.test/voicemail",
+        }},
+        {"id": "f", "action": "fetchCallFlow", "options": {"url": "https://example.test/flow"}},
+        {"id": "h", "action": "hangup"},
+    ]
+}  # fmt: skip
+
+
+def test_every_messagebird_option_is_taken_and_those_the_hub_does_not_act_on_say_why():
+    flow = CallFlow.from_json(json.dumps(MESSAGEBIRD_OPTIONS))
+    assert flow.steps[2].typed_options().media == ["a.wav", "https://example.test/b.mp3"]
+    assert flow.steps[1].typed_options().repeat == 2  # Node's types send it as a string
+    assert flow.steps[4].typed_options().max_length == 0  # MessageBird's "no limit"
+    ignored = {problem.parameter: problem.message for problem in flow.ignored()}
+    assert list(ignored) == [
+        "steps.0.options.ifMachine",
+        "steps.0.options.machineTimeout",
+        "steps.0.options.mask",
+        "steps.1.options.ifMachine",
+        "steps.1.options.machineTimeout",
+        "steps.4.options.transcribe",
+        "steps.4.options.transcribeLanguage",
+    ]  # ifMachine "continue" is what the hub does: no warning
+    assert ignored["steps.0.options.mask"] == (
+        "transfer step 't': mask true is ignored: the hub has no numbers to show instead: the callee sees who calls"
+    )
+    assert ignored["steps.4.options.transcribe"].startswith(
+        "record step 'r': transcribe true is ignored: the hub has no speech-to-text"
+    )
+    one = CallFlow.from_json('{"steps": [{"action": "play", "options": {"media": "a.wav"}}]}')
+    assert one.steps[0].typed_options().media == ["a.wav"] and one.ignored() == []
+    assert json.loads(one.to_json())["steps"][0]["options"] == {"media": "a.wav"}  # stored as given
+
+
+@pytest.mark.parametrize(
+    ("options", "parameter"),
+    [
+        ({"action": "say", "options": {"payload": "x", "machineTimeout": 399}}, "steps.0.options.machineTimeout"),
+        ({"action": "say", "options": {"payload": "x", "machineTimeout": 10_001}}, "steps.0.options.machineTimeout"),
+        ({"action": "say", "options": {"payload": "x", "ifMachine": "beep"}}, "steps.0.options.ifMachine"),
+        ({"action": "transfer", "options": {"destination": "client:a", "mask": "maybe"}}, "steps.0.options.mask"),
+        ({"action": "record", "options": {"transcribeLanguage": "xx-XX"}}, "steps.0.options.transcribeLanguage"),
+        ({"action": "record", "options": {"maxLength": -1}}, "steps.0.options.maxLength"),
+        ({"action": "play", "options": {"media": []}}, "steps.0.options.media"),
+        ({"action": "play", "options": {"media": ["a.wav", "/etc/b.wav"]}}, "steps.0.options.media.1"),
+        ({"action": "play", "options": {"media": ["a.wav"] * 21}}, "steps.0.options.media"),
+        ({"action": "play", "options": {"media": {"url": "a.wav"}}}, "steps.0.options.media"),
+    ],
+)
+def test_a_messagebird_option_with_a_bad_value_is_refused_naming_it(options, parameter):
+    with pytest.raises(CallFlowError) as refused:
+        CallFlow.from_json(json.dumps({"steps": [options]}))
+    assert [problem.parameter for problem in refused.value.problems] == [parameter]

@@ -1,9 +1,13 @@
-"""The Voice API: MessageBird's REST shapes under ``/v1``, for the hub's call flows, calls and webhooks.
+"""The Voice API: MessageBird's REST shapes, for the hub's call flows, calls and webhooks.
+
+It answers at the root (``/calls``), as MessageBird's API does and its SDKs expect, and under
+``/v1`` (``/v1/calls``), the same handlers; the OpenAPI schema documents the ``/v1`` form only,
+so that it lists each operation once (see :mod:`.paths`).
 
 Every route wants ``Authorization: AccessKey <key>`` (an admin key's secret). Answers are
-``{"data": [...]}``, with ``pagination`` for lists; refusals are ``{"errors": [...]}``. The
-OpenAPI schema at ``/openapi.json`` (admin keys only, as ``/docs``) describes all of it, request
-bodies included.
+``{"data": [...]}``, with ``pagination`` for lists; refusals, on any path of the hub, are
+``{"errors": [...]}``. The OpenAPI schema at ``/openapi.json`` (admin keys only, as ``/docs``)
+describes all of it, request bodies included.
 """
 
 from __future__ import annotations
@@ -17,11 +21,18 @@ from ..callflows import CallFlow
 from . import call_flows, calls, webhooks
 from .common import INPUT_REF, authorize, input_name
 from .docs import install_docs
-from .errors import PREFIX, install_error_handlers
+from .errors import install_error_handlers
+from .paths import PREFIX, TrailingSlash
 from .views import Errors
 
 # The bodies routes read themselves (see common.body_schema), for the OpenAPI schema.
-BODIES: tuple[type[BaseModel], ...] = (CallFlow, webhooks.WebhookRequest, calls.CallRequest)
+BODIES: tuple[type[BaseModel], ...] = (
+    CallFlow,
+    webhooks.WebhookRequest,
+    webhooks.WebhookUpdate,
+    calls.CallRequest,
+)
+ROUTERS = (call_flows.router, calls.router, webhooks.router)
 
 __all__ = ["install"]
 
@@ -29,13 +40,16 @@ __all__ = ["install"]
 def install(app: FastAPI) -> None:
     """Serve the Voice API from ``app``."""
     api = APIRouter(
-        prefix=PREFIX,
         dependencies=[Security(authorize)],
         responses={"4XX": {"model": Errors, "description": "Refused: one error per fault"}},
     )
-    for router in (call_flows.router, calls.router, webhooks.router):
+    for router in ROUTERS:
         api.include_router(router)
-    app.include_router(api)
+    app.include_router(api, prefix=PREFIX)
+    app.include_router(api, include_in_schema=False)
+    # No 307 to an absolute URL for any path: the API's slashes are dropped instead (paths.py).
+    app.router.redirect_slashes = False
+    app.add_middleware(TrailingSlash, roots=[router.prefix.strip("/") for router in ROUTERS])
     install_error_handlers(app)
     _document_bodies(app)
     install_docs(app)
@@ -46,12 +60,17 @@ def _document_bodies(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schemas = generate().setdefault("components", {}).setdefault("schemas", {})
+            schema = generate()
+            schema["info"]["description"] = (
+                "Every operation is served at the root too (`/calls` as `/v1/calls`), as MessageBird's API "
+                "is, and with or without a trailing slash."
+            )
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in BODIES:
-                schema = model.model_json_schema(by_alias=True, ref_template=INPUT_REF)
-                for name, definition in schema.pop("$defs", {}).items():
+                body = model.model_json_schema(by_alias=True, ref_template=INPUT_REF)
+                for name, definition in body.pop("$defs", {}).items():
                     schemas[input_name(name)] = definition
-                schemas[input_name(model.__name__)] = schema
+                schemas[input_name(model.__name__)] = body
             flow = schemas[input_name(CallFlow.__name__)]
             for name in call_flows.READ_ONLY:
                 flow["properties"][name] = {"readOnly": True, "description": "Set by the hub: a value sent is ignored"}

@@ -1,12 +1,15 @@
-"""``/v1/call-flows``: the flows calls run, created, listed, replaced and deleted.
+"""``/call-flows``: the flows calls run, created, listed, replaced and deleted.
 
 A body is checked by :class:`~intercom.hub.callflows.CallFlow` itself, so the API refuses a flow
 with the same words as ``intercom callflows create``. ``createdAt`` and ``updatedAt`` in a body
-are the hub's to set and are ignored: MessageBird's SDKs send back what they read.
+are the hub's to set and are ignored: MessageBird's SDKs send back what they read. A flow that
+sets MessageBird options the hub does not act on is stored, and the answer's ``warnings`` (and
+one log line) say which and why.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
@@ -14,7 +17,9 @@ from fastapi import APIRouter, Path, Request, Response
 from ..callflows import CallFlow, CallFlowError, Problem
 from .common import HubStorage, Pages, body_schema, json_body, validated
 from .errors import ApiError, not_found
-from .views import CallFlowView, One, Page
+from .views import Accepted, CallFlowView, One, OptionWarning, Page
+
+log = logging.getLogger(__name__)
 
 READ_ONLY = ("createdAt", "updatedAt")
 
@@ -34,15 +39,25 @@ def read_flow(data: Any) -> CallFlow:
     return validated(CallFlow, without_read_only(data), whole="flow")
 
 
+def accepted(flow: CallFlow, what: str, where: str = "") -> list[OptionWarning]:
+    """The warnings for the options ``flow`` sets that the hub ignores, said in one log line too;
+    ``where``: the flow's place in the body (``callFlow.``)."""
+    ignored = flow.ignored()
+    if ignored:
+        log.warning("%s: options ignored: %s", what, "; ".join(problem.message for problem in ignored))
+    return [OptionWarning(parameter=where + problem.parameter, message=problem.message) for problem in ignored]
+
+
 @router.post("", status_code=201, openapi_extra=body_schema(CallFlow))
-async def create_call_flow(request: Request, storage: HubStorage) -> One[CallFlowView]:
+async def create_call_flow(request: Request, storage: HubStorage) -> Accepted[CallFlowView]:
     """Store a new flow; its ``id`` is generated unless the body names a free one (else 409)."""
     flow = read_flow(await json_body(request))
     try:
         stored = storage.create_call_flow(flow)
     except CallFlowError as exc:
         raise ApiError(409, Problem("id", str(exc))) from None
-    return One[CallFlowView](data=[CallFlowView.of(stored)])
+    warnings = accepted(stored, f"call flow {stored.id}")
+    return Accepted[CallFlowView](data=[CallFlowView.of(stored)], warnings=warnings)
 
 
 @router.get("")
@@ -61,7 +76,7 @@ async def get_call_flow(flow_id: FlowId, storage: HubStorage) -> One[CallFlowVie
 
 
 @router.put("/{callFlowId}", openapi_extra=body_schema(CallFlow))
-async def replace_call_flow(flow_id: FlowId, request: Request, storage: HubStorage) -> One[CallFlowView]:
+async def replace_call_flow(flow_id: FlowId, request: Request, storage: HubStorage) -> Accepted[CallFlowView]:
     """Replace a flow whole, keeping its ``createdAt``; a body's ``id``, if any, must be this one."""
     if storage.get_call_flow(flow_id) is None:
         raise not_found("call flow", flow_id)
@@ -71,7 +86,8 @@ async def replace_call_flow(flow_id: FlowId, request: Request, storage: HubStora
     stored = storage.replace_call_flow(read_flow(data))
     if stored is None:  # deleted meanwhile
         raise not_found("call flow", flow_id)
-    return One[CallFlowView](data=[CallFlowView.of(stored)])
+    warnings = accepted(stored, f"call flow {stored.id}")
+    return Accepted[CallFlowView](data=[CallFlowView.of(stored)], warnings=warnings)
 
 
 @router.delete("/{callFlowId}", status_code=204, response_class=Response)

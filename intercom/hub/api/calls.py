@@ -1,4 +1,4 @@
-"""``/v1/calls``: the call log (calls, their legs, the legs' recordings), and calls started or
+"""``/calls``: the call log (calls, their legs, the legs' recordings), and calls started or
 hung up from outside.
 
 Starting and hanging up are the call service's (``app.state.calls``): this module only checks
@@ -18,11 +18,11 @@ from ..call_limits import CallRefused
 from ..callflows import CallFlow, Problem, identities
 from ..records import CallRecord, LegRecord, RecordingRecord
 from ..storage import Storage
-from .call_flows import without_read_only
+from .call_flows import accepted, without_read_only
 from .common import HubStorage, Pages, body_schema, json_body, validated
 from .errors import ApiError, not_found
-from .views import CallView, Errors, LegView, One, Page, RecordingView
-from .webhooks import WebhookRequest
+from .views import Accepted, CallView, Errors, LegView, One, OneRecording, Page, RecordingView
+from .webhooks import CallWebhook
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class CallRequest(BaseModel):
     source: str = Field(min_length=1, max_length=100, description="Who the callee sees calling")
     destination: str = Field(max_length=40, description="client:<identity>: the one client to call")
     call_flow: CallFlow | None = Field(None, alias="callFlow", description="Default: the flow marked default")
-    webhook: WebhookRequest | None = Field(None, description="Told of this call's events, besides /v1/webhooks")
+    webhook: CallWebhook | None = Field(None, description="Told of this call's events, besides /webhooks")
 
     @field_validator("destination")
     @classmethod
@@ -67,7 +67,7 @@ FULL = {503: {"model": Errors, "description": "The hub is in max_calls calls: tr
 
 
 @router.post("", status_code=201, openapi_extra=body_schema(CallRequest), responses=FULL)
-async def start_call(request: Request, storage: HubStorage) -> One[CallView]:
+async def start_call(request: Request, storage: HubStorage) -> Accepted[CallView]:
     data: Any = await json_body(request)
     if isinstance(data, dict) and "callFlow" in data:
         data = {**data, "callFlow": without_read_only(data["callFlow"])}
@@ -84,7 +84,8 @@ async def start_call(request: Request, storage: HubStorage) -> One[CallView]:
         )
     except CallRefused as refused:  # 503 when the hub is full, 429 when the client is in too many calls
         raise ApiError(refused.http_status, Problem("", str(refused)), headers=refused.headers) from None
-    return One[CallView](data=[CallView.of(call)])
+    warnings = accepted(flow, f"call {call.id}", "callFlow." if wanted.call_flow else "")
+    return Accepted[CallView](data=[CallView.of(call)], warnings=warnings)
 
 
 @router.get("")
@@ -142,10 +143,26 @@ async def get_recording_file(
 
 
 @router.get("/{callId}/legs/{legId}/recordings/{recordingId}")
-async def get_recording(
-    call_id: CallId, leg_id: LegId, recording_id: RecordingId, storage: HubStorage
-) -> One[RecordingView]:
-    return One[RecordingView](data=[RecordingView.of(_recording(storage, call_id, leg_id, recording_id))])
+async def get_recording(call_id: CallId, leg_id: LegId, recording_id: RecordingId, storage: HubStorage) -> OneRecording:
+    return OneRecording.of(_recording(storage, call_id, leg_id, recording_id))
+
+
+@router.delete("/{callId}/legs/{legId}/recordings/{recordingId}", status_code=204, response_class=Response)
+async def delete_recording(
+    call_id: CallId, leg_id: LegId, recording_id: RecordingId, request: Request, storage: HubStorage
+) -> Response:
+    """Delete a recording, its file and its row: afterwards it answers 404, as if never made
+    (a pruned one keeps its row, and 410, because nobody asked it gone). One still running is
+    refused (409): its recorder is writing the file."""
+    recording = _recording(storage, call_id, leg_id, recording_id)
+    if recording.status == "recording":
+        raise ApiError(409, Problem("", f"recording {recording.id} is still running: delete it once it is done"))
+    try:
+        request.app.state.retention.delete_recording(recording)
+    except OSError as exc:
+        why = f"the disk refused to delete its file ({exc.strerror or exc}); try again once it works"
+        raise ApiError(503, Problem("", f"recording {recording.id} is kept: {why}")) from None
+    return Response(status_code=204)
 
 
 def _call(storage: Storage, call_id: str) -> CallRecord:

@@ -25,6 +25,8 @@ from .views import Page, Pagination
 
 MAX_PER_PAGE = 100
 MAX_PAGE = 1_000_000  # keeps the offset within SQLite's integers
+MAX_OFFSET = MAX_PAGE * MAX_PER_PAGE
+DEFAULT_PER_PAGE = 10
 MAX_BODY = 1024 * 1024  # a call flow of 500 steps fits with room to spare
 CHALLENGE = {"WWW-Authenticate": "AccessKey"}
 
@@ -77,12 +79,13 @@ async def metrics_reader(request: Request, storage: HubStorage) -> None:
 
 @dataclass(frozen=True)
 class Paging:
-    page: int
+    offset: int
     per_page: int
 
     @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.per_page
+    def page(self) -> int:
+        """The page the offset falls in (an offset between two pages counts as the earlier)."""
+        return self.offset // self.per_page + 1
 
     def of(self, items: list[Model], total: int) -> Page[Model]:
         pages = math.ceil(total / self.per_page)
@@ -90,15 +93,40 @@ class Paging:
         return Page(data=items, pagination=pagination)
 
 
+PAGING_NAMES = ("page", "currentPage", "perPage", "limit", "offset")
+
+
 async def paging(
     request: Request,
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="From 1")] = 1,
-    per_page: Annotated[int, Query(alias="perPage", ge=1, le=MAX_PER_PAGE)] = 10,
+    page: Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="From 1 (default 1)")] = None,
+    current_page: Annotated[
+        int | None, Query(alias="currentPage", ge=1, le=MAX_PAGE, description="Another name for page")
+    ] = None,
+    per_page: Annotated[int | None, Query(alias="perPage", ge=1, le=MAX_PER_PAGE, description="Default 10")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PER_PAGE, description="Another name for perPage")] = None,
+    offset: Annotated[
+        int | None, Query(ge=0, le=MAX_OFFSET, description="Items to skip, instead of page: from 0")
+    ] = None,
 ) -> Paging:
-    for name in ("page", "perPage"):
-        if len(request.query_params.getlist(name)) > 1:  # which one was meant? Say so, not guess
+    """MessageBird's SDKs page in three ways: ``page`` and ``perPage``, ``currentPage`` and
+    ``perPage`` (Node's webhooks), ``limit`` and ``offset`` (Python's call flows and webhooks,
+    Node's recordings). Each is honoured; two names for one thing, or one name twice, are refused
+    rather than one of them guessed."""
+    for name in PAGING_NAMES:
+        if len(request.query_params.getlist(name)) > 1:
             raise ApiError(400, Problem(name, f"{name} is given more than once"))
-    return Paging(page, per_page)
+    _one_of({"page": page, "currentPage": current_page, "offset": offset})
+    _one_of({"perPage": per_page, "limit": limit})
+    size = per_page or limit or DEFAULT_PER_PAGE
+    if offset is not None:
+        return Paging(offset, size)
+    return Paging(((page or current_page or 1) - 1) * size, size)
+
+
+def _one_of(given: dict[str, int | None]) -> None:
+    names = [name for name, value in given.items() if value is not None]
+    if len(names) > 1:
+        raise ApiError(400, Problem(names[1], f"{' and '.join(names)} say the same thing: give one of them"))
 
 
 Pages = Annotated[Paging, Depends(paging)]

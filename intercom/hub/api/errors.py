@@ -1,7 +1,9 @@
-"""Every refusal under ``/v1`` in MessageBird's shape: ``{"errors": [{"code", "message", "parameter"}]}``.
+"""Every refusal, on any path of the hub, in MessageBird's shape:
+``{"errors": [{"code", "message", "description", "parameter"}]}``.
 
 FastAPI's own refusals (a bad query parameter, an unknown route, a method not allowed, a crash)
-are rewritten too, so that a client reads one format; paths outside ``/v1`` keep FastAPI's.
+are rewritten too, so that a client reads one format wherever it went wrong: MessageBird's SDKs
+look for ``errors`` to tell a refusal from an answer, and print ``description``.
 """
 
 from __future__ import annotations
@@ -12,15 +14,14 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from ..callflows import Problem, problems
+from .paths import PREFIX
 from .views import ErrorItem, Errors
 
-PREFIX = "/v1"
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +40,7 @@ def not_found(kind: str, item_id: str) -> ApiError:
 
 
 def error_response(status: int, found: Iterable[Problem], headers: Mapping[str, str] | None = None) -> JSONResponse:
-    items = [ErrorItem(code=status, message=problem.message, parameter=problem.parameter or None) for problem in found]
+    items = [ErrorItem.of(status, problem) for problem in found]
     return JSONResponse(Errors(errors=items).model_dump(), status_code=status, headers=headers)
 
 
@@ -51,18 +52,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _crash)
 
 
-def _under_api(request: Request) -> bool:
-    path = request.url.path
-    return path == PREFIX or path.startswith(PREFIX + "/")
-
-
 async def _api_error(request: Request, exc: ApiError) -> Response:
     return error_response(exc.status, exc.problems, exc.headers)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-    if not _under_api(request):
-        return await request_validation_exception_handler(request, exc)
     # Bodies are validated by the routes themselves; what is left here are query parameters,
     # whose location ("query", "perPage") is reported as just the name.
     located = [{**error, "loc": error["loc"][1:]} for error in exc.errors()]
@@ -70,23 +64,25 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
-    if not _under_api(request):
-        return await http_exception_handler(request, exc)
     message = f"{exc.detail}: {request.method} {request.url.path}"
     headers = exc.headers
     if exc.status_code == 405:  # Starlette names the methods of one route of this path only
-        headers = {**(headers or {}), "Allow": ", ".join(_methods(request))}
+        named = {method.strip() for method in (headers or {}).get("Allow", "").split(",") if method.strip()}
+        headers = {**(headers or {}), "Allow": ", ".join(sorted(named | _methods(request)))}
     return error_response(exc.status_code, [Problem("", message)], headers)
 
 
-def _methods(request: Request) -> list[str]:
-    """Every method the OpenAPI schema documents for this path."""
+def _methods(request: Request) -> set[str]:
+    """Every method the OpenAPI schema documents for this path, or for its ``/v1`` form (the
+    schema documents the API's operations once, under ``/v1``)."""
+    path = request.url.path
+    forms = {path, PREFIX + path}
     found: set[str] = set()
     for template, operations in request.app.openapi()["paths"].items():
         pattern = re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template))  # {callId} matches one segment
-        if re.fullmatch(pattern, request.url.path):
+        if any(re.fullmatch(pattern, form) for form in forms):
             found.update(method.upper() for method in operations)
-    return sorted(found)
+    return found
 
 
 async def _not_written(request: Request, exc: sqlite3.OperationalError) -> Response:
@@ -94,13 +90,9 @@ async def _not_written(request: Request, exc: sqlite3.OperationalError) -> Respo
     otherwise, and the request may be tried again once the disk works (calls go on meanwhile)."""
     log.warning("%s %s not done: the database cannot be written (%s)", request.method, request.url.path, exc)
     message = f"the hub cannot write its database ({exc}); try again once its disk works"
-    if not _under_api(request):
-        return PlainTextResponse(message, status_code=503)
     return error_response(503, [Problem("", message)])
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
     """Starlette logs the exception and re-raises it after this answer; this only shapes the body."""
-    if not _under_api(request):
-        return PlainTextResponse("Internal Server Error", status_code=500)
     return error_response(500, [Problem("", "internal error: the hub's log says more")])

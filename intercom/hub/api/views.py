@@ -12,7 +12,7 @@ from typing import Annotated, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..callflows import Step
+from ..callflows import Problem, Step
 from ..records import (
     CallRecord,
     CallStatus,
@@ -64,7 +64,8 @@ class CallFlowView(_View):
 class WebhookView(_View):
     id: str
     url: str
-    token: str
+    title: str | None
+    token: str = Field(description="Signs each delivery; made by the hub when none was given")
     created_at: Timestamp = Field(alias="createdAt")
     updated_at: Timestamp = Field(alias="updatedAt")
 
@@ -96,8 +97,16 @@ class LegView(_View):
 
 
 class RecordingLinks(_View):
+    """Where a recording and its file are, as MessageBird writes them: from the API's root,
+    without ``/v1`` (the hub serves both forms)."""
+
     self: str
     file: str
+
+    @classmethod
+    def of(cls, recording: RecordingRecord) -> RecordingLinks:
+        path = f"/calls/{recording.call_id}/legs/{recording.leg_id}/recordings/{recording.id}"
+        return cls(self=path, file=f"{path}.wav")
 
 
 class RecordingView(_View):
@@ -117,7 +126,6 @@ class RecordingView(_View):
 
     @classmethod
     def of(cls, recording: RecordingRecord) -> RecordingView:
-        path = f"/v1/calls/{recording.call_id}/legs/{recording.leg_id}/recordings/{recording.id}"
         return cls(
             id=recording.id,
             format="wav",
@@ -127,7 +135,7 @@ class RecordingView(_View):
             type=recording.kind,
             created_at=recording.created_at,
             updated_at=recording.updated_at,
-            links=RecordingLinks(self=path, file=f"{path}.wav"),
+            links=RecordingLinks.of(recording),
         )
 
 
@@ -172,6 +180,32 @@ class One(BaseModel, Generic[Item]):
     data: list[Item] = Field(min_length=1, max_length=1)
 
 
+class OneRecording(One[RecordingView]):
+    """A recording, with its ``_links`` beside ``data`` too: MessageBird's Python SDK downloads
+    the file from there."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    links: RecordingLinks = Field(alias="_links")
+
+    @classmethod
+    def of(cls, recording: RecordingRecord) -> OneRecording:
+        return cls(data=[RecordingView.of(recording)], links=RecordingLinks.of(recording))
+
+
+class OptionWarning(BaseModel):
+    """An option taken but not acted on (a MessageBird feature the hub does not have)."""
+
+    parameter: str = Field(description="The option as a dotted path (steps.0.options.mask)")
+    message: str
+
+
+class Accepted(One[Item], Generic[Item]):
+    """A call flow or call stored or started: ``warnings`` lists the options it ignores."""
+
+    warnings: list[OptionWarning] = Field(default_factory=list)
+
+
 class Pagination(_View):
     total_count: int = Field(alias="totalCount", ge=0)
     page_count: int = Field(alias="pageCount", ge=0)
@@ -187,7 +221,14 @@ class Page(BaseModel, Generic[Item]):
 class ErrorItem(BaseModel):
     code: int = Field(description="The HTTP status (MessageBird's own error codes are deprecated)")
     message: str
+    description: str = Field(description="The same text as message: MessageBird's SDKs print this one")
     parameter: str | None = Field(description="The field at fault as a dotted path (steps.0.options.payload)")
+
+    @classmethod
+    def of(cls, status: int, problem: Problem) -> ErrorItem:
+        return cls(
+            code=status, message=problem.message, description=problem.message, parameter=problem.parameter or None
+        )
 
 
 class Errors(BaseModel):

@@ -33,13 +33,15 @@ async def api(hub: Hub) -> AsyncIterator[Api]:
 
 
 def errors(response: httpx.Response, status: int) -> list[dict[str, object]]:
-    """The errors of a refusal, checked to be in the Voice API's shape."""
+    """The errors of a refusal, checked to be in the Voice API's shape (MessageBird's SDKs print
+    ``description``: it says what ``message`` says)."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     body = response.json()
     assert set(body) == {"errors"} and body["errors"], body
     for error in body["errors"]:
-        assert set(error) == {"code", "message", "parameter"}, error
+        assert set(error) == {"code", "message", "description", "parameter"}, error
         assert error["code"] == status and isinstance(error["message"], str) and error["message"]
+        assert error["description"] == error["message"]
         assert error["parameter"] is None or isinstance(error["parameter"], str)
     return body["errors"]

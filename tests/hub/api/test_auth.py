@@ -1,4 +1,4 @@
-"""Access keys guard the Voice API, and every refusal under /v1 has the errors shape."""
+"""Access keys guard the Voice API, and every refusal, on any path, has the errors shape."""
 
 from __future__ import annotations
 
@@ -56,8 +56,37 @@ async def test_bad_bodies_and_parameters_answer_in_the_errors_shape(api):
     assert error["parameter"] == "page"
 
 
-@pytest.mark.parametrize("path", ["/nothing-here", "/healthz"])
-async def test_routes_outside_v1_keep_fastapi_answers(api, path):
-    response = await api.client.get(path, headers={"Authorization": ""})
-    assert response.status_code in (200, 404)
-    assert "errors" not in response.json()
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/nothing-here", 404),
+        ("GET", "/", 404),  # HTTP at the SIP WebSocket's path
+        ("POST", "/healthz", 405),
+        ("GET", "/metrics", 401),
+        ("GET", "/docs", 401),
+        ("GET", "/openapi.json", 401),
+        ("GET", "/calls", 401),
+        ("GET", "/v1/calls/", 401),
+    ],
+)
+async def test_every_path_refuses_in_the_errors_shape(api, method, path, status):
+    response = await api.client.request(method, path, headers={"Authorization": ""})
+    errors(response, status)
+    if status == 405:
+        assert response.headers["allow"] == "GET"
+    if status == 401:
+        assert response.headers["www-authenticate"] == "AccessKey"
+    assert (await api.client.get("/healthz", headers={"Authorization": ""})).json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["/v1/call-flows", "/call-flows", "/metrics"])
+async def test_a_crash_answers_500_in_the_errors_shape_and_the_hub_goes_on(api, monkeypatch, path):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api.storage, "list_call_flows", broken)
+    monkeypatch.setattr(api.hub.running.app.state.retention, "metrics", broken)
+    (error,) = errors(await api.client.get(path), 500)
+    assert error["message"] == "internal error: the hub's log says more"  # not the exception's words
+    monkeypatch.undo()
+    assert (await api.client.get(path)).status_code == 200

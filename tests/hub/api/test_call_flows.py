@@ -158,3 +158,20 @@ async def test_a_paging_parameter_given_twice_is_refused(api):
     for query in ("page=1&page=2", "perPage=5&perPage=50"):
         (error,) = errors(await api.client.get(f"/v1/call-flows?{query}"), 400)
         assert error["parameter"] == query.split("=")[0] and "more than once" in error["message"]
+
+
+async def test_options_the_hub_ignores_are_stored_and_answered_with_warnings(api, caplog):
+    flow = {"steps": [{"id": "hello", "action": "say", "options": {"payload": "Hi", "ifMachine": "hangup"}}]}
+    response = await api.client.post("/call-flows", json=flow)
+    assert response.status_code == 201
+    body = response.json()
+    (warning,) = body["warnings"]
+    assert warning["parameter"] == "steps.0.options.ifMachine"
+    assert warning["message"].startswith("""say step 'hello': ifMachine "hangup" is ignored: """)
+    (stored,) = body["data"]
+    assert stored["steps"][0]["options"] == flow["steps"][0]["options"]  # kept as sent
+    assert (await api.client.get(f"/call-flows/{stored['id']}")).json() == {"data": [stored]}
+    logged = [r.getMessage() for r in caplog.records if "options ignored" in r.getMessage()]
+    assert logged == [f"call flow {stored['id']}: options ignored: {warning['message']}"]
+    response = await api.client.put(f"/v1/call-flows/{stored['id']}", json={"steps": [{"action": "hangup"}]})
+    assert response.status_code == 200 and response.json()["warnings"] == []

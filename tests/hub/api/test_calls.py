@@ -62,6 +62,7 @@ async def test_recordings_are_listed_read_and_downloaded(api):
     assert body["pagination"]["totalCount"] == 1
     (recording,) = body["data"]
     own = f"{base}/{logged.recording.id}"
+    link = own.removeprefix("/v1")  # MessageBird's links start at the API's root
     assert recording == {
         "id": logged.recording.id,
         "format": "wav",
@@ -71,14 +72,70 @@ async def test_recordings_are_listed_read_and_downloaded(api):
         "type": "transfer",
         "createdAt": "2026-11-25T10:00:50Z",
         "updatedAt": recording["updatedAt"],
-        "_links": {"self": own, "file": f"{own}.wav"},
+        "_links": {"self": link, "file": f"{link}.wav"},
     }
-    assert (await api.client.get(own)).json() == {"data": [recording]}
-    response = await api.client.get(f"{own}.wav")
-    assert response.status_code == 200 and response.headers["content-type"] == "audio/wav"
-    assert response.content == logged.wav and response.content.startswith(b"RIFF")
+    # One recording has its links beside data too: the Python SDK downloads from there.
+    one = (await api.client.get(own)).json()
+    assert one == {"data": [recording], "_links": recording["_links"]}
+    for url in (f"{own}.wav", one["_links"]["file"]):
+        response = await api.client.get(url)
+        assert response.status_code == 200 and response.headers["content-type"] == "audio/wav"
+        assert response.content == logged.wav and response.content.startswith(b"RIFF")
+    assert (await api.client.get(one["_links"]["self"])).json() == one
     empty = (await api.client.get(f"/v1/calls/{logged.call.id}/legs/{logged.kitchen.id}/recordings")).json()
     assert empty["data"] == [] and empty["pagination"]["totalCount"] == 0
+
+
+async def test_a_deleted_recording_loses_its_file_and_row_and_answers_404(api):
+    logged = door_call(api.storage)
+    retention = api.hub.running.app.state.retention
+    retention.recordings_bytes = len(logged.wav)
+    base = f"/calls/{logged.call.id}/legs/{logged.desk.id}/recordings"
+    url = f"{base}/{logged.recording.id}"
+    assert (await api.client.delete(url)).status_code == 204
+    assert not (api.storage.data_dir / logged.recording.path).exists()
+    assert api.storage.get(RecordingRecord, logged.recording.id) is None
+    assert retention.recordings_bytes == 0
+    for gone in (url, f"{url}.wav", f"/v1{url}"):
+        errors(await api.client.get(gone), 404)
+    errors(await api.client.delete(url), 404)
+    assert (await api.client.get(base)).json()["pagination"]["totalCount"] == 0
+    assert (await api.client.get(f"/calls/{logged.call.id}")).status_code == 200  # the call stays
+
+
+async def test_a_running_recording_is_not_deleted(api):
+    logged = door_call(api.storage)
+    api.storage.put(logged.recording.model_copy(update={"status": "recording"}))
+    url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{logged.recording.id}"
+    (error,) = errors(await api.client.delete(url), 409)
+    assert error["message"] == f"recording {logged.recording.id} is still running: delete it once it is done"
+    assert (api.storage.data_dir / logged.recording.path).read_bytes() == logged.wav
+    assert api.storage.get(RecordingRecord, logged.recording.id) is not None
+
+
+async def test_a_pruned_recordings_row_is_deleted_too(api):
+    logged = door_call(api.storage)
+    (api.storage.data_dir / logged.recording.path).unlink()
+    api.storage.put(logged.recording.model_copy(update={"pruned_at": T0 + 3600}))
+    url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{logged.recording.id}"
+    errors(await api.client.get(f"{url}.wav"), 410)
+    assert (await api.client.delete(url)).status_code == 204
+    errors(await api.client.get(f"{url}.wav"), 404)
+
+
+async def test_a_recording_whose_file_the_disk_keeps_is_kept_whole(api):
+    logged = door_call(api.storage)
+    path = api.storage.data_dir / logged.recording.path
+    path.unlink()
+    path.mkdir()  # unlink() fails on it, as it would on a read-only card (root ignores modes)
+    (path / "inside").write_bytes(b"x")
+    url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{logged.recording.id}"
+    (error,) = errors(await api.client.delete(url), 503)
+    assert error["message"].startswith(f"recording {logged.recording.id} is kept: the disk refused to delete its file")
+    assert api.storage.get(RecordingRecord, logged.recording.id) is not None  # the DELETE can be sent again
+    (path / "inside").unlink()
+    path.rmdir()
+    assert (await api.client.delete(url)).status_code == 204
 
 
 async def test_recordings_are_only_found_under_their_own_call_and_leg(api):
@@ -145,6 +202,22 @@ async def test_a_call_is_started_with_its_flow_and_webhook(api):
     assert api.storage.page(Webhook)[1] == 0  # a call's own webhook is not registered for all calls
 
 
+async def test_a_call_with_options_the_hub_ignores_starts_and_says_so(api, caplog):
+    # As the Python SDK's call_create sends it: the webhook null when there is none.
+    step = {"id": "ring", "action": "transfer", "options": {"destination": "client:kitchen", "mask": True}}
+    body = {"source": "door", "destination": "client:desk", "callFlow": {"steps": [step]}, "webhook": None}
+    response = await api.client.post("/calls/", json=body)
+    assert response.status_code == 201, response.text
+    (warning,) = response.json()["warnings"]
+    assert warning["parameter"] == "callFlow.steps.0.options.mask"
+    assert warning["message"].startswith("transfer step 'ring': mask true is ignored")
+    call_id = response.json()["data"][0]["id"]
+    assert [r.getMessage() for r in caplog.records if "options ignored" in r.getMessage()] == [
+        f"call {call_id}: options ignored: {warning['message']}"
+    ]
+    assert (await api.client.get(f"/calls/{call_id}")).json().keys() == {"data"}
+
+
 async def test_a_call_without_a_flow_runs_the_default_one(api):
     (error,) = errors(await api.client.post("/v1/calls", json={"source": "door", "destination": "client:desk"}), 422)
     assert error["parameter"] == "callFlow"
@@ -165,6 +238,7 @@ async def test_a_call_without_a_flow_runs_the_default_one(api):
         ({"callFlow": {"steps": [{"action": "say", "options": {}}]}}, "callFlow.steps.0.options.payload"),
         ({"callFlow": {"steps": [{"id": "a", "action": "hangup"}] * 2}}, "callFlow.steps.1.id"),
         ({"webhook": {"url": "mailto:me@example.test", "token": "t"}}, "webhook.url"),
+        ({"webhook": {"url": "https://example.test/calls"}}, "webhook.token"),  # nowhere to say a made one
         ({"ringtone": "bell"}, "ringtone"),
     ],
 )

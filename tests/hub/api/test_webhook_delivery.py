@@ -314,3 +314,15 @@ async def test_while_the_database_refuses_writes_events_are_still_delivered_from
     assert first.body == again.body and json.loads(first.body)["items"][0]["payload"]["id"] == call.id
     await idle(dispatcher)
     assert deliveries(storage) == [] and "call_log" in storage.fault.parts
+
+
+@pytest.mark.loopback_requests
+async def test_a_webhook_made_without_a_token_has_its_deliveries_signed_with_the_one_the_hub_made(api, receivers):
+    receivers.append(Receiver())
+    response = await api.client.post("/webhooks", json={"title": "door log", "url": receivers[0].url})
+    (webhook,) = response.json()["data"]
+    api.hub.running.app.state.webhooks.publish(door_call(api.storage).call, created=True)
+    got = await receivers[0].next()
+    check_signature(got, webhook["token"])
+    with pytest.raises(jwt.InvalidSignatureError):
+        check_signature(got, TOKEN)
