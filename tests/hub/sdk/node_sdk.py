@@ -18,6 +18,8 @@ from ...units import STEP
 
 HERE = Path(__file__).parent
 HARNESS = HERE / "messagebird_node.mjs"
+# A downloaded recording comes back as one JSON line: its bytes as text, a zero byte written \u0000.
+ANSWER_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass
@@ -64,7 +66,7 @@ async def node_sdk(address: str, ca_file: Path, key: str) -> AsyncIterator[NodeS
     environment = {**os.environ, "NODE_EXTRA_CA_CERTS": str(ca_file)}
     async with asyncio.timeout(STEP):
         process = await asyncio.create_subprocess_exec(
-            "node", str(HARNESS), "--hub", address, env=environment,
+            "node", str(HARNESS), "--hub", address, env=environment, limit=ANSWER_LIMIT,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
     try:

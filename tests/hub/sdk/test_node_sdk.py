@@ -56,8 +56,13 @@ async def test_call_flows_are_created_listed_read_updated_and_deleted(sdk):
 
 async def test_webhooks_are_created_listed_read_updated_and_deleted(sdk):
     url = "https://events.example.test/door"  # no call is made: nothing is ever sent to it
-    (created,) = (await sdk.call("voice.webhooks.create", {"url": url, "token": "signing-token"}))["data"]
-    assert created["id"] and (created["url"], created["token"]) == (url, "signing-token")
+    hook = {"url": url, "token": "signing-token", "title": "Door events"}
+    (created,) = (await sdk.call("voice.webhooks.create", hook))["data"]
+    assert created["id"] and (created["url"], created["token"], created["title"]) == (
+        url,
+        "signing-token",
+        "Door events",
+    )
     (other,) = (await sdk.call("voice.webhooks.create", {"url": f"{url}/2"}))["data"]  # no token: optional
 
     listed = await sdk.call("voice.webhooks.list")
@@ -69,6 +74,7 @@ async def test_webhooks_are_created_listed_read_updated_and_deleted(sdk):
     assert (await sdk.call("voice.webhooks.read", created["id"]))["data"] == [created]
     (updated,) = (await sdk.call("voice.webhooks.update", created["id"], {"token": "a-new-token"}))["data"]
     assert (updated["id"], updated["url"], updated["token"]) == (created["id"], url, "a-new-token")
+    assert updated["title"] == "Door events"  # what the update did not name stays
     assert (await sdk.call("voice.webhooks.read", created["id"]))["data"] == [updated]
 
     assert await sdk.call("voice.webhooks.delete", created["id"]) is True

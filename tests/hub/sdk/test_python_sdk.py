@@ -17,7 +17,7 @@ import pytest
 from messagebird.client import ErrorException
 from messagebird.voice_webhook import VoiceCreateWebhookRequest, VoiceUpdateWebhookRequest
 
-from intercom.hub.records import LegRecord
+from intercom.hub.records import LegRecord, Webhook
 
 from ...units import STEP, Unit
 from .conftest import HANGUP, RECORD_THEN_WAIT, SAY, answer, hung_up, recording_done, recording_file
@@ -75,16 +75,18 @@ async def test_call_flows_are_created_listed_read_updated_and_deleted(client):
     read = await sdk(client.call_flow, created.id)
     assert (read.title, [step["action"] for step in read.steps], read.default) == ("Renamed", ["hangup"], True)
 
-    assert await sdk(client.call_flow_delete, created.id) == ""
+    await sdk(client.call_flow_delete, created.id)  # the SDK returns nothing
     error = await refused(client.call_flow, created.id)
     assert error.code == 404 and created.id in error.description
     assert [flow.id for flow in (await sdk(client.call_flow_list)).data] == [other.id]
 
 
-async def test_webhooks_are_created_listed_read_updated_and_deleted(client):
+async def test_webhooks_are_created_listed_read_updated_and_deleted(hub, client):
     url = "https://events.example.test/door"  # no call is made: nothing is ever sent to it
     created = await sdk(client.voice_create_webhook, VoiceCreateWebhookRequest(url=url, title="Door events"))
     assert created.id and created.url == url
+    assert created.token  # the SDK sent "token": null; the hub made one to sign with
+    assert hub.storage.get(Webhook, created.id).title == "Door events"  # the SDK's object has no title
     other = await sdk(client.voice_create_webhook, VoiceCreateWebhookRequest(url=f"{url}/2", token="signing-token"))
     assert other.token == "signing-token"
 
@@ -100,6 +102,10 @@ async def test_webhooks_are_created_listed_read_updated_and_deleted(client):
     updated = await sdk(client.voice_update_webhook, created.id, update)
     assert (updated.id, updated.url, updated.token) == (created.id, url, "a-new-token")
     assert (await sdk(client.voice_read_webhook, created.id)).token == "a-new-token"
+    assert hub.storage.get(Webhook, created.id).title == "Renamed"
+    again = await sdk(client.voice_update_webhook, created.id, VoiceUpdateWebhookRequest(title="Again"))
+    assert again.token == "a-new-token"  # "token": null is "not given", not "none"
+    assert hub.storage.get(Webhook, created.id).title == "Again"
 
     await sdk(client.voice_delete_webhook, created.id)
     error = await refused(client.voice_read_webhook, created.id)
