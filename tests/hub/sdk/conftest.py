@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ from intercom.hub.records import RecordingRecord
 from intercom.sdk import CallStatus
 
 from ...flows.flows import caller_audio, until_over
+from ...flows.receiver import Posted
 from ...units import STEP, Unit
 
 SAY = {"action": "say", "options": {"payload": "A parcel is at the door", "language": "en-gb"}}
 HANGUP = {"action": "hangup"}
+CALL_TOKEN = "call-token-of-thirty-two-bytes-00"  # signs the deliveries of a call's own webhook
 # One second recorded of whoever answers, then a pause the test ends with a DELETE of the call.
 RECORD_THEN_WAIT = {
     "steps": [
@@ -74,3 +77,9 @@ async def recording_done(hub: Any, leg_id: str) -> RecordingRecord:
             if recordings and recordings[0].status == "done":
                 return recordings[0]
             await asyncio.sleep(0.05)
+
+
+def told_of(posted: Posted) -> set[str]:
+    """The ids of the calls a webhook delivery is about (its items' calls, and its legs' calls)."""
+    items = json.loads(posted.body)["items"]
+    return {item["payload"]["id" if item["type"] == "call" else "callID"] for item in items}

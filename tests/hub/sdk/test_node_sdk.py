@@ -11,8 +11,19 @@ import pytest
 
 from intercom.hub.records import LegRecord
 
+from ...flows.receiver import receiver
 from ...units import Unit
-from .conftest import HANGUP, RECORD_THEN_WAIT, SAY, answer, hung_up, recording_done, recording_file
+from .conftest import (
+    CALL_TOKEN,
+    HANGUP,
+    RECORD_THEN_WAIT,
+    SAY,
+    answer,
+    hung_up,
+    recording_done,
+    recording_file,
+    told_of,
+)
 from .node_sdk import NodeSdk, NodeSdkError, node_sdk
 
 
@@ -83,10 +94,18 @@ async def test_webhooks_are_created_listed_read_updated_and_deleted(sdk):
     assert [hook["id"] for hook in (await sdk.call("voice.webhooks.list"))["data"]] == [other["id"]]
 
 
+@pytest.mark.loopback_requests
 async def test_a_call_rings_the_unit_records_and_ends_when_deleted(hub, sdk, desk: Unit):
-    body = {"source": "front-door", "destination": "client:desk", "callFlow": RECORD_THEN_WAIT}
-    (call,) = (await sdk.call("calls.create", body))["data"]
-    assert (call["status"], call["source"], call["destination"]) == ("queued", "front-door", "client:desk")
+    with receiver() as service:
+        body = {
+            "source": "front-door",
+            "destination": "client:desk",
+            "callFlow": RECORD_THEN_WAIT,
+            "webhook": {"url": service.url("/events"), "token": CALL_TOKEN},
+        }
+        (call,) = (await sdk.call("calls.create", body))["data"]
+        assert (call["status"], call["source"], call["destination"]) == ("queued", "front-door", "client:desk")
+        assert call["id"] in told_of(await service.next())  # the call's own webhook
     await answer(desk)
     (leg,) = hub.storage.page(LegRecord, parent=call["id"])[0]  # the SDK has no method for legs
     done = await recording_done(hub, leg.id)

@@ -19,8 +19,19 @@ from messagebird.voice_webhook import VoiceCreateWebhookRequest, VoiceUpdateWebh
 
 from intercom.hub.records import LegRecord, Webhook
 
+from ...flows.receiver import receiver
 from ...units import STEP, Unit
-from .conftest import HANGUP, RECORD_THEN_WAIT, SAY, answer, hung_up, recording_done, recording_file
+from .conftest import (
+    CALL_TOKEN,
+    HANGUP,
+    RECORD_THEN_WAIT,
+    SAY,
+    answer,
+    hung_up,
+    recording_done,
+    recording_file,
+    told_of,
+)
 
 T = TypeVar("T")
 
@@ -113,10 +124,14 @@ async def test_webhooks_are_created_listed_read_updated_and_deleted(hub, client)
     assert [hook.id for hook in (await sdk(client.voice_list_webhooks)).data] == [other.id]
 
 
+@pytest.mark.loopback_requests
 async def test_a_call_rings_the_unit_records_and_ends_when_deleted(hub, client, desk: Unit, tmp_path, monkeypatch):
-    call = await sdk(client.call_create, "front-door", "client:desk", RECORD_THEN_WAIT, None)
-    assert (call.data.status, call.data.source, call.data.destination) == ("queued", "front-door", "client:desk")
-    call_id = call.data.id
+    with receiver() as service:
+        webhook = {"url": service.url("/events"), "token": CALL_TOKEN}
+        call = await sdk(client.call_create, "front-door", "client:desk", RECORD_THEN_WAIT, webhook)
+        assert (call.data.status, call.data.source, call.data.destination) == ("queued", "front-door", "client:desk")
+        call_id = call.data.id
+        assert call_id in told_of(await service.next())  # the call's own webhook
     await answer(desk)
     (leg,) = hub.storage.page(LegRecord, parent=call_id)[0]  # the SDK has no method for legs
     done = await recording_done(hub, leg.id)
