@@ -1,8 +1,8 @@
 """The Voice API: MessageBird's REST shapes, for the hub's call flows, calls and webhooks.
 
 It answers at the root (``/calls``), as MessageBird's API does and its SDKs expect, and under
-``/v1`` (``/v1/calls``), the same handlers; the OpenAPI schema documents the ``/v1`` form only,
-so that it lists each operation once (see :mod:`.paths`).
+``/v1`` (``/v1/calls``), the same routes (see :mod:`.paths`); the OpenAPI schema documents the
+``/v1`` form, once, and says the other in words.
 
 Every route wants ``Authorization: AccessKey <key>`` (an admin key's secret). Answers are
 ``{"data": [...]}``, with ``pagination`` for lists; refusals, on any path of the hub, are
@@ -22,7 +22,7 @@ from . import call_flows, calls, webhooks
 from .common import INPUT_REF, authorize, input_name
 from .docs import install_docs
 from .errors import install_error_handlers
-from .paths import PREFIX, TrailingSlash
+from .paths import PREFIX, ApiPaths
 from .views import Errors
 
 # The bodies routes read themselves (see common.body_schema), for the OpenAPI schema.
@@ -46,10 +46,9 @@ def install(app: FastAPI) -> None:
     for router in ROUTERS:
         api.include_router(router)
     app.include_router(api, prefix=PREFIX)
-    app.include_router(api, include_in_schema=False)
     # No 307 to an absolute URL for any path: the API's slashes are dropped instead (paths.py).
     app.router.redirect_slashes = False
-    app.add_middleware(TrailingSlash, roots=[router.prefix.strip("/") for router in ROUTERS])
+    app.add_middleware(ApiPaths, roots=[router.prefix.strip("/") for router in ROUTERS])
     install_error_handlers(app)
     _document_bodies(app)
     install_docs(app)

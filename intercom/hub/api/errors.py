@@ -19,7 +19,6 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from ..callflows import Problem, problems
-from .paths import PREFIX
 from .views import ErrorItem, Errors
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
-    message = f"{exc.detail}: {request.method} {request.url.path}"
+    message = f"{exc.detail}: {request.method} {_sent_path(request)}"
     headers = exc.headers
     if exc.status_code == 405:  # Starlette names the methods of one route of this path only
         named = {method.strip() for method in (headers or {}).get("Allow", "").split(",") if method.strip()}
@@ -72,17 +71,23 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     return error_response(exc.status_code, [Problem("", message)], headers)
 
 
+def _sent_path(request: Request) -> str:
+    """The path as the client sent it (before :mod:`.paths` routed it as its ``/v1`` form)."""
+    raw: bytes | None = request.scope.get("raw_path")
+    return raw.decode(errors="replace") if raw else request.url.path
+
+
 def _methods(request: Request) -> set[str]:
-    """Every method the OpenAPI schema documents for this path, or for its ``/v1`` form (the
-    schema documents the API's operations once, under ``/v1``)."""
-    path = request.url.path
-    forms = {path, PREFIX + path}
-    found: set[str] = set()
+    """Every method the OpenAPI schema documents for the path routed (an API path in its ``/v1``
+    form, the one the schema documents). Where templates of several lengths match
+    (``{recordingId}.wav`` and ``{recordingId}``), the most literal one is the path's."""
+    matching: list[tuple[int, list[str]]] = []
     for template, operations in request.app.openapi()["paths"].items():
         pattern = re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template))  # {callId} matches one segment
-        if any(re.fullmatch(pattern, form) for form in forms):
-            found.update(method.upper() for method in operations)
-    return found
+        if re.fullmatch(pattern, request.url.path):
+            matching.append((len(re.sub(r"\{\w+\}", "", template)), list(operations)))
+    literal = max((length for length, _ in matching), default=0)
+    return {method.upper() for length, operations in matching if length == literal for method in operations}
 
 
 async def _not_written(request: Request, exc: sqlite3.OperationalError) -> Response:
