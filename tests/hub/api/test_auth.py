@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from intercom.auth import ADMIN
+from intercom.auth import ADMIN, unit_scope
 from intercom.hub.api.common import MAX_BODY
 
 from .conftest import errors
@@ -34,6 +34,13 @@ async def test_a_revoked_key_is_403_and_a_good_one_passes(api):
     assert response.status_code == 200 and response.json()["data"] == []
 
 
+async def test_a_unit_key_has_no_rights_at_the_root_either(api):
+    unit = api.storage.create_key("door", unit_scope("door", "door", "ring_desks"))
+    for path in ("/calls", "/calls/", "/v1/calls/", "/call-flows", "/webhooks/"):
+        (error,) = errors(await api.client.get(path, headers={"Authorization": f"AccessKey {unit.secret}"}), 403)
+        assert error["message"] == f"access key {unit.id} is a unit key for door: it has no Voice API rights"
+
+
 async def test_unknown_routes_and_methods_under_v1_answer_in_the_errors_shape(api):
     (error,) = errors(await api.client.get("/v1/nothing-here"), 404)
     assert "/v1/nothing-here" in error["message"]
@@ -56,9 +63,8 @@ async def test_bad_bodies_and_parameters_answer_in_the_errors_shape(api):
     assert error["parameter"] == "page"
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "status"),
-    [
+async def test_every_path_refuses_in_the_errors_shape(api):
+    for method, path, status in (
         ("GET", "/nothing-here", 404),
         ("GET", "/", 404),  # HTTP at the SIP WebSocket's path
         ("POST", "/healthz", 405),
@@ -67,15 +73,13 @@ async def test_bad_bodies_and_parameters_answer_in_the_errors_shape(api):
         ("GET", "/openapi.json", 401),
         ("GET", "/calls", 401),
         ("GET", "/v1/calls/", 401),
-    ],
-)
-async def test_every_path_refuses_in_the_errors_shape(api, method, path, status):
-    response = await api.client.request(method, path, headers={"Authorization": ""})
-    errors(response, status)
-    if status == 405:
-        assert response.headers["allow"] == "GET"
-    if status == 401:
-        assert response.headers["www-authenticate"] == "AccessKey"
+    ):
+        response = await api.client.request(method, path, headers={"Authorization": ""})
+        errors(response, status)
+        if status == 405:
+            assert response.headers["allow"] == "GET"
+        if status == 401:
+            assert response.headers["www-authenticate"] == "AccessKey", path
     assert (await api.client.get("/healthz", headers={"Authorization": ""})).json() == {"status": "ok"}
 
 
