@@ -3,7 +3,7 @@
 # of the same base): system packages, a virtual environment with the package and its test
 # tools, and the browser-test harness. Safe to run again: what is there is left alone.
 #
-#   scripts/setup.sh          system packages + .venv + browser harness
+#   scripts/setup.sh          system packages + .venv + the node harnesses (browser, SDK)
 #   scripts/setup.sh --demo   only what the demo needs (no browser, no test tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,14 +65,15 @@ if [ ! -e "$stamp" ]; then
   touch "$stamp"
 fi
 
-# -- browser harness (JsSIP in headless Chromium) -------------------------------------------
+# -- node harnesses: JsSIP in headless Chromium, MessageBird's Node SDK ---------------------
 if [ "$mode" != "--demo" ]; then
-  lock=tests/browser/package-lock.json
-  bstamp=tests/browser/node_modules/.intercom-$(sha256sum "$lock" | cut -c1-16)
-  if [ ! -e "$bstamp" ]; then
-    say "installing the browser harness (npm ci)"
-    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-    touch "$bstamp"
-  fi
+  for harness in tests/browser tests/hub/sdk; do
+    bstamp=$harness/node_modules/.intercom-$(sha256sum "$harness/package-lock.json" | cut -c1-16)
+    if [ ! -e "$bstamp" ]; then
+      say "installing the node harness in $harness (npm ci)"
+      (cd "$harness" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+      touch "$bstamp"
+    fi
+  done
 fi
 say "ready"

@@ -149,6 +149,23 @@ async def raw_sip(hub: Hub) -> AsyncIterator[Callable[[], object]]:
             await websocket.close()
 
 
+async def end_with_its_input(process: asyncio.subprocess.Process) -> None:
+    """Close a child's stdin, which tells it to finish, and wait for it; killed if it takes longer
+    than a step. What it still writes is read and dropped: a child blocked on a full pipe never
+    sees its input end, and asyncio waits for its pipes' end too, even once it is killed."""
+    if process.returncode is not None:
+        return
+    assert process.stdin is not None
+    process.stdin.close()
+    try:
+        async with asyncio.timeout(STEP):
+            await process.communicate()
+    except TimeoutError:
+        process.kill()
+        async with asyncio.timeout(STEP):
+            await process.communicate()
+
+
 def vector(name: str) -> str:
     return (VECTORS / name).read_bytes().decode()
 

@@ -23,7 +23,7 @@ import pytest
 from intercom.auth import ADMIN, AccessKey
 from intercom.hub import HubConfig, RunningHub
 
-from ..conftest import Hub
+from ..conftest import Hub, end_with_its_input
 from ..flows.flows import until_answered
 from ..units import DESK_HZ, DOOR_HZ, STEP, Unit
 
@@ -83,14 +83,7 @@ async def hub(tmp_path: Path, request) -> AsyncIterator[FaultHub]:
         fault_hub.process = process
         yield fault_hub
     finally:
-        if process.returncode is None:
-            process.stdin.close()
-            try:
-                async with asyncio.timeout(STEP):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await end_with_its_input(process)
         assert not os.path.ismount(mount)  # the tmpfs lived only in the hub's namespace
 
 
