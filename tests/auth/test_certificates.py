@@ -10,6 +10,7 @@ import pytest
 from intercom.auth.certificates import (
     FingerprintError,
     fingerprint_of_file,
+    first_certificate_der,
     loopback_only,
     matches,
     normalise_fingerprint,
@@ -26,9 +27,9 @@ def test_the_hubs_own_certificate_is_made_once_private_and_kept(tmp_path):
     ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)  # a pair a server can use
     assert own_certificate(data_dir) == (cert, key)
     assert fingerprint_of_file(own_certificate(data_dir)[0]) == first  # a restart: the same pin
-    assert matches(first, ssl.PEM_cert_to_DER_cert(cert.read_text()))
+    assert matches(first, first_certificate_der(cert))
     other = fingerprint_of_file(own_certificate(tmp_path / "another")[0])
-    assert other != first and not matches(other, ssl.PEM_cert_to_DER_cert(cert.read_text()))
+    assert other != first and not matches(other, first_certificate_der(cert))
 
 
 @pytest.mark.parametrize(
