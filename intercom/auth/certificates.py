@@ -155,10 +155,11 @@ def own_certificate(data_dir: Path, names: list[str] | None = None) -> tuple[Pat
     pin it whole (docs/web-desk.md says how to switch)."""
     cert_path, key_path = data_dir / CERT_NAME, data_dir / KEY_NAME
     current, key = None, None
-    if cert_path.exists() and key_path.exists():
-        current = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if _self_signed(current):
-            return cert_path, key_path
+    if key_path.exists():  # kept, with the pin, whatever happens to the certificate
+        if cert_path.exists():
+            current = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            if _self_signed(current):
+                return cert_path, key_path
         loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         assert isinstance(loaded, ec.EllipticCurvePrivateKey), f"{key_path}: not the EC key the hub made"
         key = loaded
