@@ -97,7 +97,7 @@ PLAIN = Transport("plain")
 
 
 def tls_transport(workdir: Path) -> Transport:
-    """A transport whose hub serves an ECDSA P-256 self-signed certificate, the kind a hub makes itself."""
+    """A transport whose hub serves the certificate a hub makes itself: ECDSA P-256, issued by its own CA."""
     from intercom.auth.certificates import own_certificate
 
     cert, key = own_certificate(workdir / "tls")
