@@ -11,13 +11,17 @@ const { values } = parseArgs({
 });
 const chromium = await launch({ caFile: values.ca });
 try {
-  const page = await chromium.newPage();
   for (const url of values.url) {
+    // A page each: after a certificate error the tab goes on to Chromium's error page, which
+    // would interrupt the next navigation in it.
+    const page = await chromium.newPage();
     try {
       const response = await page.goto(url, { timeout: 20000 });
       console.log(JSON.stringify({ status: response.status(), body: await response.text() }));
     } catch (error) {
       console.log(JSON.stringify({ error: error.message.split('\n')[0] }));
+    } finally {
+      await page.close();
     }
   }
 } finally {
