@@ -147,8 +147,9 @@ export class MessageBirdClient extends Emitter {
       register: true,
       register_expires: REQUESTED_EXPIRES,
       session_timers: true,
-      connection_recovery_min_interval: this.reconnectDelayMin / 1000,
-      connection_recovery_max_interval: this.reconnectDelayMax / 1000,
+      // JsSIP takes whole seconds
+      connection_recovery_min_interval: Math.max(1, Math.round(this.reconnectDelayMin / 1000)),
+      connection_recovery_max_interval: Math.max(1, Math.round(this.reconnectDelayMax / 1000)),
     });
     this.#applyToken();
     this.#listen(this.#ua);
@@ -307,10 +308,12 @@ export class MessageBirdClient extends Emitter {
     this.#setStatus(ClientStatus.OFFLINE);
   }
 
-  /** Stop the UA and wait for its socket to close, at most `timeout` ms (0: do not wait). */
+  /** Stop the UA (un-REGISTER, close the socket); resolves once the hub has answered the
+   * un-REGISTER or the socket is closed, at most `timeout` ms (0: do not wait). */
   #stop(ua, timeout) {
     this.#stopping = true;
     const closed = new Promise((resolve) => {
+      ua.once('unregistered', resolve);
       ua.once('disconnected', resolve);
       setTimeout(resolve, timeout);
     });
