@@ -59,10 +59,9 @@ class FakeSocket {
     queueMicrotask(() => this.onconnect());
   }
 
+  /** As JsSIP's WebSocketInterface: JsSIP's transport reports the close it asked for itself. */
   disconnect() {
-    if (!this.connected) return;
     this.connected = false;
-    queueMicrotask(() => this.ondisconnect({ socket: this, error: false }));
   }
 
   send(text) {
@@ -257,8 +256,15 @@ class FakePeerConnection extends EventTarget {
 /** Install the fake WebRTC globals JsSIP uses (node has none); getUserMedia counts its calls. */
 export function installFakeWebRTC() {
   const media = { opened: [] };
+  globalThis.window = globalThis; // JsSIP looks some of these up on window
   globalThis.RTCPeerConnection = FakePeerConnection;
   globalThis.MediaStream = FakeStream;
+  globalThis.RTCSessionDescription = class {
+    constructor({ type, sdp }) {
+      this.type = type;
+      this.sdp = sdp;
+    }
+  };
   Object.defineProperty(globalThis, 'navigator', {
     configurable: true,
     value: {
