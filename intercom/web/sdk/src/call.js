@@ -99,8 +99,11 @@ export class Call extends Emitter {
     this._attach(session);
   }
 
+  /** An outgoing call starts `connecting` at once; the event comes a tick later, so that the
+   * app that got the call from startCall() hears it too. */
   _start() {
-    this.#advance(CallStatus.CONNECTING);
+    this.#status = CallStatus.CONNECTING;
+    queueMicrotask(() => this._emit('status', CallStatus.CONNECTING));
   }
 
   /** Resolves once the call has ended or failed. */

@@ -85,6 +85,7 @@ test('a call goes connecting, ringing, accepted, confirmed, ended; the 180 is re
   );
   const call = client.startCall();
   const seen = statuses(call);
+  assert.equal(call.status, 'connecting');
   const invite = await answered(hub, call);
   assert.equal(call.remoteIdentity, 'door');
   assert.equal(call.id, invite.get('Call-ID'));
@@ -96,7 +97,7 @@ test('a call goes connecting, ringing, accepted, confirmed, ended; the 180 is re
   await call.disconnect();
   const bye = hub.sent('BYE')[0];
   assert.equal(bye.get('Call-ID'), invite.get('Call-ID'));
-  assert.deepEqual(seen, ['ringing', 'accepted', 'confirmed', 'ended']);
+  assert.deepEqual(seen, ['connecting', 'ringing', 'accepted', 'confirmed', 'ended']);
   assert.equal(call.status, 'ended');
   await client.destroy();
 });
@@ -110,7 +111,7 @@ test('a refused call: failed and one error with the raw answer, code 500; no mor
   const invite = await hub.next((message) => message.method === 'INVITE');
   hub.send(answer(invite, 486, 'Busy Here'));
   await call.ended;
-  assert.deepEqual(seen, ['failed']);
+  assert.deepEqual(seen, ['connecting', 'failed']);
   assert.equal(errors.length, 1);
   assert.equal(errors[0].code, 500);
   assert.match(errors[0].message, /^RTC Session failed: SIP\/2\.0 486 Busy Here\r\n/);
