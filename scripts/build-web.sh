@@ -15,7 +15,7 @@ if [ ! -e "$stamp" ]; then
   touch "$stamp"
 fi
 built=dist/intercom-sdk.js
-sources=(build.mjs package-lock.json sdk/src)
+sources=(build.mjs package-lock.json sdk/src sdk/index.d.ts)
 [ ! -d desk ] || sources+=(desk)
 if [ -e "$built" ] && [ -z "$(find "${sources[@]}" -newer "$built" -print -quit)" ]; then
   exit 0
