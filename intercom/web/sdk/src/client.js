@@ -312,6 +312,7 @@ export class MessageBirdClient extends Emitter {
   /** Stop the UA (un-REGISTER, close the socket); resolves once the hub has answered the
    * un-REGISTER or the socket is closed, at most `timeout` ms (0: do not wait). */
   #stop(ua, timeout) {
+    if (this.#stopping) return Promise.resolve(); // stopped already: waiting to retry after a 403
     this.#stopping = true;
     const closed = new Promise((resolve) => {
       ua.once('unregistered', resolve);

@@ -95,6 +95,24 @@ test('403: five REGISTERs on five sockets, each retry with a fresh token, then e
   );
 });
 
+test('destroy() while waiting to retry after a 403: offline at once, no more REGISTERs', async () => {
+  const hub = new FakeHub();
+  hub.respond = (request) => answer(request, 403, 'Forbidden');
+  const client = clientOn(hub);
+  client.forbiddenRetryDelay = 300;
+  const setup = client.setup({ jwt: 'token-1' });
+  await hub.next((message) => message.method === 'REGISTER');
+  await new Promise((resolve) => setImmediate(resolve)); // the 403 is handled
+  const started = performance.now();
+  await client.destroy();
+  assert.ok(performance.now() - started < 200, 'destroy waited for nothing');
+  await assert.rejects(setup, /destroyed/);
+  await new Promise((resolve) => setTimeout(resolve, 400)); // past the retry it would have made
+  assert.equal(hub.sent('REGISTER').length, 1);
+  assert.equal(client.status, 'offline');
+  assert.deepEqual(client.events.filter(([event]) => event === 'error'), []);
+});
+
 test('406: NotAcceptableError at once, no retry', async () => {
   const hub = new FakeHub();
   hub.respond = (request) => answer(request, 406, 'Not Acceptable (unknown identity)');
