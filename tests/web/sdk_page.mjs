@@ -13,6 +13,8 @@
 //   {"cmd":"call","params":{...}}     client.startCall(params)
 //   {"cmd":"answer"} {"cmd":"reject"} the ringing incoming call
 //   {"cmd":"hangup"} {"cmd":"mute","muted":true} {"cmd":"digits","digits":"1#"} {"cmd":"unlock"}
+//   {"cmd":"devices"}                 new MediaSources().get()
+//   {"cmd":"input","deviceId":ID} {"cmd":"output","deviceId":ID}   the call's microphone, speaker
 //   {"cmd":"measure"}                 the far end's sound now: {rms, peak_hz, max_rms}
 //   {"cmd":"destroy"}                 client.destroy()
 //   {"cmd":"stop"} (or end of stdin)  close Chromium, exit 0
@@ -172,6 +174,16 @@ function pageMain() {
     },
     unlock() {
       return state.call.requestUnlock();
+    },
+    devices() {
+      return new window.__sdk.MediaSources().get();
+    },
+    async input({ deviceId }) {
+      await state.call.setInputSource({ audio: { deviceId } });
+    },
+    async output({ deviceId }) {
+      await state.call.setOutputSource(deviceId);
+      return { outputSource: state.call.outputSource };
     },
     measure() {
       return state.sound ? state.sound.measure() : null;

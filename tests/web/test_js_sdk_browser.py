@@ -127,6 +127,14 @@ async def test_outgoing_call_to_a_desk_audio_dtmf_unlock_mute_hangup(hub: WebHub
     assert await page.run("mute", muted=True) == {"isMuted": True}
     async with asyncio.timeout(STEP):
         await answered.sink.wait_until(lambda: answered.sink.rms(0.5) < SILENCE_RMS, STEP)
+    # Another microphone while muted: its track goes on the same sender, muted too; unmuted, the
+    # desk hears it (Chromium's fake devices all beep).
+    devices = await page.run("devices")
+    assert set(devices) == {"inputs", "outputs"} and devices["inputs"]["audio"], devices
+    assert await page.run("input", deviceId=devices["inputs"]["audio"][-1]["deviceId"]) is None
+    assert (await page.run("input", deviceId="no-such-microphone"))["error"]["name"] == "OverconstrainedError"
+    speaker = devices["outputs"]["audio"][0]["deviceId"]
+    assert await page.run("output", deviceId=speaker) == {"outputSource": speaker}
     await page.run("mute", muted=False)
     async with asyncio.timeout(STEP):
         await answered.sink.wait_until(lambda: answered.sink.rms(1.0) > SILENCE_RMS, STEP)

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { FakeHub, HOST, OFFER_SDP, answer, clientOn, installFakeWebRTC, once, parse, registered } from './fake-hub.mjs';
+import { FakeHub, FakePeerConnection, HOST, OFFER_SDP, answer, clientOn, installFakeWebRTC, once, parse, registered } from './fake-hub.mjs';
 import { UNLOCK_CONTENT_TYPE } from '../src/call.js';
 
 const media = installFakeWebRTC();
@@ -183,8 +183,13 @@ test('setInputSource replaces the track (kept muted); bad constraints are a Type
   call.mute(true);
   await assert.rejects(call.setInputSource({ audio: {} }), TypeError);
   await assert.rejects(call.setInputSource('mic'), TypeError);
+  const [sender] = FakePeerConnection.last.getSenders();
+  const old = sender.track;
   await call.setInputSource({ audio: { deviceId: 'usb-mic' } });
   assert.deepEqual(media.opened.at(-1), { audio: { deviceId: { exact: 'usb-mic' } }, video: false });
+  assert.notEqual(sender.track, old);
+  assert.equal(sender.track.enabled, false); // still muted
+  assert.equal(old.stopped, true);
   await assert.rejects(call.setOutputSource('speaker'), /setSinkId/); // no <audio> in node
   await client.destroy();
 });

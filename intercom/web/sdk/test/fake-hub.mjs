@@ -203,8 +203,11 @@ class FakeStream {
 
 /** An RTCPeerConnection that makes a fixed SDP and is always done gathering. */
 class FakePeerConnection extends EventTarget {
+  static last = null; // the one made most recently: a test looks at its senders
+
   constructor() {
     super();
+    FakePeerConnection.last = this;
     this.senders = [];
     this.localDescription = null;
     this.remoteDescription = null;
@@ -254,6 +257,8 @@ class FakePeerConnection extends EventTarget {
 }
 
 /** Install the fake WebRTC globals JsSIP uses (node has none); getUserMedia counts its calls. */
+export { FakePeerConnection };
+
 export function installFakeWebRTC() {
   const media = { opened: [] };
   globalThis.window = globalThis; // JsSIP looks some of these up on window
