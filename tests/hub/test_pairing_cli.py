@@ -1,0 +1,70 @@
+"""``intercom web add | list | revoke`` on a hub's data directory: the link and its QR code, the list, revocation."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+import segno
+
+from intercom.cli import main
+from intercom.hub import Storage
+from intercom.hub.pairing import PhoneBook
+
+ORIGIN = "https://desk.local:8443"
+
+
+def web(data_dir: Path, *args: str) -> int:
+    return main(["web", *args, "--data-dir", str(data_dir)])
+
+
+def test_add_prints_a_link_with_a_one_time_code_and_its_qr_code(tmp_path: Path, capsys) -> None:
+    assert web(tmp_path, "add", "--identity", "anna_phone", "--name", "Anna's phone", "--hub-url", ORIGIN) == 0
+    out = capsys.readouterr().out
+    (link,) = re.findall(r"https://\S+", out)
+    assert link.startswith(f"{ORIGIN}/desk/pair#code=")
+    qr = io.StringIO()
+    segno.make(link, error="m").terminal(out=qr, compact=True)
+    assert qr.getvalue() in out  # the QR code holds exactly the link
+    storage = Storage(tmp_path)
+    try:
+        paired = PhoneBook(storage).pair(link.partition("#code=")[2], "Pixel")
+    finally:
+        storage.close()
+    assert paired.identity == "anna_phone"
+
+
+def test_list_and_revoke(tmp_path: Path, capsys) -> None:
+    web(tmp_path, "add", "--identity", "anna_phone", "--hub-url", ORIGIN, "--no-qr")
+    web(tmp_path, "add", "--identity", "ben_phone", "--hub-url", ORIGIN, "--no-qr")
+    capsys.readouterr()
+    assert web(tmp_path, "list") == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in listed] == ["anna_phone", "ben_phone"]
+    assert all("not paired" in line and "active" in line for line in listed)
+    assert web(tmp_path, "revoke", "anna_phone") == 0
+    assert "revoked" in capsys.readouterr().out
+    web(tmp_path, "list")
+    assert [("revoked 2" in line) for line in capsys.readouterr().out.splitlines()] == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["add", "--identity", "anna phone", "--hub-url", ORIGIN], "not 1-30 characters"),
+        (["add", "--identity", "anna_phone", "--hub-url", "http://desk.local"], "must be https://"),
+        (["add", "--identity", "anna_phone"], "--data-dir needs --hub-url"),
+        (["revoke", "nobody"], "no phone 'nobody'"),
+    ],
+)
+def test_bad_input_is_one_line_and_changes_nothing(tmp_path: Path, capsys, args: list[str], message: str) -> None:
+    assert web(tmp_path, *args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    storage = Storage(tmp_path)
+    try:
+        assert PhoneBook(storage).phones() == [] and storage.list_keys() == []
+    finally:
+        storage.close()
