@@ -29,7 +29,15 @@ from .auth import (
 )
 from .auth.keys import SPLIT_HINT
 from .http_client import DEFAULT_OUTBOUND, OutboundPolicy
-from .hub_flags import CALL_LIMITS, CONNECTION_LIMITS, DURABILITY, STORAGE_LIMITS, add_limit_flags, limits_given
+from .hub_flags import (
+    CALL_LIMITS,
+    CONNECTION_LIMITS,
+    DURABILITY,
+    PAIRING,
+    STORAGE_LIMITS,
+    add_limit_flags,
+    limits_given,
+)
 from .pairing_commands import WebUsageError
 
 if TYPE_CHECKING:
@@ -132,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_flags(hub, "call limits (docs/call-limits.md)", CALL_LIMITS)
     add_limit_flags(hub, STORAGE_TITLE, STORAGE_LIMITS)
     add_limit_flags(hub, "crashes and power cuts (docs/storage.md)", DURABILITY)
+    add_limit_flags(hub, "paired phones (docs/web-desk.md)", PAIRING)
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -376,7 +385,7 @@ def _run_hub(args: argparse.Namespace) -> None:
         allowed_origins=origins,
         outbound=_outbound(args),
         storage_limits=_storage_limits(args),
-        **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY),
+        **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY + PAIRING),
     )
     run_hub(config, log_level=args.log_level)
 

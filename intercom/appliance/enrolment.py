@@ -66,7 +66,7 @@ def add_unit(hub: HubSide, role: str, identity: str, flow: str | None = None) ->
     if flow != DEFAULT_CALL_FLOW[role]:
         lines.append(f"INTERCOM_CALL_FLOW={flow}")
     if role == "door":
-        lines.append(f"INTERCOM_UNLOCK_FROM={','.join(hub.desks)}")
+        lines.append(f"INTERCOM_UNLOCK_FROM={','.join((*hub.desks, 'group:phones'))}")  # and the paired phones
         lines.append("# and the code of the door's own keypad (6 digits or more), e.g.: INTERCOM_UNLOCK_CODE=583920#")
     rung, variable = (hub.doors, "INTERCOM_HUB_DOORS") if role == "door" else (hub.desks, "INTERCOM_HUB_DESKS")
     if identity not in rung:
