@@ -12,6 +12,7 @@ import segno
 from intercom.cli import main
 from intercom.hub import Storage
 from intercom.hub.pairing import PhoneBook
+from intercom.hub.tls import authority_fingerprint, served_certificate
 
 ORIGIN = "https://desk.local:8443"
 
@@ -34,6 +35,16 @@ def test_add_prints_a_link_with_a_one_time_code_and_its_qr_code(tmp_path: Path, 
     finally:
         storage.close()
     assert paired.identity == "anna_phone"
+    assert "Hub CA fingerprint" not in out  # this hub made no CA of its own yet
+
+
+def test_add_names_the_hubs_ca_for_the_phone_to_check(tmp_path: Path, capsys) -> None:
+    served_certificate(tmp_path, None, None)  # the hub's first start: its CA and the leaf it serves
+    web(tmp_path, "add", "--identity", "anna_phone", "--hub-url", ORIGIN, "--no-qr")
+    fingerprint = authority_fingerprint(tmp_path)
+    assert fingerprint and f"Hub CA fingerprint (compare on the phone before trusting it): {fingerprint}" in (
+        capsys.readouterr().out
+    )
 
 
 def test_list_and_revoke(tmp_path: Path, capsys) -> None:
