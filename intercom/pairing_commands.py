@@ -63,7 +63,7 @@ def _add(args: argparse.Namespace) -> None:
         storage.close()
     link = pairing_link(origin, invitation.code)
     minutes = round(CODE_SECONDS / 60)
-    print(f"Open this on {invitation.phone.name}'s phone within {minutes} minutes (it works once):")
+    print(f"Open this link on the phone ({invitation.phone.name}) within {minutes} minutes; it works once:")
     print(link)
     if not args.no_qr:
         out = io.StringIO()
