@@ -484,8 +484,8 @@ def _keys_revoke(args: argparse.Namespace) -> None:
 
 def _units_add(args: argparse.Namespace) -> None:
     from .appliance.embedded_hub import serves_plain
-    from .appliance.enrolment import HubSide, add_unit
-    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings
+    from .appliance.enrolment import HubSide, add_unit, embedded_hub_settings
+    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError
     from .auth.certificates import loopback_only
 
     before_tls = False
@@ -496,11 +496,9 @@ def _units_add(args: argparse.Namespace) -> None:
         hub = HubSide(args.data_dir, args.hub_url, args.cert, desks)
     else:
         try:
-            settings, _ = load_settings(args.env_file or DEFAULT_ENV_FILE)
+            settings = embedded_hub_settings(args.env_file or DEFAULT_ENV_FILE)
         except SettingsError as exc:
             raise UsageError(str(exc)) from None
-        if not settings.hub_embedded:
-            raise UsageError("this unit runs no hub (INTERCOM_HUB_EMBEDDED): run it on the hub's machine")
         if settings.hub_tls == "off":
             raise UsageError("the hub serves plain ws (INTERCOM_HUB_TLS=off): set INTERCOM_HUB_TLS=auto first")
         if loopback_only(settings.hub_listen) and settings.hub_tls != "on":

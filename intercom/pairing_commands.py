@@ -77,8 +77,8 @@ def _add(args: argparse.Namespace) -> None:
 def _hub_of(args: argparse.Namespace) -> tuple[Path, str, Path | None]:
     """The hub's data directory, its https origin and the installer's certificate if any, from
     --data-dir or the embedded hub's env file."""
-    from .appliance.enrolment import HubSide
-    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings
+    from .appliance.enrolment import HubSide, embedded_hub_settings
+    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError
 
     if args.data_dir is not None:
         if args.hub_url is None:
@@ -86,11 +86,9 @@ def _hub_of(args: argparse.Namespace) -> tuple[Path, str, Path | None]:
         data_dir, url, cert_file = args.data_dir, args.hub_url, None
     else:
         try:
-            settings, _ = load_settings(args.env_file or DEFAULT_ENV_FILE)
+            settings = embedded_hub_settings(args.env_file or DEFAULT_ENV_FILE)
         except SettingsError as exc:
             raise WebUsageError(str(exc)) from None
-        if not settings.hub_embedded:
-            raise WebUsageError("this unit runs no hub (INTERCOM_HUB_EMBEDDED): run it on the hub's machine")
         hub = HubSide.of_embedded(settings, args.hub_url)
         data_dir, url, cert_file = hub.data_dir, hub.url.replace("wss://", "https://", 1), hub.cert_file
     if not url.startswith("https://"):

@@ -14,6 +14,9 @@ from intercom.hub import Storage
 from intercom.hub.pairing import PhoneBook
 from intercom.hub.tls import authority_fingerprint, served_certificate
 
+from ..appliance.test_attacker_on_the_cable import install_desk
+from ..appliance.test_settings import REQUIRED
+
 ORIGIN = "https://desk.local:8443"
 
 
@@ -79,3 +82,20 @@ def test_bad_input_is_one_line_and_changes_nothing(tmp_path: Path, capsys, args:
         assert PhoneBook(storage).phones() == [] and storage.list_keys() == []
     finally:
         storage.close()
+
+
+def test_add_on_a_desk_whose_hub_is_embedded_reads_its_env_file(tmp_path: Path, capsys) -> None:
+    desk = install_desk(tmp_path)
+    assert main(["web", "add", "--identity", "anna_phone", "--env-file", str(desk), "--no-qr"]) == 0
+    (link,) = re.findall(r"https://\S+", capsys.readouterr().out)
+    assert link.startswith("https://127.0.0.1:0/desk/pair#code=")  # the env file's listen address and port
+    storage = Storage(tmp_path / "hub")
+    try:
+        assert [phone.identity for phone in PhoneBook(storage).phones()] == ["anna_phone"]
+    finally:
+        storage.close()
+    door = tmp_path / "door.env"
+    door.write_text("".join(f"{name}={value}\n" for name, value in REQUIRED.items()))
+    door.chmod(0o600)
+    assert main(["web", "add", "--identity", "ben_phone", "--env-file", str(door)]) == 2
+    assert "this unit runs no hub" in capsys.readouterr().err
