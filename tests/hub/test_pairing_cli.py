@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 import segno
 
+from intercom.appliance.embedded_hub import EmbeddedHub
+from intercom.appliance.settings import load_settings
 from intercom.cli import main
-from intercom.hub import Storage
+from intercom.hub import HubConfig, Storage
 from intercom.hub.pairing import PhoneBook
 from intercom.hub.tls import authority_fingerprint, served_certificate
+from intercom.hub_flags import PAIRING
 
 from ..appliance.test_attacker_on_the_cable import install_desk
 from ..appliance.test_settings import REQUIRED
@@ -99,3 +102,28 @@ def test_add_on_a_desk_whose_hub_is_embedded_reads_its_env_file(tmp_path: Path, 
     door.chmod(0o600)
     assert main(["web", "add", "--identity", "ben_phone", "--env-file", str(door)]) == 2
     assert "this unit runs no hub" in capsys.readouterr().err
+
+
+def test_the_hubs_pairing_limits_are_flags_with_the_hubs_defaults(tmp_path: Path, monkeypatch) -> None:
+    started: list[HubConfig] = []
+    monkeypatch.setattr("intercom.hub.run_hub", lambda config, log_level: started.append(config))
+    argv = ["hub", "--data-dir", str(tmp_path), "--pairing-max-bad-codes", "2", "--desk-token-seconds", "120"]
+    assert main(argv) == 0
+    (config,) = started
+    defaults = HubConfig(data_dir=tmp_path)
+    assert (config.pairing_max_bad_codes, config.desk_token_seconds) == (2, 120)
+    assert config.pairing_bad_code_window == defaults.pairing_bad_code_window
+    for limit in PAIRING:  # --help tells the defaults the hub uses
+        assert limit.help.endswith(f"(default {getattr(defaults, limit.name):g})"), limit.name
+
+
+def test_the_embedded_hub_takes_the_pairing_limits_from_the_env_file(tmp_path: Path) -> None:
+    desk = install_desk(tmp_path)
+    desk.write_text(desk.read_text() + "INTERCOM_HUB_PAIRING_MAX_BAD_CODES=2\nINTERCOM_HUB_DOORS=front,back\n")
+    settings, _ = load_settings(desk)
+    hub = EmbeddedHub(settings)
+    try:
+        assert (hub.config.pairing_max_bad_codes, hub.config.doors) == (2, ("front", "back"))
+        assert hub.config.desk_token_seconds == HubConfig(data_dir=tmp_path).desk_token_seconds
+    finally:
+        hub.socket.close()
