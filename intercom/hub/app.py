@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse
 
 from .. import __version__
 from ..transport.limits import ConnectionGate, EndsHandshake
-from . import api
+from . import api, desk_pages
 from .api.common import metrics_reader
 from .call_service import CallService
 from .config import HubConfig
@@ -92,6 +92,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.state.webhooks = webhooks
     app.state.retention = retention
     api.install(app)
+    desk_pages.install(app, config.desk_dir)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
