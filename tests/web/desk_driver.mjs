@@ -1,0 +1,117 @@
+// One Chromium (browser.mjs's launch: the test's CA trusted, fake media devices) driven by the
+// test one command at a time: a JSON line on stdin, its answer as a JSON line on stdout. The test
+// acts between commands (a door rings, a device is revoked) and asks the page what it shows.
+//
+//   node desk_driver.mjs '{"caFile": "...", "viewport": {"width": 390, "height": 844}}'
+//   -> {"ready": true}
+//   {"id": 1, "op": "goto", "url": "https://127.0.0.1:4433/desk/"}  -> {"id": 1, "ok": true, "result": null}
+//
+// Before any page script runs, every RTCPeerConnection the page makes is kept in
+// window.__peerConnections (from outside the page, as an audio probe would be plugged in): the
+// "farEndPitch" command measures what the far end sends from there.
+
+import readline from 'node:readline';
+import { launch } from './browser.mjs';
+
+const options = JSON.parse(process.argv[2] || '{}');
+const browser = await launch(options);
+let page = null;
+// The page's status element's every change, recorded from outside the page (a MutationObserver).
+const RECORDERS = `
+  window.__peerConnections = [];
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) { super(...args); window.__peerConnections.push(this); }
+  };
+  window.__statuses = [];
+  document.addEventListener('DOMContentLoaded', () => {
+    const status = document.getElementById('status');
+    if (!status) return;
+    new MutationObserver(() => window.__statuses.push(status.dataset.status))
+      .observe(status, { attributes: true, attributeFilter: ['data-status'] });
+  });
+`;
+
+async function openPage() {
+  page = await browser.newPage();
+  await page.addInitScript(RECORDERS);
+}
+
+// The dominant frequency of what the page's newest call receives, once it is audible.
+const FAR_END_PITCH = async (seconds) => {
+  const pc = window.__peerConnections.at(-1);
+  const tracks = pc.getReceivers().map((r) => r.track).filter((t) => t && t.kind === 'audio');
+  const stream = new MediaStream(tracks);
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 4096;
+  context.createMediaStreamSource(stream).connect(analyser);
+  const wave = new Float32Array(analyser.fftSize);
+  const spectrum = new Float32Array(analyser.frequencyBinCount);
+  const deadline = performance.now() + seconds * 1000;
+  try {
+    while (performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      analyser.getFloatTimeDomainData(wave);
+      const rms = Math.sqrt(wave.reduce((sum, x) => sum + x * x, 0) / wave.length);
+      if (rms < 0.01) continue;
+      analyser.getFloatFrequencyData(spectrum);
+      let peak = 1;
+      for (let i = 2; i < spectrum.length; i++) if (spectrum[i] > spectrum[peak]) peak = i;
+      return { rms, hz: (peak * context.sampleRate) / analyser.fftSize };
+    }
+    return null;
+  } finally {
+    context.close();
+  }
+};
+
+const ops = {
+  async goto({ url }) {
+    await page.goto(url);
+  },
+  async reopen() {
+    await page.close();
+    await openPage();
+  },
+  async click({ selector }) {
+    await page.click(selector, { timeout: 10000 });
+  },
+  // Wait until `selector` matches a visible element (or, with state "hidden", none).
+  async waitFor({ selector, state = 'visible', ms = 10000 }) {
+    await page.waitForSelector(selector, { state, timeout: ms });
+  },
+  async text({ selector }) {
+    return page.textContent(selector);
+  },
+  // `expression` is a function's source, called in the page with `arg`.
+  async evaluate({ expression, arg = null }) {
+    return page.evaluate(`(${expression})(${JSON.stringify(arg)})`);
+  },
+  async farEndPitch({ seconds = 5 }) {
+    return page.evaluate(FAR_END_PITCH, seconds);
+  },
+  // Answer requests for `url` (a glob) with `status` and JSON `body` from now on: a hub that
+  // misbehaves in one precise way, the rest of it real.
+  async fulfil({ url, status = 200, body }) {
+    await page.route(url, (route) => route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) }));
+  },
+  async screenshot({ path }) {
+    await page.screenshot({ path });
+  },
+};
+
+await openPage();
+process.stdout.write(JSON.stringify({ ready: true }) + '\n');
+const lines = readline.createInterface({ input: process.stdin });
+for await (const line of lines) {
+  const { id, op, ...args } = JSON.parse(line);
+  let answer;
+  try {
+    answer = { id, ok: true, result: (await ops[op](args)) ?? null };
+  } catch (error) {
+    answer = { id, ok: false, error: String(error.message || error) };
+  }
+  process.stdout.write(JSON.stringify(answer) + '\n');
+}
+await browser.close();

@@ -1,0 +1,175 @@
+"""The web desk in Debian Chromium against a real hub over https (its certificate issued by the
+test's CA, which this Chromium trusts): paired from the printed link, rung by a Python door, answered
+with sound both ways, the door opened, rejected, missed, removed.
+
+The door is a real SDK client with the appliance's controller (tests/appliance/controllers.py): its
+board records the relay's pulses. Its call sends DOOR_HZ; the page's microphone is Chromium's fake
+device (a 400 Hz beep every 500 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from intercom.appliance.controller import Controller
+from intercom.auth import IncomingCapability, mint_token, unit_scope
+from intercom.hub.pairing import PhoneBook, pairing_link
+from intercom.sdk import CallStatus
+
+from ..appliance.controllers import CODE, Board
+from ..conftest import connect_unit
+from ..units import DOOR_HZ, STEP, store_flow
+from .desk_page import PHONE, DeskBrowser, desk_browser
+
+RESIDENT = "anna_phone"
+BEEP_HZ = 400.0  # Chromium's fake microphone
+PAGE_HZ_TOLERANCE = 25.0  # the page's analyser bins are 48000 / 4096 = 11.7 Hz wide
+RELAY_PULSE_S = 2.5
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
+REFRESH_SECONDS = 5  # app.js: how often the page asks for the doors, and so learns it was revoked
+
+
+@pytest.fixture
+async def browser(web_hub) -> AsyncIterator[DeskBrowser]:
+    async with desk_browser(web_hub.ca_file, viewport=PHONE) as browser:
+        yield browser
+
+
+@pytest.fixture
+def phones(web_hub) -> PhoneBook:
+    return PhoneBook(web_hub.storage)
+
+
+@pytest.fixture
+async def door(web_hub):
+    """The door's controller, whose CALL button rings the resident's phone, and its board."""
+    store_flow(web_hub, "door", f"client:{RESIDENT}", timeout=30)
+    unit = await connect_unit(web_hub, "door", DOOR_HZ, outgoing="door", incoming=False)
+    board = Board()
+    controller = Controller(
+        "door", unit.client, board.show, board.pulse, unlock_code=CODE, relay_pulse_s=RELAY_PULSE_S,
+        unlock_from=(RESIDENT,),
+    )  # fmt: skip
+    yield controller, board
+    async with asyncio.timeout(STEP):
+        await unit.client.destroy()
+
+
+async def pair(browser: DeskBrowser, web_hub, phones: PhoneBook) -> None:
+    """Open the link `intercom web add` prints, as the resident does, until the page is connected."""
+    invitation = phones.invite(RESIDENT, name="Anna's phone")
+    await browser.goto(pairing_link(web_hub.origin, invitation.code))
+    await browser.shows('#status[data-status="connected"]')
+
+
+async def door_rings(browser: DeskBrowser, door) -> None:
+    controller, _ = door
+    controller.press("call")
+    await browser.shows("#view-ringing")
+
+
+async def page_hears(browser: DeskBrowser) -> float:
+    heard = await browser.do("farEndPitch", timeout=STEP, seconds=STEP - 2)
+    assert heard is not None, "the page heard nothing from the door"
+    return heard["hz"]
+
+
+async def until_call_ends(controller) -> None:
+    async with asyncio.timeout(STEP):
+        while controller.call is not None and controller.call.status not in (CallStatus.ENDED, CallStatus.FAILED):
+            await asyncio.sleep(0.05)  # polled with a deadline: the controller has no event for it
+
+
+async def test_a_browser_without_a_credential_says_how_to_pair(browser, web_hub):
+    await browser.goto(web_hub.url("/desk/"))
+    await browser.shows("#view-unpaired")
+    assert "intercom web add" in await browser.text("#view-unpaired")
+
+
+async def test_the_printed_link_pairs_the_browser_once(browser, web_hub, phones, door):
+    invitation = phones.invite(RESIDENT, name="Anna's phone")
+    link = pairing_link(web_hub.origin, invitation.code)
+    await browser.goto(link)
+    await browser.shows('#status[data-status="connected"]')
+    stored = await browser.evaluate(
+        "() => [localStorage.getItem('intercom.identity'), Boolean(localStorage.getItem('intercom.credential')), location.href]"
+    )
+    assert stored == [RESIDENT, True, web_hub.url("/desk/")]  # the code is out of the address bar
+    await browser.shows('#doors li[data-identity="door"][data-online="true"]')
+    # the same link again, in a fresh page with the credential gone: used, said so
+    await browser.evaluate("() => localStorage.clear()")
+    await browser.goto(link)
+    await browser.shows('#pairing-result[data-failed="410"]')
+    assert "used already or has expired" in await browser.text("#pairing-result")
+
+
+async def test_the_door_rings_the_page_which_answers_talks_and_opens_the_door(browser, web_hub, phones, door):
+    controller, board = door
+    await pair(browser, web_hub, phones)
+    await door_rings(browser, door)
+    assert await browser.text("#caller") in ("door", "Door")
+    assert await browser.evaluate("() => document.body.dataset.ringing") == "true"
+    await browser.do("screenshot", path=str(SCREENSHOTS / "desk-ringing.png"))
+    await browser.click("#answer")
+    await browser.shows('#call-status[data-status="confirmed"]')
+    assert await page_hears(browser) == pytest.approx(DOOR_HZ, abs=PAGE_HZ_TOLERANCE)
+    sink = controller.call.sink
+    async with asyncio.timeout(STEP):
+        await sink.wait_until(lambda: sink.dominant_frequency(1.0) is not None, STEP)
+    assert sink.dominant_frequency(1.0) == pytest.approx(BEEP_HZ, abs=15)
+    await browser.click("#open-door")
+    await board.until(lambda: board.pulses)
+    assert board.pulses == [RELAY_PULSE_S]
+    await browser.shows('#unlock-result[data-result="sent"]')
+    await browser.do("screenshot", path=str(SCREENSHOTS / "desk-in-call.png"))
+    await browser.click("#hangup")
+    await until_call_ends(controller)
+    await browser.shows("#view-idle")
+
+
+async def test_a_rejected_ring_ends_the_doors_call(browser, web_hub, phones, door):
+    controller, _ = door
+    await pair(browser, web_hub, phones)
+    await door_rings(browser, door)
+    await browser.click("#reject")
+    await browser.shows("#view-idle")
+    await until_call_ends(controller)
+    assert await browser.evaluate("() => document.body.dataset.ringing") is None  # the ring stopped
+
+
+async def test_the_caller_hanging_up_while_ringing_is_a_missed_call(browser, web_hub, phones, door):
+    controller, _ = door
+    await pair(browser, web_hub, phones)
+    await door_rings(browser, door)
+    async with asyncio.timeout(STEP):
+        await controller.call.disconnect()
+    await browser.shows("#view-idle")
+    assert "Missed call" in await browser.text("#notice")
+    assert await browser.evaluate("() => document.body.dataset.ringing") is None
+
+
+async def test_a_revoked_phone_stops_and_gets_no_more_tokens(browser, web_hub, phones):
+    await pair(browser, web_hub, phones)
+    phones.revoke(RESIDENT)
+    await browser.shows("#view-removed", timeout=REFRESH_SECONDS + STEP)
+    assert await browser.text("#view-removed h2") == "This phone was removed from the intercom"
+    await browser.shows('#status[data-status="offline"]')
+    assert await browser.evaluate("() => localStorage.getItem('intercom.credential')") is None
+
+
+async def test_a_token_the_hub_refuses_ends_in_the_seeds_error_sequence(browser, web_hub, phones):
+    """A token beyond its key's scope (one the hub would never give a phone): REGISTER gets 403,
+    the SDK asks for a fresh token and tries again as the seed does, then reports error 403."""
+    door_key = web_hub.storage.create_key("door", unit_scope("door", "door", "door"))
+    beyond_scope = mint_token(door_key, [IncomingCapability(RESIDENT)], ttl=600)
+    await browser.do("fulfil", url="**/desk/api/token", body={"jwt": beyond_scope, "expiresAt": 0})
+    invitation = phones.invite(RESIDENT, name="Anna's phone")
+    await browser.goto(pairing_link(web_hub.origin, invitation.code))
+    await browser.shows('#status[data-status="error"]', timeout=2 * STEP)
+    statuses = await browser.evaluate("() => window.__statuses")
+    assert statuses[-1] == "error" and "connecting" in statuses and "connected" not in statuses
+    assert (await browser.text("#notice")).startswith("403")
