@@ -109,7 +109,9 @@ async function answer() {
 }
 
 function reject() {
-  ringing?.reject();
+  const incoming = ringing;
+  ringing = null; // before reject(): the SDK then says `canceled`, which is no missed call
+  incoming?.reject();
   backToIdle();
 }
 
