@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
+from . import pairing_commands
 from .auth import (
     ADMIN,
     AccessKey,
@@ -29,6 +30,7 @@ from .auth import (
 from .auth.keys import SPLIT_HINT
 from .http_client import DEFAULT_OUTBOUND, OutboundPolicy
 from .hub_flags import CALL_LIMITS, CONNECTION_LIMITS, DURABILITY, STORAGE_LIMITS, add_limit_flags, limits_given
+from .pairing_commands import WebUsageError
 
 if TYPE_CHECKING:
     from .hub.retention import StorageLimits
@@ -50,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.func(args) or 0
-    except UsageError as exc:
+    except (UsageError, WebUsageError) as exc:
         print(f"intercom {args.command}: {exc}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as exc:  # a damaged database names itself and what to do (hub.storage)
@@ -182,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--call-flow", help="the flow the unit's CALL button runs (default: ring_desks, ring_door)")
     add.set_defaults(func=_units_add)
+
+    pairing_commands.register(commands, _data_dir)
 
     flows = commands.add_parser("callflows", help="create, list, show and delete call flows")
     flow_commands = flows.add_subparsers(dest="callflows_command", required=True)

@@ -221,11 +221,13 @@ async def connect_unit(
     incoming: bool = True,
     record: bool = True,
     events: Events | None = None,
+    token: str | None = None,
 ) -> Unit:
     """A client of ``hub``, connected, whose calls send a tone of ``sound`` Hz (recorded by a
     :class:`RecordingSink`) or use ``sound``'s source and sink; on loopback either way. Its events
-    are recorded (in ``events`` if given) unless ``record`` is off (a recorder keeps every call it saw alive)."""
-    token = hub.token(identity, incoming=incoming, outgoing=outgoing)
+    are recorded (in ``events`` if given) unless ``record`` is off (a recorder keeps every call it saw alive).
+    Its token is ``token`` (a paired phone's, say) or one the test's admin key signs."""
+    token = token or hub.token(identity, incoming=incoming, outgoing=outgoing)
     if isinstance(sound, CallAudio):
         audio = replace(sound, policy=replace(sound.policy, host_addresses=LOOPBACK))
     else:

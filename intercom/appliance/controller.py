@@ -227,13 +227,14 @@ class Controller:
         """Digits from the far end, with who the hub asserts sent them (a plain str: nobody)."""
         assert self.guard is not None
         sender = getattr(digits, "asserted_identity", None)
+        group = getattr(digits, "asserted_group", None)
         for digit in digits:
-            self._open_if(self.guard.remote_digit(digit, sender, call.id))
+            self._open_if(self.guard.remote_digit(digit, sender, call.id, group))
 
     def _unlock_requested(self, call: Call, identity: str | None) -> None:
-        """The far end pressed UNLOCK: no code, the hub's word for who it is."""
+        """The far end pressed UNLOCK: no code, the hub's word for who it is (and its group)."""
         assert self.guard is not None
-        self._open_if(self.guard.request(identity, call.id))
+        self._open_if(self.guard.request(identity, call.id, getattr(identity, "group", None)))
 
     def _open_if(self, verdict: Verdict) -> None:
         if verdict is not Verdict.OPEN:

@@ -28,7 +28,7 @@ import ssl
 from dataclasses import replace
 from pathlib import Path
 
-from ..auth import unit_scope, warn_if_legacy
+from ..auth import PHONES, unit_scope, warn_if_legacy
 from ..auth.certificates import CERT_NAME, fingerprint_of_file, loopback_only
 from ..http_client import OutboundPolicy
 from ..hub import HubConfig, RunningHub, Storage, running_hub
@@ -59,14 +59,17 @@ def default_flows(settings: Settings) -> list[CallFlow]:
     door = CallFlow.from_json(DOOR_FLOW.read_text())
     ring = door.steps[0]
     assert ring.id == "ring" and ring.action == "transfer", f"{DOOR_FLOW} must start by ringing the desks"
-    door.steps[0] = ring.model_copy(update={"options": _ringing(settings.desks, settings.ring_timeout_s)})
+    # with every paired phone (group:phones, intercom.hub.pairing), whoever is paired when it rings
+    rung = _ringing(settings.desks, settings.ring_timeout_s, groups=(PHONES,))
+    door.steps[0] = ring.model_copy(update={"options": rung})
     ring_doors = {"id": "ring", "action": "transfer", "options": _ringing(settings.hub_doors, settings.ring_timeout_s)}
     desk = CallFlow.model_validate({"id": RING_DOOR, "title": "A desk calls the door", "steps": [ring_doors]})
     return [door, desk]
 
 
-def _ringing(callees: tuple[str, ...], timeout_s: float) -> dict[str, object]:
-    return {"destination": ",".join(f"client:{who}" for who in callees), "timeout": round(timeout_s)}
+def _ringing(callees: tuple[str, ...], timeout_s: float, groups: tuple[str, ...] = ()) -> dict[str, object]:
+    destinations = [f"client:{who}" for who in callees] + [f"group:{group}" for group in groups]
+    return {"destination": ",".join(destinations), "timeout": round(timeout_s)}
 
 
 def prepare_storage(storage: Storage, settings: Settings) -> None:
@@ -202,6 +205,7 @@ class EmbeddedHub:
             ),
             recording_sync_seconds=settings.hub_recording_sync_seconds,
             heartbeat_seconds=settings.hub_heartbeat_seconds,
+            doors=settings.hub_doors,
         )
         self.client_ssl_context = self._client_ssl_context()
         if cert is None and not loopback_only(settings.hub_listen):

@@ -24,7 +24,7 @@ from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..auth.capabilities import InvalidIdentity, check_identity
@@ -195,7 +195,9 @@ class Settings(BaseSettings):
         "6 digits or more suggested, e.g. 583920# (required on a door; a desk opens with UNLOCK, no code)",
     )
     unlock_from: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("desk",), description="who may open the door from a call (their UNLOCK, or a code they type), comma-separated"
+        ("desk",),
+        description="who may open the door from a call (their UNLOCK, or a code they type), comma-separated; "
+        "group:phones names every phone paired with the hub",
     )
     state_dir: Path = Field(Path("/var/lib/intercom"), description="the door's unlock log and lockouts (kept 0600)")
     relay_pulse_s: float = Field(3.0, gt=0, le=30, description="how long the door strike is energised")
@@ -213,13 +215,14 @@ class Settings(BaseSettings):
 
     @field_validator("hub_desks", "hub_doors", "unlock_from", mode="before")
     @classmethod
-    def _identities(cls, value: object) -> object:
+    def _identities(cls, value: object, info: ValidationInfo) -> object:
         if not isinstance(value, str):
             return value
         identities = tuple(dict.fromkeys(item.strip() for item in value.split(",") if item.strip()))
         for identity in identities:
             try:
-                check_identity(identity)
+                # the door may trust a group the hub asserts (group:phones, the paired phones)
+                check_identity(identity.removeprefix("group:") if info.field_name == "unlock_from" else identity)
             except InvalidIdentity as exc:
                 raise ValueError(f"{identity!r}: {exc}") from None
         return identities

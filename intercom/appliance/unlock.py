@@ -94,24 +94,32 @@ class UnlockGuard:
             return Verdict.PENDING
         return self._judge(attempt, KEYPAD, "keypad", KEYPAD, None)
 
-    def remote_digit(self, digit: str, identity: str | None, call_id: str | None) -> Verdict:
-        """A DTMF digit heard in call ``call_id``, sent by ``identity`` as the hub asserts it."""
+    def remote_digit(self, digit: str, identity: str | None, call_id: str | None, group: str | None = None) -> Verdict:
+        """A DTMF digit heard in call ``call_id``, sent by ``identity`` (in ``group``) as the hub asserts it."""
         attempt = self._add(f"remote:{identity or ''}", digit)
         if attempt is None:
             return Verdict.PENDING
-        if identity not in self._allowed:
+        if not self.allows(identity, group):
             self._refuse(identity, call_id, "a code")
             return Verdict.REFUSED
         return self._judge(attempt, f"remote:{identity}", "remote", identity, call_id)
 
-    def request(self, identity: str | None, call_id: str | None) -> Verdict:
+    def request(self, identity: str | None, call_id: str | None, group: str | None = None) -> Verdict:
         """A desk's unlock request: it opens for an allowed identity, lockout or not (no guess)."""
-        if identity not in self._allowed:
+        if not self.allows(identity, group):
             self._refuse(identity, call_id, "an unlock request")
             return Verdict.REFUSED
+        how = f"unlock request (group {group})" if identity not in self._allowed else "unlock request"
         log.info("unlock requested by %s: opening the door", identity)
-        self._record("remote", identity, call_id, "open", "unlock request")
+        self._record("remote", identity, call_id, "open", how)
         return Verdict.OPEN
+
+    def allows(self, identity: str | None, group: str | None) -> bool:
+        """Whether the allow-list names the identity the hub asserts, or ``group:<name>`` of the
+        group it asserts with it (a paired phone: ``group:phones``)."""
+        if identity is None:
+            return False
+        return identity in self._allowed or (group is not None and f"group:{group}" in self._allowed)
 
     def reset(self) -> None:
         """Forget half-typed remote attempts (the call ended); the keypad's and the counters stay."""

@@ -9,7 +9,18 @@ from .capabilities import (
     check_identity,
     parse_capability,
 )
-from .keys import ADMIN, AccessKey, KeyLookup, KeyScope, new_key_id, new_key_secret, unit_scope, warn_if_legacy
+from .keys import (
+    ADMIN,
+    PHONES,
+    AccessKey,
+    KeyLookup,
+    KeyScope,
+    new_key_id,
+    new_key_secret,
+    phone_scope,
+    unit_scope,
+    warn_if_legacy,
+)
 from .tokens import Grant, TokenError, TokenForbidden, TokenNotAcceptable, check_token, mint_token
 from .turn import TurnCredentials, turn_credentials
 
@@ -24,6 +35,7 @@ __all__ = [
     "KeyLookup",
     "KeyScope",
     "OutgoingCapability",
+    "PHONES",
     "TokenError",
     "TokenForbidden",
     "TokenNotAcceptable",
@@ -34,6 +46,7 @@ __all__ = [
     "new_key_id",
     "new_key_secret",
     "parse_capability",
+    "phone_scope",
     "turn_credentials",
     "unit_scope",
     "warn_if_legacy",

@@ -24,12 +24,15 @@ log = logging.getLogger(__name__)
 class KeyScope:
     """What the tokens of a key may grant. ``admin``: anything, and the Voice API. Otherwise
     tokens for ``identities`` only, ``client.incoming`` only when ``incoming``, and
-    ``client.outgoing`` only for the call flows in ``outgoing_flows``, naming one of the identities."""
+    ``client.outgoing`` only for the call flows in ``outgoing_flows``, naming one of the identities.
+    ``group``: the group the hub asserts its identities are in (``phones`` for a paired phone), which
+    a transfer may ring (``group:phones``) and a door's allow-list may name."""
 
     admin: bool = False
     identities: tuple[str, ...] = ()
     incoming: bool = False
     outgoing_flows: tuple[str, ...] = ()
+    group: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         """As stored and as ``intercom keys`` prints it."""
@@ -38,6 +41,7 @@ class KeyScope:
             "identities": list(self.identities),
             "incoming": self.incoming,
             "outgoingFlows": list(self.outgoing_flows),
+            **({"group": self.group} if self.group is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -46,7 +50,13 @@ class KeyScope:
     @classmethod
     def from_json(cls, text: str) -> KeyScope:
         data = json.loads(text)
-        return cls(bool(data["admin"]), tuple(data["identities"]), bool(data["incoming"]), tuple(data["outgoingFlows"]))
+        return cls(
+            bool(data["admin"]),
+            tuple(data["identities"]),
+            bool(data["incoming"]),
+            tuple(data["outgoingFlows"]),
+            data.get("group"),
+        )
 
     def __str__(self) -> str:
         if self.admin:
@@ -54,7 +64,8 @@ class KeyScope:
         rights = ["incoming calls"] if self.incoming else []
         if self.outgoing_flows:
             rights.append(f"outgoing calls running {', '.join(self.outgoing_flows)}")
-        return f"unit {', '.join(self.identities)}: {'; '.join(rights) or 'no calls'}"
+        kind = f"{self.group} member" if self.group is not None else "unit"
+        return f"{kind} {', '.join(self.identities)}: {'; '.join(rights) or 'no calls'}"
 
 
 ADMIN = KeyScope(admin=True)
@@ -66,6 +77,15 @@ def unit_scope(role: str, identity: str, flow: str) -> KeyScope:
     if role not in ("door", "desk"):
         raise ValueError(f"role {role!r} is neither door nor desk")
     return KeyScope(identities=(identity,), incoming=True, outgoing_flows=(flow,))
+
+
+PHONES = "phones"
+
+
+def phone_scope(identity: str, flow: str | None = None) -> KeyScope:
+    """A paired phone's: a desk's rights (receiving calls, and starting ``flow`` if a desk has one),
+    for its own identity, in the group ``phones`` the door flow rings and a door may trust."""
+    return KeyScope(identities=(identity,), incoming=True, outgoing_flows=(flow,) if flow else (), group=PHONES)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 
 from .. import __version__
+from ..auth import PHONES
 from ..transport.limits import ConnectionGate, EndsHandshake
-from . import api, desk_pages
+from . import api, desk_api, desk_pages
 from .api.common import metrics_reader
 from .call_service import CallService
 from .config import HubConfig
@@ -93,6 +94,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.state.retention = retention
     api.install(app)
     desk_pages.install(app, config.desk_dir)
+    desk_api.install(app, config)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -160,3 +162,8 @@ async def _end_revoked(registrar: Registrar, calls: CallService, storage: Storag
     dropped = registrar.drop_keys(revoked)
     log.warning("access key(s) %s revoked: %d binding(s) dropped", ", ".join(sorted(revoked)), len(dropped))
     await calls.keys_revoked(revoked)
+    # A revoked phone's page is disconnected too: it asks for a token to reconnect, and gets a 401.
+    for binding in dropped:
+        key = storage.get_key(binding.grant.access_key_id)
+        if key is not None and key.scope is not None and key.scope.group == PHONES:
+            binding.connection.close(1008, "device credential revoked")  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 from ..auth import Grant, KeyLookup, TokenError, check_token
 from ..media import new_peer_connection, offers_opus
 from ..sip import DialogError, Request, Response, ServerTransaction, make_response
-from ..sip.door import DOOR_EVENT_CONTENT_TYPE, UNLOCK_CONTENT_TYPE, asserted_identity_header
+from ..sip.door import ASSERTED_GROUP, DOOR_EVENT_CONTENT_TYPE, UNLOCK_CONTENT_TYPE, asserted_identity_header
 from ..sip.dtmf import DTMF_CONTENT_TYPE, dtmf_signals
 from ..sip.headers import content_type as content_type_of
 from ..transport import ConnectionClosed, SipConnection
@@ -356,6 +356,9 @@ class CallService:
         identity = call.identity_of(side)
         if identity is not None:
             headers.append(asserted_identity_header(identity, self.hub.host))
+            key_id = call.key_of(side)
+            if key_id is not None and (group := self.registrar.group_of(key_id)) is not None:
+                headers.append((ASSERTED_GROUP, group))
         info = other_dialog.create_request("INFO", self.hub.via(), headers=headers, body=body)
         try:
             return await other_connection.request(info)

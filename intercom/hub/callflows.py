@@ -37,6 +37,7 @@ MAX_TRANSFER_TIMEOUT = 600
 MAX_PAUSE_SECONDS = 3600
 MAX_RECORD_SECONDS = 3600
 CLIENT_PREFIX = "client:"
+GROUP_PREFIX = "group:"  # every client the hub asserts is in the group (paired phones: group:phones)
 MEDIA_SUFFIXES = (".wav", ".mp3")
 MAX_MEDIA = 20  # files one play step plays in turn
 MIN_MACHINE_TIMEOUT_MS, MAX_MACHINE_TIMEOUT_MS = 400, 10_000  # MessageBird's bounds
@@ -248,19 +249,21 @@ def http_url(url: str, name: str) -> str:
 
 
 def identities(destination: str) -> list[str]:
-    """``client:a,client:b`` -> ``["a", "b"]``; raises :class:`ValueError` naming a bad item."""
+    """``client:a,client:b,group:phones`` -> ``["a", "b", "group:phones"]``; raises :class:`ValueError`
+    naming a bad item. A group stays named: who is in it is known only when it rings (the registrar)."""
     result = []
     for item in destination.split(","):
         item = item.strip()
-        if not item.startswith(CLIENT_PREFIX):
-            raise ValueError(f"destination {item!r} is not client:<identity>")
-        identity = item.removeprefix(CLIENT_PREFIX)
+        if not item.startswith((CLIENT_PREFIX, GROUP_PREFIX)):
+            raise ValueError(f"destination {item!r} is neither client:<identity> nor group:<name>")
+        identity = item.removeprefix(CLIENT_PREFIX).removeprefix(GROUP_PREFIX)
         try:
             check_identity(identity)
         except CapabilityError as exc:
             raise ValueError(f"destination {item!r}: {exc}") from None
-        if identity not in result:
-            result.append(identity)
+        named = item if item.startswith(GROUP_PREFIX) else identity
+        if named not in result:
+            result.append(named)
     return result
 
 

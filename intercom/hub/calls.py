@@ -516,6 +516,13 @@ class HubCall:
         leg = self.caller if side == "caller" else self.callee
         return leg.identity if leg is not None else None
 
+    def key_of(self, side: str) -> str | None:
+        """The access key of the token the hub asserts ``side``'s identity from."""
+        leg = self.caller if side == "caller" else self.callee
+        if isinstance(leg, CalleeLeg):
+            return leg.binding.grant.access_key_id
+        return self.caller_key if side == "caller" else None
+
     def dialog_of(self, side: str) -> tuple[SipConnection, Dialog | None]:
         leg = self.caller if side == "caller" else self.callee
         assert leg is not None

@@ -55,6 +55,12 @@ class HubConfig:
     recording_sync_seconds: float = 2.0
     heartbeat_seconds: float = 10.0
     desk_dir: Path = DIST / "desk"  # the built web desk served at /desk/ (intercom.hub.desk_pages)
+    # Paired phones (intercom.hub.desk_api, docs/web-desk.md "Pairing"): their tokens' lifetime (the
+    # page refreshes them), and how many bad pairing codes one source may send in the window before 429.
+    desk_token_seconds: int = 600
+    pairing_max_bad_codes: int = 5
+    pairing_bad_code_window: float = 600.0
+    doors: tuple[str, ...] = ("door",)  # the doors a desk page shows (INTERCOM_HUB_DOORS when embedded)
 
     @property
     def secure(self) -> bool:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from ..auth import Grant, KeyLookup, TokenError, check_token
 from ..sip import Address, ParseError, Request, Response, SipUri, make_response
+from .callflows import GROUP_PREFIX
 from .config import HubConfig
 
 log = logging.getLogger(__name__)
@@ -204,14 +205,26 @@ class Registrar:
         return next((b.identity for b in bindings if b.identity is not None and b.expires_at > now), None)
 
     def lookup(self, identity: str) -> list[Binding]:
-        """The live bindings of an identity, across all connections."""
+        """The live bindings of an identity, across all connections; of every member of a group
+        for ``group:<name>`` (whose key is of that group now: a revoked phone is out at once)."""
         now = self._clock()
+        if identity.startswith(GROUP_PREFIX):
+            group = identity.removeprefix(GROUP_PREFIX)
+            return [binding for binding in self._live(now) if self.group_of(binding.grant.access_key_id) == group]
+        return [binding for binding in self._live(now) if binding.identity == identity]
+
+    def _live(self, now: float) -> list[Binding]:
         return [
             binding
             for bindings in self._by_connection.values()
             for binding in bindings.values()
-            if binding.identity == identity and binding.expires_at > now
+            if binding.expires_at > now
         ]
+
+    def group_of(self, key_id: str) -> str | None:
+        """The group the hub asserts the clients of key ``key_id`` are in (a paired phone's: phones)."""
+        key = self._lookup_key(key_id)
+        return key.scope.group if key is not None and key.scope is not None and not key.revoked else None
 
     def expire(self) -> int:
         """Remove expired bindings; returns how many were removed."""

@@ -83,6 +83,25 @@ MIGRATIONS = [
     CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), alive_at REAL NOT NULL);
     CREATE INDEX recordings_unfinished ON recordings (created_at) WHERE json_extract(body, '$.status') NOT IN ('done');
     """,
+    # Paired phones (intercom.hub.pairing): each is an access key of the group "phones" (same id),
+    # reached by the SHA-256 of its one-time code, then of its credential; the secrets themselves
+    # are never stored.
+    """
+    CREATE TABLE phones (
+        id TEXT PRIMARY KEY REFERENCES access_keys (id),
+        identity TEXT NOT NULL,
+        name TEXT NOT NULL,
+        code_hash TEXT UNIQUE,
+        code_expires_at REAL NOT NULL,
+        credential_hash TEXT UNIQUE,
+        device TEXT,
+        created_at REAL NOT NULL,
+        paired_at REAL,
+        last_token_at REAL,
+        revoked_at REAL
+    );
+    CREATE INDEX phones_by_identity ON phones (identity);
+    """,
 ]
 
 _KEY_COLUMNS = "id, secret, name, created_at, revoked_at, scope"
@@ -183,6 +202,11 @@ class Storage:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The database, for the modules that keep a table of their own (intercom.hub.pairing)."""
+        return self._db
 
     def stopped_cleanly(self) -> None:
         """At the hub's stop: everything into the database file and the log emptied, so that the

@@ -26,7 +26,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..media import MutableSource
 from ..sip import Address, Dialog, DialogError, Request, Response, ServerTransaction, Via, make_cancel, make_response
-from ..sip.door import UNLOCK_CONTENT_TYPE, asserted_identity
+from ..sip.door import UNLOCK_CONTENT_TYPE, asserted_group, asserted_identity
 from ..sip.dtmf import DTMF_CONTENT_TYPE, DTMF_DIGITS, dtmf_body, dtmf_signals
 from ..sip.headers import content_type
 from ..sip.ids import new_branch
@@ -60,14 +60,29 @@ class CallStatus(enum.StrEnum):
 
 class Digits(str):
     """A DTMF key the far end sent, and who the hub asserts sent it (``None``: nobody, e.g. a
-    flow of the hub's own). It is the plain ``str`` the ``digits`` event always carried."""
+    flow of the hub's own) and in which group (a paired phone: ``phones``). It is the plain
+    ``str`` the ``digits`` event always carried."""
 
     asserted_identity: str | None
+    asserted_group: str | None
 
-    def __new__(cls, key: str, asserted_identity: str | None) -> Digits:
+    def __new__(cls, key: str, asserted_identity: str | None, asserted_group: str | None = None) -> Digits:
         digits = super().__new__(cls, key)
         digits.asserted_identity = asserted_identity
+        digits.asserted_group = asserted_group
         return digits
+
+
+class Sender(str):
+    """Who the hub asserts sent an unlock request: the identity (the plain ``str`` the ``unlock``
+    event always carried) and the group the hub asserts it is in (``None``: none)."""
+
+    group: str | None
+
+    def __new__(cls, identity: str, group: str | None) -> Sender:
+        sender = super().__new__(cls, identity)
+        sender.group = group
+        return sender
 
 
 class Call(EventTarget):
@@ -378,13 +393,13 @@ class Call(EventTarget):
             self._connection.send_response(transaction, make_response(request, 415))
             return
         self._connection.send_response(transaction, make_response(request, 200))
-        sender = asserted_identity(request.headers)
+        sender, group = asserted_identity(request.headers), asserted_group(request.headers)
         if kind == DTMF_CONTENT_TYPE:
             for key in dtmf_signals(request.body):
                 if DTMF_DIGITS.match(key):
-                    self._emit("digits", Digits(key, sender))
+                    self._emit("digits", Digits(key, sender, group))
         elif kind == UNLOCK_CONTENT_TYPE:
-            self._emit("unlock", sender)
+            self._emit("unlock", Sender(sender, group) if sender is not None else None)
 
     async def connection_lost(self) -> None:
         if self._status in (CallStatus.ACCEPTED, CallStatus.CONFIRMED):

@@ -16,10 +16,13 @@ import re
 from .headers import Headers
 
 ASSERTED_IDENTITY = "P-Asserted-Identity"
+# Beside it, the group the hub asserts the sender is in (a paired phone: ``phones``); same rules.
+ASSERTED_GROUP = "P-Intercom-Group"
 UNLOCK_CONTENT_TYPE = "application/vnd.intercom.unlock"
 DOOR_EVENT_CONTENT_TYPE = "application/vnd.intercom.door-event+json"
 
 _ASSERTED = re.compile(r"\s*<sip:([A-Za-z0-9_]{1,30})@[^>]+>\s*\Z")  # identities as the tokens allow them
+_GROUP = re.compile(r"\s*([A-Za-z0-9_]{1,30})\s*\Z")
 
 
 def asserted_identity_header(identity: str, hub_host: str) -> tuple[str, str]:
@@ -33,4 +36,14 @@ def asserted_identity(headers: Headers) -> str | None:
     if len(values) != 1:
         return None
     match = _ASSERTED.match(values[0])
+    return match.group(1) if match else None
+
+
+def asserted_group(headers: Headers) -> str | None:
+    """The group the hub asserted for the sender (with its identity), or ``None``: none, several,
+    or not one the hub writes."""
+    values = headers.get_lines(ASSERTED_GROUP)
+    if len(values) != 1 or asserted_identity(headers) is None:
+        return None
+    match = _GROUP.match(values[0])
     return match.group(1) if match else None

@@ -128,7 +128,12 @@ async def list_recordings(call_id: CallId, leg_id: LegId, storage: HubStorage, p
 async def get_recording_file(
     call_id: CallId, leg_id: LegId, recording_id: RecordingId, storage: HubStorage
 ) -> FileResponse:
-    recording = _recording(storage, call_id, leg_id, recording_id)
+    return recording_file(storage, _recording(storage, call_id, leg_id, recording_id))
+
+
+def recording_file(storage: Storage, recording: RecordingRecord) -> FileResponse:
+    """A recording's WAV file (also the desk's voicemail, intercom.hub.desk_api); 410, 409 or 404
+    when it has none to serve."""
     if recording.pruned_at is not None:
         raise ApiError(410, Problem("", f"recording {recording.id} was pruned to keep the recordings quota"))
     if recording.status == "recording":  # its file grows while it is sent: a length that would lie

@@ -1,0 +1,133 @@
+"""``intercom web add | list | revoke``: pairing phones with the hub, on the hub's machine.
+
+Like ``intercom units add`` these read the hub's data directory (from the unit's env file when
+its hub is embedded, or ``--data-dir``): only who can read it (root, the service's user) can pair
+a phone. The link printed holds the one-time code in its fragment, shown once; the QR code is
+the same link, for the phone's camera.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the hub's modules are imported by the commands that use them: `intercom --help` stays quick
+    from .hub.pairing import Phone
+
+
+class WebUsageError(Exception):
+    """Bad input: the CLI prints it as one line and exits 2 (cli.UsageError's twin, no import circle)."""
+
+
+def register(commands: argparse._SubParsersAction, data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``web`` and its commands to the CLI; ``data_dir`` adds the usual ``--data-dir`` flag."""
+    web = commands.add_parser("web", help="pair phones with the web desk: add, list, revoke")
+    web_commands = web.add_subparsers(dest="web_command", required=True)
+    add = web_commands.add_parser("add", help="a one-time pairing link and its QR code (10 minutes, usable once)")
+    add.add_argument("--identity", required=True, help="the phone's name on the hub, 1-30 of A-Z a-z 0-9 _")
+    add.add_argument("--name", help="what `intercom web list` calls it (default: the identity)")
+    add.add_argument("--call-flow", help="the flow the phone may start calls into (default: none, it only answers)")
+    add.add_argument("--env-file", type=Path, help="the settings of the unit that runs the hub (default)")
+    add.add_argument("--data-dir", type=Path, help="a hub of its own (intercom hub): its data directory")
+    add.add_argument("--hub-url", help="https://host:port as the phone reaches the hub (default: this machine's name)")
+    add.add_argument("--no-qr", action="store_true", help="print the link only")
+    add.set_defaults(func=_add)
+    listing = web_commands.add_parser("list", help="the paired phones: identity, name, paired, last token, revoked")
+    data_dir(listing)
+    listing.set_defaults(func=_list)
+    revoke = web_commands.add_parser("revoke", help="revoke a phone: no more tokens, disconnected at once")
+    data_dir(revoke)
+    revoke.add_argument("phone", help="its identity (every phone of it) or its id")
+    revoke.set_defaults(func=_revoke)
+
+
+def _add(args: argparse.Namespace) -> None:
+    import segno
+
+    from .hub import Storage
+    from .hub.pairing import CODE_SECONDS, PhoneBook, pairing_link
+
+    data_dir, origin = _hub_of(args)
+    storage = Storage(data_dir)
+    try:
+        invitation = PhoneBook(storage).invite(args.identity, args.name, args.call_flow)
+    except ValueError as exc:  # PairingError, InvalidIdentity
+        raise WebUsageError(str(exc)) from None
+    finally:
+        storage.close()
+    link = pairing_link(origin, invitation.code)
+    minutes = round(CODE_SECONDS / 60)
+    print(f"Open this on {invitation.phone.name}'s phone within {minutes} minutes (it works once):")
+    print(link)
+    if not args.no_qr:
+        out = io.StringIO()
+        segno.make(link, error="m").terminal(out=out, compact=True)
+        print(out.getvalue(), end="")
+    print(f"(phone {invitation.phone.id}; `intercom web revoke {invitation.phone.identity}` ends it)", file=sys.stderr)
+
+
+def _hub_of(args: argparse.Namespace) -> tuple[Path, str]:
+    """The hub's data directory and its https origin, from --data-dir or the embedded hub's env file."""
+    from .appliance.enrolment import HubSide
+    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings
+
+    if args.data_dir is not None:
+        if args.hub_url is None:
+            raise WebUsageError("--data-dir needs --hub-url https://host:port")
+        data_dir, url = args.data_dir, args.hub_url
+    else:
+        try:
+            settings, _ = load_settings(args.env_file or DEFAULT_ENV_FILE)
+        except SettingsError as exc:
+            raise WebUsageError(str(exc)) from None
+        if not settings.hub_embedded:
+            raise WebUsageError("this unit runs no hub (INTERCOM_HUB_EMBEDDED): run it on the hub's machine")
+        hub = HubSide.of_embedded(settings, args.hub_url)
+        data_dir, url = hub.data_dir, hub.url.replace("wss://", "https://", 1)
+    if not url.startswith("https://"):
+        raise WebUsageError(f"the hub URL must be https://host:port (a phone's browser needs it), not {url!r}")
+    return data_dir, url
+
+
+def _list(args: argparse.Namespace) -> None:
+    from .hub import Storage
+    from .hub.pairing import PhoneBook
+
+    storage = Storage(args.data_dir)
+    try:
+        phones = PhoneBook(storage).phones()
+    finally:
+        storage.close()
+    for phone in phones:
+        print(_row(phone))
+
+
+def _row(phone: Phone) -> str:
+    paired = f"paired {_when(phone.paired_at)} ({phone.device})" if phone.paired_at is not None else "not paired"
+    token = f"last token {_when(phone.last_token_at)}" if phone.last_token_at is not None else "no token yet"
+    revoked = f"revoked {_when(phone.revoked_at)}" if phone.revoked_at is not None else "active"
+    return f"{phone.id}  {phone.identity}  {phone.name!r}  {paired}  {token}  {revoked}"
+
+
+def _when(at: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(at)) if at is not None else "-"
+
+
+def _revoke(args: argparse.Namespace) -> None:
+    from .hub import Storage
+    from .hub.pairing import PairingError, PhoneBook
+
+    storage = Storage(args.data_dir)
+    try:
+        revoked = PhoneBook(storage).revoke(args.phone)
+    except PairingError as exc:
+        raise WebUsageError(str(exc)) from None
+    finally:
+        storage.close()
+    for phone in revoked:
+        print(f"revoked {_row(phone)}")
