@@ -326,7 +326,7 @@ def _data_dir(parser: argparse.ArgumentParser) -> None:
 
 def _run_hub(args: argparse.Namespace) -> None:
     os.umask(0o077)  # as the service's UMask=: what the hub writes (recordings, the database) is its user's alone
-    from .auth.certificates import fingerprint_of_file, loopback_only
+    from .auth.certificates import loopback_only, pin_of_file
     from .hub import HubConfig, run_hub
     from .hub.config import HUB_MEDIA
     from .hub.tls import served_url, tls_files
@@ -348,7 +348,7 @@ def _run_hub(args: argparse.Namespace) -> None:
         raise UsageError(f"--data-dir {args.data_dir}: cannot keep the certificate there ({exc.strerror})") from None
     url = served_url(args.host, args.port, secure=cert is not None)
     if cert is not None:
-        log.info("serving %s, certificate SHA-256 fingerprint %s", url, fingerprint_of_file(cert))
+        log.info("serving %s, certificate SHA-256 fingerprint %s", url, pin_of_file(cert))
     elif args.insecure_plain and not loopback_only(args.host):
         log.warning(
             "serving plain %s (--insecure-plain): tokens and unlock codes cross the network readable; "

@@ -19,6 +19,8 @@ need=(python3-venv:venv libportaudio2:lib/libportaudio.so.2 espeak-ng:espeak-ng)
 if [ "$mode" != "--demo" ]; then
   # jackd2: the tests' sound card (JACK's dummy backend); node, npm, chromium: the browser tests
   need+=(jackd2:jackd nodejs:node npm:npm chromium:chromium)
+  # certutil: the web tests give Chromium an NSS database that trusts the test CA
+  need+=(libnss3-tools:certutil)
   # deploy/image/assemble.sh and its tests: partitions and filesystems in files, no mounts
   need+=(fdisk:sfdisk dosfstools:mkfs.vfat mtools:mcopy e2fsprogs:mkfs.ext4 shellcheck:shellcheck)
 fi
@@ -67,7 +69,7 @@ fi
 
 # -- node harnesses: JsSIP in headless Chromium, MessageBird's Node SDK ---------------------
 if [ "$mode" != "--demo" ]; then
-  for harness in tests/browser tests/hub/sdk; do
+  for harness in tests/browser tests/web tests/hub/sdk; do
     bstamp=$harness/node_modules/.intercom-$(sha256sum "$harness/package-lock.json" | cut -c1-16)
     if [ ! -e "$bstamp" ]; then
       say "installing the node harness in $harness (npm ci)"

@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..auth import PHONES, unit_scope, warn_if_legacy
-from ..auth.certificates import CERT_NAME, fingerprint_of_file, loopback_only
+from ..auth.certificates import CERT_NAME, loopback_only, pin_of_file
 from ..http_client import OutboundPolicy
 from ..hub import HubConfig, RunningHub, Storage, running_hub
 from ..hub.callflows import CallFlow
@@ -214,7 +214,7 @@ class EmbeddedHub:
             log.info(
                 "the hub serves %s, certificate SHA-256 fingerprint %s",
                 served_url(settings.hub_listen, self.port, secure=True),
-                fingerprint_of_file(cert),
+                pin_of_file(cert),
             )
         self._stack = contextlib.AsyncExitStack()
         self.running: RunningHub | None = None

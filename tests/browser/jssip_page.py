@@ -19,10 +19,10 @@ CHROMIUM = "/usr/bin/chromium"
 CALL_HARNESS = HERE / "jssip_call.mjs"
 
 
-def require_browser() -> None:
+def require_browser(node_modules: Path = HERE / "node_modules") -> None:
     """Fail with the one command that fixes it when node, Chromium or the node modules are missing."""
     missing = [what for what, ok in (("node", shutil.which("node")), ("chromium", Path(CHROMIUM).exists()),
-               ("tests/browser/node_modules", (HERE / "node_modules").is_dir())) if not ok]  # fmt: skip
+               (str(node_modules), node_modules.is_dir())) if not ok]  # fmt: skip
     assert not missing, f"missing {missing}: run scripts/setup.sh"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from intercom.auth.certificates import fingerprint_of_file, own_certificate
+from intercom.auth.certificates import fingerprint_of_file, own_certificate, pin_of_file
 from intercom.hub.tls import certificate_fingerprint, served_url
 from intercom.hub.tls import tls_files as serving
 
@@ -12,7 +12,7 @@ from intercom.hub.tls import tls_files as serving
 def test_the_pin_is_the_hubs_own_certificates_made_once(tmp_path):
     data_dir = tmp_path / "hub"
     first = certificate_fingerprint(data_dir)  # what `intercom units add` prints
-    assert first == certificate_fingerprint(data_dir) == fingerprint_of_file(own_certificate(data_dir)[0])
+    assert first == certificate_fingerprint(data_dir) == pin_of_file(own_certificate(data_dir)[0])
 
 
 def test_the_installers_certificate_is_the_one_pinned_when_there_is_one(tmp_path, tls_files):
