@@ -16,6 +16,7 @@ import { launch } from './browser.mjs';
 const options = JSON.parse(process.argv[2] || '{}');
 const browser = await launch(options);
 let page = null;
+const fulfilled = new Map();
 // The page's status element's every change, recorded from outside the page (a MutationObserver).
 const RECORDERS = `
   window.__peerConnections = [];
@@ -23,12 +24,18 @@ const RECORDERS = `
   window.RTCPeerConnection = class extends Native {
     constructor(...args) { super(...args); window.__peerConnections.push(this); }
   };
-  window.__statuses = [];
+  // Each status the page showed, in order: a change's old value is kept, as two changes in one
+  // task reach an observer as one call.
+  const shown = [];
+  window.__statuses = () => [...shown, document.getElementById('status')?.dataset.status];
   document.addEventListener('DOMContentLoaded', () => {
     const status = document.getElementById('status');
     if (!status) return;
-    new MutationObserver(() => window.__statuses.push(status.dataset.status))
-      .observe(status, { attributes: true, attributeFilter: ['data-status'] });
+    new MutationObserver((changes) => changes.forEach((change) => shown.push(change.oldValue))).observe(status, {
+      attributes: true,
+      attributeOldValue: true,
+      attributeFilter: ['data-status'],
+    });
   });
 `;
 
@@ -93,8 +100,22 @@ const ops = {
   },
   // Answer requests for `url` (a glob) with `status` and JSON `body` from now on: a hub that
   // misbehaves in one precise way, the rest of it real.
+  // "fulfilled" says how many requests were answered so.
   async fulfil({ url, status = 200, body }) {
-    await page.route(url, (route) => route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) }));
+    fulfilled.set(url, 0);
+    await page.route(url, (route) => {
+      fulfilled.set(url, fulfilled.get(url) + 1);
+      return route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
+    });
+  },
+  async fulfilled({ url }) {
+    return fulfilled.get(url);
+  },
+  // Until `expression` (a function's source) returns something truthy in the page.
+  async waitUntil({ expression, ms = 10000 }) {
+    // A function, not a string: Playwright would eval a string inside the page, which its CSP forbids.
+    const predicate = new Function(`return (${expression})();`);
+    await page.waitForFunction(predicate, null, { timeout: ms, polling: 100 });
   },
   async screenshot({ path }) {
     await page.screenshot({ path });
