@@ -6,9 +6,9 @@
 //   -> {"ready": true}
 //   {"id": 1, "op": "goto", "url": "https://127.0.0.1:4433/desk/"}  -> {"id": 1, "ok": true, "result": null}
 //
-// Before any page script runs, every RTCPeerConnection the page makes is kept in
-// window.__peerConnections (from outside the page, as an audio probe would be plugged in): the
-// "farEndPitch" command measures what the far end sends from there.
+// Before any page script runs, probes are plugged in from outside the page (RECORDERS): every
+// RTCPeerConnection it makes (window.__peerConnections: "farEndPitch" measures what the far end
+// sends), every blob it makes a URL of (window.__blobs), every status it shows (window.__statuses()).
 
 import readline from 'node:readline';
 import { launch } from './browser.mjs';
@@ -23,6 +23,15 @@ const RECORDERS = `
   const Native = window.RTCPeerConnection;
   window.RTCPeerConnection = class extends Native {
     constructor(...args) { super(...args); window.__peerConnections.push(this); }
+  };
+  // Each blob the page turns into a URL (a voicemail), to be read back: the CSP lets the page
+  // play a blob URL but not fetch one.
+  window.__blobs = new Map();
+  const createObjectURL = URL.createObjectURL;
+  URL.createObjectURL = (blob) => {
+    const url = createObjectURL(blob);
+    window.__blobs.set(url, blob);
+    return url;
   };
   // Each status the page showed, in order: a change's old value is kept, as two changes in one
   // task reach an observer as one call.

@@ -23,6 +23,7 @@ from intercom.sdk import CallStatus
 
 from ..appliance.controllers import CODE, Board
 from ..conftest import connect_unit
+from ..flows.flows import call_log, store, until_over
 from ..units import DOOR_HZ, STEP, store_flow
 from .desk_page import PHONE, DeskBrowser, desk_browser
 
@@ -35,6 +36,9 @@ RELAY_PULSE_S = 2.5
 SCREENSHOTS_ENV = "INTERCOM_DESK_SCREENSHOTS"
 TOKEN_URL = "**/desk/api/token"
 FORBIDDEN_ATTEMPTS = 5  # the seed's: REGISTERs refused 403 before the SDK gives up
+VOICEMAIL_SECONDS = 2
+# What sw.js keeps: the page (under /desk/, whatever the address) and its assets (without ?v=).
+SHELL = ("", "app.js", "desk.css", "manifest.webmanifest", "icons/icon-192.png", "icons/icon-512.png", "ring.wav")
 REFRESH_SECONDS = 5  # app.js: how often the page asks for the doors, and so learns it was revoked
 
 
@@ -176,6 +180,38 @@ async def test_a_revoked_phone_stops_and_gets_no_more_tokens(browser, web_hub, p
     assert await browser.evaluate("() => localStorage.getItem('intercom.credential')") is None
 
 
+# The pitch of what the page's voicemail player holds: its blob decoded, its zero crossings counted.
+VOICEMAIL_PITCH = """async () => {
+  const player = document.getElementById('voicemail');
+  const bytes = await window.__blobs.get(player.src).arrayBuffer();
+  const context = new AudioContext();
+  const audio = await context.decodeAudioData(bytes);
+  context.close();
+  const samples = audio.getChannelData(0);
+  let crossings = 0;
+  for (let i = 1; i < samples.length; i++) if ((samples[i - 1] < 0) !== (samples[i] < 0)) crossings++;
+  return {src: player.src, hz: crossings / 2 / audio.duration, played: player.currentTime > 0 || player.ended};
+}"""
+
+
+async def test_a_voicemail_left_earlier_plays_from_the_call_log(browser, web_hub, phones):
+    store(web_hub, [{"action": "record", "options": {"maxLength": VOICEMAIL_SECONDS, "timeout": 0}}])
+    door = await connect_unit(web_hub, "door", DOOR_HZ, outgoing="door", incoming=False)
+    try:
+        door.start_call()
+        await until_over(door)
+        (_, _, (recording,)) = await call_log(web_hub)
+    finally:
+        async with asyncio.timeout(STEP):
+            await door.client.destroy()
+    await pair(browser, web_hub, phones)
+    await browser.click(f'#calls li[data-id="{recording.call_id}"] button.play')
+    await browser.do("waitUntil", expression="() => document.getElementById('voicemail').currentTime > 0")
+    played = await browser.evaluate(VOICEMAIL_PITCH)
+    assert played["src"].startswith("blob:") and played["played"]
+    assert played["hz"] == pytest.approx(DOOR_HZ, rel=0.1)  # the door's own tone, left a moment ago
+
+
 async def refused(browser: DeskBrowser, web_hub, phones: PhoneBook, token: str, seconds: float) -> list[str]:
     """Pair, with the hub's token endpoint answering ``token`` (one the hub would never give a
     phone) until the page's status went through error; the statuses it showed."""
@@ -205,3 +241,19 @@ async def test_a_token_beyond_its_keys_scope_ends_in_the_seeds_403_sequence(brow
     assert "connected" not in statuses and statuses.index("connecting") < statuses.index("error")
     assert (await browser.text("#notice")).startswith("403: ")
     assert await browser.do("fulfilled", url=TOKEN_URL) == FORBIDDEN_ATTEMPTS
+
+
+async def test_the_page_installs_its_service_worker_which_keeps_the_shell_but_never_the_api(browser, web_hub, phones):
+    await pair(browser, web_hub, phones)
+    await browser.do("waitUntil", expression="() => navigator.serviceWorker.controller !== null")  # clients.claim()
+    await browser.goto(web_hub.url("/desk/"))  # a load through the worker: the API's answers pass it by
+    await browser.shows('#status[data-status="connected"]')
+    kept = await browser.evaluate(
+        "async () => (await Promise.all((await caches.keys()).map(async (name) =>"
+        " (await (await caches.open(name)).keys()).map((request) => request.url)))).flat()"
+    )
+    paths = sorted(url.removeprefix(web_hub.origin) for url in kept)
+    assert paths == sorted(f"/desk/{name}" for name in SHELL)
+    manifest = await browser.evaluate("async () => (await fetch('manifest.webmanifest')).json()")
+    assert (manifest["start_url"], manifest["scope"], manifest["display"]) == ("/desk/", "/desk/", "standalone")
+    assert {icon["sizes"] for icon in manifest["icons"]} == {"192x192", "512x512"}
