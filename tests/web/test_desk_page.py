@@ -257,3 +257,15 @@ async def test_the_page_installs_its_service_worker_which_keeps_the_shell_but_ne
     manifest = await browser.evaluate("async () => (await fetch('manifest.webmanifest')).json()")
     assert (manifest["start_url"], manifest["scope"], manifest["display"]) == ("/desk/", "/desk/", "standalone")
     assert {icon["sizes"] for icon in manifest["icons"]} == {"192x192", "512x512"}
+
+
+async def test_a_browser_that_needs_a_tap_for_sound_asks_once_then_rings(web_hub, phones, door):
+    async with desk_browser(web_hub.ca_file, viewport=PHONE, autoplay=False) as browser:
+        await pair(browser, web_hub, phones)
+        await browser.shows("#sound")
+        assert "no sound until you tap" in await browser.text("#sound")
+        await browser.click("#enable-sound")
+        await browser.hidden("#sound")
+        await door_rings(browser, door)
+        await browser.do("waitUntil", expression="() => !document.getElementById('ring').paused")
+        await browser.hidden("#sound")

@@ -1,44 +1,41 @@
 // The ring tone. Browsers play sound only after the person has touched the page once (autoplay
-// policy); when the first try is refused, the page asks for that tap once, and says why.
+// policy); where this one would refuse, the page asks for that tap once, and says why.
 import { $ } from './ui.js';
 
-let soundAllowed = false;
-
-function askForTap() {
-  $('sound').hidden = false;
+/** Would this browser refuse to play the ring unasked? (Muted playing is always allowed, so
+ * trying it says nothing: ask the policy, or see whether a new AudioContext starts suspended.) */
+function soundNeedsTap() {
+  if (navigator.getAutoplayPolicy) return navigator.getAutoplayPolicy('mediaelement') !== 'allowed';
+  const context = new AudioContext();
+  const suspended = context.state === 'suspended';
+  context.close();
+  return suspended;
 }
 
-/** Try to play (silently) so the browser says now, not at the first ring, whether it needs a tap. */
-export async function prepareSound() {
+/** The tap: playing inside it (silently) is what lets the ring play later without one. */
+async function enableSound() {
   const ring = $('ring');
-  $('enable-sound').addEventListener('click', async () => {
-    ring.muted = false;
-    await ring.play().catch(() => {});
-    ring.pause();
-    soundAllowed = true;
-    $('sound').hidden = true;
-  });
-  ring.muted = true;
-  try {
-    await ring.play();
-    soundAllowed = true;
-  } catch {
-    askForTap();
-  } finally {
-    ring.pause();
-    ring.muted = false;
-  }
+  ring.volume = 0;
+  await ring.play().catch(() => {});
+  ring.pause();
+  ring.volume = 1;
+  $('sound').hidden = true;
+}
+
+export function prepareSound() {
+  $('enable-sound').addEventListener('click', enableSound);
+  $('sound').hidden = !soundNeedsTap();
 }
 
 export async function startRinging() {
   const ring = $('ring');
   ring.currentTime = 0;
+  document.body.dataset.ringing = 'true';
   try {
     await ring.play();
   } catch {
-    if (!soundAllowed) askForTap();
+    $('sound').hidden = false; // refused after all: the visitor rings in silence until a tap
   }
-  document.body.dataset.ringing = 'true';
 }
 
 export function stopRinging() {
