@@ -144,6 +144,15 @@ async def test_the_door_rings_the_page_which_answers_talks_and_opens_the_door(
     await board.until(lambda: board.pulses)
     assert board.pulses == [RELAY_PULSE_S]
     await browser.shows('#unlock-result[data-result="sent"]')
+    heard: list[str] = []
+    digit_heard = asyncio.Event()
+    controller.call.on("digits", lambda digit, *_: (heard.append(digit), digit_heard.set()))
+    await browser.click('#keypad button:text-is("5")')
+    async with asyncio.timeout(STEP):
+        await digit_heard.wait()
+    assert heard == ["5"]
+    await browser.click("#mute")
+    await browser.shows('#mute[aria-pressed="true"]')  # set from the call's own `muted` event
     await browser.do("screenshot", path=str(screenshots / "desk-in-call.png"))
     await browser.click("#hangup")
     await until_call_ends(controller)
