@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from ..conftest import end_with_its_input
 from ..units import STEP
 from .conftest import HERE, require_web_browser
 
@@ -76,7 +75,6 @@ async def desk_browser(ca_file: Path, **options: Any) -> AsyncIterator[DeskBrows
     process = await asyncio.create_subprocess_exec(
         "node", str(HERE / "desk_driver.mjs"), json.dumps({"caFile": str(ca_file), **options}),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        start_new_session=True,  # its own process group, so that Chromium ends with it
     )  # fmt: skip
     browser = DeskBrowser(process)
     try:
@@ -84,13 +82,4 @@ async def desk_browser(ca_file: Path, **options: Any) -> AsyncIterator[DeskBrows
             assert await browser._read() == {"ready": True}
         yield browser
     finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        try:
-            async with asyncio.timeout(STEP):
-                await process.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            async with asyncio.timeout(STEP):
-                await process.wait()
+        await end_with_its_input(process)  # the driver closes Chromium when its input ends
