@@ -8,7 +8,8 @@
 //
 // Before any page script runs, probes are plugged in from outside the page (RECORDERS): every
 // RTCPeerConnection it makes (window.__peerConnections: "farEndPitch" measures what the far end
-// sends), every blob it makes a URL of (window.__blobs), every status it shows (window.__statuses()).
+// sends), every blob it makes a URL of (window.__blobs), every status it shows (window.__statuses()),
+// every CSP violation (window.__cspViolations).
 
 import readline from 'node:readline';
 import { launch } from './browser.mjs';
@@ -33,6 +34,11 @@ const RECORDERS = `
     window.__blobs.set(url, blob);
     return url;
   };
+  // What the page's Content-Security-Policy refused: the page must need nothing it forbids.
+  window.__cspViolations = [];
+  document.addEventListener('securitypolicyviolation', (event) =>
+    window.__cspViolations.push(event.effectiveDirective + ' ' + event.blockedURI),
+  );
   // Each status the page showed, in order: a change's old value is kept, as two changes in one
   // task reach an observer as one call.
   const shown = [];

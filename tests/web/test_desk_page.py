@@ -117,6 +117,8 @@ async def test_the_printed_link_pairs_the_browser_once(browser, web_hub, phones,
     )
     assert stored == [RESIDENT, True, web_hub.url("/desk/")]  # the code is out of the address bar
     await browser.shows('#doors li[data-identity="door"][data-online="true"]')
+    # Chromium's fake devices, from the SDK's MediaSources (in the folded "Microphone and speaker")
+    await browser.do("waitFor", selector="#microphone option", state="attached")
     # the same link again, in a fresh page with the credential gone: used, said so
     await browser.evaluate("() => localStorage.clear()")
     await browser.goto(link)
@@ -157,6 +159,7 @@ async def test_the_door_rings_the_page_which_answers_talks_and_opens_the_door(
     await browser.click("#hangup")
     await until_call_ends(controller)
     await browser.shows("#view-idle")
+    assert await browser.evaluate("() => window.__cspViolations") == []  # it needs nothing its policy forbids
 
 
 async def test_a_rejected_ring_ends_the_doors_call(browser, web_hub, phones, door):
