@@ -71,12 +71,14 @@ const FAR_END_PITCH = async (seconds) => {
   const wave = new Float32Array(analyser.fftSize);
   const spectrum = new Float32Array(analyser.frequencyBinCount);
   const deadline = performance.now() + seconds * 1000;
+  let audible = 0;
   try {
     while (performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
       analyser.getFloatTimeDomainData(wave);
       const rms = Math.sqrt(wave.reduce((sum, x) => sum + x * x, 0) / wave.length);
-      if (rms < 0.01) continue;
+      audible = rms > 0.01 ? audible + 1 : 0;
+      if (audible < 2) continue; // the second audible window lies wholly within the sound
       analyser.getFloatFrequencyData(spectrum);
       let peak = 1;
       for (let i = 2; i < spectrum.length; i++) if (spectrum[i] > spectrum[peak]) peak = i;
