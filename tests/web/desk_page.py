@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from intercom.web import DIST
+
 from ..conftest import end_with_its_input
 from ..units import STEP
 from .conftest import HERE, require_web_browser
@@ -68,10 +70,17 @@ class DeskBrowser:
         return await self.do("evaluate", expression=expression, arg=arg)
 
 
+def require_built_desk() -> None:
+    """Fail with the command that fixes it when the page the hub serves was never built."""
+    built = DIST / "desk" / "index.html"
+    assert built.is_file(), f"missing {built}: run scripts/setup.sh (or: cd intercom/web && npm ci && node build.mjs)"
+
+
 @contextlib.asynccontextmanager
 async def desk_browser(ca_file: Path, **options: Any) -> AsyncIterator[DeskBrowser]:
     """Chromium trusting ``ca_file`` (launch()'s options as keywords), closed at the end."""
     require_web_browser()
+    require_built_desk()
     process = await asyncio.create_subprocess_exec(
         "node", str(HERE / "desk_driver.mjs"), json.dumps({"caFile": str(ca_file), **options}),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
