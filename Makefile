@@ -1,5 +1,5 @@
 # The two commands of the README. Each sets up what it needs first (scripts/setup.sh).
-.PHONY: demo test test-slow setup lint bench image powercut constraints
+.PHONY: demo test test-slow setup lint bench image powercut constraints web
 
 demo:
 	@scripts/setup.sh --demo
@@ -16,6 +16,11 @@ test:
 test-slow:
 	@scripts/setup.sh
 	.venv/bin/python -m pytest -m slow
+
+# The browser side (intercom/web/dist/: the JavaScript SDK and the web desk), with npm and esbuild;
+# the wheel and the image carry it, so a unit never runs npm. setup.sh runs it too.
+web:
+	scripts/build-web.sh
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

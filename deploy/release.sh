@@ -127,7 +127,7 @@ else
   source_dir=$(cd "$source_dir" && pwd)
   version=$("$python" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
     "$source_dir/pyproject.toml")
-  fingerprint=$(cd "$source_dir" && find pyproject.toml README.md intercom -type f ! -name '*.pyc' -print0 |
+  fingerprint=$(cd "$source_dir" && find pyproject.toml README.md intercom -name node_modules -prune -o -type f ! -name '*.pyc' -print0 |
     LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
 fi
 if [ -n "$constraints" ]; then
@@ -169,7 +169,11 @@ if [ ! -f "$release/.intercom-release" ]; then
     # pip builds from a copy, so that the checkout gets no root-owned build files.
     package=$(mktemp -d)
     cleanup+=("$package")
-    tar -C "$source_dir" --exclude=__pycache__ -cf - pyproject.toml README.md intercom | tar -C "$package" -xf -
+    tar -C "$source_dir" --exclude=__pycache__ --exclude=node_modules -cf - pyproject.toml README.md intercom |
+      tar -C "$package" -xf -
+    # A unit does not run npm: the web desk ships built (make web where npm is).
+    [ -f "$source_dir/intercom/web/dist/intercom-sdk.js" ] ||
+      say "warning: $source_dir has no intercom/web/dist (make web): this release serves no web desk"
   fi
   if ! "${pip[@]}" "$package"; then
     rm -rf "$release"

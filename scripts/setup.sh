@@ -3,7 +3,8 @@
 # of the same base): system packages, a virtual environment with the package and its test
 # tools, and the browser-test harness. Safe to run again: what is there is left alone.
 #
-#   scripts/setup.sh          system packages + .venv + the node harnesses (browser, SDK)
+#   scripts/setup.sh          system packages + .venv + the node harnesses (browser, SDK) + the
+#                             web bundles (intercom/web/dist/)
 #   scripts/setup.sh --demo   only what the demo needs (no browser, no test tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,5 +78,7 @@ if [ "$mode" != "--demo" ]; then
       touch "$bstamp"
     fi
   done
+  # the browser side's bundles (intercom/web/dist/), when missing or older than their sources
+  scripts/build-web.sh
 fi
 say "ready"

@@ -94,6 +94,8 @@ mkdir -p "$root" "$work/wheels"
 tar -C "$root" --numeric-owner -xpf "$cache"
 
 say "stage 2: the project's wheel and its arm64 dependencies, as pinned in deploy/constraints.txt"
+# the browser side's bundles go in the wheel: the unit never runs npm
+"$repo/scripts/build-web.sh" || fail "could not build intercom/web/dist (npm and node are needed here)"
 "${PYTHON:-python3}" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$work/wheels" "$repo"
 wheel=$(find "$work/wheels" -name 'intercom-*.whl' | head -1)
 version=$(basename "$wheel" | cut -d- -f2)

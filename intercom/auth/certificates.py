@@ -21,7 +21,6 @@ import ipaddress
 import os
 import re
 import socket
-import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,20 +154,43 @@ def own_certificate(data_dir: Path, names: list[str] | None = None) -> tuple[Pat
     such as a new address. A self-signed certificate made before the CA is kept as it is: units
     pin it whole (docs/web-desk.md says how to switch)."""
     cert_path, key_path = data_dir / CERT_NAME, data_dir / KEY_NAME
-    names = names or hub_names()
-    key = None
-    if cert_path.exists() and key_path.exists():
-        current = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if _self_signed(current) or _fresh_for(current, names):
-            return cert_path, key_path
+    current, key = None, None
+    if key_path.exists():  # kept, with the pin, whatever happens to the certificate
+        if cert_path.exists():
+            current = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            if _self_signed(current):
+                return cert_path, key_path
         loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         assert isinstance(loaded, ec.EllipticCurvePrivateKey), f"{key_path}: not the EC key the hub made"
         key = loaded
+    names = names or hub_names()
     authority = local_authority(data_dir, names)
+    names = permitted_names(authority, names)  # a browser refuses a whole leaf for one name beyond its CA's
+    if current is not None and _fresh_for(current, names):
+        return cert_path, key_path
     certificate, key = issue(authority, names, key)
     _write_private(key_path, private_key_pem(key))
     _write_private(cert_path, certificate.public_bytes(serialization.Encoding.PEM) + authority.certificate_pem())
     return cert_path, key_path
+
+
+def permitted_names(authority: Authority, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` that ``authority``'s name constraints let it vouch for: a DNS name under
+    a permitted one, an address in a permitted network (such as a LAN address that is not private,
+    or a host name given after the CA was made, are not)."""
+    try:
+        constraints = authority.certificate.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return list(names)
+    permitted = constraints.permitted_subtrees or []
+    domains = [entry.value.lower() for entry in permitted if isinstance(entry, x509.DNSName)]
+    networks = [entry.value for entry in permitted if isinstance(entry, x509.IPAddress)]
+    return [
+        name
+        for name in names
+        if (_is_address(name) and any(ipaddress.ip_address(name) in network for network in networks))
+        or (not _is_address(name) and any(name.lower() == d or name.lower().endswith("." + d) for d in domains))
+    ]
 
 
 def _self_signed(certificate: x509.Certificate) -> bool:
@@ -219,9 +241,14 @@ def fingerprint_of_der(der: bytes) -> str:
     return ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
 
 
+def first_certificate_der(cert_path: Path) -> bytes:
+    """The first certificate of a PEM file, which may hold a chain (the hub's does), in DER."""
+    return x509.load_pem_x509_certificate(cert_path.read_bytes()).public_bytes(serialization.Encoding.DER)
+
+
 def fingerprint_of_file(cert_path: Path) -> str:
     """The fingerprint of the first certificate in a PEM file."""
-    return fingerprint_of_der(ssl.PEM_cert_to_DER_cert(cert_path.read_text()))
+    return fingerprint_of_der(first_certificate_der(cert_path))
 
 
 def key_fingerprint_of_der(der: bytes) -> str:
@@ -235,12 +262,16 @@ def key_fingerprint_of_der(der: bytes) -> str:
     return fingerprint_of_der(spki)
 
 
-def pin_of_file(cert_path: Path) -> str:
-    """What a unit pins for the first certificate in a PEM file: a self-signed one whole (as
-    units made before the CA do), one a CA issued by its key, which its renewals keep."""
-    certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    der = certificate.public_bytes(serialization.Encoding.DER)
+def pin_of_der(der: bytes) -> str:
+    """What a unit pins for the certificate ``der``: a self-signed one whole (as units made before
+    the CA do), one a CA issued by its key, which its renewals keep."""
+    certificate = x509.load_der_x509_certificate(der)
     return fingerprint_of_der(der) if _self_signed(certificate) else key_fingerprint_of_der(der)
+
+
+def pin_of_file(cert_path: Path) -> str:
+    """:func:`pin_of_der` of the first certificate in a PEM file."""
+    return pin_of_der(first_certificate_der(cert_path))
 
 
 def normalise_fingerprint(text: str) -> str:

@@ -1,7 +1,8 @@
 """Trusting a hub by its certificate's SHA-256 fingerprint, as a unit pins its hub's own certificate.
 
-No CA vouches for a hub's self-signed certificate, so the TLS layer is told not to check the chain
-or the name, and the check is made here instead, on the certificate itself: between the TLS
+No CA the unit knows vouches for a hub's own certificate, so the TLS layer is told not to check the
+chain or the name, and the check is made here instead, on the certificate itself (or its key, which
+the hub keeps when it renews it): between the TLS
 handshake and the WebSocket's HTTP upgrade. A certificate that is not the pinned one ends the
 connection there, before a byte of HTTP, and so long before the REGISTER that carries the token.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from ..auth.certificates import fingerprint_of_der, matches
+from ..auth.certificates import matches, pin_of_der
 from .errors import CertificateError
 
 
@@ -35,7 +36,7 @@ def pinned_connection(pin: str) -> type[ClientConnection]:
             ssl_object = self.transport.get_extra_info("ssl_object")
             der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
             if not matches(pin, der):
-                shown = fingerprint_of_der(der) if der else None
+                shown = pin_of_der(der) if der else None
                 raise CertificateError(
                     f"the hub's certificate does not match the pinned fingerprint (it shows {shown or 'none'})", shown
                 )  # websockets aborts the connection: nothing was written on it

@@ -1,5 +1,5 @@
 // Bundles the browser side into dist/ (git-ignored, shipped in the wheel):
-//   sdk/src/index.js -> dist/intercom-sdk.js   (ESM, JsSIP bundled in)
+//   sdk/src/index.js -> dist/intercom-sdk.js   (ESM, JsSIP bundled in), sdk/index.d.ts beside it
 //   desk/app.js      -> dist/desk/app.js       (ESM, the SDK bundled in), when the desk exists
 //   every other file of desk/ is copied to dist/desk/ as it is (html, css, manifest, sw.js, ...).
 // Run from anywhere: `node intercom/web/build.mjs`. Exits non-zero on any build error.
@@ -20,8 +20,7 @@ const common = {
   platform: 'browser',
   // Chromium, Safari and Firefox of the last years: what a phone that installs a PWA runs.
   target: ['es2020'],
-  minify: true,
-  sourcemap: true,
+  minify: true, // what ships in the wheel: no source map (node build.mjs is quick to run unminified by hand)
   logLevel: 'warning',
 };
 
@@ -34,6 +33,7 @@ const sdk = await esbuild.build({
   metafile: true,
 });
 await writeFile(path.join(dist, 'THIRD-PARTY-LICENSES.txt'), await licenses(sdk.metafile));
+await cp(path.join(here, 'sdk/index.d.ts'), path.join(dist, 'intercom-sdk.d.ts')); // its types, beside it
 
 if (existsSync(path.join(desk, 'app.js'))) {
   await esbuild.build({

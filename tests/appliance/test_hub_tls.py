@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from intercom.appliance.embedded_hub import plain_warning, serves_plain
-from intercom.auth.certificates import CERT_NAME, KEY_NAME, fingerprint_of_file, own_certificate
+from intercom.auth.certificates import CERT_NAME, KEY_NAME, fingerprint_of_file, own_certificate, pin_of_file
 from intercom.hub import Storage
 from intercom.hub.tls import certificate_fingerprint
 from intercom.sdk import CertificateError, ClientStatus
@@ -45,7 +45,7 @@ async def test_the_door_pins_the_desks_own_certificate_and_it_stays_the_same_acr
     await door.stop()
     await desk.stop()
     again, _ = await boards.start(desk_settings(tmp_path, hub_tls="on", hub_port=desk.hub.port), DESK_HZ)
-    assert again.hub is not None and fingerprint_of_file(again.hub.config.cert_file) == pin
+    assert again.hub is not None and pin_of_file(again.hub.config.cert_file) == pin
     door, _ = await boards.start(door_settings(0, tmp_path / "hub").model_copy(
         update={"hub_url": f"wss://127.0.0.1:{again.hub.port}", "hub_fingerprint": pin}), DOOR_HZ
     )  # fmt: skip
@@ -69,7 +69,7 @@ async def test_a_door_pinned_to_another_certificate_says_so_sends_nothing_and_wa
         async with asyncio.timeout(STEP):
             await refused.wait()
     assert door.retry_pending and door.retry_after_error_s == 60  # not a tight loop
-    shown = fingerprint_of_file(desk.hub.config.cert_file)
+    shown = pin_of_file(desk.hub.config.cert_file)
     assert f"the hub's certificate does not match INTERCOM_HUB_FINGERPRINT: it shows {shown}" in caplog.text
     assert desk.hub.running.registrar.lookup("door") == []  # no REGISTER, so no token, reached the hub
 

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from intercom.appliance.settings import load_settings
 from intercom.auth import AccessKey, IncomingCapability, OutgoingCapability, mint_token, unit_scope
-from intercom.auth.certificates import fingerprint_of_file
+from intercom.auth.certificates import pin_of_file
 from intercom.cli import main
 from intercom.hub import Storage
 from intercom.sdk.registration import RegistrationState
@@ -41,7 +41,7 @@ async def test_the_printed_lines_name_the_hub_its_pin_and_a_key_for_the_door_alo
     desk, door_file, printed = desk_and_door_file
     door, _ = load_settings(door_file)
     assert (door.role, door.identity, door.hub_url) == ("door", "door", f"wss://127.0.0.1:{desk.hub.port}")
-    assert door.hub_fingerprint == fingerprint_of_file(desk.hub.config.cert_file)
+    assert door.hub_fingerprint == pin_of_file(desk.hub.config.cert_file)
     assert door.unlock_from == ("desk",)
     key = desk.hub.running.app.state.storage.get_key(door.access_key_id)
     assert key.scope == unit_scope("door", "door", "ring_desks") and not key.scope.admin
@@ -111,7 +111,7 @@ def test_a_standalone_hub_gets_its_units_from_its_data_dir(tmp_path):
                   "--hub-url", "wss://hub.example:8443", "--call-flow", "ring_door")  # fmt: skip
     lines = dict(line.split("=", 1) for line in printed if not line.startswith("#"))
     assert lines["INTERCOM_HUB_URL"] == "wss://hub.example:8443"
-    assert lines["INTERCOM_HUB_FINGERPRINT"] == fingerprint_of_file(tmp_path / "hub-cert.pem")
+    assert lines["INTERCOM_HUB_FINGERPRINT"] == pin_of_file(tmp_path / "hub-cert.pem")
     assert "INTERCOM_UNLOCK_FROM" not in lines  # a desk opens nothing itself
     assert any("add kitchen to INTERCOM_HUB_DESKS" in line for line in printed)
     storage = Storage(tmp_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from intercom.auth.certificates import FingerprintError, fingerprint_of_file, own_certificate
+from intercom.auth.certificates import FingerprintError, fingerprint_of_file, own_certificate, pin_of_file
 from intercom.hub import HubConfig
 from intercom.sdk import CertificateError, Client, ClientStatus
 
@@ -95,7 +95,7 @@ async def test_another_certificate_is_left_before_a_byte_and_not_retried(tmp_pat
         async with asyncio.timeout(STEP):
             await relay.handled.wait()
         assert relay.received == b""  # not the token, not even the WebSocket upgrade request
-        assert refused.value.shown == fingerprint_of_file(cert) and refused.value.code == 500
+        assert refused.value.shown == pin_of_file(cert) and refused.value.code == 500
         assert events.errors == [refused.value]
         assert events.statuses == [ClientStatus.CONNECTING, ClientStatus.ERROR, ClientStatus.OFFLINE]
         assert relay.connections == 1  # given up, not retried

@@ -61,6 +61,9 @@ export class Call extends Emitter {
    * incoming session. */
   _handlers() {
     return {
+      sending: ({ request }) => {
+        this.id = request.call_id;
+      },
       peerconnection: ({ peerconnection }) => this.#watchMedia(peerconnection),
       progress: ({ originator }) => originator === 'remote' && this.#advance(CallStatus.RINGING),
       accepted: ({ originator, response }) => {
@@ -86,17 +89,21 @@ export class Call extends Emitter {
 
   _attach(session) {
     this.#session = session;
-    this.id = session.request?.call_id ?? '';
     if (session.connection) this.#watchMedia(session.connection);
   }
 
-  _bind(session) {
+  /** An incoming call's session: its Call-ID is the INVITE's. */
+  _bind(session, callId) {
     for (const [event, handler] of Object.entries(this._handlers())) session.on(event, handler);
+    this.id = callId;
     this._attach(session);
   }
 
+  /** An outgoing call starts `connecting` at once; the event comes a tick later, so that the
+   * app that got the call from startCall() hears it too. */
   _start() {
-    this.#advance(CallStatus.CONNECTING);
+    this.#status = CallStatus.CONNECTING;
+    queueMicrotask(() => this._emit('status', CallStatus.CONNECTING));
   }
 
   /** Resolves once the call has ended or failed. */

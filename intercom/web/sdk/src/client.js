@@ -147,8 +147,9 @@ export class MessageBirdClient extends Emitter {
       register: true,
       register_expires: REQUESTED_EXPIRES,
       session_timers: true,
-      connection_recovery_min_interval: this.reconnectDelayMin / 1000,
-      connection_recovery_max_interval: this.reconnectDelayMax / 1000,
+      // JsSIP takes whole seconds
+      connection_recovery_min_interval: Math.max(1, Math.round(this.reconnectDelayMin / 1000)),
+      connection_recovery_max_interval: Math.max(1, Math.round(this.reconnectDelayMax / 1000)),
     });
     this.#applyToken();
     this.#listen(this.#ua);
@@ -181,18 +182,19 @@ export class MessageBirdClient extends Emitter {
     const userData = encodeUserData(params);
     if (userData) extraHeaders.push(`WebRTC-UserData: ${userData}`);
     const handlers = call._handlers();
+    // The published client reports the time from the INVITE to the first 180/183, once.
     let sentAt = null;
-    const reportDelay = handlers.progress;
-    handlers.sending = () => {
+    const { sending, progress } = handlers;
+    handlers.sending = (event) => {
       sentAt = performance.now();
+      sending(event);
     };
     handlers.progress = (event) => {
-      // The published client reports the time to the first 180/183 once, out of dialog.
       if (event.originator === 'remote' && sentAt !== null) {
-        this.#reportPostDialDelay(session, performance.now() - sentAt);
+        this.#reportPostDialDelay(call.id, performance.now() - sentAt);
         sentAt = null;
       }
-      reportDelay(event);
+      progress(event);
     };
     this.#track(call);
     call._start();
@@ -206,12 +208,12 @@ export class MessageBirdClient extends Emitter {
     return call;
   }
 
-  #reportPostDialDelay(session, milliseconds) {
+  #reportPostDialDelay(callId, milliseconds) {
     const body = JSON.stringify({ clientPostDialDelay: milliseconds.toFixed(3) });
     try {
       this.#ua?.sendMessage(`sip:${CALL_TARGET_USER}@${this.#domain}`, body, {
         contentType: 'text/plain',
-        extraHeaders: [`X-Call-Relates: ${session.request.call_id}`],
+        extraHeaders: [`X-Call-Relates: ${callId}`],
       });
     } catch (error) {
       console.warn('post-dial delay not reported', error);
@@ -276,8 +278,8 @@ export class MessageBirdClient extends Emitter {
         await this.#fetchToken();
         if (this.#ua !== ua) return;
         this.#applyToken();
+        ua.start(); // a new WebSocket, the same Contact and Call-ID (it closes the old one first)
         this.#stopping = false;
-        ua.start(); // a new WebSocket, the same Contact and Call-ID
       }, this.forbiddenRetryDelay);
     } else if (code === 406) {
       this.#fail(ua, new NotAcceptableError(response.reason_phrase));
@@ -307,10 +309,12 @@ export class MessageBirdClient extends Emitter {
     this.#setStatus(ClientStatus.OFFLINE);
   }
 
-  /** Stop the UA and wait for its socket to close, at most `timeout` ms (0: do not wait). */
+  /** Stop the UA (un-REGISTER, close the socket); resolves once the hub has answered the
+   * un-REGISTER or the socket is closed, at most `timeout` ms (0: do not wait). */
   #stop(ua, timeout) {
     this.#stopping = true;
     const closed = new Promise((resolve) => {
+      ua.once('unregistered', resolve);
       ua.once('disconnected', resolve);
       setTimeout(resolve, timeout);
     });
@@ -333,7 +337,7 @@ export class MessageBirdClient extends Emitter {
 
   #offered(session, request) {
     const call = new Call();
-    call._bind(session);
+    call._bind(session, request.call_id);
     const incoming = new IncomingCall(session, request, call, {
       mediaConstraints: { audio: true, video: false },
       pcConfig: { iceServers: this.#turn },

@@ -18,7 +18,6 @@ export class IncomingCall {
     this.displayName = session.remote_identity?.display_name ?? null;
     /** Who the hub asserts is calling (P-Asserted-Identity), or null (a Voice API call). */
     this.remoteIdentity = assertedIdentity(request);
-    call.id = this.id;
     call.remoteIdentity = this.remoteIdentity;
   }
 
