@@ -29,7 +29,15 @@ from .auth import (
 )
 from .auth.keys import SPLIT_HINT
 from .http_client import DEFAULT_OUTBOUND, OutboundPolicy
-from .hub_flags import CALL_LIMITS, CONNECTION_LIMITS, DURABILITY, STORAGE_LIMITS, add_limit_flags, limits_given
+from .hub_flags import (
+    CALL_LIMITS,
+    CONNECTION_LIMITS,
+    DURABILITY,
+    PAIRING,
+    STORAGE_LIMITS,
+    add_limit_flags,
+    limits_given,
+)
 from .pairing_commands import WebUsageError
 
 if TYPE_CHECKING:
@@ -132,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_flags(hub, "call limits (docs/call-limits.md)", CALL_LIMITS)
     add_limit_flags(hub, STORAGE_TITLE, STORAGE_LIMITS)
     add_limit_flags(hub, "crashes and power cuts (docs/storage.md)", DURABILITY)
+    add_limit_flags(hub, "paired phones (docs/web-desk.md)", PAIRING)
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -376,7 +385,7 @@ def _run_hub(args: argparse.Namespace) -> None:
         allowed_origins=origins,
         outbound=_outbound(args),
         storage_limits=_storage_limits(args),
-        **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY),
+        **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY + PAIRING),
     )
     run_hub(config, log_level=args.log_level)
 
@@ -475,8 +484,8 @@ def _keys_revoke(args: argparse.Namespace) -> None:
 
 def _units_add(args: argparse.Namespace) -> None:
     from .appliance.embedded_hub import serves_plain
-    from .appliance.enrolment import HubSide, add_unit
-    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings
+    from .appliance.enrolment import HubSide, add_unit, embedded_hub_settings
+    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError
     from .auth.certificates import loopback_only
 
     before_tls = False
@@ -487,11 +496,9 @@ def _units_add(args: argparse.Namespace) -> None:
         hub = HubSide(args.data_dir, args.hub_url, args.cert, desks)
     else:
         try:
-            settings, _ = load_settings(args.env_file or DEFAULT_ENV_FILE)
+            settings = embedded_hub_settings(args.env_file or DEFAULT_ENV_FILE)
         except SettingsError as exc:
             raise UsageError(str(exc)) from None
-        if not settings.hub_embedded:
-            raise UsageError("this unit runs no hub (INTERCOM_HUB_EMBEDDED): run it on the hub's machine")
         if settings.hub_tls == "off":
             raise UsageError("the hub serves plain ws (INTERCOM_HUB_TLS=off): set INTERCOM_HUB_TLS=auto first")
         if loopback_only(settings.hub_listen) and settings.hub_tls != "on":

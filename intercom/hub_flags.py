@@ -51,6 +51,11 @@ DURABILITY = (  # docs/storage.md, "Crashes and power cuts"
         "time (default 10)",
     ),
 )
+PAIRING = (  # intercom.hub.desk_api; docs/web-desk.md, "Pairing"
+    Limit("desk_token_seconds", int, "lifetime of a paired phone's tokens; its page refreshes them (default 600)"),
+    Limit("pairing_max_bad_codes", int, "bad pairing codes one address may send in the window, then 429 (default 5)"),
+    Limit("pairing_bad_code_window", float, "seconds bad pairing codes are counted over (default 600)"),
+)
 STORAGE_LIMITS = (  # intercom.hub.retention.StorageLimits.of; the unit's INTERCOM_HUB_* have the same names
     Limit("recordings_quota_mb", int, "recordings may use this many MB in all; the oldest go first"),
     Limit("recording_max_seconds", float, "one recording stops at this length (the call goes on)"),

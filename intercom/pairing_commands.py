@@ -51,8 +51,9 @@ def _add(args: argparse.Namespace) -> None:
 
     from .hub import Storage
     from .hub.pairing import CODE_SECONDS, PhoneBook, pairing_link
+    from .hub.tls import authority_fingerprint
 
-    data_dir, origin = _hub_of(args)
+    data_dir, origin, cert_file = _hub_of(args)
     storage = Storage(data_dir)
     try:
         invitation = PhoneBook(storage).invite(args.identity, args.name, args.call_flow)
@@ -62,36 +63,37 @@ def _add(args: argparse.Namespace) -> None:
         storage.close()
     link = pairing_link(origin, invitation.code)
     minutes = round(CODE_SECONDS / 60)
-    print(f"Open this on {invitation.phone.name}'s phone within {minutes} minutes (it works once):")
+    print(f"Open this link on the phone ({invitation.phone.name}) within {minutes} minutes; it works once:")
     print(link)
     if not args.no_qr:
         out = io.StringIO()
         segno.make(link, error="m").terminal(out=out, compact=True)
         print(out.getvalue(), end="")
+    if (fingerprint := authority_fingerprint(data_dir, cert_file)) is not None:
+        print(f"Hub CA fingerprint (compare on the phone before trusting it): {fingerprint}")
     print(f"(phone {invitation.phone.id}; `intercom web revoke {invitation.phone.identity}` ends it)", file=sys.stderr)
 
 
-def _hub_of(args: argparse.Namespace) -> tuple[Path, str]:
-    """The hub's data directory and its https origin, from --data-dir or the embedded hub's env file."""
-    from .appliance.enrolment import HubSide
-    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError, load_settings
+def _hub_of(args: argparse.Namespace) -> tuple[Path, str, Path | None]:
+    """The hub's data directory, its https origin and the installer's certificate if any, from
+    --data-dir or the embedded hub's env file."""
+    from .appliance.enrolment import HubSide, embedded_hub_settings
+    from .appliance.settings import DEFAULT_ENV_FILE, SettingsError
 
     if args.data_dir is not None:
         if args.hub_url is None:
             raise WebUsageError("--data-dir needs --hub-url https://host:port")
-        data_dir, url = args.data_dir, args.hub_url
+        data_dir, url, cert_file = args.data_dir, args.hub_url, None
     else:
         try:
-            settings, _ = load_settings(args.env_file or DEFAULT_ENV_FILE)
+            settings = embedded_hub_settings(args.env_file or DEFAULT_ENV_FILE)
         except SettingsError as exc:
             raise WebUsageError(str(exc)) from None
-        if not settings.hub_embedded:
-            raise WebUsageError("this unit runs no hub (INTERCOM_HUB_EMBEDDED): run it on the hub's machine")
         hub = HubSide.of_embedded(settings, args.hub_url)
-        data_dir, url = hub.data_dir, hub.url.replace("wss://", "https://", 1)
+        data_dir, url, cert_file = hub.data_dir, hub.url.replace("wss://", "https://", 1), hub.cert_file
     if not url.startswith("https://"):
         raise WebUsageError(f"the hub URL must be https://host:port (a phone's browser needs it), not {url!r}")
-    return data_dir, url
+    return data_dir, url, cert_file
 
 
 def _list(args: argparse.Namespace) -> None:

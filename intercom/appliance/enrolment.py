@@ -18,7 +18,7 @@ from ..auth import unit_scope
 from ..auth.capabilities import check_identity
 from ..hub import Storage
 from ..hub.tls import certificate_fingerprint, served_url
-from .settings import DEFAULT_CALL_FLOW, Settings
+from .settings import DEFAULT_CALL_FLOW, Settings, SettingsError, load_settings
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,15 @@ class HubSide:
         """The hub inside the unit whose env file is ``settings`` (the desk, usually)."""
         url = url or served_url(settings.hub_listen, settings.hub_port, secure=True)
         return cls(settings.hub_data_dir, url, settings.hub_cert_file, settings.desks, settings.hub_doors)
+
+
+def embedded_hub_settings(env_file: Path) -> Settings:
+    """The settings of the unit whose embedded hub a command on the hub's machine works on
+    (``intercom units add``, ``intercom web add``); :class:`SettingsError` when that unit runs none."""
+    settings, _ = load_settings(env_file)
+    if not settings.hub_embedded:
+        raise SettingsError("this unit runs no hub (INTERCOM_HUB_EMBEDDED): run it on the hub's machine")
+    return settings
 
 
 def add_unit(hub: HubSide, role: str, identity: str, flow: str | None = None) -> list[str]:
@@ -66,7 +75,7 @@ def add_unit(hub: HubSide, role: str, identity: str, flow: str | None = None) ->
     if flow != DEFAULT_CALL_FLOW[role]:
         lines.append(f"INTERCOM_CALL_FLOW={flow}")
     if role == "door":
-        lines.append(f"INTERCOM_UNLOCK_FROM={','.join(hub.desks)}")
+        lines.append(f"INTERCOM_UNLOCK_FROM={','.join((*hub.desks, 'group:phones'))}")  # and the paired phones
         lines.append("# and the code of the door's own keypad (6 digits or more), e.g.: INTERCOM_UNLOCK_CODE=583920#")
     rung, variable = (hub.doors, "INTERCOM_HUB_DOORS") if role == "door" else (hub.desks, "INTERCOM_HUB_DESKS")
     if identity not in rung:

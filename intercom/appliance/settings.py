@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     )
     hub_key_file: Path | None = Field(None, description="that certificate's private key (PEM)")
     hub_data_dir: Path = Field(Path("/var/lib/intercom"), description="the embedded hub's database and files")
+    hub_desk_token_seconds: int = Field(
+        600, ge=60, le=86400, description="lifetime of a paired phone's tokens (its page refreshes them)"
+    )
+    hub_pairing_max_bad_codes: int = Field(
+        5, ge=1, description="bad pairing codes one address may send in INTERCOM_HUB_PAIRING_BAD_CODE_WINDOW, then 429"
+    )
+    hub_pairing_bad_code_window: float = Field(
+        600.0, gt=0, allow_inf_nan=False, description="seconds bad pairing codes are counted over"
+    )
     hub_recording_sync_seconds: float = Field(
         2.0,
         gt=0,
@@ -195,7 +204,7 @@ class Settings(BaseSettings):
         "6 digits or more suggested, e.g. 583920# (required on a door; a desk opens with UNLOCK, no code)",
     )
     unlock_from: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("desk",),
+        ("desk", "group:phones"),
         description="who may open the door from a call (their UNLOCK, or a code they type), comma-separated; "
         "group:phones names every phone paired with the hub",
     )

@@ -255,7 +255,7 @@ def identities(destination: str) -> list[str]:
     for item in destination.split(","):
         item = item.strip()
         if not item.startswith((CLIENT_PREFIX, GROUP_PREFIX)):
-            raise ValueError(f"destination {item!r} is neither client:<identity> nor group:<name>")
+            raise ValueError(f"destination {item!r} is not client:<identity> (nor group:<name>)")
         identity = item.removeprefix(CLIENT_PREFIX).removeprefix(GROUP_PREFIX)
         try:
             check_identity(identity)

@@ -78,7 +78,10 @@ def test_the_env_files_key_and_the_default_flows_go_into_the_database_once(tmp_p
         key = storage.get_key(KEY_ID)
         assert key is not None and key.secret == SECRET and not key.revoked
         flows = {flow.id: flow for flow in storage.list_call_flows()}
-        assert flows["ring_desks"].steps[0].options == {"destination": "client:desk,client:attic", "timeout": 20}
+        assert flows["ring_desks"].steps[0].options == {
+            "destination": "client:desk,client:attic,group:phones",
+            "timeout": 20,
+        }
         assert flows["ring_door"].steps[0].options == {"destination": "client:door", "timeout": 20}
 
         storage.delete_call_flow("ring_door")  # the installer's own flow stays as it is

@@ -106,6 +106,9 @@ BAD_EMBEDDED_VALUES = [
     ("INTERCOM_HUB_DELIVERIES_MAX_ROWS", "0", "INTERCOM_HUB_DELIVERIES_MAX_ROWS: Input should be greater than 0"),
     ("INTERCOM_HUB_RECORDING_SYNC_SECONDS", "0", "INTERCOM_HUB_RECORDING_SYNC_SECONDS: Input should be greater than 0"),
     ("INTERCOM_HUB_HEARTBEAT_SECONDS", "inf", "INTERCOM_HUB_HEARTBEAT_SECONDS: Input should be a finite number"),
+    ("INTERCOM_HUB_DESK_TOKEN_SECONDS", "10", "INTERCOM_HUB_DESK_TOKEN_SECONDS: Input should be greater than or equal"),
+    ("INTERCOM_HUB_PAIRING_MAX_BAD_CODES", "0", "INTERCOM_HUB_PAIRING_MAX_BAD_CODES: Input should be greater than"),
+    ("INTERCOM_HUB_PAIRING_BAD_CODE_WINDOW", "nan", "INTERCOM_HUB_PAIRING_BAD_CODE_WINDOW: Input should be a finite"),
 ]
 
 
@@ -164,6 +167,7 @@ BAD_VALUES = [
     ("INTERCOM_UNLOCK_CODE", "123#", "INTERCOM_UNLOCK_CODE: must be 4-16 of 0-9, * and #, at least 4 before a"),
     ("INTERCOM_UNLOCK_CODE", "1" * 17, "INTERCOM_UNLOCK_CODE: must be 4-16 of 0-9, * and #"),
     ("INTERCOM_UNLOCK_FROM", "desk,front desk", "INTERCOM_UNLOCK_FROM: 'front desk': identity 'front desk' is not"),
+    ("INTERCOM_UNLOCK_FROM", "desk,group:a-b", "INTERCOM_UNLOCK_FROM: 'group:a-b': identity 'a-b' is not"),
     ("INTERCOM_STATE_DIR", "var/lib/intercom", "INTERCOM_STATE_DIR: must be an absolute path, not 'var/lib/intercom'"),
     ("INTERCOM_RELAY_PULSE_S", "0", "INTERCOM_RELAY_PULSE_S: Input should be greater than 0"),
     ("INTERCOM_AUTO_ANSWER", "sometimes", "INTERCOM_AUTO_ANSWER: Input should be a valid boolean"),
@@ -218,7 +222,7 @@ def test_config_check_refuses_a_code_of_fewer_than_4_digits_naming_the_variable(
 
 def test_who_may_unlock_defaults_to_the_desk_and_takes_a_list(tmp_path):
     settings, _ = load_settings(env_file(tmp_path))
-    assert settings.unlock_from == ("desk",) and str(settings.state_dir) == "/var/lib/intercom"
+    assert settings.unlock_from == ("desk", "group:phones") and str(settings.state_dir) == "/var/lib/intercom"
     told, _ = load_settings(env_file(tmp_path, INTERCOM_UNLOCK_FROM="hall, attic,hall", INTERCOM_STATE_DIR="/srv/x"))
     assert told.unlock_from == ("hall", "attic") and str(told.state_dir) == "/srv/x"
     nobody, _ = load_settings(env_file(tmp_path, INTERCOM_UNLOCK_FROM=""))

@@ -42,7 +42,7 @@ async def test_the_printed_lines_name_the_hub_its_pin_and_a_key_for_the_door_alo
     door, _ = load_settings(door_file)
     assert (door.role, door.identity, door.hub_url) == ("door", "door", f"wss://127.0.0.1:{desk.hub.port}")
     assert door.hub_fingerprint == pin_of_file(desk.hub.config.cert_file)
-    assert door.unlock_from == ("desk",)
+    assert door.unlock_from == ("desk", "group:phones")
     key = desk.hub.running.app.state.storage.get_key(door.access_key_id)
     assert key.scope == unit_scope("door", "door", "ring_desks") and not key.scope.admin
     assert sum(door.access_key.get_secret_value() in line for line in printed) == 1  # shown once, here

@@ -11,8 +11,11 @@ import httpx
 import pytest
 
 from intercom.auth import PHONES, check_token
+from intercom.hub.callflows import identities
 from intercom.hub.records import CallRecord, LegRecord, RecordingRecord
 from intercom.sdk import ClientStatus
+from intercom.sip.door import asserted_group
+from intercom.sip.headers import Headers
 
 from ..units import STEP
 from .api.call_log import write_wav
@@ -188,3 +191,22 @@ async def test_calls_are_bounded_and_other_recordings_are_not_served(desk_api: D
     errors(await desk_api.get(f"/desk/api/voicemails/{recording.id}.wav", credential), 404)
     _, voicemail = _door_call_with_voicemail(desk_api, time.time())
     errors(await desk_api.http.get(f"/desk/api/voicemails/{voicemail.id}.wav"), 401)
+
+
+def test_a_transfer_may_ring_a_group_named_as_such() -> None:
+    assert identities("client:desk, group:phones,group:phones") == ["desk", "group:phones"]
+    with pytest.raises(ValueError, match="group:a-b"):
+        identities("client:desk,group:a-b")
+    with pytest.raises(ValueError, match="nor group:<name>"):
+        identities("phones")
+
+
+def test_a_group_counts_only_next_to_an_identity_the_hub_asserted() -> None:
+    def parsed(*lines: tuple[str, str]) -> str | None:
+        return asserted_group(Headers(list(lines)))
+
+    identity = ("P-Asserted-Identity", "<sip:anna_phone@hub>")
+    assert parsed(identity, ("P-Intercom-Group", "phones")) == "phones"
+    assert parsed(("P-Intercom-Group", "phones")) is None
+    assert parsed(identity, ("P-Intercom-Group", "phones"), ("P-Intercom-Group", "desks")) is None
+    assert parsed(identity, ("P-Intercom-Group", "phones; admin")) is None
