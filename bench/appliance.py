@@ -37,13 +37,14 @@ from pathlib import Path
 from gpiozero.pins.mock import MockFactory
 from harness import (
     HOST,
+    call_ended,
     cpu_seconds,
     create_key,
     fresh_hub,
     host_environment,
+    ms_summary,
     package_versions,
     parse_args,
-    percentile,
     rss_mb,
     run_and_report,
     wait_phase,
@@ -187,9 +188,9 @@ async def measure_unlocks(port: int, key: AccessKey, workdir: Path, presses: int
     typed_ms.sort()
     return {
         "presses": presses,
-        "unlock_pressed_to_strike_ms": summary(unlock_ms),
-        "sdk_digit_to_door_digits_event_ms": summary(digit_ms),
-        "typed_code_to_strike_ms": summary(typed_ms),
+        "unlock_pressed_to_strike_ms": ms_summary(unlock_ms),
+        "sdk_digit_to_door_digits_event_ms": ms_summary(digit_ms),
+        "typed_code_to_strike_ms": ms_summary(typed_ms),
         "typed_code": f"{len(UNLOCK_CODE.removesuffix('#'))} digits and #, as DTMF",
         "ratio_p50": round(statistics.median(unlock_ms) / statistics.median(digit_ms), 2),
     }
@@ -223,7 +224,7 @@ async def measure_presses(port: int, key: AccessKey, workdir: Path, presses: int
             await asyncio.wait_for(offered.wait(), STEP_TIMEOUT)
             sdk_ms.append((time.monotonic() - started) * 1000)
             desk.controller.press("reject")
-            await asyncio.wait_for(_ended(call), STEP_TIMEOUT)
+            await asyncio.wait_for(call_ended(call), STEP_TIMEOUT)
             await asyncio.wait_for(idle(desk), STEP_TIMEOUT)
     finally:
         await stop_units((door, desk), boards)
@@ -231,22 +232,9 @@ async def measure_presses(port: int, key: AccessKey, workdir: Path, presses: int
     sdk_ms.sort()
     return {
         "presses": presses,
-        "press_to_desk_ringing_ms": summary(press_ms),
-        "sdk_start_call_to_incoming_ms": summary(sdk_ms),
+        "press_to_desk_ringing_ms": ms_summary(press_ms),
+        "sdk_start_call_to_incoming_ms": ms_summary(sdk_ms),
         "ratio_p50": round(statistics.median(press_ms) / statistics.median(sdk_ms), 2),
-    }
-
-
-async def _ended(call) -> None:  # type: ignore[no-untyped-def]
-    while call.status not in (CallStatus.ENDED, CallStatus.FAILED):
-        await asyncio.sleep(0.01)
-
-
-def summary(sorted_ms: list[float]) -> dict[str, float]:
-    return {
-        "p50": round(statistics.median(sorted_ms), 1),
-        "p90": round(percentile(sorted_ms, 0.9), 1),
-        "max": round(sorted_ms[-1], 1),
     }
 
 

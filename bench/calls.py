@@ -9,8 +9,8 @@ Run from the repository root::
 What it does, all on 127.0.0.1:
 
 1. creates a key (``intercom keys create``), the call flows (``intercom callflows create``: one
-   ``transfer`` to ``client:<callee>`` per caller) and a self-signed ECDSA P-256 certificate (the
-   kind a hub makes itself), then starts fresh hub processes for each phase, so that no phase runs
+   ``transfer`` to ``client:<callee>`` per caller) and an ECDSA P-256 certificate (the kind a
+   hub makes itself, issued by its own CA), then starts fresh hub processes for each phase, so that no phase runs
    on a hub another phase has warmed or grown: for the setup and latency phases one plain (ws://)
    and one over TLS (``--cert``, ``--key``; wss://, the clients trusting exactly that
    certificate), whose calls alternate. The SDK clients run in this process, each with its own

@@ -17,6 +17,7 @@ import platform
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,7 +97,7 @@ PLAIN = Transport("plain")
 
 
 def tls_transport(workdir: Path) -> Transport:
-    """A transport whose hub serves an ECDSA P-256 self-signed certificate, the kind a hub makes itself."""
+    """A transport whose hub serves the certificate a hub makes itself: ECDSA P-256, issued by its own CA."""
     from intercom.auth.certificates import own_certificate
 
     cert, key = own_certificate(workdir / "tls")
@@ -346,6 +347,23 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     """Nearest-rank percentile: a value that was actually measured."""
     index = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
     return sorted_values[index]
+
+
+def ms_summary(sorted_ms: list[float]) -> dict[str, float]:
+    """p50, p90 and max of sorted milliseconds, to a tenth."""
+    return {
+        "p50": round(statistics.median(sorted_ms), 1),
+        "p90": round(percentile(sorted_ms, 0.9), 1),
+        "max": round(sorted_ms[-1], 1),
+    }
+
+
+async def call_ended(call: Any) -> None:
+    """Until an SDK call is over (ended or failed): polled, as a call has no event for both."""
+    from intercom.sdk import CallStatus
+
+    while call.status not in (CallStatus.ENDED, CallStatus.FAILED):
+        await asyncio.sleep(0.01)
 
 
 # --- the run -----------------------------------------------------------------------------------

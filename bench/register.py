@@ -8,7 +8,7 @@ Run from the repository root::
 
 What it does, all on 127.0.0.1:
 
-1. makes a self-signed ECDSA P-256 certificate (the kind a hub makes itself), starts a
+1. makes an ECDSA P-256 certificate (the kind a hub makes itself, issued by its own CA), starts a
    ``websockets`` echo server plain and another over TLS, and for each phase fresh ``intercom
    hub`` processes through the CLI, one plain (ws://) and one over TLS (``--cert``, ``--key``;
    wss://), with a temporary data directory and a key made by ``intercom keys create``, so that

@@ -3,8 +3,8 @@
 //
 //   node bench/web_page.mjs '{"caFile": ".../ca-cert.pem"}'   -> {"ready": true}
 //   {"op": "load", "url": ".../desk/", "credential": "...", "identity": "anna_phone", "fresh": true}
-//       -> {"ms": <goto to the status showing "connected">}; fresh: in a new context (nothing
-//          cached, no service worker), else a reload of the page open now
+//       -> {"ms": <goto to the status showing "connected">, "marks": {...}}; fresh: in a new
+//          context (nothing cached, no service worker), else a reload of the page open now
 //   {"op": "ringing", "ms": 10000}  -> {"at": <epoch ms the ringing view showed>}, then re-armed
 //   {"op": "idle", "ms": 10000}     -> {} once the ringing view is gone
 //   {"op": "stop"}
@@ -17,20 +17,37 @@ import { launch } from '../tests/web/browser.mjs';
 
 const CONNECTED = '#status[data-status="connected"]';
 const RINGING = '#view-ringing';
-// Records, from inside the page, when the ringing view first shows: a MutationObserver sees the
-// change in the task that made it, where polling from outside would add its own period. (A
-// function, not a string: the desk's CSP forbids eval.)
-function recordRinging(selector) {
+// Records, from inside the page, when its status first shows "connected" and when the ringing
+// view shows: a MutationObserver sees a change in the task that made it, where polling from
+// outside adds its own period (Playwright's waits poll every animation frame, or slower). A
+// function, not a string: the desk's CSP forbids eval.
+function recordMoments({ connected, ringing }) {
+  const now = () => performance.timeOrigin + performance.now();
+  window.__connectedAt = null;
   window.__ringingAt = null;
   document.addEventListener('DOMContentLoaded', () => {
     new MutationObserver(() => {
-      const view = document.querySelector(selector);
+      if (window.__connectedAt === null && document.querySelector(connected)) window.__connectedAt = now();
+      const view = document.querySelector(ringing);
       if (window.__ringingAt === null && view && !view.hidden && view.getClientRects().length > 0) {
-        window.__ringingAt = performance.timeOrigin + performance.now();
+        window.__ringingAt = now();
       }
     }).observe(document.body, { subtree: true, childList: true, attributes: true });
   });
 }
+
+// Where a cold load's time went, in ms from the navigation's start (the page's own timings).
+const MARKS = () => {
+  const [navigation] = performance.getEntriesByType('navigation');
+  const token = performance.getEntriesByType('resource').find((entry) => entry.name.includes('/desk/api/token'));
+  return {
+    html: navigation.responseEnd,
+    scriptsRun: navigation.domContentLoadedEventEnd,
+    tokenAsked: token ? token.startTime : null,
+    tokenGot: token ? token.responseEnd : null,
+    connected: window.__connectedAt - performance.timeOrigin,
+  };
+};
 
 const options = JSON.parse(process.argv[2] || '{}');
 const chromium = await launch({ caFile: options.caFile });
@@ -47,7 +64,7 @@ async function freshPage(credential, identity) {
     },
     ['intercom.credential', credential, identity],
   );
-  await context.addInitScript(recordRinging, RINGING);
+  await context.addInitScript(recordMoments, { connected: CONNECTED, ringing: RINGING });
   page = await context.newPage();
   page.on('pageerror', (err) => process.stderr.write(`[page exception] ${err.message}\n`));
 }
@@ -55,11 +72,12 @@ async function freshPage(credential, identity) {
 const ops = {
   async load({ url, credential, identity, fresh = true, ms = 10000 }) {
     if (fresh || !page) await freshPage(credential, identity);
-    const started = performance.now();
+    const started = performance.timeOrigin + performance.now(); // the system's clock, as the page's
     if (fresh) await page.goto(url);
     else await page.reload();
-    await page.waitForSelector(CONNECTED, { timeout: ms });
-    return { ms: performance.now() - started };
+    await page.waitForFunction(() => window.__connectedAt !== null, null, { timeout: ms, polling: 50 });
+    const connectedAt = await page.evaluate(() => window.__connectedAt);
+    return { ms: connectedAt - started, marks: fresh ? await page.evaluate(MARKS) : null };
   },
   async ringing({ ms = 10000 }) {
     await page.waitForFunction(() => window.__ringingAt !== null, null, { timeout: ms, polling: 50 });

@@ -338,7 +338,7 @@ def _run_hub(args: argparse.Namespace) -> None:
     from .auth.certificates import loopback_only, pin_of_file
     from .hub import HubConfig, run_hub
     from .hub.config import HUB_MEDIA
-    from .hub.tls import served_url, tls_files
+    from .hub.tls import phone_trust_line, served_url, tls_files
 
     if (args.cert is None) != (args.key is None):
         raise UsageError("--cert and --key go together")
@@ -358,6 +358,8 @@ def _run_hub(args: argparse.Namespace) -> None:
     url = served_url(args.host, args.port, secure=cert is not None)
     if cert is not None:
         log.info("serving %s, certificate SHA-256 fingerprint %s", url, pin_of_file(cert))
+        if (line := phone_trust_line(args.data_dir, cert, url)) is not None:
+            log.info(line)
     elif args.insecure_plain and not loopback_only(args.host):
         log.warning(
             "serving plain %s (--insecure-plain): tokens and unlock codes cross the network readable; "

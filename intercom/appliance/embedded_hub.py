@@ -37,7 +37,7 @@ from ..hub.config import HUB_MEDIA
 from ..hub.retention import StorageLimits
 from ..hub.storage import DATABASE_NAME
 from ..hub.storage_fault import StorageFault
-from ..hub.tls import served_certificate, served_url
+from ..hub.tls import phone_trust_line, served_certificate, served_url
 from ..hub_flags import STORAGE_LIMITS
 from .settings import RING_DOOR, Settings, SettingsError
 
@@ -214,11 +214,10 @@ class EmbeddedHub:
         if cert is None and not loopback_only(settings.hub_listen):
             log.warning(plain_warning(settings, self.port))
         elif cert is not None:
-            log.info(
-                "the hub serves %s, certificate SHA-256 fingerprint %s",
-                served_url(settings.hub_listen, self.port, secure=True),
-                pin_of_file(cert),
-            )
+            url = served_url(settings.hub_listen, self.port, secure=True)
+            log.info("the hub serves %s, certificate SHA-256 fingerprint %s", url, pin_of_file(cert))
+            if (line := phone_trust_line(settings.hub_data_dir, cert, url)) is not None:
+                log.info(line)
         self._stack = contextlib.AsyncExitStack()
         self.running: RunningHub | None = None
 

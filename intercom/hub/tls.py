@@ -89,3 +89,13 @@ def served_url(host: str, port: int, secure: bool) -> str:
         if address.version == 6 and not address.is_unspecified:
             name = f"[{name}]"
     return f"{'wss' if secure else 'ws'}://{name}:{port}"
+
+
+def phone_trust_line(data_dir: Path, cert_file: Path | None, url: str) -> str | None:
+    """What a hub logs at start for the phones (``url``: its :func:`served_url`): where its CA is
+    and the fingerprint to check it by; ``None`` when it has no CA of its own to offer."""
+    fingerprint = authority_fingerprint(data_dir, cert_file)
+    if fingerprint is None:
+        return None
+    where = url.replace("wss://", "https://", 1)
+    return f"phones trust this hub once they install its CA, {where}/ca.crt, SHA-256 fingerprint {fingerprint}"

@@ -12,6 +12,7 @@ import pytest
 from cryptography import x509
 
 from intercom.auth.certificates import (
+    CA_CERT_NAME,
     CERT_NAME,
     KEY_NAME,
     fingerprint_of_der,
@@ -21,7 +22,13 @@ from intercom.auth.certificates import (
 )
 from intercom.hub import HubConfig, Storage, running_hub
 from intercom.hub.ca_download import CA_PATH
-from intercom.hub.tls import authority_certificate, authority_fingerprint, certificate_fingerprint, served_url
+from intercom.hub.tls import (
+    authority_certificate,
+    authority_fingerprint,
+    certificate_fingerprint,
+    phone_trust_line,
+    served_url,
+)
 from intercom.hub.tls import tls_files as serving
 
 from ..units import STEP
@@ -108,3 +115,14 @@ def test_a_hub_made_before_the_ca_offers_no_ca(tmp_path, tls_files):
         (data_dir / name).write_bytes(source.read_bytes())
     assert authority_fingerprint(data_dir) is None
     assert certificate_fingerprint(data_dir) == fingerprint_of_file(tls_files[0])  # the units' pin, unchanged
+
+
+def test_the_hub_tells_phones_where_its_ca_is_and_its_fingerprint(tmp_path, tls_files):
+    data_dir = tmp_path / "hub"
+    cert, _ = own_certificate(data_dir, ["desk", "192.168.1.20"])
+    line = phone_trust_line(data_dir, cert, "wss://desk:8443")
+    assert line == (
+        "phones trust this hub once they install its CA, https://desk:8443/ca.crt, "
+        f"SHA-256 fingerprint {fingerprint_of_file(data_dir / CA_CERT_NAME)}"
+    )
+    assert phone_trust_line(data_dir, tls_files[0], "wss://desk:8443") is None  # the installer's: nothing to install

@@ -32,23 +32,26 @@ const MEDIA_ARGS = [
 ];
 const AUTOPLAY_ARG = '--autoplay-policy=no-user-gesture-required';
 
-// A new HOME whose NSS database trusts `caFile` (PEM or DER) to identify web sites; without a
-// CA, an empty database: Chromium then trusts only what it ships with, as a fresh phone does.
+// A new HOME whose NSS database trusts `caFile` (PEM or DER; or an array of them) to identify web
+// sites; without a CA, an empty database: Chromium then trusts only what it ships with, as a
+// fresh phone does.
 export function trustStore(caFile = null) {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'intercom-chromium-home-'));
   const db = `sql:${path.join(home, '.pki', 'nssdb')}`;
   fs.mkdirSync(path.join(home, '.pki', 'nssdb'), { recursive: true, mode: 0o700 });
   execFileSync(CERTUTIL, ['-N', '-d', db, '--empty-password'], { stdio: 'pipe' });
-  if (caFile) {
+  [caFile].flat().filter(Boolean).forEach((file, index) => {
     // "C,,": a CA trusted to issue server certificates, and nothing else (no mail, no code signing)
-    execFileSync(CERTUTIL, ['-A', '-d', db, '-n', 'intercom test CA', '-t', 'C,,', '-i', caFile], { stdio: 'pipe' });
-  }
+    const nickname = `intercom test CA ${index}`;
+    execFileSync(CERTUTIL, ['-A', '-d', db, '-n', nickname, '-t', 'C,,', '-i', file], { stdio: 'pipe' });
+  });
   return home;
 }
 
 // Launch Chromium trusting `caFile` and open a context (a fresh profile, or `userDataDir`'s,
 // which keeps service workers and storage across launches). Options:
-//   caFile       the CA to trust (the `web_hub` fixture's `ca_file`); null: trust none of ours
+//   caFile       the CA to trust (the `web_hub` fixture's `ca_file`), or an array of CAs; null:
+//                trust none of ours
 //   autoplay     sound without a tap (default true); false: the browser's own policy, to test the
 //                page's "tap to enable sound"
 //   userDataDir  a persistent profile directory (a PWA test), else a throw-away one
