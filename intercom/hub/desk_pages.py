@@ -58,7 +58,7 @@ _ASSET_REFERENCE = re.compile(r'\b(src|href)="([A-Za-z0-9_][A-Za-z0-9_./-]*)"')
 NOT_BUILT = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Web desk not built</title>"
     "<h1>The web desk is not built</h1><p>This hub runs from a checkout where "
-    "<code>intercom/web/dist/</code> has not been built. Run <code>make</code> (it needs npm; "
+    "<code>intercom/web/dist/</code> has not been built. Run <code>make web</code> (it needs npm; "
     "see docs/web-desk.md), or install the hub from its wheel, which ships the page built.</p>"
 )
 
@@ -144,7 +144,7 @@ class DeskFiles(StaticFiles):
         if not (self.root / INDEX).is_file():
             if not self._told_not_built:
                 self._told_not_built = True
-                log.warning("/desk/ answers 503: %s is not built (run make, or install the wheel)", self.root)
+                log.warning("/desk/ answers 503: %s is not built (run make web, or install the wheel)", self.root)
             return HTMLResponse(NOT_BUILT, status_code=503, headers={"Cache-Control": REVALIDATED})
         try:
             if path in PAGES:

@@ -73,7 +73,7 @@ class DeskBrowser:
 def require_built_desk() -> None:
     """Fail with the command that fixes it when the page the hub serves was never built."""
     built = DIST / "desk" / "index.html"
-    assert built.is_file(), f"missing {built}: run scripts/setup.sh (or: cd intercom/web && npm ci && node build.mjs)"
+    assert built.is_file(), f"missing {built}: run scripts/build-web.sh (make web)"
 
 
 @contextlib.asynccontextmanager
