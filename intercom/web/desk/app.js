@@ -151,10 +151,11 @@ async function startDesk() {
   client.on('incoming', onIncoming);
   client.on('canceled', onCanceled);
   refresher = setInterval(refreshLists, REFRESH_SECONDS * 1000);
-  await refreshLists();
-  if (removed) return;
+  // The token first, the lists beside it: registering is what lets the page ring.
+  const lists = refreshLists();
   const jwt = await tokenOrStop().catch(() => null);
-  if (jwt) client.setup({ jwt });
+  if (jwt && !removed) client.setup({ jwt });
+  await lists;
   guarded(() => watchDevices(() => call));
 }
 
