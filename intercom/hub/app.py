@@ -19,7 +19,7 @@ from fastapi.responses import PlainTextResponse
 from .. import __version__
 from ..auth import PHONES
 from ..transport.limits import ConnectionGate, EndsHandshake
-from . import api, ca_download, desk_api
+from . import api, ca_download, desk_api, desk_pages
 from .api.common import metrics_reader
 from .call_service import CallService
 from .config import HubConfig
@@ -94,6 +94,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.state.retention = retention
     api.install(app)
     ca_download.install(app, config)
+    desk_pages.install(app, config.desk_dir)
     desk_api.install(app, config)
 
     @app.get("/healthz")

@@ -9,6 +9,7 @@ from ..auth import TurnCredentials, turn_credentials
 from ..http_client import OutboundPolicy
 from ..media import IceServer, MediaPolicy
 from ..transport.limits import ConnectionLimits
+from ..web import DIST
 from .retention import StorageLimits
 
 # The hub forwards audio and leaves buffering to the endpoints (DESIGN.md, performance facts).
@@ -53,6 +54,7 @@ class HubConfig:
     # that it is alive this often, and a call a cut left open ends then.
     recording_sync_seconds: float = 2.0
     heartbeat_seconds: float = 10.0
+    desk_dir: Path = DIST / "desk"  # the built web desk served at /desk/ (intercom.hub.desk_pages)
     # Paired phones (intercom.hub.desk_api, docs/web-desk.md "Pairing"): their tokens' lifetime (the
     # page refreshes them), and how many bad pairing codes one source may send in the window before 429.
     desk_token_seconds: int = 600
