@@ -8,28 +8,12 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import esbuild from 'esbuild';
 import { chromium } from 'playwright-core';
+import { AUTOPLAY_ARG, BASE_ARGS, CHROMIUM, FAKE_MEDIA_ARGS } from '../chromium.mjs';
 
-export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  // The server under test uses a self-signed certificate made by the test.
-  '--ignore-certificate-errors',
-];
-// getUserMedia without a prompt, from Chromium's fake capture device (a beep every 500 ms),
-// loopback ICE candidates (the only network the tests have), and WebAudio without a click.
-export const MEDIA_ARGS = [
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-  '--autoplay-policy=no-user-gesture-required',
-];
+// The server under test uses a self-signed certificate made by the test.
+export const CHROMIUM_ARGS = [...BASE_ARGS, '--ignore-certificate-errors'];
+// getUserMedia without a prompt, loopback ICE candidates, and WebAudio without a click.
+export const MEDIA_ARGS = [...FAKE_MEDIA_ARGS, AUTOPLAY_ARG];
 const PAGE_HTML = '<!doctype html><html><head><title>jssip</title></head><body></body></html>';
 export const SHUTDOWN_MS = 3000; // upper bound for stopping the UA / closing the browser
 

@@ -30,6 +30,7 @@
 
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
+import { installSoundMeter } from '../chromium.mjs';
 import { emit, MEDIA_ARGS, openJssipPage, SHUTDOWN_MS, withTimeout } from './harness.mjs';
 
 const { values: opts } = parseArgs({
@@ -147,20 +148,11 @@ function pageMain({ url, host, token, debug }) {
     element.srcObject = stream;
     document.body.appendChild(element);
     element.play().catch((err) => console.error('audio element: ' + err));
-    const context = new AudioContext();
-    const analyser = context.createAnalyser();
-    analyser.fftSize = 4096;
-    context.createMediaStreamSource(stream).connect(analyser);
-    const wave = new Float32Array(analyser.fftSize);
-    const spectrum = new Float32Array(analyser.frequencyBinCount);
+    const meter = window.__soundMeter(stream);
     let reported = false;
     let audible = 0; // polls in a row with sound: the second one's window lies wholly within it
     const poll = setInterval(async () => {
-      analyser.getFloatTimeDomainData(wave);
-      const rms = Math.sqrt(wave.reduce((sum, x) => sum + x * x, 0) / wave.length);
-      analyser.getFloatFrequencyData(spectrum);
-      let peak = 1;
-      for (let i = 2; i < spectrum.length; i++) if (spectrum[i] > spectrum[peak]) peak = i;
+      const { rms, hz } = meter.measure();
       const stats = await pc.getStats();
       let inbound = null;
       stats.forEach((s) => {
@@ -172,7 +164,7 @@ function pageMain({ url, host, token, debug }) {
         emit({
           event: 'remoteAudio',
           rms,
-          peak_hz: (peak * context.sampleRate) / analyser.fftSize,
+          peak_hz: hz,
           audio_level: inbound.audioLevel,
           total_audio_energy: inbound.totalAudioEnergy,
           packets_received: inbound.packetsReceived,
@@ -182,7 +174,7 @@ function pageMain({ url, host, token, debug }) {
     }, 100);
     const stop = () => {
       clearInterval(poll);
-      context.close();
+      meter.close();
       element.srcObject = null;
     };
     current.on('ended', stop);
@@ -302,6 +294,7 @@ async function main() {
     pagePort: Number(opts['page-port']),
     onEvent: onPageEvent,
   }));
+  await page.evaluate(installSoundMeter);
   await page.evaluate(pageMain, { url: opts.url, host: opts.host, token: opts.token, debug: opts.debug });
   const lines = readline.createInterface({ input: process.stdin });
   lines.on('line', onCommand);

@@ -10,27 +10,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { AUTOPLAY_ARG, BASE_ARGS, CHROMIUM, FAKE_MEDIA_ARGS } from '../chromium.mjs';
 
-export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const CERTUTIL = process.env.CERTUTIL_PATH || 'certutil';
-const BASE_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-// getUserMedia without a prompt, from Chromium's fake capture device (a beep every 500 ms), and
-// loopback ICE candidates (the only network the tests have).
-const MEDIA_ARGS = [
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-];
-const AUTOPLAY_ARG = '--autoplay-policy=no-user-gesture-required';
 
 // A new HOME whose NSS database trusts `caFile` (PEM or DER; or an array of them) to identify web
 // sites; without a CA, an empty database: Chromium then trusts only what it ships with, as a
@@ -75,7 +57,7 @@ export async function launch({
   const options = {
     executablePath: CHROMIUM,
     headless: true,
-    args: [...BASE_ARGS, ...MEDIA_ARGS, ...(autoplay ? [AUTOPLAY_ARG] : []), ...args],
+    args: [...BASE_ARGS, ...FAKE_MEDIA_ARGS, ...(autoplay ? [AUTOPLAY_ARG] : []), ...args],
     env: { ...process.env, HOME: home },
   };
   const contextOptions = { viewport: viewport || undefined, deviceScaleFactor, isMobile, hasTouch };

@@ -12,6 +12,7 @@
 // every CSP violation (window.__cspViolations).
 
 import readline from 'node:readline';
+import { installSoundMeter } from '../chromium.mjs';
 import { launch } from './browser.mjs';
 
 const options = JSON.parse(process.argv[2] || '{}');
@@ -57,36 +58,26 @@ const RECORDERS = `
 async function openPage() {
   page = await browser.newPage();
   await page.addInitScript(RECORDERS);
+  await page.addInitScript(installSoundMeter);
 }
 
 // The dominant frequency of what the page's newest call receives, once it is audible.
 const FAR_END_PITCH = async (seconds) => {
   const pc = window.__peerConnections.at(-1);
   const tracks = pc.getReceivers().map((r) => r.track).filter((t) => t && t.kind === 'audio');
-  const stream = new MediaStream(tracks);
-  const context = new AudioContext();
-  const analyser = context.createAnalyser();
-  analyser.fftSize = 4096;
-  context.createMediaStreamSource(stream).connect(analyser);
-  const wave = new Float32Array(analyser.fftSize);
-  const spectrum = new Float32Array(analyser.frequencyBinCount);
+  const meter = window.__soundMeter(new MediaStream(tracks));
   const deadline = performance.now() + seconds * 1000;
   let audible = 0;
   try {
     while (performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      analyser.getFloatTimeDomainData(wave);
-      const rms = Math.sqrt(wave.reduce((sum, x) => sum + x * x, 0) / wave.length);
-      audible = rms > 0.01 ? audible + 1 : 0;
-      if (audible < 2) continue; // the second audible window lies wholly within the sound
-      analyser.getFloatFrequencyData(spectrum);
-      let peak = 1;
-      for (let i = 2; i < spectrum.length; i++) if (spectrum[i] > spectrum[peak]) peak = i;
-      return { rms, hz: (peak * context.sampleRate) / analyser.fftSize };
+      const sound = meter.measure();
+      audible = sound.rms > 0.01 ? audible + 1 : 0;
+      if (audible >= 2) return sound; // the second audible window lies wholly within the sound
     }
     return null;
   } finally {
-    context.close();
+    meter.close();
   }
 };
 

@@ -26,6 +26,7 @@
 import fs from 'node:fs';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
+import { installSoundMeter } from '../chromium.mjs';
 import { launch } from './browser.mjs';
 
 const { values: opts } = parseArgs({
@@ -69,6 +70,7 @@ await page.addScriptTag({
   content: "import * as sdk from '/sdk-test/intercom-sdk.js'; window.__sdk = sdk; window.__loaded = true;",
 });
 await page.waitForFunction(() => window.__loaded === true, null, { timeout: 10000 });
+await page.evaluate(installSoundMeter);
 await page.evaluate(pageMain);
 emit({ event: 'ready' });
 
@@ -107,21 +109,12 @@ function pageMain() {
   function listen(call) {
     const stream = call.audioElement?.srcObject;
     if (!stream) return setTimeout(() => listen(call), 100);
-    const context = new AudioContext();
-    const analyser = context.createAnalyser();
-    analyser.fftSize = 4096;
-    context.createMediaStreamSource(stream).connect(analyser);
-    const wave = new Float32Array(analyser.fftSize);
-    const spectrum = new Float32Array(analyser.frequencyBinCount);
+    const meter = window.__soundMeter(stream);
     const sound = { max_rms: 0 };
     sound.measure = () => {
-      analyser.getFloatTimeDomainData(wave);
-      const rms = Math.sqrt(wave.reduce((sum, x) => sum + x * x, 0) / wave.length);
-      analyser.getFloatFrequencyData(spectrum);
-      let peak = 1;
-      for (let i = 2; i < spectrum.length; i++) if (spectrum[i] > spectrum[peak]) peak = i;
+      const { rms, hz } = meter.measure();
       sound.max_rms = Math.max(sound.max_rms, rms);
-      return { rms, peak_hz: (peak * context.sampleRate) / analyser.fftSize, max_rms: sound.max_rms };
+      return { rms, peak_hz: hz, max_rms: sound.max_rms };
     };
     sound.timer = setInterval(sound.measure, 100);
     state.sound = sound;
