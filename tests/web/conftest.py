@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from intercom.auth import ADMIN
 from intercom.auth.certificates import Authority, issue, new_authority, private_key_pem
-from intercom.hub import HubConfig, Storage, running_hub
+from intercom.hub import HubConfig
 
 from ..browser.jssip_page import require_browser
 from ..conftest import Hub
@@ -81,23 +79,17 @@ def web_tls_files(web_authority: WebAuthority, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture
-async def web_hub(
-    hub_config: HubConfig, web_tls_files: tuple[Path, Path], web_authority: WebAuthority
-) -> AsyncIterator[WebHub]:
-    """A real hub on https://127.0.0.1:<port> (the fixture ``hub_config``'s, with TLS) and its admin key."""
+def hub_config(hub_config: HubConfig, web_tls_files: tuple[Path, Path]) -> HubConfig:
+    """The hub of tests/conftest.py (``hub``, the units' ``make_unit``), serving https with a leaf
+    the tests' CA issued, as a browser that trusts that CA accepts."""
     cert_file, key_file = web_tls_files
-    config = replace(hub_config, cert_file=cert_file, key_file=key_file)
-    storage = Storage(config.data_dir)
-    key = storage.create_key("tests", ADMIN)
-    async with asyncio.timeout(STEP):
-        context = running_hub(config, storage)
-        running = await context.__aenter__()
-    try:
-        yield WebHub(running, storage, key, config.data_dir, web_authority.ca_file)
-    finally:
-        async with asyncio.timeout(STEP):
-            await context.__aexit__(None, None, None)
-        storage.close()
+    return replace(hub_config, cert_file=cert_file, key_file=key_file)
+
+
+@pytest.fixture
+def web_hub(hub: Hub, hub_config: HubConfig, web_authority: WebAuthority) -> WebHub:
+    """That hub, with what a browser needs to reach and trust it."""
+    return WebHub(hub.running, hub.storage, hub.key, hub_config.data_dir, web_authority.ca_file)
 
 
 def require_web_browser() -> None:

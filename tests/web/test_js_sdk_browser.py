@@ -18,18 +18,12 @@ from intercom.media.tracks import SILENCE_RMS
 from intercom.sdk import CallStatus
 
 from ..browser.test_jssip_call import PAGE_HZ_TOLERANCE, hears_the_beep
-from ..conftest import STEP
+from ..conftest import STEP, Hub
 from ..units import DESK_HZ, DOOR_HZ, store_flow
 from .conftest import WebHub
 from .sdk_page import SdkPage
 
 AUDIBLE_RMS = 0.01  # the page's analyser: anything louder than a quiet line
-
-
-@pytest.fixture
-def hub(web_hub: WebHub) -> WebHub:
-    """make_unit's hub is the https one the page trusts."""
-    return web_hub
 
 
 @pytest.fixture
@@ -51,7 +45,7 @@ def tone_at(hz: float):
     return lambda measure: measure["rms"] > AUDIBLE_RMS and abs(measure["peak_hz"] - hz) < PAGE_HZ_TOLERANCE
 
 
-async def test_registers_on_the_pages_origin_then_destroy_unregisters(web_hub: WebHub, page: SdkPage):
+async def test_registers_on_the_pages_origin_then_destroy_unregisters(web_hub: Hub, page: SdkPage):
     result = await page.run("setup", token=web_hub.token("anna_phone"))
     assert result == {"host": web_hub.address}  # no host given: the page's own origin
     await page.until(lambda: "connected" in page.statuses())
@@ -80,7 +74,7 @@ async def test_a_forbidden_token_gets_the_seeds_error_sequence(page: SdkPage):
     assert "algorithm" in error["message"]
 
 
-async def test_a_token_with_a_bad_identity_is_not_acceptable_at_once(web_hub: WebHub, page: SdkPage):
+async def test_a_token_with_a_bad_identity_is_not_acceptable_at_once(web_hub: Hub, page: SdkPage):
     now = int(time.time())
     claims = {
         "accessKeyID": web_hub.key.id,
@@ -98,7 +92,7 @@ async def test_a_token_with_a_bad_identity_is_not_acceptable_at_once(web_hub: We
     assert not page.of("refreshToken")
 
 
-async def test_outgoing_call_to_a_desk_audio_dtmf_unlock_mute_hangup(hub: WebHub, page: SdkPage, make_unit):
+async def test_outgoing_call_to_a_desk_audio_dtmf_unlock_mute_hangup(hub: Hub, page: SdkPage, make_unit):
     store_flow(hub, "door", "client:desk")
     desk = await make_unit("desk", DESK_HZ)
     await connected(page, hub.token("anna_phone", outgoing="door"))
@@ -148,7 +142,7 @@ async def test_outgoing_call_to_a_desk_audio_dtmf_unlock_mute_hangup(hub: WebHub
         await hub.running.app.state.calls.wait_idle()
 
 
-async def test_a_door_calls_the_page_which_answers_and_both_hear_each_other(hub: WebHub, page: SdkPage, make_unit):
+async def test_a_door_calls_the_page_which_answers_and_both_hear_each_other(hub: Hub, page: SdkPage, make_unit):
     store_flow(hub, "door", "client:anna_phone")
     await connected(page, hub.token("anna_phone"))
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
@@ -169,7 +163,7 @@ async def test_a_door_calls_the_page_which_answers_and_both_hear_each_other(hub:
     assert not page.of("canceled") and not page.of("call.error"), page.report()
 
 
-async def test_the_page_rejects_a_call_and_a_door_cancels_one(hub: WebHub, page: SdkPage, make_unit):
+async def test_the_page_rejects_a_call_and_a_door_cancels_one(hub: Hub, page: SdkPage, make_unit):
     store_flow(hub, "door", "client:anna_phone")
     await connected(page, hub.token("anna_phone"))
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
@@ -195,7 +189,7 @@ async def test_the_page_rejects_a_call_and_a_door_cancels_one(hub: WebHub, page:
     assert page.call_statuses() == [], page.report()  # neither call was answered
 
 
-async def test_a_say_flow_answers_speaks_and_hangs_up(hub: WebHub, page: SdkPage):
+async def test_a_say_flow_answers_speaks_and_hangs_up(hub: Hub, page: SdkPage):
     flow = {
         "id": "hello",
         "title": "hello",
