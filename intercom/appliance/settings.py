@@ -33,7 +33,7 @@ from ..http_client import OutboundPolicy
 from ..hub_flags import STORAGE_LIMITS
 from ..sdk.audio_settings import AudioSettings
 from .panel import BUTTONS, KEYPAD_KEYS, LEDS
-from .unlock import MIN_CODE_DIGITS
+from .unlock import MIN_CODE_DIGITS, SOURCES
 
 DEFAULT_ENV_FILE = Path("/etc/intercom/intercom.env")
 PREFIX = "INTERCOM_"
@@ -206,7 +206,8 @@ class Settings(BaseSettings):
     unlock_from: Annotated[tuple[str, ...], NoDecode] = Field(
         ("desk", "group:phones"),
         description="who may open the door from a call (their UNLOCK, or a code they type), comma-separated; "
-        "group:phones names every phone paired with the hub",
+        "group:phones names every phone paired with the hub; source:home_assistant lets Home Assistant's "
+        "Open door (MQTT, through the hub) open it",
     )
     state_dir: Path = Field(Path("/var/lib/intercom"), description="the door's unlock log and lockouts (kept 0600)")
     relay_pulse_s: float = Field(3.0, gt=0, le=30, description="how long the door strike is energised")
@@ -230,6 +231,11 @@ class Settings(BaseSettings):
         identities = tuple(dict.fromkeys(item.strip() for item in value.split(",") if item.strip()))
         for identity in identities:
             try:
+                if info.field_name == "unlock_from" and identity.startswith("source:"):
+                    # a source the hub asks for on behalf of (source:home_assistant): only the known ones
+                    if identity.removeprefix("source:") not in SOURCES:
+                        raise ValueError(f"{identity!r}: the sources are {', '.join(map('source:'.__add__, SOURCES))}")
+                    continue
                 # the door may trust a group the hub asserts (group:phones, the paired phones)
                 check_identity(identity.removeprefix("group:") if info.field_name == "unlock_from" else identity)
             except InvalidIdentity as exc:

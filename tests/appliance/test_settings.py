@@ -168,6 +168,11 @@ BAD_VALUES = [
     ("INTERCOM_UNLOCK_CODE", "1" * 17, "INTERCOM_UNLOCK_CODE: must be 4-16 of 0-9, * and #"),
     ("INTERCOM_UNLOCK_FROM", "desk,front desk", "INTERCOM_UNLOCK_FROM: 'front desk': identity 'front desk' is not"),
     ("INTERCOM_UNLOCK_FROM", "desk,group:a-b", "INTERCOM_UNLOCK_FROM: 'group:a-b': identity 'a-b' is not"),
+    (
+        "INTERCOM_UNLOCK_FROM",
+        "desk,source:alexa",
+        "INTERCOM_UNLOCK_FROM: 'source:alexa': the sources are source:home_assistant",
+    ),
     ("INTERCOM_STATE_DIR", "var/lib/intercom", "INTERCOM_STATE_DIR: must be an absolute path, not 'var/lib/intercom'"),
     ("INTERCOM_RELAY_PULSE_S", "0", "INTERCOM_RELAY_PULSE_S: Input should be greater than 0"),
     ("INTERCOM_AUTO_ANSWER", "sometimes", "INTERCOM_AUTO_ANSWER: Input should be a valid boolean"),
@@ -227,6 +232,8 @@ def test_who_may_unlock_defaults_to_the_desk_and_takes_a_list(tmp_path):
     assert told.unlock_from == ("hall", "attic") and str(told.state_dir) == "/srv/x"
     nobody, _ = load_settings(env_file(tmp_path, INTERCOM_UNLOCK_FROM=""))
     assert nobody.unlock_from == ()  # only the keypad opens this door
+    with_ha, _ = load_settings(env_file(tmp_path, INTERCOM_UNLOCK_FROM="desk,source:home_assistant"))
+    assert with_ha.unlock_from == ("desk", "source:home_assistant")  # Home Assistant's Open door, opted in
 
 
 @pytest.mark.parametrize(
