@@ -21,9 +21,12 @@ from ..auth import PHONES
 from ..transport.limits import ConnectionGate, EndsHandshake
 from . import api, ca_download, desk_api, desk_pages
 from .api.common import metrics_reader
+from .call_log import Publishers
 from .call_service import CallService
 from .config import HubConfig
 from .file_modes import make_private
+from .mqtt.bridge import MqttBridge
+from .mqtt.events import MqttEvents
 from .registrar import Registrar
 from .retention import Retention
 from .sip_service import SipService
@@ -52,7 +55,9 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     registrar = Registrar(config, storage.get_key)
     webhooks = WebhookDispatcher(storage, outbound=config.outbound)
     # Given the webhooks before it closes what a crash left open, so that they hear of that too.
-    calls = CallService(config, registrar, storage, storage.get_key, publisher=webhooks)
+    mqtt = MqttBridge(config.mqtt) if config.mqtt is not None else None
+    publisher = Publishers(webhooks, MqttEvents(mqtt, storage)) if mqtt is not None else webhooks
+    calls = CallService(config, registrar, storage, storage.get_key, publisher=publisher)
     gate = ConnectionGate(config.connection_limits(), tls=config.secure)
     sip = SipService(registrar, calls, gate, config.register_timeout)
     retention = Retention(storage, calls.call_log, config.storage_limits)
@@ -62,6 +67,8 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
         sweeper = asyncio.create_task(_sweep(registrar, calls, storage, config.heartbeat_seconds))
         pruner = asyncio.create_task(retention.run())
         await webhooks.start()
+        if mqtt is not None:
+            await mqtt.start()  # connects in the background: a broker away delays nothing
         # Everything made so far (modules, the app, its OpenAPI models) lives as long as the hub:
         # kept out of the collector's reach, a full collection no longer walks it, which paused
         # the event loop, and so every call's set-up and audio, for 20-75 ms (bench/api.py).
@@ -77,6 +84,8 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
                 await asyncio.wait_for(calls.wait_idle(), SHUTDOWN_GRACE_SECONDS)
             await calls.close()
             await webhooks.close()  # what is not sent yet is sent after the next start
+            if mqtt is not None:
+                await mqtt.close()
             storage.stopped_cleanly()
 
     # The schema and its pages are served by api.install, for admin keys only.
@@ -91,6 +100,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.add_middleware(EndsHandshake, gate=gate)
     app.state.calls = calls
     app.state.webhooks = webhooks
+    app.state.mqtt = mqtt
     app.state.retention = retention
     api.install(app)
     ca_download.install(app, config)

@@ -33,6 +33,19 @@ class Publisher(Protocol):
     ) -> None: ...
 
 
+class Publishers:
+    """Several publishers as one (the webhooks, the MQTT bridge), each told in turn."""
+
+    def __init__(self, *publishers: Publisher) -> None:
+        self.publishers = publishers
+
+    def publish(
+        self, row: CallRecord | LegRecord | RecordingRecord | UnlockEvent, created: bool, extra: Webhook | None = None
+    ) -> None:
+        for publisher in self.publishers:
+            publisher.publish(row, created, extra)
+
+
 class CallLog:
     def __init__(self, storage: Storage, publisher: Publisher | None = None) -> None:
         self.storage = storage

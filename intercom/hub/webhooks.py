@@ -49,6 +49,13 @@ EVENT_TYPES: dict[type, str] = {
 Row = CallRecord | LegRecord | RecordingRecord | UnlockEvent
 
 
+def event_item(row: Row, created: bool) -> dict[str, object]:
+    """One item of a webhook's body: what the MQTT bridge publishes too (intercom.hub.mqtt.events)."""
+    kind = EVENT_TYPES[type(row)]
+    event = f"{kind}{'Created' if created else 'Updated'}"
+    return {"type": kind, "event": event, "payload": render(row).model_dump(mode="json", by_alias=True)}
+
+
 def signature(url: str, body: bytes, token: str) -> str:
     now = int(time.time())
     claims = {
@@ -100,12 +107,9 @@ class WebhookDispatcher:
         targets = [*webhooks, *([extra] if extra is not None else [])]
         if not targets:
             return  # nobody asked: no rendering on the way of a call's set-up
-        kind = EVENT_TYPES[type(row)]
-        event = f"{kind}{'Created' if created else 'Updated'}"
-        payload = render(row).model_dump(mode="json", by_alias=True)
-        body = json.dumps(
-            {"timestamp": rfc3339(time.time()), "items": [{"type": kind, "event": event, "payload": payload}]}
-        )
+        item = event_item(row, created)
+        event = str(item["event"])
+        body = json.dumps({"timestamp": rfc3339(time.time()), "items": [item]})
         for webhook in targets:
             delivery = WebhookDelivery(
                 url=webhook.url,

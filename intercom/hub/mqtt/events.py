@@ -1,0 +1,42 @@
+"""The call log's rows as JSON on ``<prefix>/<unit>/event``: the webhooks' items, for Node-RED and others."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from ..api.views import rfc3339
+from ..records import CallRecord, LegRecord, RecordingRecord, UnlockEvent, Webhook
+from ..storage import Storage
+from ..webhooks import Row, event_item
+from .bridge import MqttBridge
+
+log = logging.getLogger(__name__)
+
+
+class MqttEvents:
+    """A call log publisher (intercom.hub.call_log.Publisher): renders and queues, never waits."""
+
+    def __init__(self, bridge: MqttBridge, storage: Storage) -> None:
+        self.bridge = bridge
+        self.storage = storage
+
+    def publish(self, row: Row, created: bool, extra: Webhook | None = None) -> None:
+        try:
+            unit = self.unit_of(row)
+            if unit is None:
+                return
+            message = {"timestamp": rfc3339(time.time()), **event_item(row, created)}
+            self.bridge.publish(self.bridge.topic(unit, "event"), json.dumps(message))
+        except Exception:  # a call must not fail for its MQTT events
+            log.exception("mqtt: the event for %s %s was not queued", type(row).__name__, row.id)
+
+    def unit_of(self, row: Row) -> str | None:
+        """The unit an event is about: the caller (the door) of a call, the door of an unlock."""
+        if isinstance(row, UnlockEvent):
+            return row.door
+        if isinstance(row, CallRecord | LegRecord):
+            return row.source
+        call = self.storage.get(CallRecord, row.call_id) if isinstance(row, RecordingRecord) else None
+        return call.source if isinstance(call, CallRecord) else None
