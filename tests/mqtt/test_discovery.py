@@ -62,7 +62,7 @@ def test_every_payload_uses_only_the_keys_its_platform_documents() -> None:
 def test_a_door_has_a_doorbell_its_states_and_the_open_button() -> None:
     published = messages()
     bell = published["homeassistant/event/intercom_door/doorbell/config"]
-    assert bell["state_topic"] == "intercom/door/event"
+    assert bell["state_topic"] == "intercom/door/doorbell"
     assert bell["event_types"] == ["ring", "answered", "missed", "voicemail", "unlocked", "wrong_code", "lockout"]
     assert bell["device_class"] == "doorbell"
     button = published["homeassistant/button/intercom_door/open/config"]

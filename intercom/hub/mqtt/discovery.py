@@ -37,9 +37,10 @@ class Topics:
         """A unit's state or event topic: ``<prefix>/<unit>/<leaf>``."""
         return f"{self.prefix}/{identity}/{leaf}"
 
-    def event(self, identity: str) -> str:
-        """One topic for HA's event entity and for plain subscribers (Node-RED): JSON with ``event_type``."""
-        return self.unit(identity, "event")
+    def doorbell(self, identity: str) -> str:
+        """HA's event entity: JSON with ``event_type`` one of :data:`EVENT_TYPES` (the plain
+        ``<prefix>/<unit>/event`` carries every webhook item, which HA's schema would reject)."""
+        return self.unit(identity, "doorbell")
 
     def open_door(self, identity: str) -> str:
         """The Open door button's command topic; the broker's ACL lets only HA's user write it."""
@@ -147,7 +148,7 @@ def _last_ring(topics: Topics, identity: str) -> dict[str, Any]:
 def _doorbell(topics: Topics, identity: str) -> dict[str, Any]:
     return {
         "name": "Doorbell",
-        "state_topic": topics.event(identity),
+        "state_topic": topics.doorbell(identity),
         "event_types": list(EVENT_TYPES),
         "device_class": "doorbell",
     }
