@@ -25,6 +25,7 @@ from .call_log import Publishers
 from .call_service import CallService
 from .config import HubConfig
 from .file_modes import make_private
+from .mqtt.assistant import HomeAssistantLink
 from .mqtt.bridge import MqttBridge
 from .mqtt.events import MqttEvents
 from .registrar import Registrar
@@ -56,7 +57,11 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     webhooks = WebhookDispatcher(storage, outbound=config.outbound)
     # Given the webhooks before it closes what a crash left open, so that they hear of that too.
     mqtt = MqttBridge(config.mqtt) if config.mqtt is not None else None
-    publisher = Publishers(webhooks, MqttEvents(mqtt, storage)) if mqtt is not None else webhooks
+    publisher = (
+        Publishers(webhooks, MqttEvents(mqtt, storage), HomeAssistantLink(mqtt, config, registrar))
+        if mqtt is not None
+        else webhooks
+    )
     calls = CallService(config, registrar, storage, storage.get_key, publisher=publisher)
     gate = ConnectionGate(config.connection_limits(), tls=config.secure)
     sip = SipService(registrar, calls, gate, config.register_timeout)

@@ -5,11 +5,16 @@ door unit: it opens only a door whose env file names source:home_assistant, the 
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import replace
 from pathlib import Path
 
 from intercom.appliance.unlock_store import UnlockStore
 from intercom.hub.door_unlock import ask_door_to_open
 from intercom.hub.legs import HubAddress
+from intercom.hub.mqtt.assistant import HomeAssistantLink
+from intercom.hub.mqtt.bridge import MqttBridge
+from intercom.hub.mqtt.settings import MqttSettings
 from intercom.sip.door import ASSERTED_IDENTITY, ASSERTED_SOURCE, asserted_source
 from intercom.sip.headers import Headers
 
@@ -82,3 +87,47 @@ def test_the_source_counts_only_alone_and_well_formed() -> None:
     # next to an identity it is a client's request passed on, never the hub's own
     both = headers((ASSERTED_SOURCE, "home_assistant"), (ASSERTED_IDENTITY, "<sip:desk@hub>"))
     assert asserted_source(both) is None
+
+
+def link_on(hub, *, open_door: bool = True) -> tuple[HomeAssistantLink, MqttBridge]:
+    """The hub's Home Assistant link on a bridge that is not started: what it sends stays queued."""
+    running = hub.running.app.state
+    config = replace(running.config, mqtt_open_door=open_door, mqtt_open_min_interval=60.0)
+    bridge = MqttBridge(MqttSettings(host="127.0.0.1", port=1))
+    return HomeAssistantLink(bridge, config, running.registrar), bridge
+
+
+async def test_the_open_door_command_opens_once_through_the_hub(hub, make_unit, state_dir):
+    door, board, store = await door_unit(hub, make_unit, state_dir, ("desk", "source:home_assistant"))
+    link, _ = link_on(hub)
+    try:
+        async with asyncio.timeout(STEP):
+            assert await link.open_door("intercom/door/open", b"PRESS", retained=True) is None  # a retained one
+            assert await link.open_door("intercom/door/open", b"PRESS") == 200
+            await board.until(lambda: board.pulses)
+            assert await link.open_door("intercom/door/open", b"PRESS") is None  # within mqtt_open_min_interval
+        assert board.pulses == [2.5]
+        assert [(entry.verdict, entry.who) for entry in audit(state_dir)] == [("open", "home assistant")]
+    finally:
+        async with asyncio.timeout(STEP):
+            await door.client.destroy()
+        store.close()
+
+
+async def test_the_link_announces_the_doors_and_whether_they_are_online(hub, make_unit, state_dir):
+    link, bridge = link_on(hub, open_door=False)
+    link.announce()
+    queued = {topic: payload for topic, payload, retain, _ in bridge._queue if retain}
+    assert queued["intercom/door/online"] == b"OFF"
+    assert queued["homeassistant/button/intercom_door/open/config"] == b""  # off: no Open door button
+    assert json.loads(queued["homeassistant/event/intercom_door/doorbell/config"])["state_topic"] == (
+        "intercom/door/doorbell"
+    )
+    door, _, store = await door_unit(hub, make_unit, state_dir, ("desk",))
+    try:
+        link.announce()
+        assert [payload for topic, payload, *_ in bridge._queue if topic == "intercom/door/online"] == [b"OFF", b"ON"]
+    finally:
+        async with asyncio.timeout(STEP):
+            await door.client.destroy()
+        store.close()
