@@ -66,8 +66,9 @@ def discovery_messages(topics: Topics, identity: str, *, door: bool, open_door: 
     and, when ``open_door`` is on, the Open door button; with it off the button's topic gets an empty
     payload, which removes a button published before (HA's documented way to delete an entity)."""
     entities: list[tuple[str, str, dict[str, Any] | None]] = [
-        ("binary_sensor", "online", _online(topics, identity)),
-        ("binary_sensor", "call", _call_active(topics, identity)),
+        # Online is a sensor, not the entities' availability: an offline door still shows its last ring.
+        ("binary_sensor", "online", _binary_sensor(topics, identity, "online", "Online", "connectivity")),
+        ("binary_sensor", "call", _binary_sensor(topics, identity, "call", "Call active", "running")),
         ("sensor", "last_caller", _last_caller(topics, identity)),
     ]
     if door:
@@ -115,25 +116,13 @@ def _common(topics: Topics, identity: str, object_id: str, door: bool) -> dict[s
     }
 
 
-def _online(topics: Topics, identity: str) -> dict[str, Any]:
-    # A binary_sensor, not the entities' availability: an offline door still shows its last ring.
+def _binary_sensor(topics: Topics, identity: str, leaf: str, name: str, device_class: str) -> dict[str, Any]:
     return {
-        "name": "Online",
-        "state_topic": topics.unit(identity, "online"),
+        "name": name,
+        "state_topic": topics.unit(identity, leaf),
         "payload_on": ON,
         "payload_off": OFF,
-        "device_class": "connectivity",
-        "entity_category": "diagnostic",
-    }
-
-
-def _call_active(topics: Topics, identity: str) -> dict[str, Any]:
-    return {
-        "name": "Call active",
-        "state_topic": topics.unit(identity, "call"),
-        "payload_on": ON,
-        "payload_off": OFF,
-        "device_class": "running",
+        "device_class": device_class,
     }
 
 
