@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from intercom.appliance.embedded_hub import EmbeddedHub
+from intercom.appliance.settings import SettingsError, load_settings, shown
 from intercom.hub import HubConfig
 
+from ..appliance.test_settings import EMBEDDED, env_file
 from ..cli.test_cli import run
 
 
@@ -52,3 +55,29 @@ def test_a_queue_of_no_messages_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run(capsys, "hub", "--data-dir", str(tmp_path), "--mqtt-url", "mqtt://broker.lan", "--mqtt-queue-size", "0")
     assert "--mqtt-queue-size: 0: give a whole number above 0" in capsys.readouterr().err
+
+
+def test_the_units_env_file_sets_the_embedded_hubs_bridge_with_the_password_in_a_file(tmp_path):
+    password = tmp_path / "mqtt-password"
+    password.write_text("from-the-file-77\n")
+    path = env_file(
+        tmp_path, **EMBEDDED, INTERCOM_MQTT_URL="mqtt://127.0.0.1:1884", INTERCOM_MQTT_USERNAME="intercom",
+        INTERCOM_MQTT_PASSWORD_FILE=str(password), INTERCOM_MQTT_TOPIC_PREFIX="house",
+    )  # fmt: skip
+    settings, _ = load_settings(path)
+    bridge = EmbeddedHub(settings).config.mqtt
+    assert (bridge.url, bridge.username, bridge.password) == ("mqtt://127.0.0.1:1884", "intercom", "from-the-file-77")
+    assert bridge.topic_prefix == "house" and "from-the-file-77" not in repr(bridge)
+    assert shown(settings)["INTERCOM_MQTT_PASSWORD"] == ""  # given by the file, not this variable
+
+
+def test_a_password_in_the_env_file_and_in_a_file_is_refused(tmp_path):
+    path = env_file(
+        tmp_path, **EMBEDDED, INTERCOM_MQTT_URL="mqtt://127.0.0.1", INTERCOM_MQTT_PASSWORD="Qz9-tiny",
+        INTERCOM_MQTT_PASSWORD_FILE=str(tmp_path / "p"),
+    )  # fmt: skip
+    with pytest.raises(
+        SettingsError, match="INTERCOM_MQTT_PASSWORD and INTERCOM_MQTT_PASSWORD_FILE: give one"
+    ) as refused:
+        load_settings(path)
+    assert "Qz9-tiny" not in str(refused.value)
