@@ -94,6 +94,17 @@ async def test_a_wrong_password_is_refused_and_logged_without_it(broker, caplog)
     assert watcher.on("intercom/door/event") == []
 
 
+async def test_a_full_queue_drops_the_oldest_says_so_and_sends_the_rest(broker, caplog):
+    bridge = MqttBridge(broker.settings(queue_size=3))
+    caplog.set_level(logging.WARNING, logger="intercom.hub.mqtt")
+    for number in range(5):  # the broker not reached yet: all wait in the queue
+        bridge.publish("intercom/door/event", str(number))
+    assert bridge.dropped == 2
+    assert "queue is full (queue_size=3: --mqtt-queue-size, INTERCOM_MQTT_QUEUE_SIZE)" in caplog.text
+    async with watching(broker) as watcher, running(bridge):
+        await watcher.until(lambda: watcher.on("intercom/door/event") == [b"2", b"3", b"4"], "the newest three")
+
+
 def test_a_url_with_a_password_or_another_scheme_is_refused():
     from intercom.hub.mqtt.settings import MqttSettings
 

@@ -57,7 +57,8 @@ class MqttBridge:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 100 == 0:
                 log.warning(
-                    "mqtt: %d messages dropped: the queue is full (queue_size=%d, INTERCOM_MQTT_QUEUE_SIZE)",
+                    "mqtt: %d messages dropped: the queue is full "
+                    "(queue_size=%d: --mqtt-queue-size, INTERCOM_MQTT_QUEUE_SIZE)",
                     self.dropped,
                     self.settings.queue_size,
                 )
@@ -101,6 +102,8 @@ class MqttBridge:
             except aiomqtt.MqttError as error:
                 # The error is the broker's answer or the socket's; it never holds the password.
                 log.warning("mqtt: %s: %s; retrying in %.1f s", self.settings.url, error, delay)
+            except Exception:  # a bug must not end the bridge for good: said, and retried
+                log.exception("mqtt: the connection to %s failed; retrying in %.1f s", self.settings.url, delay)
             finally:
                 self._client = None
                 self._connected.clear()
