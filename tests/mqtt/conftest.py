@@ -21,7 +21,7 @@ from intercom.hub.mqtt.settings import MqttSettings
 
 from ..units import STEP
 
-BRIDGE_USER, WATCHER_USER = "intercom", "watcher"
+BRIDGE_USER, WATCHER_USER, STRANGER_USER = "intercom", "watcher", "stranger"  # the stranger may do nothing
 ACL = f"""user {BRIDGE_USER}
 topic readwrite intercom/#
 topic readwrite homeassistant/#
@@ -56,12 +56,10 @@ class Broker:
         options.setdefault("reconnect_max", 0.2)
         return MqttSettings.from_url(self.url, **options)
 
-    def watcher(self) -> aiomqtt.Client:
-        """A client that may read every topic (and write none)."""
+    def watcher(self, user: str = WATCHER_USER) -> aiomqtt.Client:
+        """A client that may read every topic (and write none), or another of the ACL's users."""
         tls = ssl.create_default_context(cafile=str(self.ca_file)) if self.tls else None
-        return aiomqtt.Client(
-            "127.0.0.1", self.port, username=WATCHER_USER, password=self.passwords[WATCHER_USER], tls_context=tls
-        )
+        return aiomqtt.Client("127.0.0.1", self.port, username=user, password=self.passwords[user], tls_context=tls)
 
     async def start(self) -> None:
         config = self.folder / "mosquitto.conf"
@@ -114,12 +112,13 @@ def write_passwords(folder: Path, passwords: dict[str, str]) -> None:
 
 @pytest.fixture
 def make_broker(tmp_path: Path) -> Callable[..., Broker]:
-    def make(tls: tuple[Path, Path] | None = None, ca_file: Path | None = None) -> Broker:
+    def make(tls: tuple[Path, Path] | None = None, ca_file: Path | None = None, acl: str = "") -> Broker:
+        """A broker not started yet; ``acl`` adds lines to the ACL (a user of a test's own, say)."""
         folder = tmp_path / "broker"
         folder.mkdir(exist_ok=True)
-        passwords = {BRIDGE_USER: secrets.token_urlsafe(16), WATCHER_USER: secrets.token_urlsafe(16)}
+        passwords = {user: secrets.token_urlsafe(16) for user in (BRIDGE_USER, WATCHER_USER, STRANGER_USER)}
         write_passwords(folder, passwords)
-        (folder / "acl").write_text(ACL)
+        (folder / "acl").write_text(ACL + acl)
         return Broker(folder, free_port(), passwords, tls, ca_file)
 
     return make

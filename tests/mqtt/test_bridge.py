@@ -17,7 +17,7 @@ from intercom.hub.mqtt.bridge import MqttBridge
 from intercom.sdk import CallStatus
 
 from ..units import STEP, door_and_desk
-from .conftest import Broker
+from .conftest import STRANGER_USER, Broker
 
 
 class Watcher:
@@ -231,3 +231,12 @@ async def test_tls_with_a_ca_file_or_a_pinned_certificate(make_broker, tmp_path,
             await watcher.until(lambda: watcher.on("intercom/door/event") == [b"over tls"], "the message over TLS")
     finally:
         await broker.stop()
+
+
+async def test_the_brokers_acl_lets_a_stranger_publish_nothing_on_the_bridges_topics(broker):
+    async with watching(broker) as watcher, running(MqttBridge(broker.settings())) as bridge:
+        async with asyncio.timeout(STEP), broker.watcher(STRANGER_USER) as stranger:
+            await stranger.publish("intercom/door/event", "forged", qos=1)  # mosquitto drops it silently
+        bridge.publish("intercom/door/event", "real")
+        await watcher.until(lambda: b"real" in watcher.on("intercom/door/event"), "the bridge's own")
+    assert watcher.on("intercom/door/event") == [b"real"]
