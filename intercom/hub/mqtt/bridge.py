@@ -66,6 +66,17 @@ class MqttBridge:
         self._queue.append((topic, data, retain, qos))
         self._queued.set()
 
+    def metrics(self) -> str:
+        """The bridge's lines of /metrics: whether it is connected, what waits, what was lost."""
+        return (
+            "# TYPE intercom_mqtt_connected gauge\n"
+            f"intercom_mqtt_connected {int(self.connected)}\n"
+            "# TYPE intercom_mqtt_queued gauge\n"
+            f"intercom_mqtt_queued {len(self._queue)}\n"
+            "# TYPE intercom_mqtt_dropped_total counter\n"
+            f"intercom_mqtt_dropped_total {self.dropped}\n"
+        )
+
     def on_connect(self, callback: OnConnect) -> None:
         """Run ``callback`` after every (re)connect: publish what the broker must hold (discovery)."""
         self._on_connect.append(callback)
