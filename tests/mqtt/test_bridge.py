@@ -102,11 +102,12 @@ async def test_a_full_queue_drops_the_oldest_says_so_and_sends_the_rest(broker, 
     assert bridge.dropped == 2
     assert "intercom_mqtt_queued 3\n" in bridge.metrics()
     assert "intercom_mqtt_dropped_total 2\n" in bridge.metrics()
-    assert "queue is full (queue_size=3: --mqtt-queue-size, INTERCOM_MQTT_QUEUE_SIZE)" in caplog.text
+    assert caplog.text.count("queue is full, the oldest messages go (queue_size=3: --mqtt-queue-size") == 1
     async with watching(broker) as watcher, running(bridge):
         await watcher.until(lambda: watcher.on("intercom/door/event") == [b"2", b"3", b"4"], "the newest three")
         await watcher.until(lambda: "intercom_mqtt_queued 0\n" in bridge.metrics(), "the queue emptied")  # once acked
         assert "intercom_mqtt_connected 1\n" in bridge.metrics()
+    assert "mqtt: 2 messages were dropped while the broker was away" in caplog.text
 
 
 def test_a_url_with_a_password_or_another_scheme_is_refused():

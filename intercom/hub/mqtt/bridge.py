@@ -31,6 +31,7 @@ class MqttBridge:
         self.settings = settings
         self.availability_topic = self.topic("bridge", "availability")
         self.dropped = 0  # messages lost to a full queue since start-up
+        self._dropped_unsaid = 0  # of those, since the last connect
         self._queue: deque[tuple[str, bytes, bool, int]] = deque()
         self._queued = asyncio.Event()
         self._on_connect: list[OnConnect] = []
@@ -55,11 +56,11 @@ class MqttBridge:
         if len(self._queue) >= self.settings.queue_size:
             self._queue.popleft()
             self.dropped += 1
-            if self.dropped == 1 or self.dropped % 100 == 0:
+            self._dropped_unsaid += 1
+            if self._dropped_unsaid == 1:  # once per outage; the count is said at the reconnect
                 log.warning(
-                    "mqtt: %d messages dropped: the queue is full "
-                    "(queue_size=%d: --mqtt-queue-size, INTERCOM_MQTT_QUEUE_SIZE)",
-                    self.dropped,
+                    "mqtt: the queue is full, the oldest messages go (queue_size=%d: --mqtt-queue-size, "
+                    "INTERCOM_MQTT_QUEUE_SIZE)",
                     self.settings.queue_size,
                 )
         data = payload.encode() if isinstance(payload, str) else payload
@@ -151,6 +152,9 @@ class MqttBridge:
                 log.exception("mqtt: an on-connect callback failed")
         self._connected.set()
         log.info("mqtt: connected to %s as %s", self.settings.url, self.settings.client_id)
+        if self._dropped_unsaid:
+            log.warning("mqtt: %d messages were dropped while the broker was away", self._dropped_unsaid)
+            self._dropped_unsaid = 0
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         sender = asyncio.create_task(self._send(client))
