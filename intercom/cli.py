@@ -37,10 +37,12 @@ from .hub_flags import (
     STORAGE_LIMITS,
     add_limit_flags,
     limits_given,
+    positive,
 )
 from .pairing_commands import WebUsageError
 
 if TYPE_CHECKING:
+    from .hub.mqtt.settings import MqttSettings
     from .hub.retention import StorageLimits
 
 STORAGE_TITLE = "storage limits (default: the hub's; `intercom storage` shows them)"
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_flags(hub, STORAGE_TITLE, STORAGE_LIMITS)
     add_limit_flags(hub, "crashes and power cuts (docs/storage.md)", DURABILITY)
     add_limit_flags(hub, "paired phones (docs/web-desk.md)", PAIRING)
+    _add_mqtt_flags(hub)
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -387,9 +390,57 @@ def _run_hub(args: argparse.Namespace) -> None:
         allowed_origins=origins,
         outbound=_outbound(args),
         storage_limits=_storage_limits(args),
+        mqtt=_mqtt(args),
         **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY + PAIRING),
     )
     run_hub(config, log_level=args.log_level)
+
+
+def _add_mqtt_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("MQTT bridge, off without --mqtt-url (docs/home-assistant.md)")
+    group.add_argument("--mqtt-url", metavar="URL", help="the broker: mqtt://host[:port] or mqtts://host[:port]")
+    group.add_argument("--mqtt-username", metavar="NAME", help="the user the bridge logs in as")
+    group.add_argument("--mqtt-password-file", type=Path, metavar="PATH", help="a file holding its password (-: stdin)")
+    group.add_argument("--mqtt-client-id", metavar="ID", help="the bridge's client id (default intercom-hub)")
+    group.add_argument(
+        "--mqtt-topic-prefix", metavar="PREFIX", help="events go to PREFIX/<unit>/event (default intercom)"
+    )
+    group.add_argument("--mqtt-discovery-prefix", metavar="PREFIX", help="Home Assistant's (default homeassistant)")
+    group.add_argument("--mqtt-ca-file", type=Path, metavar="PATH", help="mqtts: the CA of the broker's certificate")
+    group.add_argument(
+        "--mqtt-pinned-cert", type=Path, metavar="PATH", help="mqtts: the broker's own certificate, pinned"
+    )
+    group.add_argument(
+        "--mqtt-queue-size",
+        type=positive(int),
+        metavar="N",
+        help="messages kept while the broker is away (default 1000)",
+    )
+
+
+def _mqtt(args: argparse.Namespace) -> MqttSettings | None:
+    """The bridge's settings from the --mqtt-* flags; ``None`` (off) without --mqtt-url."""
+    from .hub.mqtt.settings import MqttSettings
+
+    if args.mqtt_url is None:
+        return None
+    password = secret_from_file("--mqtt-password-file", args.mqtt_password_file) if args.mqtt_password_file else None
+    given = {
+        "username": args.mqtt_username,
+        "password": password,
+        "client_id": args.mqtt_client_id,
+        "topic_prefix": args.mqtt_topic_prefix,
+        "discovery_prefix": args.mqtt_discovery_prefix,
+        "ca_file": args.mqtt_ca_file,
+        "pinned_cert": args.mqtt_pinned_cert,
+        "queue_size": args.mqtt_queue_size,
+    }
+    try:
+        return MqttSettings.from_url(
+            args.mqtt_url, **{name: value for name, value in given.items() if value is not None}
+        )
+    except ValueError as error:
+        raise UsageError(f"--mqtt-url: {error}") from None
 
 
 def _outbound(args: argparse.Namespace) -> OutboundPolicy:

@@ -206,6 +206,7 @@ class EmbeddedHub:
             recording_sync_seconds=settings.hub_recording_sync_seconds,
             heartbeat_seconds=settings.hub_heartbeat_seconds,
             doors=settings.hub_doors,
+            mqtt=settings.mqtt(),
             desk_token_seconds=settings.hub_desk_token_seconds,
             pairing_max_bad_codes=settings.hub_pairing_max_bad_codes,
             pairing_bad_code_window=settings.hub_pairing_bad_code_window,

@@ -121,28 +121,32 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(metrics_reader)])
     async def metrics() -> str:
         return (
-            "# TYPE intercom_sip_connections gauge\n"
-            f"intercom_sip_connections {len(sip.connections)}\n"
-            "# TYPE intercom_registrations gauge\n"
-            f"intercom_registrations {registrar.binding_count}\n"
-            "# TYPE intercom_calls gauge\n"
-            f"intercom_calls {len(calls.calls)}\n"
-            "# TYPE intercom_calls_bridged gauge\n"
-            f"intercom_calls_bridged {calls.bridged_count}\n"
-            "# TYPE intercom_calls_started_total counter\n"
-            f"intercom_calls_started_total {calls.started}\n"
-            "# TYPE intercom_calls_answered_total counter\n"
-            f"intercom_calls_answered_total {calls.answered}\n"
-            "# TYPE intercom_calls_refused_total counter\n"
-            f"intercom_calls_refused_total {calls.limits.refused}\n"
-            "# TYPE intercom_calls_hung_up_by_limit_total counter\n"
-            f"intercom_calls_hung_up_by_limit_total {calls.limits.hung_up}\n"
-            "# TYPE intercom_connections_refused_total counter\n"
-            + "".join(
-                f'intercom_connections_refused_total{{reason="{reason}"}} {gate.refused[reason]}\n'
-                for reason in REFUSAL_REASONS
+            (
+                "# TYPE intercom_sip_connections gauge\n"
+                f"intercom_sip_connections {len(sip.connections)}\n"
+                "# TYPE intercom_registrations gauge\n"
+                f"intercom_registrations {registrar.binding_count}\n"
+                "# TYPE intercom_calls gauge\n"
+                f"intercom_calls {len(calls.calls)}\n"
+                "# TYPE intercom_calls_bridged gauge\n"
+                f"intercom_calls_bridged {calls.bridged_count}\n"
+                "# TYPE intercom_calls_started_total counter\n"
+                f"intercom_calls_started_total {calls.started}\n"
+                "# TYPE intercom_calls_answered_total counter\n"
+                f"intercom_calls_answered_total {calls.answered}\n"
+                "# TYPE intercom_calls_refused_total counter\n"
+                f"intercom_calls_refused_total {calls.limits.refused}\n"
+                "# TYPE intercom_calls_hung_up_by_limit_total counter\n"
+                f"intercom_calls_hung_up_by_limit_total {calls.limits.hung_up}\n"
+                "# TYPE intercom_connections_refused_total counter\n"
+                + "".join(
+                    f'intercom_connections_refused_total{{reason="{reason}"}} {gate.refused[reason]}\n'
+                    for reason in REFUSAL_REASONS
+                )
             )
-        ) + retention.metrics(calls.services.recordings_cut)
+            + retention.metrics(calls.services.recordings_cut)
+            + (mqtt.metrics() if mqtt is not None else "")
+        )
 
     return app
 

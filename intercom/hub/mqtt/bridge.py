@@ -31,6 +31,7 @@ class MqttBridge:
         self.settings = settings
         self.availability_topic = self.topic("bridge", "availability")
         self.dropped = 0  # messages lost to a full queue since start-up
+        self._dropped_unsaid = 0  # of those, since the last connect
         self._queue: deque[tuple[str, bytes, bool, int]] = deque()
         self._queued = asyncio.Event()
         self._on_connect: list[OnConnect] = []
@@ -55,15 +56,27 @@ class MqttBridge:
         if len(self._queue) >= self.settings.queue_size:
             self._queue.popleft()
             self.dropped += 1
-            if self.dropped == 1 or self.dropped % 100 == 0:
+            self._dropped_unsaid += 1
+            if self._dropped_unsaid == 1:  # once per outage; the count is said at the reconnect
                 log.warning(
-                    "mqtt: %d messages dropped: the queue is full (queue_size=%d, INTERCOM_MQTT_QUEUE_SIZE)",
-                    self.dropped,
+                    "mqtt: the queue is full, the oldest messages go (queue_size=%d: --mqtt-queue-size, "
+                    "INTERCOM_MQTT_QUEUE_SIZE)",
                     self.settings.queue_size,
                 )
         data = payload.encode() if isinstance(payload, str) else payload
         self._queue.append((topic, data, retain, qos))
         self._queued.set()
+
+    def metrics(self) -> str:
+        """The bridge's lines of /metrics: whether it is connected, what waits, what was lost."""
+        return (
+            "# TYPE intercom_mqtt_connected gauge\n"
+            f"intercom_mqtt_connected {int(self.connected)}\n"
+            "# TYPE intercom_mqtt_queued gauge\n"
+            f"intercom_mqtt_queued {len(self._queue)}\n"
+            "# TYPE intercom_mqtt_dropped_total counter\n"
+            f"intercom_mqtt_dropped_total {self.dropped}\n"
+        )
 
     def on_connect(self, callback: OnConnect) -> None:
         """Run ``callback`` after every (re)connect: publish what the broker must hold (discovery)."""
@@ -101,6 +114,8 @@ class MqttBridge:
             except aiomqtt.MqttError as error:
                 # The error is the broker's answer or the socket's; it never holds the password.
                 log.warning("mqtt: %s: %s; retrying in %.1f s", self.settings.url, error, delay)
+            except Exception:  # a bug must not end the bridge for good: said, and retried
+                log.exception("mqtt: the connection to %s failed; retrying in %.1f s", self.settings.url, delay)
             finally:
                 self._client = None
                 self._connected.clear()
@@ -137,6 +152,9 @@ class MqttBridge:
                 log.exception("mqtt: an on-connect callback failed")
         self._connected.set()
         log.info("mqtt: connected to %s as %s", self.settings.url, self.settings.client_id)
+        if self._dropped_unsaid:
+            log.warning("mqtt: %d messages were dropped while the broker was away", self._dropped_unsaid)
+            self._dropped_unsaid = 0
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         sender = asyncio.create_task(self._send(client))

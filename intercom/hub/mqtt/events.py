@@ -7,7 +7,8 @@ import logging
 import time
 
 from ..api.views import rfc3339
-from ..records import CallRecord, LegRecord, RecordingRecord, UnlockEvent, Webhook
+from ..callflows import CLIENT_PREFIX
+from ..records import CallRecord, RecordingRecord, UnlockEvent, Webhook
 from ..storage import Storage
 from ..webhooks import Row, event_item
 from .bridge import MqttBridge
@@ -33,10 +34,14 @@ class MqttEvents:
             log.exception("mqtt: the event for %s %s was not queued", type(row).__name__, row.id)
 
     def unit_of(self, row: Row) -> str | None:
-        """The unit an event is about: the caller (the door) of a call, the door of an unlock."""
+        """The unit an event is about: a call's calling client (the door), else the client it rings;
+        an unlock's door. A call between no clients (a number, say) has no unit's topic."""
         if isinstance(row, UnlockEvent):
             return row.door
-        if isinstance(row, CallRecord | LegRecord):
-            return row.source
-        call = self.storage.get(CallRecord, row.call_id) if isinstance(row, RecordingRecord) else None
-        return call.source if isinstance(call, CallRecord) else None
+        if isinstance(row, RecordingRecord):
+            call = self.storage.get(CallRecord, row.call_id)
+            return self.unit_of(call) if isinstance(call, CallRecord) else None
+        for end in (row.source, row.destination):
+            if end.startswith(CLIENT_PREFIX):
+                return end.removeprefix(CLIENT_PREFIX)
+        return None

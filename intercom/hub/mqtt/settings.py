@@ -32,10 +32,10 @@ class MqttSettings:
         """``mqtt://host[:port]`` or ``mqtts://host[:port]``; user and password are not taken from
         the URL (it may be logged or shown): they come from the env file."""
         parts = urlsplit(url)
+        if parts.username or parts.password:  # checked first: the URL is not echoed then
+            raise ValueError("MQTT URL must not hold a user or password: set INTERCOM_MQTT_USERNAME/_PASSWORD")
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
             raise ValueError(f"MQTT URL must be mqtt://host[:port] or mqtts://host[:port], not {url!r}")
-        if parts.username or parts.password:
-            raise ValueError("MQTT URL must not hold a user or password: set INTERCOM_MQTT_USERNAME/_PASSWORD")
         port = parts.port or DEFAULT_PORTS[parts.scheme]
         return cls(host=parts.hostname, port=port, tls=parts.scheme == "mqtts", **options)  # type: ignore[arg-type]
 
