@@ -54,7 +54,7 @@ class HomeAssistantLink:
         except Exception:  # a call must not fail for what Home Assistant shows of it
             log.exception("mqtt: Home Assistant's state for %s %s was not queued", type(row).__name__, row.id)
 
-    async def open_door(self, topic: str, payload: bytes, retained: bool = False) -> int | None:
+    async def open_door(self, topic: str, payload: bytes, retained: bool) -> int | None:
         """Home Assistant's Open door: the door's SIP answer, or ``None`` when refused here."""
         try:
             door = self.commands.door_to_open(topic, payload, retained=retained)

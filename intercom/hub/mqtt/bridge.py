@@ -22,7 +22,7 @@ from .settings import MqttSettings
 log = logging.getLogger(__name__)
 
 OnConnect = Callable[[], Awaitable[None] | None]
-Handler = Callable[[str, bytes], Awaitable[None]]
+Handler = Callable[[str, bytes, bool], Awaitable[None]]  # topic, payload, retained
 ONLINE, OFFLINE = "online", "offline"
 
 
@@ -83,7 +83,8 @@ class MqttBridge:
         self._on_connect.append(callback)
 
     def subscribe(self, topic_filter: str, handler: Handler) -> None:
-        """Call ``handler(topic, payload)`` for every message on ``topic_filter``, from now on."""
+        """Call ``handler(topic, payload, retained)`` for every message on ``topic_filter``, from now on:
+        ``retained`` says the broker kept it from before (a command must not act on one)."""
         self._handlers[topic_filter] = handler
         if self._client is not None:
             client = self._client
@@ -162,7 +163,7 @@ class MqttBridge:
             async for message in client.messages:
                 for topic_filter, handler in self._handlers.items():
                     if message.topic.matches(topic_filter):
-                        self._spawn(handler(message.topic.value, bytes(message.payload)))  # type: ignore[arg-type]
+                        self._spawn(handler(message.topic.value, bytes(message.payload), bool(message.retain)))  # type: ignore[arg-type]
         finally:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
