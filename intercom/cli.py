@@ -38,7 +38,7 @@ from .hub_flags import (
     add_limit_flags,
     limits_given,
 )
-from .pairing_commands import WebUsageError
+from .usage import UsageError
 
 if TYPE_CHECKING:
     from .hub.retention import StorageLimits
@@ -46,10 +46,6 @@ if TYPE_CHECKING:
 STORAGE_TITLE = "storage limits (default: the hub's; `intercom storage` shows them)"
 DEFAULT_DATA_DIR = os.environ.get("INTERCOM_DATA_DIR", "/var/lib/intercom")
 log = logging.getLogger(__name__)
-
-
-class UsageError(Exception):
-    """Bad input on the command line: printed as one line, exit status 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.func(args) or 0
-    except (UsageError, WebUsageError) as exc:
+    except UsageError as exc:
         print(f"intercom {args.command}: {exc}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as exc:  # a damaged database names itself and what to do (hub.storage)
