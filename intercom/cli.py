@@ -39,7 +39,7 @@ from .hub_flags import (
     limits_given,
     positive,
 )
-from .pairing_commands import WebUsageError
+from .usage import UsageError
 
 if TYPE_CHECKING:
     from .hub.mqtt.settings import MqttSettings
@@ -50,10 +50,6 @@ DEFAULT_DATA_DIR = os.environ.get("INTERCOM_DATA_DIR", "/var/lib/intercom")
 log = logging.getLogger(__name__)
 
 
-class UsageError(Exception):
-    """Bad input on the command line: printed as one line, exit status 2."""
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -62,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.func(args) or 0
-    except (UsageError, WebUsageError) as exc:
+    except UsageError as exc:
         print(f"intercom {args.command}: {exc}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as exc:  # a damaged database names itself and what to do (hub.storage)

@@ -16,12 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .usage import UsageError
+
 if TYPE_CHECKING:  # the hub's modules are imported by the commands that use them: `intercom --help` stays quick
     from .hub.pairing import Phone
-
-
-class WebUsageError(Exception):
-    """Bad input: the CLI prints it as one line and exits 2 (cli.UsageError's twin, no import circle)."""
 
 
 def register(commands: argparse._SubParsersAction, data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -58,7 +56,7 @@ def _add(args: argparse.Namespace) -> None:
     try:
         invitation = PhoneBook(storage).invite(args.identity, args.name, args.call_flow)
     except ValueError as exc:  # PairingError, InvalidIdentity
-        raise WebUsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     finally:
         storage.close()
     link = pairing_link(origin, invitation.code)
@@ -82,17 +80,17 @@ def _hub_of(args: argparse.Namespace) -> tuple[Path, str, Path | None]:
 
     if args.data_dir is not None:
         if args.hub_url is None:
-            raise WebUsageError("--data-dir needs --hub-url https://host:port")
+            raise UsageError("--data-dir needs --hub-url https://host:port")
         data_dir, url, cert_file = args.data_dir, args.hub_url, None
     else:
         try:
             settings = embedded_hub_settings(args.env_file or DEFAULT_ENV_FILE)
         except SettingsError as exc:
-            raise WebUsageError(str(exc)) from None
+            raise UsageError(str(exc)) from None
         hub = HubSide.of_embedded(settings, args.hub_url)
         data_dir, url, cert_file = hub.data_dir, hub.url.replace("wss://", "https://", 1), hub.cert_file
     if not url.startswith("https://"):
-        raise WebUsageError(f"the hub URL must be https://host:port (a phone's browser needs it), not {url!r}")
+        raise UsageError(f"the hub URL must be https://host:port (a phone's browser needs it), not {url!r}")
     return data_dir, url, cert_file
 
 
@@ -128,7 +126,7 @@ def _revoke(args: argparse.Namespace) -> None:
     try:
         revoked = PhoneBook(storage).revoke(args.phone)
     except PairingError as exc:
-        raise WebUsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     finally:
         storage.close()
     for phone in revoked:
