@@ -61,8 +61,8 @@ from intercom.auth import AccessKey
 from intercom.hub.mqtt.discovery import Topics
 
 TARGET_RING_EVENT_P50_MS = 50.0
-PRESSES, QUICK_PRESSES = 30, 6
-BLOCK = 3  # presses per CPU window: a window of one would be below the clock tick's resolution
+PRESSES, QUICK_PRESSES = 50, 5
+BLOCK = 5  # presses per CPU window: a window of one would be near the clock tick (10 ms) it is read in
 PHASE_TIMEOUT = 180.0
 BRIDGE_USER, SUBSCRIBER_USER = "intercom", "subscriber"
 ACL = f"""user {BRIDGE_USER}
@@ -228,7 +228,10 @@ async def run(workdir: Path, quick: bool) -> dict[str, object]:
             door_and_desk(bridge_port, bridge_key, workdir / "bridge") as bridge_units,
             door_and_desk(plain_port, plain_key, workdir / "plain") as plain_units,
         ):
-            await asyncio.wait_for(subscriber.moment("availability", "online"), STEP_TIMEOUT)
+            try:
+                await asyncio.wait_for(subscriber.moment("availability", "online"), STEP_TIMEOUT)
+            except TimeoutError:
+                raise RuntimeError(f"the hub's bridge not online in {STEP_TIMEOUT:.0f} s (its log above)") from None
             bridge, plain = Side("bridge", bridge_units, bridge_pid), Side("plain", plain_units, plain_pid)
             assert broker.process is not None
             phase = measure(bridge, plain, subscriber, broker.process.pid, QUICK_PRESSES if quick else PRESSES)
