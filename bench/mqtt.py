@@ -6,11 +6,12 @@ appliances on gpiozero's mock pins, bench/appliance.py's) calling through it:
 
 - bridge: ``intercom hub --mqtt-url mqtt://127.0.0.1:<port> --mqtt-username intercom
   --mqtt-password-file <file>``. The door is one of the hub's doors (``door``, the default), so
-  the Home Assistant link publishes its doorbell. A subscriber (aiomqtt, a user that may only read
-  ``intercom/#``), in this process as the units are, listens on ``intercom/door/doorbell`` (Home
-  Assistant's event entity), ``intercom/door/event`` (the plain JSON of every webhook item) and
-  the bridge's availability (the run starts once it reads ``online``).
-- plain: the same hub without the bridge, the baseline of the hub's CPU per call.
+  the Home Assistant link publishes its doorbell. A subscriber (bench/mqtt_subscriber.py: aiomqtt in
+  a process of its own, as Home Assistant is; a user that may only read ``intercom/#``) listens on
+  ``intercom/door/doorbell`` (Home Assistant's event entity), ``intercom/door/event`` (the plain
+  JSON of every webhook item) and the bridge's availability (the run starts once it reads ``online``)
+  and says when each message came, by the system's monotonic clock, which the presses are timed by.
+- plain: the same hub without the bridge: the baseline of the hub's CPU per call and of the desk ringing.
 
 One press on the bridge's hub: t0 = the door's CALL pin driven low; the samples are the subscriber
 receiving the ``ring`` event, the plain ``callCreated`` of the same call, and the desk's call LED
@@ -34,15 +35,12 @@ import secrets
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiomqtt
 from appliance import STEP_TIMEOUT, Moment, Units, door_and_desk, ring_once, ringing, store_call_flows, turn_away
 from harness import (
-    HOST,
     CpuWindow,
     cpu_seconds,
     create_key,
@@ -71,6 +69,7 @@ topic readwrite homeassistant/#
 user {SUBSCRIBER_USER}
 topic read intercom/#
 """
+SUBSCRIBER = Path(__file__).with_name("mqtt_subscriber.py")
 TOPICS = Topics("intercom", "homeassistant")  # the bridge's default prefixes
 DOORBELL, EVENTS, AVAILABILITY = (
     TOPICS.doorbell("door"),
@@ -80,19 +79,20 @@ DOORBELL, EVENTS, AVAILABILITY = (
 
 
 class Subscriber:
-    """What a client of the broker received on the door's topics, and when: this process's monotonic
-    clock, the presses' own. Each message is keyed by what it says and which call it is about."""
+    """What the subscriber process (bench/mqtt_subscriber.py) received on the door's topics, and
+    when, by the system's monotonic clock: the presses' own. Each message is keyed by what it says
+    and which call it is about."""
 
     def __init__(self) -> None:
         self.arrived: dict[tuple[str, str], float] = {}  # the first arrival of each
         self.rings: asyncio.Queue[str] = asyncio.Queue()  # the calls rung, in order
         self._news = asyncio.Condition()
 
-    async def listen(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            at = time.monotonic()
-            key = arrival_key(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
-            self.arrived.setdefault(key, at)
+    async def listen(self, lines: asyncio.StreamReader) -> None:
+        async for line in lines:
+            heard = json.loads(line)
+            key = arrival_key(heard["topic"], heard["payload"])
+            self.arrived.setdefault(key, heard["at"])
             if key[0] == "ring":
                 self.rings.put_nowait(key[1])
             async with self._news:
@@ -105,11 +105,11 @@ class Subscriber:
         return self.arrived[kind, subject]
 
 
-def arrival_key(topic: str, payload: bytes) -> tuple[str, str]:
+def arrival_key(topic: str, payload: str) -> tuple[str, str]:
     """A doorbell event's ``event_type`` and call; a plain event's name (``callCreated``...) and row
     id; the bridge's availability and what it says."""
     if topic == AVAILABILITY:
-        return "availability", payload.decode()
+        return "availability", payload
     item = json.loads(payload)
     if topic == DOORBELL:
         return item["event_type"], item.get("callId", "")
@@ -118,18 +118,28 @@ def arrival_key(topic: str, payload: bytes) -> tuple[str, str]:
 
 @contextlib.asynccontextmanager
 async def subscribed(broker: Mosquitto) -> AsyncIterator[Subscriber]:
-    """A subscriber listening on the door's topics for the block."""
+    """The subscriber process listening on the door's topics for the block (its password on its stdin)."""
+    argv = [sys.executable, str(SUBSCRIBER), "--port", str(broker.port), "--user", SUBSCRIBER_USER]
+    process = await asyncio.create_subprocess_exec(
+        *argv, DOORBELL, EVENTS, AVAILABILITY, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdin is not None and process.stdout is not None
     subscriber = Subscriber()
-    client = aiomqtt.Client(HOST, broker.port, username=SUBSCRIBER_USER, password=broker.passwords[SUBSCRIBER_USER])
-    async with client:
-        for topic in (DOORBELL, EVENTS, AVAILABILITY):
-            await client.subscribe(topic, qos=1)
-        listening = asyncio.create_task(subscriber.listen(client))
-        try:
-            yield subscriber
-        finally:
+    listening = None
+    try:
+        process.stdin.write(f"{broker.passwords[SUBSCRIBER_USER]}\n".encode())
+        await process.stdin.drain()
+        first = await asyncio.wait_for(process.stdout.readline(), STEP_TIMEOUT)
+        if json.loads(first or "{}") != {"subscribed": True}:
+            raise RuntimeError(f"the subscriber did not subscribe (it exited with {await process.wait()})")
+        listening = asyncio.create_task(subscriber.listen(process.stdout))
+        yield subscriber
+    finally:
+        if listening is not None:
             listening.cancel()
-            await asyncio.gather(listening, return_exceptions=True)
+        if process.returncode is None:
+            process.terminate()
+        await asyncio.wait_for(process.wait(), STEP_TIMEOUT)
 
 
 @dataclass
