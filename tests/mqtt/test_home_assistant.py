@@ -27,7 +27,7 @@ from ..appliance.test_unit import settings_for
 from ..appliance.test_unlock_calls import audit
 from ..units import DESK_HZ, DOOR_HZ, STEP, store_flow
 from .conftest import BRIDGE_USER, STRANGER_USER, Broker
-from .test_bridge import Watcher, make_certificate, watching
+from .test_bridge import Watcher, a_call, make_certificate, watching
 from .test_discovery import DEVICE_CLASSES, DEVICE_KEYS, PLATFORMS
 
 HA_USER = "homeassistant"
@@ -94,13 +94,16 @@ async def retained(broker: Broker, topics: set[str]) -> dict[str, bytes]:
     """What the broker holds retained under the two prefixes, as a new subscriber gets it, once
     every one of ``topics`` came (a topic that never comes fails the test)."""
     held: dict[str, bytes] = {}
-    async with asyncio.timeout(STEP), broker.watcher() as client:
-        await client.subscribe([("homeassistant/#", 1), ("intercom/#", 1)])
-        async for message in client.messages:
-            assert message.retain, f"{message.topic.value}: a live message, not the broker's retained one"
-            held[message.topic.value] = bytes(message.payload)
-            if topics <= held.keys():
-                return held
+    try:
+        async with asyncio.timeout(STEP), broker.watcher() as client:
+            await client.subscribe([("homeassistant/#", 1), ("intercom/#", 1)])
+            async for message in client.messages:
+                assert message.retain, f"{message.topic.value}: a live message, not the broker's retained one"
+                held[message.topic.value] = bytes(message.payload)
+                if topics <= held.keys():
+                    return held
+    except TimeoutError:
+        raise AssertionError(f"the broker does not hold {sorted(topics - held.keys())}") from None
     raise AssertionError("the watcher's subscription ended")
 
 
@@ -283,3 +286,39 @@ async def test_a_stranger_a_wrong_password_and_a_retained_press_open_nothing(bro
     (entry,) = await audited(tmp_path, 1)
     assert (entry.verdict, entry.who) == ("open", "home assistant")
     assert OPEN_REFUSED not in caplog.text  # no command before it got through: it was the first to
+
+
+async def test_after_a_broker_restart_the_bridge_republishes_all_and_a_call_meanwhile_worked(broker, hub, make_unit):
+    bridge = hub.running.app.state.mqtt
+    store_flow(hub, "door", "client:desk")
+    store_flow(hub, "desk", "client:door")
+    desk = await make_unit("desk", DESK_HZ, outgoing="desk")
+    door = await make_unit("door", DOOR_HZ, outgoing="door")
+    await a_call(hub, desk, door)  # the desk calls the door: the door's last caller, which nothing later changes
+    await all_sent(bridge)
+    await broker.stop()  # with no persistence: it forgets every retained message
+    async with asyncio.timeout(STEP):
+        while bridge.connected:
+            await asyncio.sleep(0.01)  # polling the bridge's state, with the deadline above
+        await a_call(hub, door, desk)  # the broker is away: the call works all the same
+    assert "intercom_mqtt_queued 0\n" not in bridge.metrics(), "the call's events wait in the queue"
+    watching_again = asyncio.Event()
+
+    async def after_the_watcher() -> None:  # holds the queue until the watcher listens
+        async with asyncio.timeout(STEP):
+            await watching_again.wait()
+
+    bridge.on_connect(after_the_watcher)
+    await broker.start()
+    async with watching(broker) as watcher:
+        watching_again.set()
+        # what the call said while the broker was away was queued, and is sent now
+        await watcher.until(lambda: [e["event_type"] for e in events_on(watcher, "intercom/door/doorbell")] == [
+            "ring", "answered"], "the queued call's doorbell events")  # fmt: skip
+        await watcher.until(lambda: watcher.on("intercom/door/event"), "the queued plain events")
+    await all_sent(bridge)
+    states = {"intercom/door/online", "intercom/door/call", "intercom/door/last_ring", "intercom/door/last_caller"}
+    held = await retained(broker, door_configs() | {AVAILABILITY} | states)
+    assert held[AVAILABILITY] == b"online"
+    assert (held["intercom/door/online"], held["intercom/door/call"]) == (b"ON", b"OFF")
+    assert held["intercom/door/last_caller"] == b"desk"  # told before the restart, told again after it
