@@ -31,12 +31,16 @@ class HomeAssistantLink:
         self.topics = Topics(settings.topic_prefix, settings.discovery_prefix)
         self.states = HomeAssistantStates(self.topics, config.doors)
         self.commands = OpenDoorCommands(self.topics, lambda: config.doors, config.mqtt_open_min_interval)
+        # Each state topic's latest value (one per unit and state: the hub's own identities), told
+        # again at every connect: a broker restarted without persistence has forgotten them.
+        self.states_held: dict[str, bytes] = {}
         bridge.on_connect(self.announce)
         if config.mqtt_open_door:
             bridge.subscribe(self.topics.open_door_filter, self.open_door)
 
     def announce(self) -> None:
-        """After every (re)connect: the doors' discovery configs and whether each is online."""
+        """After every (re)connect: the doors' discovery configs, whether each is online, and the
+        units' latest states."""
         for door in self.config.doors:
             for topic, payload in discovery_messages(
                 self.topics, door, door=True, open_door=self.config.mqtt_open_door
@@ -44,6 +48,8 @@ class HomeAssistantLink:
                 self.bridge.publish(topic, payload, retain=True)
             online = ON if self.registrar.lookup(door) else OFF
             self.bridge.publish(self.topics.unit(door, "online"), online, retain=True)
+        for topic, payload in self.states_held.items():
+            self.bridge.publish(topic, payload, retain=True)
 
     def publish(
         self, row: CallRecord | LegRecord | RecordingRecord | UnlockEvent, created: bool, extra: Webhook | None = None
@@ -51,6 +57,8 @@ class HomeAssistantLink:
         try:
             for message in self.states.messages(row, created):
                 self.bridge.publish(message.topic, message.payload, retain=message.retain)
+                if message.retain:
+                    self.states_held[message.topic] = message.payload
         except Exception:  # a call must not fail for what Home Assistant shows of it
             log.exception("mqtt: Home Assistant's state for %s %s was not queued", type(row).__name__, row.id)
 
