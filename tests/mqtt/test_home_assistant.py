@@ -1,6 +1,7 @@
 """Home Assistant end to end through a real mosquitto (issue 19, "Must show"): the hub's bridge wired
 as the app wires it, a door unit whole on mock pins, and clients of the broker's own users: a
-watcher that reads every topic, Home Assistant's user that may only press Open door, a stranger.
+watcher that reads every topic, Home Assistant's user (of the bridge's topics it may write only
+the Open door commands), a stranger who may do nothing.
 What a subscriber sees of discovery, a ring, an Open door; what the broker's ACL, a wrong password
 and a retained command do not achieve; and all of it again after the broker restarted."""
 
@@ -31,12 +32,12 @@ from .test_bridge import Watcher, a_call, make_certificate, watching
 from .test_discovery import DEVICE_CLASSES, DEVICE_KEYS, PLATFORMS
 
 HA_USER = "homeassistant"
-# Home Assistant's user as the README's ACL gives it: it reads what the bridge publishes, and may
-# write nothing but the Open door commands.
+# Home Assistant's user as docs/home-assistant.md's ACL gives it: it reads what the bridge
+# publishes, and of the bridge's topics may write nothing but the Open door commands.
 HA_ACL = f"""user {HA_USER}
 topic read intercom/#
-topic read homeassistant/#
 topic write intercom/+/open
+topic readwrite homeassistant/#
 """
 CALL_BUTTON, RELAY = 17, 26  # the door's pins (the settings' defaults)
 # What discovery gives each unit: (component, object_id), as home-assistant.io's platforms take them.
@@ -48,6 +49,7 @@ DOOR_ENTITIES = {
     ("sensor", "last_ring"),
     ("button", "open"),
 }
+DESK_ENTITIES = {("binary_sensor", "online"), ("binary_sensor", "call"), ("sensor", "last_caller")}
 OPEN_REFUSED = "mqtt_open_min_interval"  # in the one line a paced command is refused with
 RETAINED_REFUSED = "retained command ignored"
 AVAILABILITY = "intercom/bridge/availability"
@@ -129,6 +131,10 @@ def door_configs() -> set[str]:
     return {config_topic("door", component, object_id) for component, object_id in DOOR_ENTITIES}
 
 
+def desk_configs() -> set[str]:
+    return {config_topic("desk", component, object_id) for component, object_id in DESK_ENTITIES}
+
+
 async def door_on_pins(hub, boards: Boards, state_dir: Path, unlock_from: str) -> tuple[Unit, MockFactory]:
     """The door unit whole on a board of mock pins, its CALL ringing the desk, its unlock log in
     ``state_dir``; ``unlock_from`` is its INTERCOM_UNLOCK_FROM."""
@@ -145,31 +151,49 @@ def events_on(watcher: Watcher, topic: str) -> list[dict]:
     return [json.loads(payload) for payload in watcher.on(topic)]
 
 
-async def test_discovery_as_a_subscriber_reads_it(broker, hub):
+async def test_discovery_as_a_subscriber_reads_it(broker, hub, make_unit):
+    await make_unit("desk", DESK_HZ)  # a desk registers: a unit besides the hub's door
     bridge = hub.running.app.state.mqtt
     await all_sent(bridge)
-    held = await retained(broker, door_configs() | {bridge.availability_topic, "intercom/door/online"})
+    units = {"door": door_configs(), "desk": desk_configs()}
+    online = {"intercom/door/online", "intercom/desk/online"}
+    held = await retained(broker, door_configs() | desk_configs() | {AVAILABILITY} | online)
     configs = {topic: json.loads(payload) for topic, payload in held.items() if topic.startswith("homeassistant/")}
-    assert configs.keys() == door_configs()
-    assert held[bridge.availability_topic] == b"online"  # retained while the bridge is up
-    assert held["intercom/door/online"] == b"OFF"  # no door registered
+    assert configs.keys() == door_configs() | desk_configs()
+    assert held[AVAILABILITY] == b"online"  # retained while the bridge is up
+    assert (held["intercom/door/online"], held["intercom/desk/online"]) == (b"OFF", b"ON")  # only the desk is here
     unique_ids = [config["unique_id"] for config in configs.values()]
     assert len(set(unique_ids)) == len(unique_ids)
     for topic, config in configs.items():
         _, component, node, _, _ = topic.split("/")
+        unit = next(unit for unit, topics in units.items() if topic in topics)
         required, allowed = PLATFORMS[component]
         assert required <= config.keys() <= allowed, (topic, config.keys() - allowed, required - config.keys())
         assert config.get("device_class", next(iter(DEVICE_CLASSES[component]))) in DEVICE_CLASSES[component], topic
         assert config["device"].keys() <= DEVICE_KEYS
-        assert config["device"]["identifiers"] == [node] == ["intercom_door"], topic  # one device per unit
-        availability = [entry["topic"] for entry in config["availability"]]
-        assert availability == [bridge.availability_topic], topic
+        assert config["device"]["identifiers"] == [node] == [f"intercom_{unit}"], topic  # one device per unit
+        assert [entry["topic"] for entry in config["availability"]] == [AVAILABILITY], topic
         named = [config[key] for key in ("state_topic", "command_topic") if key in config]
-        assert all(name.startswith("intercom/door/") for name in named), (topic, named)
-    # the states the bridge publishes at connect, and the command topic it subscribes to, are named
-    assert configs[config_topic("door", "binary_sensor", "online")]["state_topic"] == "intercom/door/online"
+        assert all(name.startswith(f"intercom/{unit}/") for name in named), (topic, named)
+    devices = {json.dumps(config["device"], sort_keys=True) for config in configs.values()}
+    assert len(devices) == len(units)  # every entity of a unit names the same device
+    # the states the bridge publishes at connect, and the command topic it subscribes to, are the named ones
+    for unit in units:
+        assert configs[config_topic(unit, "binary_sensor", "online")]["state_topic"] == f"intercom/{unit}/online"
     button = configs[config_topic("door", "button", "open")]
     assert button["command_topic"] == f"{bridge.settings.topic_prefix}/door/open"
+
+
+async def test_a_desk_registering_then_unregistering_turns_its_online_on_then_off(broker, hub, make_unit):
+    bridge = hub.running.app.state.mqtt
+    await all_sent(bridge)
+    async with watching(broker) as watcher:
+        desk = await make_unit("desk", DESK_HZ)
+        await watcher.until(lambda: watcher.on("intercom/desk/online") == [b"ON"], "the desk online")
+        async with asyncio.timeout(STEP):
+            await desk.client.destroy()  # it unregisters
+        await watcher.until(lambda: watcher.on("intercom/desk/online") == [b"ON", b"OFF"], "the desk offline")
+    assert await holds(broker, "intercom/desk/online") == b"OFF"  # retained: a new Home Assistant reads it too
 
 
 async def test_without_open_door_the_button_published_before_is_removed(broker, hub_config):
@@ -191,8 +215,10 @@ async def test_the_doors_call_button_rings_in_home_assistant(broker, hub, make_u
     _, pins = await door_on_pins(hub, boards, tmp_path, "desk")
     bridge = hub.running.app.state.mqtt
     await all_sent(bridge)
-    configs = {topic: json.loads(payload) for topic, payload in (await retained(broker, door_configs())).items()}
+    held = await retained(broker, door_configs() | desk_configs())
+    configs = {topic: json.loads(payload) for topic, payload in held.items() if topic.startswith("homeassistant/")}
     doorbell = configs[config_topic("door", "event", "doorbell")]["state_topic"]
+    last_caller = configs[config_topic("desk", "sensor", "last_caller")]["state_topic"]
     last_ring = configs[config_topic("door", "sensor", "last_ring")]["state_topic"]
     call = configs[config_topic("door", "binary_sensor", "call")]["state_topic"]
     async with watching(broker) as watcher:
@@ -207,11 +233,12 @@ async def test_the_doors_call_button_rings_in_home_assistant(broker, hub, make_u
         plain = events_on(watcher, "intercom/door/event")[0]
         assert (plain["type"], plain["event"], plain["payload"]["id"]) == ("call", "callCreated", ring["callId"])
         assert plain["payload"]["source"] == "client:door"
+        assert await holds(broker, call) == b"ON"  # retained: a Home Assistant that starts now sees the call up
         incoming.reject()
         await watcher.until(lambda: watcher.on(call)[-1:] == [b"OFF"], "the call's end")
         assert [event["event_type"] for event in events_on(watcher, doorbell)] == ["ring", "missed"]
-    held = await retained(broker, {last_ring, call, "intercom/desk/last_caller"})
-    assert held[call] == b"OFF" and held["intercom/desk/last_caller"] == b"door"
+    held = await retained(broker, {last_ring, call, last_caller})
+    assert held[call] == b"OFF" and held[last_caller] == b"door"
     assert pressed <= datetime.fromisoformat(held[last_ring].decode()) <= datetime.now(UTC)
 
 
@@ -318,7 +345,7 @@ async def test_after_a_broker_restart_the_bridge_republishes_all_and_a_call_mean
         await watcher.until(lambda: watcher.on("intercom/door/event"), "the queued plain events")
     await all_sent(bridge)
     states = {"intercom/door/online", "intercom/door/call", "intercom/door/last_ring", "intercom/door/last_caller"}
-    held = await retained(broker, door_configs() | {AVAILABILITY} | states)
+    held = await retained(broker, door_configs() | desk_configs() | {AVAILABILITY} | states)
     assert held[AVAILABILITY] == b"online"
     assert (held["intercom/door/online"], held["intercom/door/call"]) == (b"ON", b"OFF")
     assert held["intercom/door/last_caller"] == b"desk"  # told before the restart, told again after it
