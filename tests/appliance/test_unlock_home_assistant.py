@@ -125,6 +125,7 @@ async def test_the_link_announces_the_doors_and_follows_their_registrations(hub,
 
     queued = {topic: payload for topic, payload, retain, _ in bridge._queue if retain}
     assert online() == [b"OFF"]
+    assert queued["intercom/door/call"] == b"OFF"  # no call since the start, whatever a crash left retained
     assert queued["homeassistant/button/intercom_door/open/config"] == b""  # off: no Open door button
     assert json.loads(queued["homeassistant/event/intercom_door/doorbell/config"])["state_topic"] == (
         "intercom/door/doorbell"

@@ -80,6 +80,10 @@ class HomeAssistantLink:
             self.bridge.publish(topic, payload, retain=True)
         online = ON if self.registrar.lookup(identity) else OFF
         self.bridge.publish(self.topics.unit(identity, "online"), online, retain=True)
+        call = self.topics.unit(identity, "call")
+        if call not in self.states_held:  # no call of it since the hub started: none is up, whatever
+            self.states_held[call] = OFF.encode()  # the broker kept from before a crash
+            self.bridge.publish(call, OFF, retain=True)
         self.announced.add(identity)
 
     def _keyed_units(self) -> list[str]:
