@@ -33,6 +33,7 @@ from .hub_flags import (
     CALL_LIMITS,
     CONNECTION_LIMITS,
     DURABILITY,
+    MQTT_OPEN,
     PAIRING,
     STORAGE_LIMITS,
     add_limit_flags,
@@ -134,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hub.add_argument(
         "--max-media-bytes", type=int, default=outbound.max_media_bytes, help="the largest play file downloaded"
+    )
+    hub.add_argument(
+        "--doors",
+        default="door",
+        metavar="NAMES",
+        help="the units that are doors, comma-separated: the web desk offers them, Home Assistant shows "
+        "their doorbell (default door)",
     )
     add_limit_flags(hub, "call limits (docs/call-limits.md)", CALL_LIMITS)
     add_limit_flags(hub, STORAGE_TITLE, STORAGE_LIMITS)
@@ -386,10 +394,25 @@ def _run_hub(args: argparse.Namespace) -> None:
         allowed_origins=origins,
         outbound=_outbound(args),
         storage_limits=_storage_limits(args),
+        doors=_identities("--doors", args.doors),
         mqtt=_mqtt(args),
-        **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY + PAIRING),
+        mqtt_open_door=args.mqtt_open_door,
+        **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY + PAIRING + MQTT_OPEN),
     )
     run_hub(config, log_level=args.log_level)
+
+
+def _identities(flag: str, text: str) -> tuple[str, ...]:
+    """A comma-separated list of unit names, each checked, in order, without repeats."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    if not names:
+        raise UsageError(f"{flag}: give at least one name")
+    try:
+        for name in names:
+            check_identity(name)
+    except CapabilityError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    return names
 
 
 def _add_mqtt_flags(parser: argparse.ArgumentParser) -> None:
@@ -412,6 +435,13 @@ def _add_mqtt_flags(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="messages kept while the broker is away (default 1000)",
     )
+    group.add_argument(
+        "--mqtt-open-door",
+        action="store_true",
+        help="offer Home Assistant an Open door button; a door opens for it only if its own "
+        "INTERCOM_UNLOCK_FROM names source:home_assistant",
+    )
+    add_limit_flags(parser, "Home Assistant's Open door (with --mqtt-open-door)", MQTT_OPEN)
 
 
 def _mqtt(args: argparse.Namespace) -> MqttSettings | None:
@@ -419,6 +449,8 @@ def _mqtt(args: argparse.Namespace) -> MqttSettings | None:
     from .hub.mqtt.settings import MqttSettings
 
     if args.mqtt_url is None:
+        if args.mqtt_open_door:
+            raise UsageError("--mqtt-open-door needs --mqtt-url")
         return None
     password = secret_from_file("--mqtt-password-file", args.mqtt_password_file) if args.mqtt_password_file else None
     given = {

@@ -182,6 +182,17 @@ class Settings(BaseSettings):
     mqtt_ca_file: Path | None = Field(None, description="mqtts: the CA that issued the broker's certificate (PEM)")
     mqtt_pinned_cert: Path | None = Field(None, description="mqtts: the broker's own certificate (PEM), pinned")
     mqtt_queue_size: int = Field(1000, ge=1, description="MQTT messages kept while the broker is away; the oldest go")
+    mqtt_open_door: bool = Field(
+        False,
+        description="offer Home Assistant an Open door button; a door opens for it only if its own "
+        "INTERCOM_UNLOCK_FROM names source:home_assistant",
+    )
+    mqtt_open_min_interval: float = Field(
+        2.0, gt=0, allow_inf_nan=False, description="seconds between two Open door commands to one door"
+    )
+    mqtt_open_timeout: float = Field(
+        5.0, gt=0, allow_inf_nan=False, description="seconds the hub waits for the door's answer to one"
+    )
     access_key_id: str = Field(pattern=KEY_ID, description="id of the hub access key this unit mints its tokens with")
     access_key: SecretStr = Field(description="that key's secret")
     call_flow: str | None = Field(
@@ -368,6 +379,8 @@ class Settings(BaseSettings):
         for name in MQTT_OPTIONAL[1:]:
             if self.mqtt_url is None and getattr(self, name) is not None:
                 raise ValueError(f"INTERCOM_{name.upper()}: is for the MQTT bridge, and INTERCOM_MQTT_URL is empty")
+        if self.mqtt_url is None and self.mqtt_open_door:
+            raise ValueError("INTERCOM_MQTT_OPEN_DOOR: is for the MQTT bridge, and INTERCOM_MQTT_URL is empty")
         uses: dict[int, str] = {}
         for name, pin in self.pins().items():
             if pin in uses:

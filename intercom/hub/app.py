@@ -58,7 +58,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     # Given the webhooks before it closes what a crash left open, so that they hear of that too.
     mqtt = MqttBridge(config.mqtt) if config.mqtt is not None else None
     publisher = (
-        Publishers(webhooks, MqttEvents(mqtt, storage), HomeAssistantLink(mqtt, config, registrar))
+        Publishers(webhooks, MqttEvents(mqtt, storage), HomeAssistantLink(mqtt, config, registrar, storage))
         if mqtt is not None
         else webhooks
     )

@@ -109,6 +109,10 @@ BAD_EMBEDDED_VALUES = [
     ("INTERCOM_MQTT_TOPIC_PREFIX", "home/#", "INTERCOM_MQTT_TOPIC_PREFIX: String should match pattern"),
     ("INTERCOM_MQTT_DISCOVERY_PREFIX", "", "INTERCOM_MQTT_DISCOVERY_PREFIX: String should match pattern"),
     ("INTERCOM_MQTT_QUEUE_SIZE", "0", "INTERCOM_MQTT_QUEUE_SIZE: Input should be greater than or equal to 1"),
+    ("INTERCOM_MQTT_OPEN_DOOR", "maybe", "INTERCOM_MQTT_OPEN_DOOR: Input should be a valid boolean"),
+    ("INTERCOM_MQTT_OPEN_DOOR", "true", "INTERCOM_MQTT_OPEN_DOOR: is for the MQTT bridge, and INTERCOM_MQTT_URL"),
+    ("INTERCOM_MQTT_OPEN_MIN_INTERVAL", "0", "INTERCOM_MQTT_OPEN_MIN_INTERVAL: Input should be greater than 0"),
+    ("INTERCOM_MQTT_OPEN_TIMEOUT", "inf", "INTERCOM_MQTT_OPEN_TIMEOUT: Input should be a finite number"),
     (
         "INTERCOM_HUB_DELIVERIES_MAX_AGE_DAYS",
         "x",

@@ -17,6 +17,8 @@ import pytest
 from bench.mosquitto import Mosquitto, mosquitto_program
 from intercom.hub.mqtt.settings import MqttSettings
 
+from ..appliance.conftest import boards  # noqa: F401  (whole units on mock pins, for the Home Assistant tests)
+
 BRIDGE_USER, WATCHER_USER, STRANGER_USER = "intercom", "watcher", "stranger"  # the stranger may do nothing
 ACL = f"""user {BRIDGE_USER}
 topic readwrite intercom/#
@@ -47,17 +49,26 @@ class Broker(Mosquitto):
 
     def watcher(self, user: str = WATCHER_USER) -> aiomqtt.Client:
         """A client that may read every topic (and write none), or another of the ACL's users."""
+        return self.client(user)
+
+    def client(self, user: str, password: str | None = None, **options: object) -> aiomqtt.Client:
+        """A client of ``user``, with its password unless told another; trusting the test CA under TLS."""
         tls = ssl.create_default_context(cafile=str(self.ca_file)) if self.tls else None
-        return aiomqtt.Client("127.0.0.1", self.port, username=user, password=self.passwords[user], tls_context=tls)
+        password = self.passwords[user] if password is None else password
+        return aiomqtt.Client("127.0.0.1", self.port, username=user, password=password, tls_context=tls, **options)
 
 
 @pytest.fixture
 def make_broker(tmp_path: Path) -> Callable[..., Broker]:
-    def make(tls: tuple[Path, Path] | None = None, ca_file: Path | None = None, acl: str = "") -> Broker:
-        """A broker not started yet; ``acl`` adds lines to the ACL (a user of a test's own, say)."""
+    def make(
+        tls: tuple[Path, Path] | None = None, ca_file: Path | None = None, acl: str = "", users: tuple[str, ...] = ()
+    ) -> Broker:
+        """A broker not started yet; ``acl`` adds lines to the ACL for ``users``, more users of a
+        test's own (Home Assistant's, say), each with a password of its own."""
         if mosquitto_program() is None:
             pytest.skip("mosquitto is not installed (scripts/setup.sh installs it)")
-        passwords = {user: secrets.token_urlsafe(16) for user in (BRIDGE_USER, WATCHER_USER, STRANGER_USER)}
+        everyone = (BRIDGE_USER, WATCHER_USER, STRANGER_USER, *users)
+        passwords = {user: secrets.token_urlsafe(16) for user in everyone}
         return Broker.prepared(tmp_path / "broker", free_port(), passwords, ACL + acl, tls=tls, ca_file=ca_file)
 
     return make

@@ -158,38 +158,6 @@ async def test_the_events_of_a_real_call_arrive_as_json_on_the_units_topic(broke
     assert {event["type"] for event in events} >= {"call", "leg"}
 
 
-async def test_after_a_broker_restart_the_bridge_comes_back_and_a_call_meanwhile_worked(broker, hub, make_unit):
-    bridge = hub.running.app.state.mqtt
-    connects = []
-    bridge.on_connect(lambda: connects.append(1))
-    async with asyncio.timeout(STEP):
-        await bridge.wait_connected()
-    door, desk = await door_and_desk(hub, make_unit)
-    await broker.stop()
-    async with asyncio.timeout(STEP):
-        while bridge.connected:
-            await asyncio.sleep(0.01)  # polling the bridge's state, with the deadline above
-    async with asyncio.timeout(STEP):
-        await a_call(hub, door, desk)  # the broker is away: the call works all the same
-    assert bridge._queue, "the call's events wait in the queue"
-    watching_again = asyncio.Event()
-
-    async def after_the_watcher() -> None:  # holds the queue until the watcher listens
-        async with asyncio.timeout(STEP):
-            await watching_again.wait()
-
-    bridge.on_connect(after_the_watcher)
-    await broker.start()
-    async with watching(broker) as watcher:
-        watching_again.set()
-        async with asyncio.timeout(STEP):
-            await bridge.wait_connected()
-        await watcher.until(lambda: b"online" in watcher.on(bridge.availability_topic), "online again")
-        # what the call said while the broker was away was queued, and is sent now
-        await watcher.until(lambda: len(watcher.on("intercom/door/event")) > 0, "the queued events")
-    assert connects, "the on-connect callbacks ran again"
-
-
 def make_certificate(folder: Path, name: str, issuer: tuple[Path, Path] | None) -> tuple[Path, Path]:
     cert, key = folder / f"{name}.pem", folder / f"{name}.key"
     subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]

@@ -81,3 +81,40 @@ def test_a_password_in_the_env_file_and_in_a_file_is_refused(tmp_path):
     ) as refused:
         load_settings(path)
     assert "Qz9-tiny" not in str(refused.value)
+
+
+def test_the_open_door_flags_and_the_doors(capsys, monkeypatch, tmp_path):
+    config = started_config(
+        capsys, monkeypatch, tmp_path, "--mqtt-url", "mqtt://127.0.0.1", "--mqtt-open-door",
+        "--mqtt-open-min-interval", "0.5", "--mqtt-open-timeout", "3", "--doors", "gate, back,gate",
+    )  # fmt: skip
+    assert (config.mqtt_open_door, config.mqtt_open_min_interval, config.mqtt_open_timeout) == (True, 0.5, 3.0)
+    assert config.doors == ("gate", "back")
+    plain = started_config(capsys, monkeypatch, tmp_path, "--mqtt-url", "mqtt://127.0.0.1")
+    assert (plain.mqtt_open_door, plain.mqtt_open_min_interval, plain.doors) == (False, 2.0, ("door",))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--mqtt-open-door"], "--mqtt-open-door needs --mqtt-url"),
+        (["--doors", " , "], "--doors: give at least one name"),
+        (["--doors", "front door"], "--doors: "),
+    ],
+)
+def test_open_door_without_a_bridge_and_bad_doors_are_refused(tmp_path, capsys, argv, message):
+    code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), *argv)
+    assert code == 2 and message in err
+
+
+def test_the_units_env_file_turns_the_open_door_on_only_with_a_bridge(tmp_path):
+    path = env_file(
+        tmp_path, **EMBEDDED, INTERCOM_MQTT_URL="mqtt://127.0.0.1", INTERCOM_MQTT_OPEN_DOOR="1",
+        INTERCOM_MQTT_OPEN_MIN_INTERVAL="4", INTERCOM_MQTT_OPEN_TIMEOUT="1.5",
+    )  # fmt: skip
+    config = EmbeddedHub(load_settings(path)[0]).config
+    assert (config.mqtt_open_door, config.mqtt_open_min_interval, config.mqtt_open_timeout) == (True, 4.0, 1.5)
+    with pytest.raises(SettingsError, match="INTERCOM_MQTT_OPEN_DOOR: is for the MQTT bridge"):
+        load_settings(env_file(tmp_path, **EMBEDDED, INTERCOM_MQTT_OPEN_DOOR="1"))
+    with pytest.raises(SettingsError, match="INTERCOM_MQTT_OPEN_MIN_INTERVAL"):
+        load_settings(env_file(tmp_path, **EMBEDDED, INTERCOM_MQTT_URL="mqtt://h", INTERCOM_MQTT_OPEN_MIN_INTERVAL="0"))

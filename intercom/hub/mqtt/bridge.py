@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 import aiomqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from .settings import MqttSettings
 
@@ -131,6 +132,9 @@ class MqttBridge:
             username=settings.username,
             password=settings.password,
             identifier=settings.client_id,
+            # MQTT 5 for retain-as-published: under 3.1.1 the broker clears the retain flag of a message
+            # published while we are subscribed, and a retained Open door would open once, then linger.
+            protocol=aiomqtt.ProtocolVersion.V5,
             will=aiomqtt.Will(self.availability_topic, OFFLINE, qos=1, retain=True),
             tls_context=settings.tls_context(),
             keepalive=settings.keepalive,
@@ -181,7 +185,8 @@ class MqttBridge:
             self._queued.clear()
 
     async def _subscribe(self, client: aiomqtt.Client, topic_filter: str) -> None:
-        await client.subscribe(topic_filter, qos=1)
+        # The retain flag as its publisher set it, so a handler can refuse a retained command however it comes.
+        await client.subscribe(topic_filter, options=SubscribeOptions(qos=1, retainAsPublished=True))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def run() -> None:
