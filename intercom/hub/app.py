@@ -21,7 +21,7 @@ from ..auth import PHONES
 from ..transport.limits import ConnectionGate, EndsHandshake
 from . import api, ca_download, desk_api, desk_pages
 from .api.common import metrics_reader
-from .call_log import Publishers
+from .call_log import Later, Publishers
 from .call_service import CallService
 from .config import HubConfig
 from .file_modes import make_private
@@ -58,7 +58,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     # Given the webhooks before it closes what a crash left open, so that they hear of that too.
     mqtt = MqttBridge(config.mqtt) if config.mqtt is not None else None
     publisher = (
-        Publishers(webhooks, MqttEvents(mqtt, storage), HomeAssistantLink(mqtt, config, registrar, storage))
+        Publishers(webhooks, Later(MqttEvents(mqtt, storage), HomeAssistantLink(mqtt, config, registrar, storage)))
         if mqtt is not None
         else webhooks
     )

@@ -8,7 +8,7 @@ import logging
 from ..config import HubConfig
 from ..door_unlock import ask_door_to_open
 from ..legs import HubAddress
-from ..records import CallRecord, LegRecord, RecordingRecord, UnlockEvent, Webhook
+from ..records import PublishedRow, Webhook
 from ..registrar import Registrar
 from ..storage import Storage
 from .bridge import MqttBridge
@@ -103,9 +103,7 @@ class HomeAssistantLink:
         bindings = self.registrar.lookup(identity)
         return bool(bindings) and all(self.registrar.group_of(b.grant.access_key_id) is None for b in bindings)
 
-    def publish(
-        self, row: CallRecord | LegRecord | RecordingRecord | UnlockEvent, created: bool, extra: Webhook | None = None
-    ) -> None:
+    def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         try:
             for message in self.states.messages(row, created):
                 self.bridge.publish(message.topic, message.payload, retain=message.retain)

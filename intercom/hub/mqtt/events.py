@@ -8,9 +8,9 @@ import time
 
 from ..api.views import rfc3339
 from ..callflows import CLIENT_PREFIX
-from ..records import CallRecord, RecordingRecord, UnlockEvent, Webhook
+from ..records import CallRecord, PublishedRow, RecordingRecord, UnlockEvent, Webhook
 from ..storage import Storage
-from ..webhooks import Row, event_item
+from ..webhooks import event_item
 from .bridge import MqttBridge
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class MqttEvents:
         self.bridge = bridge
         self.storage = storage
 
-    def publish(self, row: Row, created: bool, extra: Webhook | None = None) -> None:
+    def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         try:
             unit = self.unit_of(row)
             if unit is None:
@@ -33,7 +33,7 @@ class MqttEvents:
         except Exception:  # a call must not fail for its MQTT events
             log.exception("mqtt: the event for %s %s was not queued", type(row).__name__, row.id)
 
-    def unit_of(self, row: Row) -> str | None:
+    def unit_of(self, row: PublishedRow) -> str | None:
         """The unit an event is about: a call's calling client (the door), else the client it rings;
         an unlock's door. A call between no clients (a number, say) has no unit's topic."""
         if isinstance(row, UnlockEvent):

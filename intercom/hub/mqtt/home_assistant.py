@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..callflows import CLIENT_PREFIX
-from ..records import LEG_FINAL, CallRecord, LegRecord, RecordingRecord, UnlockEvent
+from ..records import LEG_FINAL, CallRecord, LegRecord, PublishedRow, RecordingRecord, UnlockEvent
 from .discovery import OFF, ON, Topics, event_payload, ring_time
 
 REMEMBERED_CALLS = 256  # the door calls whose later rows (answer, voicemail, end) we still place
@@ -41,7 +41,7 @@ class HomeAssistantStates:
         self.clock = clock
         self._calls: OrderedDict[str, _DoorCall] = OrderedDict()  # the doors' calls, newest last
 
-    def messages(self, row: CallRecord | LegRecord | RecordingRecord | UnlockEvent, created: bool) -> list[Message]:
+    def messages(self, row: PublishedRow, created: bool) -> list[Message]:
         if isinstance(row, UnlockEvent):
             return self._unlock(row)
         if isinstance(row, CallRecord):
