@@ -26,10 +26,10 @@ lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
 # Every benchmark, each on its own; fails at the end when any missed a target. The sound one
-# needs jackd2, which the full setup installs.
+# needs jackd2, the MQTT one mosquitto: the full setup installs both.
 bench:
 	@scripts/setup.sh
-	@status=0; for name in register calls audio appliance api storage flood web; do .venv/bin/python bench/$$name.py || status=1; done; exit $$status
+	@status=0; for name in register calls audio appliance api storage flood web mqtt; do .venv/bin/python bench/$$name.py || status=1; done; exit $$status
 
 # The flashable SD-card image of a unit (arm64), into build/image/: needs root, see deploy/image/.
 image:

@@ -27,12 +27,14 @@ Exit status: 0 when every target is met, 1 when one is missed, 2 on error or tim
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from gpiozero.pins.mock import MockFactory
 from harness import (
@@ -108,12 +110,31 @@ def strike(door: Unit) -> Moment:
     return Moment(door, lambda kind, _name, _value: kind == "relay")
 
 
-async def stop_units(units: tuple[Unit, ...], boards: list[MockFactory]) -> None:
-    for unit in units:
-        await asyncio.wait_for(unit.stop(), STEP_TIMEOUT)
-    for board in boards:
-        board.reset()
-        board.close()
+class Units(NamedTuple):
+    door: Unit
+    desk: Unit
+    door_board: MockFactory
+    desk_board: MockFactory
+
+
+@contextlib.asynccontextmanager
+async def door_and_desk(port: int, key: AccessKey, workdir: Path) -> AsyncIterator[Units]:
+    """A door and a desk unit, each on a mock board of its own, registered with the hub on ``port``
+    for the block, and stopped after it. ``workdir``: their state directories go there."""
+    audio = CallAudio(source=lambda: ToneSource(440.0), sink=RecordingSink, policy=LOOPBACK, tones=None)
+    door_board, desk_board = MockFactory(), MockFactory()
+    desk = Unit(settings_for("desk", port, key, workdir), audio, pin_factory=desk_board)
+    door = Unit(settings_for("door", port, key, workdir), audio, pin_factory=door_board)
+    try:
+        await desk.start()
+        await door.start()
+        yield Units(door, desk, door_board, desk_board)
+    finally:
+        for unit in (door, desk):
+            await asyncio.wait_for(unit.stop(), STEP_TIMEOUT)
+        for board in (door_board, desk_board):
+            board.reset()
+            board.close()
 
 
 async def idle(unit: Unit) -> None:
@@ -142,18 +163,13 @@ async def confirmed(unit: Unit) -> Call:
 
 
 async def measure_unlocks(port: int, key: AccessKey, workdir: Path, presses: int, typed: int) -> dict[str, object]:
-    audio = CallAudio(source=lambda: ToneSource(440.0), sink=RecordingSink, policy=LOOPBACK, tones=None)
-    boards = [MockFactory(), MockFactory()]
-    desk = Unit(settings_for("desk", port, key, workdir), audio, pin_factory=boards[0])
-    door = Unit(settings_for("door", port, key, workdir), audio, pin_factory=boards[1])
-    rang, struck = ringing(desk), strike(door)
     unlock_ms: list[float] = []
     digit_ms: list[float] = []
     typed_ms: list[float] = []
-    try:
-        await desk.start()
-        await door.start()
-        press(boards[1], CALL_PIN)
+    async with door_and_desk(port, key, workdir) as units:
+        desk, door = units.desk, units.door
+        rang, struck = ringing(desk), strike(door)
+        press(units.door_board, CALL_PIN)
         await asyncio.wait_for(rang.event.wait(), STEP_TIMEOUT)
         desk.controller.press("answer")
         desk_call = await asyncio.wait_for(confirmed(desk), STEP_TIMEOUT)
@@ -167,22 +183,20 @@ async def measure_unlocks(port: int, key: AccessKey, workdir: Path, presses: int
             await asyncio.wait_for(struck.event.wait(), STEP_TIMEOUT)
             assert struck.at is not None
             typed_ms.append((struck.at - sent) * 1000)
-            await asyncio.wait_for(released(boards[1]), STEP_TIMEOUT)
+            await asyncio.wait_for(released(units.door_board), STEP_TIMEOUT)
         for _ in range(presses):
             struck.event.clear()
-            pressed = press(boards[0], UNLOCK_PIN)
+            pressed = press(units.desk_board, UNLOCK_PIN)
             await asyncio.wait_for(struck.event.wait(), STEP_TIMEOUT)
             assert struck.at is not None
             unlock_ms.append((struck.at - pressed) * 1000)
-            await asyncio.wait_for(released(boards[1]), STEP_TIMEOUT)
+            await asyncio.wait_for(released(units.door_board), STEP_TIMEOUT)
 
             heard.clear()
             sent = time.monotonic()
             desk_call.send_digits("1")  # the baseline: one INFO through the hub, nothing judged
             await asyncio.wait_for(heard.wait(), STEP_TIMEOUT)
             digit_ms.append((time.monotonic() - sent) * 1000)
-    finally:
-        await stop_units((door, desk), boards)
     unlock_ms.sort()
     digit_ms.sort()
     typed_ms.sort()
@@ -196,38 +210,40 @@ async def measure_unlocks(port: int, key: AccessKey, workdir: Path, presses: int
     }
 
 
+async def ring_once(units: Units, rang: Moment) -> float:
+    """The door's CALL button pressed until the desk rang (``rang.at``): when it was pressed."""
+    rang.event.clear()
+    pressed = press(units.door_board, CALL_PIN)
+    await asyncio.wait_for(rang.event.wait(), STEP_TIMEOUT)
+    return pressed
+
+
+async def turn_away(units: Units) -> None:
+    """REJECT at the desk, until both units are idle again."""
+    units.desk.controller.press("reject")
+    await asyncio.wait_for(asyncio.gather(idle(units.desk), idle(units.door)), STEP_TIMEOUT)
+
+
 async def measure_presses(port: int, key: AccessKey, workdir: Path, presses: int) -> dict[str, object]:
-    audio = CallAudio(source=lambda: ToneSource(440.0), sink=RecordingSink, policy=LOOPBACK, tones=None)
-    boards = [MockFactory(), MockFactory()]
-    desk = Unit(settings_for("desk", port, key, workdir), audio, pin_factory=boards[0])
-    door = Unit(settings_for("door", port, key, workdir), audio, pin_factory=boards[1])
-    rang = ringing(desk)
-    offered = asyncio.Event()
-    desk.client.on("incoming", lambda incoming: offered.set())
     press_ms: list[float] = []
     sdk_ms: list[float] = []
-    try:
-        await desk.start()
-        await door.start()
+    async with door_and_desk(port, key, workdir) as units:
+        rang = ringing(units.desk)
+        offered = asyncio.Event()
+        units.desk.client.on("incoming", lambda incoming: offered.set())
         for _ in range(presses):
-            rang.event.clear()
-            pressed = press(boards[1], CALL_PIN)  # the door's CALL button
-            await asyncio.wait_for(rang.event.wait(), STEP_TIMEOUT)
-            assert rang.at is not None
-            press_ms.append((rang.at - pressed) * 1000)
-            desk.controller.press("reject")
-            await asyncio.wait_for(asyncio.gather(idle(desk), idle(door)), STEP_TIMEOUT)
+            pressed = await ring_once(units, rang)
+            press_ms.append((rang.at - pressed) * 1000)  # type: ignore[operator]
+            await turn_away(units)
 
             offered.clear()
             started = time.monotonic()
-            call = door.client.start_call()  # the baseline: the SDK alone, no GPIO or controller
+            call = units.door.client.start_call()  # the baseline: the SDK alone, no GPIO or controller
             await asyncio.wait_for(offered.wait(), STEP_TIMEOUT)
             sdk_ms.append((time.monotonic() - started) * 1000)
-            desk.controller.press("reject")
+            units.desk.controller.press("reject")
             await asyncio.wait_for(call_ended(call), STEP_TIMEOUT)
-            await asyncio.wait_for(idle(desk), STEP_TIMEOUT)
-    finally:
-        await stop_units((door, desk), boards)
+            await asyncio.wait_for(idle(units.desk), STEP_TIMEOUT)
     press_ms.sort()
     sdk_ms.sort()
     return {
@@ -295,14 +311,19 @@ async def measure_unit(values: dict[str, str], workdir: Path, window_s: float) -
     }
 
 
-async def run(workdir: Path, quick: bool) -> dict[str, object]:
-    data_dir = workdir / "hub"
-    key = create_key(data_dir)
+def store_call_flows(data_dir: Path) -> None:
+    """The units' call flows in the hub's database: the door rings the desk, the desk the door."""
     storage = Storage(data_dir)
     for flow, callee in (("door", "desk"), ("desk", "door")):
         steps = [{"action": "transfer", "options": {"destination": f"client:{callee}", "timeout": 30}}]
         storage.create_call_flow(CallFlow.model_validate({"id": flow, "title": flow, "steps": steps}))
     storage.close()
+
+
+async def run(workdir: Path, quick: bool) -> dict[str, object]:
+    data_dir = workdir / "hub"
+    key = create_key(data_dir)
+    store_call_flows(data_dir)
     async with fresh_hub(data_dir, workdir, "press") as (port, _):
         press = await wait_phase(
             "press", measure_presses(port, key, workdir, QUICK_PRESSES if quick else PRESSES), PHASE_TIMEOUT

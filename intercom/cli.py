@@ -33,14 +33,17 @@ from .hub_flags import (
     CALL_LIMITS,
     CONNECTION_LIMITS,
     DURABILITY,
+    MQTT_OPEN,
     PAIRING,
     STORAGE_LIMITS,
     add_limit_flags,
     limits_given,
+    positive,
 )
 from .usage import UsageError
 
 if TYPE_CHECKING:
+    from .hub.mqtt.settings import MqttSettings
     from .hub.retention import StorageLimits
 
 STORAGE_TITLE = "storage limits (default: the hub's; `intercom storage` shows them)"
@@ -133,10 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     hub.add_argument(
         "--max-media-bytes", type=int, default=outbound.max_media_bytes, help="the largest play file downloaded"
     )
+    hub.add_argument(
+        "--doors",
+        default="door",
+        metavar="NAMES",
+        help="the units that are doors, comma-separated: the web desk offers them, Home Assistant shows "
+        "their doorbell (default door)",
+    )
     add_limit_flags(hub, "call limits (docs/call-limits.md)", CALL_LIMITS)
     add_limit_flags(hub, STORAGE_TITLE, STORAGE_LIMITS)
     add_limit_flags(hub, "crashes and power cuts (docs/storage.md)", DURABILITY)
     add_limit_flags(hub, "paired phones (docs/web-desk.md)", PAIRING)
+    _add_mqtt_flags(hub)
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -383,9 +394,81 @@ def _run_hub(args: argparse.Namespace) -> None:
         allowed_origins=origins,
         outbound=_outbound(args),
         storage_limits=_storage_limits(args),
-        **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY + PAIRING),
+        doors=_identities("--doors", args.doors),
+        mqtt=_mqtt(args),
+        mqtt_open_door=args.mqtt_open_door,
+        **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY + PAIRING + MQTT_OPEN),
     )
     run_hub(config, log_level=args.log_level)
+
+
+def _identities(flag: str, text: str) -> tuple[str, ...]:
+    """A comma-separated list of unit names, each checked, in order, without repeats."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    if not names:
+        raise UsageError(f"{flag}: give at least one name")
+    try:
+        for name in names:
+            check_identity(name)
+    except CapabilityError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    return names
+
+
+def _add_mqtt_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("MQTT bridge, off without --mqtt-url (docs/home-assistant.md)")
+    group.add_argument("--mqtt-url", metavar="URL", help="the broker: mqtt://host[:port] or mqtts://host[:port]")
+    group.add_argument("--mqtt-username", metavar="NAME", help="the user the bridge logs in as")
+    group.add_argument("--mqtt-password-file", type=Path, metavar="PATH", help="a file holding its password (-: stdin)")
+    group.add_argument("--mqtt-client-id", metavar="ID", help="the bridge's client id (default intercom-hub)")
+    group.add_argument(
+        "--mqtt-topic-prefix", metavar="PREFIX", help="events go to PREFIX/<unit>/event (default intercom)"
+    )
+    group.add_argument("--mqtt-discovery-prefix", metavar="PREFIX", help="Home Assistant's (default homeassistant)")
+    group.add_argument("--mqtt-ca-file", type=Path, metavar="PATH", help="mqtts: the CA of the broker's certificate")
+    group.add_argument(
+        "--mqtt-pinned-cert", type=Path, metavar="PATH", help="mqtts: the broker's own certificate, pinned"
+    )
+    group.add_argument(
+        "--mqtt-queue-size",
+        type=positive(int),
+        metavar="N",
+        help="messages kept while the broker is away (default 1000)",
+    )
+    group.add_argument(
+        "--mqtt-open-door",
+        action="store_true",
+        help="offer Home Assistant an Open door button; a door opens for it only if its own "
+        "INTERCOM_UNLOCK_FROM names source:home_assistant",
+    )
+    add_limit_flags(parser, "Home Assistant's Open door (with --mqtt-open-door)", MQTT_OPEN)
+
+
+def _mqtt(args: argparse.Namespace) -> MqttSettings | None:
+    """The bridge's settings from the --mqtt-* flags; ``None`` (off) without --mqtt-url."""
+    from .hub.mqtt.settings import MqttSettings
+
+    if args.mqtt_url is None:
+        if args.mqtt_open_door:
+            raise UsageError("--mqtt-open-door needs --mqtt-url")
+        return None
+    password = secret_from_file("--mqtt-password-file", args.mqtt_password_file) if args.mqtt_password_file else None
+    given = {
+        "username": args.mqtt_username,
+        "password": password,
+        "client_id": args.mqtt_client_id,
+        "topic_prefix": args.mqtt_topic_prefix,
+        "discovery_prefix": args.mqtt_discovery_prefix,
+        "ca_file": args.mqtt_ca_file,
+        "pinned_cert": args.mqtt_pinned_cert,
+        "queue_size": args.mqtt_queue_size,
+    }
+    try:
+        return MqttSettings.from_url(
+            args.mqtt_url, **{name: value for name, value in given.items() if value is not None}
+        )
+    except ValueError as error:
+        raise UsageError(f"--mqtt-url: {error}") from None
 
 
 def _outbound(args: argparse.Namespace) -> OutboundPolicy:

@@ -56,6 +56,10 @@ PAIRING = (  # intercom.hub.desk_api; docs/web-desk.md, "Pairing"
     Limit("pairing_max_bad_codes", int, "bad pairing codes one address may send in the window, then 429 (default 5)"),
     Limit("pairing_bad_code_window", float, "seconds bad pairing codes are counted over (default 600)"),
 )
+MQTT_OPEN = (  # intercom.hub.mqtt.commands; docs/home-assistant.md, "Opening the door"
+    Limit("mqtt_open_min_interval", float, "seconds between two Open door commands to one door (default 2)"),
+    Limit("mqtt_open_timeout", float, "seconds the hub waits for the door's answer to one (default 5)"),
+)
 STORAGE_LIMITS = (  # intercom.hub.retention.StorageLimits.of; the unit's INTERCOM_HUB_* have the same names
     Limit("recordings_quota_mb", int, "recordings may use this many MB in all; the oldest go first"),
     Limit("recording_max_seconds", float, "one recording stops at this length (the call goes on)"),

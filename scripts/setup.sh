@@ -22,6 +22,8 @@ if [ "$mode" != "--demo" ]; then
   need+=(jackd2:jackd nodejs:node npm:npm chromium:chromium)
   # certutil: the web tests give Chromium an NSS database that trusts the test CA
   need+=(libnss3-tools:certutil)
+  # mosquitto: the MQTT bridge's tests and bench/mqtt.py start a real broker (bench/mosquitto.py)
+  need+=(mosquitto:mosquitto)
   # deploy/image/assemble.sh and its tests: partitions and filesystems in files, no mounts
   need+=(fdisk:sfdisk dosfstools:mkfs.vfat mtools:mcopy e2fsprogs:mkfs.ext4 shellcheck:shellcheck)
 fi

@@ -99,6 +99,9 @@ class Controller:
         client.on("status", self._client_status)
         client.on("incoming", self._incoming)
         client.on("canceled", self._canceled)
+        if (guard := self.guard) is not None:
+            # Home Assistant's Open door, through the hub, outside any call
+            client.on("unlockRequest", lambda source: self._open_if(guard.request_from_source(source)))
         self._client_status(client.status)
         self._show_idle()
         self._show("mute", MUTED_PATTERN[False])

@@ -77,6 +77,7 @@ def add_unit(hub: HubSide, role: str, identity: str, flow: str | None = None) ->
     if role == "door":
         lines.append(f"INTERCOM_UNLOCK_FROM={','.join((*hub.desks, 'group:phones'))}")  # and the paired phones
         lines.append("# and the code of the door's own keypad (6 digits or more), e.g.: INTERCOM_UNLOCK_CODE=583920#")
+        lines.append("# Home Assistant's Open door opens it only with source:home_assistant in INTERCOM_UNLOCK_FROM")
     rung, variable = (hub.doors, "INTERCOM_HUB_DOORS") if role == "door" else (hub.desks, "INTERCOM_HUB_DESKS")
     if identity not in rung:
         lines.append(f"# on the hub's unit, add {identity} to {variable}: its default call flows ring {','.join(rung)}")

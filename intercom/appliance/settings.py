@@ -20,7 +20,7 @@ import re
 import ssl
 import stat
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -33,7 +33,10 @@ from ..http_client import OutboundPolicy
 from ..hub_flags import STORAGE_LIMITS
 from ..sdk.audio_settings import AudioSettings
 from .panel import BUTTONS, KEYPAD_KEYS, LEDS
-from .unlock import MIN_CODE_DIGITS
+from .unlock import MIN_CODE_DIGITS, SOURCES
+
+if TYPE_CHECKING:
+    from ..hub.mqtt.settings import MqttSettings
 
 DEFAULT_ENV_FILE = Path("/etc/intercom/intercom.env")
 PREFIX = "INTERCOM_"
@@ -42,6 +45,8 @@ BCM_PINS = range(2, 28)  # the 40-pin header's GPIO2-GPIO27 (0 and 1 are the HAT
 SECRET_MASK = "********"
 KEY_ID = r"^[A-Za-z0-9_-]{1,64}$"  # access key and call flow ids: safe in a token and a URL
 HUB_STORAGE_LIMITS = tuple(f"hub_{limit.name}" for limit in STORAGE_LIMITS)  # the embedded hub's, as its flags
+TOPIC = r"^[^#+\s]+$"  # an MQTT topic's levels, no wildcards
+MQTT_OPTIONAL = ("mqtt_url", "mqtt_username", "mqtt_password", "mqtt_password_file", "mqtt_ca_file", "mqtt_pinned_cert")
 MIN_EMBEDDED_SECRET = 24  # the embedded hub signs with the env file's secret: no short ones
 RING_DESKS, RING_DOOR = "ring_desks", "ring_door"  # the call flows an embedded hub makes
 DEFAULT_CALL_FLOW = {"door": RING_DESKS, "desk": RING_DOOR}
@@ -166,6 +171,28 @@ class Settings(BaseSettings):
     hub_deliveries_max_rows: int | None = Field(
         None, gt=0, description="at most this many webhook deliveries are kept, the newest"
     )
+    # The embedded hub's MQTT bridge (intercom.hub.mqtt; docs/home-assistant.md): off while the URL is empty.
+    mqtt_url: str | None = Field(None, description="the embedded hub's MQTT broker: mqtt://host[:port] or mqtts://...")
+    mqtt_username: str | None = Field(None, description="the user the MQTT bridge logs in as")
+    mqtt_password: SecretStr | None = Field(None, description="its password (or INTERCOM_MQTT_PASSWORD_FILE)")
+    mqtt_password_file: Path | None = Field(None, description="a file holding its password")
+    mqtt_client_id: str = Field("intercom-hub", min_length=1, max_length=64, description="the bridge's client id")
+    mqtt_topic_prefix: str = Field("intercom", pattern=TOPIC, description="events go to <prefix>/<unit>/event")
+    mqtt_discovery_prefix: str = Field("homeassistant", pattern=TOPIC, description="Home Assistant's discovery prefix")
+    mqtt_ca_file: Path | None = Field(None, description="mqtts: the CA that issued the broker's certificate (PEM)")
+    mqtt_pinned_cert: Path | None = Field(None, description="mqtts: the broker's own certificate (PEM), pinned")
+    mqtt_queue_size: int = Field(1000, ge=1, description="MQTT messages kept while the broker is away; the oldest go")
+    mqtt_open_door: bool = Field(
+        False,
+        description="offer Home Assistant an Open door button; a door opens for it only if its own "
+        "INTERCOM_UNLOCK_FROM names source:home_assistant",
+    )
+    mqtt_open_min_interval: float = Field(
+        2.0, gt=0, allow_inf_nan=False, description="seconds between two Open door commands to one door"
+    )
+    mqtt_open_timeout: float = Field(
+        5.0, gt=0, allow_inf_nan=False, description="seconds the hub waits for the door's answer to one"
+    )
     access_key_id: str = Field(pattern=KEY_ID, description="id of the hub access key this unit mints its tokens with")
     access_key: SecretStr = Field(description="that key's secret")
     call_flow: str | None = Field(
@@ -206,7 +233,8 @@ class Settings(BaseSettings):
     unlock_from: Annotated[tuple[str, ...], NoDecode] = Field(
         ("desk", "group:phones"),
         description="who may open the door from a call (their UNLOCK, or a code they type), comma-separated; "
-        "group:phones names every phone paired with the hub",
+        "group:phones names every phone paired with the hub; source:home_assistant lets Home Assistant's "
+        "Open door (MQTT, through the hub) open it",
     )
     state_dir: Path = Field(Path("/var/lib/intercom"), description="the door's unlock log and lockouts (kept 0600)")
     relay_pulse_s: float = Field(3.0, gt=0, le=30, description="how long the door strike is energised")
@@ -230,6 +258,11 @@ class Settings(BaseSettings):
         identities = tuple(dict.fromkeys(item.strip() for item in value.split(",") if item.strip()))
         for identity in identities:
             try:
+                if info.field_name == "unlock_from" and identity.startswith("source:"):
+                    # a source the hub asks for on behalf of (source:home_assistant): only the known ones
+                    if identity.removeprefix("source:") not in SOURCES:
+                        raise ValueError(f"{identity!r}: the sources are {', '.join(map('source:'.__add__, SOURCES))}")
+                    continue
                 # the door may trust a group the hub asserts (group:phones, the paired phones)
                 check_identity(identity.removeprefix("group:") if info.field_name == "unlock_from" else identity)
             except InvalidIdentity as exc:
@@ -262,6 +295,7 @@ class Settings(BaseSettings):
         "call_flow",
         "unlock_code",
         *HUB_STORAGE_LIMITS,
+        *MQTT_OPTIONAL,
         mode="before",
     )
     @classmethod
@@ -339,12 +373,54 @@ class Settings(BaseSettings):
             self._check_embedded_hub()
         else:
             self._check_hub_trust()
+        if self.mqtt_password is not None and self.mqtt_password_file is not None:
+            raise ValueError("INTERCOM_MQTT_PASSWORD and INTERCOM_MQTT_PASSWORD_FILE: give one of them")
+        self._check_mqtt_url()
+        for name in MQTT_OPTIONAL[1:]:
+            if self.mqtt_url is None and getattr(self, name) is not None:
+                raise ValueError(f"INTERCOM_{name.upper()}: is for the MQTT bridge, and INTERCOM_MQTT_URL is empty")
+        if self.mqtt_url is None and self.mqtt_open_door:
+            raise ValueError("INTERCOM_MQTT_OPEN_DOOR: is for the MQTT bridge, and INTERCOM_MQTT_URL is empty")
         uses: dict[int, str] = {}
         for name, pin in self.pins().items():
             if pin in uses:
                 raise ValueError(f"INTERCOM_{name.upper()}: pin {pin} is also INTERCOM_{uses[pin].upper()}")
             uses[pin] = name
         return self
+
+    def _check_mqtt_url(self) -> None:
+        """Checked here, across settings, so that the refusal never echoes a URL that holds a password."""
+        if self.mqtt_url is not None:
+            try:
+                self.mqtt()
+            except ValueError as exc:
+                raise ValueError(f"INTERCOM_MQTT_URL: {exc}") from None
+
+    def mqtt(self) -> MqttSettings | None:
+        """The embedded hub's MQTT bridge settings, the password read from its file if so given."""
+        from ..hub.mqtt.settings import MqttSettings
+
+        if self.mqtt_url is None:
+            return None
+        password = self.mqtt_password.get_secret_value() if self.mqtt_password is not None else None
+        if self.mqtt_password_file is not None:
+            try:
+                password = self.mqtt_password_file.read_text().strip()
+            except OSError as exc:
+                raise SettingsError(
+                    f"INTERCOM_MQTT_PASSWORD_FILE: cannot read {self.mqtt_password_file} ({exc.strerror})"
+                ) from None
+        return MqttSettings.from_url(
+            self.mqtt_url,
+            username=self.mqtt_username,
+            password=password,
+            client_id=self.mqtt_client_id,
+            topic_prefix=self.mqtt_topic_prefix,
+            discovery_prefix=self.mqtt_discovery_prefix,
+            ca_file=self.mqtt_ca_file,
+            pinned_cert=self.mqtt_pinned_cert,
+            queue_size=self.mqtt_queue_size,
+        )
 
     def _check_embedded_hub(self) -> None:
         if len(self.access_key.get_secret_value()) < MIN_EMBEDDED_SECRET:

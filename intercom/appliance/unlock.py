@@ -8,7 +8,9 @@ Three ways in, each judged here:
   hub asserts and the allow-list (``INTERCOM_UNLOCK_FROM``) names; from anyone else, or from a
   call nobody is asserted on (a flow of the hub's own: voicemail, say), a complete attempt is
   refused unjudged;
-- a desk's unlock request (its UNLOCK button): no code at all; it opens for an allowed identity.
+- a desk's unlock request (its UNLOCK button): no code at all; it opens for an allowed identity;
+- the hub's own request for a source it names (Home Assistant's Open door over MQTT, no call, no
+  identity): it opens only when the allow-list names ``source:<name>`` (docs/home-assistant.md).
 
 An attempt ends with ``#`` when the code ends with ``#``, otherwise once as many digits as the
 code has arrived. Wrong codes count per counter: the keypad's, and each remote identity's, so
@@ -46,6 +48,8 @@ QUIET_S = 24 * 3600.0  # this long after a lockout ended, the next one starts fr
 DAILY_CAP = 20
 DAY_S = 24 * 3600.0
 KEYPAD = "keypad"
+# The sources the hub may ask for on behalf of (P-Intercom-Source), and who the audit says asked.
+SOURCES = {"home_assistant": "home assistant"}
 
 
 class Verdict(StrEnum):
@@ -112,6 +116,17 @@ class UnlockGuard:
         how = f"unlock request (group {group})" if identity not in self._allowed else "unlock request"
         log.info("unlock requested by %s: opening the door", identity)
         self._record("remote", identity, call_id, "open", how)
+        return Verdict.OPEN
+
+    def request_from_source(self, source: str | None) -> Verdict:
+        """The hub's unlock request for a source it names, outside any call: it opens only when the
+        door's own allow-list names ``source:<name>``; nobody else's word adds one."""
+        who = SOURCES.get(source or "")
+        if who is None or f"source:{source}" not in self._allowed:
+            self._refuse(who or source, None, "an unlock request")
+            return Verdict.REFUSED
+        log.info("unlock requested by %s through the hub: opening the door", who)
+        self._record("remote", who, None, "open", f"unlock request ({who} through the hub)")
         return Verdict.OPEN
 
     def allows(self, identity: str | None, group: str | None) -> bool:

@@ -21,9 +21,13 @@ from ..auth import PHONES
 from ..transport.limits import ConnectionGate, EndsHandshake
 from . import api, ca_download, desk_api, desk_pages
 from .api.common import metrics_reader
+from .call_log import Later, Publishers
 from .call_service import CallService
 from .config import HubConfig
 from .file_modes import make_private
+from .mqtt.assistant import HomeAssistantLink
+from .mqtt.bridge import MqttBridge
+from .mqtt.events import MqttEvents
 from .registrar import Registrar
 from .retention import Retention
 from .sip_service import SipService
@@ -52,7 +56,13 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     registrar = Registrar(config, storage.get_key)
     webhooks = WebhookDispatcher(storage, outbound=config.outbound)
     # Given the webhooks before it closes what a crash left open, so that they hear of that too.
-    calls = CallService(config, registrar, storage, storage.get_key, publisher=webhooks)
+    mqtt = MqttBridge(config.mqtt) if config.mqtt is not None else None
+    publisher = (
+        Publishers(webhooks, Later(MqttEvents(mqtt, storage), HomeAssistantLink(mqtt, config, registrar, storage)))
+        if mqtt is not None
+        else webhooks
+    )
+    calls = CallService(config, registrar, storage, storage.get_key, publisher=publisher)
     gate = ConnectionGate(config.connection_limits(), tls=config.secure)
     sip = SipService(registrar, calls, gate, config.register_timeout)
     retention = Retention(storage, calls.call_log, config.storage_limits)
@@ -62,6 +72,8 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
         sweeper = asyncio.create_task(_sweep(registrar, calls, storage, config.heartbeat_seconds))
         pruner = asyncio.create_task(retention.run())
         await webhooks.start()
+        if mqtt is not None:
+            await mqtt.start()  # connects in the background: a broker away delays nothing
         # Everything made so far (modules, the app, its OpenAPI models) lives as long as the hub:
         # kept out of the collector's reach, a full collection no longer walks it, which paused
         # the event loop, and so every call's set-up and audio, for 20-75 ms (bench/api.py).
@@ -77,6 +89,8 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
                 await asyncio.wait_for(calls.wait_idle(), SHUTDOWN_GRACE_SECONDS)
             await calls.close()
             await webhooks.close()  # what is not sent yet is sent after the next start
+            if mqtt is not None:
+                await mqtt.close()
             storage.stopped_cleanly()
 
     # The schema and its pages are served by api.install, for admin keys only.
@@ -91,6 +105,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.add_middleware(EndsHandshake, gate=gate)
     app.state.calls = calls
     app.state.webhooks = webhooks
+    app.state.mqtt = mqtt
     app.state.retention = retention
     api.install(app)
     ca_download.install(app, config)
@@ -106,28 +121,32 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(metrics_reader)])
     async def metrics() -> str:
         return (
-            "# TYPE intercom_sip_connections gauge\n"
-            f"intercom_sip_connections {len(sip.connections)}\n"
-            "# TYPE intercom_registrations gauge\n"
-            f"intercom_registrations {registrar.binding_count}\n"
-            "# TYPE intercom_calls gauge\n"
-            f"intercom_calls {len(calls.calls)}\n"
-            "# TYPE intercom_calls_bridged gauge\n"
-            f"intercom_calls_bridged {calls.bridged_count}\n"
-            "# TYPE intercom_calls_started_total counter\n"
-            f"intercom_calls_started_total {calls.started}\n"
-            "# TYPE intercom_calls_answered_total counter\n"
-            f"intercom_calls_answered_total {calls.answered}\n"
-            "# TYPE intercom_calls_refused_total counter\n"
-            f"intercom_calls_refused_total {calls.limits.refused}\n"
-            "# TYPE intercom_calls_hung_up_by_limit_total counter\n"
-            f"intercom_calls_hung_up_by_limit_total {calls.limits.hung_up}\n"
-            "# TYPE intercom_connections_refused_total counter\n"
-            + "".join(
-                f'intercom_connections_refused_total{{reason="{reason}"}} {gate.refused[reason]}\n'
-                for reason in REFUSAL_REASONS
+            (
+                "# TYPE intercom_sip_connections gauge\n"
+                f"intercom_sip_connections {len(sip.connections)}\n"
+                "# TYPE intercom_registrations gauge\n"
+                f"intercom_registrations {registrar.binding_count}\n"
+                "# TYPE intercom_calls gauge\n"
+                f"intercom_calls {len(calls.calls)}\n"
+                "# TYPE intercom_calls_bridged gauge\n"
+                f"intercom_calls_bridged {calls.bridged_count}\n"
+                "# TYPE intercom_calls_started_total counter\n"
+                f"intercom_calls_started_total {calls.started}\n"
+                "# TYPE intercom_calls_answered_total counter\n"
+                f"intercom_calls_answered_total {calls.answered}\n"
+                "# TYPE intercom_calls_refused_total counter\n"
+                f"intercom_calls_refused_total {calls.limits.refused}\n"
+                "# TYPE intercom_calls_hung_up_by_limit_total counter\n"
+                f"intercom_calls_hung_up_by_limit_total {calls.limits.hung_up}\n"
+                "# TYPE intercom_connections_refused_total counter\n"
+                + "".join(
+                    f'intercom_connections_refused_total{{reason="{reason}"}} {gate.refused[reason]}\n'
+                    for reason in REFUSAL_REASONS
+                )
             )
-        ) + retention.metrics(calls.services.recordings_cut)
+            + retention.metrics(calls.services.recordings_cut)
+            + (mqtt.metrics() if mqtt is not None else "")
+        )
 
     return app
 

@@ -10,6 +10,7 @@ from ..http_client import OutboundPolicy
 from ..media import IceServer, MediaPolicy
 from ..transport.limits import ConnectionLimits
 from ..web import DIST
+from .mqtt.settings import MqttSettings
 from .retention import StorageLimits
 
 # The hub forwards audio and leaves buffering to the endpoints (DESIGN.md, performance facts).
@@ -61,6 +62,12 @@ class HubConfig:
     pairing_max_bad_codes: int = 5
     pairing_bad_code_window: float = 600.0
     doors: tuple[str, ...] = ("door",)  # the doors a desk page shows (INTERCOM_HUB_DOORS when embedded)
+    mqtt: MqttSettings | None = None  # the MQTT bridge (intercom.hub.mqtt, docs/home-assistant.md); off when None
+    # Home Assistant's Open door (docs/home-assistant.md): off unless set; at most one command per
+    # door this often; how long the hub waits for the door's answer.
+    mqtt_open_door: bool = False
+    mqtt_open_min_interval: float = 2.0
+    mqtt_open_timeout: float = 5.0
 
     @property
     def secure(self) -> bool:

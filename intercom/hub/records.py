@@ -120,3 +120,7 @@ class UnlockEvent(_Row):
         except ValidationError as exc:
             first = exc.errors()[0]
             raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+# What the call log tells its publishers (webhooks, the MQTT bridge): a row written, or a door's news.
+PublishedRow = CallRecord | LegRecord | RecordingRecord | UnlockEvent

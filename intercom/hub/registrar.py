@@ -10,6 +10,9 @@ A binding lasts no longer than the token that made it (the client re-registers w
 one in time, as the 200 tells it when) and ends at once when that token's key is revoked
 (:meth:`Registrar.drop_keys`). A connection and an identity hold a bounded number of them.
 
+Whether an identity is reachable at all (it has a binding) is told to presence listeners
+(:meth:`Registrar.on_presence`) when it changes: the MQTT bridge shows it as the unit's Online.
+
 A Contact that is not a ``sip:``/``sips:`` URI (``tel:``, ``mailto:``) makes the REGISTER a 400
 and stores nothing. RFC 3261 (10.2.1) lets a registrar bind such URIs, but this hub reaches a
 binding only by a SIP request over the WebSocket it came on, so one could never be used; and
@@ -22,7 +25,8 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..auth import Grant, KeyLookup, TokenError, check_token
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 DEFAULT_EXPIRES = 60
 MAX_CONTACTS_PER_CONNECTION = 10
 MAX_CONTACTS_PER_IDENTITY = 10
+
+PresenceListener = Callable[[str, bool], None]  # (identity, reachable now), called as it changes
 
 
 @dataclass
@@ -63,9 +69,35 @@ class Registrar:
         self._by_connection: dict[object, dict[str, Binding]] = {}
         self._per_identity: Counter[str] = Counter()  # bindings of each identity, for its limit
         self._zone_body = json.dumps({"zone": config.zone}).encode()  # the answer's body without TURN
+        self._presence_listeners: list[PresenceListener] = []
+        self._reachable_before: dict[str, bool] = {}  # identities whose first or last binding changed
+
+    def on_presence(self, listener: PresenceListener) -> None:
+        """Call ``listener(identity, reachable)`` whenever an identity gains its first binding or
+        loses its last; never for a refresh, nor for a binding replaced within one REGISTER."""
+        self._presence_listeners.append(listener)
+
+    @contextmanager
+    def _telling_presence(self) -> Iterator[None]:
+        """Around a change of bindings: tell the listeners whose reachability it changed."""
+        try:
+            yield
+        finally:
+            changed, self._reachable_before = self._reachable_before, {}
+            for identity, before in changed.items():
+                if (now := identity in self._per_identity) != before:
+                    for listener in self._presence_listeners:
+                        try:
+                            listener(identity, now)
+                        except Exception:  # a listener's fault must not undo or refuse a registration
+                            log.exception("presence listener failed for %s", identity)
 
     def handle_register(self, connection: object, request: Request) -> Response:
         """Answer one REGISTER that arrived on ``connection``."""
+        with self._telling_presence():
+            return self._handle_register(connection, request)
+
+    def _handle_register(self, connection: object, request: Request) -> Response:
         now = self._clock()
         try:
             expiries = self._requested_expiries(request)
@@ -141,6 +173,8 @@ class Registrar:
         bindings[key] = binding
         if binding.identity is not None:
             self._per_identity[binding.identity] += 1
+            if self._per_identity[binding.identity] == 1:
+                self._reachable_before.setdefault(binding.identity, False)
 
     def _remove(self, bindings: dict[str, Binding], key: str) -> Binding | None:
         binding = bindings.pop(key, None)
@@ -148,6 +182,7 @@ class Registrar:
             self._per_identity[binding.identity] -= 1
             if not self._per_identity[binding.identity]:
                 del self._per_identity[binding.identity]
+                self._reachable_before.setdefault(binding.identity, True)
         return binding
 
     def _requested_expiries(self, request: Request) -> list[tuple[Address, int]]:
@@ -188,10 +223,11 @@ class Registrar:
 
     def remove_connection(self, connection: object) -> int:
         """Drop every binding of a closed connection; returns how many there were."""
-        bindings = self._by_connection.pop(connection, {})
-        count = len(bindings)
-        for key in list(bindings):
-            self._remove(bindings, key)
+        with self._telling_presence():
+            bindings = self._by_connection.pop(connection, {})
+            count = len(bindings)
+            for key in list(bindings):
+                self._remove(bindings, key)
         return count
 
     def holds(self, connection: object) -> bool:
@@ -203,6 +239,10 @@ class Registrar:
         now = self._clock()
         bindings = self._by_connection.get(connection, {}).values()
         return next((b.identity for b in bindings if b.identity is not None and b.expires_at > now), None)
+
+    def identities(self) -> list[str]:
+        """The identities that have bindings."""
+        return list(self._per_identity)
 
     def lookup(self, identity: str) -> list[Binding]:
         """The live bindings of an identity, across all connections; of every member of a group
@@ -243,13 +283,14 @@ class Registrar:
 
     def _drop_where(self, condition: Callable[[Binding], bool]) -> list[Binding]:
         dropped = []
-        for connection, bindings in list(self._by_connection.items()):
-            for key, binding in list(bindings.items()):
-                if condition(binding):
-                    self._remove(bindings, key)
-                    dropped.append(binding)
-            if not bindings:
-                del self._by_connection[connection]
+        with self._telling_presence():
+            for connection, bindings in list(self._by_connection.items()):
+                for key, binding in list(bindings.items()):
+                    if condition(binding):
+                        self._remove(bindings, key)
+                        dropped.append(binding)
+                if not bindings:
+                    del self._by_connection[connection]
         return dropped
 
     @property

@@ -26,7 +26,7 @@ import jwt
 
 from ..http_client import DEFAULT_OUTBOUND, OutboundPolicy, new_client, outbound_module
 from .api.views import render, rfc3339
-from .records import CallRecord, LegRecord, RecordingRecord, UnlockEvent, Webhook, WebhookDelivery
+from .records import CallRecord, LegRecord, PublishedRow, RecordingRecord, UnlockEvent, Webhook, WebhookDelivery
 from .storage import Storage
 
 if TYPE_CHECKING:
@@ -46,7 +46,13 @@ EVENT_TYPES: dict[type, str] = {
     RecordingRecord: "recording",
     UnlockEvent: "unlock",
 }
-Row = CallRecord | LegRecord | RecordingRecord | UnlockEvent
+
+
+def event_item(row: PublishedRow, created: bool) -> dict[str, object]:
+    """One item of a webhook's body: what the MQTT bridge publishes too (intercom.hub.mqtt.events)."""
+    kind = EVENT_TYPES[type(row)]
+    event = f"{kind}{'Created' if created else 'Updated'}"
+    return {"type": kind, "event": event, "payload": render(row).model_dump(mode="json", by_alias=True)}
 
 
 def signature(url: str, body: bytes, token: str) -> str:
@@ -86,7 +92,7 @@ class WebhookDispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def publish(self, row: Row, created: bool, extra: Webhook | None = None) -> None:
+    def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         """Queue the event of ``row`` being created or updated for every webhook, and for ``extra``
         (a call's own). Returns at once and never raises: a call must not fail for its webhooks.
         Call it from the event loop's thread."""
@@ -95,17 +101,14 @@ class WebhookDispatcher:
         except Exception:
             log.exception("webhooks: the event for %s %s was not queued", type(row).__name__, row.id)
 
-    def _publish(self, row: Row, created: bool, extra: Webhook | None) -> None:
+    def _publish(self, row: PublishedRow, created: bool, extra: Webhook | None) -> None:
         webhooks, _ = self.storage.page(Webhook)
         targets = [*webhooks, *([extra] if extra is not None else [])]
         if not targets:
             return  # nobody asked: no rendering on the way of a call's set-up
-        kind = EVENT_TYPES[type(row)]
-        event = f"{kind}{'Created' if created else 'Updated'}"
-        payload = render(row).model_dump(mode="json", by_alias=True)
-        body = json.dumps(
-            {"timestamp": rfc3339(time.time()), "items": [{"type": kind, "event": event, "payload": payload}]}
-        )
+        item = event_item(row, created)
+        event = str(item["event"])
+        body = json.dumps({"timestamp": rfc3339(time.time()), "items": [item]})
         for webhook in targets:
             delivery = WebhookDelivery(
                 url=webhook.url,

@@ -36,6 +36,8 @@ from websockets.exceptions import InvalidHandshake, InvalidURI
 from ..auth.certificates import normalise_fingerprint
 from ..media import IceServer, MediaPolicy, MutableSource, new_peer_connection
 from ..sip import Request, RequestReceived, Response, ServerTransaction, make_response, parse_decimal
+from ..sip.door import UNLOCK_CONTENT_TYPE, asserted_source
+from ..sip.headers import content_type
 from ..sip.transaction import Event
 from ..transport import ClientSocket, ConnectionClosed, SipConnection
 from .call import Call
@@ -380,6 +382,10 @@ class Client(EventTarget):
             call.on_request(transaction, request)
         elif method == "OPTIONS":
             connection.send_response(transaction, make_response(request, 200, headers=[("Allow", ALLOW)]))
+        elif method == "MESSAGE" and request.to.tag is None and content_type(request.headers) == UNLOCK_CONTENT_TYPE:
+            # the hub's own unlock request (Home Assistant's Open door): who it is for, as the hub says
+            connection.send_response(transaction, make_response(request, 200))
+            self._emit("unlockRequest", asserted_source(request.headers))
         elif request.to.tag is not None:
             connection.send_response(transaction, make_response(request, 481, "Call/Transaction Does Not Exist"))
         else:

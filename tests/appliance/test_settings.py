@@ -98,6 +98,21 @@ BAD_EMBEDDED_VALUES = [
     ("INTERCOM_HUB_MIN_FREE_MB", "lots", "INTERCOM_HUB_MIN_FREE_MB: Input should be a valid integer"),
     ("INTERCOM_HUB_CALLS_MAX_AGE_DAYS", "0", "INTERCOM_HUB_CALLS_MAX_AGE_DAYS: Input should be greater than 0"),
     ("INTERCOM_HUB_CALLS_MAX_ROWS", "1.5", "INTERCOM_HUB_CALLS_MAX_ROWS: Input should be a valid integer"),
+    ("INTERCOM_MQTT_URL", "http://broker.lan", "INTERCOM_MQTT_URL: MQTT URL must be mqtt://host[:port] or"),
+    ("INTERCOM_MQTT_URL", "mqtt://u:Qz9-tiny@broker.lan", "INTERCOM_MQTT_URL: MQTT URL must not hold a user or"),
+    ("INTERCOM_MQTT_USERNAME", "intercom", "INTERCOM_MQTT_USERNAME: is for the MQTT bridge, and INTERCOM_MQTT_URL"),
+    ("INTERCOM_MQTT_PASSWORD", "Qz9-tiny", "INTERCOM_MQTT_PASSWORD: is for the MQTT bridge, and INTERCOM_MQTT_URL"),
+    ("INTERCOM_MQTT_PASSWORD_FILE", "/p", "INTERCOM_MQTT_PASSWORD_FILE: is for the MQTT bridge, and"),
+    ("INTERCOM_MQTT_CA_FILE", "/ca.pem", "INTERCOM_MQTT_CA_FILE: is for the MQTT bridge, and INTERCOM_MQTT_URL"),
+    ("INTERCOM_MQTT_PINNED_CERT", "/b.pem", "INTERCOM_MQTT_PINNED_CERT: is for the MQTT bridge, and"),
+    ("INTERCOM_MQTT_CLIENT_ID", "", "INTERCOM_MQTT_CLIENT_ID: String should have at least 1 character"),
+    ("INTERCOM_MQTT_TOPIC_PREFIX", "home/#", "INTERCOM_MQTT_TOPIC_PREFIX: String should match pattern"),
+    ("INTERCOM_MQTT_DISCOVERY_PREFIX", "", "INTERCOM_MQTT_DISCOVERY_PREFIX: String should match pattern"),
+    ("INTERCOM_MQTT_QUEUE_SIZE", "0", "INTERCOM_MQTT_QUEUE_SIZE: Input should be greater than or equal to 1"),
+    ("INTERCOM_MQTT_OPEN_DOOR", "maybe", "INTERCOM_MQTT_OPEN_DOOR: Input should be a valid boolean"),
+    ("INTERCOM_MQTT_OPEN_DOOR", "true", "INTERCOM_MQTT_OPEN_DOOR: is for the MQTT bridge, and INTERCOM_MQTT_URL"),
+    ("INTERCOM_MQTT_OPEN_MIN_INTERVAL", "0", "INTERCOM_MQTT_OPEN_MIN_INTERVAL: Input should be greater than 0"),
+    ("INTERCOM_MQTT_OPEN_TIMEOUT", "inf", "INTERCOM_MQTT_OPEN_TIMEOUT: Input should be a finite number"),
     (
         "INTERCOM_HUB_DELIVERIES_MAX_AGE_DAYS",
         "x",
@@ -168,6 +183,11 @@ BAD_VALUES = [
     ("INTERCOM_UNLOCK_CODE", "1" * 17, "INTERCOM_UNLOCK_CODE: must be 4-16 of 0-9, * and #"),
     ("INTERCOM_UNLOCK_FROM", "desk,front desk", "INTERCOM_UNLOCK_FROM: 'front desk': identity 'front desk' is not"),
     ("INTERCOM_UNLOCK_FROM", "desk,group:a-b", "INTERCOM_UNLOCK_FROM: 'group:a-b': identity 'a-b' is not"),
+    (
+        "INTERCOM_UNLOCK_FROM",
+        "desk,source:alexa",
+        "INTERCOM_UNLOCK_FROM: 'source:alexa': the sources are source:home_assistant",
+    ),
     ("INTERCOM_STATE_DIR", "var/lib/intercom", "INTERCOM_STATE_DIR: must be an absolute path, not 'var/lib/intercom'"),
     ("INTERCOM_RELAY_PULSE_S", "0", "INTERCOM_RELAY_PULSE_S: Input should be greater than 0"),
     ("INTERCOM_AUTO_ANSWER", "sometimes", "INTERCOM_AUTO_ANSWER: Input should be a valid boolean"),
@@ -227,6 +247,8 @@ def test_who_may_unlock_defaults_to_the_desk_and_takes_a_list(tmp_path):
     assert told.unlock_from == ("hall", "attic") and str(told.state_dir) == "/srv/x"
     nobody, _ = load_settings(env_file(tmp_path, INTERCOM_UNLOCK_FROM=""))
     assert nobody.unlock_from == ()  # only the keypad opens this door
+    with_ha, _ = load_settings(env_file(tmp_path, INTERCOM_UNLOCK_FROM="desk,source:home_assistant"))
+    assert with_ha.unlock_from == ("desk", "source:home_assistant")  # Home Assistant's Open door, opted in
 
 
 @pytest.mark.parametrize(

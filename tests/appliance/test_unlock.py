@@ -175,6 +175,25 @@ def test_the_desks_wrong_codes_lock_out_the_desks_codes_but_never_its_request(st
     assert guard.request("desk", CALL) is Verdict.OPEN  # no guess: identity, not a code
 
 
+def test_home_assistant_opens_only_a_door_that_names_its_source(store, clock):
+    records: list[AuditEntry] = []
+    named = UnlockGuard(CODE, store, ("desk", "source:home_assistant"), clock, on_record=records.append)
+    assert named.request_from_source("home_assistant") is Verdict.OPEN
+    assert (records[-1].source, records[-1].who, records[-1].call_id, records[-1].verdict) == (
+        "remote",
+        "home assistant",
+        None,
+        "open",
+    )
+    assert records[-1].detail == "unlock request (home assistant through the hub)"
+    assert named.request("home_assistant", CALL) is Verdict.REFUSED  # an identity of that name is not the source
+    assert named.request_from_source("node_red") is Verdict.REFUSED  # no such source
+    assert named.request_from_source(None) is Verdict.REFUSED
+    default = guard_on(store, clock, records=records)  # allow-list ("desk",): HA is not named
+    assert default.request_from_source("home_assistant") is Verdict.REFUSED
+    assert (records[-1].who, records[-1].verdict) == ("home assistant", "refused")
+
+
 def test_a_restart_remembers_a_lockout_and_the_days_wrong_codes(tmp_path, clock):
     first = UnlockStore.open(tmp_path)
     lock_keypad(guard_on(first, clock), clock)

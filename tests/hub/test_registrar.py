@@ -296,3 +296,33 @@ async def test_one_register_with_300_contacts_is_refused_whole(hub, raw_sip):
     response = await sip.exchange("\r\n".join([*lines[:at], *many_headers, *lines[at + 1 :]]))
     assert response.status_code == 400 and "header fields" in response.reason  # the parser's own bound
     assert hub.running.registrar.lookup("desk") == []
+
+
+def test_presence_is_told_on_the_first_binding_and_the_last_only(hub):
+    now = [time.time()]
+    registrar = Registrar(hub.running.config, hub.storage.get_key, clock=lambda: now[0])
+    told: list[tuple[str, bool]] = []
+    registrar.on_presence(lambda identity, reachable: told.append((identity, reachable)))
+    registrar.on_presence(lambda identity, reachable: 1 / 0)  # a faulty listener changes nothing
+    phone, laptop = RegistrationState(hub.address), RegistrationState(hub.address)
+    first, second = object(), object()
+    token = hub.token("desk", ttl=60)
+
+    assert registrar.handle_register(first, phone.build(token)).status_code == 200
+    assert told == [("desk", True)]
+    assert registrar.handle_register(first, phone.build(token)).status_code == 200  # a refresh
+    assert registrar.handle_register(second, laptop.build(token)).status_code == 200  # a second device
+    assert told == [("desk", True)]
+    assert registrar.handle_register(first, phone.build(token, expires=0)).status_code == 200
+    assert told == [("desk", True)]  # the laptop still holds it
+    registrar.remove_connection(second)
+    assert told == [("desk", True), ("desk", False)]
+
+    assert registrar.handle_register(first, phone.build(token)).status_code == 200
+    assert registrar.drop_keys({hub.key.id}) and told[-2:] == [("desk", True), ("desk", False)]  # key revoked
+
+    assert registrar.handle_register(first, phone.build(token)).status_code == 200
+    now[0] += 61  # the token ran out: the sweeper's expire() removes the binding
+    assert registrar.expire() == 1
+    assert told[-2:] == [("desk", True), ("desk", False)]
+    assert len(told) == 6

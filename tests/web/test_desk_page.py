@@ -229,6 +229,16 @@ async def test_a_voicemail_left_earlier_plays_from_the_call_log(browser, web_hub
     assert played["src"].startswith("blob:") and played["played"] and played["seconds"] > VOICEMAIL_SECONDS / 2
     assert played["hz"] == pytest.approx(DOOR_HZ, rel=0.1)  # the door's own tone, left a moment ago
 
+    # A notification's link (docs/home-assistant.md) opens the page with that voicemail in the player.
+    await browser.goto("about:blank")
+    await browser.goto(web_hub.url(f"/desk/#voicemail={recording.id}"))
+    await browser.shows(f'#voicemail[data-voicemail="{recording.id}"]')
+    await browser.do("waitUntil", expression="() => document.getElementById('voicemail').currentTime > 0")
+    assert (await browser.evaluate(VOICEMAIL_PITCH))["hz"] == pytest.approx(DOOR_HZ, rel=0.1)
+    assert await browser.evaluate("() => location.hash") == ""  # the link is spent: a reload plays nothing
+    await browser.goto(web_hub.url("/desk/#voicemail=gone"))  # one since deleted: the page says so
+    await browser.do("waitUntil", expression="() => document.getElementById('notice').textContent.includes('gone')")
+
 
 async def refused(browser: DeskBrowser, web_hub, phones: PhoneBook, token: str, seconds: float) -> list[str]:
     """Pair, with the hub's token endpoint answering ``token`` (one the hub would never give a

@@ -4,7 +4,7 @@
 import { MessageBirdClient } from '../sdk/src/index.js';
 import { Revoked, credential, forget, identity, refreshToken } from './credential.js';
 import { applyDevices, watchDevices } from './devices.js';
-import { showCalls, showDoors } from './lists.js';
+import { openLinkedVoicemail, showCalls, showDoors } from './lists.js';
 import { pair } from './pairing.js';
 import { prepareSound, startRinging, stopRinging } from './ringer.js';
 import { $, notify, showView } from './ui.js';
@@ -156,6 +156,8 @@ async function startDesk() {
   const jwt = await tokenOrStop().catch(() => null);
   if (jwt && !removed) client.setup({ jwt });
   await lists;
+  guarded(openLinkedVoicemail);
+  window.addEventListener('hashchange', () => guarded(openLinkedVoicemail));
   guarded(() => watchDevices(() => call));
 }
 

@@ -56,3 +56,18 @@ export async function playVoicemail(voicemail) {
   player.src = playing;
   await player.play();
 }
+
+/**
+ * A notification's link, /desk/#voicemail=<recording id> (docs/home-assistant.md): that voicemail
+ * in the player. A browser may not start sound without a tap: then it waits, one tap away.
+ */
+export async function openLinkedVoicemail() {
+  const id = new URLSearchParams(location.hash.slice(1)).get('voicemail');
+  if (!id) return;
+  history.replaceState(null, '', location.pathname);
+  try {
+    await playVoicemail({ id, url: `voicemails/${encodeURIComponent(id)}.wav` });
+  } catch (error) {
+    if (error.name !== 'NotAllowedError') throw error; // not found, or gone: the page says so
+  }
+}
