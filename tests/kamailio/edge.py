@@ -148,9 +148,9 @@ class SipStream:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, port: int) -> SipStream:
+    async def open(cls, port: int, source: str = HOST) -> SipStream:
         async with asyncio.timeout(STEP):
-            return cls(*await asyncio.open_connection(HOST, port))
+            return cls(*await asyncio.open_connection(HOST, port, local_addr=(source, 0)))
 
     async def send(self, message: Request | Response) -> None:
         self.writer.write(bytes(message))
@@ -206,7 +206,6 @@ class FakeHub:
         self.port = port or free_port()
         self.answering = True
         self.probes = 0
-        self.probed = asyncio.Event()  # set at each OPTIONS; cleared by whoever waits on it
         self.arrivals: asyncio.Queue[Arrival] = asyncio.Queue()
         self.streams: list[SipStream] = []
         self._server: asyncio.Server | None = None
@@ -241,9 +240,16 @@ class FakeHub:
                 if method is None or arrival.request.method == method:
                     return arrival
 
-    async def connect(self, edge: Edge) -> SipStream:
+    async def wait_probes(self, count: int) -> None:
+        """Until the edge has sent ``count`` more OPTIONS probes than it had."""
+        target = self.probes + count
+        async with asyncio.timeout(STEP):
+            while self.probes < target:
+                await asyncio.sleep(0.02)  # polling the count, with the deadline above
+
+    async def connect(self, edge: Edge, source: str = HOST) -> SipStream:
         """A connection of this hub's own to the edge, as a hub opens one to send a request."""
-        stream = await SipStream.open(edge.hub_port)
+        stream = await SipStream.open(edge.hub_port, source)
         self.streams.append(stream)
         return stream
 
@@ -261,7 +267,6 @@ class FakeHub:
                     continue
                 if message.method == "OPTIONS":
                     self.probes += 1
-                    self.probed.set()
                     if self.answering:
                         await stream.send(make_response(message, 200))
                     continue
@@ -269,3 +274,15 @@ class FakeHub:
                 if message.method == "REGISTER" and self.answering:
                     await stream.send(register_answer(message, self.address))
         stream.close()
+
+
+async def next_at_any(hubs: list[FakeHub], method: str) -> tuple[FakeHub, Arrival]:
+    """The next ``method`` request that reaches one of ``hubs``, and which hub it reached."""
+    waits = {asyncio.ensure_future(hub.next(method)): hub for hub in hubs}
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    first, *also = done
+    for task in also:  # two came at once: the others' stay for their next()
+        waits[task].arrivals.put_nowait(task.result())
+    return waits[first], first.result()
