@@ -146,24 +146,26 @@ async def test_a_unit_call_is_record_routed_and_its_dialog_follows_the_route(edg
     unit_dialog = Dialog.from_uac(invite, answer)
     unit_via = Via.parse("SIP/2.0/WSS lu88cps5llju.invalid")
 
-    # the unit's in-dialog requests reach the hub, flow added; the ACK too
+    # the ACK reaches the hub by the route
     await unit.send(unit_dialog.create_ack(invite.cseq.number, unit_via))
     assert (await fake_hub.next()).request.method == "ACK"
-    await unit.send(unit_dialog.create_request("INFO", unit_via, body=b"dtmf"))
-    info = await fake_hub.next()
-    assert (info.request.method, info.request.body) == ("INFO", b"dtmf")
-    flow_of(unit, info.request)
-    await info.answer(200)
-    assert (await unit.final_response()).status_code == 200
 
-    # the hub hangs up: its BYE goes by the Record-Route to the unit's WebSocket
+    # the hub's in-dialog request goes by the Record-Route to the unit's WebSocket (the alias)
     hub_dialog = Dialog.from_uas(at_hub, "hubtag", hub_contact)
     hub = await fake_hub.connect(edge)
-    await hub.send(hub_dialog.create_request("BYE", Via.parse(f"SIP/2.0/TCP {fake_hub.address}")))
-    bye = await unit.receive()
-    assert isinstance(bye, Request) and (bye.method, bye.call_id) == ("BYE", invite.call_id)
-    await unit.send(make_response(bye, 200))
+    await hub.send(hub_dialog.create_request("INFO", Via.parse(f"SIP/2.0/TCP {fake_hub.address}"), body=b"dtmf"))
+    info = await unit.receive()
+    assert isinstance(info, Request) and (info.method, info.call_id, info.body) == ("INFO", invite.call_id, b"dtmf")
+    await unit.send(make_response(info, 200))
     assert (await hub.final_response()).status_code == 200
+
+    # the unit hangs up: its BYE follows the route to the hub, with the unit's flow
+    await unit.send(unit_dialog.create_request("BYE", unit_via))
+    bye = await fake_hub.next()
+    assert (bye.request.method, bye.request.call_id) == ("BYE", invite.call_id)
+    flow_of(unit, bye.request)
+    await bye.answer(200)
+    assert (await unit.final_response()).status_code == 200
 
 
 async def test_a_unit_cannot_route_its_dialog_elsewhere(edge, fake_hub, open_unit):
