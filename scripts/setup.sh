@@ -14,7 +14,8 @@ say() { printf 'setup: %s\n' "$*"; }
 
 # -- system packages ----------------------------------------------------------------------
 # package:check pairs; a package is installed only when its check fails. A check is a command
-# name, lib/<soname> for a shared library, or venv for Python's venv module.
+# name, lib/<soname> for a shared library, kamailio/<module>.so for a Kamailio module, or venv
+# for Python's venv module.
 # PortAudio: sounddevice's sound I/O; espeak-ng: the hub's spoken prompts (call flows' ``say``)
 need=(python3-venv:venv libportaudio2:lib/libportaudio.so.2 espeak-ng:espeak-ng)
 if [ "$mode" != "--demo" ]; then
@@ -26,14 +27,20 @@ if [ "$mode" != "--demo" ]; then
   need+=(mosquitto:mosquitto)
   # deploy/image/assemble.sh and its tests: partitions and filesystems in files, no mounts
   need+=(fdisk:sfdisk dosfstools:mkfs.vfat mtools:mcopy e2fsprogs:mkfs.ext4 shellcheck:shellcheck)
+  # tests/kamailio: the edge (deploy/kamailio/kamailio.cfg) in front of the hubs, started by the tests
+  need+=(kamailio:kamailio kamailio-websocket-modules:kamailio/websocket.so kamailio-tls-modules:kamailio/tls.so)
 fi
 present() {
   case $1 in
     venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 ;;
     lib/*) "$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | grep -q "${1#lib/}" ;;
+    kamailio/*) compgen -G "/usr/lib/*/kamailio/modules/${1#kamailio/}" >/dev/null ;;
     *) PATH=$PATH:/usr/sbin:/sbin command -v "$1" >/dev/null 2>&1 ;; # mkfs.* are not on a user's PATH
   esac
 }
+# Debian starts the kamailio package's service, listening for SIP on every address with its
+# sample config: the tests start their own edge, so a development box keeps none running.
+kamailio_service_started() { [[ " ${missing[*]} " == *" kamailio "* ]] && [ -d /run/systemd/system ]; }
 missing=()
 for pair in "${need[@]}"; do
   present "${pair#*:}" || missing+=("${pair%%:*}")
@@ -44,10 +51,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if kamailio_service_started; then systemctl disable --now kamailio.service >/dev/null 2>&1 || true; fi
   elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
     say "installing system packages with sudo: ${missing[*]}"
     sudo DEBIAN_FRONTEND=noninteractive apt-get update -qq
     sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if kamailio_service_started; then sudo systemctl disable --now kamailio.service >/dev/null 2>&1 || true; fi
   else
     say "these Debian packages are missing and installing them needs root:"
     say "  sudo apt-get install ${missing[*]}"
