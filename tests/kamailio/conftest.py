@@ -21,13 +21,15 @@ OpenUnit = Callable[..., Awaitable[RawSip]]
 
 @pytest.fixture
 async def start_edge(tmp_path: Path, tls_files: tuple[Path, Path]) -> AsyncIterator[StartEdge]:
-    """Starts edges: ``await start_edge(["127.0.0.1:5071", ...], PIKE_DENSITY=20)``; stopped at teardown."""
+    """Starts edges: ``await start_edge(["127.0.0.1:5071", ...], PIKE_DENSITY=20)`` (its hubs' port
+    chosen with ``hub_port=``, else a free one); stopped at teardown."""
     if kamailio_program() is None:
         pytest.skip("kamailio is not installed (scripts/setup.sh installs it)")
     edges: list[Edge] = []
 
-    async def start(hubs: list[str], **settings: str | int | None) -> Edge:
-        edge = Edge(tmp_path / f"edge{len(edges) + 1}", hubs, tls_files, settings)
+    async def start(hubs: list[str], hub_port: int | None = None, **settings: str | int | None) -> Edge:
+        edge = Edge(tmp_path / f"edge{len(edges) + 1}", hubs, tls_files, settings, name=f"edge{len(edges) + 1}")
+        edge.hub_port = hub_port or edge.hub_port
         edges.append(edge)
         await edge.start()
         return edge

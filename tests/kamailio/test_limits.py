@@ -4,6 +4,8 @@ serve, SIP that is not over a WebSocket, hubs it does not know (deploy/kamailio/
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import ssl
 
 import pytest
@@ -12,9 +14,9 @@ from websockets.exceptions import InvalidStatus
 
 from intercom.sip import Request, Response, SipUri, parse_message
 
-from ..conftest import replay
+from ..conftest import RawSip, replay
 from ..units import STEP
-from .edge import HOST, SipStream, free_port
+from .edge import HOST, Edge, SipStream, free_port
 from .test_dispatcher import register
 from .test_edge import hub_request
 
@@ -139,3 +141,44 @@ async def test_plain_websocket_for_a_lan_test(start_edge, fake_hub):
     finally:
         async with asyncio.timeout(STEP):
             await websocket.close()
+
+
+async def flood(edge: Edge, unit: RawSip) -> None:
+    """Keep-alives from ``unit`` until ``edge`` refuses them."""
+    for number in range(1, 100):
+        if (await unit.exchange(keepalive(edge, number))).status_code == 503:
+            return
+    raise AssertionError("never refused")
+
+
+async def refused_within(edge: Edge, unit: RawSip, seconds: float) -> bool:
+    """Whether ``edge`` refuses ``unit`` within ``seconds``."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while (await unit.exchange(keepalive(edge, 1))).status_code != 503:
+                await asyncio.sleep(0.05)  # polling for the ban to come over DMQ, with the deadline above
+            return True
+    return False
+
+
+async def test_two_edges_share_their_flood_bans(start_edge, fake_hub, open_unit):
+    ports = free_port(), free_port()
+    dmq = [f"sip:{HOST}:{port};transport=tcp" for port in ports]
+    first = await start_edge(
+        [fake_hub.address], hub_port=ports[0], WITH_DMQ=None, DMQ_SELF=dmq[0], DMQ_PEER=dmq[1], PIKE_DENSITY=10
+    )
+    # the second edge would let an address send 1000 requests in 2 s: a refusal there is the first's ban
+    second = await start_edge(
+        [fake_hub.address], hub_port=ports[1], WITH_DMQ=None, DMQ_SELF=dmq[1], DMQ_PEER=dmq[0], PIKE_DENSITY=1000
+    )
+    # a flooder of the first edge, a new address each time, until the two edges have found each
+    # other over DMQ (a ban made before that stays the first edge's)
+    async with asyncio.timeout(STEP):
+        for source in (f"127.0.1.{host}" for host in itertools.count(1)):
+            await flood(first, await open_unit(first, source=source))
+            if await refused_within(second, await open_unit(second, source=source), 0.5):
+                break
+    assert "flood:" not in second.log()
+    unit = await open_unit(second, source="127.0.0.4")
+    await register(second, unit)
+    assert (await unit.final_response()).status_code == 200
