@@ -7,10 +7,11 @@ import asyncio
 import re
 import secrets
 
-from intercom.sip import Address, Dialog, Request, Response, SipUri, Via, make_response, parse_message
+from intercom.sip import Address, Dialog, Request, Response, SipUri, Via, make_cancel, make_response, parse_message
 
 from ..conftest import RawSip, replay
-from .edge import Edge, FakeHub, register_answer
+from ..units import STEP
+from .edge import Edge, FakeHub, SipStream, register_answer
 
 FLOW = re.compile(r"^edge1;127\.0\.0\.1:(\d+);(\d+)$")
 QUICK = 1.0  # seconds: far below every timer of the edge's (UNIT_TIMEOUT is 8 s)
@@ -30,6 +31,15 @@ def flow_of(unit: RawSip, request: Request) -> re.Match[str]:
     assert flow is not None, request.headers.get("P-Intercom-Flow")
     assert int(flow.group(1)) == unit.websocket.local_address[1]
     return flow
+
+
+async def ringing(peer: RawSip | SipStream) -> Response:
+    """The next response past the edge's own 100 Trying."""
+    async with asyncio.timeout(STEP):
+        while True:
+            message = await peer.receive()
+            if isinstance(message, Response) and message.status_code != 100:
+                return message
 
 
 async def registered(edge: Edge, hub: FakeHub, unit: RawSip) -> tuple[Request, Response]:
@@ -204,3 +214,82 @@ async def test_a_keepalive_options_is_answered_by_the_edge(edge, fake_hub, open_
     assert answer.status_code == 200
     assert answer.headers.get("Server") == "intercom-edge"
     assert fake_hub.arrivals.empty()
+
+
+async def test_a_hub_call_to_a_unit_by_the_path_and_its_dialog(edge, fake_hub, open_unit):
+    unit = await open_unit(edge)
+    register, _ = await registered(edge, fake_hub, unit)
+    hub = await fake_hub.connect(edge)
+    invite = hub_request("INVITE", fake_hub, register.contacts[0].uri, register.headers.get_all("Path"), b"v=0\r\n")
+    await hub.send(invite)
+
+    at_unit = await unit.receive()
+    assert isinstance(at_unit, Request) and (at_unit.method, at_unit.call_id) == ("INVITE", invite.call_id)
+    unit_contact = Address(SipUri.parse("sip:desk@lu88cps5llju.invalid;transport=ws"))
+    await unit.send(make_response(at_unit, 180, to_tag="desk"))
+    await unit.send(make_response(at_unit, 200, to_tag="desk", headers=[("Contact", str(unit_contact))]))
+    assert (await ringing(hub)).status_code == 180
+    answer = await hub.final_response()
+    assert answer.status_code == 200
+    # the unit's Contact carries its WebSocket for the hub's in-dialog requests
+    [contact] = answer.contacts
+    assert contact.uri.params["alias"] == f"127.0.0.1~{unit.websocket.local_address[1]}~6"
+
+    hub_dialog = Dialog.from_uac(invite, answer)
+    hub_via = Via.parse(f"SIP/2.0/TCP {fake_hub.address}")
+    await hub.send(hub_dialog.create_ack(invite.cseq.number, hub_via))
+    ack = await unit.receive()
+    assert isinstance(ack, Request) and ack.method == "ACK"
+
+    # the unit hangs up by the Record-Route it got in the INVITE
+    unit_dialog = Dialog.from_uas(at_unit, "desk", unit_contact)
+    await unit.send(unit_dialog.create_request("BYE", Via.parse("SIP/2.0/WSS lu88cps5llju.invalid")))
+    bye = await fake_hub.next("BYE")
+    assert bye.request.call_id == invite.call_id
+    flow_of(unit, bye.request)
+    await bye.answer(200)
+    assert (await unit.final_response()).status_code == 200
+
+
+async def test_a_unit_cancels_its_ringing_call(edge, fake_hub, open_unit):
+    unit = await open_unit(edge)
+    invite = parse_message(replay("invite.sip", edge.host))
+    assert isinstance(invite, Request)
+    await unit.send(invite)
+    arrival = await fake_hub.next("INVITE")
+    await arrival.answer(180)
+    assert (await ringing(unit)).status_code == 180
+
+    await unit.send(make_cancel(invite))
+    assert (await unit.final_response()).status_code == 200  # the edge's answer to the CANCEL
+    cancel = await fake_hub.next("CANCEL")
+    assert (cancel.request.call_id, cancel.request.cseq.number) == (invite.call_id, invite.cseq.number)
+    await cancel.answer(200)
+    await arrival.answer(487)
+    refused = await unit.final_response()
+    assert (refused.status_code, refused.cseq.method) == (487, "INVITE")
+
+
+async def test_a_hub_cancels_a_ringing_unit(edge, fake_hub, open_unit):
+    unit = await open_unit(edge)
+    register, _ = await registered(edge, fake_hub, unit)
+    hub = await fake_hub.connect(edge)
+    invite = hub_request("INVITE", fake_hub, register.contacts[0].uri, register.headers.get_all("Path"))
+    await hub.send(invite)
+    at_unit = await unit.receive()
+    assert isinstance(at_unit, Request)
+    await unit.send(make_response(at_unit, 180, to_tag="desk"))
+    assert (await ringing(hub)).status_code == 180
+
+    await hub.send(make_cancel(invite))
+    cancel = await unit.receive()
+    assert isinstance(cancel, Request) and (cancel.method, cancel.call_id) == ("CANCEL", invite.call_id)
+    await unit.send(make_response(cancel, 200))
+    await unit.send(make_response(at_unit, 487, to_tag="desk"))
+    answers = {}
+    async with asyncio.timeout(STEP):
+        while len(answers) < 2:
+            message = await hub.receive()
+            if isinstance(message, Response) and message.status_code >= 200:
+                answers[message.cseq.method] = message.status_code
+    assert answers == {"CANCEL": 200, "INVITE": 487}
