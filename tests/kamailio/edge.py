@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import re
+import secrets
 import shutil
 import socket
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from intercom.sip import Request, Response, make_response, parse_message
 
+from ..conftest import RawSip, replay
 from ..units import STEP
 
 HOST = "127.0.0.1"
@@ -141,8 +143,9 @@ class Edge:
         self.process = None
 
 
-class SipStream:
-    """SIP messages over one TCP connection, framed by their Content-Length (RFC 3261 18.3)."""
+class SipStream(RawSip):
+    """SIP messages over one TCP connection, framed by their Content-Length (RFC 3261 18.3); the
+    rest (``final_response``, ``exchange``) as over a WebSocket."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
@@ -152,8 +155,8 @@ class SipStream:
         async with asyncio.timeout(STEP):
             return cls(*await asyncio.open_connection(HOST, port, local_addr=(source, 0)))
 
-    async def send(self, message: Request | Response) -> None:
-        self.writer.write(bytes(message))
+    async def send(self, message: Request | Response | str | bytes) -> None:
+        self.writer.write(message.encode() if isinstance(message, str) else bytes(message))
         await self.writer.drain()
 
     async def receive(self) -> Request | Response:
@@ -164,13 +167,6 @@ class SipStream:
         length = _CONTENT_LENGTH.search(head)
         body = await self.reader.readexactly(int(length.group(1))) if length else b""
         return parse_message(head + body)
-
-    async def final_response(self) -> Response:
-        async with asyncio.timeout(STEP):
-            while True:
-                message = await self.receive()
-                if isinstance(message, Response) and message.status_code >= 200:
-                    return message
 
     def close(self) -> None:
         self.writer.close()
@@ -189,6 +185,12 @@ class Arrival:
         response = make_response(self.request, status, reason, to_tag="hubtag", headers=headers, body=body)
         await self.stream.send(response)
         return response
+
+
+def fresh_register(edge: Edge) -> str:
+    """The published protocol's REGISTER aimed at ``edge``, with a branch of its own (else the
+    edge takes a second one for a resend of the first)."""
+    return replay("register-first.sip", edge.host).replace("z9hG4bK3793391", f"z9hG4bK{secrets.token_hex(8)}")
 
 
 def register_answer(request: Request, hub: str) -> Response:

@@ -4,12 +4,11 @@ probing that takes a silent hub out and a returning one back (deploy/kamailio/ka
 from __future__ import annotations
 
 import json
-import secrets
 
 from intercom.sip import Response
 
-from ..conftest import RawSip, replay
-from .edge import Edge, next_at_any, register_answer
+from ..conftest import RawSip
+from .edge import Edge, FakeHub, fresh_register, next_at_any, register_answer
 
 # probes every second, one failed probe takes a hub out, one answered takes it back; a hub has
 # 300 ms to answer. Probing far apart (a minute) where a test is about one request's failover.
@@ -18,8 +17,17 @@ NO_PROBING = {"DS_PING_INTERVAL": 60, "HUB_TIMEOUT": 300}
 
 
 async def register(edge: Edge, unit: RawSip) -> None:
-    text = replay("register-first.sip", edge.host).replace("z9hG4bK3793391", f"z9hG4bK{secrets.token_hex(8)}")
-    await unit.send(text)
+    await unit.send(fresh_register(edge))
+
+
+async def register_to_silent_hubs(start_edge, fake_hubs: list[FakeHub], open_unit) -> RawSip:
+    """Hubs that leave the answers to the test, an edge before them, a unit's REGISTER sent."""
+    for hub in fake_hubs:
+        hub.answering = False
+    edge = await start_edge([hub.address for hub in fake_hubs], **NO_PROBING)
+    unit = await open_unit(edge)
+    await register(edge, unit)
+    return unit
 
 
 def answered_by(response: Response) -> str:
@@ -27,11 +35,7 @@ def answered_by(response: Response) -> str:
 
 
 async def test_a_register_whose_hub_does_not_answer_goes_to_the_next(start_edge, fake_hubs, open_unit):
-    for hub in fake_hubs:
-        hub.answering = False
-    edge = await start_edge([hub.address for hub in fake_hubs], **NO_PROBING)
-    unit = await open_unit(edge)
-    await register(edge, unit)
+    unit = await register_to_silent_hubs(start_edge, fake_hubs, open_unit)
     silent, _ = await next_at_any(fake_hubs, "REGISTER")
     other, arrival = await next_at_any(fake_hubs, "REGISTER")
     assert other is not silent
@@ -41,11 +45,7 @@ async def test_a_register_whose_hub_does_not_answer_goes_to_the_next(start_edge,
 
 
 async def test_a_register_a_hub_refuses_with_a_5xx_goes_to_the_next(start_edge, fake_hubs, open_unit):
-    for hub in fake_hubs:
-        hub.answering = False
-    edge = await start_edge([hub.address for hub in fake_hubs], **NO_PROBING)
-    unit = await open_unit(edge)
-    await register(edge, unit)
+    unit = await register_to_silent_hubs(start_edge, fake_hubs, open_unit)
     busy, arrival = await next_at_any(fake_hubs, "REGISTER")
     await arrival.answer(503, "Service Unavailable")
     other, arrival = await next_at_any(fake_hubs, "REGISTER")
@@ -55,11 +55,7 @@ async def test_a_register_a_hub_refuses_with_a_5xx_goes_to_the_next(start_edge, 
 
 
 async def test_a_4xx_of_a_hub_is_the_answer(start_edge, fake_hubs, open_unit):
-    for hub in fake_hubs:
-        hub.answering = False
-    edge = await start_edge([hub.address for hub in fake_hubs], **NO_PROBING)
-    unit = await open_unit(edge)
-    await register(edge, unit)
+    unit = await register_to_silent_hubs(start_edge, fake_hubs, open_unit)
     _, arrival = await next_at_any(fake_hubs, "REGISTER")
     await arrival.answer(403, "Forbidden: bad token")
     response = await unit.final_response()

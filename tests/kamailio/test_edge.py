@@ -11,7 +11,7 @@ from intercom.sip import Address, Dialog, Request, Response, SipUri, Via, make_c
 
 from ..conftest import RawSip, replay
 from ..units import STEP
-from .edge import Edge, FakeHub, SipStream, register_answer
+from .edge import Edge, FakeHub, SipStream, fresh_register, register_answer
 
 FLOW = re.compile(r"^edge1;127\.0\.0\.1:(\d+);(\d+)$")
 QUICK = 1.0  # seconds: far below every timer of the edge's (UNIT_TIMEOUT is 8 s)
@@ -33,7 +33,7 @@ def flow_of(unit: RawSip, request: Request) -> re.Match[str]:
     return flow
 
 
-async def ringing(peer: RawSip | SipStream) -> Response:
+async def ringing(peer: RawSip) -> Response:
     """The next response past the edge's own 100 Trying."""
     async with asyncio.timeout(STEP):
         while True:
@@ -44,8 +44,7 @@ async def ringing(peer: RawSip | SipStream) -> Response:
 
 async def registered(edge: Edge, hub: FakeHub, unit: RawSip) -> tuple[Request, Response]:
     """The unit's REGISTER as the hub got it, and the answer the unit got."""
-    text = replay("register-first.sip", edge.host).replace("z9hG4bK3793391", f"z9hG4bK{secrets.token_hex(8)}")
-    await unit.send(forged(text))  # a branch of its own: else the edge takes it for a resend
+    await unit.send(forged(fresh_register(edge)))
     arrival = await hub.next("REGISTER")
     return arrival.request, await unit.final_response()
 
@@ -63,6 +62,35 @@ def hub_request(method: str, hub: FakeHub, target: SipUri | str, route: list[str
     request.headers.add("CSeq", f"1 {method}")
     request.headers.add("Contact", f"<sip:hub@{hub.address};transport=tcp>")
     return request
+
+
+def by_path(method: str, hub: FakeHub, register: Request, body: bytes = b"") -> Request:
+    """A new request of a hub's to the unit that sent ``register``: to its Contact, by its Path."""
+    return hub_request(method, hub, register.contacts[0].uri, register.headers.get_all("Path"), body)
+
+
+async def sent_by_path(
+    edge: Edge, fake_hub: FakeHub, unit: RawSip, method: str, body: bytes = b""
+) -> tuple[SipStream, Request, Request]:
+    """The unit registered, then a request of the hub's to it by the Path: the hub's connection,
+    the request it sent and the request as the unit got it."""
+    register, _ = await registered(edge, fake_hub, unit)
+    hub = await fake_hub.connect(edge)
+    request = by_path(method, fake_hub, register, body)
+    await hub.send(request)
+    at_unit = await unit.receive()
+    assert isinstance(at_unit, Request) and (at_unit.method, at_unit.call_id) == (method, request.call_id)
+    return hub, request, at_unit
+
+
+async def unit_hangs_up(unit: RawSip, dialog: Dialog, fake_hub: FakeHub) -> None:
+    """The unit's BYE in ``dialog`` reaches the hub with the unit's flow, and the hub's 200 the unit."""
+    await unit.send(dialog.create_request("BYE", Via.parse("SIP/2.0/WSS lu88cps5llju.invalid")))
+    bye = await fake_hub.next()
+    assert (bye.request.method, bye.request.call_id) == ("BYE", dialog.call_id)
+    flow_of(unit, bye.request)
+    await bye.answer(200)
+    assert (await unit.final_response()).status_code == 200
 
 
 async def test_register_reaches_a_hub_with_path_and_flow(edge, fake_hub, open_unit):
@@ -103,14 +131,8 @@ async def test_the_flow_names_each_connection(edge, fake_hub, open_unit):
 
 async def test_a_hub_request_by_the_path_reaches_the_unit_and_its_answer_comes_back(edge, fake_hub, open_unit):
     unit = await open_unit(edge)
-    register, _ = await registered(edge, fake_hub, unit)
-    hub = await fake_hub.connect(edge)
-    message = hub_request("MESSAGE", fake_hub, register.contacts[0].uri, register.headers.get_all("Path"), b"hi")
-    await hub.send(message)
-
-    got = await unit.receive()
-    assert isinstance(got, Request) and got.method == "MESSAGE"
-    assert (got.call_id, got.body, str(got.uri)) == (message.call_id, b"hi", str(message.uri))
+    hub, message, got = await sent_by_path(edge, fake_hub, unit, "MESSAGE", b"hi")
+    assert (got.body, str(got.uri)) == (b"hi", str(message.uri))
     assert "Route" not in got.headers
     assert len(got.headers.get_all("Record-Route")) == 2  # the hubs' side and the units' side
     await unit.send(make_response(got, 200, to_tag="unit"))
@@ -124,7 +146,7 @@ async def test_a_request_to_a_unit_whose_socket_is_gone_is_refused_at_once(edge,
     async with asyncio.timeout(QUICK):
         await unit.websocket.close()
     hub = await fake_hub.connect(edge)
-    await hub.send(hub_request("MESSAGE", fake_hub, register.contacts[0].uri, register.headers.get_all("Path")))
+    await hub.send(by_path("MESSAGE", fake_hub, register))
     async with asyncio.timeout(QUICK):
         answer = await hub.final_response()
     assert answer.status_code in (404, 480), answer.start_line()
@@ -170,12 +192,7 @@ async def test_a_unit_call_is_record_routed_and_its_dialog_follows_the_route(edg
     assert (await hub.final_response()).status_code == 200
 
     # the unit hangs up: its BYE follows the route to the hub, with the unit's flow
-    await unit.send(unit_dialog.create_request("BYE", unit_via))
-    bye = await fake_hub.next()
-    assert (bye.request.method, bye.request.call_id) == ("BYE", invite.call_id)
-    flow_of(unit, bye.request)
-    await bye.answer(200)
-    assert (await unit.final_response()).status_code == 200
+    await unit_hangs_up(unit, unit_dialog, fake_hub)
 
 
 async def test_a_unit_cannot_route_its_dialog_elsewhere(edge, fake_hub, open_unit):
@@ -218,13 +235,8 @@ async def test_a_keepalive_options_is_answered_by_the_edge(edge, fake_hub, open_
 
 async def test_a_hub_call_to_a_unit_by_the_path_and_its_dialog(edge, fake_hub, open_unit):
     unit = await open_unit(edge)
-    register, _ = await registered(edge, fake_hub, unit)
-    hub = await fake_hub.connect(edge)
-    invite = hub_request("INVITE", fake_hub, register.contacts[0].uri, register.headers.get_all("Path"), b"v=0\r\n")
-    await hub.send(invite)
-
-    at_unit = await unit.receive()
-    assert isinstance(at_unit, Request) and (at_unit.method, at_unit.call_id) == ("INVITE", invite.call_id)
+    hub, invite, at_unit = await sent_by_path(edge, fake_hub, unit, "INVITE", b"v=0\r\n")
+    assert at_unit.body == b"v=0\r\n"
     unit_contact = Address(SipUri.parse("sip:desk@lu88cps5llju.invalid;transport=ws"))
     await unit.send(make_response(at_unit, 180, to_tag="desk"))
     await unit.send(make_response(at_unit, 200, to_tag="desk", headers=[("Contact", str(unit_contact))]))
@@ -242,13 +254,7 @@ async def test_a_hub_call_to_a_unit_by_the_path_and_its_dialog(edge, fake_hub, o
     assert isinstance(ack, Request) and ack.method == "ACK"
 
     # the unit hangs up by the Record-Route it got in the INVITE
-    unit_dialog = Dialog.from_uas(at_unit, "desk", unit_contact)
-    await unit.send(unit_dialog.create_request("BYE", Via.parse("SIP/2.0/WSS lu88cps5llju.invalid")))
-    bye = await fake_hub.next("BYE")
-    assert bye.request.call_id == invite.call_id
-    flow_of(unit, bye.request)
-    await bye.answer(200)
-    assert (await unit.final_response()).status_code == 200
+    await unit_hangs_up(unit, Dialog.from_uas(at_unit, "desk", unit_contact), fake_hub)
 
 
 async def test_a_unit_cancels_its_ringing_call(edge, fake_hub, open_unit):
@@ -272,12 +278,7 @@ async def test_a_unit_cancels_its_ringing_call(edge, fake_hub, open_unit):
 
 async def test_a_hub_cancels_a_ringing_unit(edge, fake_hub, open_unit):
     unit = await open_unit(edge)
-    register, _ = await registered(edge, fake_hub, unit)
-    hub = await fake_hub.connect(edge)
-    invite = hub_request("INVITE", fake_hub, register.contacts[0].uri, register.headers.get_all("Path"))
-    await hub.send(invite)
-    at_unit = await unit.receive()
-    assert isinstance(at_unit, Request)
+    hub, invite, at_unit = await sent_by_path(edge, fake_hub, unit, "INVITE")
     await unit.send(make_response(at_unit, 180, to_tag="desk"))
     assert (await ringing(hub)).status_code == 180
 
