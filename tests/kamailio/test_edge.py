@@ -180,7 +180,9 @@ async def test_a_unit_call_is_record_routed_and_its_dialog_follows_the_route(edg
 
     # the ACK reaches the hub by the route
     await unit.send(unit_dialog.create_ack(invite.cseq.number, unit_via))
-    assert (await fake_hub.next()).request.method == "ACK"
+    ack = await fake_hub.next()
+    assert ack.request.method == "ACK"
+    flow_of(unit, ack.request)
 
     # the hub's in-dialog request goes by the Record-Route to the unit's WebSocket (the alias)
     hub_dialog = Dialog.from_uas(at_hub, "hubtag", hub_contact)
