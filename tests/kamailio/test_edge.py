@@ -271,11 +271,14 @@ async def test_a_unit_cancels_its_ringing_call(edge, fake_hub, open_unit):
     await unit.send(make_cancel(invite))
     assert (await unit.final_response()).status_code == 200  # the edge's answer to the CANCEL
     cancel = await fake_hub.next("CANCEL")
+    assert cancel.request.headers.get("P-Intercom-Flow") == arrival.request.headers.get("P-Intercom-Flow")
     assert (cancel.request.call_id, cancel.request.cseq.number) == (invite.call_id, invite.cseq.number)
     await cancel.answer(200)
     await arrival.answer(487)
     refused = await unit.final_response()
     assert (refused.status_code, refused.cseq.method) == (487, "INVITE")
+    ack = await fake_hub.next("ACK")  # the edge's own, hop by hop, with the flow too
+    assert ack.request.headers.get("P-Intercom-Flow") == arrival.request.headers.get("P-Intercom-Flow")
 
 
 async def test_a_hub_cancels_a_ringing_unit(edge, fake_hub, open_unit):
