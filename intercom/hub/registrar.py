@@ -53,6 +53,7 @@ class Binding:
     expires_at: float
     grant: Grant
     user_agent: str | None = None
+    path: tuple[str, ...] = ()  # a SIP proxy's Path (RFC 3327): the Route of requests to this binding
     contact_text: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -92,12 +93,13 @@ class Registrar:
                         except Exception:  # a listener's fault must not undo or refuse a registration
                             log.exception("presence listener failed for %s", identity)
 
-    def handle_register(self, connection: object, request: Request) -> Response:
-        """Answer one REGISTER that arrived on ``connection``."""
+    def handle_register(self, connection: object, request: Request, path: tuple[str, ...] = ()) -> Response:
+        """Answer one REGISTER that arrived on ``connection`` (behind a SIP proxy: its flow, with
+        the ``path`` the proxy added, which the bindings keep)."""
         with self._telling_presence():
-            return self._handle_register(connection, request)
+            return self._handle_register(connection, request, path)
 
-    def _handle_register(self, connection: object, request: Request) -> Response:
+    def _handle_register(self, connection: object, request: Request, path: tuple[str, ...]) -> Response:
         now = self._clock()
         try:
             expiries = self._requested_expiries(request)
@@ -140,10 +142,11 @@ class Registrar:
             expires_at = now + min(expires, self.config.max_expires, lifetime)
             binding = bindings.get(key)
             if binding is not None and binding.identity == grant.identity and binding.contact == contact:
-                binding.expires_at, binding.grant = expires_at, grant  # a refresh
+                binding.expires_at, binding.grant, binding.path = expires_at, grant, path  # a refresh
             else:
                 self._remove(bindings, key)
-                self._add(bindings, key, Binding(grant.identity, contact, connection, expires_at, grant, user_agent))
+                binding = Binding(grant.identity, contact, connection, expires_at, grant, user_agent, path)
+                self._add(bindings, key, binding)
         if not bindings:
             self._by_connection.pop(connection, None)
         return self._ok(request, connection, grant)
