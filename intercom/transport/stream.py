@@ -31,7 +31,7 @@ from .server_socket import SipEndpoint
 log = logging.getLogger(__name__)
 
 HEAD_END = b"\r\n\r\n"
-CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\S*)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\S*)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 
 
 class FramingError(Exception):
