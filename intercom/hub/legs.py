@@ -19,9 +19,9 @@ from ..sip import Address, Dialog, Request, Response, ServerTransaction, SipUri,
 from ..sip.door import asserted_identity_header
 from ..sip.ids import new_branch, new_call_id, new_tag
 from ..transport import ConnectionClosed, SipConnection
+from .bindings import Binding
 from .config import HubConfig
 from .records import LegRecord
-from .registrar import Binding
 
 log = logging.getLogger(__name__)
 
