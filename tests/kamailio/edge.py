@@ -1,0 +1,271 @@
+"""Kamailio as the intercom edge on loopback ports, and fake hubs behind it.
+
+:class:`Edge` runs deploy/kamailio/kamailio.cfg exactly as it ships, its settings given with
+``-A NAME=VALUE`` (free ports, the test's certificate, a dispatcher list naming the hubs).
+:class:`FakeHub` is a hub as the edge sees it: SIP over TCP (design decision 1), framed by
+Content-Length, parsed and written by :mod:`intercom.sip`. Real hubs go behind the same
+:class:`Edge`: give it their ``host:port`` SIP/TCP addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import shutil
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from intercom.sip import Request, Response, make_response, parse_message
+
+from ..units import STEP
+
+HOST = "127.0.0.1"
+CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "kamailio" / "kamailio.cfg"
+_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+
+
+def kamailio_program() -> str | None:
+    """Where Debian's kamailio is (/usr/sbin, which a user's PATH may lack), or ``None``."""
+    return shutil.which("kamailio") or shutil.which("kamailio", path="/usr/sbin:/sbin")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+async def wait_for_port(port: int, alive: Callable[[], bool], what: str) -> None:
+    """Until ``HOST:port`` accepts a connection; raise at once if ``alive()`` turns false."""
+    async with asyncio.timeout(STEP):
+        while True:
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection(HOST, port)
+                writer.close()
+                return
+            if not alive():
+                raise RuntimeError(f"{what} exited at start")
+            await asyncio.sleep(0.02)  # polling for the port, with the deadline above
+
+
+@dataclass
+class Edge:
+    """One Kamailio edge: units on ``wss://HOST:wss_port/``, hubs on SIP/TCP ``HOST:hub_port``.
+
+    ``settings`` are more ``-A`` defines (``{"PIKE_DENSITY": 20}``, ``{"WITH_WS": None}``); a
+    string value is quoted for Kamailio here. The log is ``folder/kamailio.log``.
+    """
+
+    folder: Path
+    hubs: list[str]
+    tls: tuple[Path, Path]
+    settings: dict[str, str | int | None] = field(default_factory=dict)
+    name: str = "edge1"
+    wss_port: int = field(default_factory=free_port)
+    hub_port: int = field(default_factory=free_port)
+    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+    @property
+    def host(self) -> str:
+        """What units put in their Request-URIs (the published protocol's host:port)."""
+        return f"{HOST}:{self.wss_port}"
+
+    @property
+    def url(self) -> str:
+        return f"wss://{self.host}/"
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / "kamailio.log"
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def defines(self) -> list[str]:
+        values: dict[str, str | int | None] = {
+            "EDGE_NAME": self.name,
+            "WSS_ADDR": HOST,
+            "WSS_PORT": self.wss_port,
+            "HUB_ADDR": HOST,
+            "HUB_PORT": self.hub_port,
+            "TLS_CERT": str(self.tls[0]),
+            "TLS_KEY": str(self.tls[1]),
+            "DISPATCHER_LIST": str(self.folder / "dispatcher.list"),
+            "WORKERS": 2,
+            **self.settings,
+        }
+        arguments = []
+        for name, value in values.items():
+            if value is None:
+                arguments += ["-A", name]
+            elif isinstance(value, int):
+                arguments += ["-A", f"{name}={value}"]
+            else:
+                arguments += ["-A", f'{name}="{value}"']
+        return arguments
+
+    async def start(self) -> None:
+        program = kamailio_program()
+        if program is None:
+            raise FileNotFoundError("kamailio is not installed (scripts/setup.sh installs it)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "run").mkdir(exist_ok=True)
+        (self.folder / "dispatcher.list").write_text("".join(f"1 sip:{hub};transport=tcp\n" for hub in self.hubs))
+        with self.log_file.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                program, "-DD", "-E", "-f", str(CONFIG), "-Y", str(self.folder / "run"), *self.defines(),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+            )  # fmt: skip
+        alive = lambda: self.process is not None and self.process.returncode is None  # noqa: E731
+        try:
+            for port in (self.wss_port, self.hub_port):
+                await wait_for_port(port, alive, f"kamailio (see {self.log_file})")
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                async with asyncio.timeout(STEP):
+                    await self.process.wait()
+            except TimeoutError:
+                self.process.kill()
+                async with asyncio.timeout(STEP):
+                    await self.process.wait()
+        self.process = None
+
+
+class SipStream:
+    """SIP messages over one TCP connection, framed by their Content-Length (RFC 3261 18.3)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> SipStream:
+        async with asyncio.timeout(STEP):
+            return cls(*await asyncio.open_connection(HOST, port))
+
+    async def send(self, message: Request | Response) -> None:
+        self.writer.write(bytes(message))
+        await self.writer.drain()
+
+    async def receive(self) -> Request | Response:
+        while True:
+            head = (await self.reader.readuntil(b"\r\n\r\n")).lstrip(b"\r\n")
+            if head:  # else a keep-alive's blank lines
+                break
+        length = _CONTENT_LENGTH.search(head)
+        body = await self.reader.readexactly(int(length.group(1))) if length else b""
+        return parse_message(head + body)
+
+    async def final_response(self) -> Response:
+        async with asyncio.timeout(STEP):
+            while True:
+                message = await self.receive()
+                if isinstance(message, Response) and message.status_code >= 200:
+                    return message
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass
+class Arrival:
+    """A request a fake hub got, and the connection to answer it on."""
+
+    request: Request
+    stream: SipStream
+
+    async def answer(
+        self, status: int, reason: str | None = None, *, headers: list[tuple[str, str]] | None = None, body: bytes = b""
+    ) -> Response:
+        response = make_response(self.request, status, reason, to_tag="hubtag", headers=headers, body=body)
+        await self.stream.send(response)
+        return response
+
+
+def register_answer(request: Request, hub: str) -> Response:
+    """What a hub answers a REGISTER: 200, the Contact, a JSON body naming the hub."""
+    body = json.dumps({"zone": "Europe/Amsterdam", "hub": hub}).encode()
+    fields = [("Contact", value) for value in request.headers.get_lines("Contact")]
+    return make_response(request, 200, to_tag="reg", headers=[*fields, ("Content-Type", "application/json")], body=body)
+
+
+class FakeHub:
+    """SIP over TCP on ``HOST:port``: answers OPTIONS (the edge's probes) and REGISTER itself while
+    ``answering``; every other request, and every REGISTER, is kept in ``arrivals``."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.answering = True
+        self.probes = 0
+        self.probed = asyncio.Event()  # set at each OPTIONS; cleared by whoever waits on it
+        self.arrivals: asyncio.Queue[Arrival] = asyncio.Queue()
+        self.streams: list[SipStream] = []
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accepted, HOST, self.port)
+
+    async def stop(self) -> None:
+        """Gone as a dead machine: listener closed, connections dropped."""
+        if self._server is not None:
+            self._server.close()
+            for stream in self.streams:
+                stream.close()
+            for task in list(self._tasks):
+                task.cancel()
+            async with asyncio.timeout(STEP):
+                await self._server.wait_closed()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._server = None
+        self.streams.clear()
+
+    async def next(self, method: str | None = None) -> Arrival:
+        """The next request kept (of ``method``, if given; others before it are skipped)."""
+        async with asyncio.timeout(STEP):
+            while True:
+                arrival = await self.arrivals.get()
+                if method is None or arrival.request.method == method:
+                    return arrival
+
+    async def connect(self, edge: Edge) -> SipStream:
+        """A connection of this hub's own to the edge, as a hub opens one to send a request."""
+        stream = await SipStream.open(edge.hub_port)
+        self.streams.append(stream)
+        return stream
+
+    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(SipStream(reader, writer)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, stream: SipStream) -> None:
+        self.streams.append(stream)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                message = await stream.receive()
+                if not isinstance(message, Request):
+                    continue
+                if message.method == "OPTIONS":
+                    self.probes += 1
+                    self.probed.set()
+                    if self.answering:
+                        await stream.send(make_response(message, 200))
+                    continue
+                self.arrivals.put_nowait(Arrival(message, stream))
+                if message.method == "REGISTER" and self.answering:
+                    await stream.send(register_answer(message, self.address))
+        stream.close()
