@@ -66,7 +66,8 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     gate = ConnectionGate(config.connection_limits(), tls=config.secure)
     sip = SipService(registrar, calls, gate, config.register_timeout)
     proxied = config.sip_proxy_listener()
-    edge = EdgeEndpoint(sip, proxied[2]) if proxied is not None else None
+    # the hub's own connections to a proxy get as long to open as a unit's to finish its handshake
+    edge = EdgeEndpoint(sip, proxied[2], config.handshake_timeout) if proxied is not None else None
     retention = Retention(storage, calls.call_log, config.storage_limits)
 
     @contextlib.asynccontextmanager

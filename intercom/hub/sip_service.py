@@ -152,10 +152,10 @@ class EdgeEndpoint:
     (the proxy probing whether the hub is up) may come without a flow; anything else without
     one gets 400, and so does a REGISTER without the proxy's Path."""
 
-    def __init__(self, sip: SipService, proxies: frozenset[str]) -> None:
+    def __init__(self, sip: SipService, proxies: frozenset[str], connect_timeout: float = 10.0) -> None:
         self.sip = sip
         self.connections: set[SipConnection] = set()
-        self.flows = EdgeFlows(proxies, StreamLinks(self))
+        self.flows = EdgeFlows(proxies, StreamLinks(self, connect_timeout))
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int, per_source: int) -> None:

@@ -202,7 +202,7 @@ class StreamLinks:
     """The hub's own TCP connections to the proxies: one per proxy address, opened at first use
     and again after it closed; requests from the proxy on it go to ``endpoint`` too."""
 
-    def __init__(self, endpoint: SipEndpoint, connect_timeout: float = 5.0) -> None:
+    def __init__(self, endpoint: SipEndpoint, connect_timeout: float) -> None:
         self.endpoint = endpoint
         self.connect_timeout = connect_timeout
         self._links: dict[tuple[str, int], tuple[SipConnection, asyncio.BaseTransport]] = {}

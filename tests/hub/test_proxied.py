@@ -292,3 +292,16 @@ async def test_a_bye_from_another_flow_is_refused_and_the_hub_routes_its_own_bye
     await edge.send(make_response(bye, 200).text(), edge.last_writer)
     async with asyncio.timeout(STEP):
         assert await hanging_up
+
+
+async def test_a_desk_whose_edge_cannot_be_reached_is_not_answered(hub: Hub, edge: FakeEdge) -> None:
+    door_flow(hub)
+    assert (await register(hub, edge, "edge1;desk;1")).status_code == 200
+    assert edge._server is not None
+    edge._server.close()  # the desk's Path names this listener: nothing takes the hub's connection now
+    async with asyncio.timeout(STEP):
+        await edge._server.wait_closed()
+    await invite(hub, edge, "edge1;door;2")
+
+    answer = await edge.next(Response, "INVITE")
+    assert isinstance(answer, Response) and answer.status_code == 480
