@@ -120,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a web page origin (https://host:port) that may open the SIP WebSocket besides the hub's own (repeatable)",
     )
     add_limit_flags(hub, "connection limits (default: the hub's; docs/connections.md)", CONNECTION_LIMITS)
+    proxy = hub.add_argument_group("behind SIP proxies (Kamailio, docs/proxy.md); off without --sip-proxy-listen")
+    proxy.add_argument("--sip-proxy-listen", metavar="HOST:PORT", help="take SIP over TCP from the proxies here")
+    proxy.add_argument(
+        "--sip-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="the IP address of a SIP proxy that may connect, whose P-Intercom-Flow and Path the hub believes "
+        "(repeatable)",
+    )
     outbound = DEFAULT_OUTBOUND
     hub.add_argument(
         "--allow-loopback-requests",
@@ -397,8 +407,16 @@ def _run_hub(args: argparse.Namespace) -> None:
         doors=_identities("--doors", args.doors),
         mqtt=_mqtt(args),
         mqtt_open_door=args.mqtt_open_door,
+        sip_proxy_listen=args.sip_proxy_listen,
+        sip_proxies=tuple(args.sip_proxy),
         **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY + PAIRING + MQTT_OPEN),
     )
+    try:
+        config.sip_proxy_listener()
+    except ValueError as exc:
+        raise UsageError(f"--sip-proxy-listen / --sip-proxy: {exc}") from None
+    if args.sip_proxy and args.sip_proxy_listen is None:
+        raise UsageError("--sip-proxy needs --sip-proxy-listen")
     run_hub(config, log_level=args.log_level)
 
 

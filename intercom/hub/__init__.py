@@ -1,8 +1,9 @@
 """The hub: SIP-over-WebSocket registrar (and, later, B2BUA, call flows and Voice API)."""
 
 from .app import create_app
+from .bindings import Binding
 from .config import HubConfig
-from .registrar import Binding, Registrar
+from .registrar import Registrar
 from .server import RunningHub, run_hub, running_hub
 from .storage import Storage
 

@@ -30,7 +30,7 @@ from .mqtt.bridge import MqttBridge
 from .mqtt.events import MqttEvents
 from .registrar import Registrar
 from .retention import Retention
-from .sip_service import SipService
+from .sip_service import EdgeEndpoint, SipService
 from .storage import Storage
 from .webhooks import WebhookDispatcher
 
@@ -65,6 +65,9 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     calls = CallService(config, registrar, storage, storage.get_key, publisher=publisher)
     gate = ConnectionGate(config.connection_limits(), tls=config.secure)
     sip = SipService(registrar, calls, gate, config.register_timeout)
+    proxied = config.sip_proxy_listener()
+    # the hub's own connections to a proxy get as long to open as a unit's to finish its handshake
+    edge = EdgeEndpoint(sip, proxied[2], config.handshake_timeout) if proxied is not None else None
     retention = Retention(storage, calls.call_log, config.storage_limits)
 
     @contextlib.asynccontextmanager
@@ -72,6 +75,8 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
         sweeper = asyncio.create_task(_sweep(registrar, calls, storage, config.heartbeat_seconds))
         pruner = asyncio.create_task(retention.run())
         await webhooks.start()
+        if edge is not None and proxied is not None:
+            await edge.start(proxied[0], proxied[1], config.max_connections_per_source)
         if mqtt is not None:
             await mqtt.start()  # connects in the background: a broker away delays nothing
         # Everything made so far (modules, the app, its OpenAPI models) lives as long as the hub:
@@ -83,6 +88,9 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
         finally:
             sweeper.cancel()
             pruner.cancel()
+            if edge is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(edge.close(), SHUTDOWN_GRACE_SECONDS)
             # By now uvicorn has closed every socket, so each call is ending; let them release
             # their media before the loop stops, or aiortc's tasks die half-way.
             with contextlib.suppress(TimeoutError):
@@ -102,6 +110,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     app.state.registrar = registrar
     app.state.sip = sip
     app.state.gate = gate
+    app.state.edge = edge
     app.add_middleware(EndsHandshake, gate=gate)
     app.state.calls = calls
     app.state.webhooks = webhooks

@@ -34,6 +34,7 @@ from .call_log import CallLog, Publisher
 from .callflows import CLIENT_PREFIX, CallFlow
 from .calls import FlowServices, HubCall
 from .config import HubConfig
+from .edge_flows import hub_address
 from .legs import SDP, CallerLeg, HubAddress
 from .recordings import recover_recordings
 from .records import CallRecord, LegRecord, UnlockEvent, Webhook
@@ -102,8 +103,9 @@ class CallService:
             )
             return
         policy = self.config.leg_media()
+        hub = hub_address(connection, self.hub)
         caller = CallerLeg(
-            connection, transaction, request, self.hub, new_peer_connection(policy, opus_passthrough=True), identity
+            connection, transaction, request, hub, new_peer_connection(policy, opus_passthrough=True), identity
         )
         name = identity or "anonymous"
         # Every client dials the same number (00000): what it called is the flow its token names.
@@ -300,7 +302,7 @@ class CallService:
             connection.send_response(transaction, make_response(request, 200))
             await call.end(by=side)
         elif request.method == "UPDATE":  # a session-timer refresh: the call is alive
-            headers = [("Contact", str(self.hub.contact()))]
+            headers = [("Contact", str(hub_address(connection, self.hub).contact()))]
             expires = request.headers.get("Session-Expires")
             if expires:
                 headers.append(("Session-Expires", expires))
@@ -359,7 +361,8 @@ class CallService:
             key_id = call.key_of(side)
             if key_id is not None and (group := self.registrar.group_of(key_id)) is not None:
                 headers.append((ASSERTED_GROUP, group))
-        info = other_dialog.create_request("INFO", self.hub.via(), headers=headers, body=body)
+        via = hub_address(other_connection, self.hub).via()
+        info = other_dialog.create_request("INFO", via, headers=headers, body=body)
         try:
             return await other_connection.request(info)
         except (ConnectionClosed, TimeoutError) as exc:

@@ -32,6 +32,7 @@ from ..transport import ConnectionClosed, SipConnection
 from .call_limits import CallLimits
 from .call_log import CallLog
 from .callflows import CLIENT_PREFIX, DEFAULT_TRANSFER_TIMEOUT, CallFlow, TransferOptions
+from .edge_flows import hub_address
 from .flow_engine import run_flow
 from .flow_media import FlowMedia
 from .legs import CalleeLeg, CallerLeg, HubAddress, send_bye
@@ -313,7 +314,10 @@ class HubCall:
                 await self.until_ended(asyncio.sleep(0.5))
                 continue
             info = self.caller.dialog.create_request(
-                "INFO", self.hub.via(), headers=[("Content-Type", DTMF_CONTENT_TYPE)], body=dtmf_body(key, DTMF_SENT_MS)
+                "INFO",
+                self.caller.hub.via(),
+                headers=[("Content-Type", DTMF_CONTENT_TYPE)],
+                body=dtmf_body(key, DTMF_SENT_MS),
             )
             try:
                 await self.caller.connection.request(info)
@@ -382,7 +386,8 @@ class HubCall:
             self.log.update_call(self.record, status="starting")
         self._ringing = []
         for binding in bindings:
-            leg = CalleeLeg(binding, self.hub, new_peer_connection(self.media, opus_passthrough=True))
+            hub = hub_address(binding.connection, self.hub)
+            leg = CalleeLeg(binding, hub, new_peer_connection(self.media, opus_passthrough=True))
             leg.record = self.log.new_leg(
                 LegRecord(
                     call_id=self.record.id,
@@ -536,9 +541,9 @@ class HubCall:
         if by is not None:
             self._hung_up.add(by)
         legs = {"caller": self.caller, "callee": self.callee}
-        sides = [side for side, leg in legs.items() if side not in self._hung_up and leg is not None]
-        self._hung_up.update(sides)
-        await asyncio.gather(*(send_bye(*self.dialog_of(side), self.hub) for side in sides))
+        ending = {side: leg for side, leg in legs.items() if side not in self._hung_up and leg is not None}
+        self._hung_up.update(ending)
+        await asyncio.gather(*(send_bye(leg.connection, leg.dialog, leg.hub) for leg in ending.values()))
 
     async def close(self) -> None:
         """Release the media ends and keep the recordings; nothing of the call is left running."""

@@ -9,6 +9,7 @@ from ..auth import TurnCredentials, turn_credentials
 from ..http_client import OutboundPolicy
 from ..media import IceServer, MediaPolicy
 from ..transport.limits import ConnectionLimits
+from ..transport.stream import normalised_host, split_host_port
 from ..web import DIST
 from .mqtt.settings import MqttSettings
 from .retention import StorageLimits
@@ -68,6 +69,10 @@ class HubConfig:
     mqtt_open_door: bool = False
     mqtt_open_min_interval: float = 2.0
     mqtt_open_timeout: float = 5.0
+    # Behind SIP proxies (docs/proxy.md): SIP over TCP on HOST:PORT (off when None), from these
+    # proxies' IP addresses only (--sip-proxy-listen, --sip-proxy).
+    sip_proxy_listen: str | None = None
+    sip_proxies: tuple[str, ...] = ()
 
     @property
     def secure(self) -> bool:
@@ -76,6 +81,23 @@ class HubConfig:
     def connection_limits(self) -> ConnectionLimits:
         """The fields of the same names, for the connection gate."""
         return ConnectionLimits(**{limit.name: getattr(self, limit.name) for limit in fields(ConnectionLimits)})
+
+    def sip_proxy_listener(self) -> tuple[str, int, frozenset[str]] | None:
+        """The SIP/TCP listener's host, port and the proxies it admits; ``None`` when off. Raises
+        :class:`ValueError` naming the setting when one is unreadable or the proxies are missing."""
+        if self.sip_proxy_listen is None:
+            return None
+        try:
+            host, port = split_host_port(self.sip_proxy_listen)
+        except ValueError as exc:
+            raise ValueError(f"sip_proxy_listen: {exc}") from None
+        try:
+            proxies = frozenset(normalised_host(address) for address in self.sip_proxies)
+        except ValueError as exc:
+            raise ValueError(f"sip_proxies: {exc} (an IP address)") from None
+        if not proxies:
+            raise ValueError("sip_proxy_listen needs the SIP proxies that may connect (sip_proxies)")
+        return host, port, proxies
 
     def turn_for(self, identity: str, now: float | None = None) -> TurnCredentials | None:
         """Time-limited TURN credentials for ``identity``, or ``None`` when no TURN is configured."""

@@ -19,9 +19,9 @@ from ..sip import Address, Dialog, Request, Response, ServerTransaction, SipUri,
 from ..sip.door import asserted_identity_header
 from ..sip.ids import new_branch, new_call_id, new_tag
 from ..transport import ConnectionClosed, SipConnection
+from .bindings import Binding
 from .config import HubConfig
 from .records import LegRecord
-from .registrar import Binding
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +31,21 @@ ALLOW = "INVITE,ACK,CANCEL,BYE,UPDATE,MESSAGE,OPTIONS,INFO"
 
 @dataclass
 class HubAddress:
-    """How the hub names itself in the requests it sends: ``host:port`` and ws or wss."""
+    """How the hub names itself in the requests it sends: ``host:port`` and the transport (WS or
+    WSS to the units; TCP, the SIP/TCP listener's address, to the units behind a SIP proxy)."""
 
     host: str
-    secure: bool
+    transport: str
 
     @classmethod
     def of(cls, config: HubConfig) -> HubAddress:
-        return cls(f"{config.host}:{config.port}", config.secure)
+        return cls(f"{config.host}:{config.port}", "WSS" if config.secure else "WS")
 
     def via(self) -> Via:
-        return Via("WSS" if self.secure else "WS", self.host, None, {"branch": new_branch()})
+        return Via(self.transport, self.host, None, {"branch": new_branch()})
 
     def contact(self) -> Address:
-        return Address(SipUri(self.host, "hub", params={"transport": "wss" if self.secure else "ws"}))
+        return Address(SipUri(self.host, "hub", params={"transport": self.transport.lower()}))
 
 
 @dataclass
@@ -161,6 +162,7 @@ class CalleeLeg:
         display = caller_name.replace("\\", "").replace('"', "")
         for name, value in (
             ("Via", str(self.hub.via())),
+            *(("Route", hop) for hop in self.binding.path),  # behind a SIP proxy: its Path (RFC 3327)
             ("Max-Forwards", "70"),
             ("From", f'"{display}" <sip:{caller_name}@{host}>;tag={new_tag()}'),
             ("To", f"<sip:anonymous@{host}>"),

@@ -24,13 +24,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from ..auth import Grant, KeyLookup, TokenError, check_token
 from ..sip import Address, ParseError, Request, Response, SipUri, make_response
+from .bindings import Binding, BindingStore, MemoryBindings
 from .callflows import GROUP_PREFIX
 from .config import HubConfig
 
@@ -43,31 +42,18 @@ MAX_CONTACTS_PER_IDENTITY = 10
 PresenceListener = Callable[[str, bool], None]  # (identity, reachable now), called as it changes
 
 
-@dataclass
-class Binding:
-    """One registered Contact, reachable over ``connection``."""
-
-    identity: str | None
-    contact: Address
-    connection: object
-    expires_at: float
-    grant: Grant
-    user_agent: str | None = None
-    contact_text: str = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        # Formatted once: every REGISTER answer lists it with the time left.
-        params = {name: value for name, value in self.contact.params.items() if name != "expires"}
-        self.contact_text = str(Address(self.contact.uri, self.contact.display_name, params))
-
-
 class Registrar:
-    def __init__(self, config: HubConfig, lookup_key: KeyLookup, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: HubConfig,
+        lookup_key: KeyLookup,
+        clock: Callable[[], float] = time.time,
+        store: BindingStore | None = None,
+    ) -> None:
         self.config = config
         self._lookup_key = lookup_key
         self._clock = clock
-        self._by_connection: dict[object, dict[str, Binding]] = {}
-        self._per_identity: Counter[str] = Counter()  # bindings of each identity, for its limit
+        self._bindings: BindingStore = store if store is not None else MemoryBindings()
         self._zone_body = json.dumps({"zone": config.zone}).encode()  # the answer's body without TURN
         self._presence_listeners: list[PresenceListener] = []
         self._reachable_before: dict[str, bool] = {}  # identities whose first or last binding changed
@@ -85,19 +71,20 @@ class Registrar:
         finally:
             changed, self._reachable_before = self._reachable_before, {}
             for identity, before in changed.items():
-                if (now := identity in self._per_identity) != before:
+                if (now := self._bindings.count(identity) > 0) != before:
                     for listener in self._presence_listeners:
                         try:
                             listener(identity, now)
                         except Exception:  # a listener's fault must not undo or refuse a registration
                             log.exception("presence listener failed for %s", identity)
 
-    def handle_register(self, connection: object, request: Request) -> Response:
-        """Answer one REGISTER that arrived on ``connection``."""
+    def handle_register(self, connection: object, request: Request, path: tuple[str, ...] = ()) -> Response:
+        """Answer one REGISTER that arrived on ``connection`` (behind a SIP proxy: its flow, with
+        the ``path`` the proxy added, which the bindings keep)."""
         with self._telling_presence():
-            return self._handle_register(connection, request)
+            return self._handle_register(connection, request, path)
 
-    def _handle_register(self, connection: object, request: Request) -> Response:
+    def _handle_register(self, connection: object, request: Request, path: tuple[str, ...]) -> Response:
         now = self._clock()
         try:
             expiries = self._requested_expiries(request)
@@ -129,29 +116,26 @@ class Registrar:
             if refusal := self._over_limit(connection, grant.identity, expiries):
                 log.info("REGISTER refused (403): %s", refusal)
                 return make_response(request, 403, refusal)
-        bindings = self._by_connection.setdefault(connection, {})
         user_agent = request.headers.get("User-Agent")
         for contact, expires in expiries:
             key = str(contact.uri)
             if expires == 0:
-                self._remove(bindings, key)
+                self._remove(connection, key)
                 continue
             assert grant is not None
             expires_at = now + min(expires, self.config.max_expires, lifetime)
-            binding = bindings.get(key)
+            binding = self._bindings.of(connection).get(key)
             if binding is not None and binding.identity == grant.identity and binding.contact == contact:
-                binding.expires_at, binding.grant = expires_at, grant  # a refresh
+                self._bindings.refresh(binding, expires_at, grant, path)
             else:
-                self._remove(bindings, key)
-                self._add(bindings, key, Binding(grant.identity, contact, connection, expires_at, grant, user_agent))
-        if not bindings:
-            self._by_connection.pop(connection, None)
+                self._remove(connection, key)
+                self._add(Binding(grant.identity, contact, connection, expires_at, grant, user_agent, path))
         return self._ok(request, connection, grant)
 
     def _over_limit(self, connection: object, identity: str | None, expiries: list[tuple[Address, int]]) -> str | None:
         """Why this REGISTER would leave more bindings than a connection or an identity may hold, if it would."""
-        bindings = self._by_connection.get(connection, {})
-        per_identity = self._per_identity[identity] if identity is not None else 0
+        bindings = self._bindings.of(connection)
+        per_identity = self._bindings.count(identity) if identity is not None else 0
         if max(len(bindings), per_identity) + len(expiries) <= min(
             MAX_CONTACTS_PER_CONNECTION, MAX_CONTACTS_PER_IDENTITY
         ):
@@ -165,24 +149,19 @@ class Registrar:
             return None
         here_now = sum(binding.identity == identity for binding in bindings.values())
         here_after = len(added) + sum(binding.identity == identity for binding in kept.values())
-        if self._per_identity[identity] - here_now + here_after > MAX_CONTACTS_PER_IDENTITY:
+        if self._bindings.count(identity) - here_now + here_after > MAX_CONTACTS_PER_IDENTITY:
             return f"Forbidden (at most {MAX_CONTACTS_PER_IDENTITY} contacts for identity {identity})"
         return None
 
-    def _add(self, bindings: dict[str, Binding], key: str, binding: Binding) -> None:
-        bindings[key] = binding
-        if binding.identity is not None:
-            self._per_identity[binding.identity] += 1
-            if self._per_identity[binding.identity] == 1:
-                self._reachable_before.setdefault(binding.identity, False)
+    def _add(self, binding: Binding) -> None:
+        self._bindings.add(binding)
+        if binding.identity is not None and self._bindings.count(binding.identity) == 1:
+            self._reachable_before.setdefault(binding.identity, False)
 
-    def _remove(self, bindings: dict[str, Binding], key: str) -> Binding | None:
-        binding = bindings.pop(key, None)
-        if binding is not None and binding.identity is not None:
-            self._per_identity[binding.identity] -= 1
-            if not self._per_identity[binding.identity]:
-                del self._per_identity[binding.identity]
-                self._reachable_before.setdefault(binding.identity, True)
+    def _remove(self, connection: object, key: str) -> Binding | None:
+        binding = self._bindings.remove(connection, key)
+        if binding is not None and binding.identity is not None and not self._bindings.count(binding.identity):
+            self._reachable_before.setdefault(binding.identity, True)
         return binding
 
     def _requested_expiries(self, request: Request) -> list[tuple[Address, int]]:
@@ -205,7 +184,7 @@ class Registrar:
         now = self._clock()
         headers = [
             ("Contact", f"{binding.contact_text};expires={max(0, round(binding.expires_at - now))}")
-            for binding in self._by_connection.get(connection, {}).values()
+            for binding in self._bindings.of(connection).values()
         ]
         headers.append(("Content-Type", "application/json"))
         return make_response(request, 200, headers=headers, body=self._body(grant, now))
@@ -224,25 +203,24 @@ class Registrar:
     def remove_connection(self, connection: object) -> int:
         """Drop every binding of a closed connection; returns how many there were."""
         with self._telling_presence():
-            bindings = self._by_connection.pop(connection, {})
-            count = len(bindings)
-            for key in list(bindings):
-                self._remove(bindings, key)
-        return count
+            keys = list(self._bindings.of(connection))
+            for key in keys:
+                self._remove(connection, key)
+        return len(keys)
 
     def holds(self, connection: object) -> bool:
         """Whether ``connection`` has bindings: a REGISTER with a valid token came over it."""
-        return connection in self._by_connection
+        return bool(self._bindings.of(connection))
 
     def identity_on(self, connection: object) -> str | None:
         """Who registered on ``connection`` (a live binding with an identity), or ``None``."""
         now = self._clock()
-        bindings = self._by_connection.get(connection, {}).values()
+        bindings = self._bindings.of(connection).values()
         return next((b.identity for b in bindings if b.identity is not None and b.expires_at > now), None)
 
     def identities(self) -> list[str]:
         """The identities that have bindings."""
-        return list(self._per_identity)
+        return self._bindings.identities()
 
     def lookup(self, identity: str) -> list[Binding]:
         """The live bindings of an identity, across all connections; of every member of a group
@@ -254,12 +232,7 @@ class Registrar:
         return [binding for binding in self._live(now) if binding.identity == identity]
 
     def _live(self, now: float) -> list[Binding]:
-        return [
-            binding
-            for bindings in self._by_connection.values()
-            for binding in bindings.values()
-            if binding.expires_at > now
-        ]
+        return [binding for binding in self._bindings.all() if binding.expires_at > now]
 
     def group_of(self, key_id: str) -> str | None:
         """The group the hub asserts the clients of key ``key_id`` are in (a paired phone's: phones)."""
@@ -277,22 +250,17 @@ class Registrar:
 
     def key_ids(self) -> set[str]:
         """The keys whose tokens made the bindings there are."""
-        return {
-            binding.grant.access_key_id for bindings in self._by_connection.values() for binding in bindings.values()
-        }
+        return {binding.grant.access_key_id for binding in self._bindings.all()}
 
     def _drop_where(self, condition: Callable[[Binding], bool]) -> list[Binding]:
         dropped = []
         with self._telling_presence():
-            for connection, bindings in list(self._by_connection.items()):
-                for key, binding in list(bindings.items()):
-                    if condition(binding):
-                        self._remove(bindings, key)
-                        dropped.append(binding)
-                if not bindings:
-                    del self._by_connection[connection]
+            for binding in list(self._bindings.all()):
+                if condition(binding):
+                    self._remove(binding.connection, binding.key)
+                    dropped.append(binding)
         return dropped
 
     @property
     def binding_count(self) -> int:
-        return sum(len(bindings) for bindings in self._by_connection.values())
+        return len(self._bindings)

@@ -34,7 +34,10 @@ from ..sip import Request, RequestReceived, Response, SipUri, make_response
 from ..sip.transaction import Event
 from ..transport import FrameWriter, SipConnection
 from ..transport.limits import ConnectionGate
+from ..transport.stream import Admission, StreamLinks, serve_stream
 from .call_service import IN_DIALOG_METHODS, CallService
+from .edge_flows import FLOW_HEADER, EdgeFlow, EdgeFlows
+from .legs import HubAddress
 from .registrar import Registrar
 
 log = logging.getLogger(__name__)
@@ -44,8 +47,8 @@ ALLOWED_METHODS = ("REGISTER", "OPTIONS", "INVITE", "ACK", "CANCEL", "BYE", "UPD
 # outbound, timer, ice, replaces; PROTOCOL.md), and the hub honours none of them in full. It
 # answers session refreshes but puts no Session-Expires in its 2xx and ends no call whose
 # refreshes stop (timer, RFC 4028); it keeps a binding on its connection but answers no CRLF
-# keep-alive and sends no "Require: outbound" (RFC 5626); it stores no Path (RFC 3327) and mints
-# no GRUU (RFC 5627).
+# keep-alive and sends no "Require: outbound" (RFC 5626); it stores a Path (RFC 3327) only from
+# its SIP proxies (intercom.hub.edge_flows), never on a client's word, and mints no GRUU (RFC 5627).
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
 REGISTER_CLOSE_CODE = 1008  # "Policy Violation" (RFC 6455)
 
@@ -67,7 +70,7 @@ class SipService:
         self._cleanups: set[asyncio.Task[None]] = set()
 
     def open(self, writer: FrameWriter, peer: str) -> SipConnection:
-        connection = SipConnection(writer, self._handle, name=peer)
+        connection = SipConnection(writer, self.handle, name=peer)
         self.connections.add(connection)
         loop = asyncio.get_running_loop()
         self._unregistered[connection] = loop.call_later(self.register_timeout, self._not_registered, connection)
@@ -104,7 +107,8 @@ class SipService:
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
-    def _handle(self, connection: SipConnection, event: Event) -> Awaitable[None] | None:
+    def handle(self, connection: SipConnection | EdgeFlow, event: Event) -> Awaitable[None] | None:
+        """Route one event of ``connection`` (a unit's WebSocket, or its flow behind a SIP proxy)."""
         if not isinstance(event, RequestReceived):
             return None  # stray responses: nothing of ours is waiting for them
         request, transaction = event.request, event.transaction
@@ -117,7 +121,8 @@ class SipService:
         method = request.method
         in_dialog = request.to.tag is not None
         if method == "REGISTER":
-            connection.send_response(transaction, self.registrar.handle_register(connection, request))
+            path = tuple(request.headers.get_all("Path")) if isinstance(connection, EdgeFlow) else ()
+            connection.send_response(transaction, self.registrar.handle_register(connection, request, path))
             if self.registrar.holds(connection) and (timer := self._unregistered.pop(connection, None)):
                 timer.cancel()
                 self.gate.vouch(_peer(connection))
@@ -138,6 +143,76 @@ class SipService:
 
 
 _ALLOW = ("Allow", ",".join(ALLOWED_METHODS))
+
+
+class EdgeEndpoint:
+    """The :class:`~intercom.transport.SipEndpoint` of the TCP connections to and from the hub's
+    SIP proxies (docs/proxy.md): each request is handed to :class:`SipService` on the unit's
+    flow (:mod:`intercom.hub.edge_flows`) instead of the connection it came on. Only an OPTIONS
+    (the proxy probing whether the hub is up) may come without a flow; anything else without
+    one gets 400, and so does a REGISTER without the proxy's Path."""
+
+    def __init__(self, sip: SipService, proxies: frozenset[str], connect_timeout: float = 10.0) -> None:
+        self.sip = sip
+        self.connections: set[SipConnection] = set()
+        self.flows = EdgeFlows(proxies, StreamLinks(self, connect_timeout))
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int, per_source: int) -> None:
+        """Listen on ``host:port`` (0: a free port; the hub's Via and Contact name the one bound)."""
+        self._server = await serve_stream(self, host, port, Admission(self.flows.proxies, per_source))
+        bound = self._server.sockets[0].getsockname()
+        address = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
+        self.flows.address = HubAddress(address, "TCP")
+        log.info("SIP/TCP for the SIP proxies %s on %s", ", ".join(sorted(self.flows.proxies)), address)
+
+    async def close(self) -> None:
+        """At shutdown: hang up the calls of the units behind the proxies (their BYEs go out through
+        the proxies while the connections are still up), then close the connections."""
+        if self._server is not None:
+            self._server.close()
+        through_proxies = [
+            call
+            for call in self.sip.calls.calls.values()
+            if any(isinstance(leg.connection, EdgeFlow) for leg in (call.caller, call.callee) if leg is not None)
+        ]
+        await asyncio.gather(*(call.hang_up("the hub stopped") for call in through_proxies))
+        self.flows.links.close()
+        for connection in list(self.connections):
+            connection.close()
+
+    def open(self, writer: FrameWriter, peer: str) -> SipConnection:
+        connection = SipConnection(writer, self._handle, name=peer)
+        self.connections.add(connection)
+        return connection
+
+    def lost(self, connection: SipConnection) -> None:
+        """A proxy's connection closed: the units behind it keep their flows (the proxy holds their
+        WebSockets, and reaches the hub again on a new connection)."""
+        connection.lost()
+        self.connections.discard(connection)
+
+    def _handle(self, connection: SipConnection, event: Event) -> Awaitable[None] | None:
+        if not isinstance(event, RequestReceived):
+            return None
+        request, transaction = event.request, event.transaction
+        name = request.headers.get(FLOW_HEADER)
+        if name is None and request.method == "OPTIONS":
+            return self.sip.handle(connection, event)
+        try:
+            if name is None:
+                raise ValueError(f"no {FLOW_HEADER} from the SIP proxy")
+            if request.method == "REGISTER":
+                self.flows.check_path(request.headers.get_all("Path"))
+            flow = self.flows.flow(connection.name.rpartition(":")[0], name.strip())
+        except ValueError as exc:
+            log.info("%s: %s refused: %s", connection.name, request.method, exc)
+            if transaction is not None:
+                connection.send_response(transaction, make_response(request, 400, f"Bad Request ({exc})"))
+            return None
+        if transaction is not None:
+            flow.arrived(transaction, connection)
+        return self.sip.handle(flow, event)
 
 
 def inspect_request(request: Request) -> Response | None:
