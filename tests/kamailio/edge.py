@@ -2,8 +2,8 @@
 
 :class:`Edge` runs deploy/kamailio/kamailio.cfg exactly as it ships, its settings given with
 ``-A NAME=VALUE`` (free ports, the test's certificate, a dispatcher list naming the hubs).
-:class:`FakeHub` is a hub as the edge sees it: SIP over TCP (design decision 1), framed by
-Content-Length, parsed and written by :mod:`intercom.sip`. Real hubs go behind the same
+:class:`FakeHub` is a hub as the edge sees it: SIP over TCP (design decision 1), framed by the
+hub's own :class:`~intercom.transport.stream.StreamFramer`, parsed and written by :mod:`intercom.sip`. Real hubs go behind the same
 :class:`Edge`: give it their ``host:port`` SIP/TCP addresses.
 """
 
@@ -12,22 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import secrets
 import shutil
 import socket
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from intercom.sip import Request, Response, make_response, parse_message
+from intercom.sip import MAX_MESSAGE_SIZE, Request, Response, make_response, parse_message
+from intercom.transport.stream import StreamFramer
 
 from ..conftest import RawSip, replay
 from ..units import STEP
 
 HOST = "127.0.0.1"
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "kamailio" / "kamailio.cfg"
-_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 
 
 def kamailio_program() -> str | None:
@@ -149,6 +149,8 @@ class SipStream(RawSip):
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.framer = StreamFramer()
+        self.framed: deque[bytes] = deque()
 
     @classmethod
     async def open(cls, port: int, source: str = HOST) -> SipStream:
@@ -160,13 +162,12 @@ class SipStream(RawSip):
         await self.writer.drain()
 
     async def receive(self) -> Request | Response:
-        while True:
-            head = (await self.reader.readuntil(b"\r\n\r\n")).lstrip(b"\r\n")
-            if head:  # else a keep-alive's blank lines
-                break
-        length = _CONTENT_LENGTH.search(head)
-        body = await self.reader.readexactly(int(length.group(1))) if length else b""
-        return parse_message(head + body)
+        while not self.framed:
+            data = await self.reader.read(MAX_MESSAGE_SIZE)
+            if not data:
+                raise ConnectionResetError("the connection closed")
+            self.framed.extend(self.framer.feed(data))
+        return parse_message(self.framed.popleft())
 
     def close(self) -> None:
         self.writer.close()
@@ -262,7 +263,7 @@ class FakeHub:
 
     async def _serve(self, stream: SipStream) -> None:
         self.streams.append(stream)
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        with contextlib.suppress(ConnectionError):
             while True:
                 message = await stream.receive()
                 if not isinstance(message, Request):
