@@ -3,8 +3,9 @@
 :class:`Edge` runs deploy/kamailio/kamailio.cfg exactly as it ships, its settings given with
 ``-A NAME=VALUE`` (free ports, the test's certificate, a dispatcher list naming the hubs).
 :class:`FakeHub` is a hub as the edge sees it: SIP over TCP (design decision 1), framed by the
-hub's own :class:`~intercom.transport.stream.StreamFramer`, parsed and written by :mod:`intercom.sip`. Real hubs go behind the same
-:class:`Edge`: give it their ``host:port`` SIP/TCP addresses.
+hub's own :class:`~intercom.transport.stream.StreamFramer`, parsed and written by
+:mod:`intercom.sip`. Real hubs go behind the same :class:`Edge`: give it their ``host:port``
+SIP/TCP addresses.
 """
 
 from __future__ import annotations

@@ -299,3 +299,15 @@ async def test_a_hub_cancels_a_ringing_unit(edge, fake_hub, open_unit):
             if isinstance(message, Response) and message.status_code >= 200:
                 answers[message.cseq.method] = message.status_code
     assert answers == {"CANCEL": 200, "INVITE": 487}
+
+
+async def test_a_closed_websocket_is_told_to_a_hub(edge, fake_hub, open_unit):
+    unit = await open_unit(edge)
+    register, _ = await registered(edge, fake_hub, unit)
+    async with asyncio.timeout(QUICK):
+        await unit.websocket.close()
+    notify = await fake_hub.next("NOTIFY")
+    assert notify.request.headers.get("Event") == "intercom-flow-closed"
+    assert notify.request.headers.get("P-Intercom-Flow") == register.headers.get("P-Intercom-Flow")
+    assert notify.request.uri == SipUri.parse(f"sip:{fake_hub.address};transport=tcp")
+    await notify.answer(200)
