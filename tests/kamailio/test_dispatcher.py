@@ -105,3 +105,25 @@ async def test_probing_takes_a_silent_hub_out_and_a_returning_one_back(start_edg
         await register(edge, unit)
         answered.add(answered_by(await unit.final_response()))
     assert answered == {first.address, second.address}
+
+
+async def test_a_stopped_hub_is_taken_back_when_it_returns(start_edge, fake_hubs, open_unit):
+    first, second = fake_hubs
+    edge = await start_edge([first.address, second.address], **PROBING)
+    unit = await open_unit(edge)
+    await first.stop()
+    for _ in range(4):
+        await register(edge, unit)
+        assert answered_by(await unit.final_response()) == second.address
+
+    returned = FakeHub(first.port)
+    await returned.start()
+    try:
+        await returned.wait_probes(2)
+        answered = set()
+        for _ in range(4):
+            await register(edge, unit)
+            answered.add(answered_by(await unit.final_response()))
+        assert answered == {first.address, second.address}
+    finally:
+        await returned.stop()
