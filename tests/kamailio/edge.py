@@ -88,6 +88,12 @@ class Edge:
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
 
+    async def logged(self, text: str) -> None:
+        """Until ``text`` is in the log (a worker may write its line after it answered)."""
+        async with asyncio.timeout(STEP):
+            while text not in self.log():
+                await asyncio.sleep(0.02)  # polling the file, with the deadline above
+
     def defines(self) -> list[str]:
         values: dict[str, str | int | None] = {
             "EDGE_NAME": self.name,

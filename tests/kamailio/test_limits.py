@@ -16,7 +16,7 @@ from intercom.sip import Request, Response, SipUri, parse_message
 
 from ..conftest import RawSip, replay
 from ..units import STEP
-from .edge import HOST, Edge, SipStream, free_port
+from .edge import HOST, Edge, SipStream, free_port, fresh_register
 from .test_dispatcher import register
 from .test_edge import hub_request
 
@@ -64,7 +64,7 @@ async def test_a_message_over_the_size_limit_is_refused(start_edge, fake_hub, op
     assert len(invite.encode()) > 2000
     refused = await unit.exchange(invite)
     assert (refused.status_code, refused.reason) == (513, "Message Too Large")
-    assert "over MAX_SIZE (2000)" in edge.log()
+    await edge.logged("over MAX_SIZE (2000)")
     await register(edge, unit)  # smaller: passes
     assert (await unit.final_response()).status_code == 200
 
@@ -124,7 +124,7 @@ async def test_a_request_from_an_address_that_is_not_a_hub_is_refused(edge, fake
     await stranger.send(hub_request("MESSAGE", fake_hub, "sip:x@y.invalid;transport=ws", [path]))
     refused = await stranger.final_response()
     assert (refused.status_code, refused.reason) == (403, "Forbidden: not a hub")
-    assert "not a hub in DISPATCHER_LIST" in edge.log()
+    await edge.logged("not a hub in DISPATCHER_LIST")
 
 
 async def test_plain_websocket_for_a_lan_test(start_edge, fake_hub):
@@ -182,3 +182,13 @@ async def test_two_edges_share_their_flood_bans(start_edge, fake_hub, open_unit)
     unit = await open_unit(second, source="127.0.0.4")
     await register(second, unit)
     assert (await unit.final_response()).status_code == 200
+
+
+async def test_a_malformed_request_is_refused_before_any_hub(edge, fake_hub, open_unit):
+    unit = await open_unit(edge)
+    broken = fresh_register(edge).replace("CSeq: 1 REGISTER", "CSeq: 1 INVITE")
+    await unit.send(broken)
+    refused = await unit.final_response()
+    assert refused.status_code == 400
+    await edge.logged("refused a malformed REGISTER")
+    assert fake_hub.arrivals.empty()
