@@ -16,6 +16,7 @@ binding's Path, or the dialog's route set), over the hub's own connection to it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections.abc import Callable
@@ -42,6 +43,7 @@ class EdgeFlow:
         self._flows = flows
         # Each request's answers go back on the TCP connection it came on (RFC 3261 18.2.2).
         self._arrived_on: weakref.WeakKeyDictionary[ServerTransaction, SipConnection] = weakref.WeakKeyDictionary()
+        self._pending: set[asyncio.Future[Response]] = set()  # its requests awaiting their answers
 
     @property
     def hub(self) -> HubAddress:
@@ -65,7 +67,19 @@ class EdgeFlow:
             link = await self._flows.links.connect(self._flows.next_hop(request))
         except (OSError, ValueError) as exc:
             raise ConnectionClosed(f"{self.name}: {exc}") from None
-        return await link.request(request, on_provisional)
+        # The link outlives the flow: a request pending when the unit's WebSocket closes fails
+        # then, as one on a closed WebSocket does, instead of waiting for its timeout.
+        pending = asyncio.ensure_future(link.request(request, on_provisional))
+        self._pending.add(pending)
+        try:
+            return await pending
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self.closed and (current is None or not current.cancelling()):
+                raise ConnectionClosed(f"{self.name}: closed") from None
+            raise
+        finally:
+            self._pending.discard(pending)
 
     def send(self, message: Request | Response) -> None:
         """A request outside any transaction (the ACK of a 2xx), over the link its INVITE took."""
@@ -86,6 +100,8 @@ class EdgeFlow:
 
     def lost(self) -> None:
         self.closed = True
+        for pending in self._pending:
+            pending.cancel()
 
 
 class EdgeFlows:

@@ -30,7 +30,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 
-from ..sip import Request, RequestReceived, Response, SipUri, make_response
+from ..sip import Request, RequestReceived, Response, ServerTransaction, SipUri, make_response
 from ..sip.transaction import Event
 from ..transport import FrameWriter, SipConnection
 from ..transport.limits import ConnectionGate
@@ -95,10 +95,12 @@ class SipService:
             for leg in (call.caller, call.callee)
         )
 
-    def lost(self, connection: SipConnection) -> None:
-        """The client's socket closed: forget the connection and its bindings, end its calls."""
+    def lost(self, connection: SipConnection | EdgeFlow) -> None:
+        """The client's socket closed (for a unit behind a proxy: the proxy said its WebSocket
+        closed): forget the connection and its bindings, end its calls."""
         connection.lost()
-        self.connections.discard(connection)
+        if isinstance(connection, SipConnection):
+            self.connections.discard(connection)
         if (timer := self._unregistered.pop(connection, None)) is not None:
             timer.cancel()
         removed = self.registrar.remove_connection(connection)
@@ -143,6 +145,9 @@ class SipService:
 
 
 _ALLOW = ("Allow", ",".join(ALLOWED_METHODS))
+
+
+FLOW_CLOSED_EVENT = "intercom-flow-closed"  # the proxy's NOTIFY when a unit's WebSocket closed
 
 
 class EdgeEndpoint:
@@ -212,7 +217,19 @@ class EdgeEndpoint:
             return None
         if transaction is not None:
             flow.arrived(transaction, connection)
+        if request.method == "NOTIFY" and transaction is not None:
+            return self._flow_closed(flow, transaction, request)
         return self.sip.handle(flow, event)
+
+    def _flow_closed(self, flow: EdgeFlow, transaction: ServerTransaction, request: Request) -> None:
+        """The proxy's news that a unit's WebSocket closed (deploy/kamailio/: ``Event:
+        intercom-flow-closed``): its bindings and calls end as a direct WebSocket's do."""
+        if (request.headers.get("Event") or "").strip().lower() != FLOW_CLOSED_EVENT:
+            flow.send_response(transaction, make_response(request, 489, headers=[("Allow-Events", FLOW_CLOSED_EVENT)]))
+            return
+        flow.send_response(transaction, make_response(request, 200))
+        log.debug("%s: closed at the SIP proxy", flow.name)
+        self.sip.lost(flow)
 
 
 def inspect_request(request: Request) -> Response | None:

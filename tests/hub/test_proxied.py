@@ -305,3 +305,46 @@ async def test_a_desk_whose_edge_cannot_be_reached_is_not_answered(hub: Hub, edg
 
     answer = await edge.next(Response, "INVITE")
     assert isinstance(answer, Response) and answer.status_code == 480
+
+
+def flow_closed(edge: FakeEdge, flow: str, event: str = "intercom-flow-closed") -> str:
+    """The edge's NOTIFY when a unit's WebSocket closed (deploy/kamailio/kamailio.cfg)."""
+    return (
+        f"NOTIFY sip:hub@{EDGE} SIP/2.0\r\nVia: SIP/2.0/TCP {EDGE}:{edge.port};branch={new_branch()}\r\n"
+        f"From: <sip:edge@intercom-edge.invalid>;tag=n1\r\nTo: <sip:hub@{EDGE}>\r\nCall-ID: {new_branch()}\r\n"
+        f"CSeq: 1 NOTIFY\r\nMax-Forwards: 70\r\nEvent: {event}\r\nSubscription-State: terminated\r\n"
+        f"P-Intercom-Flow: {flow}\r\nContent-Length: 0\r\n\r\n"
+    )
+
+
+async def test_the_edge_telling_a_websocket_closed_drops_its_bindings_and_ends_its_calls(
+    hub: Hub, edge: FakeEdge
+) -> None:
+    door_flow(hub)
+    assert (await register(hub, edge, "edge1;desk;1")).status_code == 200
+    assert (await register(hub, edge, "edge1;laptop;3")).status_code == 200
+    await invite(hub, edge, "edge1;door;2")
+    ringing = [await edge.next(Request, "INVITE") for _ in range(2)]  # the desk and the laptop ring
+    assert len(hub.running.app.state.calls.calls) == 1
+
+    await edge.send(flow_closed(edge, "edge1;desk;1", event="presence"))
+    refused = await edge.next(Response, "NOTIFY")
+    assert isinstance(refused, Response) and refused.status_code == 489  # not an event of ours
+    assert len(hub.running.registrar.lookup("desk")) == 2
+
+    await edge.send(flow_closed(edge, "edge1;desk;1"))
+    told = await edge.next(Response, "NOTIFY")
+    assert isinstance(told, Response) and told.status_code == 200
+    [left] = hub.running.registrar.lookup("desk")
+    assert left.connection.key[1] == "edge1;laptop;3"  # type: ignore[attr-defined]
+
+    await edge.send(flow_closed(edge, "edge1;door;2"))  # the caller's WebSocket: its call ends
+    assert isinstance(await edge.next(Response, "NOTIFY"), Response)
+    cancel = await edge.next(Request, "CANCEL")  # the laptop's leg (the desk's ended with its flow)
+    assert isinstance(cancel, Request)
+    await edge.send(make_response(cancel, 200).text(), edge.last_writer)
+    [leg] = [sent for sent in ringing if sent.top_via.branch == cancel.top_via.branch]  # type: ignore[union-attr]
+    await edge.send(make_response(leg, 487, to_tag="gone").text(), edge.last_writer)
+    async with asyncio.timeout(STEP):
+        while hub.running.app.state.calls.calls:
+            await asyncio.sleep(0.01)  # polling the hub's calls, with the deadline above

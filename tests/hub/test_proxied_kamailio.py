@@ -97,3 +97,17 @@ async def test_the_published_register_through_the_edge(hub: Hub, edge: Edge, tls
     finally:
         async with asyncio.timeout(STEP):
             await websocket.close()
+
+
+async def test_a_units_websocket_closing_at_the_edge_drops_its_binding_at_the_hub(
+    hub: Hub, edge: Edge, tls_files: tuple[Path, Path]
+) -> None:
+    trust = ssl.create_default_context(cafile=str(tls_files[0]))
+    async with asyncio.timeout(STEP):
+        websocket = await connect(edge.url, subprotocols=["sip"], ssl=trust)  # type: ignore[list-item]
+        response = await RawSip(websocket).exchange(replay("register-first.sip", edge.host, hub.token("desk")))
+        assert isinstance(response, Response) and response.status_code == 200, response
+        assert hub.running.registrar.lookup("desk")
+        await websocket.close()  # no un-REGISTER: the socket just goes, as when a unit loses power
+        while hub.running.registrar.lookup("desk"):  # the edge tells the hub (NOTIFY, ~1 s later)
+            await asyncio.sleep(0.02)  # polling the hub's bindings, with the deadline above
