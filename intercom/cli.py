@@ -514,10 +514,10 @@ def _origin(text: str) -> str:
 
 
 def _keys_create(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
 
-    key = Storage(args.data_dir).create_key(
-        args.name, key_scope(args.admin, args.identity, args.incoming, args.outgoing)
+    key = blocking(
+        Storage(args.data_dir).create_key(args.name, key_scope(args.admin, args.identity, args.incoming, args.outgoing))
     )
     print(json.dumps({"id": key.id, "key": key.secret, "scope": key.scope.as_dict() if key.scope else None}))
 
@@ -541,9 +541,9 @@ def key_scope(admin: bool, identities: list[str], incoming: bool, outgoing: list
 
 
 def _keys_list(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
 
-    for key in Storage(args.data_dir).list_keys():
+    for key in blocking(Storage(args.data_dir).list_keys()):
         shown: dict[str, object] = {
             "id": key.id,
             "name": key.name,
@@ -556,9 +556,9 @@ def _keys_list(args: argparse.Namespace) -> None:
 
 
 def _keys_revoke(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
 
-    if not Storage(args.data_dir).revoke_key(args.id):
+    if not blocking(Storage(args.data_dir).revoke_key(args.id)):
         raise UsageError(f"no active key with id {args.id!r}")
     print(json.dumps({"id": args.id, "revoked": True}))
 
@@ -602,7 +602,7 @@ def _units_add(args: argparse.Namespace) -> None:
 
 
 def _callflows_create(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
     from .hub.callflows import CallFlow, CallFlowError
 
     try:
@@ -610,7 +610,7 @@ def _callflows_create(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise UsageError(f"{args.file}: {exc.strerror}") from None
     try:
-        flow = Storage(args.data_dir).create_call_flow(CallFlow.from_json(text))
+        flow = blocking(Storage(args.data_dir).create_call_flow(CallFlow.from_json(text)))
     except CallFlowError as exc:
         raise UsageError(f"{args.file}: {exc}") from None
     print(flow.id)
@@ -619,43 +619,43 @@ def _callflows_create(args: argparse.Namespace) -> None:
 
 
 def _callflows_list(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
 
-    for flow in Storage(args.data_dir).list_call_flows():
+    for flow in blocking(Storage(args.data_dir).list_call_flows()):
         print(flow.to_json())
 
 
 def _callflows_show(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
 
-    flow = Storage(args.data_dir).get_call_flow(args.id)
+    flow = blocking(Storage(args.data_dir).get_call_flow(args.id))
     if flow is None:
         raise UsageError(f"no call flow with id {args.id!r}")
     print(flow.to_json())
 
 
 def _callflows_delete(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
 
-    if not Storage(args.data_dir).delete_call_flow(args.id):
+    if not blocking(Storage(args.data_dir).delete_call_flow(args.id)):
         raise UsageError(f"no call flow with id {args.id!r}")
     print(json.dumps({"id": args.id, "deleted": True}))
 
 
 def _calls_list(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
     from .hub.call_log_text import call_list
 
     if args.limit < 1:
         raise UsageError("--limit must be 1 or more")
-    print("\n".join(call_list(Storage(args.data_dir), args.limit)))
+    print("\n".join(blocking(call_list(Storage(args.data_dir), args.limit))))
 
 
 def _calls_show(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
     from .hub.call_log_text import call_detail
 
-    lines = call_detail(Storage(args.data_dir), args.id)
+    lines = blocking(call_detail(Storage(args.data_dir), args.id))
     if lines is None:
         raise UsageError(f"no call with id {args.id!r}")
     print("\n".join(lines))
@@ -671,13 +671,13 @@ def _storage_limits(args: argparse.Namespace) -> StorageLimits:
 
 
 def _storage(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
     from .hub.storage import DATABASE_NAME
     from .hub.storage_report import storage_report
 
     if not (args.data_dir / DATABASE_NAME).is_file():
         raise UsageError(f"--data-dir {args.data_dir}: no hub database there")
-    print("\n".join(storage_report(Storage(args.data_dir), _storage_limits(args))))
+    print("\n".join(blocking(storage_report(Storage(args.data_dir), _storage_limits(args)))))
 
 
 def _unlocks_list(args: argparse.Namespace) -> None:

@@ -90,7 +90,7 @@ def hub_config(tmp_path: Path, request: pytest.FixtureRequest) -> HubConfig:
 @pytest.fixture
 async def hub(hub_config: HubConfig) -> AsyncIterator[Hub]:
     storage = Storage(hub_config.data_dir)
-    key = storage.create_key("tests", ADMIN)
+    key = await storage.create_key("tests", ADMIN)
     async with asyncio.timeout(STEP):
         context = running_hub(hub_config, storage)
         running = await context.__aenter__()

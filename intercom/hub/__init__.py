@@ -4,6 +4,16 @@ from .app import create_app
 from .config import HubConfig
 from .registrar import Binding, Registrar
 from .server import RunningHub, run_hub, running_hub
-from .storage import Storage
+from .storage import Storage, blocking
 
-__all__ = ["Binding", "HubConfig", "Registrar", "RunningHub", "Storage", "create_app", "run_hub", "running_hub"]
+__all__ = [
+    "Binding",
+    "HubConfig",
+    "Registrar",
+    "RunningHub",
+    "Storage",
+    "blocking",
+    "create_app",
+    "run_hub",
+    "running_hub",
+]

@@ -13,13 +13,16 @@ database taking its place.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import os
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -107,6 +110,7 @@ MIGRATIONS = [
 _KEY_COLUMNS = "id, secret, name, created_at, revoked_at, scope"
 
 Row = TypeVar("Row", CallRecord, LegRecord, RecordingRecord, Webhook, WebhookDelivery)
+Result = TypeVar("Result")
 
 # Each kind of row: its table, and the field that is its ``parent`` column (what lists filter by).
 _TABLES: dict[type[BaseModel], tuple[str, str | None]] = {
@@ -119,7 +123,13 @@ _TABLES: dict[type[BaseModel], tuple[str, str | None]] = {
 
 
 class Storage:
-    """Access to the hub database. One instance per process; calls are short and synchronous."""
+    """Access to the hub database. One instance per process.
+
+    Its methods are coroutines, so that a database across the network (PostgreSQL) never makes
+    the event loop wait; on SQLite they run inline, as plain calls did (no thread, no hop: the
+    embedded hub is as fast as before). :meth:`get_key` alone stays a plain call: every REGISTER
+    asks it, from code that must not wait, and it answers from memory. Code outside the event loop
+    (the CLI) goes through :func:`blocking`."""
 
     def __init__(self, data_dir: str | os.PathLike[str], check_after_crash: bool = False) -> None:
         """Open (or make) the database in ``data_dir``. ``check_after_crash`` (the hub): when the
@@ -203,19 +213,33 @@ class Storage:
     def close(self) -> None:
         self._db.close()
 
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """The database, for the modules that keep a table of their own (intercom.hub.pairing)."""
-        return self._db
+    # -- for the modules that keep a table of their own (intercom.hub.pairing) ------------------
 
-    def stopped_cleanly(self) -> None:
+    async def rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, args).fetchall()
+
+    async def row(self, sql: str, args: Sequence[object] = ()) -> tuple[Any, ...] | None:
+        return self._db.execute(sql, args).fetchone()
+
+    async def run(self, sql: str, args: Sequence[object] = ()) -> int:
+        """Execute one statement; how many rows it changed."""
+        return self._db.execute(sql, args).rowcount
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """The statements inside as one: all or none, and no other writer between them."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield
+
+    async def stopped_cleanly(self) -> None:
         """At the hub's stop: everything into the database file and the log emptied, so that the
         next start knows no crash came between (a hub that dies leaves its log holding something).
         On a card that cannot be written the log stays as it is: the next start checks the database."""
         with contextlib.suppress(sqlite3.OperationalError):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def mark_alive(self, at: float | None = None) -> None:
+    async def mark_alive(self, at: float | None = None) -> None:
         """Note that the hub is alive now (the sweeper's heartbeat while calls run). A disk that
         refuses it is the call log's fault to report (:attr:`fault`), not the heartbeat's."""
         with contextlib.suppress(sqlite3.Error):
@@ -224,12 +248,12 @@ class Storage:
                 (time.time() if at is None else at,),
             )
 
-    def last_alive(self) -> float | None:
+    async def last_alive(self) -> float | None:
         """When the hub last noted it was alive; ``None`` if it never did."""
         row = self._db.execute("SELECT alive_at FROM heartbeat WHERE id = 1").fetchone()
         return row[0] if row else None
 
-    def keys_version(self) -> tuple[int, int]:
+    async def keys_version(self) -> tuple[int, int]:
         """Changes whenever a key may have changed: another process (``intercom keys revoke``)
         committed to the database, or this one wrote a key. One cheap PRAGMA."""
         return self._data_version(), self._key_writes
@@ -238,7 +262,7 @@ class Storage:
         self._keys.clear()  # our own writes do not change data_version
         self._key_writes += 1
 
-    def create_key(self, name: str, scope: KeyScope) -> AccessKey:
+    async def create_key(self, name: str, scope: KeyScope) -> AccessKey:
         key = AccessKey(new_key_id(), new_key_secret(), name, time.time(), scope=scope)
         self._keys_written()
         self._db.execute(
@@ -247,7 +271,7 @@ class Storage:
         )
         return key
 
-    def put_key(self, key_id: str, secret: str, name: str, scope: KeyScope | None) -> AccessKey:
+    async def put_key(self, key_id: str, secret: str, name: str, scope: KeyScope | None) -> AccessKey:
         """Key ``key_id`` with this secret: added with ``scope`` when new, its secret replaced when it
         differs (an embedded hub's key comes from its unit's env file). An existing key keeps its
         scope, a legacy one stays legacy (an old install keeps working); a revoked key stays revoked."""
@@ -263,7 +287,7 @@ class Storage:
 
     def get_key(self, key_id: str) -> AccessKey | None:
         """The key with this id; cached, and the cache dropped as soon as anyone writes the
-        database, so a revocation applies from the next REGISTER."""
+        database, so a revocation applies from the next REGISTER. Not a coroutine: see the class."""
         version = self._data_version()
         if version != self._keys_version:
             self._keys.clear()
@@ -279,20 +303,20 @@ class Storage:
         row = self._db.execute(f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE id = ?", (key_id,)).fetchone()
         return _key(row) if row else None
 
-    def key_by_secret(self, secret: str) -> AccessKey | None:
+    async def key_by_secret(self, secret: str) -> AccessKey | None:
         """The key whose secret this is (the Voice API's ``AccessKey`` header names no id). Every
         key is compared in constant time, so how long the answer takes says nothing of the secrets."""
         found = None
-        for key in self.list_keys():
+        for key in await self.list_keys():
             if hmac.compare_digest(key.secret.encode(), secret.encode()):
                 found = key
         return found
 
-    def list_keys(self) -> list[AccessKey]:
+    async def list_keys(self) -> list[AccessKey]:
         rows = self._db.execute(f"SELECT {_KEY_COLUMNS} FROM access_keys ORDER BY created_at").fetchall()
         return [_key(row) for row in rows]
 
-    def revoke_key(self, key_id: str) -> bool:
+    async def revoke_key(self, key_id: str) -> bool:
         """Revoke a key; ``False`` when no such key exists or it was already revoked."""
         self._keys_written()
         cursor = self._db.execute(
@@ -300,7 +324,7 @@ class Storage:
         )
         return cursor.rowcount == 1
 
-    def create_call_flow(self, flow: CallFlow) -> CallFlow:
+    async def create_call_flow(self, flow: CallFlow) -> CallFlow:
         """Store a new flow, stamped with its creation time; its id must be free."""
         now = time.time()
         stored = flow.model_copy(update={"created_at": now, "updated_at": now})
@@ -313,14 +337,14 @@ class Storage:
                 )
             except sqlite3.IntegrityError:
                 raise CallFlowError(f"a call flow with id {flow.id!r} exists already") from None
-            self._only_default(stored)
+            await self._only_default(stored)
         return stored
 
-    def replace_call_flow(self, flow: CallFlow) -> CallFlow | None:
+    async def replace_call_flow(self, flow: CallFlow) -> CallFlow | None:
         """Replace flow ``flow.id`` (PUT), keeping its creation time; ``None`` when there is none."""
         with self._db:
             self._db.execute("BEGIN")
-            existing = self.get_call_flow(flow.id)
+            existing = await self.get_call_flow(flow.id)
             if existing is None:
                 return None
             stored = flow.model_copy(update={"created_at": existing.created_at, "updated_at": time.time()})
@@ -328,40 +352,40 @@ class Storage:
                 "UPDATE call_flows SET body = ?, updated_at = ? WHERE id = ?",
                 (stored.to_json(), stored.updated_at, stored.id),
             )
-            self._only_default(stored)
+            await self._only_default(stored)
         return stored
 
-    def _only_default(self, flow: CallFlow) -> None:
+    async def _only_default(self, flow: CallFlow) -> None:
         """One flow at most is the default: marking one unmarks the others."""
         if not flow.default:
             return
-        for other in self.list_call_flows():
+        for other in await self.list_call_flows():
             if other.default and other.id != flow.id:
                 body = other.model_copy(update={"default": False}).to_json()
                 self._db.execute("UPDATE call_flows SET body = ? WHERE id = ?", (body, other.id))
 
-    def get_call_flow(self, flow_id: str) -> CallFlow | None:
+    async def get_call_flow(self, flow_id: str) -> CallFlow | None:
         row = self._db.execute("SELECT body FROM call_flows WHERE id = ?", (flow_id,)).fetchone()
         return CallFlow.model_validate_json(row[0]) if row else None
 
-    def default_call_flow(self) -> CallFlow | None:
-        return next((flow for flow in self.list_call_flows() if flow.default), None)
+    async def default_call_flow(self) -> CallFlow | None:
+        return next((flow for flow in await self.list_call_flows() if flow.default), None)
 
-    def list_call_flows(self, offset: int = 0, limit: int = -1) -> list[CallFlow]:
+    async def list_call_flows(self, offset: int = 0, limit: int = -1) -> list[CallFlow]:
         rows = self._db.execute(
             "SELECT body FROM call_flows ORDER BY created_at, id LIMIT ? OFFSET ?", (limit, offset)
         ).fetchall()
         return [CallFlow.model_validate_json(body) for (body,) in rows]
 
-    def count_call_flows(self) -> int:
+    async def count_call_flows(self) -> int:
         return self._db.execute("SELECT count(*) FROM call_flows").fetchone()[0]
 
-    def delete_call_flow(self, flow_id: str) -> bool:
+    async def delete_call_flow(self, flow_id: str) -> bool:
         return self._db.execute("DELETE FROM call_flows WHERE id = ?", (flow_id,)).rowcount == 1
 
     # -- the call log: calls, legs, recordings, webhooks, deliveries -------------------------------
 
-    def put(self, row: Row) -> Row:
+    async def put(self, row: Row) -> Row:
         """Insert ``row`` or replace the stored one with the same id, stamping ``updated_at``."""
         table, parent_field = _TABLES[type(row)]
         row.updated_at = time.time()
@@ -373,23 +397,23 @@ class Storage:
         )
         return row
 
-    def try_put(self, row: Row) -> bool:
+    async def try_put(self, row: Row) -> bool:
         """:meth:`put` that never raises: on a read-only or full disk the failure goes to
         :attr:`fault` (said once) and ``False`` comes back, so that a call goes on unlogged."""
         try:
-            self.put(row)
+            await self.put(row)
         except sqlite3.Error as exc:
             self.fault.failed(CALL_LOG, exc)
             return False
         self.fault.recovered(CALL_LOG)
         return True
 
-    def get(self, kind: type[Row], row_id: str) -> Row | None:
+    async def get(self, kind: type[Row], row_id: str) -> Row | None:
         table, _ = _TABLES[kind]
         found = self._db.execute(f"SELECT body FROM {table} WHERE id = ?", (row_id,)).fetchone()
         return kind.model_validate_json(found[0]) if found else None
 
-    def page(
+    async def page(
         self, kind: type[Row], offset: int = 0, limit: int = -1, parent: str | None = None, newest_first: bool = False
     ) -> tuple[list[Row], int]:
         """Rows of ``kind`` (those of ``parent`` when given) in creation order, and how many there are."""
@@ -403,17 +427,26 @@ class Storage:
         total = self._db.execute(f"SELECT count(*) FROM {table} {where}", args).fetchone()[0]
         return [kind.model_validate_json(body) for (body,) in rows], total
 
-    def unfinished(self, kind: type[Row], finished: tuple[str, ...]) -> list[Row]:
+    async def calls_from(self, sources: list[str], limit: int) -> list[CallRecord]:
+        """The newest ``limit`` calls made by one of ``sources`` (the doors' calls, for the desk page)."""
+        rows = self._db.execute(
+            f"SELECT body FROM calls WHERE json_extract(body, '$.source') IN ({_marks(sources)}) "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*sources, limit),
+        ).fetchall()
+        return [CallRecord.model_validate_json(body) for (body,) in rows]
+
+    async def unfinished(self, kind: type[Row], finished: tuple[str, ...]) -> list[Row]:
         """Rows of ``kind`` whose status is none of ``finished`` (calls a stopped hub left open)."""
         table, _ = _TABLES[kind]
         rows = self._db.execute(f"SELECT body FROM {table} WHERE {_status_not_in(finished)}").fetchall()
         return [kind.model_validate_json(body) for (body,) in rows]
 
-    def delete(self, kind: type[Row], row_id: str) -> bool:
+    async def delete(self, kind: type[Row], row_id: str) -> bool:
         table, _ = _TABLES[kind]
         return self._db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,)).rowcount == 1
 
-    def pending_deliveries(self) -> list[WebhookDelivery]:
+    async def pending_deliveries(self) -> list[WebhookDelivery]:
         """The webhook deliveries not yet delivered nor given up, oldest first (``deliveries_pending``)."""
         rows = self._db.execute(
             "SELECT body FROM webhook_deliveries WHERE json_extract(body, '$.status') = 'pending' ORDER BY created_at"
@@ -422,7 +455,7 @@ class Storage:
 
     # -- pruning (intercom.hub.retention decides what goes; these do it, a small batch at a time) ---
 
-    def prune_calls(self, created_before: float, keep: int, batch: int) -> tuple[int, list[str]]:
+    async def prune_calls(self, created_before: float, keep: int, batch: int) -> tuple[int, list[str]]:
         """Delete up to ``batch`` ended calls, the oldest first, that were made before
         ``created_before`` or are beyond the newest ``keep``, with their legs and recordings' rows.
         How many calls went, and the recording files (relative paths) that go with them."""
@@ -433,12 +466,12 @@ class Storage:
                 for (call_id,) in self._db.execute(
                     "SELECT id FROM calls WHERE created_at <= ? AND json_extract(body, '$.status') = 'ended' "
                     "ORDER BY created_at LIMIT ?",
-                    (self._prune_bound("calls", created_before, keep), batch),
+                    (await self._prune_bound("calls", created_before, keep), batch),
                 )
             ]
             if not calls:
                 return 0, []
-            legs = self._ids_under("legs", calls)
+            legs = await self._ids_under("legs", calls)
             files = [
                 path
                 for (path,) in self._db.execute(
@@ -452,22 +485,22 @@ class Storage:
             self._db.execute(f"DELETE FROM calls WHERE id IN ({_marks(calls)})", calls)
         return len(calls), files
 
-    def _ids_under(self, table: str, parents: list[str]) -> list[str]:
+    async def _ids_under(self, table: str, parents: list[str]) -> list[str]:
         return [
             row_id
             for (row_id,) in self._db.execute(f"SELECT id FROM {table} WHERE parent IN ({_marks(parents)})", parents)
         ]
 
-    def prune_deliveries(self, created_before: float, keep: int, batch: int) -> int:
+    async def prune_deliveries(self, created_before: float, keep: int, batch: int) -> int:
         """Delete up to ``batch`` finished webhook deliveries (delivered or failed: a pending one is
         still to send), oldest first, made before ``created_before`` or beyond the newest ``keep``."""
         return self._db.execute(
             "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries "
             "WHERE created_at <= ? AND json_extract(body, '$.status') != 'pending' ORDER BY created_at LIMIT ?)",
-            (self._prune_bound("webhook_deliveries", created_before, keep), batch),
+            (await self._prune_bound("webhook_deliveries", created_before, keep), batch),
         ).rowcount
 
-    def _prune_bound(self, table: str, created_before: float, keep: int) -> float:
+    async def _prune_bound(self, table: str, created_before: float, keep: int) -> float:
         """The newest creation time a row of ``table`` may have to go: made before ``created_before``,
         or older than the newest ``keep``. A range on the time index: only the rows that may go are read."""
         row = self._db.execute(
@@ -475,7 +508,7 @@ class Storage:
         ).fetchone()
         return max(created_before, row[0]) if row else created_before
 
-    def kept_recordings(self, kind: str, batch: int) -> list[RecordingRecord]:
+    async def kept_recordings(self, kind: str, batch: int) -> list[RecordingRecord]:
         """Up to ``batch`` recordings of ``kind`` whose file is still kept, oldest first; not one
         still running (status "recording"), whose file its recorder is writing."""
         rows = self._db.execute(
@@ -486,10 +519,23 @@ class Storage:
         ).fetchall()
         return [RecordingRecord.model_validate_json(body) for (body,) in rows]
 
-    def row_counts(self) -> dict[str, int]:
+    async def row_counts(self) -> dict[str, int]:
         """Rows per table of the call log, for ``intercom storage``."""
         tables = ["calls", "legs", "recordings", "webhooks", "webhook_deliveries", "access_keys", "call_flows"]
         return {table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}
+
+
+def blocking(call: Coroutine[Any, Any, Result]) -> Result:
+    """Run one storage call to its end from code outside the event loop (the CLI's commands, a
+    unit's enrolment): the one way in for them, so that no SQL is written twice. Called from a
+    thread whose loop is running (a command run by a test), it runs on a loop of its own in a
+    thread, as the loop's own task could not be waited for here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(call)
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, call).result()
 
 
 def _configure(db: sqlite3.Connection) -> None:

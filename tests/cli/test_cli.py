@@ -82,8 +82,8 @@ def test_keys_create_a_unit_key_whose_tokens_stay_in_its_scope(tmp_path, capsys)
     assert json.loads(out)["access"] == "unit door: incoming calls; outgoing calls running ring_desks"
 
 
-def test_keys_list_tells_how_to_split_a_legacy_key(tmp_path, capsys):
-    Storage(tmp_path).put_key("old", "oldsecret", "units", None)
+async def test_keys_list_tells_how_to_split_a_legacy_key(tmp_path, capsys):
+    await Storage(tmp_path).put_key("old", "oldsecret", "units", None)
     code, out, _ = run(capsys, "keys", "list", "--data-dir", str(tmp_path))
     listed = json.loads(out)
     assert code == 0 and listed["scope"] is None and "oldsecret" not in out
@@ -101,15 +101,15 @@ def test_keys_list_tells_how_to_split_a_legacy_key(tmp_path, capsys):
         (["--identity", "front door", "--incoming"], "1-30 characters"),
     ],
 )
-def test_keys_create_bad_input_is_one_clear_line_and_makes_no_key(tmp_path, capsys, argv, message):
+async def test_keys_create_bad_input_is_one_clear_line_and_makes_no_key(tmp_path, capsys, argv, message):
     code, out, err = run(capsys, "keys", "create", "--data-dir", str(tmp_path), "--name", "k", *argv)
     assert code == 2 and out == ""
     assert err.startswith("intercom keys: ") and message in err and err.count("\n") == 1
-    assert Storage(tmp_path).list_keys() == []
+    assert await Storage(tmp_path).list_keys() == []
 
 
-def test_token_is_accepted_by_the_hub_rules(tmp_path, capsys):
-    key = Storage(tmp_path).create_key("door", ADMIN)
+async def test_token_is_accepted_by_the_hub_rules(tmp_path, capsys):
+    key = await Storage(tmp_path).create_key("door", ADMIN)
     code, out, _ = run(
         capsys, "token", "--key-id", key.id, "--key-file", key_file(tmp_path, key.secret), "--identity", "door",
         "--outgoing", "flow1", "--variables", "floor=2&name=Front door", "--incoming", "--ttl", "120",
@@ -145,15 +145,15 @@ def test_token_refuses_a_secret_on_the_command_line(capsys):
     assert "--key - (standard input), --key-file or --env-file" in err
 
 
-def test_token_reads_the_secret_from_standard_input(tmp_path, capsys, monkeypatch):
-    key = Storage(tmp_path).create_key("desk", ADMIN)
+async def test_token_reads_the_secret_from_standard_input(tmp_path, capsys, monkeypatch):
+    key = await Storage(tmp_path).create_key("desk", ADMIN)
     monkeypatch.setattr(sys, "stdin", io.StringIO(key.secret + "\n"))
     code, out, _ = run(capsys, "token", "--key-id", key.id, "--key", "-", "--identity", "desk", "--incoming")
     assert code == 0 and check_token(out.strip(), Storage(tmp_path).get_key).incoming is not None
 
 
-def test_token_takes_the_key_from_a_units_env_file(tmp_path, capsys):
-    key = Storage(tmp_path).create_key("door", ADMIN)
+async def test_token_takes_the_key_from_a_units_env_file(tmp_path, capsys):
+    key = await Storage(tmp_path).create_key("door", ADMIN)
     env = tmp_path / "intercom.env"
     env.write_text(f"INTERCOM_ROLE=door\nINTERCOM_ACCESS_KEY_ID={key.id}\nINTERCOM_ACCESS_KEY={key.secret}\n")
     env.chmod(0o640)
@@ -280,7 +280,7 @@ async def test_hub_on_loopback_stays_plain_and_makes_no_certificate(tmp_path):
 
 async def test_hub_process_over_wss_carries_a_call_between_python_clients(tmp_path, tls_files, capsys):
     cert, key_file = tls_files
-    key = Storage(tmp_path).create_key("door", ADMIN)
+    key = await Storage(tmp_path).create_key("door", ADMIN)
     flow = tmp_path / "flow.json"
     flow.write_text(
         json.dumps({"id": "door", "steps": [{"action": "transfer", "options": {"destination": "client:desk"}}]})

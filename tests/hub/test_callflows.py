@@ -65,19 +65,19 @@ def test_a_condition_on_nan_is_refused():
         CallFlow.from_json(text)
 
 
-def test_storage_keeps_flows_across_a_reopen_and_refuses_a_taken_id(tmp_path):
+async def test_storage_keeps_flows_across_a_reopen_and_refuses_a_taken_id(tmp_path):
     storage = Storage(tmp_path)
-    stored = storage.create_call_flow(CallFlow.from_json(json.dumps(DOOR_FLOW)))
+    stored = await storage.create_call_flow(CallFlow.from_json(json.dumps(DOOR_FLOW)))
     assert stored.created_at is not None and stored.created_at == stored.updated_at
     with pytest.raises(CallFlowError, match="exists already"):
-        storage.create_call_flow(CallFlow.from_json(json.dumps(DOOR_FLOW)))
+        await storage.create_call_flow(CallFlow.from_json(json.dumps(DOOR_FLOW)))
     storage.close()
     reopened = Storage(tmp_path)
-    assert reopened.get_call_flow("door") == stored
-    assert [flow.id for flow in reopened.list_call_flows()] == ["door"]
-    assert reopened.delete_call_flow("door")
-    assert not reopened.delete_call_flow("door")
-    assert reopened.get_call_flow("door") is None
+    assert await reopened.get_call_flow("door") == stored
+    assert [flow.id for flow in await reopened.list_call_flows()] == ["door"]
+    assert await reopened.delete_call_flow("door")
+    assert not await reopened.delete_call_flow("door")
+    assert await reopened.get_call_flow("door") is None
 
 
 def test_cli_create_list_show_delete(tmp_path, capsys):
