@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_flags(hub, "crashes and power cuts (docs/storage.md)", DURABILITY)
     add_limit_flags(hub, "paired phones (docs/web-desk.md)", PAIRING)
     _add_mqtt_flags(hub)
+    _add_database_flags(hub)
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -397,9 +398,52 @@ def _run_hub(args: argparse.Namespace) -> None:
         doors=_identities("--doors", args.doors),
         mqtt=_mqtt(args),
         mqtt_open_door=args.mqtt_open_door,
+        **_database(args),
         **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY + PAIRING + MQTT_OPEN),
     )
     run_hub(config, log_level=args.log_level)
+
+
+def _add_database_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("several hubs on one PostgreSQL database (docs/storage.md)")
+    group.add_argument(
+        "--database",
+        metavar="URL",
+        help="postgresql://user@host[:port]/database, without its password (default: SQLite in --data-dir; "
+        "needs the extra intercom[postgresql])",
+    )
+    group.add_argument(
+        "--database-password-file", type=Path, metavar="PATH", help="a file holding the database user's password"
+    )
+    group.add_argument(
+        "--database-pool-size", type=int, default=10, metavar="N", help="connections this hub opens at most (10)"
+    )
+    group.add_argument(
+        "--hub-id", metavar="NAME", help="this hub's name in the rows it writes, one per hub (default: the host name)"
+    )
+
+
+def _database(args: argparse.Namespace) -> dict[str, object]:
+    """The HubConfig fields of the --database flags, checked before anything connects."""
+    from .hub.database_url import check_database_url
+
+    if args.database is None:
+        if args.database_password_file is not None:
+            raise UsageError("--database-password-file goes with --database")
+        return {}
+    try:
+        check_database_url(args.database)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.database_pool_size < 1:
+        raise UsageError("--database-pool-size must be 1 or more")
+    password_file = args.database_password_file
+    return {
+        "database": args.database,
+        "database_password": secret_from_file("--database-password-file", password_file) if password_file else None,
+        "database_pool_size": args.database_pool_size,
+        "hub_id": args.hub_id,
+    }
 
 
 def _identities(flag: str, text: str) -> tuple[str, ...]:

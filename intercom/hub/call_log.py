@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections import defaultdict
 from typing import Any, Protocol
@@ -157,7 +156,7 @@ class CallLog:
     async def recording_dropped(self, recording: RecordingRecord) -> None:
         """A started recording that holds nothing after all: its row goes (or, on a disk that
         refuses, at the next start, which finds no audio in it)."""
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(*self.storage.errors):
             await self.storage.delete(RecordingRecord, recording.id)
 
     async def new_recording(self, recording: RecordingRecord) -> None:
@@ -165,7 +164,9 @@ class CallLog:
         await self._keep(recording, created=True)
 
     async def publish_event(self, event: UnlockEvent) -> None:
-        """A door's event: not a row of the hub's, only news for the webhooks."""
+        """A door's event: stored (the building's audit, pruned with the call log), then told to
+        the webhooks; a disk that refuses it fails no door (:attr:`Storage.fault` says so)."""
+        await self.storage.try_put(event)
         if self.publisher is not None:
             try:
                 await self.publisher.publish(event, created=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -121,10 +120,14 @@ class PhoneBook:
             phone_id, identity, expires_at = row
             if expires_at < now:
                 raise CodeGone("this pairing code has expired: make a new one with `intercom web add`")
-            await self.storage.run(
-                "UPDATE phones SET code_hash = NULL, credential_hash = ?, device = ?, paired_at = ? WHERE id = ?",
-                (_hash(credential), device, now, phone_id),
-            )
+            # the code in the WHERE too: on PostgreSQL the second of two transactions waits here,
+            # then finds the code gone (SQLite's write lock already kept it out)
+            if not await self.storage.run(
+                "UPDATE phones SET code_hash = NULL, credential_hash = ?, device = ?, paired_at = ? "
+                "WHERE id = ? AND code_hash = ?",
+                (_hash(credential), device, now, phone_id, _hash(code)),
+            ):
+                raise CodeGone("this pairing code is unknown, used or revoked")
         return Paired(credential, identity)
 
     async def phone_of(self, credential: str) -> Phone | None:
@@ -144,7 +147,7 @@ class PhoneBook:
         capabilities: list[IncomingCapability | OutgoingCapability] = [IncomingCapability(phone.identity)]
         capabilities += [OutgoingCapability(flow, phone.identity) for flow in key.scope.outgoing_flows[:1]]
         # Only for `intercom web list`: a card gone read-only still lets the phone in.
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(*self.storage.errors):
             await self.storage.run("UPDATE phones SET last_token_at = ? WHERE id = ?", (now, phone.id))
         return mint_token(key, capabilities, ttl=ttl, now=now), int(now) + ttl
 

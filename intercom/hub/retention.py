@@ -116,6 +116,7 @@ class PruneCounts:
     recordings: int = 0
     calls: int = 0
     deliveries: int = 0
+    unlock_events: int = 0  # the doors' reports, kept within the call log's limits
 
 
 class Retention:
@@ -184,8 +185,13 @@ class Retention:
         )) > 0:  # fmt: skip
             counts.deliveries += deliveries
             await asyncio.sleep(0)
+        while (unlock_events := await self.storage.prune_unlock_events(
+            now - limits.calls_max_age_days * DAY, limits.calls_max_rows, batch
+        )) > 0:  # fmt: skip
+            counts.unlock_events += unlock_events
+            await asyncio.sleep(0)
         self.recordings_bytes = recordings_bytes(self.recordings_dir)
-        for name in ("recordings", "calls", "deliveries"):
+        for name in ("recordings", "calls", "deliveries", "unlock_events"):
             setattr(self.pruned, name, getattr(self.pruned, name) + getattr(counts, name))
         if counts.calls or counts.deliveries:
             log.info(

@@ -204,11 +204,44 @@ def test_token_with_an_empty_standard_input_is_refused(capsys, monkeypatch):
         (["--turn-secret-file", "/nonexistent/turn"], "--turn-secret-file /nonexistent/turn: No such file"),
         (["--max-flow-bytes", "10"], "--max-flow-bytes must be 1024 or more"),
         (["--max-redirects", "-1"], "--max-redirects must be 0 or more"),
+        (["--database", "mysql://db.example/intercom"], "--database: give postgresql://user@host[:port]/database"),
+        (["--database", "postgresql://intercom@db.example"], "--database: the URL names no database"),
+        (["--database", "postgresql://intercom@db.example/hub", "--database-pool-size", "0"], "must be 1 or more"),
+        (["--database-password-file", "/nonexistent/password"], "--database-password-file goes with --database"),
     ],
 )
 def test_hub_bad_options_are_one_clear_line(tmp_path, capsys, argv, message):
     code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), *argv)
     assert code == 2 and err.startswith("intercom hub: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://intercom:s3cret-pw@db.example/hub", "postgresql://intercom@db.example/hub?password=s3cret-pw"]
+)
+def test_a_database_password_in_the_url_is_refused_and_not_repeated(tmp_path, capsys, url):
+    code, out, err = run(capsys, "hub", "--data-dir", str(tmp_path), "--database", url)
+    assert code == 2 and "the URL holds a password" in err and "--database-password-file" in err
+    assert "s3cret-pw" not in err + out
+
+
+def test_the_database_flags_reach_the_hubs_config(tmp_path, capsys, monkeypatch):
+    started: list[HubConfig] = []
+    monkeypatch.setattr("intercom.hub.run_hub", lambda config, log_level: started.append(config))
+    password = tmp_path / "password"
+    password.write_text("the-password\n")
+    url = "postgresql://intercom@db.example:5433/hub"
+    code, _, _ = run(capsys, "hub", "--data-dir", str(tmp_path), "--database", url, "--database-password-file",
+                     str(password), "--database-pool-size", "4", "--hub-id", "hub-2")  # fmt: skip
+    assert code == 0
+    (config,) = started
+    assert (config.database, config.database_password, config.database_pool_size, config.hub_id) == (
+        url,
+        "the-password",
+        4,
+        "hub-2",
+    )
+    code, _, _ = run(capsys, "hub", "--data-dir", str(tmp_path))
+    assert started[-1].database is None  # SQLite in the data directory
 
 
 def test_hub_call_limits_given_reach_its_config_and_the_rest_keep_their_defaults(tmp_path, capsys, monkeypatch):

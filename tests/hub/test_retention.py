@@ -62,8 +62,7 @@ async def ids(storage: Storage, kind) -> set[str]:
     return {row.id for row in (await storage.page(kind))[0]}
 
 
-async def test_the_call_log_goes_by_age_with_legs_and_recording_files_but_not_a_call_still_going(tmp_path):
-    storage = Storage(tmp_path)
+async def test_the_call_log_goes_by_age_with_legs_and_recording_files_but_not_a_call_still_going(storage, tmp_path):
     await a_call(storage, 400, recording=("ivr", 10))
     going = await a_call(storage, 400, status="ongoing")
     young = await a_call(storage, 10, recording=("ivr", 10))
@@ -75,8 +74,7 @@ async def test_the_call_log_goes_by_age_with_legs_and_recording_files_but_not_a_
     assert sorted(path.stem for path in (tmp_path / "recordings").iterdir()) == [young.id]
 
 
-async def test_the_call_log_keeps_the_newest_calls_up_to_its_count_in_small_batches(tmp_path):
-    storage = Storage(tmp_path)
+async def test_the_call_log_keeps_the_newest_calls_up_to_its_count_in_small_batches(storage, tmp_path):
     calls = [await a_call(storage, age_days=30 - day) for day in range(25)]  # oldest first
     ticks = 0
 
@@ -96,8 +94,7 @@ async def test_the_call_log_keeps_the_newest_calls_up_to_its_count_in_small_batc
     assert ticks >= 20 // 4  # the event loop ran other work between the batches
 
 
-async def test_deliveries_go_by_age_and_count_but_pending_ones_stay(tmp_path):
-    storage = Storage(tmp_path)
+async def test_deliveries_go_by_age_and_count_but_pending_ones_stay(storage, tmp_path):
     old = [await a_delivery(storage, 40), await a_delivery(storage, 40, "failed")]
     pending = await a_delivery(storage, 40, "pending")
     recent = [await a_delivery(storage, 20 - day) for day in range(6)]
@@ -107,8 +104,7 @@ async def test_deliveries_go_by_age_and_count_but_pending_ones_stay(tmp_path):
     assert not {row.id for row in old} & await ids(storage, WebhookDelivery)
 
 
-async def test_the_recordings_quota_prunes_whole_calls_first_then_transfers_then_voicemails_oldest_first(tmp_path):
-    storage = Storage(tmp_path)
+async def test_the_recordings_quota_prunes_whole_calls_first_then_transfers_then_voicemails_oldest_first(storage):
     made = {}
     for age, kind in [(5, "ivr"), (4, "call"), (3, "transfer"), (2, "ivr"), (1, "call"), (0, "transfer")]:
         made[(age, kind)] = await a_call(storage, age, recording=(kind, 100 * KB))
@@ -118,7 +114,7 @@ async def test_the_recordings_quota_prunes_whole_calls_first_then_transfers_then
     pruned = {key for key, call in made.items() if rows[call.id].pruned_at is not None}
     assert pruned == {(4, "call"), (1, "call"), (3, "transfer"), (0, "transfer")}
     assert keeper.recordings_bytes == 200 * KB <= keeper.limits.recordings_quota_bytes
-    assert len(list((tmp_path / "recordings").iterdir())) == 2
+    assert len(list((storage.data_dir / "recordings").iterdir())) == 2
     assert all(rows[made[key].id].pruned_at == NOW for key in pruned)  # the rows stay, marked
     assert await ids(storage, CallRecord) == {call.id for call in made.values()}
 
@@ -128,10 +124,9 @@ async def test_the_recordings_quota_prunes_whole_calls_first_then_transfers_then
     assert (await storage.get(RecordingRecord, rows[made[(2, "ivr")].id].id)).pruned_at is None
 
 
-async def test_a_pruned_recording_is_listed_as_pruned_and_its_file_is_gone(tmp_path):
+async def test_a_pruned_recording_is_listed_as_pruned_and_its_file_is_gone(storage, tmp_path):
     from intercom.hub.api.views import RecordingView
 
-    storage = Storage(tmp_path)
     call = await a_call(storage, 1, recording=("ivr", 10 * KB))
     await retention(storage, recordings_quota_bytes=1).prune(now=NOW)
     (row,) = (await storage.page(RecordingRecord))[0]

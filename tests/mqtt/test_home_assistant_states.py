@@ -29,9 +29,9 @@ def door_call(ha: HomeAssistantStates) -> tuple[CallRecord, list[Message]]:
     return call, ha.messages(call, created=True)
 
 
-async def test_a_ring_is_an_event_the_last_ring_and_a_call_up() -> None:
+def test_a_ring_is_an_event_the_last_ring_and_a_call_up() -> None:
     ha = states()
-    call, rung = await door_call(ha)
+    call, rung = door_call(ha)
     assert events(rung) == [("intercom/door/doorbell", {"callId": call.id, "event_type": "ring"})]
     assert all(not m.retain for m in rung if m.topic.endswith("/doorbell"))  # an event is not a state
     assert plain(rung) == {
@@ -40,9 +40,9 @@ async def test_a_ring_is_an_event_the_last_ring_and_a_call_up() -> None:
     }
 
 
-async def test_an_answered_call_then_its_end() -> None:
+def test_an_answered_call_then_its_end() -> None:
     ha = states()
-    call, _ = await door_call(ha)
+    call, _ = door_call(ha)
     leg = LegRecord(call_id=call.id, source="client:door", destination="client:desk", direction="outgoing")
     assert plain(ha.messages(leg, created=True)) == {"intercom/desk/last_caller": ("door", True)}
     leg.status, leg.answered_at = "ongoing", AT
@@ -60,9 +60,9 @@ async def test_an_answered_call_then_its_end() -> None:
     assert plain(ended) == {"intercom/door/call": ("OFF", True)}
 
 
-async def test_a_call_nobody_answered_is_missed_and_its_voicemail_told() -> None:
+def test_a_call_nobody_answered_is_missed_and_its_voicemail_told() -> None:
     ha = states()
-    call, _ = await door_call(ha)
+    call, _ = door_call(ha)
     recording = RecordingRecord(call_id=call.id, leg_id="leg", kind="ivr", path="r.wav", status="recording")
     assert ha.messages(recording, created=True) == []  # still recording
     recording.status, recording.duration = "done", 4.5
@@ -80,9 +80,9 @@ async def test_a_call_nobody_answered_is_missed_and_its_voicemail_told() -> None
     ]
 
 
-async def test_a_transfers_recording_and_a_call_not_from_a_door_tell_nothing() -> None:
+def test_a_transfers_recording_and_a_call_not_from_a_door_tell_nothing() -> None:
     ha = states()
-    call, _ = await door_call(ha)
+    call, _ = door_call(ha)
     transfer = RecordingRecord(call_id=call.id, leg_id="leg", kind="transfer", path="t.wav")
     assert ha.messages(transfer, created=False) == []
     desk_call = CallRecord(source="client:desk", destination="00000")
@@ -106,10 +106,10 @@ def test_the_doors_lock_events() -> None:
     assert ha.messages(refused, created=True) == []
 
 
-async def test_only_so_many_calls_are_remembered() -> None:
+def test_only_so_many_calls_are_remembered() -> None:
     ha = states()
-    first, _ = await door_call(ha)
+    first, _ = door_call(ha)
     for _ in range(REMEMBERED_CALLS):
-        await door_call(ha)
+        door_call(ha)
     first.status = "ended"
     assert events(ha.messages(first, created=False)) == []  # forgotten: no missed event guessed
