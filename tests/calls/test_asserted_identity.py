@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from intercom.hub.records import Webhook
+from intercom.hub.records import UnlockEvent, Webhook
 from intercom.media import new_peer_connection
 from intercom.sdk import CallStatus, Digits
 from intercom.sdk.invite import build_invite, build_message
@@ -138,6 +138,8 @@ async def test_a_doors_event_reaches_the_webhooks_as_the_registered_identity(hub
         None,
     )
     assert payload["time"] == "2027-01-15T08:00:00Z"
+    (stored,), _ = await hub.storage.page(UnlockEvent)  # the building's audit, in the hub's database
+    assert (stored.id, stored.door, stored.event, stored.at) == (payload["id"], "door", "lockout", 1.8e9)
 
 
 async def test_a_doors_event_from_a_connection_that_never_registered_or_unreadable_is_refused(hub, raw_sip, make_unit):
@@ -150,3 +152,4 @@ async def test_a_doors_event_from_a_connection_that_never_registered_or_unreadab
         async with asyncio.timeout(STEP):
             answer = await door.client.send_message(DOOR_EVENT_CONTENT_TYPE, bad)
         assert answer.status_code == 400, bad
+    assert (await hub.storage.page(UnlockEvent))[1] == 0  # nothing refused was stored

@@ -12,6 +12,7 @@ import pytest
 
 from intercom.auth import PHONES, check_token
 from intercom.hub.callflows import identities
+from intercom.hub.pairing import CodeGone, PhoneBook
 from intercom.hub.records import CallRecord, LegRecord, RecordingRecord
 from intercom.sdk import ClientStatus
 from intercom.sip.door import asserted_group
@@ -214,3 +215,20 @@ def test_a_group_counts_only_next_to_an_identity_the_hub_asserted() -> None:
     assert parsed(("P-Intercom-Group", "phones")) is None
     assert parsed(identity, ("P-Intercom-Group", "phones"), ("P-Intercom-Group", "desks")) is None
     assert parsed(identity, ("P-Intercom-Group", "phones; admin")) is None
+
+
+async def test_two_browsers_with_one_code_pair_one_phone_on_either_backend(open_storage):
+    book, other_hub = PhoneBook(await open_storage("hub-a")), PhoneBook(await open_storage("hub-b"))
+    invitation = await book.invite("anna_phone")
+    results = await asyncio.gather(
+        book.pair(invitation.code, "Pixel"), other_hub.pair(invitation.code, "iPhone"), return_exceptions=True
+    )
+    paired = [result for result in results if not isinstance(result, Exception)]
+    assert len(paired) == 1 and [type(result) for result in results if result not in paired] == [CodeGone]
+    await other_hub.storage.keys_version()  # the other hub's sweeper tick: it reads the phone's new key
+    phone = await other_hub.phone_of(paired[0].credential)
+    assert phone is not None and phone.identity == "anna_phone" and phone.state == "paired"
+    token, _ = await other_hub.token(phone, ttl=60)
+    assert check_token(token, other_hub.storage.get_key).identity == "anna_phone"
+    (revoked,) = await book.revoke("anna_phone")
+    assert revoked.state == "revoked" and await other_hub.phone_of(paired[0].credential) is None
