@@ -79,6 +79,7 @@ class Storage:
     """
 
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)  # what a failing database raises
+    unavailable: tuple[type[Exception], ...] = (sqlite3.OperationalError,)  # a read-only or full disk: 503
     _duplicate: type[Exception] = sqlite3.IntegrityError  # what an INSERT of an existing id raises
     _no_limit: int | None = -1  # LIMIT's "all rows"
 

@@ -44,6 +44,7 @@ class PostgresStorage(Storage):
     as on SQLite, whose check costs nothing."""
 
     errors = (psycopg.Error,)
+    unavailable = (psycopg.OperationalError,)  # the database away or read-only: 503, try again
     _duplicate = psycopg.errors.UniqueViolation
     _no_limit = None  # PostgreSQL's LIMIT NULL: every row
 
