@@ -89,8 +89,8 @@ class Cluster:
         self._run("psql", "-h", str(self.dir), "-p", str(self.port), "-U", USER, "-d", "postgres", "-qc", statement)
 
     def _run(self, program: str, *args: str) -> None:
-        tool = str(self.bin / program) if program != "psql" or (self.bin / program).exists() else "psql"
-        done = subprocess.run([*self._as, tool, *args], capture_output=True, text=True, timeout=60, check=False)
+        command = [*self._as, str(self.bin / program), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0:
             log = (self.dir / "log").read_text()[-2000:] if (self.dir / "log").exists() else ""
             raise RuntimeError(f"{program} failed ({done.returncode}): {done.stderr.strip()}\n{log}")
