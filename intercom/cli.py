@@ -419,6 +419,13 @@ def _add_database_flags(parser: argparse.ArgumentParser) -> None:
         "--database-pool-size", type=int, default=10, metavar="N", help="connections this hub opens at most (10)"
     )
     group.add_argument(
+        "--database-pool-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long a query waits for a free connection before it fails (5)",
+    )
+    group.add_argument(
         "--hub-id", metavar="NAME", help="this hub's name in the rows it writes, one per hub (default: the host name)"
     )
 
@@ -437,11 +444,14 @@ def _database(args: argparse.Namespace) -> dict[str, object]:
         raise UsageError(str(exc)) from None
     if args.database_pool_size < 1:
         raise UsageError("--database-pool-size must be 1 or more")
+    if not args.database_pool_timeout > 0:
+        raise UsageError("--database-pool-timeout must be more than 0")
     password_file = args.database_password_file
     return {
         "database": args.database,
         "database_password": secret_from_file("--database-password-file", password_file) if password_file else None,
         "database_pool_size": args.database_pool_size,
+        "database_pool_timeout": args.database_pool_timeout,
         "hub_id": args.hub_id,
     }
 

@@ -76,6 +76,7 @@ class HubConfig:
     database: str | None = None
     database_password: str | None = None
     database_pool_size: int = 10
+    database_pool_timeout: float = 5.0  # seconds a query waits for a free connection before it fails
     hub_id: str | None = None
 
     @property

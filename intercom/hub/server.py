@@ -92,6 +92,7 @@ async def open_storage(config: HubConfig) -> Storage:
         hub_id=config.hub_id or socket.gethostname(),
         password=config.database_password,
         pool_size=config.database_pool_size,
+        pool_timeout=config.database_pool_timeout,
     )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..auth import AccessKey
 from .database_url import check_database_url
@@ -68,12 +68,20 @@ class PostgresStorage(Storage):
         hub_id: str,
         password: str | None = None,
         pool_size: int = 10,
+        pool_timeout: float = 5.0,
     ) -> PostgresStorage:
-        """Connect (a pool of at most ``pool_size`` connections), migrate, read the keys."""
+        """Connect (a pool of at most ``pool_size`` connections, a query waiting at most
+        ``pool_timeout`` seconds for one of them), migrate, read the keys."""
         check_database_url(url)
         extra = {"password": password} if password is not None else {}
         pool = AsyncConnectionPool(
-            url, kwargs={"autocommit": True, **extra}, min_size=1, max_size=pool_size, open=False, name=hub_id
+            url,
+            kwargs={"autocommit": True, **extra},
+            min_size=1,
+            max_size=pool_size,
+            timeout=pool_timeout,
+            open=False,
+            name=hub_id,
         )
         await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
         storage = cls(pool, data_dir, hub_id)
@@ -120,8 +128,26 @@ class PostgresStorage(Storage):
         if current is not None:
             yield current
             return
-        async with self._pool.connection() as connection:
+        async with self._pooled() as connection:
             yield connection
+
+    @contextlib.asynccontextmanager
+    async def _pooled(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A connection of the pool; every one busy for the whole wait: one log line that names the
+        limit, and :class:`~psycopg_pool.PoolTimeout` (a ``psycopg.OperationalError``: the Voice API
+        answers 503, a call goes on unlogged as on a full disk)."""
+        try:
+            async with self._pool.connection() as connection:
+                yield connection
+        except PoolTimeout:
+            stats = self._pool.get_stats()
+            log.warning(
+                "database: no free connection within %g s, all %d busy (database_pool_size, "
+                "--database-pool-size; the wait: database_pool_timeout, --database-pool-timeout)",
+                self._pool.timeout,
+                stats.get("pool_size", self._pool.max_size),
+            )
+            raise
 
     async def rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         async with self._connection() as connection:
@@ -140,10 +166,12 @@ class PostgresStorage(Storage):
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
+        """The queries of this task inside run on one connection, in one transaction. A task
+        started inside would inherit it (a context variable): start none there."""
         if self._in_transaction.get() is not None:  # within one already: part of it
             yield
             return
-        async with self._pool.connection() as connection, connection.transaction():
+        async with self._pooled() as connection, connection.transaction():
             token = self._in_transaction.set(connection)
             try:
                 yield

@@ -208,6 +208,7 @@ def test_token_with_an_empty_standard_input_is_refused(capsys, monkeypatch):
         (["--database", "postgresql://intercom@db.example"], "--database: the URL names no database"),
         (["--database", "postgresql://intercom@db.example/hub", "--database-pool-size", "0"], "must be 1 or more"),
         (["--database-password-file", "/nonexistent/password"], "--database-password-file goes with --database"),
+        (["--database", "postgresql://intercom@db.example/hub", "--database-pool-timeout", "0"], "more than 0"),
     ],
 )
 def test_hub_bad_options_are_one_clear_line(tmp_path, capsys, argv, message):
@@ -230,8 +231,9 @@ def test_the_database_flags_reach_the_hubs_config(tmp_path, capsys, monkeypatch)
     password = tmp_path / "password"
     password.write_text("the-password\n")
     url = "postgresql://intercom@db.example:5433/hub"
-    code, _, _ = run(capsys, "hub", "--data-dir", str(tmp_path), "--database", url, "--database-password-file",
-                     str(password), "--database-pool-size", "4", "--hub-id", "hub-2")  # fmt: skip
+    flags = ["--database", url, "--database-password-file", str(password), "--database-pool-size", "4"]
+    flags += ["--database-pool-timeout", "2.5", "--hub-id", "hub-2"]
+    code, _, _ = run(capsys, "hub", "--data-dir", str(tmp_path), *flags)
     assert code == 0
     (config,) = started
     assert (config.database, config.database_password, config.database_pool_size, config.hub_id) == (

@@ -62,3 +62,31 @@ def test_a_unit_and_the_cli_never_load_the_postgresql_driver():
         capture_output=True, text=True, timeout=STEP, check=True,
     ).stdout  # fmt: skip
     assert loaded.strip() == "[]"
+
+
+async def test_every_connection_busy_a_query_fails_after_the_wait_naming_the_limit(postgres, tmp_path, caplog):
+    from intercom.hub.storage_postgresql import PostgresStorage
+
+    url = postgres.url(postgres.new_database())
+    storage = await PostgresStorage.open(url, tmp_path, "hub-1", postgres.password, pool_size=1, pool_timeout=0.2)
+    holding, done = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_only_connection() -> None:
+        async with storage.transaction():
+            holding.set()
+            await done.wait()
+
+    holder = asyncio.create_task(hold_the_only_connection())
+    try:
+        async with asyncio.timeout(STEP):
+            await holding.wait()
+            assert not await storage.try_put(CallRecord(source="client:door", destination="door"))
+        assert "call_log" in storage.fault.parts  # the call goes on unlogged, as on a full disk
+        done.set()
+        async with asyncio.timeout(STEP):
+            await holder
+        assert "database_pool_size" in caplog.text and "--database-pool-timeout" in caplog.text
+        assert await storage.try_put(CallRecord(source="client:door", destination="door"))  # free again
+        assert "call_log" not in storage.fault.parts
+    finally:
+        await storage.aclose()
