@@ -75,7 +75,7 @@ from websockets.asyncio.client import ClientConnection
 
 import intercom.sdk.client as sdk_client
 from intercom.auth import AccessKey, IncomingCapability, OutgoingCapability, mint_token
-from intercom.hub import Storage
+from intercom.hub import Storage, blocking
 from intercom.hub.callflows import CallFlow, SayOptions
 from intercom.media import MediaPolicy, RecordingSink, ToneSource, new_peer_connection, speak
 from intercom.media.aiortc_adaptation import PlayoutBuffer
@@ -807,7 +807,7 @@ def store_say_flow(data_dir: Path) -> None:
     ]
     storage = Storage(data_dir)
     try:
-        storage.create_call_flow(CallFlow.model_validate({"id": SAY_FLOW, "title": SAY_FLOW, "steps": steps}))
+        blocking(storage.create_call_flow(CallFlow.model_validate({"id": SAY_FLOW, "title": SAY_FLOW, "steps": steps})))
     finally:
         storage.close()
 

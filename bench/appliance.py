@@ -56,7 +56,7 @@ from intercom.appliance.settings import Settings
 from intercom.appliance.unit import Unit
 from intercom.auth import AccessKey
 from intercom.auth.keys import new_key_id, new_key_secret
-from intercom.hub import Storage
+from intercom.hub import Storage, blocking
 from intercom.hub.callflows import CallFlow
 from intercom.media import MediaPolicy, RecordingSink, ToneSource
 from intercom.sdk import Call, CallAudio, CallStatus
@@ -316,7 +316,7 @@ def store_call_flows(data_dir: Path) -> None:
     storage = Storage(data_dir)
     for flow, callee in (("door", "desk"), ("desk", "door")):
         steps = [{"action": "transfer", "options": {"destination": f"client:{callee}", "timeout": 30}}]
-        storage.create_call_flow(CallFlow.model_validate({"id": flow, "title": flow, "steps": steps}))
+        blocking(storage.create_call_flow(CallFlow.model_validate({"id": flow, "title": flow, "steps": steps})))
     storage.close()
 
 

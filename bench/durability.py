@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from harness import Figures, host_environment, package_versions, parse_args, percentile, run_and_report
 
-from intercom.hub import Storage
+from intercom.hub import Storage, blocking
 from intercom.hub.records import CallRecord, LegRecord
 from intercom.media import WavRecorder, repair_wav
 from intercom.media.tracks import FRAME_SAMPLES, SAMPLE_RATE
@@ -44,12 +44,12 @@ TARGETS = {
 }
 
 
-def commit_ms(storage: Storage, synchronous: str, count: int) -> list[float]:
+async def commit_ms(storage: Storage, synchronous: str, count: int) -> list[float]:
     storage._db.execute(f"PRAGMA synchronous={synchronous}")
     times = []
     for _ in range(count):
         started = time.perf_counter()
-        storage.put(CallRecord(source="client:door", destination="door"))
+        await storage.put(CallRecord(source="client:door", destination="door"))
         times.append((time.perf_counter() - started) * 1000)
     return times
 
@@ -59,8 +59,8 @@ def commits(workdir: Path, blocks: int, per_block: int) -> dict[str, object]:
     full: list[float] = []
     normal: list[float] = []
     for _ in range(blocks):  # alternating, so that the disk's drift hits both alike
-        full += commit_ms(storage, "FULL", per_block)
-        normal += commit_ms(storage, "NORMAL", per_block)
+        full += blocking(commit_ms(storage, "FULL", per_block))
+        normal += blocking(commit_ms(storage, "NORMAL", per_block))
     storage.close()
     full.sort()
     normal.sort()
@@ -115,8 +115,11 @@ def check_after_crash(workdir: Path, calls: int) -> dict[str, object]:
     storage = Storage(workdir / "check")
     storage._db.execute("BEGIN")
     for _ in range(calls):
-        call = storage.put(CallRecord(source="client:door", destination="door", status="ended", reason="no answer"))
-        storage.put(LegRecord(call_id=call.id, source="client:door", destination="client:desk", direction="outgoing"))
+        call = blocking(
+            storage.put(CallRecord(source="client:door", destination="door", status="ended", reason="no answer"))
+        )
+        leg = LegRecord(call_id=call.id, source="client:door", destination="client:desk", direction="outgoing")
+        blocking(storage.put(leg))
     storage._db.execute("COMMIT")
     storage.close()
     (workdir / "check" / "intercom.sqlite3-wal").write_bytes(b"\0" * 32)  # as a crash leaves it

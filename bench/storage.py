@@ -53,13 +53,13 @@ SETTLE_SECONDS = 1.0  # after /healthz answers, before RSS is read: the start-up
 
 def fill(data_dir: Path, rows: int) -> float:
     """``rows`` calls with a leg each and ``rows`` deliveries, as the hub writes them; seconds taken."""
-    from intercom.hub import Storage
+    from intercom.hub import Storage, blocking
     from intercom.hub.records import CallRecord, LegRecord, Webhook, WebhookDelivery
     from intercom.hub.storage import DATABASE_NAME
 
     started = time.monotonic()
     storage = Storage(data_dir)
-    webhook = storage.put(Webhook(url="http://127.0.0.1:9/hook", token="bench-token"))
+    webhook = blocking(storage.put(Webhook(url="http://127.0.0.1:9/hook", token="bench-token")))
     storage.close()
     now = time.time()
     calls, legs, deliveries = [], [], []

@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_flags(hub, "crashes and power cuts (docs/storage.md)", DURABILITY)
     add_limit_flags(hub, "paired phones (docs/web-desk.md)", PAIRING)
     _add_mqtt_flags(hub)
+    _add_database_flags(hub)
     hub.set_defaults(func=_run_hub)
 
     keys = commands.add_parser("keys", help="create, list and revoke access keys")
@@ -409,6 +410,7 @@ def _run_hub(args: argparse.Namespace) -> None:
         mqtt_open_door=args.mqtt_open_door,
         sip_proxy_listen=args.sip_proxy_listen,
         sip_proxies=tuple(args.sip_proxy),
+        **_database(args),
         **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY + PAIRING + MQTT_OPEN),
     )
     try:
@@ -418,6 +420,58 @@ def _run_hub(args: argparse.Namespace) -> None:
     if args.sip_proxy and args.sip_proxy_listen is None:
         raise UsageError("--sip-proxy needs --sip-proxy-listen")
     run_hub(config, log_level=args.log_level)
+
+
+def _add_database_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("several hubs on one PostgreSQL database (docs/storage.md)")
+    group.add_argument(
+        "--database",
+        metavar="URL",
+        help="postgresql://user@host[:port]/database, without its password (default: SQLite in --data-dir; "
+        "needs the extra intercom[postgresql])",
+    )
+    group.add_argument(
+        "--database-password-file", type=Path, metavar="PATH", help="a file holding the database user's password"
+    )
+    group.add_argument(
+        "--database-pool-size", type=int, default=10, metavar="N", help="connections this hub opens at most (10)"
+    )
+    group.add_argument(
+        "--database-pool-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long a query waits for a free connection before it fails (5)",
+    )
+    group.add_argument(
+        "--hub-id", metavar="NAME", help="this hub's name in the rows it writes, one per hub (default: the host name)"
+    )
+
+
+def _database(args: argparse.Namespace) -> dict[str, object]:
+    """The HubConfig fields of the --database flags, checked before anything connects."""
+    from .hub.database_url import check_database_url
+
+    if args.database is None:
+        if args.database_password_file is not None:
+            raise UsageError("--database-password-file goes with --database")
+        return {}
+    try:
+        check_database_url(args.database)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.database_pool_size < 1:
+        raise UsageError("--database-pool-size must be 1 or more")
+    if not args.database_pool_timeout > 0:
+        raise UsageError("--database-pool-timeout must be more than 0")
+    password_file = args.database_password_file
+    return {
+        "database": args.database,
+        "database_password": secret_from_file("--database-password-file", password_file) if password_file else None,
+        "database_pool_size": args.database_pool_size,
+        "database_pool_timeout": args.database_pool_timeout,
+        "hub_id": args.hub_id,
+    }
 
 
 def _identities(flag: str, text: str) -> tuple[str, ...]:
@@ -532,10 +586,10 @@ def _origin(text: str) -> str:
 
 
 def _keys_create(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
 
-    key = Storage(args.data_dir).create_key(
-        args.name, key_scope(args.admin, args.identity, args.incoming, args.outgoing)
+    key = blocking(
+        Storage(args.data_dir).create_key(args.name, key_scope(args.admin, args.identity, args.incoming, args.outgoing))
     )
     print(json.dumps({"id": key.id, "key": key.secret, "scope": key.scope.as_dict() if key.scope else None}))
 
@@ -559,9 +613,9 @@ def key_scope(admin: bool, identities: list[str], incoming: bool, outgoing: list
 
 
 def _keys_list(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
 
-    for key in Storage(args.data_dir).list_keys():
+    for key in blocking(Storage(args.data_dir).list_keys()):
         shown: dict[str, object] = {
             "id": key.id,
             "name": key.name,
@@ -574,9 +628,9 @@ def _keys_list(args: argparse.Namespace) -> None:
 
 
 def _keys_revoke(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
 
-    if not Storage(args.data_dir).revoke_key(args.id):
+    if not blocking(Storage(args.data_dir).revoke_key(args.id)):
         raise UsageError(f"no active key with id {args.id!r}")
     print(json.dumps({"id": args.id, "revoked": True}))
 
@@ -620,7 +674,7 @@ def _units_add(args: argparse.Namespace) -> None:
 
 
 def _callflows_create(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
     from .hub.callflows import CallFlow, CallFlowError
 
     try:
@@ -628,7 +682,7 @@ def _callflows_create(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise UsageError(f"{args.file}: {exc.strerror}") from None
     try:
-        flow = Storage(args.data_dir).create_call_flow(CallFlow.from_json(text))
+        flow = blocking(Storage(args.data_dir).create_call_flow(CallFlow.from_json(text)))
     except CallFlowError as exc:
         raise UsageError(f"{args.file}: {exc}") from None
     print(flow.id)
@@ -637,43 +691,43 @@ def _callflows_create(args: argparse.Namespace) -> None:
 
 
 def _callflows_list(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
 
-    for flow in Storage(args.data_dir).list_call_flows():
+    for flow in blocking(Storage(args.data_dir).list_call_flows()):
         print(flow.to_json())
 
 
 def _callflows_show(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
 
-    flow = Storage(args.data_dir).get_call_flow(args.id)
+    flow = blocking(Storage(args.data_dir).get_call_flow(args.id))
     if flow is None:
         raise UsageError(f"no call flow with id {args.id!r}")
     print(flow.to_json())
 
 
 def _callflows_delete(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
 
-    if not Storage(args.data_dir).delete_call_flow(args.id):
+    if not blocking(Storage(args.data_dir).delete_call_flow(args.id)):
         raise UsageError(f"no call flow with id {args.id!r}")
     print(json.dumps({"id": args.id, "deleted": True}))
 
 
 def _calls_list(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
     from .hub.call_log_text import call_list
 
     if args.limit < 1:
         raise UsageError("--limit must be 1 or more")
-    print("\n".join(call_list(Storage(args.data_dir), args.limit)))
+    print("\n".join(blocking(call_list(Storage(args.data_dir), args.limit))))
 
 
 def _calls_show(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
     from .hub.call_log_text import call_detail
 
-    lines = call_detail(Storage(args.data_dir), args.id)
+    lines = blocking(call_detail(Storage(args.data_dir), args.id))
     if lines is None:
         raise UsageError(f"no call with id {args.id!r}")
     print("\n".join(lines))
@@ -689,13 +743,13 @@ def _storage_limits(args: argparse.Namespace) -> StorageLimits:
 
 
 def _storage(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
     from .hub.storage import DATABASE_NAME
     from .hub.storage_report import storage_report
 
     if not (args.data_dir / DATABASE_NAME).is_file():
         raise UsageError(f"--data-dir {args.data_dir}: no hub database there")
-    print("\n".join(storage_report(Storage(args.data_dir), _storage_limits(args))))
+    print("\n".join(blocking(storage_report(Storage(args.data_dir), _storage_limits(args)))))
 
 
 def _unlocks_list(args: argparse.Namespace) -> None:

@@ -184,7 +184,7 @@ async def run_demo(data_dir: Path | None = None) -> None:
         timeline.say("hub", "the call log, as `intercom calls list` shows it over SSH:")
         storage = Storage(data_dir)
         try:
-            for line in call_list(storage, CALLS_SHOWN):
+            for line in await call_list(storage, CALLS_SHOWN):
                 timeline.say("hub", f"  {line}")
         finally:
             storage.close()

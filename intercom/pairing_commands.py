@@ -47,14 +47,14 @@ def register(commands: argparse._SubParsersAction, data_dir: Callable[[argparse.
 def _add(args: argparse.Namespace) -> None:
     import segno
 
-    from .hub import Storage
+    from .hub import Storage, blocking
     from .hub.pairing import CODE_SECONDS, PhoneBook, pairing_link
     from .hub.tls import authority_fingerprint
 
     data_dir, origin, cert_file = _hub_of(args)
     storage = Storage(data_dir)
     try:
-        invitation = PhoneBook(storage).invite(args.identity, args.name, args.call_flow)
+        invitation = blocking(PhoneBook(storage).invite(args.identity, args.name, args.call_flow))
     except ValueError as exc:  # PairingError, InvalidIdentity
         raise UsageError(str(exc)) from None
     finally:
@@ -95,12 +95,12 @@ def _hub_of(args: argparse.Namespace) -> tuple[Path, str, Path | None]:
 
 
 def _list(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
     from .hub.pairing import PhoneBook
 
     storage = Storage(args.data_dir)
     try:
-        phones = PhoneBook(storage).phones()
+        phones = blocking(PhoneBook(storage).phones())
     finally:
         storage.close()
     for phone in phones:
@@ -119,12 +119,12 @@ def _when(at: float | None) -> str:
 
 
 def _revoke(args: argparse.Namespace) -> None:
-    from .hub import Storage
+    from .hub import Storage, blocking
     from .hub.pairing import PairingError, PhoneBook
 
     storage = Storage(args.data_dir)
     try:
-        revoked = PhoneBook(storage).revoke(args.phone)
+        revoked = blocking(PhoneBook(storage).revoke(args.phone))
     except PairingError as exc:
         raise UsageError(str(exc)) from None
     finally:

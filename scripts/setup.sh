@@ -25,6 +25,8 @@ if [ "$mode" != "--demo" ]; then
   need+=(libnss3-tools:certutil)
   # mosquitto: the MQTT bridge's tests and bench/mqtt.py start a real broker (bench/mosquitto.py)
   need+=(mosquitto:mosquitto)
+  # postgresql: the storage tests' throwaway cluster (tests/postgres.py: initdb, pg_ctl); libpq5: psycopg's libpq
+  need+=(postgresql:pg/initdb libpq5:lib/libpq.so.5)
   # deploy/image/assemble.sh and its tests: partitions and filesystems in files, no mounts
   need+=(fdisk:sfdisk dosfstools:mkfs.vfat mtools:mcopy e2fsprogs:mkfs.ext4 shellcheck:shellcheck)
   # tests/kamailio: the edge (deploy/kamailio/kamailio.cfg) in front of the hubs, started by the tests
@@ -35,6 +37,7 @@ present() {
     venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 ;;
     lib/*) "$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | grep -q "${1#lib/}" ;;
     kamailio/*) compgen -G "/usr/lib/*/kamailio/modules/${1#kamailio/}" >/dev/null ;;
+    pg/*) compgen -G "/usr/lib/postgresql/*/bin/${1#pg/}" >/dev/null ;; # Debian keeps them off PATH
     *) PATH=$PATH:/usr/sbin:/sbin command -v "$1" >/dev/null 2>&1 ;; # mkfs.* are not on a user's PATH
   esac
 }
@@ -67,7 +70,7 @@ fi
 # -- Python ---------------------------------------------------------------------------------
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { say "Python 3.11 or newer is needed"; exit 1; }
 [ -x .venv/bin/python ] || { say "creating .venv"; python3 -m venv .venv; }
-extras="test"
+extras="test,postgresql"
 [ "$mode" = "--demo" ] && extras=
 stamp=.venv/.intercom-installed-$(cat pyproject.toml deploy/constraints.txt | sha256sum | cut -c1-16)-${extras:-base}
 if [ ! -e "$stamp" ]; then

@@ -6,7 +6,7 @@ import asyncio
 import os
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,12 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from intercom.auth import ADMIN, AccessKey, IncomingCapability, OutgoingCapability, mint_token
 from intercom.http_client import OutboundPolicy
-from intercom.hub import HubConfig, RunningHub, Storage, running_hub
+from intercom.hub import HubConfig, RunningHub, Storage, blocking, running_hub
 from intercom.media import MediaPolicy, RecordingSink, ToneSource
 from intercom.sdk import CallAudio, Client, ClientStatus
 from intercom.sip import Request, Response, parse_message
 
+from .postgres import TEMPLATE, Cluster
 from .units import LOOPBACK, STEP, Events, Unit
 
 HUB_LOOPBACK = MediaPolicy(host_addresses=LOOPBACK, jitter_frames=0)
@@ -90,7 +91,7 @@ def hub_config(tmp_path: Path, request: pytest.FixtureRequest) -> HubConfig:
 @pytest.fixture
 async def hub(hub_config: HubConfig) -> AsyncIterator[Hub]:
     storage = Storage(hub_config.data_dir)
-    key = storage.create_key("tests", ADMIN)
+    key = await storage.create_key("tests", ADMIN)
     async with asyncio.timeout(STEP):
         context = running_hub(hub_config, storage)
         running = await context.__aenter__()
@@ -100,6 +101,27 @@ async def hub(hub_config: HubConfig) -> AsyncIterator[Hub]:
         async with asyncio.timeout(STEP):
             await context.__aexit__(None, None, None)
         storage.close()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A throwaway PostgreSQL server for the session (tests/postgres.py), its template database
+    migrated: each test that asks for a database gets a fresh copy of it."""
+    from intercom.hub.storage_postgresql import PostgresStorage
+
+    cluster = Cluster()
+    cluster.start()
+    try:
+
+        async def migrate() -> None:
+            template = cluster.url(TEMPLATE)
+            data_dir = tmp_path_factory.mktemp("template")
+            await (await PostgresStorage.open(template, data_dir, "template", password=cluster.password)).aclose()
+
+        blocking(migrate())
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 class RawSip:

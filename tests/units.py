@@ -25,21 +25,21 @@ LOOPBACK = ("127.0.0.1",)
 KEEP_SECONDS = 10.0  # what a RecordingSink keeps by default
 
 
-def store_flow(hub, flow_id: str, destination: str, timeout: int = 30, then_hangup: bool = False) -> None:
+async def store_flow(hub, flow_id: str, destination: str, timeout: int = 30, then_hangup: bool = False) -> None:
     steps: list[dict[str, Any]] = [
         {"id": "ring", "action": "transfer", "options": {"destination": destination, "timeout": timeout}}
     ]
     if then_hangup:
         steps.append({"id": "bye", "action": "hangup"})
-    hub.storage.create_call_flow(CallFlow.model_validate({"id": flow_id, "title": flow_id, "steps": steps}))
+    await hub.storage.create_call_flow(CallFlow.model_validate({"id": flow_id, "title": flow_id, "steps": steps}))
 
 
-def unit_key(hub_dir: Path, role: str, identity: str) -> dict[str, str]:
+async def unit_key(hub_dir: Path, role: str, identity: str) -> dict[str, str]:
     """A unit's own key in the hub's database at ``hub_dir``, as ``intercom units add`` makes it: the
     settings ``access_key_id`` and ``access_key`` of that unit."""
     storage = Storage(hub_dir)
     try:
-        key = storage.create_key(f"unit {identity}", unit_scope(role, identity, DEFAULT_CALL_FLOW[role]))
+        key = await storage.create_key(f"unit {identity}", unit_scope(role, identity, DEFAULT_CALL_FLOW[role]))
     finally:
         storage.close()
     return {"access_key_id": key.id, "access_key": key.secret}
@@ -102,7 +102,7 @@ DOOR_HZ, DESK_HZ = 440.0, 880.0
 
 async def door_and_desk(hub, make_unit: Callable[..., Any], timeout: int = 30) -> tuple[Unit, Unit]:
     """The usual pair: a door whose flow ``door`` rings ``client:desk``, and that desk, each with its tone."""
-    store_flow(hub, "door", "client:desk", timeout=timeout)
+    await store_flow(hub, "door", "client:desk", timeout=timeout)
     desk = await make_unit("desk", DESK_HZ)
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
     return door, desk

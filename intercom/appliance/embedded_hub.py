@@ -72,7 +72,7 @@ def _ringing(callees: tuple[str, ...], timeout_s: float, groups: tuple[str, ...]
     return {"destination": ",".join(destinations), "timeout": round(timeout_s)}
 
 
-def prepare_storage(storage: Storage, settings: Settings) -> None:
+async def prepare_storage(storage: Storage, settings: Settings) -> None:
     """The env file's access key and the default call flows, in the hub's database."""
     key_id, secret = settings.access_key_id, settings.access_key.get_secret_value()
     before = storage.get_key(key_id)
@@ -82,7 +82,7 @@ def prepare_storage(storage: Storage, settings: Settings) -> None:
     if before is not None and before.secret == secret:
         key = before  # nothing to write: a hub whose card went read-only still starts
     else:
-        key = storage.put_key(key_id, secret, name=f"env file of {settings.identity}", scope=scope)
+        key = await storage.put_key(key_id, secret, name=f"env file of {settings.identity}", scope=scope)
     if key.scope is None:
         warn_if_legacy(key)
     if key.revoked:
@@ -92,8 +92,8 @@ def prepare_storage(storage: Storage, settings: Settings) -> None:
     if before is not None and before.secret != secret:
         log.warning("access key %s: the secret changed in the env file; tokens signed with the old one fail", key_id)
     for flow in default_flows(settings):
-        if storage.get_call_flow(flow.id) is None:
-            storage.create_call_flow(flow)
+        if await storage.get_call_flow(flow.id) is None:
+            await storage.create_call_flow(flow)
             log.info("call flow %r made: %s", flow.id, flow.steps[0].options["destination"])
 
 
@@ -253,7 +253,7 @@ class EmbeddedHub:
             raise HubStartError(f"INTERCOM_HUB_DATA_DIR: cannot use {self.config.data_dir} ({reason})") from None
         self._stack.callback(storage.close)
         try:
-            prepare_storage(storage, self.settings)
+            await prepare_storage(storage, self.settings)
             self.running = await self._stack.enter_async_context(running_hub(self.config, storage, self.socket))
         except BaseException:
             await self.stop()

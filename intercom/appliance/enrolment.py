@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..auth import unit_scope
 from ..auth.capabilities import check_identity
-from ..hub import Storage
+from ..hub import Storage, blocking
 from ..hub.tls import certificate_fingerprint, served_url
 from .settings import DEFAULT_CALL_FLOW, Settings, SettingsError, load_settings
 
@@ -57,7 +57,7 @@ def add_unit(hub: HubSide, role: str, identity: str, flow: str | None = None) ->
     fingerprint = certificate_fingerprint(hub.data_dir, hub.cert_file)
     storage = Storage(hub.data_dir)
     try:
-        key = storage.create_key(f"unit {identity} ({role})", unit_scope(role, identity, flow))
+        key = blocking(storage.create_key(f"unit {identity} ({role})", unit_scope(role, identity, flow)))
     finally:
         storage.close()
     _give_back(hub.data_dir)

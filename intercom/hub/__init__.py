@@ -5,6 +5,16 @@ from .bindings import Binding
 from .config import HubConfig
 from .registrar import Registrar
 from .server import RunningHub, run_hub, running_hub
-from .storage import Storage
+from .storage import Storage, blocking
 
-__all__ = ["Binding", "HubConfig", "Registrar", "RunningHub", "Storage", "create_app", "run_hub", "running_hub"]
+__all__ = [
+    "Binding",
+    "HubConfig",
+    "Registrar",
+    "RunningHub",
+    "Storage",
+    "blocking",
+    "create_app",
+    "run_hub",
+    "running_hub",
+]

@@ -55,10 +55,11 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     make_private(config.data_dir)  # the database's -wal and -shm included, now that they exist
     registrar = Registrar(config, storage.get_key)
     webhooks = WebhookDispatcher(storage, outbound=config.outbound)
-    # Given the webhooks before it closes what a crash left open, so that they hear of that too.
+    # Given the webhooks before it closes what a crash left open (calls.recover, at start-up), so
+    # that they hear of that too.
     mqtt = MqttBridge(config.mqtt) if config.mqtt is not None else None
     publisher = (
-        Publishers(webhooks, Later(MqttEvents(mqtt, storage), HomeAssistantLink(mqtt, config, registrar, storage)))
+        Publishers(webhooks, Later(MqttEvents(mqtt), HomeAssistantLink(mqtt, config, registrar, storage)))
         if mqtt is not None
         else webhooks
     )
@@ -72,6 +73,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await calls.recover()
         sweeper = asyncio.create_task(_sweep(registrar, calls, storage, config.heartbeat_seconds))
         pruner = asyncio.create_task(retention.run())
         await webhooks.start()
@@ -99,7 +101,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
             await webhooks.close()  # what is not sent yet is sent after the next start
             if mqtt is not None:
                 await mqtt.close()
-            storage.stopped_cleanly()
+            await storage.stopped_cleanly()
 
     # The schema and its pages are served by api.install, for admin keys only.
     app = FastAPI(
@@ -164,11 +166,11 @@ async def _sweep(registrar: Registrar, calls: CallService, storage: Storage, hea
     """Expired bindings every few seconds; the bindings and calls of a revoked key as soon as the
     database says a key changed (one PRAGMA a tick when nothing did); the heartbeat while calls run."""
     loop = asyncio.get_running_loop()
-    keys_seen, expired_at, alive_at = storage.keys_version(), loop.time(), loop.time()
+    keys_seen, expired_at, alive_at = await storage.keys_version(), loop.time(), loop.time()
     while True:
         await asyncio.sleep(min(KEY_POLL_SECONDS, heartbeat_seconds))
         try:
-            if (version := storage.keys_version()) != keys_seen:
+            if (version := await storage.keys_version()) != keys_seen:
                 keys_seen = version
                 await _end_revoked(registrar, calls, storage)
             if loop.time() - expired_at >= EXPIRY_SWEEP_SECONDS:
@@ -178,7 +180,7 @@ async def _sweep(registrar: Registrar, calls: CallService, storage: Storage, hea
                 alive_at = loop.time()
                 # Only while calls run: an idle unit writes nothing to its card (only a call left
                 # open needs to know when the hub died), and a new call's own rows tell that too.
-                storage.mark_alive()
+                await storage.mark_alive()
         except Exception:  # a bad tick must not stop the next ones
             log.exception("the hub's sweeper failed; trying again")
 

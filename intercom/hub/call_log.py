@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections import defaultdict
 from typing import Any, Protocol
@@ -29,6 +28,14 @@ MAX_HELD_BACK = 1_000  # rows kept in memory while the disk fails: ~1 kB each
 
 
 class Publisher(Protocol):
+    """Told of every row the call log writes (the webhooks, which store a delivery for each)."""
+
+    async def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None: ...
+
+
+class Listener(Protocol):
+    """A publisher that only queues, never waits (the MQTT bridge's): told through :class:`Later`."""
+
     def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None: ...
 
 
@@ -38,9 +45,9 @@ class Publishers:
     def __init__(self, *publishers: Publisher) -> None:
         self.publishers = publishers
 
-    def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
+    async def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         for publisher in self.publishers:
-            publisher.publish(row, created, extra)
+            await publisher.publish(row, created, extra)
 
 
 class Later:
@@ -49,24 +56,18 @@ class Later:
     The MQTT bridge's rendering and sending (about 13 messages a call, 0.3-0.5 ms of the hub's loop
     each on the 2-core test machine) then come after a call's set-up instead of amid it: with ``delay`` at
     20 ms the desk rings as soon with the bridge as without, and Home Assistant still hears the
-    ring within ~35 ms of the press (bench/mqtt.py). Without a running loop (a hub starting up)
-    they are told at once."""
+    ring within ~35 ms of the press (bench/mqtt.py)."""
 
-    def __init__(self, *publishers: Publisher, delay: float = 0.02) -> None:
+    def __init__(self, *publishers: Listener, delay: float = 0.02) -> None:
         self.publishers = publishers
         self.delay = delay
         self._pending: list[tuple[PublishedRow, bool, Webhook | None]] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._tell(row, created, extra)
-            return
+    async def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         self._pending.append((row.model_copy(), created, extra))  # later changes are later news
         if self._timer is None:
-            self._timer = loop.call_later(self.delay, self._flush)
+            self._timer = asyncio.get_running_loop().call_later(self.delay, self._flush)
 
     def _flush(self) -> None:
         self._timer = None
@@ -91,116 +92,118 @@ class CallLog:
         self.lost = 0  # rows dropped from the held-back ones since start-up
         self._lost_unsaid = 0  # of those, not yet in the log line that says logging resumed
 
-    def close_unfinished(self) -> int:
+    async def close_unfinished(self) -> int:
         """At start-up: calls a stopped hub left open end with their legs, and say why.
 
         They end when the hub was last known alive, not now: its heartbeat, the last row it wrote
         of the call, or the end of the audio a recording of it holds, whichever is latest (run
         :func:`~intercom.hub.recordings.recover_recordings` first, so that those are counted)."""
-        heartbeat = self.storage.last_alive() or 0.0
+        heartbeat = await self.storage.last_alive() or 0.0
         legs: dict[str, list[LegRecord]] = defaultdict(list)
-        for leg in self.storage.unfinished(LegRecord, tuple(LEG_FINAL)):
+        for leg in await self.storage.unfinished(LegRecord, tuple(LEG_FINAL)):
             legs[leg.call_id].append(leg)
-        calls = {call.id: call for call in self.storage.unfinished(CallRecord, ("ended",))}
+        calls = {call.id: call for call in await self.storage.unfinished(CallRecord, ("ended",))}
         for call_id in calls.keys() | legs.keys():
             call = calls.get(call_id)
-            alive = max(heartbeat, call.updated_at if call else 0.0, *self._last_signs(legs[call_id]))
+            alive = max(heartbeat, call.updated_at if call else 0.0, *await self._last_signs(legs[call_id]))
             for leg in legs[call_id]:
-                self.update_leg(leg, status="hangup" if leg.answered_at else "failed", ended_at=alive)
+                await self.update_leg(leg, status="hangup" if leg.answered_at else "failed", ended_at=alive)
             if call is not None:
                 reason = call.reason or "the hub stopped during the call"
-                self.update_call(call, status="ended", reason=reason, ended_at=alive)
+                await self.update_call(call, status="ended", reason=reason, ended_at=alive)
         return len(calls)
 
-    def _last_signs(self, legs: list[LegRecord]) -> list[float]:
+    async def _last_signs(self, legs: list[LegRecord]) -> list[float]:
         """When the hub last wrote each leg, and when the audio of each of their recordings ends."""
         signs = [leg.updated_at for leg in legs]
         for leg in legs:
-            recordings, _ = self.storage.page(RecordingRecord, parent=leg.id)
+            recordings, _ = await self.storage.page(RecordingRecord, parent=leg.id)
             signs += [recording.created_at + recording.duration for recording in recordings]
         return signs
 
-    def new_call(self, record: CallRecord, webhook: Webhook | None = None) -> CallRecord:
+    async def new_call(self, record: CallRecord, webhook: Webhook | None = None) -> CallRecord:
         if webhook is not None:
             self._webhooks[record.id] = webhook
-        return self._keep(record, created=True)
+        return await self._keep(record, created=True)
 
-    def update_call(self, record: CallRecord, **changes: Any) -> None:
+    async def update_call(self, record: CallRecord, **changes: Any) -> None:
         if record.status == "ended":
             return  # the end is final; later news (a BYE crossing ours) changes nothing
         if changes.get("status") == "ended":
             changes.setdefault("ended_at", time.time())
-        self._change(record, changes)
+        await self._change(record, changes)
         if record.status == "ended":
             self._webhooks.pop(record.id, None)
 
-    def new_leg(self, leg: LegRecord) -> LegRecord:
-        return self._keep(leg, created=True)
+    async def new_leg(self, leg: LegRecord) -> LegRecord:
+        return await self._keep(leg, created=True)
 
-    def update_leg(self, leg: LegRecord | None, **changes: Any) -> None:
+    async def update_leg(self, leg: LegRecord | None, **changes: Any) -> None:
         if leg is None or leg.status in LEG_FINAL:
             return
         if changes.get("status") == "ongoing":
             changes.setdefault("answered_at", time.time())
         if changes.get("status") in LEG_FINAL:
             changes.setdefault("ended_at", time.time())
-        self._change(leg, changes)
+        await self._change(leg, changes)
 
-    def recording_started(self, recording: RecordingRecord) -> None:
+    async def recording_started(self, recording: RecordingRecord) -> None:
         """A recording's row as its file is made (status "recording"), so that a hub that dies
         mid-recording finds it at the next start; told to nobody until it is kept. A disk that
         refuses it leaves the recording without that safety net, and the call going on."""
-        self.storage.try_put(recording)
+        await self.storage.try_put(recording)
 
-    def recording_dropped(self, recording: RecordingRecord) -> None:
+    async def recording_dropped(self, recording: RecordingRecord) -> None:
         """A started recording that holds nothing after all: its row goes (or, on a disk that
         refuses, at the next start, which finds no audio in it)."""
-        with contextlib.suppress(sqlite3.Error):
-            self.storage.delete(RecordingRecord, recording.id)
+        with contextlib.suppress(*self.storage.errors):
+            await self.storage.delete(RecordingRecord, recording.id)
 
-    def new_recording(self, recording: RecordingRecord) -> None:
+    async def new_recording(self, recording: RecordingRecord) -> None:
         """A recording kept (status "done"): stored and told to the webhooks."""
-        self._keep(recording, created=True)
+        await self._keep(recording, created=True)
 
-    def publish_event(self, event: UnlockEvent) -> None:
-        """A door's event: not a row of the hub's, only news for the webhooks."""
+    async def publish_event(self, event: UnlockEvent) -> None:
+        """A door's event: stored (the building's audit, pruned with the call log), then told to
+        the webhooks; a disk that refuses it fails no door (:attr:`Storage.fault` says so)."""
+        await self.storage.try_put(event)
         if self.publisher is not None:
             try:
-                self.publisher.publish(event, created=True)
+                await self.publisher.publish(event, created=True)
             except Exception:  # a webhook must never break the door's report
                 log.exception("publishing the door's %s event failed", event.event)
 
-    def _change(self, row: CallRecord | LegRecord, changes: dict[str, Any]) -> None:
+    async def _change(self, row: CallRecord | LegRecord, changes: dict[str, Any]) -> None:
         if all(getattr(row, name) == value for name, value in changes.items()):
             return
         for name, value in changes.items():
             setattr(row, name, value)
-        self._keep(row, created=False)
+        await self._keep(row, created=False)
 
     @property
     def held_back(self) -> int:
         return len(self._held_back)
 
-    def write_held_back(self) -> None:
+    async def write_held_back(self) -> None:
         """Write the rows a failing disk held back, oldest first, until one fails again."""
         for key, row in list(self._held_back.items()):
-            if not self.storage.try_put(row):
+            if not await self.storage.try_put(row):
                 return
             del self._held_back[key]
         if self._lost_unsaid:
             log.warning("call log: %d row(s) were lost while the disk could not be written", self._lost_unsaid)
             self._lost_unsaid = 0
 
-    def _keep(self, row: Any, created: bool) -> Any:
-        if self.storage.try_put(row):
+    async def _keep(self, row: Any, created: bool) -> Any:
+        if await self.storage.try_put(row):
             if self._held_back:
-                self.write_held_back()
+                await self.write_held_back()
         else:
             self._hold_back(row)
         if self.publisher is not None:
             call_id = row.id if isinstance(row, CallRecord) else row.call_id
             try:
-                self.publisher.publish(row, created, self._webhooks.get(call_id))
+                await self.publisher.publish(row, created, self._webhooks.get(call_id))
             except Exception:  # a webhook must never break a call
                 log.exception("publishing %s %s failed", type(row).__name__, row.id)
         return row

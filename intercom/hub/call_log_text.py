@@ -9,12 +9,12 @@ from .records import CallRecord, LegRecord, RecordingRecord
 from .storage import Storage
 
 
-def call_list(storage: Storage, limit: int) -> list[str]:
+async def call_list(storage: Storage, limit: int) -> list[str]:
     """The latest ``limit`` calls, newest first, each with whom it rang and its recordings."""
-    calls, total = storage.page(CallRecord, limit=limit, newest_first=True)
+    calls, total = await storage.page(CallRecord, limit=limit, newest_first=True)
     lines = [] if calls else ["no calls"]
     for call in calls:
-        legs, recordings = _legs_and_recordings(storage, call.id)
+        legs, recordings = await _legs_and_recordings(storage, call.id)
         talked = max((leg.duration for leg in legs if leg.direction == "outgoing"), default=0)
         line = f"{clock(call.created_at)}  {call.source} → {call.destination}  {call.status}"
         if talked:
@@ -30,12 +30,12 @@ def call_list(storage: Storage, limit: int) -> list[str]:
     return lines
 
 
-def call_detail(storage: Storage, call_id: str) -> list[str] | None:
+async def call_detail(storage: Storage, call_id: str) -> list[str] | None:
     """One call with each of its legs and recordings; ``None`` when there is no such call."""
-    call = storage.get(CallRecord, call_id)
+    call = await storage.get(CallRecord, call_id)
     if call is None:
         return None
-    legs, recordings = _legs_and_recordings(storage, call.id)
+    legs, recordings = await _legs_and_recordings(storage, call.id)
     ended = f", ended {clock(call.ended_at)}" if call.ended_at is not None else ""
     lines = [
         f"call {call.id}: {call.status}" + (f" ({call.reason})" if call.reason else ""),
@@ -64,9 +64,9 @@ def _file(storage: Storage, recording: RecordingRecord) -> str:
     return str(storage.data_dir / recording.path)
 
 
-def _legs_and_recordings(storage: Storage, call_id: str) -> tuple[list[LegRecord], list[RecordingRecord]]:
-    legs, _ = storage.page(LegRecord, parent=call_id)
-    recordings = [recording for leg in legs for recording in storage.page(RecordingRecord, parent=leg.id)[0]]
+async def _legs_and_recordings(storage: Storage, call_id: str) -> tuple[list[LegRecord], list[RecordingRecord]]:
+    legs, _ = await storage.page(LegRecord, parent=call_id)
+    recordings = [recording for leg in legs for recording in (await storage.page(RecordingRecord, parent=leg.id))[0]]
     return legs, recordings
 
 

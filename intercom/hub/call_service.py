@@ -63,9 +63,6 @@ class CallService:
         self.calls: dict[str, HubCall] = {}  # by HubCall.id: the caller's Call-ID, or the call's id
         self.limits = CallLimits(config, self.calls)
         self.call_log = CallLog(storage, publisher)
-        recover_recordings(self.call_log, Path(config.data_dir))
-        if left := self.call_log.close_unfinished():
-            log.warning("%d call(s) were still going when the hub last stopped: logged as ended", left)
         self.services = FlowServices(
             Path(config.data_dir),
             self.call_log,
@@ -82,11 +79,17 @@ class CallService:
     def hub(self) -> HubAddress:
         return HubAddress.of(self.config)  # read late: an embedded hub learns its port at start-up
 
+    async def recover(self) -> None:
+        """At start-up, before the first call: what a stopped hub left running is logged as ended."""
+        await recover_recordings(self.call_log, Path(self.config.data_dir))
+        if left := await self.call_log.close_unfinished():
+            log.warning("%d call(s) were still going when the hub last stopped: logged as ended", left)
+
     # -- a new call -----------------------------------------------------------------------------
 
     async def invite(self, connection: SipConnection, transaction: ServerTransaction, request: Request) -> None:
         connection.send_response(transaction, make_response(request, 100))
-        checked = self._check_invite(request)
+        checked = await self._check_invite(request)
         if isinstance(checked, tuple) and isinstance(checked[0], int):
             status, reason = checked
             log.info("INVITE %s refused: %d %s", request.call_id, status, reason)
@@ -109,12 +112,8 @@ class CallService:
         )
         name = identity or "anonymous"
         # Every client dials the same number (00000): what it called is the flow its token names.
-        record = self.call_log.new_call(
-            CallRecord(source=f"{CLIENT_PREFIX}{name}", destination=flow.id, call_flow_id=flow.id)
-        )
-        caller_record = self.call_log.new_leg(
-            LegRecord(call_id=record.id, source=record.source, destination=flow.id, direction="incoming")
-        )
+        record = CallRecord(source=f"{CLIENT_PREFIX}{name}", destination=flow.id, call_flow_id=flow.id)
+        caller_record = LegRecord(call_id=record.id, source=record.source, destination=flow.id, direction="incoming")
         call = HubCall(
             caller,
             name,
@@ -129,19 +128,21 @@ class CallService:
             caller_key=grant.access_key_id,
         )
         self._admit(call)  # before any await: the next INVITE counts this call
+        await self.call_log.new_call(record)
+        await self.call_log.new_leg(caller_record)
         await self._run(call, flow)
 
     async def originate(self, source: str, identity: str, flow: CallFlow, webhook: Webhook | None = None) -> CallRecord:
         """A Voice API call: ring client ``identity`` and run ``flow`` once it answers (in the
         background); :class:`CallRefused` over a call limit."""
         self.limits.check_new(identity)
-        record = self.call_log.new_call(
-            CallRecord(source=source, destination=f"{CLIENT_PREFIX}{identity}", status="queued", call_flow_id=flow.id),
-            webhook,
+        record = CallRecord(
+            source=source, destination=f"{CLIENT_PREFIX}{identity}", status="queued", call_flow_id=flow.id
         )
         policy = self.config.leg_media()
         call = HubCall(None, source, {}, self.registrar, self.hub, policy, self.services, self.limits, record)
-        self._admit(call)
+        self._admit(call)  # before the await: the next call counts this one
+        await self.call_log.new_call(record, webhook)
         task = asyncio.create_task(self._run(call, flow), name=f"call {record.id}")
         self._originated.add(task)
         task.add_done_callback(self._originated.discard)
@@ -189,7 +190,7 @@ class CallService:
         """Until no call is left, its media closed."""
         await self._idle.wait()
 
-    def _check_invite(self, request: Request) -> tuple[int, str] | tuple[Grant, CallFlow, dict[str, str]]:
+    async def _check_invite(self, request: Request) -> tuple[int, str] | tuple[Grant, CallFlow, dict[str, str]]:
         token = request.headers.get("WebRTC-Token")
         if not token:
             return 403, "Missing WebRTC-Token header"
@@ -199,11 +200,11 @@ class CallService:
             return exc.code, exc.reason
         if grant.outgoing is None:
             return 403, "Forbidden: the token has no client.outgoing capability"
-        if request.call_id in self.calls:
-            return 482, "Loop Detected"
-        flow = self.storage.get_call_flow(grant.outgoing.call_processor_id)
+        flow = await self.storage.get_call_flow(grant.outgoing.call_processor_id)
         if flow is None:
             return 404, f"Call flow {grant.outgoing.call_processor_id} not found"
+        if request.call_id in self.calls:  # after the await: no other INVITE comes between this and _admit
+            return 482, "Loop Detected"
         if content_type_of(request.headers) != SDP or not request.body:
             return 488, "Not Acceptable Here (an SDP offer is required)"
         if not offers_opus(request.body.decode("utf-8", errors="replace")):
@@ -223,11 +224,11 @@ class CallService:
         connection.send_response(transaction, make_response(request, 200))
         await call.cancel_by_caller()
 
-    def message(self, connection: SipConnection, transaction: ServerTransaction, request: Request) -> None:
+    async def message(self, connection: SipConnection, transaction: ServerTransaction, request: Request) -> None:
         """An out-of-dialog MESSAGE: a door's event (unlock, wrong code, lockout), or the browser
         client's post-dial-delay report (PROTOCOL.md section 3)."""
         if content_type_of(request.headers) == DOOR_EVENT_CONTENT_TYPE:
-            status, reason = self._door_event(connection, request)
+            status, reason = await self._door_event(connection, request)
             connection.send_response(transaction, make_response(request, status, reason))
             return
         call = self.calls.get((request.headers.get("X-Call-Relates") or "").strip())
@@ -238,7 +239,7 @@ class CallService:
                 log.info("call %s: unreadable post-dial-delay report %r", call.id, request.body[:100])
         connection.send_response(transaction, make_response(request, 200))
 
-    def _door_event(self, connection: SipConnection, request: Request) -> tuple[int, str | None]:
+    async def _door_event(self, connection: SipConnection, request: Request) -> tuple[int, str | None]:
         """Log a door's event and tell the webhooks; the door is who registered on this connection,
         whatever the body says."""
         door = self.registrar.identity_on(connection)
@@ -251,7 +252,7 @@ class CallService:
         log.info(
             "door %s: %s (%s, %s, call %s)", door, event.event, event.source, event.who or "nobody", event.sip_call_id
         )
-        self.call_log.publish_event(event)
+        await self.call_log.publish_event(event)
         return 200, None
 
     # -- inside a call --------------------------------------------------------------------------

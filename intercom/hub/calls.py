@@ -204,7 +204,7 @@ class HubCall:
             for task in (watch, flow_run):
                 if not task.done():  # a task that ended has said how already
                     await cancel_and_wait(task)
-            self.refuse_caller()  # a flow that ends (or fails) unanswered must not leave the caller ringing
+            await self.refuse_caller()  # a flow that ends (or fails) unanswered must not leave the caller ringing
             await self.end(by=None)
             await self.close()
 
@@ -286,17 +286,18 @@ class HubCall:
                     log.info("call %s: the caller left as the hub answered", self.id)
                     self.ended.set()
                     return None
-                self._answered(self.caller_record)
+                await self._answered(self.caller_record)
             self.flow_media = FlowMedia(self.caller.media)
             self.flow_media.start()
             if self.record_whole_call:
-                self.start_recording("call", self.caller_record, said=True, heard=True)
+                await self.start_recording("call", self.caller_record, said=True, heard=True)
         return self.flow_media
 
-    def start_recording(self, kind: RecordingKind, leg: LegRecord | None, said: bool, heard: bool) -> Recording:
+    async def start_recording(self, kind: RecordingKind, leg: LegRecord | None, said: bool, heard: bool) -> Recording:
         assert self.flow_media is not None and leg is not None
         recording = Recording(self.services, leg, kind, self.flow_media, said=said, heard=heard)
         self.recordings.append(recording)
+        await recording.start()
         return recording
 
     async def send_keys(self, keys: str) -> None:
@@ -325,18 +326,18 @@ class HubCall:
                 log.info("call %s: DTMF %s not delivered: %s", self.id, key, exc)
                 return
 
-    def refuse_caller(self) -> None:
+    async def refuse_caller(self) -> None:
         """Answer a caller nobody answered with the failure of the call (``hangup``, end of flow)."""
         if isinstance(self.caller, CallerLeg) and not self.caller.answered:
             status, reason = self.failure
             self.caller.respond(status, reason)
             if self.caller_record is not None:
-                self.log.update_leg(self.caller_record, status=_leg_status(status, timed_out=False))
+                await self.log.update_leg(self.caller_record, status=_leg_status(status, timed_out=False))
 
-    def _answered(self, leg: LegRecord | None) -> None:
+    async def _answered(self, leg: LegRecord | None) -> None:
         if leg is not None:
-            self.log.update_leg(leg, status="ongoing")
-        self.log.update_call(self.record, status="ongoing")
+            await self.log.update_leg(leg, status="ongoing")
+        await self.log.update_call(self.record, status="ongoing")
 
     async def _ring_party(self, timeout: int) -> None:
         """A Voice API call: ring its client; the first device to answer is the party."""
@@ -347,7 +348,7 @@ class HubCall:
             return
         await winner.connect_media()
         self.caller, self.caller_record = winner, winner.record
-        self._answered(None)
+        await self._answered(None)
 
     # -- transfer -----------------------------------------------------------------------------
 
@@ -383,12 +384,12 @@ class HubCall:
             return None
         bindings = bindings[: self.limits.ring_legs(len(bindings))]
         if self.record.status == "queued":
-            self.log.update_call(self.record, status="starting")
+            await self.log.update_call(self.record, status="starting")
         self._ringing = []
         for binding in bindings:
             hub = hub_address(binding.connection, self.hub)
             leg = CalleeLeg(binding, hub, new_peer_connection(self.media, opus_passthrough=True))
-            leg.record = self.log.new_leg(
+            leg.record = await self.log.new_leg(
                 LegRecord(
                     call_id=self.record.id,
                     source=source,
@@ -431,17 +432,19 @@ class HubCall:
         await self._stop_ringing([leg for leg in legs if leg is not winner], tasks)
         for leg in legs:
             if leg is winner:
-                self.log.update_leg(leg.record, status="ongoing")
+                await self.log.update_leg(leg.record, status="ongoing")
             else:  # its refusal, no answer in time, or the 487 of our CANCEL (hangup)
                 status = leg.final.status_code if leg.final is not None else 0
-                self.log.update_leg(leg.record, status=_leg_status(status, timed_out))
+                await self.log.update_leg(leg.record, status=_leg_status(status, timed_out))
         if winner is None and self.failure != CANCELLED:
             self.failure = _best_failure(failures)
         return winner
 
     def _on_ringing(self, leg: CalleeLeg) -> Callable[[], None]:
         def ringing() -> None:
-            self.log.update_leg(leg.record, status="ringing")
+            # a callback of the transport's, which cannot wait: written by a task that starts
+            # before the next message is read (and ends at once on SQLite), so before any answer
+            self.services.spawn(self.log.update_leg(leg.record, status="ringing"))
             if isinstance(self.caller, CallerLeg) and self.caller.dialog is None:
                 self.caller.ringing()
 
@@ -461,7 +464,7 @@ class HubCall:
         """The caller sent CANCEL (or left): 487 to the caller, CANCEL to every device ringing."""
         self.failure = CANCELLED
         self.record.reason = "the caller hung up"
-        self.refuse_caller()
+        await self.refuse_caller()
         await self.stop_ringing()
 
     async def stop_ringing(self) -> None:
@@ -490,7 +493,7 @@ class HubCall:
         yet answered gets ``failure``, ringing devices are cancelled, answered sides get BYE."""
         self.record.reason = self.record.reason or reason
         self.failure = failure
-        self.refuse_caller()
+        await self.refuse_caller()
         await self.stop_ringing()
         await self.end(by=None)
 
@@ -503,11 +506,11 @@ class HubCall:
         if media is None:
             log.info("call %s: the caller left as %s answered", self.id, winner.binding.identity)
             await winner.bye()
-            self.log.update_leg(winner.record, status="hangup")
+            await self.log.update_leg(winner.record, status="hangup")
             return
         await media.hand_to_bridge()
         if record is not None:
-            self.start_recording(
+            await self.start_recording(
                 "transfer", winner.record, said=record in ("in", "both"), heard=record in ("out", "both")
             )
         self.bridge = AudioBridge(self.caller.media, winner.media, tap=media.bridge_tap(0))  # type: ignore[union-attr]
@@ -552,14 +555,14 @@ class HubCall:
         if self.flow_media is not None:
             await self.flow_media.close()
         for recording in self.recordings:
-            recording.stop()
+            await recording.stop()
         for leg in (self.caller, self.callee):
             if leg is not None:
                 await leg.media.close()
         for leg_record in (self.caller_record, self.callee.record if self.callee else None):
             if leg_record is not None:
-                self.log.update_leg(leg_record, status="hangup")
-        self.log.update_call(self.record, status="ended")
+                await self.log.update_leg(leg_record, status="hangup")
+        await self.log.update_call(self.record, status="ended")
 
 
 def _leg_status(code: int, timed_out: bool) -> LegStatus:

@@ -73,6 +73,16 @@ class HubConfig:
     # proxies' IP addresses only (--sip-proxy-listen, --sip-proxy).
     sip_proxy_listen: str | None = None
     sip_proxies: tuple[str, ...] = ()
+    # Several hubs on one database (docs/storage.md, "Several hubs: PostgreSQL"): None is SQLite in
+    # data_dir; else postgresql://user@host[:port]/db, its password (never in the URL: read from
+    # --database-password-file, or libpq's PGPASSFILE); this hub's connections at most; and its name in
+    # the rows it writes (default: the machine's), which must differ between hubs and stay the same
+    # across a hub's restarts (a restarted hub ends the calls it left open, not another's).
+    database: str | None = None
+    database_password: str | None = None
+    database_pool_size: int = 10
+    database_pool_timeout: float = 5.0  # seconds a query waits for a free connection before it fails
+    hub_id: str | None = None
 
     @property
     def secure(self) -> bool:

@@ -70,12 +70,12 @@ def _storage(request: Request) -> Storage:
     return request.app.state.storage
 
 
-def _phone(request: Request) -> Phone:
+async def _phone(request: Request) -> Phone:
     """The phone whose credential the request carries: 401 without one, or for an unknown or revoked one."""
     scheme, _, credential = (request.headers.get("Authorization") or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
         raise ApiError(401, Problem("", "send the header Authorization: Bearer <credential>"), headers=CHALLENGE)
-    phone = PhoneBook(_storage(request)).phone_of(credential.strip())
+    phone = await PhoneBook(_storage(request)).phone_of(credential.strip())
     if phone is None:
         raise ApiError(401, Problem("", "unknown or revoked device credential: pair again"), headers=CHALLENGE)
     return phone
@@ -107,7 +107,7 @@ async def pair(request: Request) -> dict[str, str]:
         first = exc.errors()[0]
         raise ApiError(422, Problem(".".join(map(str, first["loc"])), first["msg"])) from None
     try:
-        paired = PhoneBook(_storage(request)).pair(body.code, body.device)
+        paired = await PhoneBook(_storage(request)).pair(body.code, body.device)
     except CodeGone as exc:
         bad_codes.add(source, now)
         raise ApiError(410, Problem("code", str(exc))) from None
@@ -119,7 +119,7 @@ async def pair(request: Request) -> dict[str, str]:
 async def token(request: Request, phone: PairedPhone) -> dict[str, Any]:
     """A short-lived JWT for the phone's own identity, with a desk's capabilities."""
     config: HubConfig = request.app.state.config
-    jwt, expires_at = PhoneBook(_storage(request)).token(phone, config.desk_token_seconds)
+    jwt, expires_at = await PhoneBook(_storage(request)).token(phone, config.desk_token_seconds)
     return {"jwt": jwt, "expiresAt": expires_at}
 
 
@@ -139,20 +139,15 @@ async def calls(
     config: HubConfig = request.app.state.config
     storage = _storage(request)
     sources = [f"{CLIENT_PREFIX}{door}" for door in config.doors]
-    rows = storage.connection.execute(
-        f"SELECT body FROM calls WHERE json_extract(body, '$.source') IN ({', '.join('?' * len(sources))}) "
-        "ORDER BY created_at DESC, id DESC LIMIT ?",
-        (*sources, limit),
-    ).fetchall()
-    return {"calls": [_call_view(storage, CallRecord.model_validate_json(body)) for (body,) in rows]}
+    return {"calls": [await _call_view(storage, call) for call in await storage.calls_from(sources, limit)]}
 
 
 @router.get("/voicemails/{recording_id}.wav", response_class=FileResponse)
 async def voicemail(request: Request, recording_id: str, phone: PairedPhone) -> FileResponse:
     """A voicemail of a door's call; 404 for any other recording."""
     storage = _storage(request)
-    recording = storage.get(RecordingRecord, recording_id)
-    call = storage.get(CallRecord, recording.call_id) if recording is not None else None
+    recording = await storage.get(RecordingRecord, recording_id)
+    call = await storage.get(CallRecord, recording.call_id) if recording is not None else None
     config: HubConfig = request.app.state.config
     if recording is None or call is None or not _is_voicemail(recording, call, config):
         raise ApiError(404, Problem("", f"no voicemail {recording_id!r}"))
@@ -164,12 +159,12 @@ def _is_voicemail(recording: RecordingRecord, call: CallRecord, config: HubConfi
     return recording.kind == "ivr" and call.source.removeprefix(CLIENT_PREFIX) in config.doors
 
 
-def _call_view(storage: Storage, call: CallRecord) -> dict[str, Any]:
-    legs, _ = storage.page(LegRecord, parent=call.id)
+async def _call_view(storage: Storage, call: CallRecord) -> dict[str, Any]:
+    legs, _ = await storage.page(LegRecord, parent=call.id)
     answered = [leg for leg in legs if leg.direction == "outgoing" and leg.answered_at is not None]
     voicemail = None
     for leg in legs:
-        recordings, _ = storage.page(RecordingRecord, parent=leg.id)
+        recordings, _ = await storage.page(RecordingRecord, parent=leg.id)
         for recording in recordings:
             if recording.kind == "ivr" and recording.pruned_at is None and recording.status == "done":
                 voicemail = {

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -83,61 +82,63 @@ class PhoneBook:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self._db = storage.connection
 
-    def invite(
+    async def invite(
         self, identity: str, name: str | None = None, flow: str | None = None, code_seconds: float = CODE_SECONDS
     ) -> Invitation:
         """A new phone waiting to pair as ``identity``: its key, and the one-time code."""
         check_identity(identity)
-        for key in self.storage.list_keys():
+        for key in await self.storage.list_keys():
             # a unit's identity would give the phone the unit's rights at the door
             unit = key.scope is not None and key.scope.group is None
             if unit and not key.revoked and identity in key.scope.identities:  # type: ignore[union-attr]
                 raise PairingError(f"{identity} is a unit's identity (key {key.id}): give the phone a name of its own")
-        for phone in self.phones():
+        for phone in await self.phones():
             if phone.identity == identity and phone.state == "paired":
                 raise PairingError(f"{identity} is paired already (phone {phone.id}): `intercom web revoke` it first")
-        key = self.storage.create_key(f"phone {identity}", phone_scope(identity, flow))
+        key = await self.storage.create_key(f"phone {identity}", phone_scope(identity, flow))
         code, now = secrets.token_urlsafe(32), time.time()
-        self._db.execute(
+        await self.storage.run(
             "INSERT INTO phones (id, identity, name, code_hash, code_expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (key.id, identity, name or identity, _hash(code), now + code_seconds, now),
         )
-        phone = self._phone("id = ?", key.id)
+        phone = await self._phone("id = ?", key.id)
         assert phone is not None
         return Invitation(phone, code)
 
-    def pair(self, code: str, device: str, now: float | None = None) -> Paired:
+    async def pair(self, code: str, device: str, now: float | None = None) -> Paired:
         """Trade a one-time code for the phone's credential; :class:`CodeGone` when it cannot be."""
         now = time.time() if now is None else now
         credential = secrets.token_urlsafe(32)
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")  # two browsers with one code: one wins
-            row = self._db.execute(
+        async with self.storage.transaction():  # two browsers with one code: one wins
+            row = await self.storage.row(
                 "SELECT id, identity, code_expires_at FROM phones WHERE code_hash = ? AND revoked_at IS NULL",
                 (_hash(code),),
-            ).fetchone()
+            )
             if row is None:
                 raise CodeGone("this pairing code is unknown, used or revoked")
             phone_id, identity, expires_at = row
             if expires_at < now:
                 raise CodeGone("this pairing code has expired: make a new one with `intercom web add`")
-            self._db.execute(
-                "UPDATE phones SET code_hash = NULL, credential_hash = ?, device = ?, paired_at = ? WHERE id = ?",
-                (_hash(credential), device, now, phone_id),
-            )
+            # the code in the WHERE too: on PostgreSQL the second of two transactions waits here,
+            # then finds the code gone (SQLite's write lock already kept it out)
+            if not await self.storage.run(
+                "UPDATE phones SET code_hash = NULL, credential_hash = ?, device = ?, paired_at = ? "
+                "WHERE id = ? AND code_hash = ?",
+                (_hash(credential), device, now, phone_id, _hash(code)),
+            ):
+                raise CodeGone("this pairing code is unknown, used or revoked")
         return Paired(credential, identity)
 
-    def phone_of(self, credential: str) -> Phone | None:
+    async def phone_of(self, credential: str) -> Phone | None:
         """The paired, unrevoked phone whose credential this is."""
-        phone = self._phone("credential_hash = ?", _hash(credential))
+        phone = await self._phone("credential_hash = ?", _hash(credential))
         if phone is None or phone.revoked_at is not None:
             return None
         key = self.storage.get_key(phone.id)
         return phone if key is not None and not key.revoked else None
 
-    def token(self, phone: Phone, ttl: int, now: float | None = None) -> tuple[str, int]:
+    async def token(self, phone: Phone, ttl: int, now: float | None = None) -> tuple[str, int]:
         """A JWT for the phone's identity with its key's capabilities, and when it expires."""
         key = self.storage.get_key(phone.id)
         if key is None or key.scope is None:
@@ -146,29 +147,31 @@ class PhoneBook:
         capabilities: list[IncomingCapability | OutgoingCapability] = [IncomingCapability(phone.identity)]
         capabilities += [OutgoingCapability(flow, phone.identity) for flow in key.scope.outgoing_flows[:1]]
         # Only for `intercom web list`: a card gone read-only still lets the phone in.
-        with contextlib.suppress(sqlite3.Error):
-            self._db.execute("UPDATE phones SET last_token_at = ? WHERE id = ?", (now, phone.id))
+        with contextlib.suppress(*self.storage.errors):
+            await self.storage.run("UPDATE phones SET last_token_at = ? WHERE id = ?", (now, phone.id))
         return mint_token(key, capabilities, ttl=ttl, now=now), int(now) + ttl
 
-    def phones(self) -> list[Phone]:
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM phones ORDER BY created_at").fetchall()
+    async def phones(self) -> list[Phone]:
+        rows = await self.storage.rows(f"SELECT {_COLUMNS} FROM phones ORDER BY created_at")
         return [Phone(*row) for row in rows]
 
-    def revoke(self, which: str) -> list[Phone]:
+    async def revoke(self, which: str) -> list[Phone]:
         """Revoke the phones of identity (or id) ``which`` that are not revoked yet: their keys too,
         which the running hub notices within half a second. :class:`PairingError` when none."""
-        found = [phone for phone in self.phones() if which in (phone.id, phone.identity) and phone.revoked_at is None]
+        found = [
+            phone for phone in await self.phones() if which in (phone.id, phone.identity) and phone.revoked_at is None
+        ]
         if not found:
             raise PairingError(f"no phone {which!r} that is not revoked already (`intercom web list`)")
         now = time.time()
         for phone in found:
-            self._db.execute(
+            await self.storage.run(
                 "UPDATE phones SET revoked_at = ?, code_hash = NULL, credential_hash = NULL WHERE id = ?",
                 (now, phone.id),
             )
-            self.storage.revoke_key(phone.id)
-        return [phone for phone in self.phones() if phone.id in {found_one.id for found_one in found}]
+            await self.storage.revoke_key(phone.id)
+        return [phone for phone in await self.phones() if phone.id in {found_one.id for found_one in found}]
 
-    def _phone(self, where: str, value: str) -> Phone | None:
-        row = self._db.execute(f"SELECT {_COLUMNS} FROM phones WHERE {where}", (value,)).fetchone()
+    async def _phone(self, where: str, value: str) -> Phone | None:
+        row = await self.storage.row(f"SELECT {_COLUMNS} FROM phones WHERE {where}", (value,))
         return Phone(*row) if row else None

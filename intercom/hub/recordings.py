@@ -56,27 +56,33 @@ class Recording:
         self._free_checked_at = 0.0  # seconds of audio
         self.writer: WavRecorder | None = None
         self.row: RecordingRecord | None = None
+        self._media, self._said, self._heard = media, said, heard
+
+    async def start(self) -> None:
+        """Its row, then its file, then the audio flows in; on a refusing disk it is cut at once."""
         try:
-            services.recordings_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.services.recordings_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             if self._free_space_low():
                 return
-            self.row = self._started()
-            self.writer = WavRecorder(self.path, channels=self.channels, sync_seconds=services.recording_sync_seconds)
+            self.row = await self._started()
+            self.writer = WavRecorder(
+                self.path, channels=self.channels, sync_seconds=self.services.recording_sync_seconds
+            )
         except OSError as exc:
             self._disk_refused(exc)
-            self._drop_row()
+            await self._drop_row()
             return
-        if said:
-            self._attach(media.said, 0)
-        if heard:
-            self._attach(media.heard, 1 if said else 0)
+        if self._said:
+            self._attach(self._media.said, 0)
+        if self._heard:
+            self._attach(self._media.heard, 1 if self._said else 0)
 
     @property
     def silent_seconds(self) -> float:
         """How long the party has been quiet (for a voicemail's end on silence)."""
         return self.writer.silent_seconds if self.writer is not None else 0.0
 
-    def _started(self) -> RecordingRecord:
+    async def _started(self) -> RecordingRecord:
         """The row, before the file: no file of ours is ever left without one."""
         row = RecordingRecord(
             id=self.id,
@@ -87,12 +93,12 @@ class Recording:
             path=str(self.path.relative_to(self.services.data_dir)),
             status="recording",
         )
-        self.services.call_log.recording_started(row)
+        await self.services.call_log.recording_started(row)
         return row
 
-    def _drop_row(self) -> None:
+    async def _drop_row(self) -> None:
         if self.row is not None:
-            self.services.call_log.recording_dropped(self.row)
+            await self.services.call_log.recording_dropped(self.row)
 
     def _attach(self, consumers: list[Consumer], channel: int) -> None:
         def consume(samples: np.ndarray) -> None:
@@ -142,7 +148,7 @@ class Recording:
             "call %s: %s recording %s stopped at %.1f s: %s", self.leg.call_id, self.kind, self.id, seconds, why
         )
 
-    def stop(self) -> RecordingRecord | None:
+    async def stop(self) -> RecordingRecord | None:
         """Stop and keep the file; the row written to the call log, ``None`` when nothing was heard."""
         if self._stopped:
             return self.kept
@@ -153,7 +159,7 @@ class Recording:
             return None
         if self.writer.duration == 0:
             self.writer.abort()
-            self._drop_row()
+            await self._drop_row()
             return None
         try:
             duration = self.writer.close()
@@ -161,23 +167,23 @@ class Recording:
             self._disk_refused(exc)
             with contextlib.suppress(OSError):
                 self.writer.abort()
-            self._drop_row()
+            await self._drop_row()
             return None
         if self.cut is None:
             self.services.fault.recovered(RECORDINGS)
         self.kept = self.row.model_copy(update={"duration": round(duration, 3), "status": "done", "cut": self.cut})
-        self.services.call_log.new_recording(self.kept)
+        await self.services.call_log.new_recording(self.kept)
         log.info("call %s: %s recording %s kept, %.1f s", self.leg.call_id, self.kind, self.id, duration)
         return self.kept
 
 
-def recover_recordings(call_log: CallLog, data_dir: Path) -> int:
+async def recover_recordings(call_log: CallLog, data_dir: Path) -> int:
     """At start-up: the recordings a stopped hub left running are repaired and kept, with the
     audio their file holds (see :func:`~intercom.media.repair_wav`); one without audio goes. How
     many were kept. A file that cannot be repaired now (a read-only card) is left for the next start.
     """
     kept = 0
-    for row in call_log.storage.unfinished(RecordingRecord, ("done",)):
+    for row in await call_log.storage.unfinished(RecordingRecord, ("done",)):
         path, which = data_dir / row.path, f"recording {row.id} of call {row.call_id}"
         try:
             duration = repair_wav(path, row.channels)
@@ -188,10 +194,10 @@ def recover_recordings(call_log: CallLog, data_dir: Path) -> int:
             continue
         if duration == 0:
             path.unlink(missing_ok=True)
-            call_log.recording_dropped(row)
+            await call_log.recording_dropped(row)
             log.warning("%s: the hub stopped before it held any audio; dropped", which)
             continue
-        call_log.new_recording(row.model_copy(update={"duration": round(duration, 3), "status": "done"}))
+        await call_log.new_recording(row.model_copy(update={"duration": round(duration, 3), "status": "done"}))
         kept += 1
         log.warning("%s: the hub stopped while it ran; repaired, %.1f s kept", which, duration)
     return kept

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -98,8 +99,9 @@ class WebhookDelivery(_Row):
 
 
 class UnlockEvent(_Row):
-    """What a door reported about its lock (intercom/appliance/unlock.py): not stored here (the
-    door keeps the audit log), logged and handed to the webhooks as an ``unlock`` item."""
+    """What a door reported about its lock (intercom/appliance/unlock.py): stored (table
+    ``unlock_events``, the building's audit; the door keeps its own log too), logged and handed to
+    the webhooks as an ``unlock`` item."""
 
     door: str  # the identity the door registered with, never the body's word
     event: UnlockEventKind
@@ -120,6 +122,22 @@ class UnlockEvent(_Row):
         except ValidationError as exc:
             first = exc.errors()[0]
             raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A binding of the location a hub keeps behind a SIP proxy (table ``registrations``): who
+    registered, at which contact, through which proxy (``path``: the Path header the proxy added)
+    and flow (``P-Intercom-Flow``), until when, on which key, and which hub took it."""
+
+    identity: str
+    contact: str
+    path: str | None
+    flow: str | None
+    expires_at: float
+    access_key_id: str
+    user_agent: str | None
+    hub: str
 
 
 # What the call log tells its publishers (webhooks, the MQTT bridge): a row written, or a door's news.

@@ -116,6 +116,7 @@ class PruneCounts:
     recordings: int = 0
     calls: int = 0
     deliveries: int = 0
+    unlock_events: int = 0  # the doors' reports, kept within the call log's limits
 
 
 class Retention:
@@ -137,7 +138,7 @@ class Retention:
         pruned_at = -float("inf")
         while True:
             try:
-                self.call_log.write_held_back()
+                await self.call_log.write_held_back()
                 self._recheck_recordings()
                 if loop.time() - pruned_at >= self.limits.prune_interval_seconds:
                     pruned_at = loop.time()
@@ -170,20 +171,27 @@ class Retention:
             return counts  # the database cannot be written: deleting would fail the same way
         limits, batch = self.limits, self.limits.prune_batch
         while True:
-            calls, files = self.storage.prune_calls(now - limits.calls_max_age_days * DAY, limits.calls_max_rows, batch)
+            calls, files = await self.storage.prune_calls(
+                now - limits.calls_max_age_days * DAY, limits.calls_max_rows, batch
+            )
             for path in files:
                 self._remove(path)
             counts.calls += calls
             if calls < batch:
                 break
             await asyncio.sleep(0)
-        while (deliveries := self.storage.prune_deliveries(
+        while (deliveries := await self.storage.prune_deliveries(
             now - limits.deliveries_max_age_days * DAY, limits.deliveries_max_rows, batch
         )) > 0:  # fmt: skip
             counts.deliveries += deliveries
             await asyncio.sleep(0)
+        while (unlock_events := await self.storage.prune_unlock_events(
+            now - limits.calls_max_age_days * DAY, limits.calls_max_rows, batch
+        )) > 0:  # fmt: skip
+            counts.unlock_events += unlock_events
+            await asyncio.sleep(0)
         self.recordings_bytes = recordings_bytes(self.recordings_dir)
-        for name in ("recordings", "calls", "deliveries"):
+        for name in ("recordings", "calls", "deliveries", "unlock_events"):
             setattr(self.pruned, name, getattr(self.pruned, name) + getattr(counts, name))
         if counts.calls or counts.deliveries:
             log.info(
@@ -203,7 +211,7 @@ class Retention:
         pruned = 0
         for kind in PRUNE_ORDER:
             while used > quota:
-                oldest = self.storage.kept_recordings(kind, self.limits.prune_batch)
+                oldest = await self.storage.kept_recordings(kind, self.limits.prune_batch)
                 if not oldest:
                     break
                 for recording in oldest:
@@ -211,7 +219,7 @@ class Retention:
                         break
                     used -= self._remove(recording.path)
                     recording.pruned_at = now
-                    self.storage.try_put(recording)
+                    await self.storage.try_put(recording)
                     pruned += 1
                 await asyncio.sleep(0)
         self.recordings_bytes = max(used, 0)
@@ -224,13 +232,13 @@ class Retention:
             )
         return pruned
 
-    def delete_recording(self, recording: RecordingRecord) -> None:
+    async def delete_recording(self, recording: RecordingRecord) -> None:
         """A recording deleted through the Voice API: its file (unless pruned already), then its
         row. ``OSError`` when the disk refuses the file, and then the row stays: a failing disk
         leaves at worst a row without its file, never a file nothing lists."""
         if recording.pruned_at is None:
             self.recordings_bytes = max(self.recordings_bytes - self._unlink(recording.path), 0)
-        self.storage.delete(RecordingRecord, recording.id)
+        await self.storage.delete(RecordingRecord, recording.id)
         log.info("recording %s of call %s deleted", recording.id, recording.call_id)
 
     def _remove(self, relative: str) -> int:

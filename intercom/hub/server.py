@@ -80,10 +80,34 @@ class _CliServer(uvicorn.Server):
             self._log_started_message(sockets)
 
 
+async def open_storage(config: HubConfig) -> Storage:
+    """The hub's database: SQLite in ``data_dir``, or the PostgreSQL ``config.database`` names."""
+    if config.database is None:
+        return Storage(config.data_dir, check_after_crash=True)
+    from .storage_postgresql import PostgresStorage  # only now: a unit never loads psycopg
+
+    return await PostgresStorage.open(
+        config.database,
+        config.data_dir,
+        hub_id=config.hub_id or socket.gethostname(),
+        password=config.database_password,
+        pool_size=config.database_pool_size,
+        pool_timeout=config.database_pool_timeout,
+    )
+
+
 def run_hub(config: HubConfig, log_level: str = "info") -> None:
     """Serve until interrupted (the ``intercom hub`` command)."""
-    uv_config = uvicorn_config(config, log_level=log_level)
-    _CliServer(uv_config).run(sockets=[gated_listener(uv_config)])
+    asyncio.run(_serve(config, log_level))
+
+
+async def _serve(config: HubConfig, log_level: str) -> None:
+    storage = await open_storage(config)
+    try:
+        uv_config = uvicorn_config(config, storage, log_level=log_level)
+        await _CliServer(uv_config).serve(sockets=[gated_listener(uv_config)])
+    finally:
+        await storage.aclose()
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -117,6 +141,16 @@ async def running_hub(
 ) -> AsyncIterator[RunningHub]:
     """Run a hub in this event loop; ``config.port`` 0 picks a free port, written back. ``sock``:
     a listening socket bound beforehand (a unit binds its port before it builds the client)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if storage is None and config.database is not None:
+            storage = await open_storage(config)
+            stack.push_async_callback(storage.aclose)
+        async with _serving(config, storage, sock) as running:
+            yield running
+
+
+@contextlib.asynccontextmanager
+async def _serving(config: HubConfig, storage: Storage | None, sock: socket.socket | None) -> AsyncIterator[RunningHub]:
     uv_config = uvicorn_config(config, storage, log_level="warning")
     server = _EmbeddedServer(uv_config)
     task = asyncio.create_task(server.serve(sockets=[gated_listener(uv_config, sock)]))

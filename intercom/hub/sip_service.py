@@ -136,7 +136,7 @@ class SipService:
         elif method == "CANCEL":
             return self.calls.cancel(connection, transaction, request)
         elif method == "MESSAGE" and not in_dialog:
-            self.calls.message(connection, transaction, request)
+            return self.calls.message(connection, transaction, request)
         elif method in IN_DIALOG_METHODS or (in_dialog and method == "INVITE"):
             return self.calls.in_dialog(connection, transaction, request)  # 481 when no dialog matches
         else:

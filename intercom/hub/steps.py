@@ -158,7 +158,7 @@ async def _record(run: StepRun) -> Outcome:
     call = run.call
     if await call.establish() is None:
         return END
-    recording = call.start_recording("ivr", call.caller_record, said=True, heard=False)
+    recording = await call.start_recording("ivr", call.caller_record, said=True, heard=False)
     finished = asyncio.Event()
 
     def finish_on(key: str) -> bool:
@@ -179,7 +179,7 @@ async def _record(run: StepRun) -> Outcome:
             wait = min(SILENCE_CHECK_SECONDS, deadline - loop.time())
             await call.until_ended(_wait_for(finished, wait))
     finally:
-        kept = recording.stop()
+        kept = await recording.stop()
     if kept is not None and options.on_finish:
         call.services.spawn(_send_recording(call, kept, options.on_finish))
     return NEXT

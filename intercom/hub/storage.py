@@ -13,100 +13,43 @@ database taking its place.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import os
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple
+from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from ..auth import AccessKey, KeyScope, new_key_id, new_key_secret
 from .callflows import CallFlow, CallFlowError
-from .records import CallRecord, LegRecord, RecordingRecord, Webhook, WebhookDelivery
+from .records import CallRecord, LegRecord, RecordingRecord, Registration, UnlockEvent, Webhook, WebhookDelivery
 from .storage_fault import CALL_LOG, StorageFault
 
 DATABASE_NAME = "intercom.sqlite3"
 
-MIGRATIONS = [
-    """
-    CREATE TABLE access_keys (
-        id TEXT PRIMARY KEY,
-        secret TEXT NOT NULL,
-        name TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        revoked_at REAL
-    );
-    """,
-    """
-    CREATE TABLE call_flows (
-        id TEXT PRIMARY KEY,
-        body TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    """,
-    # The call log. Rows are the pydantic models of intercom.hub.records as JSON; the columns
-    # beside the body are what lists are filtered and ordered by.
-    """
-    CREATE TABLE calls (id TEXT PRIMARY KEY, parent TEXT, created_at REAL NOT NULL, body TEXT NOT NULL);
-    CREATE INDEX calls_by_time ON calls (created_at);
-    CREATE TABLE legs (id TEXT PRIMARY KEY, parent TEXT, created_at REAL NOT NULL, body TEXT NOT NULL);
-    CREATE INDEX legs_by_call ON legs (parent, created_at);
-    CREATE TABLE recordings (id TEXT PRIMARY KEY, parent TEXT, created_at REAL NOT NULL, body TEXT NOT NULL);
-    CREATE INDEX recordings_by_leg ON recordings (parent, created_at);
-    CREATE TABLE webhooks (id TEXT PRIMARY KEY, parent TEXT, created_at REAL NOT NULL, body TEXT NOT NULL);
-    CREATE TABLE webhook_deliveries (id TEXT PRIMARY KEY, parent TEXT, created_at REAL NOT NULL, body TEXT NOT NULL);
-    CREATE INDEX deliveries_by_time ON webhook_deliveries (created_at);
-    """,
-    # What each key may do (KeyScope as JSON); NULL for the keys made before scopes, which keep
-    # working as they did (with a warning) until the installer splits them.
-    """
-    ALTER TABLE access_keys ADD COLUMN scope TEXT;
-    """,
-    # Start-up resumes only the deliveries still pending: a partial index finds them without
-    # reading (and parsing) every delivered one.
-    # So do the calls and legs a stopped hub left open: the same WHERE as Storage.unfinished (the
-    # statuses sorted), which SQLite needs word for word to use an index this partial.
-    """
-    CREATE INDEX deliveries_pending ON webhook_deliveries (created_at) WHERE json_extract(body, '$.status') = 'pending';
-    CREATE INDEX calls_unfinished ON calls (created_at) WHERE json_extract(body, '$.status') NOT IN ('ended');
-    CREATE INDEX legs_unfinished ON legs (created_at)
-        WHERE json_extract(body, '$.status') NOT IN ('busy', 'failed', 'hangup', 'no_answer');
-    """,
-    # When the hub was last known alive while calls ran (Storage.mark_alive): a call a crash or a
-    # power cut left open is ended at that time at the next start, not at the start's. And the
-    # recordings it left running, found at start like the calls (intercom.hub.recordings).
-    """
-    CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), alive_at REAL NOT NULL);
-    CREATE INDEX recordings_unfinished ON recordings (created_at) WHERE json_extract(body, '$.status') NOT IN ('done');
-    """,
-    # Paired phones (intercom.hub.pairing): each is an access key of the group "phones" (same id),
-    # reached by the SHA-256 of its one-time code, then of its credential; the secrets themselves
-    # are never stored.
-    """
-    CREATE TABLE phones (
-        id TEXT PRIMARY KEY REFERENCES access_keys (id),
-        identity TEXT NOT NULL,
-        name TEXT NOT NULL,
-        code_hash TEXT UNIQUE,
-        code_expires_at REAL NOT NULL,
-        credential_hash TEXT UNIQUE,
-        device TEXT,
-        created_at REAL NOT NULL,
-        paired_at REAL,
-        last_token_at REAL,
-        revoked_at REAL
-    );
-    CREATE INDEX phones_by_identity ON phones (identity);
-    """,
-]
+
+def migrations(backend: str) -> list[str]:
+    """The numbered SQL scripts of ``backend`` (``sqlite``, ``postgresql``) in order: a database
+    at version N has run the first N (intercom/hub/migrations/<backend>/NNN_*.sql)."""
+    folder = resources.files(__package__) / "migrations" / backend
+    scripts = sorted(entry for entry in folder.iterdir() if entry.name.endswith(".sql"))
+    return [script.read_text() for script in scripts]
+
+
+MIGRATIONS = migrations("sqlite")
 
 _KEY_COLUMNS = "id, secret, name, created_at, revoked_at, scope"
 
-Row = TypeVar("Row", CallRecord, LegRecord, RecordingRecord, Webhook, WebhookDelivery)
+Row = TypeVar("Row", CallRecord, LegRecord, RecordingRecord, Webhook, WebhookDelivery, UnlockEvent)
+Result = TypeVar("Result")
 
 # Each kind of row: its table, and the field that is its ``parent`` column (what lists filter by).
 _TABLES: dict[type[BaseModel], tuple[str, str | None]] = {
@@ -115,18 +58,39 @@ _TABLES: dict[type[BaseModel], tuple[str, str | None]] = {
     RecordingRecord: ("recordings", "leg_id"),
     Webhook: ("webhooks", None),
     WebhookDelivery: ("webhook_deliveries", "webhook_id"),
+    UnlockEvent: ("unlock_events", "door"),
 }
+_REGISTRATION_COLUMNS = "identity, contact, path, flow, expires_at, access_key_id, user_agent, hub"
 
 
 class Storage:
-    """Access to the hub database. One instance per process; calls are short and synchronous."""
+    """Access to the hub database. One instance per process.
 
-    def __init__(self, data_dir: str | os.PathLike[str], check_after_crash: bool = False) -> None:
+    Its methods are coroutines, so that a database across the network (PostgreSQL,
+    :class:`~intercom.hub.storage_postgresql.PostgresStorage`) never makes the event loop wait; on
+    SQLite (this class) they run inline, as plain calls did (no thread, no hop: the embedded hub is
+    as fast as before). :meth:`get_key` alone stays a plain call: every REGISTER asks it, from code
+    that must not wait, and it answers from memory. Code outside the event loop (the CLI) goes
+    through :func:`blocking`.
+
+    The queries are written once, with ``?`` for their parameters and :meth:`_field` for a field
+    of a row's JSON; what differs between the backends is in the few methods a backend overrides
+    (the connection, the migrations, the key cache, the clean-stop mark).
+    """
+
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)  # what a failing database raises
+    unavailable: tuple[type[Exception], ...] = (sqlite3.OperationalError,)  # a read-only or full disk: 503
+    _duplicate: type[Exception] = sqlite3.IntegrityError  # what an INSERT of an existing id raises
+    _no_limit: int | None = -1  # LIMIT's "all rows"
+
+    def __init__(self, data_dir: str | os.PathLike[str], check_after_crash: bool = False, hub_id: str = "") -> None:
         """Open (or make) the database in ``data_dir``. ``check_after_crash`` (the hub): when the
         last process to use it did not close it (a crash, a power cut), check it whole before use
         (``PRAGMA quick_check``: ~0.25 s for 100,000 calls here), so that damage stops the start
-        with :class:`DatabaseDamaged` rather than a call half-way."""
+        with :class:`DatabaseDamaged` rather than a call half-way. ``hub_id``: the hub whose calls
+        these are (a unit's database is one hub's: "")."""
         self.data_dir = Path(data_dir)
+        self.hub_id = hub_id
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = self.data_dir / DATABASE_NAME
         self.fault = StorageFault()
@@ -196,74 +160,60 @@ class Storage:
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self._db:
                 self._db.execute("BEGIN")
-                for statement in _statements(script):
+                for statement in statements(script):
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={number}")
 
     def close(self) -> None:
         self._db.close()
 
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """The database, for the modules that keep a table of their own (intercom.hub.pairing)."""
-        return self._db
+    async def aclose(self) -> None:
+        """:meth:`close`, for code that holds either backend."""
+        self.close()
 
-    def stopped_cleanly(self) -> None:
+    # -- the queries' way to the database: what a backend overrides -------------------------------
+
+    async def rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, args).fetchall()
+
+    async def row(self, sql: str, args: Sequence[object] = ()) -> tuple[Any, ...] | None:
+        return self._db.execute(sql, args).fetchone()
+
+    async def run(self, sql: str, args: Sequence[object] = ()) -> int:
+        """Execute one statement; how many rows it changed."""
+        return self._db.execute(sql, args).rowcount
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """The statements inside as one: all or none, and no other writer between them."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield
+
+    @staticmethod
+    def _field(name: str) -> str:
+        """A field of a row's JSON body, in SQL."""
+        return f"json_extract(body, '$.{name}')"
+
+    async def stopped_cleanly(self) -> None:
         """At the hub's stop: everything into the database file and the log emptied, so that the
         next start knows no crash came between (a hub that dies leaves its log holding something).
         On a card that cannot be written the log stays as it is: the next start checks the database."""
         with contextlib.suppress(sqlite3.OperationalError):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def mark_alive(self, at: float | None = None) -> None:
-        """Note that the hub is alive now (the sweeper's heartbeat while calls run). A disk that
-        refuses it is the call log's fault to report (:attr:`fault`), not the heartbeat's."""
-        with contextlib.suppress(sqlite3.Error):
-            self._db.execute(
-                "INSERT OR REPLACE INTO heartbeat (id, alive_at) VALUES (1, ?)",
-                (time.time() if at is None else at,),
-            )
-
-    def last_alive(self) -> float | None:
-        """When the hub last noted it was alive; ``None`` if it never did."""
-        row = self._db.execute("SELECT alive_at FROM heartbeat WHERE id = 1").fetchone()
-        return row[0] if row else None
-
-    def keys_version(self) -> tuple[int, int]:
+    async def keys_version(self) -> object:
         """Changes whenever a key may have changed: another process (``intercom keys revoke``)
         committed to the database, or this one wrote a key. One cheap PRAGMA."""
         return self._data_version(), self._key_writes
 
-    def _keys_written(self) -> None:
+    async def _key_written(self, key_id: str) -> None:
         self._keys.clear()  # our own writes do not change data_version
         self._key_writes += 1
 
-    def create_key(self, name: str, scope: KeyScope) -> AccessKey:
-        key = AccessKey(new_key_id(), new_key_secret(), name, time.time(), scope=scope)
-        self._keys_written()
-        self._db.execute(
-            "INSERT INTO access_keys (id, secret, name, created_at, scope) VALUES (?, ?, ?, ?, ?)",
-            (key.id, key.secret, key.name, key.created_at, scope.to_json()),
-        )
-        return key
-
-    def put_key(self, key_id: str, secret: str, name: str, scope: KeyScope | None) -> AccessKey:
-        """Key ``key_id`` with this secret: added with ``scope`` when new, its secret replaced when it
-        differs (an embedded hub's key comes from its unit's env file). An existing key keeps its
-        scope, a legacy one stays legacy (an old install keeps working); a revoked key stays revoked."""
-        self._keys_written()
-        self._db.execute(
-            "INSERT INTO access_keys (id, secret, name, created_at, scope) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET secret = excluded.secret",
-            (key_id, secret, name, time.time(), scope.to_json() if scope is not None else None),
-        )
-        key = self._read_key(key_id)
-        assert key is not None
-        return key
-
     def get_key(self, key_id: str) -> AccessKey | None:
         """The key with this id; cached, and the cache dropped as soon as anyone writes the
-        database, so a revocation applies from the next REGISTER."""
+        database, so a revocation applies from the next REGISTER. Not a coroutine: see the class."""
         version = self._data_version()
         if version != self._keys_version:
             self._keys.clear()
@@ -272,224 +222,348 @@ class Storage:
             return self._keys[key_id]
         if len(self._keys) > 10_000:  # ids are chosen by clients: do not let them fill memory
             self._keys.clear()
-        key = self._keys[key_id] = self._read_key(key_id)
+        row = self._db.execute(f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE id = ?", (key_id,)).fetchone()
+        key = self._keys[key_id] = _key(row) if row else None
         return key
 
-    def _read_key(self, key_id: str) -> AccessKey | None:
-        row = self._db.execute(f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE id = ?", (key_id,)).fetchone()
+    # -- the hub's heartbeat -------------------------------------------------------------------
+
+    async def mark_alive(self, at: float | None = None) -> None:
+        """Note that the hub is alive now (the sweeper's heartbeat while calls run). A disk that
+        refuses it is the call log's fault to report (:attr:`fault`), not the heartbeat's."""
+        with contextlib.suppress(*self.errors):
+            await self.run(
+                "INSERT INTO heartbeats (hub, alive_at) VALUES (?, ?) "
+                "ON CONFLICT (hub) DO UPDATE SET alive_at = excluded.alive_at",
+                (self.hub_id, time.time() if at is None else at),
+            )
+
+    async def last_alive(self) -> float | None:
+        """When the hub last noted it was alive; ``None`` if it never did."""
+        row = await self.row("SELECT alive_at FROM heartbeats WHERE hub = ?", (self.hub_id,))
+        return row[0] if row else None
+
+    # -- access keys ------------------------------------------------------------------------------
+
+    async def create_key(self, name: str, scope: KeyScope) -> AccessKey:
+        key = AccessKey(new_key_id(), new_key_secret(), name, time.time(), scope=scope)
+        await self.run(
+            "INSERT INTO access_keys (id, secret, name, created_at, scope, changed_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (key.id, key.secret, key.name, key.created_at, scope.to_json(), key.created_at),
+        )
+        await self._key_written(key.id)
+        return key
+
+    async def put_key(self, key_id: str, secret: str, name: str, scope: KeyScope | None) -> AccessKey:
+        """Key ``key_id`` with this secret: added with ``scope`` when new, its secret replaced when it
+        differs (an embedded hub's key comes from its unit's env file). An existing key keeps its
+        scope, a legacy one stays legacy (an old install keeps working); a revoked key stays revoked."""
+        now = time.time()
+        await self.run(
+            "INSERT INTO access_keys (id, secret, name, created_at, scope, changed_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET secret = excluded.secret, changed_at = excluded.changed_at",
+            (key_id, secret, name, now, scope.to_json() if scope is not None else None, now),
+        )
+        await self._key_written(key_id)
+        key = await self._read_key(key_id)
+        assert key is not None
+        return key
+
+    async def _read_key(self, key_id: str) -> AccessKey | None:
+        row = await self.row(f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE id = ?", (key_id,))
         return _key(row) if row else None
 
-    def key_by_secret(self, secret: str) -> AccessKey | None:
+    async def key_by_secret(self, secret: str) -> AccessKey | None:
         """The key whose secret this is (the Voice API's ``AccessKey`` header names no id). Every
         key is compared in constant time, so how long the answer takes says nothing of the secrets."""
         found = None
-        for key in self.list_keys():
+        for key in await self.list_keys():
             if hmac.compare_digest(key.secret.encode(), secret.encode()):
                 found = key
         return found
 
-    def list_keys(self) -> list[AccessKey]:
-        rows = self._db.execute(f"SELECT {_KEY_COLUMNS} FROM access_keys ORDER BY created_at").fetchall()
+    async def list_keys(self) -> list[AccessKey]:
+        rows = await self.rows(f"SELECT {_KEY_COLUMNS} FROM access_keys ORDER BY created_at")
         return [_key(row) for row in rows]
 
-    def revoke_key(self, key_id: str) -> bool:
+    async def revoke_key(self, key_id: str) -> bool:
         """Revoke a key; ``False`` when no such key exists or it was already revoked."""
-        self._keys_written()
-        cursor = self._db.execute(
-            "UPDATE access_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id)
+        now = time.time()
+        changed = await self.run(
+            "UPDATE access_keys SET revoked_at = ?, changed_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (now, now, key_id),
         )
-        return cursor.rowcount == 1
+        await self._key_written(key_id)
+        return changed == 1
 
-    def create_call_flow(self, flow: CallFlow) -> CallFlow:
+    # -- call flows -----------------------------------------------------------------------------
+
+    async def create_call_flow(self, flow: CallFlow) -> CallFlow:
         """Store a new flow, stamped with its creation time; its id must be free."""
         now = time.time()
         stored = flow.model_copy(update={"created_at": now, "updated_at": now})
-        with self._db:
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute(
+        try:
+            async with self.transaction():
+                await self.run(
                     "INSERT INTO call_flows (id, body, created_at, updated_at) VALUES (?, ?, ?, ?)",
                     (stored.id, stored.to_json(), now, now),
                 )
-            except sqlite3.IntegrityError:
-                raise CallFlowError(f"a call flow with id {flow.id!r} exists already") from None
-            self._only_default(stored)
+                await self._only_default(stored)
+        except self._duplicate:
+            raise CallFlowError(f"a call flow with id {flow.id!r} exists already") from None
         return stored
 
-    def replace_call_flow(self, flow: CallFlow) -> CallFlow | None:
+    async def replace_call_flow(self, flow: CallFlow) -> CallFlow | None:
         """Replace flow ``flow.id`` (PUT), keeping its creation time; ``None`` when there is none."""
-        with self._db:
-            self._db.execute("BEGIN")
-            existing = self.get_call_flow(flow.id)
+        async with self.transaction():
+            existing = await self.get_call_flow(flow.id)
             if existing is None:
                 return None
             stored = flow.model_copy(update={"created_at": existing.created_at, "updated_at": time.time()})
-            self._db.execute(
+            await self.run(
                 "UPDATE call_flows SET body = ?, updated_at = ? WHERE id = ?",
                 (stored.to_json(), stored.updated_at, stored.id),
             )
-            self._only_default(stored)
+            await self._only_default(stored)
         return stored
 
-    def _only_default(self, flow: CallFlow) -> None:
+    async def _only_default(self, flow: CallFlow) -> None:
         """One flow at most is the default: marking one unmarks the others."""
         if not flow.default:
             return
-        for other in self.list_call_flows():
+        for other in await self.list_call_flows():
             if other.default and other.id != flow.id:
                 body = other.model_copy(update={"default": False}).to_json()
-                self._db.execute("UPDATE call_flows SET body = ? WHERE id = ?", (body, other.id))
+                await self.run("UPDATE call_flows SET body = ? WHERE id = ?", (body, other.id))
 
-    def get_call_flow(self, flow_id: str) -> CallFlow | None:
-        row = self._db.execute("SELECT body FROM call_flows WHERE id = ?", (flow_id,)).fetchone()
+    async def get_call_flow(self, flow_id: str) -> CallFlow | None:
+        row = await self.row("SELECT body FROM call_flows WHERE id = ?", (flow_id,))
         return CallFlow.model_validate_json(row[0]) if row else None
 
-    def default_call_flow(self) -> CallFlow | None:
-        return next((flow for flow in self.list_call_flows() if flow.default), None)
+    async def default_call_flow(self) -> CallFlow | None:
+        return next((flow for flow in await self.list_call_flows() if flow.default), None)
 
-    def list_call_flows(self, offset: int = 0, limit: int = -1) -> list[CallFlow]:
-        rows = self._db.execute(
-            "SELECT body FROM call_flows ORDER BY created_at, id LIMIT ? OFFSET ?", (limit, offset)
-        ).fetchall()
+    async def list_call_flows(self, offset: int = 0, limit: int = -1) -> list[CallFlow]:
+        rows = await self.rows(
+            "SELECT body FROM call_flows ORDER BY created_at, id LIMIT ? OFFSET ?", (self._limit(limit), offset)
+        )
         return [CallFlow.model_validate_json(body) for (body,) in rows]
 
-    def count_call_flows(self) -> int:
-        return self._db.execute("SELECT count(*) FROM call_flows").fetchone()[0]
+    async def count_call_flows(self) -> int:
+        row = await self.row("SELECT count(*) FROM call_flows")
+        return row[0] if row else 0
 
-    def delete_call_flow(self, flow_id: str) -> bool:
-        return self._db.execute("DELETE FROM call_flows WHERE id = ?", (flow_id,)).rowcount == 1
+    async def delete_call_flow(self, flow_id: str) -> bool:
+        return await self.run("DELETE FROM call_flows WHERE id = ?", (flow_id,)) == 1
 
-    # -- the call log: calls, legs, recordings, webhooks, deliveries -------------------------------
+    def _limit(self, limit: int) -> int | None:
+        return limit if limit >= 0 else self._no_limit
 
-    def put(self, row: Row) -> Row:
+    # -- the call log: calls, legs, recordings, webhooks, deliveries, the doors' reports -----------
+
+    async def put(self, row: Row) -> Row:
         """Insert ``row`` or replace the stored one with the same id, stamping ``updated_at``."""
         table, parent_field = _TABLES[type(row)]
         row.updated_at = time.time()
         parent = getattr(row, parent_field) if parent_field else None
-        self._db.execute(
-            f"INSERT INTO {table} (id, parent, created_at, body) VALUES (?, ?, ?, ?) "
+        await self.run(
+            f"INSERT INTO {table} (id, parent, created_at, body, hub) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-            (row.id, parent, row.created_at, row.model_dump_json()),
+            (row.id, parent, row.created_at, row.model_dump_json(), self.hub_id),
         )
         return row
 
-    def try_put(self, row: Row) -> bool:
-        """:meth:`put` that never raises: on a read-only or full disk the failure goes to
-        :attr:`fault` (said once) and ``False`` comes back, so that a call goes on unlogged."""
+    async def try_put(self, row: Row) -> bool:
+        """:meth:`put` that never raises: on a read-only or full disk (a database gone away) the
+        failure goes to :attr:`fault` (said once) and ``False`` comes back, so that a call goes on
+        unlogged."""
         try:
-            self.put(row)
-        except sqlite3.Error as exc:
+            await self.put(row)
+        except self.errors as exc:
             self.fault.failed(CALL_LOG, exc)
             return False
         self.fault.recovered(CALL_LOG)
         return True
 
-    def get(self, kind: type[Row], row_id: str) -> Row | None:
+    async def get(self, kind: type[Row], row_id: str) -> Row | None:
         table, _ = _TABLES[kind]
-        found = self._db.execute(f"SELECT body FROM {table} WHERE id = ?", (row_id,)).fetchone()
+        found = await self.row(f"SELECT body FROM {table} WHERE id = ?", (row_id,))
         return kind.model_validate_json(found[0]) if found else None
 
-    def page(
+    async def page(
         self, kind: type[Row], offset: int = 0, limit: int = -1, parent: str | None = None, newest_first: bool = False
     ) -> tuple[list[Row], int]:
         """Rows of ``kind`` (those of ``parent`` when given) in creation order, and how many there are."""
         table, _ = _TABLES[kind]
         where, args = ("WHERE parent = ?", [parent]) if parent is not None else ("", [])
         order = "DESC" if newest_first else "ASC"
-        rows = self._db.execute(
+        rows = await self.rows(
             f"SELECT body FROM {table} {where} ORDER BY created_at {order}, id {order} LIMIT ? OFFSET ?",
-            (*args, limit, offset),
-        ).fetchall()
-        total = self._db.execute(f"SELECT count(*) FROM {table} {where}", args).fetchone()[0]
-        return [kind.model_validate_json(body) for (body,) in rows], total
+            (*args, self._limit(limit), offset),
+        )
+        total = await self.row(f"SELECT count(*) FROM {table} {where}", args)
+        return [kind.model_validate_json(body) for (body,) in rows], total[0] if total else 0
 
-    def unfinished(self, kind: type[Row], finished: tuple[str, ...]) -> list[Row]:
-        """Rows of ``kind`` whose status is none of ``finished`` (calls a stopped hub left open)."""
+    async def calls_from(self, sources: list[str], limit: int) -> list[CallRecord]:
+        """The newest ``limit`` calls made by one of ``sources`` (the doors' calls, for the desk page)."""
+        rows = await self.rows(
+            f"SELECT body FROM calls WHERE {self._field('source')} IN ({_marks(sources)}) "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*sources, limit),
+        )
+        return [CallRecord.model_validate_json(body) for (body,) in rows]
+
+    async def unfinished(self, kind: type[Row], finished: tuple[str, ...]) -> list[Row]:
+        """This hub's rows of ``kind`` whose status is none of ``finished`` (calls it left open
+        when it stopped; not those of another hub on the same database, which may be carrying them)."""
         table, _ = _TABLES[kind]
-        rows = self._db.execute(f"SELECT body FROM {table} WHERE {_status_not_in(finished)}").fetchall()
+        rows = await self.rows(
+            f"SELECT body FROM {table} WHERE {self._status_not_in(finished)} AND hub = ?", (self.hub_id,)
+        )
         return [kind.model_validate_json(body) for (body,) in rows]
 
-    def delete(self, kind: type[Row], row_id: str) -> bool:
-        table, _ = _TABLES[kind]
-        return self._db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,)).rowcount == 1
+    def _status_not_in(self, statuses: tuple[str, ...]) -> str:
+        """``status NOT IN (...)`` with the statuses written out, sorted: the words of the partial
+        indexes ``calls_unfinished``, ``legs_unfinished`` and ``recordings_unfinished``. Our own
+        constants, never a client's."""
+        listed = ", ".join(f"'{status}'" for status in sorted(statuses))
+        return f"{self._field('status')} NOT IN ({listed})"
 
-    def pending_deliveries(self) -> list[WebhookDelivery]:
-        """The webhook deliveries not yet delivered nor given up, oldest first (``deliveries_pending``)."""
-        rows = self._db.execute(
-            "SELECT body FROM webhook_deliveries WHERE json_extract(body, '$.status') = 'pending' ORDER BY created_at"
-        ).fetchall()
+    async def delete(self, kind: type[Row], row_id: str) -> bool:
+        table, _ = _TABLES[kind]
+        return await self.run(f"DELETE FROM {table} WHERE id = ?", (row_id,)) == 1
+
+    async def pending_deliveries(self) -> list[WebhookDelivery]:
+        """This hub's webhook deliveries not yet delivered nor given up, oldest first (``deliveries_pending``)."""
+        rows = await self.rows(
+            f"SELECT body FROM webhook_deliveries WHERE {self._field('status')} = 'pending' AND hub = ? "
+            "ORDER BY created_at",
+            (self.hub_id,),
+        )
         return [WebhookDelivery.model_validate_json(body) for (body,) in rows]
 
     # -- pruning (intercom.hub.retention decides what goes; these do it, a small batch at a time) ---
 
-    def prune_calls(self, created_before: float, keep: int, batch: int) -> tuple[int, list[str]]:
+    async def prune_calls(self, created_before: float, keep: int, batch: int) -> tuple[int, list[str]]:
         """Delete up to ``batch`` ended calls, the oldest first, that were made before
         ``created_before`` or are beyond the newest ``keep``, with their legs and recordings' rows.
         How many calls went, and the recording files (relative paths) that go with them."""
-        with self._db:
-            self._db.execute("BEGIN")
+        async with self.transaction():
+            bound = await self._prune_bound("calls", created_before, keep)
             calls = [
                 call_id
-                for (call_id,) in self._db.execute(
-                    "SELECT id FROM calls WHERE created_at <= ? AND json_extract(body, '$.status') = 'ended' "
+                for (call_id,) in await self.rows(
+                    f"SELECT id FROM calls WHERE created_at <= ? AND {self._field('status')} = 'ended' "
                     "ORDER BY created_at LIMIT ?",
-                    (self._prune_bound("calls", created_before, keep), batch),
+                    (bound, batch),
                 )
             ]
             if not calls:
                 return 0, []
-            legs = self._ids_under("legs", calls)
-            files = [
-                path
-                for (path,) in self._db.execute(
-                    f"SELECT json_extract(body, '$.path') FROM recordings WHERE parent IN ({_marks(legs)}) "
-                    "AND json_extract(body, '$.pruned_at') IS NULL",
-                    legs,
-                )
-            ]
-            self._db.execute(f"DELETE FROM recordings WHERE parent IN ({_marks(legs)})", legs)
-            self._db.execute(f"DELETE FROM legs WHERE id IN ({_marks(legs)})", legs)
-            self._db.execute(f"DELETE FROM calls WHERE id IN ({_marks(calls)})", calls)
+            legs = await self._ids_under("legs", calls)
+            files: list[str] = []
+            if legs:  # PostgreSQL refuses an empty IN ()
+                files = [
+                    path
+                    for (path,) in await self.rows(
+                        f"SELECT {self._field('path')} FROM recordings WHERE parent IN ({_marks(legs)}) "
+                        f"AND {self._field('pruned_at')} IS NULL",
+                        legs,
+                    )
+                ]
+                await self.run(f"DELETE FROM recordings WHERE parent IN ({_marks(legs)})", legs)
+                await self.run(f"DELETE FROM legs WHERE id IN ({_marks(legs)})", legs)
+            await self.run(f"DELETE FROM calls WHERE id IN ({_marks(calls)})", calls)
         return len(calls), files
 
-    def _ids_under(self, table: str, parents: list[str]) -> list[str]:
-        return [
-            row_id
-            for (row_id,) in self._db.execute(f"SELECT id FROM {table} WHERE parent IN ({_marks(parents)})", parents)
-        ]
+    async def _ids_under(self, table: str, parents: list[str]) -> list[str]:
+        rows = await self.rows(f"SELECT id FROM {table} WHERE parent IN ({_marks(parents)})", parents)
+        return [row_id for (row_id,) in rows]
 
-    def prune_deliveries(self, created_before: float, keep: int, batch: int) -> int:
+    async def prune_deliveries(self, created_before: float, keep: int, batch: int) -> int:
         """Delete up to ``batch`` finished webhook deliveries (delivered or failed: a pending one is
         still to send), oldest first, made before ``created_before`` or beyond the newest ``keep``."""
-        return self._db.execute(
+        return await self.run(
             "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries "
-            "WHERE created_at <= ? AND json_extract(body, '$.status') != 'pending' ORDER BY created_at LIMIT ?)",
-            (self._prune_bound("webhook_deliveries", created_before, keep), batch),
-        ).rowcount
+            f"WHERE created_at <= ? AND {self._field('status')} != 'pending' ORDER BY created_at LIMIT ?)",
+            (await self._prune_bound("webhook_deliveries", created_before, keep), batch),
+        )
 
-    def _prune_bound(self, table: str, created_before: float, keep: int) -> float:
+    async def prune_unlock_events(self, created_before: float, keep: int, batch: int) -> int:
+        """Delete up to ``batch`` of the doors' reports, oldest first, made before ``created_before``
+        or beyond the newest ``keep`` (the call log's limits)."""
+        return await self.run(
+            "DELETE FROM unlock_events WHERE id IN (SELECT id FROM unlock_events "
+            "WHERE created_at <= ? ORDER BY created_at LIMIT ?)",
+            (await self._prune_bound("unlock_events", created_before, keep), batch),
+        )
+
+    async def _prune_bound(self, table: str, created_before: float, keep: int) -> float:
         """The newest creation time a row of ``table`` may have to go: made before ``created_before``,
         or older than the newest ``keep``. A range on the time index: only the rows that may go are read."""
-        row = self._db.execute(
-            f"SELECT created_at FROM {table} ORDER BY created_at DESC LIMIT 1 OFFSET ?", (keep,)
-        ).fetchone()
+        row = await self.row(f"SELECT created_at FROM {table} ORDER BY created_at DESC LIMIT 1 OFFSET ?", (keep,))
         return max(created_before, row[0]) if row else created_before
 
-    def kept_recordings(self, kind: str, batch: int) -> list[RecordingRecord]:
+    async def kept_recordings(self, kind: str, batch: int) -> list[RecordingRecord]:
         """Up to ``batch`` recordings of ``kind`` whose file is still kept, oldest first; not one
         still running (status "recording"), whose file its recorder is writing."""
-        rows = self._db.execute(
-            "SELECT body FROM recordings WHERE json_extract(body, '$.kind') = ? "
-            "AND json_extract(body, '$.pruned_at') IS NULL "
-            "AND coalesce(json_extract(body, '$.status'), 'done') = 'done' ORDER BY created_at LIMIT ?",
+        rows = await self.rows(
+            f"SELECT body FROM recordings WHERE {self._field('kind')} = ? "
+            f"AND {self._field('pruned_at')} IS NULL "
+            f"AND coalesce({self._field('status')}, 'done') = 'done' ORDER BY created_at LIMIT ?",
             (kind, batch),
-        ).fetchall()
+        )
         return [RecordingRecord.model_validate_json(body) for (body,) in rows]
 
-    def row_counts(self) -> dict[str, int]:
-        """Rows per table of the call log, for ``intercom storage``."""
-        tables = ["calls", "legs", "recordings", "webhooks", "webhook_deliveries", "access_keys", "call_flows"]
-        return {table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}
+    async def row_counts(self) -> dict[str, int]:
+        """Rows per table, for ``intercom storage``."""
+        tables = ["calls", "legs", "recordings", "webhooks", "webhook_deliveries", "unlock_events"]
+        counts = {}
+        for table in [*tables, "access_keys", "call_flows"]:
+            row = await self.row(f"SELECT count(*) FROM {table}")
+            counts[table] = row[0] if row else 0
+        return counts
+
+    # -- the location behind a SIP proxy (intercom.hub.registrar, proxied) -------------------------
+
+    async def put_registration(self, registration: Registration) -> None:
+        """Add a binding, or refresh the one of the same identity and contact."""
+        await self.run(
+            f"INSERT INTO registrations ({_REGISTRATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (identity, contact) DO UPDATE SET path = excluded.path, flow = excluded.flow, "
+            "expires_at = excluded.expires_at, access_key_id = excluded.access_key_id, "
+            "user_agent = excluded.user_agent, hub = excluded.hub",
+            astuple(registration),
+        )
+
+    async def registrations(self, identity: str, now: float | None = None) -> list[Registration]:
+        """The bindings of ``identity`` that have not expired, oldest first."""
+        rows = await self.rows(
+            f"SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE identity = ? AND expires_at > ? "
+            "ORDER BY expires_at, contact",
+            (identity, time.time() if now is None else now),
+        )
+        return [Registration(*row) for row in rows]
+
+    async def delete_registration(self, identity: str, contact: str) -> bool:
+        return await self.run("DELETE FROM registrations WHERE identity = ? AND contact = ?", (identity, contact)) == 1
+
+    async def delete_expired_registrations(self, now: float | None = None) -> int:
+        """Remove the bindings that expired; how many."""
+        return await self.run("DELETE FROM registrations WHERE expires_at <= ?", (time.time() if now is None else now,))
+
+
+def blocking(call: Coroutine[Any, Any, Result]) -> Result:
+    """Run one storage call to its end from code outside the event loop (the CLI's commands, a
+    unit's enrolment): the one way in for them, so that no SQL is written twice. Called from a
+    thread whose loop is running (a command run by a test), it runs on a loop of its own in a
+    thread, as the loop's own task could not be waited for here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(call)
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, call).result()
 
 
 def _configure(db: sqlite3.Connection) -> None:
@@ -551,17 +625,11 @@ def _key(row: tuple) -> AccessKey:
     return AccessKey(*fields, scope=KeyScope.from_json(scope) if scope is not None else None)
 
 
-def _status_not_in(statuses: tuple[str, ...]) -> str:
-    """``status NOT IN (...)`` with the statuses written out, sorted: the words of the partial
-    indexes ``calls_unfinished``, ``legs_unfinished`` and ``recordings_unfinished``. Our own
-    constants, never a client's."""
-    listed = ", ".join(f"'{status}'" for status in sorted(statuses))
-    return f"json_extract(body, '$.status') NOT IN ({listed})"
-
-
 def _marks(values: list[str]) -> str:
     return ", ".join("?" * len(values))
 
 
-def _statements(script: str) -> list[str]:
-    return [statement.strip() for statement in script.split(";") if statement.strip()]
+def statements(script: str) -> list[str]:
+    """A migration's statements, its ``--`` comments left out (they may hold a ";")."""
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+    return [statement.strip() for statement in code.split(";") if statement.strip()]

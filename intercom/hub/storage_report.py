@@ -10,15 +10,15 @@ from .retention import MB, StorageLimits, free_bytes, recordings_bytes
 from .storage import DATABASE_NAME, Storage
 
 
-def storage_report(storage: Storage, limits: StorageLimits) -> list[str]:
+async def storage_report(storage: Storage, limits: StorageLimits) -> list[str]:
     data_dir = storage.data_dir
     stats = os.statvfs(data_dir)
     database = sum(_size(data_dir / f"{DATABASE_NAME}{suffix}") for suffix in ("", "-wal", "-shm"))
-    rows = storage.row_counts()
+    rows = await storage.row_counts()
     files: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     pruned = 0
-    for recording in storage.page(RecordingRecord)[0]:
+    for recording in (await storage.page(RecordingRecord))[0]:
         if recording.pruned_at is not None:
             pruned += 1
             continue

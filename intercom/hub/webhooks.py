@@ -92,17 +92,17 @@ class WebhookDispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
+    async def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         """Queue the event of ``row`` being created or updated for every webhook, and for ``extra``
         (a call's own). Returns at once and never raises: a call must not fail for its webhooks.
         Call it from the event loop's thread."""
         try:
-            self._publish(row, created, extra)
+            await self._publish(row, created, extra)
         except Exception:
             log.exception("webhooks: the event for %s %s was not queued", type(row).__name__, row.id)
 
-    def _publish(self, row: PublishedRow, created: bool, extra: Webhook | None) -> None:
-        webhooks, _ = self.storage.page(Webhook)
+    async def _publish(self, row: PublishedRow, created: bool, extra: Webhook | None) -> None:
+        webhooks, _ = await self.storage.page(Webhook)
         targets = [*webhooks, *([extra] if extra is not None else [])]
         if not targets:
             return  # nobody asked: no rendering on the way of a call's set-up
@@ -117,13 +117,13 @@ class WebhookDispatcher:
                 event=event,
                 payload=body,
             )
-            self.storage.try_put(delivery)  # on a failing disk it is sent all the same, from memory
+            await self.storage.try_put(delivery)  # on a failing disk it is sent all the same, from memory
             self._send(delivery)
 
     async def start(self) -> None:
         """Send from now on, beginning with the deliveries left pending by the last run."""
         self._started = True
-        for delivery in self.storage.pending_deliveries():
+        for delivery in await self.storage.pending_deliveries():
             self._send(delivery)
 
     async def close(self) -> None:
@@ -173,7 +173,7 @@ class WebhookDispatcher:
                 if delivery.attempts > len(self.retry_delays):
                     delivery.status = "failed"
                     log.warning("webhook to %s failed %d times: %s", delivery.url, delivery.attempts, error)
-            self.storage.try_put(delivery)
+            await self.storage.try_put(delivery)
             if delivery.status != "pending":
                 return
             await asyncio.sleep(self.retry_delays[delivery.attempts - 1])

@@ -78,8 +78,8 @@ async def boards() -> AsyncIterator[Boards]:
 async def door_and_desk(hub, make_unit, state_dir: Path):
     """A door controller whose CALL rings the desk, and that desk's, whose CALL rings the door; the
     door keeps its unlock log in ``state_dir``."""
-    store_flow(hub, "door", "client:desk")
-    store_flow(hub, "desk", "client:door")
+    await store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "desk", "client:door")
     desk = await unit(make_unit, "desk", "desk", DESK_HZ, "desk")
     store = UnlockStore.open(state_dir)
     door = await unit(make_unit, "door", "door", DOOR_HZ, "door", unlock_store=store)

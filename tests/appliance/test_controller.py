@@ -68,7 +68,7 @@ async def test_mute_toggles_the_call_and_its_light(door_and_desk):
 
 
 async def test_a_door_that_auto_answers_lets_the_desk_listen(hub, make_unit):
-    store_flow(hub, "desk", "client:door")
+    await store_flow(hub, "desk", "client:door")
     door, door_board = await unit(make_unit, "door", "door", DOOR_HZ, "door", auto_answer=True)
     desk, desk_board = await unit(make_unit, "desk", "desk", DESK_HZ, "desk")
     desk.press("call")
@@ -87,7 +87,7 @@ async def test_the_doors_own_keypad_opens_it_without_a_call(door_and_desk):
 
 
 async def test_a_call_nobody_answers_is_turned_away_after_the_ring_timeout(hub, make_unit):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk, desk_board = await unit(make_unit, "desk", "desk", DESK_HZ, "desk", ring_timeout_s=0.3)
     door, door_board = await unit(make_unit, "door", "door", DOOR_HZ, "door")
     door.press("call")

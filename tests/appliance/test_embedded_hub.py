@@ -33,18 +33,20 @@ def desk_settings(tmp_path: Path, **values) -> Settings:
     return Settings(role="desk", identity="desk", hub_embedded=True, unlock_code="1234#", **{**embedded, **values})
 
 
-def door_settings(port: int, hub_dir: Path, **values) -> Settings:
+async def door_settings(port: int, hub_dir: Path, **values) -> Settings:
     """The door's settings, with a key of its own made in the hub's database (``intercom units add``)."""
     return Settings(
         role="door", identity="door", hub_url=f"ws://127.0.0.1:{port}", unlock_code="1234#",
-        **unit_key(hub_dir, "door", "door"), **values,
+        **await unit_key(hub_dir, "door", "door"), **values,
     )  # fmt: skip
 
 
 async def test_the_door_rings_the_desk_hosting_the_hub_and_the_desk_calls_the_door(tmp_path, boards):
     desk, desk_pins = await boards.start(desk_settings(tmp_path), DESK_HZ)
     assert desk.hub is not None and desk.client.status is ClientStatus.CONNECTED
-    door, door_pins = await boards.start(door_settings(desk.hub.port, tmp_path / "hub", auto_answer=True), DOOR_HZ)
+    door, door_pins = await boards.start(
+        await door_settings(desk.hub.port, tmp_path / "hub", auto_answer=True), DOOR_HZ
+    )
 
     await press(door_pins, CALL)  # ring_desks, made by the hub on its first start
     await until(lambda: blinking(desk_pins, CALL_LED))
@@ -61,7 +63,7 @@ async def test_the_door_rings_the_desk_hosting_the_hub_and_the_desk_calls_the_do
 async def test_a_desk_stopping_takes_its_hub_along_and_the_door_shows_connecting(tmp_path, boards):
     desk, _ = await boards.start(desk_settings(tmp_path), DESK_HZ)
     assert desk.hub is not None
-    door, _ = await boards.start(door_settings(desk.hub.port, tmp_path / "hub"), DOOR_HZ)
+    door, _ = await boards.start(await door_settings(desk.hub.port, tmp_path / "hub"), DOOR_HZ)
     statuses: list[ClientStatus] = []
     door.client.on("status", statuses.append)
     await desk.stop()
@@ -70,31 +72,31 @@ async def test_a_desk_stopping_takes_its_hub_along_and_the_door_shows_connecting
         pass
 
 
-def test_the_env_files_key_and_the_default_flows_go_into_the_database_once(tmp_path, caplog):
+async def test_the_env_files_key_and_the_default_flows_go_into_the_database_once(tmp_path, caplog):
     settings = desk_settings(tmp_path, hub_desks="desk,attic", ring_timeout_s=20)
     storage = Storage(tmp_path / "hub")
     try:
-        prepare_storage(storage, settings)
+        await prepare_storage(storage, settings)
         key = storage.get_key(KEY_ID)
         assert key is not None and key.secret == SECRET and not key.revoked
-        flows = {flow.id: flow for flow in storage.list_call_flows()}
+        flows = {flow.id: flow for flow in await storage.list_call_flows()}
         assert flows["ring_desks"].steps[0].options == {
             "destination": "client:desk,client:attic,group:phones",
             "timeout": 20,
         }
         assert flows["ring_door"].steps[0].options == {"destination": "client:door", "timeout": 20}
 
-        storage.delete_call_flow("ring_door")  # the installer's own flow stays as it is
+        await storage.delete_call_flow("ring_door")  # the installer's own flow stays as it is
         mine = {
             "id": "ring_door",
             "title": "mine",
             "steps": [{"action": "transfer", "options": {"destination": "client:gate"}}],
         }
-        storage.create_call_flow(CallFlow.model_validate(mine))
+        await storage.create_call_flow(CallFlow.model_validate(mine))
         changed = settings.model_copy(update={"access_key": type(settings.access_key)("a-new-secret-for-the-same-key")})
-        prepare_storage(storage, changed)
-        assert storage.get_call_flow("ring_door").title == "mine"
-        assert len(storage.list_call_flows()) == 2 and len(storage.list_keys()) == 1
+        await prepare_storage(storage, changed)
+        assert (await storage.get_call_flow("ring_door")).title == "mine"
+        assert len(await storage.list_call_flows()) == 2 and len(await storage.list_keys()) == 1
         assert storage.get_key(KEY_ID).secret == "a-new-secret-for-the-same-key"
         assert "the secret changed in the env file" in caplog.text
     finally:
@@ -104,8 +106,8 @@ def test_the_env_files_key_and_the_default_flows_go_into_the_database_once(tmp_p
 async def test_a_key_revoked_on_the_hub_stays_revoked(tmp_path, boards):
     storage = Storage(tmp_path / "hub")
     try:
-        prepare_storage(storage, desk_settings(tmp_path))
-        assert storage.revoke_key(KEY_ID)
+        await prepare_storage(storage, desk_settings(tmp_path))
+        assert await storage.revoke_key(KEY_ID)
     finally:
         storage.close()
     desk, _ = boards.build(desk_settings(tmp_path), DESK_HZ)

@@ -34,7 +34,7 @@ async def test_the_door_pins_the_desks_own_certificate_and_it_stays_the_same_acr
     for name in (CERT_NAME, KEY_NAME):
         assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600
     door, _ = await boards.start(
-        door_settings(desk.hub.port, tmp_path / "hub").model_copy(
+        (await door_settings(desk.hub.port, tmp_path / "hub")).model_copy(
             update={"hub_url": f"wss://127.0.0.1:{desk.hub.port}", "hub_fingerprint": pin}
         ),
         DOOR_HZ,
@@ -46,7 +46,7 @@ async def test_the_door_pins_the_desks_own_certificate_and_it_stays_the_same_acr
     await desk.stop()
     again, _ = await boards.start(desk_settings(tmp_path, hub_tls="on", hub_port=desk.hub.port), DESK_HZ)
     assert again.hub is not None and pin_of_file(again.hub.config.cert_file) == pin
-    door, _ = await boards.start(door_settings(0, tmp_path / "hub").model_copy(
+    door, _ = await boards.start((await door_settings(0, tmp_path / "hub")).model_copy(
         update={"hub_url": f"wss://127.0.0.1:{again.hub.port}", "hub_fingerprint": pin}), DOOR_HZ
     )  # fmt: skip
     assert door.client.status is ClientStatus.CONNECTED
@@ -57,7 +57,7 @@ async def test_a_door_pinned_to_another_certificate_says_so_sends_nothing_and_wa
     assert desk.hub is not None and desk.hub.running is not None
     relay_pin = fingerprint_of_file(own_certificate(tmp_path / "elsewhere")[0])
     door, _ = boards.build(
-        door_settings(0, tmp_path / "hub").model_copy(
+        (await door_settings(0, tmp_path / "hub")).model_copy(
             update={"hub_url": f"wss://127.0.0.1:{desk.hub.port}", "hub_fingerprint": relay_pin}
         ),
         DOOR_HZ,
@@ -119,7 +119,7 @@ async def test_a_door_trusts_a_certificate_its_ca_file_vouches_for(tmp_path, boa
     assert desk.hub is not None and desk.client.status is ClientStatus.CONNECTED
     door_url = f"wss://127.0.0.1:{desk.hub.port}"
     door, _ = await boards.start(
-        door_settings(0, tmp_path / "hub").model_copy(update={"hub_url": door_url, "hub_ca_file": ca}), DOOR_HZ
+        (await door_settings(0, tmp_path / "hub")).model_copy(update={"hub_url": door_url, "hub_ca_file": ca}), DOOR_HZ
     )
     assert door.client.status is ClientStatus.CONNECTED
     assert not (tmp_path / "hub" / CERT_NAME).exists()  # the installer's certificate, none of the hub's own
@@ -131,7 +131,7 @@ async def test_a_ca_signed_certificate_for_another_name_is_refused_naming_the_ca
     assert desk.hub is not None
     door_url = f"wss://127.0.0.1:{desk.hub.port}"
     door, _ = boards.build(
-        door_settings(0, tmp_path / "hub").model_copy(update={"hub_url": door_url, "hub_ca_file": ca}), DOOR_HZ
+        (await door_settings(0, tmp_path / "hub")).model_copy(update={"hub_url": door_url, "hub_ca_file": ca}), DOOR_HZ
     )
     with caplog.at_level(logging.ERROR), pytest.raises(CertificateError, match="not trusted"):
         async with asyncio.timeout(STEP):
@@ -151,13 +151,15 @@ def test_the_embedded_hub_is_plain_on_loopback_only_unless_told(tmp_path, listen
     assert serves_plain(desk_settings(tmp_path, hub_listen=listen, hub_port=8443, **told)) is plain
 
 
-def test_an_install_made_before_tls_by_default_keeps_plain_ws_until_its_file_says_otherwise(tmp_path, monkeypatch):
+async def test_an_install_made_before_tls_by_default_keeps_plain_ws_until_its_file_says_otherwise(
+    tmp_path, monkeypatch
+):
     monkeypatch.setattr("socket.gethostname", lambda: "desk")
     old = desk_settings(tmp_path, hub_listen="0.0.0.0", hub_port=8443)  # no INTERCOM_HUB_TLS line
     assert not serves_plain(old)  # a new install: nothing in the data dir yet
     storage = Storage(tmp_path / "hub")  # what an older version left: the key without a scope, no certificate
     try:
-        storage.put_key(old.access_key_id, old.access_key.get_secret_value(), "env file of desk", scope=None)
+        await storage.put_key(old.access_key_id, old.access_key.get_secret_value(), "env file of desk", scope=None)
     finally:
         storage.close()
     assert serves_plain(old)
@@ -187,6 +189,6 @@ async def test_a_loopback_desk_makes_no_certificate_and_a_plain_door_elsewhere_i
     assert not (tmp_path / "hub" / CERT_NAME).exists()
     with caplog.at_level(logging.WARNING, logger="intercom.appliance.unit"):
         boards.build(
-            door_settings(0, tmp_path / "hub").model_copy(update={"hub_url": "ws://desk.local:8443"}), DOOR_HZ
+            (await door_settings(0, tmp_path / "hub")).model_copy(update={"hub_url": "ws://desk.local:8443"}), DOOR_HZ
         )  # not started
     assert "INTERCOM_HUB_URL=wss://desk.local:8443" in caplog.text.splitlines()

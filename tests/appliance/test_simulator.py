@@ -51,8 +51,8 @@ def make_unit(hub, role: str, **values: Any) -> tuple[Unit, MockFactory]:
 async def units(hub) -> AsyncIterator[Callable[..., Any]]:
     """Plain units (the other end of the call), connected; each one's ``changed`` event is set
     whenever it shows something (a light pattern, a relay pulse). Stopped at teardown."""
-    store_flow(hub, "door", "client:desk")
-    store_flow(hub, "desk", "client:door")
+    await store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "desk", "client:door")
     made: list[tuple[Unit, MockFactory]] = []
 
     async def make(role: str, **values: Any) -> tuple[Unit, asyncio.Event, MockFactory]:
@@ -210,7 +210,7 @@ async def test_a_desk_in_the_terminal_can_host_the_hub_for_a_door(tmp_path):
             identity="door",
             hub_url=f"ws://{app.unit.hub.local_address}",
             unlock_code=CODE,
-            **unit_key(tmp_path / "hub", "door", "door"),
+            **await unit_key(tmp_path / "hub", "door", "door"),
         )
         door_audio = CallAudio(source=lambda: ToneSource(DOOR_HZ), sink=RecordingSink, policy=ENDPOINT_LOOPBACK)
         door = Unit(door_settings, door_audio, pin_factory=door_board)

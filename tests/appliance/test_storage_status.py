@@ -18,9 +18,9 @@ from .test_service import received, run_until_connected
 # once the database holds what the unit needs.
 PREPARE = (
     "from pathlib import Path; import os; from intercom.appliance.settings import load_settings; "
-    "from intercom.appliance.embedded_hub import prepare_storage; from intercom.hub import Storage; "
+    "from intercom.appliance.embedded_hub import prepare_storage; from intercom.hub import Storage, blocking; "
     "settings, _ = load_settings(Path(os.environ['ENV_FILE'])); storage = Storage(settings.hub_data_dir); "
-    "prepare_storage(storage, settings); storage.close()"
+    "blocking(prepare_storage(storage, settings)); storage.close()"
 )
 READ_ONLY_CARD = (
     'mount -t tmpfs -o size=16m,mode=0700 tmpfs "$INTERCOM_HUB_DATA_DIR" && "$0" -c "$PREPARE" '

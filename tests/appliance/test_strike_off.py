@@ -143,7 +143,7 @@ async def test_killed_mid_pulse_the_stop_post_command_drives_the_pin_inactive_wi
         tmp_path, hub, INTERCOM_PIN_FACTORY="mock", INTERCOM_AUTO_ANSWER="true", INTERCOM_RELAY_PIN="21",
         INTERCOM_RELAY_ACTIVE_LOW=active_low, INTERCOM_RELAY_PULSE_S="30",
     )  # fmt: skip
-    store_flow(hub, "desk", "client:door")
+    await store_flow(hub, "desk", "client:door")
     door = await start_door(env)
     lines: list[str] = []
     try:

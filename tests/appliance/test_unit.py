@@ -34,8 +34,8 @@ def settings_for(hub, role: str, **values) -> Settings:
 @pytest.fixture
 async def units(hub, boards):
     """A door and a desk on the test's hub, each on a board of its own."""
-    store_flow(hub, "door", "client:desk")
-    store_flow(hub, "desk", "client:door")
+    await store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "desk", "client:door")
 
     async def make(role: str, hz: float, **values) -> tuple[Unit, MockFactory]:
         return await boards.start(settings_for(hub, role, **values), hz)
@@ -85,7 +85,7 @@ async def test_a_press_at_the_door_rings_the_desk_whose_answer_unlock_and_hang_u
 
 async def test_a_hub_restart_shows_connecting_then_connected_on_the_status_light(hub_config, tmp_path):
     storage = Storage(hub_config.data_dir)
-    key = storage.create_key("units", ADMIN)
+    key = await storage.create_key("units", ADMIN)
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         hub_config.port = free.getsockname()[1]
@@ -155,5 +155,5 @@ async def test_a_refused_unit_shows_error_until_the_hub_takes_its_key_then_conne
     door.connect()
     await until(lambda: len(refusals) >= 2 and fast_blink())  # refused, tried again, refused again
     assert isinstance(refusals[0], ForbiddenError) and door.client.status is ClientStatus.OFFLINE
-    hub.storage.put_key("later", secret, "the installer adds the door's key", ADMIN)
+    await hub.storage.put_key("later", secret, "the installer adds the door's key", ADMIN)
     await until(lambda: door.client.status is ClientStatus.CONNECTED and not fast_blink() and lit(pins, status))

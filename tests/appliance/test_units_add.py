@@ -66,7 +66,9 @@ async def test_with_only_the_doors_env_file_nothing_but_the_door_can_be_done(des
             assert "unit key for door: it has no Voice API rights" in answer.text
         for path in ("/metrics", "/openapi.json", "/docs"):
             assert (await api.get(path, headers=headers)).status_code in (401, 403), path
-    assert desk.hub.running.app.state.storage.get_call_flow("ring_desks").steps[0].action == "transfer"  # unchanged
+    assert (await desk.hub.running.app.state.storage.get_call_flow("ring_desks")).steps[
+        0
+    ].action == "transfer"  # unchanged
 
     key = AccessKey(door.access_key_id, secret, "stolen", 0.0)
     address = f"127.0.0.1:{desk.hub.port}"
@@ -84,7 +86,7 @@ async def test_with_only_the_doors_env_file_nothing_but_the_door_can_be_done(des
     assert [binding.identity for binding in desk.hub.running.registrar.lookup("desk")] == ["desk"]  # the desk's own
 
 
-def test_units_add_refuses_what_cannot_work(tmp_path, capsys):
+async def test_units_add_refuses_what_cannot_work(tmp_path, capsys):
     assert main(["units", "add", "--role", "door", "--identity", "front door", "--data-dir", str(tmp_path),
                  "--hub-url", "wss://desk:8443"]) == 2  # fmt: skip
     assert "identity 'front door' is not 1-30 characters" in capsys.readouterr().err
@@ -101,12 +103,12 @@ def test_units_add_refuses_what_cannot_work(tmp_path, capsys):
     assert "INTERCOM_HUB_LISTEN=127.0.0.1: the hub is reachable from this machine only" in capsys.readouterr().err
     storage = Storage(tmp_path)
     try:
-        assert storage.list_keys() == []  # nothing was made for what was refused
+        assert await storage.list_keys() == []  # nothing was made for what was refused
     finally:
         storage.close()
 
 
-def test_a_standalone_hub_gets_its_units_from_its_data_dir(tmp_path):
+async def test_a_standalone_hub_gets_its_units_from_its_data_dir(tmp_path):
     printed = cli("units", "add", "--role", "desk", "--identity", "kitchen", "--data-dir", str(tmp_path),
                   "--hub-url", "wss://hub.example:8443", "--call-flow", "ring_door")  # fmt: skip
     lines = dict(line.split("=", 1) for line in printed if not line.startswith("#"))
@@ -116,7 +118,7 @@ def test_a_standalone_hub_gets_its_units_from_its_data_dir(tmp_path):
     assert any("add kitchen to INTERCOM_HUB_DESKS" in line for line in printed)
     storage = Storage(tmp_path)
     try:
-        (key,) = storage.list_keys()
+        (key,) = await storage.list_keys()
     finally:
         storage.close()
     assert key.id == lines["INTERCOM_ACCESS_KEY_ID"] and key.scope == unit_scope("desk", "kitchen", "ring_door")

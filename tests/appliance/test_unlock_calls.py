@@ -86,7 +86,7 @@ async def test_five_hashes_at_the_door_lock_its_keypad_but_leave_the_desk_workin
 
 
 async def test_a_desk_not_in_the_allow_list_cannot_open_the_door(hub, make_unit, state_dir):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk, desk_board = await unit(make_unit, "desk", "desk", DESK_HZ, "desk")
     door_store = UnlockStore.open(state_dir)
     try:
@@ -116,7 +116,7 @@ async def test_the_right_code_from_a_flow_of_the_hubs_own_opens_nothing(hub, mak
         {"action": "sendKeys", "options": {"keys": CODE}},
         {"action": "pause", "options": {"length": 20}},
     ]
-    store(hub, steps)
+    await store(hub, steps)
     door_store = UnlockStore.open(state_dir)
     try:
         door, door_board = await unit(make_unit, "door", "door", DOOR_HZ, "door", unlock_store=door_store)
@@ -134,7 +134,7 @@ async def test_the_right_code_from_a_flow_of_the_hubs_own_opens_nothing(hub, mak
 async def test_a_client_that_forges_who_it_is_gets_nothing(hub, raw_sip, make_unit, state_dir):
     """A kitchen panel (raw SIP here) calls the door that answers by itself, and says it is the desk
     in every request: the door hears the kitchen, which may not open it."""
-    store_flow(hub, "kitchen", "client:door")
+    await store_flow(hub, "kitchen", "client:door")
     door_store = UnlockStore.open(state_dir)
     kitchen = await raw_sip()
     media = new_peer_connection(ENDPOINT_LOOPBACK)
@@ -173,7 +173,7 @@ async def test_a_client_that_forges_who_it_is_gets_nothing(hub, raw_sip, make_un
 async def test_the_door_tells_the_hub_each_wrong_code_lockout_and_unlock(door_and_desk, hub):
     (door, door_board), (desk, _) = door_and_desk
     with receiver() as webhook:
-        hub.storage.put(Webhook(url=webhook.url("/hook"), token="a-webhook-token-of-32-bytes-and-more"))
+        await hub.storage.put(Webhook(url=webhook.url("/hook"), token="a-webhook-token-of-32-bytes-and-more"))
         for _ in range(WRONG_LIMIT):
             for key in "9999#":
                 door.press(key)

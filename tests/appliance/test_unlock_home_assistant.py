@@ -118,7 +118,7 @@ async def test_the_open_door_command_opens_once_through_the_hub(hub, make_unit, 
 
 async def test_the_link_announces_the_doors_and_follows_their_registrations(hub, make_unit, state_dir):
     link, bridge = link_on(hub, open_door=False)
-    link.announce()
+    await link.announce()
 
     def online() -> list[bytes]:
         return [payload for topic, payload, *_ in bridge._queue if topic == "intercom/door/online"]

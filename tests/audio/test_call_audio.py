@@ -19,7 +19,7 @@ MAX_LATENCY_S = 0.25  # mouth to ear through capture, Opus, the hub and playback
 
 
 async def test_a_tone_at_the_door_microphone_is_heard_at_the_desk_speaker(hub, probe, make_unit, caplog):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     (microphone,) = [d.deviceId for d in list_devices() if d.kind == "audioinput"]
     (speaker,) = [d.deviceId for d in list_devices() if d.kind == "audiooutput"]
     desk_card = CallAudio.sound_card(speaker=speaker)

@@ -15,7 +15,7 @@ from ..units import DESK_HZ, DOOR_HZ, STEP, store_flow
 
 
 async def test_the_door_speaker_plays_ringback_then_the_desk_with_key_feedback_mixed_in(hub, probe, make_unit):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     (speaker,) = [d.deviceId for d in list_devices() if d.kind == "audiooutput"]
     card = CallAudio.sound_card(speaker=speaker)  # eu: ringback at 425 Hz
     desk = await make_unit("desk", DESK_HZ)

@@ -22,7 +22,7 @@ def hears(probe: JackProbe, frequency: float):
 async def test_the_call_survives_the_card_going_away_and_its_sound_comes_back_with_it(
     hub, jack_server, probe, make_unit
 ):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     card = CallAudio.sound_card(tones=False)  # PortAudio's default devices: the JACK server's
     desk = await make_unit("desk", replace(card, source=lambda: ToneSource(DESK_HZ)))
     door = await make_unit("door", replace(card, sink=RecordingSink), outgoing="door")

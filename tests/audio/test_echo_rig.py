@@ -143,7 +143,7 @@ async def open_microphone(card: CallAudio, probe: JackProbe, known: list[str]):
 async def call_through_room(
     hub, make_unit, make_room, desk: JackProbe, processing: ProcessingSettings, keep_seconds: float
 ) -> Rig:
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     (microphone,) = [d.deviceId for d in list_devices() if d.kind == "audioinput"]
     (speaker,) = [d.deviceId for d in list_devices() if d.kind == "audiooutput"]
     door_card = CallAudio.sound_card(microphone=microphone, speaker=speaker, processing=processing, tones=False)

@@ -55,7 +55,7 @@ async def usb_card(jack_server):
 
 
 async def test_microphone_and_speaker_move_to_another_card_mid_call(hub, probe, usb_card, make_unit):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     system_in, system_out = device_id("system", "audioinput"), device_id("system", "audiooutput")
     card_in, card_out = device_id("usb-card", "audioinput"), device_id("usb-card", "audiooutput")
     desk = await make_unit(
@@ -90,7 +90,7 @@ async def test_microphone_and_speaker_move_to_another_card_mid_call(hub, probe, 
 
 
 async def test_an_unknown_device_raises_and_the_call_keeps_its_own(hub, probe, make_unit):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk = await make_unit("desk", replace(CallAudio.sound_card(tones=False), source=lambda: ToneSource(DESK_HZ)))
     door = await make_unit("door", replace(CallAudio.sound_card(tones=False), sink=RecordingSink), outgoing="door")
     call = door.start_call()
@@ -120,7 +120,7 @@ async def test_an_unknown_device_raises_and_the_call_keeps_its_own(hub, probe, m
 
 
 async def test_sound_that_is_not_a_sound_card_cannot_be_switched(hub, make_unit):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk = await make_unit("desk", DESK_HZ)
     door = await make_unit("door", SYSTEM_HZ, outgoing="door")
     call = door.start_call()

@@ -74,7 +74,7 @@ async def hears_the_beep(sink: RecordingSink) -> None:
 
 
 async def test_browser_calls_the_door_flow_and_a_python_desk_hears_it(hub, open_page, make_unit):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk = await make_unit("desk", DESK_HZ)
     token = hub.token("door", incoming=False, outgoing="door")
     page = await open_page(token)
@@ -115,7 +115,7 @@ async def test_browser_calls_the_door_flow_and_a_python_desk_hears_it(hub, open_
 
 async def test_python_door_calls_a_browser_desk_and_both_hear_each_other(hub, open_page, make_unit):
     hub.running.config.media_timeout = 2.0
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     page = await open_page(hub.token("desk", incoming=True))
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
     call = door.start_call()

@@ -29,7 +29,7 @@ async def wss_hub(tmp_path, tls_files, page_port):
         allowed_origins=(page_origin(page_port),),
     )
     storage = Storage(config.data_dir)
-    access_key = storage.create_key("browser", ADMIN)
+    access_key = await storage.create_key("browser", ADMIN)
     async with asyncio.timeout(10):
         context = running_hub(config, storage)
         hub = await context.__aenter__()

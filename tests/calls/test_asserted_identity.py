@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from intercom.hub.records import Webhook
+from intercom.hub.records import UnlockEvent, Webhook
 from intercom.media import new_peer_connection
 from intercom.sdk import CallStatus, Digits
 from intercom.sdk.invite import build_invite, build_message
@@ -27,7 +27,7 @@ FORGED = "<sip:desk@evil.invalid>"
 
 async def bridged(hub, make_unit):
     """The door calls, the desk answers: both calls confirmed, each following the unlock event too."""
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk = await make_unit("desk", 880.0)
     door = await make_unit("door", 440.0, outgoing="door", incoming=False)
     door_call = door.start_call()
@@ -63,7 +63,7 @@ async def test_digits_and_unlock_requests_carry_the_senders_identity(hub, make_u
 async def test_a_forged_asserted_identity_never_reaches_the_other_side(hub, raw_sip, make_unit):
     """A door (here: raw SIP) claims to be the desk in its INVITE and its INFOs: the desk sees the
     door, as the door's token says."""
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk = await make_unit("desk", 880.0)
     door = await raw_sip()
     media = new_peer_connection(ENDPOINT_LOOPBACK)
@@ -106,7 +106,7 @@ async def forged_in_call(desk, door, invite: Request) -> None:
 async def test_keys_a_flow_of_the_hubs_own_sends_assert_nobody_and_it_takes_no_unlock_request(hub, make_unit):
     """sendKeys with the right code, as a relay on the door's cable would arrange it: no identity."""
     steps = [{"action": "sendKeys", "options": {"keys": "4711#"}}, {"action": "pause", "options": {"length": 20}}]
-    store(hub, steps)
+    await store(hub, steps)
     door = await make_unit("door", 440.0, outgoing="door", incoming=False)
     call = door.start_call()
     await door.events.until(lambda: len(door.events.of("call.digits")) == 5)
@@ -121,7 +121,7 @@ async def test_keys_a_flow_of_the_hubs_own_sends_assert_nobody_and_it_takes_no_u
 @pytest.mark.loopback_requests
 async def test_a_doors_event_reaches_the_webhooks_as_the_registered_identity(hub, raw_sip, make_unit):
     with receiver() as webhook:
-        hub.storage.put(Webhook(url=webhook.url("/hook"), token="a-webhook-token-of-32-bytes-and-more"))
+        await hub.storage.put(Webhook(url=webhook.url("/hook"), token="a-webhook-token-of-32-bytes-and-more"))
         door = await make_unit("door", 440.0, outgoing="door")
         body = {"event": "lockout", "source": "keypad", "who": "keypad", "callId": None, "time": 1.8e9, "door": "x"}
         async with asyncio.timeout(STEP):
@@ -138,6 +138,8 @@ async def test_a_doors_event_reaches_the_webhooks_as_the_registered_identity(hub
         None,
     )
     assert payload["time"] == "2027-01-15T08:00:00Z"
+    (stored,), _ = await hub.storage.page(UnlockEvent)  # the building's audit, in the hub's database
+    assert (stored.id, stored.door, stored.event, stored.at) == (payload["id"], "door", "lockout", 1.8e9)
 
 
 async def test_a_doors_event_from_a_connection_that_never_registered_or_unreadable_is_refused(hub, raw_sip, make_unit):
@@ -150,3 +152,4 @@ async def test_a_doors_event_from_a_connection_that_never_registered_or_unreadab
         async with asyncio.timeout(STEP):
             answer = await door.client.send_message(DOOR_EVENT_CONTENT_TYPE, bad)
         assert answer.status_code == 400, bad
+    assert (await hub.storage.page(UnlockEvent))[1] == 0  # nothing refused was stored

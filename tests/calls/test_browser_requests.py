@@ -12,7 +12,7 @@ from ..units import store_flow
 
 
 async def test_the_browsers_invite_and_in_call_requests(hub, raw_sip, make_unit):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk = await make_unit("desk", 880.0)
     door = await raw_sip()
     token = hub.token("door", incoming=False, outgoing="door")

@@ -67,7 +67,7 @@ async def metrics(hub) -> dict[str, int]:
 
 
 async def test_group_ring_the_second_desk_gets_canceled_when_the_first_answers(hub, make_unit):
-    store_flow(hub, "door", "client:desk,client:kitchen")
+    await store_flow(hub, "door", "client:desk,client:kitchen")
     desk = await make_unit("desk", DESK_HZ)
     kitchen = await make_unit("kitchen", 660.0)
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
@@ -81,7 +81,7 @@ async def test_group_ring_the_second_desk_gets_canceled_when_the_first_answers(h
 
 
 async def test_one_identity_on_two_devices_rings_both(hub, make_unit):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     first = await make_unit("desk", DESK_HZ)
     second = await make_unit("desk", 660.0)
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
@@ -139,7 +139,7 @@ async def test_no_answer_within_the_transfer_timeout_fails_with_480(hub, make_un
     ids=["no-outgoing-capability", "unknown-flow", "nobody-registered"],
 )
 async def test_calls_the_hub_refuses(hub, make_unit, flow_id, outgoing, registered, status):
-    store_flow(hub, flow_id, "client:desk")
+    await store_flow(hub, flow_id, "client:desk")
     if registered:
         await make_unit("desk", DESK_HZ)
     door = await make_unit("door", DOOR_HZ, outgoing=outgoing, incoming=outgoing is None)
@@ -227,8 +227,8 @@ async def test_stopping_the_hub_mid_call_ends_it_everywhere_and_releases_its_med
     storage = Storage(config.data_dir)
     async with asyncio.timeout(STEP), running_hub(config, storage) as running:
         calls = running.app.state.calls
-        hub = Hub(running, storage, storage.create_key("tests", ADMIN))
-        store_flow(hub, "door", "client:desk")
+        hub = Hub(running, storage, await storage.create_key("tests", ADMIN))
+        await store_flow(hub, "door", "client:desk")
         desk = await connect_unit(hub, "desk", DESK_HZ)
         door = await connect_unit(hub, "door", DOOR_HZ, outgoing="door", incoming=False)
         door.start_call()

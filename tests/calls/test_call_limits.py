@@ -90,7 +90,7 @@ async def test_a_full_hub_answers_503_and_the_next_call_after_one_ends_goes_thro
 async def test_a_desk_in_a_call_is_rung_again_until_its_limit_then_skipped_in_a_ring_group(hub, make_unit):
     door, desk = await door_and_desk(hub, make_unit)
     await bridged(door, desk)
-    store_flow(hub, "garden", "client:desk,client:kitchen")
+    await store_flow(hub, "garden", "client:desk,client:kitchen")
     kitchen = await make_unit("kitchen", 660.0)
     garden = await make_unit("garden", DOOR_HZ, outgoing="garden", incoming=False)
     garden.start_call()
@@ -106,11 +106,11 @@ async def test_a_desk_in_a_call_is_rung_again_until_its_limit_then_skipped_in_a_
     gate.start_call()
     await kitchen.next_incoming(2)
     gate_call = next(call for call in hub.running.app.state.calls.calls.values() if call.caller_name == "gate")
-    legs, _ = hub.storage.page(LegRecord, parent=gate_call.record.id)
+    legs, _ = await hub.storage.page(LegRecord, parent=gate_call.record.id)
     assert [leg.destination for leg in legs if leg.direction == "outgoing"] == ["client:kitchen"]
     assert len(desk.events.incoming) == 2
 
-    store_flow(hub, "desk-only", "client:desk")
+    await store_flow(hub, "desk-only", "client:desk")
     porch = await make_unit("porch", DOOR_HZ, outgoing="desk-only", incoming=False)
     porch.start_call()
     answer = await refusal(porch)
@@ -119,13 +119,13 @@ async def test_a_desk_in_a_call_is_rung_again_until_its_limit_then_skipped_in_a_
 
 async def test_a_transfer_rings_at_most_max_ring_legs_devices(hub, make_unit):
     hub.running.config.max_ring_legs = 2
-    store_flow(hub, "door", "client:a,client:b,client:c")
+    await store_flow(hub, "door", "client:a,client:b,client:c")
     rung = [await make_unit(name, DESK_HZ) for name in ("a", "b", "c")]
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
     door.start_call()
     await rung[0].next_incoming()
     await rung[1].next_incoming()
-    legs, _ = hub.storage.page(LegRecord, parent=running_call(hub).record.id)
+    legs, _ = await hub.storage.page(LegRecord, parent=running_call(hub).record.id)
     assert [leg.destination for leg in legs if leg.direction == "outgoing"] == ["client:a", "client:b"]
     assert rung[2].events.incoming == []
 
@@ -177,7 +177,7 @@ def hub_config(hub_config: HubConfig) -> HubConfig:
 
 
 async def test_stats_reports_and_unread_keys_keep_the_calls_memory_flat(hub, make_unit):
-    store(hub, [{"action": "pause", "options": {"length": 30}}])  # listens for no keys
+    await store(hub, [{"action": "pause", "options": {"length": 30}}])  # listens for no keys
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
     call = door.start_call()
     await until_answered(door)
@@ -214,7 +214,7 @@ def test_new_calls_are_checked_against_the_total_first(tmp_path, limits, identit
 
 
 async def test_an_on_keypress_var_keeps_the_latest_keys_only(hub, make_unit):
-    store(hub, [{"action": "pause", "options": {"length": 30}, "onKeypressVar": "code"}])
+    await store(hub, [{"action": "pause", "options": {"length": 30}, "onKeypressVar": "code"}])
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
     call = door.start_call()
     await until_answered(door)

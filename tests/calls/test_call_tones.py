@@ -31,7 +31,7 @@ async def unit_with_speaker(
 
 async def door_calling(hub, make_unit, **door_options: Any) -> tuple[Unit, Speaker, Call]:
     """A door with a :class:`Speaker` calling ``client:desk``."""
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     door, speaker = await unit_with_speaker(make_unit, "door", DOOR_HZ, outgoing="door", incoming=False, **door_options)
     return door, speaker, door.start_call()
 
@@ -131,7 +131,7 @@ async def test_destroy_silences_a_failure_tone_at_once(hub, make_unit):
 
 @pytest.mark.parametrize("ring_file", [False, True], ids=["built-in", "wav"])
 async def test_the_callee_rings_from_the_180_until_it_answers(hub, make_unit, tmp_path: Path, ring_file):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     ring = None
     if ring_file:
         write_wav(tmp_path / "ring.wav", 0.3, hz=1000.0)
@@ -180,7 +180,7 @@ async def test_the_ring_stops_when_the_call_is_not_answered(hub, make_unit, monk
 
 async def test_each_digit_sent_sounds_on_the_callers_speaker_and_not_at_the_far_end(hub, make_unit):
     door, desk = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False), await make_unit("desk", DESK_HZ)
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     call = door.start_call()
     answered = await desk.accept(await desk.next_incoming())
     await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
@@ -197,7 +197,7 @@ async def test_each_digit_sent_sounds_on_the_callers_speaker_and_not_at_the_far_
 
 
 async def test_with_tones_off_nothing_rings_and_nothing_sounds_but_the_far_end(hub, make_unit):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk, desk_speaker = await unit_with_speaker(make_unit, "desk", DESK_HZ, plan=None)
     door, door_speaker = await unit_with_speaker(make_unit, "door", DOOR_HZ, plan=None, outgoing="door", incoming=False)
     door.start_call()

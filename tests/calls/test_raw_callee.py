@@ -15,7 +15,7 @@ from ..units import next_request, registered_raw_desk, store_flow
 
 @pytest.mark.parametrize("status", [486, 480, 603])
 async def test_the_callees_refusal_reaches_the_caller_and_is_acked(hub, raw_sip, make_unit, status):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk = await registered_raw_desk(hub, raw_sip)
     door = await make_unit("door", 440.0, outgoing="door", incoming=False)
     door.start_call()
@@ -32,7 +32,7 @@ async def test_the_callees_refusal_reaches_the_caller_and_is_acked(hub, raw_sip,
 
 
 async def test_a_decline_ends_the_group_ring_at_once(hub, raw_sip, make_unit):
-    store_flow(hub, "door", "client:desk,client:kitchen")
+    await store_flow(hub, "door", "client:desk,client:kitchen")
     desk = await registered_raw_desk(hub, raw_sip)
     kitchen = await make_unit("kitchen", 660.0)
     door = await make_unit("door", 440.0, outgoing="door", incoming=False)
@@ -46,7 +46,7 @@ async def test_a_decline_ends_the_group_ring_at_once(hub, raw_sip, make_unit):
 
 
 async def test_a_callee_whose_socket_closes_mid_call_ends_the_call_for_the_caller(hub, raw_sip, make_unit):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     door = await make_unit("door", 440.0, outgoing="door", incoming=False)
     desk = await make_unit("desk", 880.0)
     door.start_call()
@@ -62,7 +62,7 @@ async def test_a_callee_whose_socket_closes_mid_call_ends_the_call_for_the_calle
 
 
 async def test_a_caller_whose_socket_closes_while_ringing_cancels_the_callee(hub, make_unit):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     door = await make_unit("door", 440.0, outgoing="door", incoming=False)
     desk = await make_unit("desk", 880.0)
     door.start_call()

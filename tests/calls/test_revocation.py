@@ -22,10 +22,10 @@ REVOCATION_BOUND = 3.0  # the hub polls the database every 0.5 s; a BYE round tr
 @pytest.fixture
 async def units(hub):
     """A door and a desk, each on a unit key of its own, and the flow ``door`` that rings the desk."""
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     keys = {
-        "door": hub.storage.create_key("door unit", unit_scope("door", "door", "door")),
-        "desk": hub.storage.create_key("desk unit", unit_scope("desk", "desk", "ring_door")),
+        "door": await hub.storage.create_key("door unit", unit_scope("door", "door", "door")),
+        "desk": await hub.storage.create_key("desk unit", unit_scope("desk", "desk", "ring_door")),
     }
     desk = await connect_unit(dataclasses.replace(hub, key=keys["desk"]), "desk", DESK_HZ)
     door = await connect_unit(dataclasses.replace(hub, key=keys["door"]), "door", DOOR_HZ, outgoing="door")
@@ -35,11 +35,11 @@ async def units(hub):
             await unit.client.destroy()
 
 
-def revoke_elsewhere(hub, key_id: str) -> None:
+async def revoke_elsewhere(hub, key_id: str) -> None:
     """As `intercom keys revoke` does it: another connection to the database."""
     cli_side = Storage(hub.storage.data_dir)
     try:
-        assert cli_side.revoke_key(key_id)
+        assert await cli_side.revoke_key(key_id)
     finally:
         cli_side.close()
 
@@ -55,7 +55,7 @@ async def test_a_revoked_key_ends_the_call_and_drops_its_bindings(hub, units, re
     assert len(registrar.lookup("desk")) == 1 and len(registrar.lookup("door")) == 1
 
     started = time.monotonic()
-    revoke_elsewhere(hub, keys[revoked].id)
+    await revoke_elsewhere(hub, keys[revoked].id)
     for unit in (door, desk):  # each side gets a BYE
         await unit.events.until(lambda unit=unit: CallStatus.ENDED in unit.events.of("call.status"), REVOCATION_BOUND)
     assert time.monotonic() - started < REVOCATION_BOUND
@@ -72,7 +72,7 @@ async def test_a_revoked_key_stops_its_device_ringing(hub, units):
     call = door.start_call()
     incoming = await desk.next_incoming()
     await door.events.until(lambda: CallStatus.RINGING in door.events.of("call.status"))
-    revoke_elsewhere(hub, keys["desk"].id)
+    await revoke_elsewhere(hub, keys["desk"].id)
     await desk.events.until(lambda: desk.events.canceled == [incoming], REVOCATION_BOUND)
     # The desk's ringing ended with 487 (our CANCEL): the door hears that, as when a caller cancels.
     await door.events.until(lambda: CallStatus.ENDED in door.events.of("call.status"), REVOCATION_BOUND)
@@ -82,7 +82,7 @@ async def test_a_revoked_key_stops_its_device_ringing(hub, units):
 
 async def test_a_revoked_keys_token_is_refused_at_the_next_call(hub, units):
     door, _, keys = units
-    revoke_elsewhere(hub, keys["door"].id)
+    await revoke_elsewhere(hub, keys["door"].id)
     call = door.start_call()  # the door's socket is still open: its INVITE is refused
     await door.events.until(lambda: CallStatus.FAILED in door.events.of("call.status"))
     assert call.status is CallStatus.FAILED

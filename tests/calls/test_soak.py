@@ -122,7 +122,7 @@ async def one_call(door, desk, kind: str) -> None:
 
 async def test_two_hundred_calls_leave_nothing_behind(hub, make_unit, monkeypatch):
     monkeypatch.setattr(progress_tones, "FAILURE_TONE_SECONDS", 0.25)  # congestion for one round, 0.5 s
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     sinks = OpenSinks()  # both units': ringback, ring, congestion and the far end
     desk = await make_unit("desk", sinks.audio(880.0), record=False)  # a recorder would keep every call alive
     door = await make_unit("door", sinks.audio(440.0), outgoing="door", incoming=False, record=False)

@@ -35,10 +35,10 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def test_calls_list_reads_newest_first_who_rang_who_answered_and_the_recordings(tmp_path, capsys):
+async def test_calls_list_reads_newest_first_who_rang_who_answered_and_the_recordings(tmp_path, capsys):
     storage = Storage(tmp_path)
-    earlier = door_call(storage)
-    storage.put(CallRecord(source="reception", destination="client:desk", status="queued", created_at=T0 + 3600))
+    earlier = await door_call(storage)
+    await storage.put(CallRecord(source="reception", destination="client:desk", status="queued", created_at=T0 + 3600))
     code, out, _ = run(capsys, "calls", "list", "--data-dir", str(tmp_path))
     assert code == 0
     assert out.splitlines() == [
@@ -60,8 +60,8 @@ def test_calls_list_of_an_empty_log_and_a_bad_limit(tmp_path, capsys):
     assert code == 2 and "--limit" in err
 
 
-def test_calls_show_prints_the_call_its_legs_and_recordings(tmp_path, capsys):
-    logged = door_call(Storage(tmp_path))
+async def test_calls_show_prints_the_call_its_legs_and_recordings(tmp_path, capsys):
+    logged = await door_call(Storage(tmp_path))
     code, out, _ = run(capsys, "calls", "show", "--data-dir", str(tmp_path), logged.call.id)
     assert code == 0
     assert out.splitlines() == [
@@ -79,8 +79,8 @@ def test_calls_show_prints_the_call_its_legs_and_recordings(tmp_path, capsys):
     assert (code, out) == (2, "") and err == "intercom calls: no call with id 'nope'\n"
 
 
-def test_calls_show_of_a_call_not_started_yet(tmp_path, capsys):
-    call = Storage(tmp_path).put(
+async def test_calls_show_of_a_call_not_started_yet(tmp_path, capsys):
+    call = await Storage(tmp_path).put(
         CallRecord(source="reception", destination="client:desk", status="queued", created_at=T0)
     )
     code, out, _ = run(capsys, "calls", "show", "--data-dir", str(tmp_path), call.id)

@@ -82,8 +82,8 @@ def test_keys_create_a_unit_key_whose_tokens_stay_in_its_scope(tmp_path, capsys)
     assert json.loads(out)["access"] == "unit door: incoming calls; outgoing calls running ring_desks"
 
 
-def test_keys_list_tells_how_to_split_a_legacy_key(tmp_path, capsys):
-    Storage(tmp_path).put_key("old", "oldsecret", "units", None)
+async def test_keys_list_tells_how_to_split_a_legacy_key(tmp_path, capsys):
+    await Storage(tmp_path).put_key("old", "oldsecret", "units", None)
     code, out, _ = run(capsys, "keys", "list", "--data-dir", str(tmp_path))
     listed = json.loads(out)
     assert code == 0 and listed["scope"] is None and "oldsecret" not in out
@@ -101,15 +101,15 @@ def test_keys_list_tells_how_to_split_a_legacy_key(tmp_path, capsys):
         (["--identity", "front door", "--incoming"], "1-30 characters"),
     ],
 )
-def test_keys_create_bad_input_is_one_clear_line_and_makes_no_key(tmp_path, capsys, argv, message):
+async def test_keys_create_bad_input_is_one_clear_line_and_makes_no_key(tmp_path, capsys, argv, message):
     code, out, err = run(capsys, "keys", "create", "--data-dir", str(tmp_path), "--name", "k", *argv)
     assert code == 2 and out == ""
     assert err.startswith("intercom keys: ") and message in err and err.count("\n") == 1
-    assert Storage(tmp_path).list_keys() == []
+    assert await Storage(tmp_path).list_keys() == []
 
 
-def test_token_is_accepted_by_the_hub_rules(tmp_path, capsys):
-    key = Storage(tmp_path).create_key("door", ADMIN)
+async def test_token_is_accepted_by_the_hub_rules(tmp_path, capsys):
+    key = await Storage(tmp_path).create_key("door", ADMIN)
     code, out, _ = run(
         capsys, "token", "--key-id", key.id, "--key-file", key_file(tmp_path, key.secret), "--identity", "door",
         "--outgoing", "flow1", "--variables", "floor=2&name=Front door", "--incoming", "--ttl", "120",
@@ -145,15 +145,15 @@ def test_token_refuses_a_secret_on_the_command_line(capsys):
     assert "--key - (standard input), --key-file or --env-file" in err
 
 
-def test_token_reads_the_secret_from_standard_input(tmp_path, capsys, monkeypatch):
-    key = Storage(tmp_path).create_key("desk", ADMIN)
+async def test_token_reads_the_secret_from_standard_input(tmp_path, capsys, monkeypatch):
+    key = await Storage(tmp_path).create_key("desk", ADMIN)
     monkeypatch.setattr(sys, "stdin", io.StringIO(key.secret + "\n"))
     code, out, _ = run(capsys, "token", "--key-id", key.id, "--key", "-", "--identity", "desk", "--incoming")
     assert code == 0 and check_token(out.strip(), Storage(tmp_path).get_key).incoming is not None
 
 
-def test_token_takes_the_key_from_a_units_env_file(tmp_path, capsys):
-    key = Storage(tmp_path).create_key("door", ADMIN)
+async def test_token_takes_the_key_from_a_units_env_file(tmp_path, capsys):
+    key = await Storage(tmp_path).create_key("door", ADMIN)
     env = tmp_path / "intercom.env"
     env.write_text(f"INTERCOM_ROLE=door\nINTERCOM_ACCESS_KEY_ID={key.id}\nINTERCOM_ACCESS_KEY={key.secret}\n")
     env.chmod(0o640)
@@ -204,11 +204,46 @@ def test_token_with_an_empty_standard_input_is_refused(capsys, monkeypatch):
         (["--turn-secret-file", "/nonexistent/turn"], "--turn-secret-file /nonexistent/turn: No such file"),
         (["--max-flow-bytes", "10"], "--max-flow-bytes must be 1024 or more"),
         (["--max-redirects", "-1"], "--max-redirects must be 0 or more"),
+        (["--database", "mysql://db.example/intercom"], "--database: give postgresql://user@host[:port]/database"),
+        (["--database", "postgresql://intercom@db.example"], "--database: the URL names no database"),
+        (["--database", "postgresql://intercom@db.example/hub", "--database-pool-size", "0"], "must be 1 or more"),
+        (["--database-password-file", "/nonexistent/password"], "--database-password-file goes with --database"),
+        (["--database", "postgresql://intercom@db.example/hub", "--database-pool-timeout", "0"], "more than 0"),
     ],
 )
 def test_hub_bad_options_are_one_clear_line(tmp_path, capsys, argv, message):
     code, _, err = run(capsys, "hub", "--data-dir", str(tmp_path), *argv)
     assert code == 2 and err.startswith("intercom hub: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://intercom:s3cret-pw@db.example/hub", "postgresql://intercom@db.example/hub?password=s3cret-pw"]
+)
+def test_a_database_password_in_the_url_is_refused_and_not_repeated(tmp_path, capsys, url):
+    code, out, err = run(capsys, "hub", "--data-dir", str(tmp_path), "--database", url)
+    assert code == 2 and "the URL holds a password" in err and "--database-password-file" in err
+    assert "s3cret-pw" not in err + out
+
+
+def test_the_database_flags_reach_the_hubs_config(tmp_path, capsys, monkeypatch):
+    started: list[HubConfig] = []
+    monkeypatch.setattr("intercom.hub.run_hub", lambda config, log_level: started.append(config))
+    password = tmp_path / "password"
+    password.write_text("the-password\n")
+    url = "postgresql://intercom@db.example:5433/hub"
+    flags = ["--database", url, "--database-password-file", str(password), "--database-pool-size", "4"]
+    flags += ["--database-pool-timeout", "2.5", "--hub-id", "hub-2"]
+    code, _, _ = run(capsys, "hub", "--data-dir", str(tmp_path), *flags)
+    assert code == 0
+    (config,) = started
+    assert (config.database, config.database_password, config.database_pool_size, config.hub_id) == (
+        url,
+        "the-password",
+        4,
+        "hub-2",
+    )
+    code, _, _ = run(capsys, "hub", "--data-dir", str(tmp_path))
+    assert started[-1].database is None  # SQLite in the data directory
 
 
 def test_hub_call_limits_given_reach_its_config_and_the_rest_keep_their_defaults(tmp_path, capsys, monkeypatch):
@@ -280,7 +315,7 @@ async def test_hub_on_loopback_stays_plain_and_makes_no_certificate(tmp_path):
 
 async def test_hub_process_over_wss_carries_a_call_between_python_clients(tmp_path, tls_files, capsys):
     cert, key_file = tls_files
-    key = Storage(tmp_path).create_key("door", ADMIN)
+    key = await Storage(tmp_path).create_key("door", ADMIN)
     flow = tmp_path / "flow.json"
     flow.write_text(
         json.dumps({"id": "door", "steps": [{"action": "transfer", "options": {"destination": "client:desk"}}]})

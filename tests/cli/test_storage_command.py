@@ -11,9 +11,9 @@ from intercom.hub.retention import Retention, StorageLimits
 from ..hub.api.call_log import door_call
 
 
-def test_storage_shows_the_rows_the_recordings_by_kind_the_free_space_and_the_limits(tmp_path, capsys):
+async def test_storage_shows_the_rows_the_recordings_by_kind_the_free_space_and_the_limits(tmp_path, capsys):
     storage = Storage(tmp_path)
-    door_call(storage)
+    await door_call(storage)
     size = sum(path.stat().st_size for path in (tmp_path / "recordings").rglob("*.wav"))
     assert main(["storage", "--data-dir", str(tmp_path), "--recordings-quota-mb", "5", "--calls-max-rows", "7"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -28,7 +28,7 @@ def test_storage_shows_the_rows_the_recordings_by_kind_the_free_space_and_the_li
 
 async def test_a_pruned_recording_is_counted_and_calls_show_says_so(tmp_path, capsys):
     storage = Storage(tmp_path)
-    call = door_call(storage)
+    call = await door_call(storage)
     await Retention(storage, CallLog(storage), StorageLimits(recordings_quota_bytes=1)).prune()
     assert main(["storage", "--data-dir", str(tmp_path)]) == 0
     assert "none; 1 pruned" in capsys.readouterr().out

@@ -23,9 +23,9 @@ HEARD_SECONDS = 30.0
 FINAL = (CallStatus.ENDED, CallStatus.FAILED)
 
 
-def store(hub, steps: list[dict[str, Any]], flow_id: str = "door", record: bool = False) -> None:
+async def store(hub, steps: list[dict[str, Any]], flow_id: str = "door", record: bool = False) -> None:
     flow = CallFlow.model_validate({"id": flow_id, "title": flow_id, "record": record, "steps": steps})
-    hub.storage.create_call_flow(flow)
+    await hub.storage.create_call_flow(flow)
 
 
 def caller_audio(source: Callable[[], MediaStreamTrack]) -> CallAudio:
@@ -61,9 +61,9 @@ async def call_log(hub) -> tuple[CallRecord, list[LegRecord], list[RecordingReco
     """The last call, once the hub has finished it: its row, legs and recordings."""
     async with asyncio.timeout(STEP):
         await hub.running.app.state.calls.wait_idle()
-    calls, _ = hub.storage.page(CallRecord, newest_first=True)
-    legs, _ = hub.storage.page(LegRecord, parent=calls[0].id)
-    recordings = [rec for leg in legs for rec in hub.storage.page(RecordingRecord, parent=leg.id)[0]]
+    calls, _ = await hub.storage.page(CallRecord, newest_first=True)
+    legs, _ = await hub.storage.page(LegRecord, parent=calls[0].id)
+    recordings = [rec for leg in legs for rec in (await hub.storage.page(RecordingRecord, parent=leg.id))[0]]
     return calls[0], legs, recordings
 
 

@@ -26,7 +26,7 @@ NEXT_FLOW = {
 
 async def test_the_service_gets_the_variables_and_its_flow_runs(hub, make_unit):
     with receiver(lambda posted: (200, json.dumps(NEXT_FLOW).encode())) as service:
-        store(
+        await store(
             hub,
             [
                 {"id": "code", "action": "pause", "options": {"length": 2}, "onKeypressVar": "code"},
@@ -69,7 +69,7 @@ def _fails(status: int, body: bytes):
 )
 async def test_a_failed_fetch_ends_the_call_with_the_reason(hub, make_unit, status, body, reason):
     with receiver(_fails(status, body)) as service:
-        store(
+        await store(
             hub,
             [
                 {"action": "say", "options": {"payload": "One moment"}},
@@ -88,7 +88,9 @@ async def test_a_failed_fetch_ends_the_call_with_the_reason(hub, make_unit, stat
 async def test_a_service_that_is_not_there_ends_the_call_before_it_is_answered(hub, make_unit):
     with receiver() as service:
         url = service.url("/gone")
-    store(hub, [{"action": "fetchCallFlow", "options": {"url": url}}, {"action": "sendKeys", "options": {"keys": "9"}}])
+    await store(
+        hub, [{"action": "fetchCallFlow", "options": {"url": url}}, {"action": "sendKeys", "options": {"keys": "9"}}]
+    )
     unit = await door(make_unit, AudioStreamTrack)
     unit.start_call()
     assert await until_over(unit) is CallStatus.FAILED
@@ -105,7 +107,7 @@ async def test_a_service_slower_than_the_timeout_ends_the_call(hub, make_unit, m
         return 200, json.dumps(NEXT_FLOW).encode()
 
     with receiver(slow) as service:
-        store(hub, [{"action": "fetchCallFlow", "options": {"url": service.url("/slow")}}])
+        await store(hub, [{"action": "fetchCallFlow", "options": {"url": service.url("/slow")}}])
         unit = await door(make_unit, AudioStreamTrack)
         unit.start_call()
         try:

@@ -11,7 +11,7 @@ from .flows import call_log, door, store, until_answered, until_over
 
 
 async def test_send_keys_reaches_the_caller_as_digits(hub, make_unit):
-    store(hub, [{"action": "sendKeys", "options": {"keys": "12#*"}}, {"action": "hangup"}])
+    await store(hub, [{"action": "sendKeys", "options": {"keys": "12#*"}}, {"action": "hangup"}])
     unit = await door(make_unit, AudioStreamTrack)
     unit.start_call()
     assert await until_over(unit) is CallStatus.ENDED
@@ -19,7 +19,7 @@ async def test_send_keys_reaches_the_caller_as_digits(hub, make_unit):
 
 
 async def test_a_key_during_a_step_jumps_to_its_on_keypress_goto(hub, make_unit):
-    store(
+    await store(
         hub,
         [
             {"id": "menu", "action": "pause", "options": {"length": 20}, "onKeypressGoto": "staff"},
@@ -37,7 +37,7 @@ async def test_a_key_during_a_step_jumps_to_its_on_keypress_goto(hub, make_unit)
 
 
 async def test_no_key_lets_the_step_run_out_and_the_flow_go_on(hub, make_unit):
-    store(
+    await store(
         hub,
         [
             {"id": "menu", "action": "pause", "options": {"length": 0.5}, "onKeypressGoto": "staff"},
@@ -57,7 +57,7 @@ async def test_keys_are_stored_in_on_keypress_var_and_conditions_read_them(hub, 
         condition = {"variable": "code", "operator": operator, "value": "42"}
         return {"action": "sendKeys", "options": {"keys": keys}, "conditions": [condition]}
 
-    store(
+    await store(
         hub,
         [
             {"id": "code", "action": "pause", "options": {"length": 2.5}, "onKeypressVar": "code"},
@@ -79,7 +79,7 @@ async def test_conditions_skip_steps_on_the_calls_variables(hub, make_unit):
         condition = {"variable": "floor", "operator": operator, "value": value}
         return {"action": "sendKeys", "options": {"keys": keys}, "conditions": [condition]}
 
-    store(
+    await store(
         hub,
         [
             only_if("==", 2, "1"),
@@ -101,7 +101,7 @@ async def test_conditions_skip_steps_on_the_calls_variables(hub, make_unit):
 
 
 async def test_hangup_before_any_answer_refuses_the_caller(hub, make_unit):
-    store(hub, [{"action": "hangup"}, {"action": "sendKeys", "options": {"keys": "1"}}])
+    await store(hub, [{"action": "hangup"}, {"action": "sendKeys", "options": {"keys": "1"}}])
     unit = await door(make_unit, AudioStreamTrack)
     unit.start_call()
     assert await until_over(unit) is CallStatus.FAILED

@@ -20,7 +20,7 @@ from .flows import call_log, door, store, until_over
 async def test_a_refusal_is_logged_on_the_leg_and_the_caller(
     hub, raw_sip, make_unit, status, leg_status, caller_status
 ):
-    store(hub, [{"id": "ring", "action": "transfer", "options": {"destination": "client:desk"}}])
+    await store(hub, [{"id": "ring", "action": "transfer", "options": {"destination": "client:desk"}}])
     desk = await registered_raw_desk(hub, raw_sip)
     unit = await door(make_unit, AudioStreamTrack)
     unit.start_call()

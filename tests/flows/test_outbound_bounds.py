@@ -21,7 +21,7 @@ NEXT_FLOW = {"title": "from the service", "steps": [{"action": "sendKeys", "opti
 async def test_a_service_on_the_hubs_own_machine_is_refused_without_the_setting(hub, make_unit):
     assert not hub.running.config.outbound.allow_loopback  # the default
     with receiver(lambda posted: (200, json.dumps(NEXT_FLOW).encode())) as service:
-        store(hub, [{"action": "fetchCallFlow", "options": {"url": service.url("/next")}}])
+        await store(hub, [{"action": "fetchCallFlow", "options": {"url": service.url("/next")}}])
         unit = await door(make_unit, AudioStreamTrack)
         unit.start_call()
         assert await until_over(unit) is CallStatus.FAILED
@@ -44,7 +44,7 @@ def hub_config(hub_config):
 async def test_an_answer_over_the_limit_ends_the_call_with_the_limit_named(hub, make_unit):
     padded = {**NEXT_FLOW, "title": "x" * 5000}  # valid, and too large
     with receiver(lambda posted: (200, json.dumps(padded).encode())) as service:
-        store(hub, [{"action": "fetchCallFlow", "options": {"url": service.url("/big")}}])
+        await store(hub, [{"action": "fetchCallFlow", "options": {"url": service.url("/big")}}])
         unit = await door(make_unit, AudioStreamTrack)
         unit.start_call()
         assert await until_over(unit) is CallStatus.FAILED

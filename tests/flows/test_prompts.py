@@ -33,7 +33,7 @@ async def reference(hub, payload: str, language: str = "en-GB", voice: str = "fe
 )
 async def test_the_caller_hears_the_sentence_spoken(hub, make_unit, language, voice, repeat):
     options = {"payload": SENTENCE, "language": language, "voice": voice, "repeat": repeat}
-    store(hub, [{"id": "greet", "action": "say", "options": options}, {"id": "bye", "action": "hangup"}])
+    await store(hub, [{"id": "greet", "action": "say", "options": options}, {"id": "bye", "action": "hangup"}])
     unit = await door(make_unit, AudioStreamTrack)
     call = unit.start_call()
     assert await until_over(unit) is CallStatus.ENDED
@@ -57,7 +57,7 @@ async def test_play_sends_a_wav_file_from_the_media_directory(hub, make_unit):
     media = hub.running.config.data_dir / "media"
     media.mkdir(parents=True, exist_ok=True)
     write_wav(media / "chime.wav", 1.0, rate=16000, hz=660, channels=1)  # not the call's rate: resampled
-    store(hub, [{"id": "chime", "action": "play", "options": {"media": "chime.wav"}}, {"action": "hangup"}])
+    await store(hub, [{"id": "chime", "action": "play", "options": {"media": "chime.wav"}}, {"action": "hangup"}])
     unit = await door(make_unit, AudioStreamTrack)
     call = unit.start_call()
     assert await until_over(unit) is CallStatus.ENDED
@@ -72,7 +72,7 @@ async def test_play_plays_a_list_of_media_in_turn_skipping_one_it_cannot_have(hu
     write_wav(media / "chime.wav", 0.8, hz=660, channels=1)
     write_wav(media / "bell.wav", 0.8, hz=440, channels=1)
     played = ["chime.wav", "nothing-here.wav", "bell.wav"]  # as MessageBird takes it: a list
-    store(hub, [{"id": "tunes", "action": "play", "options": {"media": played}}, {"action": "hangup"}])
+    await store(hub, [{"id": "tunes", "action": "play", "options": {"media": played}}, {"action": "hangup"}])
     unit = await door(make_unit, AudioStreamTrack)
     call = unit.start_call()
     assert await until_over(unit) is CallStatus.ENDED
@@ -90,7 +90,7 @@ async def test_play_fetches_an_mp3_from_a_url(hub, make_unit, tmp_path):
     mp3 = (tmp_path / "bell.mp3").read_bytes()
     with receiver(lambda posted: (200, mp3)) as site:
         url = site.url("/sounds/bell.mp3")
-        store(hub, [{"action": "play", "options": {"media": url}}, {"action": "hangup"}])
+        await store(hub, [{"action": "play", "options": {"media": url}}, {"action": "hangup"}])
         unit = await door(make_unit, AudioStreamTrack)
         call = unit.start_call()
         assert await until_over(unit) is CallStatus.ENDED
@@ -102,7 +102,7 @@ async def test_play_fetches_an_mp3_from_a_url(hub, make_unit, tmp_path):
 
 
 async def test_a_missing_media_file_is_skipped_and_the_flow_goes_on(hub, make_unit):
-    store(
+    await store(
         hub,
         [
             {"action": "play", "options": {"media": "nothing-here.wav"}},
@@ -117,7 +117,7 @@ async def test_a_missing_media_file_is_skipped_and_the_flow_goes_on(hub, make_un
 
 
 async def test_pause_keeps_the_caller_waiting_in_silence(hub, make_unit):
-    store(
+    await store(
         hub,
         [
             {"action": "pause", "options": {"length": 1.5}},

@@ -23,13 +23,13 @@ from .receiver import receiver
 VISITOR_HZ = 440.0
 
 
-def record_flow(hub, **options) -> None:
-    store(hub, [{"id": "message", "action": "record", "options": options}, {"id": "bye", "action": "hangup"}])
+async def record_flow(hub, **options) -> None:
+    await store(hub, [{"id": "message", "action": "record", "options": options}, {"id": "bye", "action": "hangup"}])
 
 
 @pytest.mark.parametrize("key", ["#", "*", "any"])
 async def test_the_finish_key_ends_the_recording_and_the_wav_holds_the_voice(hub, make_unit, key):
-    record_flow(hub, maxLength=30, timeout=0, finishOnKey=key)
+    await record_flow(hub, maxLength=30, timeout=0, finishOnKey=key)
     unit = await door(make_unit, lambda: ToneSource(VISITOR_HZ))
     call = unit.start_call()
     await until_answered(unit)
@@ -50,7 +50,7 @@ async def test_the_finish_key_ends_the_recording_and_the_wav_holds_the_voice(hub
 
 
 async def test_no_finish_key_runs_to_the_length_limit(hub, make_unit):
-    record_flow(hub, maxLength=2, timeout=0, finishOnKey="none")
+    await record_flow(hub, maxLength=2, timeout=0, finishOnKey="none")
     unit = await door(make_unit, lambda: ToneSource(VISITOR_HZ))
     call = unit.start_call()
     await until_answered(unit)
@@ -61,7 +61,7 @@ async def test_no_finish_key_runs_to_the_length_limit(hub, make_unit):
 
 
 async def test_silence_ends_the_recording(hub, make_unit):
-    record_flow(hub, maxLength=30, timeout=1)
+    await record_flow(hub, maxLength=30, timeout=1)
     unit = await door(make_unit, lambda: ToneThenSilence(VISITOR_HZ, 1.5))
     unit.start_call()
     assert await until_over(unit) is CallStatus.ENDED
@@ -72,7 +72,7 @@ async def test_silence_ends_the_recording(hub, make_unit):
 
 
 async def test_a_caller_who_hangs_up_keeps_the_message(hub, make_unit):
-    record_flow(hub, maxLength=30, timeout=0)
+    await record_flow(hub, maxLength=30, timeout=0)
     unit = await door(make_unit, lambda: ToneSource(VISITOR_HZ))
     call = unit.start_call()
     await until_answered(unit)
@@ -87,7 +87,7 @@ async def test_a_caller_who_hangs_up_keeps_the_message(hub, make_unit):
 @pytest.mark.loopback_requests
 async def test_on_finish_gets_the_recording_in_a_post(hub, make_unit):
     with receiver() as service:
-        record_flow(hub, maxLength=1, timeout=0, onFinish=service.url("/voicemail"))
+        await record_flow(hub, maxLength=1, timeout=0, onFinish=service.url("/voicemail"))
         unit = await door(make_unit, lambda: ToneSource(VISITOR_HZ))
         unit.start_call()
         assert await until_over(unit) is CallStatus.ENDED
@@ -105,7 +105,7 @@ async def test_on_finish_gets_the_recording_in_a_post(hub, make_unit):
 
 
 async def test_a_recording_without_sound_of_any_length_is_still_a_file(hub, make_unit):
-    record_flow(hub, maxLength=1, timeout=0)
+    await record_flow(hub, maxLength=1, timeout=0)
     unit = await door(make_unit, AudioStreamTrack)
     unit.start_call()
     assert await until_over(unit) is CallStatus.ENDED

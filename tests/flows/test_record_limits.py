@@ -22,9 +22,9 @@ def hub_config(hub_config, request):
     return replace(hub_config, storage_limits=request.param)
 
 
-def record_then_hang_up(hub, max_length: int = 30) -> None:
+async def record_then_hang_up(hub, max_length: int = 30) -> None:
     options = {"maxLength": max_length, "timeout": 0, "finishOnKey": "none"}
-    store(
+    await store(
         hub,
         [
             {"id": "message", "action": "record", "options": options},
@@ -36,7 +36,7 @@ def record_then_hang_up(hub, max_length: int = 30) -> None:
 @pytest.mark.parametrize("hub_config", [StorageLimits(recording_max_seconds=1.0)], indirect=True)
 @pytest.mark.parametrize("max_length", [30, 0])  # 0: MessageBird's "no limit", the hub's still holds
 async def test_a_recording_stops_at_its_maximum_length_and_the_flow_goes_on(hub, make_unit, caplog, max_length):
-    record_then_hang_up(hub, max_length)
+    await record_then_hang_up(hub, max_length)
     unit = await door(make_unit, lambda: ToneSource(VISITOR_HZ))
     unit.start_call()
     assert await until_over(unit) is CallStatus.ENDED  # the hangup step ended it, not the step's 30 s
@@ -52,7 +52,7 @@ async def test_a_recording_stops_at_its_maximum_length_and_the_flow_goes_on(hub,
 
 @pytest.mark.parametrize("hub_config", [StorageLimits(min_free_bytes=1 << 62)], indirect=True)
 async def test_below_the_free_space_floor_no_recording_starts_and_the_call_goes_on(hub, make_unit):
-    store(
+    await store(
         hub,
         [
             {"id": "message", "action": "record", "options": {"maxLength": 30, "timeout": 0, "finishOnKey": "none"}},

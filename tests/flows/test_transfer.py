@@ -18,7 +18,7 @@ from .flows import call_log, door, read_wav, store, until_answered, until_over
 
 async def talk_and_hang_up(hub, make_unit, steps, record=False, seconds=1.5):
     """The door calls, the desk answers, both talk for ``seconds``, the door hangs up."""
-    store(hub, steps, record=record)
+    await store(hub, steps, record=record)
     desk = await make_unit("desk", DESK_HZ)
     unit = await door(make_unit, lambda: ToneSource(DOOR_HZ))
     call = unit.start_call()
@@ -63,7 +63,7 @@ async def test_a_flow_with_record_true_keeps_the_whole_call_prompt_and_bridge(hu
 
 
 async def test_nobody_answers_so_the_visitor_leaves_a_message(hub, make_unit):
-    store(
+    await store(
         hub,
         [
             {"id": "ring", "action": "transfer", "options": {"destination": "client:desk", "timeout": 1}},
@@ -89,7 +89,7 @@ async def test_nobody_answers_so_the_visitor_leaves_a_message(hub, make_unit):
 
 
 async def test_nobody_registered_goes_on_to_the_next_step(hub, make_unit):
-    store(
+    await store(
         hub,
         [
             {"action": "transfer", "options": {"destination": "client:desk", "timeout": 5}},

@@ -150,7 +150,7 @@ async def test_a_dead_or_silent_webhook_holds_up_no_call(hub, api, make_unit):
         with receiver() as service:
             for url in (dead, silent, service.url("/events")):
                 assert (await api.post("/v1/webhooks", json={"url": url, "token": HOOK_TOKEN})).status_code == 201
-            store(hub, [{"action": "transfer", "options": {"destination": "client:desk"}}])
+            await store(hub, [{"action": "transfer", "options": {"destination": "client:desk"}}])
             unit = await desk(make_unit)
             caller = await door(make_unit, AudioStreamTrack)
             started = time.monotonic()
@@ -178,17 +178,17 @@ async def _first_events(service: Receiver, count: int) -> list[tuple[str, str, s
 
 async def test_calls_a_stopped_hub_left_open_are_ended_at_its_next_start(tmp_path):
     storage = Storage(tmp_path)
-    call = storage.put(CallRecord(source="client:door", destination="ring_desks", status="ongoing"))
-    rang = storage.put(LegRecord(call_id=call.id, source="client:door", destination="client:desk",
+    call = await storage.put(CallRecord(source="client:door", destination="ring_desks", status="ongoing"))
+    rang = await storage.put(LegRecord(call_id=call.id, source="client:door", destination="client:desk",
                                  direction="outgoing", status="ringing"))  # fmt: skip
-    talked = storage.put(LegRecord(call_id=call.id, source="client:door", destination="ring_desks",
+    talked = await storage.put(LegRecord(call_id=call.id, source="client:door", destination="ring_desks",
                                    direction="incoming", status="ongoing", answered_at=call.created_at))  # fmt: skip
     async with asyncio.timeout(STEP), running_hub(HubConfig(data_dir=tmp_path, port=0), storage):
-        ended = storage.get(CallRecord, call.id)
+        ended = await storage.get(CallRecord, call.id)
         assert (ended.status, ended.reason) == ("ended", "the hub stopped during the call")
         assert ended.ended_at is not None
-        assert storage.get(LegRecord, rang.id).status == "failed"
-        assert storage.get(LegRecord, talked.id).status == "hangup"
+        assert (await storage.get(LegRecord, rang.id)).status == "failed"
+        assert (await storage.get(LegRecord, talked.id)).status == "hangup"
     storage.close()
 
 
@@ -228,4 +228,4 @@ async def test_a_call_at_its_maximum_duration_ends_with_the_reason_in_the_log_an
         await hub.running.app.state.calls.wait_idle()
     (logged,) = (await api.get(f"/v1/calls/{call['id']}")).json()["data"]
     assert (logged["status"], logged["reason"]) == ("ended", "the call lasted 1 s, the limit max_call_duration")
-    assert f"({logged['reason']})" in call_list(hub.storage, 1)[0]  # as `intercom calls list` shows it
+    assert f"({logged['reason']})" in (await call_list(hub.storage, 1))[0]  # as `intercom calls list` shows it

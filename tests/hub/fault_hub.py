@@ -28,11 +28,13 @@ FILL = "fill.bin"
 LIMITS = StorageLimits(min_free_bytes=1 * MB, retry_seconds=0.2)
 
 
-def prepare(data_dir: Path) -> tuple[str, str]:
+async def prepare(data_dir: Path) -> tuple[str, str]:
     storage = Storage(data_dir)
-    key = storage.create_key("tests", ADMIN)
+    key = await storage.create_key("tests", ADMIN)
     steps = [{"id": "ring", "action": "transfer", "options": {"destination": "client:desk", "timeout": 10}}]
-    storage.create_call_flow(CallFlow.model_validate({"id": "door", "title": "door", "record": True, "steps": steps}))
+    await storage.create_call_flow(
+        CallFlow.model_validate({"id": "door", "title": "door", "record": True, "steps": steps})
+    )
     storage.close()
     return key.id, key.secret
 
@@ -49,7 +51,7 @@ def fill(data_dir: Path) -> None:
 
 
 async def serve(data_dir: Path, read_only: bool) -> None:
-    key_id, secret = prepare(data_dir)
+    key_id, secret = await prepare(data_dir)
     if read_only:
         subprocess.run(["mount", "-o", "remount,ro", str(data_dir)], check=True)
     storage = Storage(data_dir)

@@ -21,7 +21,7 @@ class Desk:
 
     async def pair(self, identity: str = "anna_phone", device: str = "test browser") -> str:
         """``intercom web add`` then the page's ``POST /desk/api/pair``: the credential."""
-        code = self.book.invite(identity).code
+        code = (await self.book.invite(identity)).code
         response = await self.http.post("/desk/api/pair", json={"code": code, "device": device})
         assert response.status_code == 201, response.text
         assert response.json()["identity"] == identity

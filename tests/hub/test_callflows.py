@@ -7,7 +7,6 @@ import json
 import pytest
 
 from intercom.cli import main
-from intercom.hub import Storage
 from intercom.hub.callflows import CallFlow, CallFlowError, TransferOptions
 
 DOOR_FLOW = {
@@ -65,19 +64,31 @@ def test_a_condition_on_nan_is_refused():
         CallFlow.from_json(text)
 
 
-def test_storage_keeps_flows_across_a_reopen_and_refuses_a_taken_id(tmp_path):
-    storage = Storage(tmp_path)
-    stored = storage.create_call_flow(CallFlow.from_json(json.dumps(DOOR_FLOW)))
+async def test_storage_keeps_flows_across_a_reopen_and_refuses_a_taken_id(open_storage):
+    storage = await open_storage("")
+    stored = await storage.create_call_flow(CallFlow.from_json(json.dumps(DOOR_FLOW)))
     assert stored.created_at is not None and stored.created_at == stored.updated_at
     with pytest.raises(CallFlowError, match="exists already"):
-        storage.create_call_flow(CallFlow.from_json(json.dumps(DOOR_FLOW)))
-    storage.close()
-    reopened = Storage(tmp_path)
-    assert reopened.get_call_flow("door") == stored
-    assert [flow.id for flow in reopened.list_call_flows()] == ["door"]
-    assert reopened.delete_call_flow("door")
-    assert not reopened.delete_call_flow("door")
-    assert reopened.get_call_flow("door") is None
+        await storage.create_call_flow(CallFlow.from_json(json.dumps(DOOR_FLOW)))
+    await storage.aclose()
+    reopened = await open_storage("")
+    assert await reopened.get_call_flow("door") == stored
+    assert [flow.id for flow in await reopened.list_call_flows()] == ["door"]
+    assert await reopened.delete_call_flow("door")
+    assert not await reopened.delete_call_flow("door")
+    assert await reopened.get_call_flow("door") is None
+
+
+async def test_one_default_flow_at_most_and_a_replaced_flow_keeps_its_creation_time(storage):
+    day = await storage.create_call_flow(CallFlow.model_validate({**DOOR_FLOW, "id": "day", "default": True}))
+    night = await storage.create_call_flow(CallFlow.model_validate({**DOOR_FLOW, "id": "night", "default": True}))
+    assert (await storage.default_call_flow()).id == "night" and not (await storage.get_call_flow("day")).default
+    replaced = await storage.replace_call_flow(CallFlow.model_validate({**DOOR_FLOW, "id": "day", "default": True}))
+    assert replaced.created_at == day.created_at and replaced.updated_at >= night.created_at
+    assert (await storage.default_call_flow()).id == "day"
+    assert await storage.replace_call_flow(CallFlow.model_validate({**DOOR_FLOW, "id": "none"})) is None
+    assert [flow.id for flow in await storage.list_call_flows(offset=1, limit=1)] == ["night"]
+    assert await storage.count_call_flows() == 2
 
 
 def test_cli_create_list_show_delete(tmp_path, capsys):

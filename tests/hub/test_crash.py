@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import signal
 import time
@@ -46,16 +47,22 @@ def recorded_seconds(path) -> float:
 
 
 async def until(condition, what: str) -> None:
+    """Until ``condition()`` (or what it gives, awaited: a question to the database) holds."""
+
+    async def holds() -> bool:
+        answer = condition()
+        return await answer if inspect.isawaitable(answer) else answer
+
     async with asyncio.timeout(STEP):
-        while not condition():
+        while not await holds():
             await asyncio.sleep(0.05)  # polling files another process writes, with a deadline
-    assert condition(), what
+    assert await holds(), what
 
 
 async def test_a_hub_killed_mid_voicemail_lists_it_at_its_next_start_and_it_plays(tmp_path, capsys):
     storage = Storage(tmp_path)
-    key = storage.create_key("tests", ADMIN)
-    storage.create_call_flow(
+    key = await storage.create_key("tests", ADMIN)
+    await storage.create_call_flow(
         CallFlow.model_validate(
             {"id": "door", "steps": [{"action": "record", "options": {"maxLength": 60, "timeout": 0}}]}
         )
@@ -84,12 +91,15 @@ async def test_a_hub_killed_mid_voicemail_lists_it_at_its_next_start_and_it_play
         async with asyncio.timeout(STEP):
             await confirmed.wait()
 
-        def the_recording() -> RecordingRecord | None:
-            found, _ = storage.page(RecordingRecord)
+        async def the_recording() -> RecordingRecord | None:
+            found, _ = await storage.page(RecordingRecord)
             return found[0] if found else None
 
-        await until(lambda: the_recording() is not None, "the recording's row is written as it starts")
-        started = the_recording()
+        async def recording_started() -> bool:
+            return await the_recording() is not None
+
+        await until(recording_started, "the recording's row is written as it starts")
+        started = await the_recording()
         assert started is not None and started.status == "recording"
         path = tmp_path / started.path
         await until(lambda: recorded_seconds(path) >= SPOKEN_SECONDS, "the visitor speaks for 2 s")
@@ -118,10 +128,10 @@ async def test_a_hub_killed_mid_voicemail_lists_it_at_its_next_start_and_it_play
         assert sound_span(samples) >= SPOKEN_SECONDS - 0.5  # the voice, not silence
         assert dominant_hz(samples[48000 // 2 :]) == pytest.approx(VISITOR_HZ, abs=5)
 
-        kept = storage.get(RecordingRecord, started.id)
+        kept = await storage.get(RecordingRecord, started.id)
         assert kept is not None and kept.duration == pytest.approx(len(samples) / 48000, abs=0.001)
-        ended = storage.get(CallRecord, started.call_id)
-        (leg,) = storage.page(LegRecord, parent=started.call_id)[0]
+        ended = await storage.get(CallRecord, started.call_id)
+        (leg,) = (await storage.page(LegRecord, parent=started.call_id))[0]
         assert (ended.status, ended.reason, leg.id, leg.status) == (
             "ended", "the hub stopped during the call", started.leg_id, "hangup"
         )  # fmt: skip
@@ -146,20 +156,20 @@ async def test_a_hub_killed_mid_voicemail_lists_it_at_its_next_start_and_it_play
         storage.close()
 
 
-def logged_call(storage: Storage) -> tuple[CallRecord, LegRecord]:
+async def logged_call(storage: Storage) -> tuple[CallRecord, LegRecord]:
     """A call and its answered caller leg, as a hub writes them before it dies."""
-    call = storage.put(CallRecord(source="client:door", destination="door", status="ongoing"))
-    leg = storage.put(
+    call = await storage.put(CallRecord(source="client:door", destination="door", status="ongoing"))
+    leg = await storage.put(
         LegRecord(call_id=call.id, source=call.source, destination="door", direction="incoming", status="ongoing")
     )
     leg.answered_at = call.created_at
-    return call, storage.put(leg)
+    return call, await storage.put(leg)
 
 
-def started_recording(storage: Storage, leg: LegRecord, **fields) -> RecordingRecord:
+async def started_recording(storage: Storage, leg: LegRecord, **fields) -> RecordingRecord:
     recording = RecordingRecord(call_id=leg.call_id, leg_id=leg.id, kind="ivr", path="", status="recording", **fields)
     recording.path = f"recordings/{recording.id}.wav"
-    return storage.put(recording)
+    return await storage.put(recording)
 
 
 class Told:
@@ -168,46 +178,51 @@ class Told:
     def __init__(self, told: list[tuple[object, bool]]) -> None:
         self.told = told
 
-    def publish(self, row, created: bool, extra=None) -> None:
+    async def publish(self, row, created: bool, extra=None) -> None:
         self.told.append((row, created))
 
 
-def test_recordings_left_running_are_repaired_kept_or_dropped(tmp_path):
+async def test_recordings_left_running_are_repaired_kept_or_dropped(tmp_path):
     storage = Storage(tmp_path)
-    _, leg = logged_call(storage)
+    _, leg = await logged_call(storage)
     (tmp_path / "recordings").mkdir()
-    torn = started_recording(storage, leg)
+    torn = await started_recording(storage, leg)
     recorder = WavRecorder(tmp_path / torn.path)
     spoken = (8000 * np.sin(2 * np.pi * VISITOR_HZ * np.arange(4800) / 48000)).astype(np.int16)
     recorder.add(spoken)
     recorder.close()
     with open(tmp_path / torn.path, "r+b") as file:
         file.truncate(WAV_HEADER_BYTES + 2 * 3001 + 1)  # cut mid-sample
-    no_file = started_recording(storage, leg)
-    header_only = started_recording(storage, leg)
+    no_file = await started_recording(storage, leg)
+    header_only = await started_recording(storage, leg)
     (tmp_path / header_only.path).write_bytes(b"RIFF\x00")
-    done = storage.put(RecordingRecord(call_id=leg.call_id, leg_id=leg.id, kind="ivr", duration=1.0, path="x.wav"))
+    done = await storage.put(
+        RecordingRecord(call_id=leg.call_id, leg_id=leg.id, kind="ivr", duration=1.0, path="x.wav")
+    )
 
     told: list[tuple[object, bool]] = []
     call_log = CallLog(storage, Told(told))
-    assert recover_recordings(call_log, tmp_path) == 1
+    assert await recover_recordings(call_log, tmp_path) == 1
 
-    repaired = storage.get(RecordingRecord, torn.id)
+    repaired = await storage.get(RecordingRecord, torn.id)
     assert repaired is not None and (repaired.status, repaired.duration) == ("done", round(3001 / 48000, 3))
     assert repaired.created_at == torn.created_at and (repaired.call_id, repaired.leg_id) == (leg.call_id, leg.id)
     with wave.open(str(tmp_path / torn.path)) as file:
         assert np.array_equal(np.frombuffer(file.readframes(file.getnframes()), dtype=np.int16), spoken[:3001])
-    assert storage.get(RecordingRecord, no_file.id) is None and storage.get(RecordingRecord, header_only.id) is None
+    assert (
+        await storage.get(RecordingRecord, no_file.id) is None
+        and await storage.get(RecordingRecord, header_only.id) is None
+    )
     assert not (tmp_path / header_only.path).exists()
-    assert storage.get(RecordingRecord, done.id) == done
+    assert await storage.get(RecordingRecord, done.id) == done
     assert told == [(repaired, True)]  # the webhooks hear of the voicemail kept, once
 
 
 @pytest.mark.parametrize("latest", ["heartbeat", "leg row", "recording's audio"])
-def test_a_call_left_open_ends_when_the_hub_was_last_known_alive(tmp_path, latest):
+async def test_a_call_left_open_ends_when_the_hub_was_last_known_alive(tmp_path, latest):
     storage = Storage(tmp_path)
-    call, leg = logged_call(storage)
-    rung = storage.put(
+    call, leg = await logged_call(storage)
+    rung = await storage.put(
         LegRecord(
             call_id=call.id, source=call.source, destination="client:desk", direction="outgoing", status="ringing"
         )
@@ -215,21 +230,23 @@ def test_a_call_left_open_ends_when_the_hub_was_last_known_alive(tmp_path, lates
     signs = {"heartbeat": leg.updated_at - 600.0, "leg row": rung.updated_at, "recording's audio": rung.updated_at}
     if latest == "heartbeat":
         signs["heartbeat"] = rung.updated_at + 30.0
-    storage.mark_alive(signs["heartbeat"])
+    await storage.mark_alive(signs["heartbeat"])
     if latest == "recording's audio":
-        storage.put(
+        await storage.put(
             RecordingRecord(
                 call_id=call.id, leg_id=leg.id, kind="ivr", duration=12.5, path="r.wav", created_at=rung.updated_at
             )
         )
         signs[latest] = rung.updated_at + 12.5
 
-    assert CallLog(storage).close_unfinished() == 1
+    assert await CallLog(storage).close_unfinished() == 1
 
-    ended = storage.get(CallRecord, call.id)
+    ended = await storage.get(CallRecord, call.id)
     assert (ended.status, ended.reason, ended.ended_at) == ("ended", "the hub stopped during the call", signs[latest])
-    assert storage.get(LegRecord, leg.id).status == "hangup" and storage.get(LegRecord, rung.id).status == "failed"
-    assert {storage.get(LegRecord, row.id).ended_at for row in (leg, rung)} == {signs[latest]}
+    assert (await storage.get(LegRecord, leg.id)).status == "hangup" and (
+        await storage.get(LegRecord, rung.id)
+    ).status == "failed"
+    assert {(await storage.get(LegRecord, row.id)).ended_at for row in (leg, rung)} == {signs[latest]}
 
 
 @pytest.fixture
@@ -238,26 +255,32 @@ def hub_config(hub_config):
 
 
 async def test_the_hub_notes_it_is_alive_while_calls_run_and_only_then(hub, make_unit):
-    store(hub, [{"action": "record", "options": {"maxLength": 30, "timeout": 0}}])
+    await store(hub, [{"action": "record", "options": {"maxLength": 30, "timeout": 0}}])
     idle_until = time.monotonic() + 0.5  # five heartbeats' time with no call: an observation window
     while time.monotonic() < idle_until:
-        assert hub.storage.last_alive() is None
+        assert await hub.storage.last_alive() is None
         await asyncio.sleep(0.05)
     unit = await door(make_unit, lambda: ToneSource(VISITOR_HZ))
     call = unit.start_call()
     await until_answered(unit)
-    await until(lambda: hub.storage.last_alive() is not None, "a heartbeat while the call runs")
-    first = hub.storage.last_alive()
-    await until(lambda: hub.storage.last_alive() > first, "the next heartbeat")
+
+    async def alive_after(moment: float) -> bool:
+        return (await hub.storage.last_alive() or 0.0) > moment
+
+    await until(lambda: alive_after(0.0), "a heartbeat while the call runs")
+    first = await hub.storage.last_alive()
+    await until(lambda: alive_after(first), "the next heartbeat")
     async with asyncio.timeout(STEP):
         await call.disconnect()
         await hub.running.app.state.calls.wait_idle()
-    assert time.time() - hub.storage.last_alive() < 1.0
+    assert time.time() - await hub.storage.last_alive() < 1.0
 
 
-def test_a_recording_still_running_is_never_pruned(tmp_path):
+async def test_a_recording_still_running_is_never_pruned(tmp_path):
     storage = Storage(tmp_path)
-    _, leg = logged_call(storage)
-    started_recording(storage, leg, created_at=1000.0)  # older: the first to go, were it done
-    done = storage.put(RecordingRecord(call_id=leg.call_id, leg_id=leg.id, kind="ivr", path="d.wav", created_at=2000.0))
-    assert [recording.id for recording in storage.kept_recordings("ivr", 10)] == [done.id]
+    _, leg = await logged_call(storage)
+    await started_recording(storage, leg, created_at=1000.0)  # older: the first to go, were it done
+    done = await storage.put(
+        RecordingRecord(call_id=leg.call_id, leg_id=leg.id, kind="ivr", path="d.wav", created_at=2000.0)
+    )
+    assert [recording.id for recording in await storage.kept_recordings("ivr", 10)] == [done.id]

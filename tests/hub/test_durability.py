@@ -19,13 +19,15 @@ from ..units import STEP
 
 # Writes calls as fast as it can, printing each id once its commit has returned.
 WRITER = """
-import sys
+import asyncio, sys
 from intercom.hub import Storage
 from intercom.hub.records import CallRecord
-storage = Storage(sys.argv[1])
-for number in range(1_000_000):
-    storage.put(CallRecord(id=f"{sys.argv[2]}-{number:07}", source="client:door", destination="door"))
-    print(f"{sys.argv[2]}-{number:07}", flush=True)
+async def write():
+    storage = Storage(sys.argv[1])
+    for number in range(1_000_000):
+        await storage.put(CallRecord(id=f"{sys.argv[2]}-{number:07}", source="client:door", destination="door"))
+        print(f"{sys.argv[2]}-{number:07}", flush=True)
+asyncio.run(write())
 """
 
 
@@ -35,7 +37,7 @@ def test_the_log_is_flushed_at_every_commit(tmp_path):
     assert storage._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
 
 
-def test_a_writer_killed_mid_write_leaves_the_database_whole_with_every_acknowledged_row(tmp_path):
+async def test_a_writer_killed_mid_write_leaves_the_database_whole_with_every_acknowledged_row(tmp_path):
     acknowledged: list[str] = []
     rounds = (150, 400)  # rows acknowledged before each kill; the second opens what the first left
     for number, count in enumerate(rounds):
@@ -56,7 +58,7 @@ def test_a_writer_killed_mid_write_leaves_the_database_whole_with_every_acknowle
     with sqlite3.connect(tmp_path / DATABASE_NAME) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     storage = Storage(tmp_path)
-    stored = {call.id for call in storage.page(CallRecord)[0]}
+    stored = {call.id for call in (await storage.page(CallRecord))[0]}
     assert set(acknowledged) <= stored
     assert len(stored) - len(acknowledged) <= len(rounds)  # at most the row each writer was committing, unprinted
     storage.close()
@@ -88,9 +90,9 @@ def test_a_database_damaged_inside_is_refused(tmp_path):
         Storage(tmp_path)
 
 
-def test_a_log_left_without_its_database_is_refused_and_kept(tmp_path):
+async def test_a_log_left_without_its_database_is_refused_and_kept(tmp_path):
     storage = Storage(tmp_path)
-    storage.put(CallRecord(source="client:door", destination="door"))
+    await storage.put(CallRecord(source="client:door", destination="door"))
     log = tmp_path / f"{DATABASE_NAME}-wal"
     kept = log.read_bytes()
     (tmp_path / DATABASE_NAME).rename(tmp_path / "moved-away.sqlite3")
@@ -102,19 +104,19 @@ def test_a_log_left_without_its_database_is_refused_and_kept(tmp_path):
     assert log.read_bytes() == kept and not (tmp_path / DATABASE_NAME).exists()
 
 
-def test_the_heartbeat_is_kept_across_a_reopen(tmp_path):
+async def test_the_heartbeat_is_kept_across_a_reopen(tmp_path):
     storage = Storage(tmp_path)
-    assert storage.last_alive() is None
-    storage.mark_alive(1000.0)
-    storage.mark_alive(1010.5)
+    assert await storage.last_alive() is None
+    await storage.mark_alive(1000.0)
+    await storage.mark_alive(1010.5)
     storage.close()
-    assert Storage(tmp_path).last_alive() == 1010.5
+    assert await Storage(tmp_path).last_alive() == 1010.5
 
 
-def test_after_a_crash_the_hub_checks_the_database_whole_and_refuses_damage(tmp_path):
+async def test_after_a_crash_the_hub_checks_the_database_whole_and_refuses_damage(tmp_path):
     storage = Storage(tmp_path)
     for number in range(2000):
-        storage.put(CallRecord(source="client:door", destination="door", reason=f"call {number}"))
+        await storage.put(CallRecord(source="client:door", destination="door", reason=f"call {number}"))
     storage.close()
     path = tmp_path / DATABASE_NAME
     data = bytearray(path.read_bytes())

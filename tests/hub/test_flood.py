@@ -36,7 +36,7 @@ async def line_from(flooder: asyncio.subprocess.Process) -> dict:
 
 async def test_a_door_registers_and_calls_during_the_flood(hub, make_unit):
     per_source = hub.running.config.max_connections_per_source
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk = await make_unit("desk", DESK_HZ)
     port = hub.address.rsplit(":", 1)[1]
     argv = ["--port", port, "--idle", str(STRANGERS), "--sources", str(SOURCES), "--options", str(OPTIONS)]

@@ -12,6 +12,7 @@ import pytest
 
 from intercom.auth import PHONES, check_token
 from intercom.hub.callflows import identities
+from intercom.hub.pairing import CodeGone, PhoneBook
 from intercom.hub.records import CallRecord, LegRecord, RecordingRecord
 from intercom.sdk import ClientStatus
 from intercom.sip.door import asserted_group
@@ -24,9 +25,9 @@ from .pairing import Desk
 
 
 async def test_a_code_pairs_once_and_the_credential_mints_tokens_for_its_identity_only(desk_api: Desk) -> None:
-    invitation = desk_api.book.invite("anna_phone", name="Anna's phone")
+    invitation = await desk_api.book.invite("anna_phone", name="Anna's phone")
     assert len(invitation.code) >= 22  # 128 bits or more, url-safe base64
-    assert invitation.code not in str(desk_api.hub.storage.connection.execute("SELECT * FROM phones").fetchall())
+    assert invitation.code not in str(await desk_api.hub.storage.rows("SELECT * FROM phones"))
     first = await desk_api.http.post("/desk/api/pair", json={"code": invitation.code, "device": "Pixel"})
     assert first.status_code == 201 and first.json()["identity"] == "anna_phone"
     again = await desk_api.http.post("/desk/api/pair", json={"code": invitation.code, "device": "thief"})
@@ -39,7 +40,7 @@ async def test_a_code_pairs_once_and_the_credential_mints_tokens_for_its_identit
     assert grant.incoming is not None and grant.incoming.identity == "anna_phone"
     assert grant.outgoing is None  # no flow given: a phone only answers, as a desk does
     assert body["expiresAt"] == grant.expires_at and 0 < grant.expires_at - time.time() <= 600
-    (phone,) = desk_api.book.phones()
+    (phone,) = await desk_api.book.phones()
     assert (phone.name, phone.device, phone.state) == ("Anna's phone", "Pixel", "paired")
     assert phone.last_token_at is not None
     key = desk_api.hub.storage.get_key(phone.id)
@@ -47,7 +48,7 @@ async def test_a_code_pairs_once_and_the_credential_mints_tokens_for_its_identit
 
 
 async def test_an_expired_code_is_gone(desk_api: Desk) -> None:
-    code = desk_api.book.invite("anna_phone", code_seconds=-1).code
+    code = (await desk_api.book.invite("anna_phone", code_seconds=-1)).code
     (error,) = errors(await desk_api.http.post("/desk/api/pair", json={"code": code, "device": "x"}), 410)
     assert "expired" in str(error["message"])
 
@@ -56,7 +57,7 @@ async def test_bad_codes_from_one_source_get_429_while_another_source_still_pair
     limit = desk_api.hub.running.config.pairing_max_bad_codes
     for attempt in range(limit):
         errors(await desk_api.http.post("/desk/api/pair", json={"code": f"guess{attempt}", "device": "x"}), 410)
-    good = desk_api.book.invite("anna_phone").code
+    good = (await desk_api.book.invite("anna_phone")).code
     refused = await desk_api.http.post("/desk/api/pair", json={"code": good, "device": "x"})
     (error,) = errors(refused, 429)
     assert int(refused.headers["Retry-After"]) > 0 and "too many bad pairing codes" in str(error["message"])
@@ -71,9 +72,9 @@ async def test_bad_codes_from_one_source_get_429_while_another_source_still_pair
     "body", [{"code": "x"}, {"code": "x", "device": "y" * 101}, {"code": "x", "device": "y", "admin": True}, []]
 )
 async def test_a_malformed_pairing_body_is_refused_and_pairs_nothing(desk_api: Desk, body: object) -> None:
-    invitation = desk_api.book.invite("anna_phone")
+    invitation = await desk_api.book.invite("anna_phone")
     errors(await desk_api.http.post("/desk/api/pair", json=body), 422)
-    assert desk_api.book.phones()[0].state == "waiting for pairing" and invitation.code
+    assert (await desk_api.book.phones())[0].state == "waiting for pairing" and invitation.code
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer nope", "AccessKey nope"])
@@ -96,12 +97,12 @@ async def test_the_admin_key_is_no_credential_and_a_credential_is_no_admin_key(d
 async def test_a_phone_cannot_pair_as_a_unit(desk_api: Desk) -> None:
     from intercom.auth import unit_scope
 
-    desk_api.hub.storage.create_key("unit desk", unit_scope("desk", "desk", "ring_door"))
+    await desk_api.hub.storage.create_key("unit desk", unit_scope("desk", "desk", "ring_door"))
     with pytest.raises(ValueError, match="unit's identity"):
-        desk_api.book.invite("desk")
+        await desk_api.book.invite("desk")
     await desk_api.pair("anna_phone")
     with pytest.raises(ValueError, match="paired already"):
-        desk_api.book.invite("anna_phone")
+        await desk_api.book.invite("anna_phone")
 
 
 async def test_revoked_the_phone_gets_401_and_is_disconnected_at_once(desk_api: Desk, make_unit) -> None:
@@ -110,14 +111,14 @@ async def test_revoked_the_phone_gets_401_and_is_disconnected_at_once(desk_api: 
     assert desk_api.hub.running.app.state.registrar.lookup("group:phones")
     closed = asyncio.Event()
     phone.client.on("status", lambda status: closed.set() if status is not ClientStatus.CONNECTED else None)
-    (revoked,) = desk_api.book.revoke("anna_phone")
+    (revoked,) = await desk_api.book.revoke("anna_phone")
     assert revoked.state == "revoked"
     errors(await desk_api.token(credential), 401)
     async with asyncio.timeout(STEP):
         await closed.wait()  # the hub closed its socket (the sweeper polls every 0.5 s)
     assert not desk_api.hub.running.app.state.registrar.lookup("anna_phone")
     with pytest.raises(ValueError, match="no phone"):
-        desk_api.book.revoke("anna_phone")
+        await desk_api.book.revoke("anna_phone")
 
 
 async def test_doors_say_who_is_online(desk_api: Desk, make_unit) -> None:
@@ -131,17 +132,17 @@ async def test_doors_say_who_is_online(desk_api: Desk, make_unit) -> None:
     }
 
 
-def _door_call_with_voicemail(desk_api: Desk, start: float) -> tuple[CallRecord, RecordingRecord]:
+async def _door_call_with_voicemail(desk_api: Desk, start: float) -> tuple[CallRecord, RecordingRecord]:
     storage = desk_api.hub.storage
-    call = storage.put(
+    call = await storage.put(
         CallRecord(source="client:door", destination="ring_desks", status="ended", created_at=start, ended_at=start + 9)
     )
-    leg = storage.put(
+    leg = await storage.put(
         LegRecord(
             call_id=call.id, source="client:door", destination="ring_desks", direction="incoming", created_at=start
         )
     )
-    storage.put(
+    await storage.put(
         LegRecord(
             call_id=call.id, source="client:door", destination="client:desk", direction="outgoing",
             status="no_answer", created_at=start,
@@ -149,20 +150,24 @@ def _door_call_with_voicemail(desk_api: Desk, start: float) -> tuple[CallRecord,
     )  # fmt: skip
     recording = RecordingRecord(call_id=call.id, leg_id=leg.id, kind="ivr", duration=0.25, path="recordings/vm.wav")
     write_wav(storage.data_dir / recording.path)
-    return call, storage.put(recording)
+    return call, await storage.put(recording)
 
 
 async def test_the_doors_calls_newest_first_with_their_voicemail_and_nothing_else(desk_api: Desk) -> None:
     credential = await desk_api.pair()
-    older, voicemail = _door_call_with_voicemail(desk_api, time.time() - 100)
-    answered = desk_api.hub.storage.put(CallRecord(source="client:door", destination="ring_desks", status="ended"))
-    desk_api.hub.storage.put(
+    older, voicemail = await _door_call_with_voicemail(desk_api, time.time() - 100)
+    answered = await desk_api.hub.storage.put(
+        CallRecord(source="client:door", destination="ring_desks", status="ended")
+    )
+    await desk_api.hub.storage.put(
         LegRecord(
             call_id=answered.id, source="client:door", destination="client:anna_phone", direction="outgoing",
             answered_at=time.time(), status="hangup",
         )
     )  # fmt: skip
-    other = desk_api.hub.storage.put(CallRecord(source="client:kitchen", destination="client:door"))  # not a door's
+    other = await desk_api.hub.storage.put(
+        CallRecord(source="client:kitchen", destination="client:door")
+    )  # not a door's
     response = await desk_api.get("/desk/api/calls", credential, limit=10)
     calls = response.json()["calls"]
     assert [call["id"] for call in calls] == [answered.id, older.id] and other.id not in str(calls)
@@ -184,12 +189,12 @@ async def test_calls_are_bounded_and_other_recordings_are_not_served(desk_api: D
     errors(await desk_api.get("/desk/api/calls", credential, limit=101), 422)
     errors(await desk_api.get("/desk/api/calls", credential, limit=0), 422)
     storage = desk_api.hub.storage
-    call = storage.put(CallRecord(source="client:kitchen", destination="client:door"))
-    leg = storage.put(LegRecord(call_id=call.id, source="client:kitchen", destination="x", direction="incoming"))
-    recording = storage.put(RecordingRecord(call_id=call.id, leg_id=leg.id, kind="ivr", path="recordings/k.wav"))
+    call = await storage.put(CallRecord(source="client:kitchen", destination="client:door"))
+    leg = await storage.put(LegRecord(call_id=call.id, source="client:kitchen", destination="x", direction="incoming"))
+    recording = await storage.put(RecordingRecord(call_id=call.id, leg_id=leg.id, kind="ivr", path="recordings/k.wav"))
     write_wav(storage.data_dir / recording.path)
     errors(await desk_api.get(f"/desk/api/voicemails/{recording.id}.wav", credential), 404)
-    _, voicemail = _door_call_with_voicemail(desk_api, time.time())
+    _, voicemail = await _door_call_with_voicemail(desk_api, time.time())
     errors(await desk_api.http.get(f"/desk/api/voicemails/{voicemail.id}.wav"), 401)
 
 
@@ -210,3 +215,20 @@ def test_a_group_counts_only_next_to_an_identity_the_hub_asserted() -> None:
     assert parsed(("P-Intercom-Group", "phones")) is None
     assert parsed(identity, ("P-Intercom-Group", "phones"), ("P-Intercom-Group", "desks")) is None
     assert parsed(identity, ("P-Intercom-Group", "phones; admin")) is None
+
+
+async def test_two_browsers_with_one_code_pair_one_phone_on_either_backend(open_storage):
+    book, other_hub = PhoneBook(await open_storage("hub-a")), PhoneBook(await open_storage("hub-b"))
+    invitation = await book.invite("anna_phone")
+    results = await asyncio.gather(
+        book.pair(invitation.code, "Pixel"), other_hub.pair(invitation.code, "iPhone"), return_exceptions=True
+    )
+    paired = [result for result in results if not isinstance(result, Exception)]
+    assert len(paired) == 1 and [type(result) for result in results if result not in paired] == [CodeGone]
+    await other_hub.storage.keys_version()  # the other hub's sweeper tick: it reads the phone's new key
+    phone = await other_hub.phone_of(paired[0].credential)
+    assert phone is not None and phone.identity == "anna_phone" and phone.state == "paired"
+    token, _ = await other_hub.token(phone, ttl=60)
+    assert check_token(token, other_hub.storage.get_key).identity == "anna_phone"
+    (revoked,) = await book.revoke("anna_phone")
+    assert revoked.state == "revoked" and await other_hub.phone_of(paired[0].credential) is None

@@ -27,7 +27,7 @@ def web(data_dir: Path, *args: str) -> int:
     return main(["web", *args, "--data-dir", str(data_dir)])
 
 
-def test_add_prints_a_link_with_a_one_time_code_and_its_qr_code(tmp_path: Path, capsys) -> None:
+async def test_add_prints_a_link_with_a_one_time_code_and_its_qr_code(tmp_path: Path, capsys) -> None:
     assert web(tmp_path, "add", "--identity", "anna_phone", "--name", "Anna's phone", "--hub-url", ORIGIN) == 0
     out = capsys.readouterr().out
     (link,) = re.findall(r"https://\S+", out)
@@ -37,7 +37,7 @@ def test_add_prints_a_link_with_a_one_time_code_and_its_qr_code(tmp_path: Path, 
     assert qr.getvalue() in out  # the QR code holds exactly the link
     storage = Storage(tmp_path)
     try:
-        paired = PhoneBook(storage).pair(link.partition("#code=")[2], "Pixel")
+        paired = await PhoneBook(storage).pair(link.partition("#code=")[2], "Pixel")
     finally:
         storage.close()
     assert paired.identity == "anna_phone"
@@ -76,25 +76,25 @@ def test_list_and_revoke(tmp_path: Path, capsys) -> None:
         (["revoke", "nobody"], "no phone 'nobody'"),
     ],
 )
-def test_bad_input_is_one_line_and_changes_nothing(tmp_path: Path, capsys, args: list[str], message: str) -> None:
+async def test_bad_input_is_one_line_and_changes_nothing(tmp_path: Path, capsys, args: list[str], message: str) -> None:
     assert web(tmp_path, *args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     storage = Storage(tmp_path)
     try:
-        assert PhoneBook(storage).phones() == [] and storage.list_keys() == []
+        assert await PhoneBook(storage).phones() == [] and await storage.list_keys() == []
     finally:
         storage.close()
 
 
-def test_add_on_a_desk_whose_hub_is_embedded_reads_its_env_file(tmp_path: Path, capsys) -> None:
+async def test_add_on_a_desk_whose_hub_is_embedded_reads_its_env_file(tmp_path: Path, capsys) -> None:
     desk = install_desk(tmp_path)
     assert main(["web", "add", "--identity", "anna_phone", "--env-file", str(desk), "--no-qr"]) == 0
     (link,) = re.findall(r"https://\S+", capsys.readouterr().out)
     assert link.startswith("https://127.0.0.1:0/desk/pair#code=")  # the env file's listen address and port
     storage = Storage(tmp_path / "hub")
     try:
-        assert [phone.identity for phone in PhoneBook(storage).phones()] == ["anna_phone"]
+        assert [phone.identity for phone in await PhoneBook(storage).phones()] == ["anna_phone"]
     finally:
         storage.close()
     door = tmp_path / "door.env"

@@ -31,7 +31,7 @@ def state_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 async def door(hub, make_unit, state_dir: Path):
     """The door, whose CALL runs the embedded hub's default: the desk and the paired phones together."""
-    store_flow(hub, "door", "client:desk,group:phones")
+    await store_flow(hub, "door", "client:desk,group:phones")
     store = UnlockStore.open(state_dir)
     allowed = ("desk", "group:phones")
     made = await unit(make_unit, "door", "door", DOOR_HZ, "door", unlock_store=store, unlock_from=allowed)
@@ -69,7 +69,7 @@ async def test_revoked_the_phones_call_ends_and_the_next_ring_leaves_it_out(desk
     phone = await make_unit("anna_phone", PHONE_HZ, token=await desk_api.jwt(await desk_api.pair()))
     controller.press("call")
     call = await answered(phone)
-    desk_api.book.revoke("anna_phone")
+    await desk_api.book.revoke("anna_phone")
     await phone.events.until(lambda: call.status is CallStatus.ENDED)  # the sweeper ended it at once
     await board.until(call_light(board, CallStatus.ENDED))
     controller.press("call")
@@ -83,7 +83,9 @@ async def test_a_client_named_like_the_phone_but_not_paired_opens_nothing(desk_a
     impostor = await make_unit("anna_phone", PHONE_HZ)  # a token of the admin key: no group asserted
     # group:phones would not ring it: the flow names it
     ring = {"id": "ring", "action": "transfer", "options": {"destination": "client:anna_phone"}}
-    desk_api.hub.storage.replace_call_flow(CallFlow.model_validate({"id": "door", "title": "door", "steps": [ring]}))
+    await desk_api.hub.storage.replace_call_flow(
+        CallFlow.model_validate({"id": "door", "title": "door", "steps": [ring]})
+    )
     controller.press("call")
     call = await answered(impostor)
     await board.until(call_light(board, CallStatus.CONFIRMED))

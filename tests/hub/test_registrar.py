@@ -141,7 +141,7 @@ async def test_revoked_key_is_refused_on_the_next_register(hub, raw_sip):
     sip = await raw_sip()
     token = hub.token()
     assert (await sip.exchange(RegistrationState(hub.address).build(token))).status_code == 200
-    assert hub.storage.revoke_key(hub.key.id)
+    assert await hub.storage.revoke_key(hub.key.id)
     response = await sip.exchange(RegistrationState(hub.address).build(token))
     assert (response.status_code, response.reason) == (403, "Invalid token: access key revoked")
 

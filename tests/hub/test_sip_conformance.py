@@ -170,7 +170,7 @@ async def test_every_final_answer_outside_a_dialog_carries_a_to_tag(hub, raw_sip
 
 async def test_the_ringing_and_the_refusal_of_one_invite_share_their_to_tag(hub, raw_sip, make_unit):
     """The browser's INVITE to a desk that rejects: 100 without a tag, then 180 and 480 with one."""
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk = await make_unit("desk", 880.0)
     door = await raw_sip()
     invite = parse_message(replay("invite.sip", hub.address, hub.token("door", incoming=False, outgoing="door")))

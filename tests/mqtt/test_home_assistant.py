@@ -138,7 +138,7 @@ def desk_configs() -> set[str]:
 async def door_on_pins(hub, boards: Boards, state_dir: Path, unlock_from: str) -> tuple[Unit, MockFactory]:
     """The door unit whole on a board of mock pins, its CALL ringing the desk, its unlock log in
     ``state_dir``; ``unlock_from`` is its INTERCOM_UNLOCK_FROM."""
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     settings = settings_for(hub, "door", unlock_from=unlock_from, state_dir=state_dir)
     return await boards.start(settings, DOOR_HZ)
 
@@ -317,8 +317,8 @@ async def test_a_stranger_a_wrong_password_and_a_retained_press_open_nothing(bro
 
 async def test_after_a_broker_restart_the_bridge_republishes_all_and_a_call_meanwhile_worked(broker, hub, make_unit):
     bridge = hub.running.app.state.mqtt
-    store_flow(hub, "door", "client:desk")
-    store_flow(hub, "desk", "client:door")
+    await store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "desk", "client:door")
     desk = await make_unit("desk", DESK_HZ, outgoing="desk")
     door = await make_unit("door", DOOR_HZ, outgoing="door")
     await a_call(hub, desk, door)  # the desk calls the door: the door's last caller, which nothing later changes

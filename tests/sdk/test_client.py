@@ -294,7 +294,7 @@ async def test_waits_for_a_hub_that_is_not_up_yet(hub_config, tmp_path):
         probe.bind(("127.0.0.1", 0))
         hub_config.port = probe.getsockname()[1]
     storage = Storage(hub_config.data_dir)
-    key = storage.create_key("late", ADMIN)
+    key = await storage.create_key("late", ADMIN)
     token = mint_token(key, [IncomingCapability("desk")])
     client = Client(host=f"127.0.0.1:{hub_config.port}", refresh_token=lambda: token, secure=False)
     client.reconnect_delay_min = 0.2

@@ -86,7 +86,7 @@ async def test_over_wss_the_own_origin_is_https(tls_files, tmp_path):
     trust = ssl.create_default_context(cafile=str(cert))
     try:
         async with asyncio.timeout(STEP), running_hub(config, storage) as running:
-            hub = Hub(running, storage, storage.create_key("tests", ADMIN))
+            hub = Hub(running, storage, await storage.create_key("tests", ADMIN))
             assert await registers(hub, f"https://{hub.address}", "wss", ssl=trust)
             assert not await registers(hub, f"http://{hub.address}", "wss", ssl=trust)
     finally:

@@ -61,7 +61,7 @@ async def test_http_is_served_on_the_same_port(hub):
 async def test_stopping_the_hub_closes_sip_sockets_with_1012_and_drops_their_bindings(tmp_path):
     config = HubConfig(data_dir=tmp_path / "hub", host="127.0.0.1", port=0)
     storage = Storage(config.data_dir)
-    key = storage.create_key("tests", ADMIN)
+    key = await storage.create_key("tests", ADMIN)
     token = mint_token(key, [IncomingCapability("desk")], ttl=600)
     try:
         async with asyncio.timeout(STEP):

@@ -63,7 +63,7 @@ def phones(web_hub) -> PhoneBook:
 @pytest.fixture
 async def door(web_hub):
     """The door's controller, whose CALL button rings the resident's phone, and its board."""
-    store_flow(web_hub, "door", f"client:{RESIDENT}", timeout=30)
+    await store_flow(web_hub, "door", f"client:{RESIDENT}", timeout=30)
     unit = await connect_unit(web_hub, "door", DOOR_HZ, outgoing="door", incoming=False)
     board = Board()
     controller = Controller(
@@ -77,7 +77,7 @@ async def door(web_hub):
 
 async def pair(browser: DeskBrowser, web_hub, phones: PhoneBook) -> None:
     """Open the link `intercom web add` prints, as the resident does, until the page is connected."""
-    invitation = phones.invite(RESIDENT, name="Anna's phone")
+    invitation = await phones.invite(RESIDENT, name="Anna's phone")
     await browser.goto(pairing_link(web_hub.origin, invitation.code))
     await browser.shows('#status[data-status="connected"]')
 
@@ -107,7 +107,7 @@ async def test_a_browser_without_a_credential_says_how_to_pair(browser, web_hub)
 
 
 async def test_the_printed_link_pairs_the_browser_once(browser, web_hub, phones, door):
-    invitation = phones.invite(RESIDENT, name="Anna's phone")
+    invitation = await phones.invite(RESIDENT, name="Anna's phone")
     link = pairing_link(web_hub.origin, invitation.code)
     await browser.goto(link)
     await browser.shows('#status[data-status="connected"]')
@@ -185,7 +185,7 @@ async def test_the_caller_hanging_up_while_ringing_is_a_missed_call(browser, web
 
 async def test_a_revoked_phone_stops_and_gets_no_more_tokens(browser, web_hub, phones):
     await pair(browser, web_hub, phones)
-    phones.revoke(RESIDENT)
+    await phones.revoke(RESIDENT)
     await browser.shows("#view-removed", timeout=REFRESH_SECONDS + STEP)
     assert await browser.text("#view-removed h2") == "This phone was removed from the intercom"
     await browser.shows('#status[data-status="offline"]')
@@ -213,7 +213,7 @@ VOICEMAIL_PITCH = """async () => {
 
 
 async def test_a_voicemail_left_earlier_plays_from_the_call_log(browser, web_hub, phones):
-    store(web_hub, [{"action": "record", "options": {"maxLength": VOICEMAIL_SECONDS, "timeout": 0}}])
+    await store(web_hub, [{"action": "record", "options": {"maxLength": VOICEMAIL_SECONDS, "timeout": 0}}])
     door = await connect_unit(web_hub, "door", DOOR_HZ, outgoing="door", incoming=False)
     try:
         door.start_call()
@@ -244,7 +244,7 @@ async def refused(browser: DeskBrowser, web_hub, phones: PhoneBook, token: str, 
     """Pair, with the hub's token endpoint answering ``token`` (one the hub would never give a
     phone) until the page's status went through error; the statuses it showed."""
     await browser.do("fulfil", url=TOKEN_URL, body={"jwt": token, "expiresAt": 0})
-    invitation = phones.invite(RESIDENT, name="Anna's phone")
+    invitation = await phones.invite(RESIDENT, name="Anna's phone")
     await browser.goto(pairing_link(web_hub.origin, invitation.code))
     await browser.do(
         "waitUntil", timeout=seconds + 1, expression="() => window.__statuses().includes('error')", ms=seconds * 1000
@@ -263,7 +263,7 @@ async def test_a_token_naming_an_identity_the_hub_refuses_is_406_at_once(browser
 async def test_a_token_beyond_its_keys_scope_ends_in_the_seeds_403_sequence(browser, web_hub, phones):
     """REGISTER gets 403; the SDK waits 5 s, asks for a fresh token and tries again, as the seed
     does, and after the fifth refusal reports error 403 (25 s of the seed's own timing)."""
-    door_key = web_hub.storage.create_key("door", unit_scope("door", "door", "door"))
+    door_key = await web_hub.storage.create_key("door", unit_scope("door", "door", "door"))
     beyond_scope = mint_token(door_key, [IncomingCapability(RESIDENT)], ttl=600)
     statuses = await refused(browser, web_hub, phones, beyond_scope, 6 * STEP)
     assert "connected" not in statuses and statuses.index("connecting") < statuses.index("error")

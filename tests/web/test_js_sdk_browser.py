@@ -93,7 +93,7 @@ async def test_a_token_with_a_bad_identity_is_not_acceptable_at_once(web_hub: Hu
 
 
 async def test_outgoing_call_to_a_desk_audio_dtmf_unlock_mute_hangup(hub: Hub, page: SdkPage, make_unit):
-    store_flow(hub, "door", "client:desk")
+    await store_flow(hub, "door", "client:desk")
     desk = await make_unit("desk", DESK_HZ)
     await connected(page, hub.token("anna_phone", outgoing="door"))
     assert await page.run("call", params={"foo": "bar"}) == {"status": "connecting"}
@@ -143,7 +143,7 @@ async def test_outgoing_call_to_a_desk_audio_dtmf_unlock_mute_hangup(hub: Hub, p
 
 
 async def test_a_door_calls_the_page_which_answers_and_both_hear_each_other(hub: Hub, page: SdkPage, make_unit):
-    store_flow(hub, "door", "client:anna_phone")
+    await store_flow(hub, "door", "client:anna_phone")
     await connected(page, hub.token("anna_phone"))
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
     call = door.start_call()
@@ -164,7 +164,7 @@ async def test_a_door_calls_the_page_which_answers_and_both_hear_each_other(hub:
 
 
 async def test_the_page_rejects_a_call_and_a_door_cancels_one(hub: Hub, page: SdkPage, make_unit):
-    store_flow(hub, "door", "client:anna_phone")
+    await store_flow(hub, "door", "client:anna_phone")
     await connected(page, hub.token("anna_phone"))
     door = await make_unit("door", DOOR_HZ, outgoing="door", incoming=False)
 
@@ -198,7 +198,7 @@ async def test_a_say_flow_answers_speaks_and_hangs_up(hub: Hub, page: SdkPage):
             {"id": "bye", "action": "hangup"},
         ],
     }
-    hub.storage.create_call_flow(CallFlow.model_validate(flow))
+    await hub.storage.create_call_flow(CallFlow.model_validate(flow))
     await connected(page, hub.token("anna_phone", outgoing="hello"))
     await page.run("call", params={})
     await page.until(lambda: "confirmed" in page.call_statuses())

@@ -53,7 +53,7 @@ async def create_call_flow(request: Request, storage: HubStorage) -> Accepted[Ca
     """Store a new flow; its ``id`` is generated unless the body names a free one (else 409)."""
     flow = read_flow(await json_body(request))
     try:
-        stored = storage.create_call_flow(flow)
+        stored = await storage.create_call_flow(flow)
     except CallFlowError as exc:
         raise ApiError(409, Problem("id", str(exc))) from None
     warnings = accepted(stored, f"call flow {stored.id}")
@@ -63,13 +63,13 @@ async def create_call_flow(request: Request, storage: HubStorage) -> Accepted[Ca
 @router.get("")
 async def list_call_flows(storage: HubStorage, paging: Pages) -> Page[CallFlowView]:
     """The flows, oldest first."""
-    flows = storage.list_call_flows(paging.offset, paging.per_page)
-    return paging.of([CallFlowView.of(flow) for flow in flows], storage.count_call_flows())
+    flows = await storage.list_call_flows(paging.offset, paging.per_page)
+    return paging.of([CallFlowView.of(flow) for flow in flows], await storage.count_call_flows())
 
 
 @router.get("/{callFlowId}")
 async def get_call_flow(flow_id: FlowId, storage: HubStorage) -> One[CallFlowView]:
-    flow = storage.get_call_flow(flow_id)
+    flow = await storage.get_call_flow(flow_id)
     if flow is None:
         raise not_found("call flow", flow_id)
     return One[CallFlowView](data=[CallFlowView.of(flow)])
@@ -78,12 +78,12 @@ async def get_call_flow(flow_id: FlowId, storage: HubStorage) -> One[CallFlowVie
 @router.put("/{callFlowId}", openapi_extra=body_schema(CallFlow))
 async def replace_call_flow(flow_id: FlowId, request: Request, storage: HubStorage) -> Accepted[CallFlowView]:
     """Replace a flow whole, keeping its ``createdAt``; a body's ``id``, if any, must be this one."""
-    if storage.get_call_flow(flow_id) is None:
+    if await storage.get_call_flow(flow_id) is None:
         raise not_found("call flow", flow_id)
     data = await json_body(request)
     if isinstance(data, dict) and data.setdefault("id", flow_id) != flow_id:
         raise ApiError(422, Problem("id", f"id: {data['id']!r} is not the id of the flow replaced ({flow_id!r})"))
-    stored = storage.replace_call_flow(read_flow(data))
+    stored = await storage.replace_call_flow(read_flow(data))
     if stored is None:  # deleted meanwhile
         raise not_found("call flow", flow_id)
     warnings = accepted(stored, f"call flow {stored.id}")
@@ -92,6 +92,6 @@ async def replace_call_flow(flow_id: FlowId, request: Request, storage: HubStora
 
 @router.delete("/{callFlowId}", status_code=204, response_class=Response)
 async def delete_call_flow(flow_id: FlowId, storage: HubStorage) -> Response:
-    if not storage.delete_call_flow(flow_id):
+    if not await storage.delete_call_flow(flow_id):
         raise not_found("call flow", flow_id)
     return Response(status_code=204)

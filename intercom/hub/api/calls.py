@@ -72,7 +72,7 @@ async def start_call(request: Request, storage: HubStorage) -> Accepted[CallView
     if isinstance(data, dict) and "callFlow" in data:
         data = {**data, "callFlow": without_read_only(data["callFlow"])}
     wanted = validated(CallRequest, data, whole="call")
-    flow = wanted.call_flow or storage.default_call_flow()
+    flow = wanted.call_flow or await storage.default_call_flow()
     if flow is None:
         raise ApiError(422, Problem("callFlow", "callFlow: none given, and no stored call flow is the default"))
     try:
@@ -91,19 +91,19 @@ async def start_call(request: Request, storage: HubStorage) -> Accepted[CallView
 @router.get("")
 async def list_calls(storage: HubStorage, paging: Pages) -> Page[CallView]:
     """The calls, newest first."""
-    calls, total = storage.page(CallRecord, paging.offset, paging.per_page, newest_first=True)
+    calls, total = await storage.page(CallRecord, paging.offset, paging.per_page, newest_first=True)
     return paging.of([CallView.of(call) for call in calls], total)
 
 
 @router.get("/{callId}")
 async def get_call(call_id: CallId, storage: HubStorage) -> One[CallView]:
-    return One[CallView](data=[CallView.of(_call(storage, call_id))])
+    return One[CallView](data=[CallView.of(await _call(storage, call_id))])
 
 
 @router.delete("/{callId}", status_code=204, response_class=Response)
 async def hang_up(call_id: CallId, request: Request, storage: HubStorage) -> Response:
     """End a call that is still going; one that has ended stays as it was."""
-    _call(storage, call_id)
+    await _call(storage, call_id)
     await request.app.state.calls.hang_up(call_id)
     return Response(status_code=204)
 
@@ -111,15 +111,15 @@ async def hang_up(call_id: CallId, request: Request, storage: HubStorage) -> Res
 @router.get("/{callId}/legs")
 async def list_legs(call_id: CallId, storage: HubStorage, paging: Pages) -> Page[LegView]:
     """The call's legs, in the order they started."""
-    _call(storage, call_id)
-    legs, total = storage.page(LegRecord, paging.offset, paging.per_page, parent=call_id)
+    await _call(storage, call_id)
+    legs, total = await storage.page(LegRecord, paging.offset, paging.per_page, parent=call_id)
     return paging.of([LegView.of(leg) for leg in legs], total)
 
 
 @router.get("/{callId}/legs/{legId}/recordings")
 async def list_recordings(call_id: CallId, leg_id: LegId, storage: HubStorage, paging: Pages) -> Page[RecordingView]:
-    _leg(storage, call_id, leg_id)
-    recordings, total = storage.page(RecordingRecord, paging.offset, paging.per_page, parent=leg_id)
+    await _leg(storage, call_id, leg_id)
+    recordings, total = await storage.page(RecordingRecord, paging.offset, paging.per_page, parent=leg_id)
     return paging.of([RecordingView.of(recording) for recording in recordings], total)
 
 
@@ -128,7 +128,7 @@ async def list_recordings(call_id: CallId, leg_id: LegId, storage: HubStorage, p
 async def get_recording_file(
     call_id: CallId, leg_id: LegId, recording_id: RecordingId, storage: HubStorage
 ) -> FileResponse:
-    return recording_file(storage, _recording(storage, call_id, leg_id, recording_id))
+    return recording_file(storage, await _recording(storage, call_id, leg_id, recording_id))
 
 
 def recording_file(storage: Storage, recording: RecordingRecord) -> FileResponse:
@@ -149,7 +149,7 @@ def recording_file(storage: Storage, recording: RecordingRecord) -> FileResponse
 
 @router.get("/{callId}/legs/{legId}/recordings/{recordingId}")
 async def get_recording(call_id: CallId, leg_id: LegId, recording_id: RecordingId, storage: HubStorage) -> OneRecording:
-    return OneRecording.of(_recording(storage, call_id, leg_id, recording_id))
+    return OneRecording.of(await _recording(storage, call_id, leg_id, recording_id))
 
 
 @router.delete("/{callId}/legs/{legId}/recordings/{recordingId}", status_code=204, response_class=Response)
@@ -159,35 +159,35 @@ async def delete_recording(
     """Delete a recording, its file and its row: afterwards it answers 404, as if never made
     (a pruned one keeps its row, and 410, because nobody asked it gone). One still running is
     refused (409): its recorder is writing the file."""
-    recording = _recording(storage, call_id, leg_id, recording_id)
+    recording = await _recording(storage, call_id, leg_id, recording_id)
     if recording.status == "recording":
         raise ApiError(409, Problem("", f"recording {recording.id} is still running: delete it once it is done"))
     try:
-        request.app.state.retention.delete_recording(recording)
+        await request.app.state.retention.delete_recording(recording)
     except OSError as exc:
         why = f"the disk refused to delete its file ({exc.strerror or exc}); try again once it works"
         raise ApiError(503, Problem("", f"recording {recording.id} is kept: {why}")) from None
     return Response(status_code=204)
 
 
-def _call(storage: Storage, call_id: str) -> CallRecord:
-    call = storage.get(CallRecord, call_id)
+async def _call(storage: Storage, call_id: str) -> CallRecord:
+    call = await storage.get(CallRecord, call_id)
     if call is None:
         raise not_found("call", call_id)
     return call
 
 
-def _leg(storage: Storage, call_id: str, leg_id: str) -> LegRecord:
-    _call(storage, call_id)
-    leg = storage.get(LegRecord, leg_id)
+async def _leg(storage: Storage, call_id: str, leg_id: str) -> LegRecord:
+    await _call(storage, call_id)
+    leg = await storage.get(LegRecord, leg_id)
     if leg is None or leg.call_id != call_id:
         raise ApiError(404, Problem("", f"call {call_id!r} has no leg with id {leg_id!r}"))
     return leg
 
 
-def _recording(storage: Storage, call_id: str, leg_id: str, recording_id: str) -> RecordingRecord:
-    _leg(storage, call_id, leg_id)
-    recording = storage.get(RecordingRecord, recording_id)
+async def _recording(storage: Storage, call_id: str, leg_id: str, recording_id: str) -> RecordingRecord:
+    await _leg(storage, call_id, leg_id)
+    recording = await storage.get(RecordingRecord, recording_id)
     if recording is None or recording.leg_id != leg_id:
         raise ApiError(404, Problem("", f"leg {leg_id!r} has no recording with id {recording_id!r}"))
     return recording

@@ -53,7 +53,7 @@ async def authorize(storage: HubStorage, header: Annotated[str | None, Security(
     scheme, _, secret = (header or "").strip().partition(" ")
     if scheme.lower() != "accesskey" or not secret.strip():
         raise ApiError(401, Problem("", "send the header Authorization: AccessKey <key>"), headers=CHALLENGE)
-    key = storage.key_by_secret(secret.strip())
+    key = await storage.key_by_secret(secret.strip())
     if key is None:
         raise ApiError(401, Problem("", "no such access key"), headers=CHALLENGE)
     if key.revoked:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from collections.abc import Iterable, Mapping
 
 from fastapi import FastAPI, Request
@@ -47,7 +46,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
-    app.add_exception_handler(sqlite3.OperationalError, _not_written)  # type: ignore[arg-type]
+    for unavailable in app.state.storage.unavailable:  # the backend's "cannot write now"
+        app.add_exception_handler(unavailable, _not_written)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _crash)
 
 
@@ -90,7 +90,7 @@ def _methods(request: Request) -> set[str]:
     return {method.upper() for length, operations in matching if length == literal for method in operations}
 
 
-async def _not_written(request: Request, exc: sqlite3.OperationalError) -> Response:
+async def _not_written(request: Request, exc: Exception) -> Response:
     """A read-only or full disk refused a write (a new webhook, a call flow): the hub is fine
     otherwise, and the request may be tried again once the disk works (calls go on meanwhile)."""
     log.warning("%s %s not done: the database cannot be written (%s)", request.method, request.url.path, exc)

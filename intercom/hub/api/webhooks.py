@@ -72,7 +72,7 @@ class WebhookUpdate(BaseModel):
 @router.post("", status_code=201, openapi_extra=body_schema(WebhookRequest))
 async def create_webhook(request: Request, storage: HubStorage) -> One[WebhookView]:
     wanted = validated(WebhookRequest, await json_body(request), whole="webhook")
-    webhook = storage.put(wanted.webhook())
+    webhook = await storage.put(wanted.webhook())
     if wanted.token is None:
         log.info("webhook %s to %s: no token given; the hub made one, sent in the answer", webhook.id, webhook.url)
     return One[WebhookView](data=[WebhookView.of(webhook)])
@@ -80,38 +80,38 @@ async def create_webhook(request: Request, storage: HubStorage) -> One[WebhookVi
 
 @router.get("")
 async def list_webhooks(storage: HubStorage, paging: Pages) -> Page[WebhookView]:
-    webhooks, total = storage.page(Webhook, paging.offset, paging.per_page)
+    webhooks, total = await storage.page(Webhook, paging.offset, paging.per_page)
     return paging.of([WebhookView.of(webhook) for webhook in webhooks], total)
 
 
 @router.get("/{webhookId}")
 async def get_webhook(webhook_id: WebhookId, storage: HubStorage) -> One[WebhookView]:
-    return One[WebhookView](data=[WebhookView.of(_webhook(storage, webhook_id))])
+    return One[WebhookView](data=[WebhookView.of(await _webhook(storage, webhook_id))])
 
 
 @router.put("/{webhookId}", openapi_extra=body_schema(WebhookUpdate))
 async def update_webhook(webhook_id: WebhookId, request: Request, storage: HubStorage) -> One[WebhookView]:
     """Change the fields given; ``createdAt`` and ``updatedAt`` in a body are the hub's and ignored.
     Deliveries already queued keep the URL and token they were queued with."""
-    webhook = _webhook(storage, webhook_id)
+    webhook = await _webhook(storage, webhook_id)
     data: Any = without_read_only(await json_body(request))
     change = validated(WebhookUpdate, data, whole="webhook")
     if change.id is not None and change.id != webhook_id:
         raise ApiError(422, Problem("id", f"id: {change.id!r} is not the id of the webhook updated ({webhook_id!r})"))
     fields = change.model_dump(exclude_none=True, exclude={"id"})
-    updated = storage.put(webhook.model_copy(update=fields))  # stamps updatedAt
+    updated = await storage.put(webhook.model_copy(update=fields))  # stamps updatedAt
     return One[WebhookView](data=[WebhookView.of(updated)])
 
 
 @router.delete("/{webhookId}", status_code=204, response_class=Response)
 async def delete_webhook(webhook_id: WebhookId, storage: HubStorage) -> Response:
-    if not storage.delete(Webhook, webhook_id):
+    if not await storage.delete(Webhook, webhook_id):
         raise not_found("webhook", webhook_id)
     return Response(status_code=204)
 
 
-def _webhook(storage: HubStorage, webhook_id: str) -> Webhook:
-    webhook = storage.get(Webhook, webhook_id)
+async def _webhook(storage: HubStorage, webhook_id: str) -> Webhook:
+    webhook = await storage.get(Webhook, webhook_id)
     if webhook is None:
         raise not_found("webhook", webhook_id)
     return webhook

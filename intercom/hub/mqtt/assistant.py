@@ -52,12 +52,12 @@ class HomeAssistantLink:
             )
             bridge.subscribe(self.topics.open_door_filter, self.open_door)
 
-    def announce(self) -> None:
+    async def announce(self) -> None:
         """After every (re)connect: every unit's discovery configs, whether it is online, and the
         units' latest states (a broker that restarted without its store, or a new Home Assistant,
         gets them again)."""
         self.announced.clear()
-        units = dict.fromkeys((*self.config.doors, *self._keyed_units(), *self._registered_units()))
+        units = dict.fromkeys((*self.config.doors, *await self._keyed_units(), *self._registered_units()))
         for identity in units:
             self._announce(identity)
         for topic, payload in self.states_held.items():
@@ -86,11 +86,11 @@ class HomeAssistantLink:
             self.bridge.publish(call, OFF, retain=True)
         self.announced.add(identity)
 
-    def _keyed_units(self) -> list[str]:
+    async def _keyed_units(self) -> list[str]:
         """The identities of the hub's live unit keys (not the admin's, not a paired phone's)."""
         return [
             identity
-            for key in self.storage.list_keys()
+            for key in await self.storage.list_keys()
             if not key.revoked and key.scope is not None and not key.scope.admin and key.scope.group is None
             for identity in key.scope.identities
         ]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 
 from ..api.views import rfc3339
 from ..callflows import CLIENT_PREFIX
 from ..records import CallRecord, PublishedRow, RecordingRecord, UnlockEvent, Webhook
-from ..storage import Storage
 from ..webhooks import event_item
 from .bridge import MqttBridge
+from .home_assistant import REMEMBERED_CALLS
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +20,11 @@ log = logging.getLogger(__name__)
 class MqttEvents:
     """A call log publisher (intercom.hub.call_log.Publisher): renders and queues, never waits."""
 
-    def __init__(self, bridge: MqttBridge, storage: Storage) -> None:
+    def __init__(self, bridge: MqttBridge) -> None:
         self.bridge = bridge
-        self.storage = storage
+        # the unit of each recent call, for its recordings' events: told from memory, not the
+        # database, as a publisher never waits (a call from before a restart tells none)
+        self._units: OrderedDict[str, str | None] = OrderedDict()
 
     def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         try:
@@ -39,9 +42,13 @@ class MqttEvents:
         if isinstance(row, UnlockEvent):
             return row.door
         if isinstance(row, RecordingRecord):
-            call = self.storage.get(CallRecord, row.call_id)
-            return self.unit_of(call) if isinstance(call, CallRecord) else None
-        for end in (row.source, row.destination):
-            if end.startswith(CLIENT_PREFIX):
-                return end.removeprefix(CLIENT_PREFIX)
-        return None
+            return self._units.get(row.call_id)
+        unit = next(
+            (end.removeprefix(CLIENT_PREFIX) for end in (row.source, row.destination) if end.startswith(CLIENT_PREFIX)),
+            None,
+        )
+        if isinstance(row, CallRecord) and row.id not in self._units:
+            self._units[row.id] = unit
+            while len(self._units) > REMEMBERED_CALLS:
+                self._units.popitem(last=False)
+        return unit

@@ -37,8 +37,8 @@ def write_wav(path: Path, seconds: float = 0.25, rate: int = 8000) -> bytes:
     return path.read_bytes()
 
 
-def door_call(storage: Storage, start: float = T0) -> DoorCall:
-    call = storage.put(
+async def door_call(storage: Storage, start: float = T0) -> DoorCall:
+    call = await storage.put(
         CallRecord(
             source="door",
             destination="client:desk,client:kitchen",
@@ -49,19 +49,19 @@ def door_call(storage: Storage, start: float = T0) -> DoorCall:
             reason="caller hung up",
         )
     )
-    caller = storage.put(
+    caller = await storage.put(
         LegRecord(
             call_id=call.id, source="door", destination="hub", status="hangup", direction="incoming",
             created_at=start, answered_at=start + 1, ended_at=start + 50,
         )
     )  # fmt: skip
-    desk = storage.put(
+    desk = await storage.put(
         LegRecord(
             call_id=call.id, source="door", destination="client:desk", status="hangup", direction="outgoing",
             created_at=start + 1, answered_at=start + 8, ended_at=start + 50,
         )
     )  # fmt: skip
-    kitchen = storage.put(
+    kitchen = await storage.put(
         LegRecord(
             call_id=call.id, source="door", destination="client:kitchen", status="no_answer",
             direction="outgoing", created_at=start + 2, ended_at=start + 8,
@@ -69,7 +69,7 @@ def door_call(storage: Storage, start: float = T0) -> DoorCall:
     )  # fmt: skip
     relative = f"recordings/{call.id}/{desk.id}.wav"
     wav = write_wav(storage.data_dir / relative)
-    recording = storage.put(
+    recording = await storage.put(
         RecordingRecord(
             call_id=call.id, leg_id=desk.id, kind="transfer", duration=42.4, path=relative, created_at=start + 50
         )
@@ -86,16 +86,16 @@ class StandInCalls:
     originated: list[tuple[CallRecord, CallFlow, Webhook | None]] = field(default_factory=list)
 
     async def originate(self, *, source: str, identity: str, flow: CallFlow, webhook: Webhook | None) -> CallRecord:
-        call = self.storage.put(
+        call = await self.storage.put(
             CallRecord(source=source, destination=f"client:{identity}", status="queued", call_flow_id=flow.id)
         )
         self.originated.append((call, flow, webhook))
         return call
 
     async def hang_up(self, call_id: str) -> bool:
-        call = self.storage.get(CallRecord, call_id)
+        call = await self.storage.get(CallRecord, call_id)
         if call is None or call.status == "ended":
             return False
         call.status, call.ended_at, call.reason = "ended", time.time(), "hung up through the API"
-        self.storage.put(call)
+        await self.storage.put(call)
         return True

@@ -24,10 +24,10 @@ async def test_the_key_id_is_not_the_key(api):
 
 
 async def test_a_revoked_key_is_403_and_a_good_one_passes(api):
-    other = api.storage.create_key("other", ADMIN)
+    other = await api.storage.create_key("other", ADMIN)
     headers = {"Authorization": f"AccessKey {other.secret}"}
     assert (await api.client.get("/v1/calls", headers=headers)).status_code == 200
-    api.storage.revoke_key(other.id)
+    await api.storage.revoke_key(other.id)
     (error,) = errors(await api.client.get("/v1/calls", headers=headers), 403)
     assert "revoked" in error["message"]
     response = await api.client.get("/v1/calls")
@@ -35,7 +35,7 @@ async def test_a_revoked_key_is_403_and_a_good_one_passes(api):
 
 
 async def test_a_unit_key_has_no_rights_at_the_root_either(api):
-    unit = api.storage.create_key("door", unit_scope("door", "door", "ring_desks"))
+    unit = await api.storage.create_key("door", unit_scope("door", "door", "ring_desks"))
     for path in ("/calls", "/calls/", "/v1/calls/", "/call-flows", "/webhooks/"):
         (error,) = errors(await api.client.get(path, headers={"Authorization": f"AccessKey {unit.secret}"}), 403)
         assert error["message"] == f"access key {unit.id} is a unit key for door: it has no Voice API rights"

@@ -49,7 +49,7 @@ async def test_a_flow_is_created_read_replaced_and_deleted(api, clock):
         "updatedAt": "2026-11-25T10:00:00Z",
     }
     flow_id = created["id"]
-    assert api.storage.get_call_flow(flow_id).steps[0].typed_options().identities == ["desk"]
+    assert (await api.storage.get_call_flow(flow_id)).steps[0].typed_options().identities == ["desk"]
     assert (await api.client.get(f"/v1/call-flows/{flow_id}")).json() == {"data": [created]}
 
     clock.value = T0 + 90
@@ -69,7 +69,7 @@ async def test_a_flow_is_created_read_replaced_and_deleted(api, clock):
 
 async def test_flows_are_listed_in_pages_oldest_first(api):
     for number in range(25):
-        api.storage.create_call_flow(CallFlow.model_validate({"id": f"flow-{number:02}", **RING_DESK}))
+        await api.storage.create_call_flow(CallFlow.model_validate({"id": f"flow-{number:02}", **RING_DESK}))
     seen = []
     for page, size in ((1, 10), (2, 10), (3, 5), (4, 0)):
         body = (await api.client.get("/v1/call-flows", params={"page": page, "perPage": 10})).json()
@@ -110,7 +110,7 @@ async def test_an_empty_list_has_no_pages(api):
 async def test_a_bad_flow_is_refused_naming_the_field(api, flow, parameter, message):
     (error,) = errors(await api.client.post("/v1/call-flows", json=flow), 422)
     assert error["parameter"] == parameter and message in error["message"]
-    assert api.storage.count_call_flows() == 0
+    assert await api.storage.count_call_flows() == 0
 
 
 async def test_every_fault_is_its_own_error(api):
@@ -150,8 +150,8 @@ async def test_one_flow_at_most_is_the_default(api):
     assert flows == {"day": False, "night": True}
     response = await api.client.put("/v1/call-flows/day", json={"default": True, **RING_DESK})
     assert response.json()["data"][0]["default"] is True
-    assert api.storage.default_call_flow().id == "day"
-    assert not api.storage.get_call_flow("night").default
+    assert (await api.storage.default_call_flow()).id == "day"
+    assert not (await api.storage.get_call_flow("night")).default
 
 
 async def test_a_paging_parameter_given_twice_is_refused(api):

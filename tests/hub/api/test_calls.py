@@ -13,7 +13,7 @@ HANGUP = {"steps": [{"action": "hangup"}]}
 
 
 async def test_calls_are_listed_newest_first_and_read_one_by_one(api):
-    first, second = door_call(api.storage, T0), door_call(api.storage, T0 + 3600)
+    first, second = await door_call(api.storage, T0), await door_call(api.storage, T0 + 3600)
     body = (await api.client.get("/v1/calls")).json()
     assert [call["id"] for call in body["data"]] == [second.call.id, first.call.id]
     assert body["pagination"] == {"totalCount": 2, "pageCount": 1, "currentPage": 1, "perPage": 10}
@@ -33,7 +33,7 @@ async def test_calls_are_listed_newest_first_and_read_one_by_one(api):
 
 
 async def test_a_calls_legs_say_who_rang_and_who_answered(api):
-    logged = door_call(api.storage)
+    logged = await door_call(api.storage)
     body = (await api.client.get(f"/v1/calls/{logged.call.id}/legs")).json()
     assert body["pagination"]["totalCount"] == 3
     caller, desk, kitchen = body["data"]
@@ -56,7 +56,7 @@ async def test_a_calls_legs_say_who_rang_and_who_answered(api):
 
 
 async def test_recordings_are_listed_read_and_downloaded(api):
-    logged = door_call(api.storage)
+    logged = await door_call(api.storage)
     base = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings"
     body = (await api.client.get(base)).json()
     assert body["pagination"]["totalCount"] == 1
@@ -87,14 +87,14 @@ async def test_recordings_are_listed_read_and_downloaded(api):
 
 
 async def test_a_deleted_recording_loses_its_file_and_row_and_answers_404(api):
-    logged = door_call(api.storage)
+    logged = await door_call(api.storage)
     retention = api.hub.running.app.state.retention
     retention.recordings_bytes = len(logged.wav)
     base = f"/calls/{logged.call.id}/legs/{logged.desk.id}/recordings"
     url = f"{base}/{logged.recording.id}"
     assert (await api.client.delete(url)).status_code == 204
     assert not (api.storage.data_dir / logged.recording.path).exists()
-    assert api.storage.get(RecordingRecord, logged.recording.id) is None
+    assert await api.storage.get(RecordingRecord, logged.recording.id) is None
     assert retention.recordings_bytes == 0
     for gone in (url, f"{url}.wav", f"/v1{url}"):
         errors(await api.client.get(gone), 404)
@@ -104,19 +104,19 @@ async def test_a_deleted_recording_loses_its_file_and_row_and_answers_404(api):
 
 
 async def test_a_running_recording_is_not_deleted(api):
-    logged = door_call(api.storage)
-    api.storage.put(logged.recording.model_copy(update={"status": "recording"}))
+    logged = await door_call(api.storage)
+    await api.storage.put(logged.recording.model_copy(update={"status": "recording"}))
     url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{logged.recording.id}"
     (error,) = errors(await api.client.delete(url), 409)
     assert error["message"] == f"recording {logged.recording.id} is still running: delete it once it is done"
     assert (api.storage.data_dir / logged.recording.path).read_bytes() == logged.wav
-    assert api.storage.get(RecordingRecord, logged.recording.id) is not None
+    assert await api.storage.get(RecordingRecord, logged.recording.id) is not None
 
 
 async def test_a_pruned_recordings_row_is_deleted_too(api):
-    logged = door_call(api.storage)
+    logged = await door_call(api.storage)
     (api.storage.data_dir / logged.recording.path).unlink()
-    api.storage.put(logged.recording.model_copy(update={"pruned_at": T0 + 3600}))
+    await api.storage.put(logged.recording.model_copy(update={"pruned_at": T0 + 3600}))
     url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{logged.recording.id}"
     errors(await api.client.get(f"{url}.wav"), 410)
     assert (await api.client.delete(url)).status_code == 204
@@ -124,7 +124,7 @@ async def test_a_pruned_recordings_row_is_deleted_too(api):
 
 
 async def test_a_recording_whose_file_the_disk_keeps_is_kept_whole(api):
-    logged = door_call(api.storage)
+    logged = await door_call(api.storage)
     path = api.storage.data_dir / logged.recording.path
     path.unlink()
     path.mkdir()  # unlink() fails on it, as it would on a read-only card (root ignores modes)
@@ -132,14 +132,14 @@ async def test_a_recording_whose_file_the_disk_keeps_is_kept_whole(api):
     url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{logged.recording.id}"
     (error,) = errors(await api.client.delete(url), 503)
     assert error["message"].startswith(f"recording {logged.recording.id} is kept: the disk refused to delete its file")
-    assert api.storage.get(RecordingRecord, logged.recording.id) is not None  # the DELETE can be sent again
+    assert await api.storage.get(RecordingRecord, logged.recording.id) is not None  # the DELETE can be sent again
     (path / "inside").unlink()
     path.rmdir()
     assert (await api.client.delete(url)).status_code == 204
 
 
 async def test_recordings_are_only_found_under_their_own_call_and_leg(api):
-    logged, other = door_call(api.storage), door_call(api.storage, T0 + 60)
+    logged, other = await door_call(api.storage), await door_call(api.storage, T0 + 60)
     recording = logged.recording.id
     for path in (
         f"/v1/calls/nope/legs/{logged.desk.id}/recordings",
@@ -154,9 +154,9 @@ async def test_recordings_are_only_found_under_their_own_call_and_leg(api):
 
 
 async def test_a_recording_still_running_is_listed_as_such_and_its_file_not_served_yet(api):
-    logged = door_call(api.storage)
+    logged = await door_call(api.storage)
     running = logged.recording.model_copy(update={"status": "recording"})
-    api.storage.put(running)
+    await api.storage.put(running)
     url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{running.id}"
     assert (await api.client.get(url)).json()["data"][0]["status"] == "recording"
     (error,) = errors(await api.client.get(f"{url}.wav"), 409)
@@ -165,18 +165,20 @@ async def test_a_recording_still_running_is_listed_as_such_and_its_file_not_serv
 
 @pytest.mark.parametrize("path", ["../outside.wav", "/etc/hostname", "recordings/missing.wav"])
 async def test_a_recording_file_outside_the_data_directory_or_missing_is_not_served(api, path):
-    logged = door_call(api.storage)
+    logged = await door_call(api.storage)
     write_wav(api.storage.data_dir.parent / "outside.wav")
-    recording = api.storage.put(RecordingRecord(call_id=logged.call.id, leg_id=logged.desk.id, kind="call", path=path))
+    recording = await api.storage.put(
+        RecordingRecord(call_id=logged.call.id, leg_id=logged.desk.id, kind="call", path=path)
+    )
     url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{recording.id}"
     assert (await api.client.get(url)).status_code == 200
     errors(await api.client.get(f"{url}.wav"), 404)
 
 
 async def test_a_pruned_recording_is_listed_as_pruned_and_its_file_is_gone_for_good(api):
-    logged = door_call(api.storage)
+    logged = await door_call(api.storage)
     logged.recording.pruned_at = T0 + 3600
-    api.storage.put(logged.recording)
+    await api.storage.put(logged.recording)
     (api.storage.data_dir / logged.recording.path).unlink()
     url = f"/v1/calls/{logged.call.id}/legs/{logged.desk.id}/recordings/{logged.recording.id}"
     assert (await api.client.get(url)).json()["data"][0]["status"] == "pruned"
@@ -196,10 +198,10 @@ async def test_a_call_is_started_with_its_flow_and_webhook(api):
     (call,) = response.json()["data"]
     assert call["status"] == "queued" and call["source"] == "reception" and call["destination"] == "client:desk"
     ((record, flow, webhook),) = api.calls.originated
-    assert record.id == call["id"] and api.storage.get(CallRecord, call["id"]) is not None
+    assert record.id == call["id"] and await api.storage.get(CallRecord, call["id"]) is not None
     assert flow.title == "Announce" and flow.steps[0].typed_options().payload == "Delivery at the door"
     assert webhook is not None and (webhook.url, webhook.token) == ("https://example.test/calls", "call-token")
-    assert api.storage.page(Webhook)[1] == 0  # a call's own webhook is not registered for all calls
+    assert (await api.storage.page(Webhook))[1] == 0  # a call's own webhook is not registered for all calls
 
 
 async def test_a_call_with_options_the_hub_ignores_starts_and_says_so(api, caplog):
@@ -256,13 +258,13 @@ async def test_a_call_is_hung_up_and_stays_ended(api):
     )
     call_id = response.json()["data"][0]["id"]
     assert (await api.client.delete(f"/v1/calls/{call_id}")).status_code == 204
-    ended = api.storage.get(CallRecord, call_id)
+    ended = await api.storage.get(CallRecord, call_id)
     assert ended.status == "ended" and ended.ended_at is not None
     assert (await api.client.delete(f"/v1/calls/{call_id}")).status_code == 204
-    assert api.storage.get(CallRecord, call_id).ended_at == ended.ended_at
+    assert (await api.storage.get(CallRecord, call_id)).ended_at == ended.ended_at
     errors(await api.client.delete("/v1/calls/nope"), 404)
 
 
 async def test_a_leg_without_its_call_is_not_listed(api):
-    api.storage.put(LegRecord(call_id="gone", source="door", destination="client:desk", direction="outgoing"))
+    await api.storage.put(LegRecord(call_id="gone", source="door", destination="client:desk", direction="outgoing"))
     errors(await api.client.get("/v1/calls/gone/legs"), 404)

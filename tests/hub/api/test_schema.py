@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from intercom.auth import ADMIN
-from intercom.hub import HubConfig, Storage, create_app
+from intercom.hub import HubConfig, Storage, blocking, create_app
 from intercom.hub.call_service import CallService
 from intercom.hub.registrar import Registrar
 
@@ -31,7 +31,7 @@ MAX_EXAMPLES = 50  # per operation: 19 operations, ~50 s in all on a busy 2-core
 
 _SHELL = tempfile.TemporaryDirectory(prefix="voice-api-schema-")
 APP = create_app(HubConfig(data_dir=_SHELL.name))
-_READER = APP.state.storage.create_key("schema reader", ADMIN)  # the schema is for admin keys only
+_READER = blocking(APP.state.storage.create_key("schema reader", ADMIN))  # the schema is for admin keys only
 schema = schemathesis.openapi.from_asgi(
     "/openapi.json", APP, headers={"Authorization": f"AccessKey {_READER.secret}"}
 ).include(path_regex="^/v1/")
@@ -47,8 +47,8 @@ def headers(tmp_path) -> Iterator[dict[str, str]]:
     """A fresh database with a call in its log, and the header that opens it."""
     shell = APP.state.storage, APP.state.calls
     storage = Storage(tmp_path / "hub")
-    key = storage.create_key("schemathesis", ADMIN)
-    door_call(storage)
+    key = blocking(storage.create_key("schemathesis", ADMIN))
+    blocking(door_call(storage))
     config = APP.state.config
     # The real call service: a call it is asked to make rings nobody (no client is registered)
     # and ends at once, logged with its reason.

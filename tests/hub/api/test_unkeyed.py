@@ -49,7 +49,7 @@ async def test_pages_we_do_not_serve_are_not_there(http, path):
 
 @pytest.mark.parametrize("path", GUARDED)
 async def test_a_unit_key_opens_nothing(http, hub, path):
-    door = hub.storage.create_key("door", unit_scope("door", "door", "ring_desks"))
+    door = await hub.storage.create_key("door", unit_scope("door", "door", "ring_desks"))
     (error,) = errors(await http.get(path, headers={"Authorization": f"AccessKey {door.secret}"}), 403)
     assert error["message"] == f"access key {door.id} is a unit key for door: it has no Voice API rights"
 
@@ -74,7 +74,7 @@ async def test_the_metrics_token_reads_the_metrics_only(http):
 
 
 async def test_a_unit_key_has_no_voice_api_rights(http, hub):
-    desk = hub.storage.create_key("desk", unit_scope("desk", "desk", "ring_door"))
+    desk = await hub.storage.create_key("desk", unit_scope("desk", "desk", "ring_door"))
     for method, path in (("GET", "/v1/call-flows"), ("GET", "/v1/calls"), ("POST", "/v1/call-flows")):
         response = await http.request(method, path, headers={"Authorization": f"AccessKey {desk.secret}"}, json={})
         (error,) = errors(response, 403)

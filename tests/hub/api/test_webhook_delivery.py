@@ -120,8 +120,8 @@ async def idle(dispatcher: WebhookDispatcher) -> None:
         await dispatcher.wait_idle()
 
 
-def deliveries(storage: Storage) -> list[WebhookDelivery]:
-    return storage.page(WebhookDelivery)[0]
+async def deliveries(storage: Storage) -> list[WebhookDelivery]:
+    return (await storage.page(WebhookDelivery))[0]
 
 
 def check_signature(got: Received, token: str) -> dict[str, object]:
@@ -139,11 +139,11 @@ def check_signature(got: Received, token: str) -> dict[str, object]:
 async def test_each_webhook_gets_the_event_signed_with_its_token(storage, dispatchers, receivers):
     receivers += [Receiver(), Receiver()]
     registered, own = receivers
-    storage.put(Webhook(url=registered.url, token=TOKEN))
+    await storage.put(Webhook(url=registered.url, token=TOKEN))
     dispatcher = await started(dispatchers, storage)
-    call = door_call(storage).call
+    call = (await door_call(storage)).call
 
-    dispatcher.publish(call, created=True, extra=Webhook(url=own.url, token="the-calls-own-token-of-32-bytes-"))
+    await dispatcher.publish(call, created=True, extra=Webhook(url=own.url, token="the-calls-own-token-of-32-bytes-"))
     got = await registered.next()
     check_signature(got, TOKEN)
     with pytest.raises(jwt.InvalidSignatureError):
@@ -158,7 +158,7 @@ async def test_each_webhook_gets_the_event_signed_with_its_token(storage, dispat
     assert claims["jti"] != check_signature(got, TOKEN)["jti"]
 
     await idle(dispatcher)
-    rows = {row.url: row for row in deliveries(storage)}
+    rows = {row.url: row for row in await deliveries(storage)}
     assert rows[registered.url].webhook_id is not None and rows[own.url].webhook_id is None
     for row in rows.values():
         assert (row.status, row.attempts, row.event) == ("delivered", 1, "callCreated")
@@ -167,10 +167,10 @@ async def test_each_webhook_gets_the_event_signed_with_its_token(storage, dispat
 
 async def test_a_leg_update_is_rendered_as_the_api_shows_it(storage, dispatchers, receivers):
     receivers.append(Receiver())
-    storage.put(Webhook(url=receivers[0].url, token=TOKEN))
+    await storage.put(Webhook(url=receivers[0].url, token=TOKEN))
     dispatcher = await started(dispatchers, storage)
-    leg = door_call(storage).desk
-    dispatcher.publish(leg, created=False)
+    leg = (await door_call(storage)).desk
+    await dispatcher.publish(leg, created=False)
     (item,) = json.loads((await receivers[0].next()).body)["items"]
     assert item == {
         "type": "leg",
@@ -181,13 +181,13 @@ async def test_a_leg_update_is_rendered_as_the_api_shows_it(storage, dispatchers
 
 async def test_a_receiver_that_fails_twice_gets_a_third_attempt(storage, dispatchers, receivers):
     receivers.append(Receiver(statuses=(500, 503)))
-    storage.put(Webhook(url=receivers[0].url, token=TOKEN))
+    await storage.put(Webhook(url=receivers[0].url, token=TOKEN))
     dispatcher = await started(dispatchers, storage)
-    dispatcher.publish(door_call(storage).recording, created=True)
+    await dispatcher.publish((await door_call(storage)).recording, created=True)
     bodies = [(await receivers[0].next()).body for _ in range(3)]
     assert len(set(bodies)) == 1  # the same event each time
     await idle(dispatcher)
-    (row,) = deliveries(storage)
+    (row,) = await deliveries(storage)
     assert (row.status, row.attempts, row.event) == ("delivered", 3, "recordingCreated")
     assert row.last_error == "HTTP 503 Service Unavailable"
     assert receivers[0].received.empty()
@@ -200,11 +200,11 @@ def closed_port() -> int:
 
 
 async def test_a_dead_url_fails_after_its_attempts(storage, dispatchers):
-    storage.put(Webhook(url=f"http://127.0.0.1:{closed_port()}/hook", token=TOKEN))
+    await storage.put(Webhook(url=f"http://127.0.0.1:{closed_port()}/hook", token=TOKEN))
     dispatcher = await started(dispatchers, storage)
-    dispatcher.publish(door_call(storage).call, created=False)
+    await dispatcher.publish((await door_call(storage)).call, created=False)
     await idle(dispatcher)
-    (row,) = deliveries(storage)
+    (row,) = await deliveries(storage)
     assert (row.status, row.attempts, row.delivered_at) == ("failed", len(FAST) + 1, None)
     assert row.last_error.startswith("ConnectError")
 
@@ -216,38 +216,38 @@ async def test_dead_and_silent_receivers_hold_up_neither_publish_nor_the_others(
         black_hole.listen(8)
         silent = f"http://127.0.0.1:{black_hole.getsockname()[1]}/hook"
         for url in (f"http://127.0.0.1:{closed_port()}/hook", silent, receivers[0].url):
-            storage.put(Webhook(url=url, token=TOKEN))
+            await storage.put(Webhook(url=url, token=TOKEN))
         dispatcher = await started(dispatchers, storage, timeout=60.0)
-        call = door_call(storage).call
+        call = (await door_call(storage)).call
 
         began = time.perf_counter()
-        dispatcher.publish(call, created=True)
+        await dispatcher.publish(call, created=True)
         took = time.perf_counter() - began
         assert took < 0.25, f"publish took {took:.3f} s"  # it writes three rows, sends nothing
 
         await receivers[0].next()
-        rows = {row.url: row for row in deliveries(storage)}
+        rows = {row.url: row for row in await deliveries(storage)}
         assert rows[silent].status == "pending" and rows[silent].attempts == 0  # still waiting for an answer
 
 
 async def test_undelivered_events_wait_for_the_next_start(storage, dispatchers, receivers):
     receivers.append(Receiver(statuses=(500, 500)))
-    storage.put(Webhook(url=receivers[0].url, token=TOKEN))
-    call = door_call(storage).call
+    await storage.put(Webhook(url=receivers[0].url, token=TOKEN))
+    call = (await door_call(storage)).call
 
     before_start = WebhookDispatcher(storage, outbound=LOOPBACK_ALLOWED)
-    before_start.publish(call, created=True)  # not started: kept, not sent
+    await before_start.publish(call, created=True)  # not started: kept, not sent
     first = await started(dispatchers, storage, retry_delays=(60.0,))  # a retry far beyond the test
-    first.publish(call, created=False)
+    await first.publish(call, created=False)
     sent = {json.loads((await receivers[0].next()).body)["items"][0]["event"] for _ in range(2)}
     assert sent == {"callCreated", "callUpdated"}  # both refused (500), to be retried in 60 s
     async with asyncio.timeout(STEP):
         await first.close()
-    assert {row.status for row in deliveries(storage)} == {"pending"}
+    assert {row.status for row in await deliveries(storage)} == {"pending"}
 
     second = await started(dispatchers, storage)
     await idle(second)
-    assert {(row.event, row.status) for row in deliveries(storage)} == {
+    assert {(row.event, row.status) for row in await deliveries(storage)} == {
         ("callCreated", "delivered"),
         ("callUpdated", "delivered"),
     }
@@ -259,18 +259,18 @@ async def test_publish_never_raises(storage, caplog):
     dispatcher = WebhookDispatcher(storage)
     storage.close()
     with caplog.at_level(logging.ERROR, logger="intercom.hub.webhooks"):
-        dispatcher.publish(CallRecord(source="door", destination="client:desk"), created=True)
-        dispatcher.publish(LegRecord(call_id="c", source="door", destination="desk", direction="outgoing"), True)
+        await dispatcher.publish(CallRecord(source="door", destination="client:desk"), created=True)
+        await dispatcher.publish(LegRecord(call_id="c", source="door", destination="desk", direction="outgoing"), True)
     assert len(caplog.records) == 2 and "not queued" in caplog.records[0].getMessage()
 
 
 async def test_a_loopback_receiver_is_refused_without_the_setting(storage, dispatchers, receivers):
     receivers.append(Receiver())
-    storage.put(Webhook(url=receivers[0].url, token=TOKEN))
+    await storage.put(Webhook(url=receivers[0].url, token=TOKEN))
     dispatcher = await started(dispatchers, storage, outbound=OutboundPolicy())
-    dispatcher.publish(door_call(storage).call, created=True)
+    await dispatcher.publish((await door_call(storage)).call, created=True)
     await idle(dispatcher)
-    (row,) = deliveries(storage)
+    (row,) = await deliveries(storage)
     assert (row.status, row.attempts) == ("failed", len(FAST) + 1)
     assert row.last_error == (
         "OutboundRefused: 127.0.0.1 is a loopback address: refused "
@@ -293,11 +293,11 @@ async def test_the_receivers_answer_is_not_read(storage, dispatchers):
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     async with server:
         port = server.sockets[0].getsockname()[1]
-        storage.put(Webhook(url=f"http://127.0.0.1:{port}/hook", token=TOKEN))
+        await storage.put(Webhook(url=f"http://127.0.0.1:{port}/hook", token=TOKEN))
         dispatcher = await started(dispatchers, storage, timeout=60.0)
-        dispatcher.publish(door_call(storage).call, created=True)
+        await dispatcher.publish((await door_call(storage)).call, created=True)
         await idle(dispatcher)
-    (row,) = deliveries(storage)
+    (row,) = await deliveries(storage)
     assert (row.status, row.attempts) == ("delivered", 1)
 
 
@@ -305,15 +305,15 @@ async def test_while_the_database_refuses_writes_events_are_still_delivered_from
     storage, dispatchers, receivers
 ):
     receivers.append(Receiver(statuses=(500,)))  # one retry, also written nowhere
-    storage.put(Webhook(url=receivers[0].url, token=TOKEN))
+    await storage.put(Webhook(url=receivers[0].url, token=TOKEN))
     dispatcher = await started(dispatchers, storage)
-    call = door_call(storage).call
+    call = (await door_call(storage)).call
     storage._db.execute("PRAGMA query_only=1")  # what SQLite answers on a read-only or full disk
-    dispatcher.publish(call, created=False)
+    await dispatcher.publish(call, created=False)
     first, again = await receivers[0].next(), await receivers[0].next()
     assert first.body == again.body and json.loads(first.body)["items"][0]["payload"]["id"] == call.id
     await idle(dispatcher)
-    assert deliveries(storage) == [] and "call_log" in storage.fault.parts
+    assert await deliveries(storage) == [] and "call_log" in storage.fault.parts
 
 
 @pytest.mark.loopback_requests
@@ -321,7 +321,7 @@ async def test_a_webhook_made_without_a_token_has_its_deliveries_signed_with_the
     receivers.append(Receiver())
     response = await api.client.post("/webhooks", json={"title": "door log", "url": receivers[0].url})
     (webhook,) = response.json()["data"]
-    api.hub.running.app.state.webhooks.publish(door_call(api.storage).call, created=True)
+    await api.hub.running.app.state.webhooks.publish((await door_call(api.storage)).call, created=True)
     got = await receivers[0].next()
     check_signature(got, webhook["token"])
     with pytest.raises(jwt.InvalidSignatureError):

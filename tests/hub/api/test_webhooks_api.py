@@ -20,7 +20,7 @@ async def test_a_webhook_is_added_listed_read_and_deleted(api):
     assert set(created) == {"id", "url", "title", "token", "createdAt", "updatedAt"}
     assert created["url"] == "https://example.test/hook" and created["token"] == TOKEN
     assert created["title"] is None
-    assert api.storage.get(Webhook, created["id"]).url == "https://example.test/hook"
+    assert (await api.storage.get(Webhook, created["id"])).url == "https://example.test/hook"
 
     body = (await api.client.get("/v1/webhooks")).json()
     assert body["data"] == [created] and body["pagination"]["totalCount"] == 1
@@ -71,7 +71,7 @@ async def test_a_webhook_takes_a_title_and_without_a_token_gets_one_of_its_own(a
     first, second = made
     assert first["title"] == "Door log"
     assert len(first["token"]) >= 43 and first["token"] != second["token"]  # 32 random bytes each
-    assert api.storage.get(Webhook, first["id"]).token == first["token"]
+    assert (await api.storage.get(Webhook, first["id"])).token == first["token"]
     assert (await api.client.get(f"/webhooks/{first['id']}")).json() == {"data": [first]}
     said = [record.getMessage() for record in caplog.records if "no token given" in record.getMessage()]
     assert len(said) == 2 and not any(hook["token"] in line for hook in made for line in said)
@@ -92,7 +92,7 @@ async def test_a_webhook_is_updated_field_by_field(api):
     whole = {**updated, "url": "https://example.test/other", "createdAt": "2000-01-01T00:00:00Z"}
     (updated,) = (await api.client.put(url, json=whole)).json()["data"]
     assert updated["url"] == "https://example.test/other" and updated["createdAt"] == created["createdAt"]
-    assert api.storage.get(Webhook, created["id"]).url == "https://example.test/other"
+    assert (await api.storage.get(Webhook, created["id"])).url == "https://example.test/other"
 
 
 @pytest.mark.parametrize(

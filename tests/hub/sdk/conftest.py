@@ -61,9 +61,9 @@ async def hung_up(desk: Unit, hub: Any) -> None:
         await hub.running.app.state.calls.wait_idle()
 
 
-def recording_file(hub: Any, recording_id: str) -> Path:
+async def recording_file(hub: Any, recording_id: str) -> Path:
     """Where the hub keeps a recording's WAV."""
-    recording = hub.storage.get(RecordingRecord, recording_id)
+    recording = await hub.storage.get(RecordingRecord, recording_id)
     assert recording is not None, recording_id
     return Path(hub.storage.data_dir) / recording.path
 
@@ -73,7 +73,7 @@ async def recording_done(hub: Any, leg_id: str) -> RecordingRecord:
     hub tells nobody when a step ends."""
     async with asyncio.timeout(STEP):
         while True:
-            recordings, _ = hub.storage.page(RecordingRecord, parent=leg_id)
+            recordings, _ = await hub.storage.page(RecordingRecord, parent=leg_id)
             if recordings and recordings[0].status == "done":
                 return recordings[0]
             await asyncio.sleep(0.05)

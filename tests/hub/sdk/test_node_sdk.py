@@ -107,7 +107,7 @@ async def test_a_call_rings_the_unit_records_and_ends_when_deleted(hub, sdk, des
         assert (call["status"], call["source"], call["destination"]) == ("queued", "front-door", "client:desk")
         assert call["id"] in told_of(await service.next())  # the call's own webhook
     await answer(desk)
-    (leg,) = hub.storage.page(LegRecord, parent=call["id"])[0]  # the SDK has no method for legs
+    (leg,) = (await hub.storage.page(LegRecord, parent=call["id"]))[0]  # the SDK has no method for legs
     done = await recording_done(hub, leg.id)
 
     (listed,) = (await sdk.call("recordings.list", call["id"], leg.id))["data"]
@@ -116,7 +116,7 @@ async def test_a_call_rings_the_unit_records_and_ends_when_deleted(hub, sdk, des
     assert paged["data"] == []
     read = await sdk.call("recordings.read", call["id"], leg.id, done.id)
     assert read["data"] == [listed] and read["_links"]["file"].endswith(f"/recordings/{done.id}.wav")
-    kept = recording_file(hub, done.id)
+    kept = await recording_file(hub, done.id)
     wav = kept.read_bytes()
     # The SDK hands a download back as text, decoded as UTF-8 and trimmed: compared the same way
     downloaded = await sdk.call("recordings.download", call["id"], leg.id, done.id)

@@ -97,7 +97,7 @@ async def test_webhooks_are_created_listed_read_updated_and_deleted(hub, client)
     created = await sdk(client.voice_create_webhook, VoiceCreateWebhookRequest(url=url, title="Door events"))
     assert created.id and created.url == url
     assert created.token  # the SDK sent "token": null; the hub made one to sign with
-    assert hub.storage.get(Webhook, created.id).title == "Door events"  # the SDK's object has no title
+    assert (await hub.storage.get(Webhook, created.id)).title == "Door events"  # the SDK's object has no title
     other = await sdk(client.voice_create_webhook, VoiceCreateWebhookRequest(url=f"{url}/2", token="signing-token"))
     assert other.token == "signing-token"
 
@@ -113,10 +113,10 @@ async def test_webhooks_are_created_listed_read_updated_and_deleted(hub, client)
     updated = await sdk(client.voice_update_webhook, created.id, update)
     assert (updated.id, updated.url, updated.token) == (created.id, url, "a-new-token")
     assert (await sdk(client.voice_read_webhook, created.id)).token == "a-new-token"
-    assert hub.storage.get(Webhook, created.id).title == "Renamed"
+    assert (await hub.storage.get(Webhook, created.id)).title == "Renamed"
     again = await sdk(client.voice_update_webhook, created.id, VoiceUpdateWebhookRequest(title="Again"))
     assert again.token == "a-new-token"  # "token": null is "not given", not "none"
-    assert hub.storage.get(Webhook, created.id).title == "Again"
+    assert (await hub.storage.get(Webhook, created.id)).title == "Again"
 
     await sdk(client.voice_delete_webhook, created.id)
     error = await refused(client.voice_read_webhook, created.id)
@@ -133,7 +133,7 @@ async def test_a_call_rings_the_unit_records_and_ends_when_deleted(hub, client, 
         call_id = call.data.id
         assert call_id in told_of(await service.next())  # the call's own webhook
     await answer(desk)
-    (leg,) = hub.storage.page(LegRecord, parent=call_id)[0]  # the SDK has no method for legs
+    (leg,) = (await hub.storage.page(LegRecord, parent=call_id))[0]  # the SDK has no method for legs
     done = await recording_done(hub, leg.id)
 
     (listed,) = (await sdk(client.voice_recording_list_recordings, call_id, leg.id)).data
@@ -143,7 +143,7 @@ async def test_a_call_rings_the_unit_records_and_ends_when_deleted(hub, client, 
     assert viewed._links["file"].endswith(f"/calls/{call_id}/legs/{leg.id}/recordings/{done.id}.wav")
     monkeypatch.chdir(tmp_path)  # the SDK saves the file as <recording id>.wav where it runs
     await sdk(client.voice_recording_download, call_id, leg.id, done.id)
-    kept = recording_file(hub, done.id)
+    kept = await recording_file(hub, done.id)
     wav = kept.read_bytes()
     assert wav.startswith(b"RIFF") and (tmp_path / f"{done.id}.wav").read_bytes() == wav
 

@@ -1,0 +1,97 @@
+"""What a database shared by several hubs holds: the location behind a SIP proxy, the doors'
+reports, and rows that say which hub wrote them (a hub's start-up ends only its own calls)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from intercom.hub import Storage
+from intercom.hub.call_log import CallLog
+from intercom.hub.records import CallRecord, LegRecord, Registration, UnlockEvent, WebhookDelivery
+from intercom.hub.retention import Retention, StorageLimits
+from intercom.hub.storage import DATABASE_NAME, MIGRATIONS, statements
+
+T0 = 1_700_000_000.0
+
+
+def binding(contact: str, expires_at: float, identity: str = "desk", hub: str = "hub-a") -> Registration:
+    return Registration(
+        identity=identity,
+        contact=contact,
+        path="<sip:edge1.example:5060;transport=tcp;lr>",
+        flow="edge1;192.0.2.7:50012;42",
+        expires_at=expires_at,
+        access_key_id="key1",
+        user_agent="intercom-sdk",
+        hub=hub,
+    )
+
+
+async def test_registrations_are_put_refreshed_listed_and_expired(storage):
+    first, second = binding("sip:a@x.invalid", T0 + 60), binding("sip:b@x.invalid", T0 + 30)
+    await storage.put_registration(first)
+    await storage.put_registration(second)
+    await storage.put_registration(binding("sip:c@x.invalid", T0 + 60, identity="door"))
+    assert await storage.registrations("desk", now=T0) == [second, first]  # soonest to expire first
+    refreshed = binding("sip:b@x.invalid", T0 + 90, hub="hub-b")  # the unit refreshed through another hub
+    await storage.put_registration(refreshed)
+    assert await storage.registrations("desk", now=T0) == [first, refreshed]
+    assert await storage.registrations("desk", now=T0 + 60) == [refreshed]  # expired ones are not listed
+    assert await storage.delete_expired_registrations(now=T0 + 60) == 2  # the desk's first and the door's
+    assert await storage.registrations("door", now=T0) == []
+    assert await storage.delete_registration("desk", "sip:b@x.invalid")
+    assert not await storage.delete_registration("desk", "sip:b@x.invalid")
+    assert await storage.registrations("desk", now=T0) == []
+
+
+async def test_a_doors_reports_are_stored_and_pruned_with_the_call_logs_limits(storage):
+    log = CallLog(storage)
+    old = UnlockEvent(door="door", event="open", source="keypad", who="keypad", at=T0, created_at=T0)
+    await log.publish_event(old)
+    new = UnlockEvent(door="door", event="wrong", source="keypad", at=T0 + 10)
+    await log.publish_event(new)
+    assert [event.id for event in (await storage.page(UnlockEvent))[0]] == [old.id, new.id]
+    assert (await storage.get(UnlockEvent, new.id)).event == "wrong"
+    pruned = await Retention(storage, log, StorageLimits(calls_max_rows=1)).prune()
+    assert pruned.unlock_events == 1
+    assert [event.id for event in (await storage.page(UnlockEvent))[0]] == [new.id]
+
+
+async def test_a_hub_finds_only_its_own_unfinished_calls_and_pending_deliveries(storage, open_storage):
+    carried_elsewhere = CallRecord(source="client:door", destination="ring_desks", status="ongoing")
+    await storage.put(carried_elsewhere)  # by hub "", which is still carrying it
+    mine = await open_storage("hub-b")  # a hub restarting on the same database
+    call = await mine.put(CallRecord(source="client:door", destination="ring_desks", status="ongoing"))
+    leg = await mine.put(LegRecord(call_id=call.id, source="client:door", destination="desk", direction="incoming"))
+    delivery = await mine.put(
+        WebhookDelivery(url="https://example.test/hook", token="t" * 32, event="callCreated", payload="{}")
+    )
+    await storage.put(
+        WebhookDelivery(url="https://example.test/hook", token="t" * 32, event="callCreated", payload="{}")
+    )
+    assert [row.id for row in await mine.unfinished(CallRecord, ("ended",))] == [call.id]
+    assert [row.id for row in await mine.unfinished(LegRecord, ("hangup",))] == [leg.id]
+    assert [row.id for row in await mine.pending_deliveries()] == [delivery.id]
+    assert await CallLog(mine).close_unfinished() == 1
+    assert (await storage.get(CallRecord, carried_elsewhere.id)).status == "ongoing"  # the other hub's, untouched
+    await mine.mark_alive(T0)
+    assert await storage.last_alive() is None and await mine.last_alive() == T0  # a heartbeat per hub
+
+
+async def test_a_database_of_the_last_version_moves_its_heartbeat_and_its_rows_become_the_units_hubs(tmp_path):
+    with sqlite3.connect(tmp_path / DATABASE_NAME) as db:
+        for script in MIGRATIONS[:7]:
+            for statement in statements(script):
+                db.execute(statement)
+        db.execute("INSERT INTO heartbeat (id, alive_at) VALUES (1, ?)", (T0,))
+        call = CallRecord(source="client:door", destination="ring_desks", status="ongoing")
+        db.execute(
+            "INSERT INTO calls (id, parent, created_at, body) VALUES (?, NULL, ?, ?)",
+            (call.id, call.created_at, call.model_dump_json()),
+        )
+        db.execute("PRAGMA user_version=7")
+    db.close()
+    storage = Storage(tmp_path)  # a unit's, upgraded: its rows and heartbeat are its hub's ("")
+    assert await storage.last_alive() == T0
+    assert [row.id for row in await storage.unfinished(CallRecord, ("ended",))] == [call.id]
+    storage.close()
