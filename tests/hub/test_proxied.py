@@ -219,8 +219,9 @@ async def test_an_oversized_message_closes_the_connection_with_one_line(
     assert len(lines) == 1 and "over the limit of 65536" in lines[0]
 
 
-def door_flow(hub: Hub, flow_id: str = "door") -> None:
-    store_flow(hub, flow_id, "client:desk")
+async def door_flow(hub: Hub, flow_id: str = "door") -> None:
+    async with asyncio.timeout(STEP):
+        await store_flow(hub, flow_id, "client:desk")
 
 
 async def invite(hub: Hub, edge: FakeEdge, flow: str, call_flow: str = "door") -> Request:
@@ -233,7 +234,7 @@ async def invite(hub: Hub, edge: FakeEdge, flow: str, call_flow: str = "door") -
 
 
 async def test_a_door_call_rings_the_desk_through_its_path(hub: Hub, edge: FakeEdge) -> None:
-    door_flow(hub)
+    await door_flow(hub)
     assert (await register(hub, edge, "edge1;desk;1")).status_code == 200
     await invite(hub, edge, "edge1;door;2")
 
@@ -257,7 +258,7 @@ async def test_a_door_call_rings_the_desk_through_its_path(hub: Hub, edge: FakeE
 async def test_a_bye_from_another_flow_is_refused_and_the_hub_routes_its_own_bye_by_record_route(
     hub: Hub, edge: FakeEdge
 ) -> None:
-    hub.storage.create_call_flow(
+    await hub.storage.create_call_flow(
         CallFlow.model_validate(
             {"id": "wait", "title": "wait", "steps": [{"id": "w", "action": "pause", "options": {"length": 30}}]}
         )
@@ -295,7 +296,7 @@ async def test_a_bye_from_another_flow_is_refused_and_the_hub_routes_its_own_bye
 
 
 async def test_a_desk_whose_edge_cannot_be_reached_is_not_answered(hub: Hub, edge: FakeEdge) -> None:
-    door_flow(hub)
+    await door_flow(hub)
     assert (await register(hub, edge, "edge1;desk;1")).status_code == 200
     assert edge._server is not None
     edge._server.close()  # the desk's Path names this listener: nothing takes the hub's connection now
@@ -320,7 +321,7 @@ def flow_closed(edge: FakeEdge, flow: str, event: str = "intercom-flow-closed") 
 async def test_the_edge_telling_a_websocket_closed_drops_its_bindings_and_ends_its_calls(
     hub: Hub, edge: FakeEdge
 ) -> None:
-    door_flow(hub)
+    await door_flow(hub)
     assert (await register(hub, edge, "edge1;desk;1")).status_code == 200
     assert (await register(hub, edge, "edge1;laptop;3")).status_code == 200
     await invite(hub, edge, "edge1;door;2")

@@ -49,7 +49,8 @@ def through(edge: Edge, hub: Hub, cert: Path) -> SimpleNamespace:
 async def test_door_calls_desk_through_the_edge_with_audio_both_ways(
     hub: Hub, edge: Edge, tls_files: tuple[Path, Path]
 ) -> None:
-    store_flow(hub, "door", "client:desk")
+    async with asyncio.timeout(STEP):
+        await store_flow(hub, "door", "client:desk")
     behind = through(edge, hub, tls_files[0])
     units: list[Unit] = []
     try:
