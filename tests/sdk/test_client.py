@@ -56,8 +56,8 @@ class RegisterLog:
         registrar = hub.running.registrar
         original = registrar.handle_register
 
-        def spy(connection: object, request: Request) -> Response:
-            response = (self.override and self.override(request)) or original(connection, request)
+        def spy(connection: object, request: Request, path: tuple[str, ...] = ()) -> Response:
+            response = (self.override and self.override(request)) or original(connection, request, path)
             self.entries.append((request, response, connection))
             self.changed.set()
             return response
