@@ -10,10 +10,10 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from . import pairing_commands
@@ -43,12 +43,14 @@ from .hub_flags import (
 from .usage import UsageError
 
 if TYPE_CHECKING:
+    from .hub import Storage
     from .hub.mqtt.settings import MqttSettings
     from .hub.retention import StorageLimits
 
 STORAGE_TITLE = "storage limits (default: the hub's; `intercom storage` shows them)"
 DEFAULT_DATA_DIR = os.environ.get("INTERCOM_DATA_DIR", "/var/lib/intercom")
 log = logging.getLogger(__name__)
+Result = TypeVar("Result")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser(
         "create", help="create a key; prints its id and secret once. Give --admin, or --identity for a unit's key"
     )
-    _data_dir(create)
+    _hub_database(create)
     create.add_argument("--name", required=True)
     create.add_argument(
         "--admin", action="store_true", help="the Voice API and tokens for any identity: keep it on the hub"
@@ -184,10 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.set_defaults(func=_keys_create)
     listing = key_commands.add_parser("list", help="list keys (without secrets)")
-    _data_dir(listing)
+    _hub_database(listing)
     listing.set_defaults(func=_keys_list)
     revoke = key_commands.add_parser("revoke", help="revoke a key: its tokens are refused from now on")
-    _data_dir(revoke)
+    _hub_database(revoke)
     revoke.add_argument("id")
     revoke.set_defaults(func=_keys_revoke)
 
@@ -217,29 +219,29 @@ def build_parser() -> argparse.ArgumentParser:
     flows = commands.add_parser("callflows", help="create, list, show and delete call flows")
     flow_commands = flows.add_subparsers(dest="callflows_command", required=True)
     flow_create = flow_commands.add_parser("create", help="store a call flow from a JSON file; prints its id")
-    _data_dir(flow_create)
+    _hub_database(flow_create)
     flow_create.add_argument("--file", type=Path, required=True, help="the flow as JSON ('-' reads standard input)")
     flow_create.set_defaults(func=_callflows_create)
     flow_list = flow_commands.add_parser("list", help="list call flows, one JSON object per line")
-    _data_dir(flow_list)
+    _hub_database(flow_list)
     flow_list.set_defaults(func=_callflows_list)
     flow_show = flow_commands.add_parser("show", help="print one call flow as JSON")
-    _data_dir(flow_show)
+    _hub_database(flow_show)
     flow_show.add_argument("id")
     flow_show.set_defaults(func=_callflows_show)
     flow_delete = flow_commands.add_parser("delete", help="delete a call flow")
-    _data_dir(flow_delete)
+    _hub_database(flow_delete)
     flow_delete.add_argument("id")
     flow_delete.set_defaults(func=_callflows_delete)
 
     calls = commands.add_parser("calls", help="read the call log: who called whom, who answered, recordings")
     call_commands = calls.add_subparsers(dest="calls_command", required=True)
     call_list = call_commands.add_parser("list", help="the latest calls, newest first")
-    _data_dir(call_list)
+    _hub_database(call_list)
     call_list.add_argument("--limit", type=int, default=20, metavar="N", help="at most N calls (default 20)")
     call_list.set_defaults(func=_calls_list)
     call_show = call_commands.add_parser("show", help="one call with each of its legs and recordings")
-    _data_dir(call_show)
+    _hub_database(call_show)
     call_show.add_argument("id")
     call_show.set_defaults(func=_calls_show)
 
@@ -351,6 +353,33 @@ def _data_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _hub_database(parser: argparse.ArgumentParser) -> None:
+    """An admin command's way to the hub's data: --data-dir (SQLite), or --database (PostgreSQL)."""
+    _data_dir(parser)
+    _add_database_url_flags(parser)
+
+
+def _stored(args: argparse.Namespace, work: Callable[[Storage], Awaitable[Result]]) -> Result:
+    """``work`` done on the hub's database (SQLite in --data-dir, or --database), opened around it."""
+    from .hub import HubConfig, blocking
+    from .hub.database_url import DatabaseUnreachable
+    from .hub.server import open_storage
+
+    config = HubConfig(data_dir=args.data_dir, **_database(args))
+
+    async def run() -> Result:
+        storage = await open_storage(config, check_after_crash=False)
+        try:
+            return await work(storage)
+        finally:
+            await storage.aclose()
+
+    try:
+        return blocking(run())
+    except DatabaseUnreachable as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _run_hub(args: argparse.Namespace) -> None:
     os.umask(0o077)  # as the service's UMask=: what the hub writes (recordings, the database) is its user's alone
     from .auth.certificates import loopback_only, pin_of_file
@@ -419,10 +448,15 @@ def _run_hub(args: argparse.Namespace) -> None:
         raise UsageError(f"--sip-proxy-listen / --sip-proxy: {exc}") from None
     if args.sip_proxy and args.sip_proxy_listen is None:
         raise UsageError("--sip-proxy needs --sip-proxy-listen")
-    run_hub(config, log_level=args.log_level)
+    from .hub.database_url import DatabaseUnreachable
+
+    try:
+        run_hub(config, log_level=args.log_level)
+    except DatabaseUnreachable as exc:
+        raise UsageError(str(exc)) from None
 
 
-def _add_database_flags(parser: argparse.ArgumentParser) -> None:
+def _add_database_url_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     group = parser.add_argument_group("several hubs on one PostgreSQL database (docs/storage.md)")
     group.add_argument(
         "--database",
@@ -433,6 +467,11 @@ def _add_database_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--database-password-file", type=Path, metavar="PATH", help="a file holding the database user's password"
     )
+    return group
+
+
+def _add_database_flags(parser: argparse.ArgumentParser) -> None:
+    group = _add_database_url_flags(parser)
     group.add_argument(
         "--database-pool-size", type=int, default=10, metavar="N", help="connections this hub opens at most (10)"
     )
@@ -460,14 +499,18 @@ def _database(args: argparse.Namespace) -> dict[str, object]:
         check_database_url(args.database)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    password_file = args.database_password_file
+    given: dict[str, object] = {
+        "database": args.database,
+        "database_password": secret_from_file("--database-password-file", password_file) if password_file else None,
+    }
+    if "hub_id" not in args:  # an admin command: one connection for a moment, no rows of a hub's own
+        return given | {"database_pool_size": 1}
     if args.database_pool_size < 1:
         raise UsageError("--database-pool-size must be 1 or more")
     if not args.database_pool_timeout > 0:
         raise UsageError("--database-pool-timeout must be more than 0")
-    password_file = args.database_password_file
-    return {
-        "database": args.database,
-        "database_password": secret_from_file("--database-password-file", password_file) if password_file else None,
+    return given | {
         "database_pool_size": args.database_pool_size,
         "database_pool_timeout": args.database_pool_timeout,
         "hub_id": args.hub_id,
@@ -586,11 +629,8 @@ def _origin(text: str) -> str:
 
 
 def _keys_create(args: argparse.Namespace) -> None:
-    from .hub import Storage, blocking
-
-    key = blocking(
-        Storage(args.data_dir).create_key(args.name, key_scope(args.admin, args.identity, args.incoming, args.outgoing))
-    )
+    scope = key_scope(args.admin, args.identity, args.incoming, args.outgoing)
+    key = _stored(args, lambda storage: storage.create_key(args.name, scope))
     print(json.dumps({"id": key.id, "key": key.secret, "scope": key.scope.as_dict() if key.scope else None}))
 
 
@@ -613,9 +653,7 @@ def key_scope(admin: bool, identities: list[str], incoming: bool, outgoing: list
 
 
 def _keys_list(args: argparse.Namespace) -> None:
-    from .hub import Storage, blocking
-
-    for key in blocking(Storage(args.data_dir).list_keys()):
+    for key in _stored(args, lambda storage: storage.list_keys()):
         shown: dict[str, object] = {
             "id": key.id,
             "name": key.name,
@@ -628,9 +666,7 @@ def _keys_list(args: argparse.Namespace) -> None:
 
 
 def _keys_revoke(args: argparse.Namespace) -> None:
-    from .hub import Storage, blocking
-
-    if not blocking(Storage(args.data_dir).revoke_key(args.id)):
+    if not _stored(args, lambda storage: storage.revoke_key(args.id)):
         raise UsageError(f"no active key with id {args.id!r}")
     print(json.dumps({"id": args.id, "revoked": True}))
 
@@ -674,7 +710,6 @@ def _units_add(args: argparse.Namespace) -> None:
 
 
 def _callflows_create(args: argparse.Namespace) -> None:
-    from .hub import Storage, blocking
     from .hub.callflows import CallFlow, CallFlowError
 
     try:
@@ -682,7 +717,8 @@ def _callflows_create(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise UsageError(f"{args.file}: {exc.strerror}") from None
     try:
-        flow = blocking(Storage(args.data_dir).create_call_flow(CallFlow.from_json(text)))
+        parsed = CallFlow.from_json(text)
+        flow = _stored(args, lambda storage: storage.create_call_flow(parsed))
     except CallFlowError as exc:
         raise UsageError(f"{args.file}: {exc}") from None
     print(flow.id)
@@ -691,43 +727,35 @@ def _callflows_create(args: argparse.Namespace) -> None:
 
 
 def _callflows_list(args: argparse.Namespace) -> None:
-    from .hub import Storage, blocking
-
-    for flow in blocking(Storage(args.data_dir).list_call_flows()):
+    for flow in _stored(args, lambda storage: storage.list_call_flows()):
         print(flow.to_json())
 
 
 def _callflows_show(args: argparse.Namespace) -> None:
-    from .hub import Storage, blocking
-
-    flow = blocking(Storage(args.data_dir).get_call_flow(args.id))
+    flow = _stored(args, lambda storage: storage.get_call_flow(args.id))
     if flow is None:
         raise UsageError(f"no call flow with id {args.id!r}")
     print(flow.to_json())
 
 
 def _callflows_delete(args: argparse.Namespace) -> None:
-    from .hub import Storage, blocking
-
-    if not blocking(Storage(args.data_dir).delete_call_flow(args.id)):
+    if not _stored(args, lambda storage: storage.delete_call_flow(args.id)):
         raise UsageError(f"no call flow with id {args.id!r}")
     print(json.dumps({"id": args.id, "deleted": True}))
 
 
 def _calls_list(args: argparse.Namespace) -> None:
-    from .hub import Storage, blocking
     from .hub.call_log_text import call_list
 
     if args.limit < 1:
         raise UsageError("--limit must be 1 or more")
-    print("\n".join(blocking(call_list(Storage(args.data_dir), args.limit))))
+    print("\n".join(_stored(args, lambda storage: call_list(storage, args.limit))))
 
 
 def _calls_show(args: argparse.Namespace) -> None:
-    from .hub import Storage, blocking
     from .hub.call_log_text import call_detail
 
-    lines = blocking(call_detail(Storage(args.data_dir), args.id))
+    lines = _stored(args, lambda storage: call_detail(storage, args.id))
     if lines is None:
         raise UsageError(f"no call with id {args.id!r}")
     print("\n".join(lines))

@@ -7,6 +7,11 @@ from urllib.parse import parse_qs, urlsplit
 SCHEMES = ("postgresql", "postgres")
 
 
+class DatabaseUnreachable(RuntimeError):
+    """The database refused or did not answer the first connection: the reason, one line, which
+    names the server and the user but never a password."""
+
+
 def check_database_url(url: str) -> None:
     """``ValueError`` naming what is wrong with a ``postgresql://user@host[:port]/db`` URL, never
     repeating it (it may hold a password: a password belongs in ``--database-password-file`` or

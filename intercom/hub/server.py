@@ -80,10 +80,12 @@ class _CliServer(uvicorn.Server):
             self._log_started_message(sockets)
 
 
-async def open_storage(config: HubConfig) -> Storage:
-    """The hub's database: SQLite in ``data_dir``, or the PostgreSQL ``config.database`` names."""
+async def open_storage(config: HubConfig, check_after_crash: bool = True) -> Storage:
+    """The hub's database: SQLite in ``data_dir``, or the PostgreSQL ``config.database`` names.
+    ``check_after_crash``: a hub starting checks the SQLite file a crash may have left; the admin
+    commands, which open it for a moment beside a running hub, do not."""
     if config.database is None:
-        return Storage(config.data_dir, check_after_crash=True)
+        return Storage(config.data_dir, check_after_crash=check_after_crash)
     from .storage_postgresql import PostgresStorage  # only now: a unit never loads psycopg
 
     return await PostgresStorage.open(

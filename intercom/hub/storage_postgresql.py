@@ -23,7 +23,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..auth import AccessKey
-from .database_url import check_database_url
+from .database_url import DatabaseUnreachable, check_database_url
 from .storage import _KEY_COLUMNS, Storage, _key, migrations, statements
 from .storage_fault import StorageFault
 
@@ -74,6 +74,12 @@ class PostgresStorage(Storage):
         ``pool_timeout`` seconds for one of them), migrate, read the keys."""
         check_database_url(url)
         extra = {"password": password} if password is not None else {}
+        try:  # one connection first: a wrong password or a server away is said at once, not after the pool's retries
+            first = await psycopg.AsyncConnection.connect(url, connect_timeout=int(CONNECT_TIMEOUT), **extra)
+        except psycopg.OperationalError as exc:
+            reason = " ".join(str(exc).split())  # libpq's lines as one
+            raise DatabaseUnreachable(f"--database: cannot connect: {reason}") from None
+        await first.close()
         pool = AsyncConnectionPool(
             url,
             kwargs={"autocommit": True, **extra},
