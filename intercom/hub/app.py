@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
@@ -37,6 +38,9 @@ from .webhooks import WebhookDispatcher
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_SECONDS = 5.0
+# Heartbeats a hub carrying calls may miss before the others on its database take it for stopped:
+# generous, as a hub only slow (a long pause, a busy disk) must not have its calls ended for it.
+STOPPED_HUB_HEARTBEATS = 6
 KEY_POLL_SECONDS = 0.5  # how soon a key revoked by `intercom keys revoke` ends its bindings and calls
 SHUTDOWN_GRACE_SECONDS = 5.0
 # Each limit that refuses or closes connections, as /metrics names it (all listed, 0 or not).
@@ -176,6 +180,7 @@ async def _sweep(registrar: Registrar, calls: CallService, storage: Storage, hea
             if loop.time() - expired_at >= EXPIRY_SWEEP_SECONDS:
                 expired_at = loop.time()
                 registrar.expire()
+                await _close_stopped_hubs(calls, storage, heartbeat_seconds)
             if calls.calls and loop.time() - alive_at >= heartbeat_seconds:
                 alive_at = loop.time()
                 # Only while calls run: an idle unit writes nothing to its card (only a call left
@@ -183,6 +188,15 @@ async def _sweep(registrar: Registrar, calls: CallService, storage: Storage, hea
                 await storage.mark_alive()
         except Exception:  # a bad tick must not stop the next ones
             log.exception("the hub's sweeper failed; trying again")
+
+
+async def _close_stopped_hubs(calls: CallService, storage: Storage, heartbeat_seconds: float) -> None:
+    """On a database several hubs share: the calls of a hub that stopped with calls open (no
+    heartbeat for ``STOPPED_HUB_HEARTBEATS`` of them) are logged as ended by the hubs still up, as
+    that hub would at its next start, which may never come. Any of them may do it: the ending is the same."""
+    for hub in await storage.stopped_hubs(time.time() - STOPPED_HUB_HEARTBEATS * heartbeat_seconds):
+        if left := await calls.call_log.close_unfinished(hub):
+            log.warning("hub %s stopped with %d call(s) going: logged as ended", hub, left)
 
 
 async def _end_revoked(registrar: Registrar, calls: CallService, storage: Storage) -> None:

@@ -92,17 +92,18 @@ class CallLog:
         self.lost = 0  # rows dropped from the held-back ones since start-up
         self._lost_unsaid = 0  # of those, not yet in the log line that says logging resumed
 
-    async def close_unfinished(self) -> int:
-        """At start-up: calls a stopped hub left open end with their legs, and say why.
+    async def close_unfinished(self, hub: str | None = None) -> int:
+        """At start-up: calls a stopped hub left open end with their legs, and say why. ``hub``:
+        another hub on a shared database that stopped with calls open and did not come back.
 
         They end when the hub was last known alive, not now: its heartbeat, the last row it wrote
         of the call, or the end of the audio a recording of it holds, whichever is latest (run
         :func:`~intercom.hub.recordings.recover_recordings` first, so that those are counted)."""
-        heartbeat = await self.storage.last_alive() or 0.0
+        heartbeat = await self.storage.last_alive(hub) or 0.0
         legs: dict[str, list[LegRecord]] = defaultdict(list)
-        for leg in await self.storage.unfinished(LegRecord, tuple(LEG_FINAL)):
+        for leg in await self.storage.unfinished(LegRecord, tuple(LEG_FINAL), hub):
             legs[leg.call_id].append(leg)
-        calls = {call.id: call for call in await self.storage.unfinished(CallRecord, ("ended",))}
+        calls = {call.id: call for call in await self.storage.unfinished(CallRecord, ("ended",), hub)}
         for call_id in calls.keys() | legs.keys():
             call = calls.get(call_id)
             alive = max(heartbeat, call.updated_at if call else 0.0, *await self._last_signs(legs[call_id]))

@@ -238,10 +238,20 @@ class Storage:
                 (self.hub_id, time.time() if at is None else at),
             )
 
-    async def last_alive(self) -> float | None:
-        """When the hub last noted it was alive; ``None`` if it never did."""
-        row = await self.row("SELECT alive_at FROM heartbeats WHERE hub = ?", (self.hub_id,))
+    async def last_alive(self, hub: str | None = None) -> float | None:
+        """When the hub (this one, or ``hub``) last noted it was alive; ``None`` if it never did."""
+        row = await self.row("SELECT alive_at FROM heartbeats WHERE hub = ?", (self.hub_id if hub is None else hub,))
         return row[0] if row else None
+
+    async def stopped_hubs(self, alive_before: float) -> list[str]:
+        """The other hubs on this database that left calls open and have not noted they were alive
+        since ``alive_before``: a hub writes its heartbeat while it carries calls, so these stopped."""
+        rows = await self.rows(
+            "SELECT hub FROM heartbeats WHERE alive_at < ? AND hub <> ? AND EXISTS "
+            f"(SELECT 1 FROM calls WHERE calls.hub = heartbeats.hub AND {self._status_not_in(('ended',))})",
+            (alive_before, self.hub_id),
+        )
+        return [hub for (hub,) in rows]
 
     # -- access keys ------------------------------------------------------------------------------
 
@@ -413,12 +423,14 @@ class Storage:
         )
         return [CallRecord.model_validate_json(body) for (body,) in rows]
 
-    async def unfinished(self, kind: type[Row], finished: tuple[str, ...]) -> list[Row]:
-        """This hub's rows of ``kind`` whose status is none of ``finished`` (calls it left open
-        when it stopped; not those of another hub on the same database, which may be carrying them)."""
+    async def unfinished(self, kind: type[Row], finished: tuple[str, ...], hub: str | None = None) -> list[Row]:
+        """This hub's (or ``hub``'s) rows of ``kind`` whose status is none of ``finished`` (calls it
+        left open when it stopped; not those of another hub on the same database, which may be
+        carrying them)."""
         table, _ = _TABLES[kind]
         rows = await self.rows(
-            f"SELECT body FROM {table} WHERE {self._status_not_in(finished)} AND hub = ?", (self.hub_id,)
+            f"SELECT body FROM {table} WHERE {self._status_not_in(finished)} AND hub = ?",
+            (self.hub_id if hub is None else hub,),
         )
         return [kind.model_validate_json(body) for (body,) in rows]
 

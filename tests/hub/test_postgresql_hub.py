@@ -90,3 +90,27 @@ async def test_every_connection_busy_a_query_fails_after_the_wait_naming_the_lim
         assert "call_log" not in storage.fault.parts
     finally:
         await storage.aclose()
+
+
+async def test_a_live_hub_logs_as_ended_the_calls_of_a_hub_that_stopped(postgres, tmp_path, monkeypatch):
+    from intercom.hub import app as hub_app
+    from intercom.hub.storage_postgresql import PostgresStorage
+
+    monkeypatch.setattr(hub_app, "EXPIRY_SWEEP_SECONDS", 0.1)  # the sweeper's slow tick, quick here
+    database = postgres.url(postgres.new_database())
+    async with asyncio.timeout(STEP):
+        gone = await PostgresStorage.open(database, tmp_path / "gone", "hub-gone", password=postgres.password)
+    try:  # a hub that died carrying a call: its rows and a heartbeat from long ago
+        call = await gone.put(CallRecord(source="client:door", destination="ring_desks", status="ongoing"))
+        await gone.mark_alive(1_700_000_000.0)
+    finally:
+        await gone.aclose()
+    config = HubConfig(
+        data_dir=tmp_path / "hub", host="127.0.0.1", port=0, media=HUB_LOOPBACK, hub_id="hub-1",
+        database=database, database_password=postgres.password,
+    )  # fmt: skip
+    async with asyncio.timeout(STEP), running_hub(config) as running:
+        storage = running.app.state.storage
+        while (await storage.get(CallRecord, call.id)).status != "ended":
+            await asyncio.sleep(0.05)  # polling the shared call log, with the deadline above
+        assert (await storage.get(CallRecord, call.id)).reason == "the hub stopped during the call"

@@ -95,3 +95,28 @@ async def test_a_database_of_the_last_version_moves_its_heartbeat_and_its_rows_b
     assert await storage.last_alive() == T0
     assert [row.id for row in await storage.unfinished(CallRecord, ("ended",))] == [call.id]
     storage.close()
+
+
+async def test_a_hub_that_stopped_with_calls_open_has_them_ended_by_another(storage, open_storage):
+    stopped = await open_storage("hub-b")  # a hub that died carrying a call, and never came back
+    call = await stopped.put(CallRecord(source="client:door", destination="ring_desks", status="ongoing"))
+    leg = await stopped.put(
+        LegRecord(
+            call_id=call.id,
+            source="client:door",
+            destination="desk",
+            direction="incoming",
+            status="ongoing",
+            answered_at=T0 - 30,
+        )
+    )
+    await stopped.mark_alive(T0)
+    await storage.mark_alive(T0 + 100)  # this hub, alive
+    assert await storage.stopped_hubs(alive_before=T0) == []  # not yet past the grace
+    assert await storage.stopped_hubs(alive_before=T0 + 60) == ["hub-b"]
+
+    assert await CallLog(storage).close_unfinished("hub-b") == 1
+    ended = await storage.get(CallRecord, call.id)
+    assert (ended.status, ended.reason) == ("ended", "the hub stopped during the call")
+    assert (await storage.get(LegRecord, leg.id)).status == "hangup"
+    assert await storage.stopped_hubs(alive_before=T0 + 60) == []  # nothing left open there
