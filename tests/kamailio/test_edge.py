@@ -11,7 +11,7 @@ from intercom.sip import Address, Dialog, Request, Response, SipUri, Via, make_c
 
 from ..conftest import RawSip, replay
 from ..units import STEP
-from .edge import Edge, FakeHub, SipStream, fresh_register, register_answer
+from .edge import Edge, FakeHub, SipStream, fresh_register, next_at_any, register_answer
 
 FLOW = re.compile(r"^edge1;127\.0\.0\.1:(\d+);(\d+)$")
 QUICK = 1.0  # seconds: far below every timer of the edge's (UNIT_TIMEOUT is 8 s)
@@ -299,6 +299,20 @@ async def test_a_hub_cancels_a_ringing_unit(edge, fake_hub, open_unit):
             if isinstance(message, Response) and message.status_code >= 200:
                 answers[message.cseq.method] = message.status_code
     assert answers == {"CANCEL": 200, "INVITE": 487}
+
+
+async def test_a_closed_websocket_is_told_to_every_hub(start_edge, fake_hubs, open_unit):
+    edge = await start_edge([hub.address for hub in fake_hubs])
+    unit = await open_unit(edge)
+    await unit.send(fresh_register(edge))
+    _, arrival = await next_at_any(fake_hubs, "REGISTER")
+    register = arrival.request
+    async with asyncio.timeout(QUICK):
+        await unit.websocket.close()
+    for hub in fake_hubs:  # the one that carries a call of this unit must hear it, whichever it is
+        notify = await hub.next("NOTIFY")
+        assert notify.request.headers.get("P-Intercom-Flow") == register.headers.get("P-Intercom-Flow")
+        await notify.answer(200)
 
 
 async def test_a_closed_websocket_is_told_to_a_hub(edge, fake_hub, open_unit):
