@@ -13,7 +13,7 @@ from ..registrar import Registrar
 from ..storage import Storage
 from .bridge import MqttBridge
 from .commands import CommandRefused, OpenDoorCommands
-from .discovery import OFF, ON, Topics, discovery_messages
+from .discovery import OFF, ON, discovery_messages
 from .home_assistant import HomeAssistantStates
 
 log = logging.getLogger(__name__)
@@ -30,13 +30,12 @@ class HomeAssistantLink:
     a group (a paired phone is not a unit)."""
 
     def __init__(self, bridge: MqttBridge, config: HubConfig, registrar: Registrar, storage: Storage) -> None:
-        settings = bridge.settings
         self.bridge = bridge
         self.config = config
         self.registrar = registrar
         self.storage = storage
         self.announced: set[str] = set()  # the units whose device this connection has published
-        self.topics = Topics(settings.topic_prefix, settings.discovery_prefix)
+        self.topics = bridge.topics
         self.states = HomeAssistantStates(self.topics, config.doors)
         self.commands = OpenDoorCommands(self.topics, lambda: config.doors, config.mqtt_open_min_interval)
         # Each state topic's latest value (one per unit and state: the hub's own identities), told

@@ -29,7 +29,7 @@ class MqttEvents:
             if unit is None:
                 return
             message = {"timestamp": rfc3339(time.time()), **event_item(row, created)}
-            self.bridge.publish(self.bridge.topic(unit, "event"), json.dumps(message))
+            self.bridge.publish(self.bridge.topics.unit(unit, "event"), json.dumps(message))
         except Exception:  # a call must not fail for its MQTT events
             log.exception("mqtt: the event for %s %s was not queued", type(row).__name__, row.id)
 
