@@ -58,7 +58,9 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     # Given the webhooks before it closes what a crash left open, so that they hear of that too.
     mqtt = MqttBridge(config.mqtt) if config.mqtt is not None else None
     publisher = (
-        Publishers(webhooks, Later(MqttEvents(mqtt, storage), HomeAssistantLink(mqtt, config, registrar, storage)))
+        Publishers(
+            webhooks, Later(Publishers(MqttEvents(mqtt, storage), HomeAssistantLink(mqtt, config, registrar, storage)))
+        )
         if mqtt is not None
         else webhooks
     )

@@ -33,27 +33,31 @@ class Publisher(Protocol):
 
 
 class Publishers:
-    """Several publishers as one (the webhooks, the MQTT bridge), each told in turn."""
+    """Several publishers as one (the webhooks, the MQTT bridge), each told in turn: one's fault
+    never keeps the news from the next."""
 
     def __init__(self, *publishers: Publisher) -> None:
         self.publishers = publishers
 
     def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         for publisher in self.publishers:
-            publisher.publish(row, created, extra)
+            try:
+                publisher.publish(row, created, extra)
+            except Exception:
+                log.exception("publishing %s %s failed", type(row).__name__, row.id)
 
 
 class Later:
-    """Publishers told a moment after the row changed, in order, each row as it was then.
+    """A publisher told a moment after the row changed, in order, each row as it was then.
 
     The MQTT bridge's rendering and sending (about 13 messages a call, 0.3-0.5 ms of the hub's loop
     each on the 2-core test machine) then come after a call's set-up instead of amid it: with ``delay`` at
     20 ms the desk rings as soon with the bridge as without, and Home Assistant still hears the
     ring within ~35 ms of the press (bench/mqtt.py). Without a running loop (a hub starting up)
-    they are told at once."""
+    it is told at once."""
 
-    def __init__(self, *publishers: Publisher, delay: float = 0.02) -> None:
-        self.publishers = publishers
+    def __init__(self, publisher: Publisher, delay: float = 0.02) -> None:
+        self.publisher = publisher
         self.delay = delay
         self._pending: list[tuple[PublishedRow, bool, Webhook | None]] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -62,7 +66,7 @@ class Later:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._tell(row, created, extra)
+            self.publisher.publish(row, created, extra)
             return
         self._pending.append((row.model_copy(), created, extra))  # later changes are later news
         if self._timer is None:
@@ -72,14 +76,7 @@ class Later:
         self._timer = None
         pending, self._pending = self._pending, []
         for row, created, extra in pending:
-            self._tell(row, created, extra)
-
-    def _tell(self, row: PublishedRow, created: bool, extra: Webhook | None) -> None:
-        for publisher in self.publishers:
-            try:
-                publisher.publish(row, created, extra)
-            except Exception:  # one publisher's fault must not keep the news from the next
-                log.exception("publishing %s %s failed", type(row).__name__, row.id)
+            self.publisher.publish(row, created, extra)
 
 
 class CallLog:
