@@ -68,6 +68,8 @@ class HomeAssistantLink:
             if not reachable or not self._is_unit(identity):
                 return
             self._announce(identity)
+            call = self.topics.unit(identity, "call")
+            self.bridge.publish(call, self.states_held[call], retain=True)
         else:
             self.bridge.publish(self.topics.unit(identity, "online"), ON if reachable else OFF, retain=True)
 
@@ -79,10 +81,9 @@ class HomeAssistantLink:
             self.bridge.publish(topic, payload, retain=True)
         online = ON if self.registrar.lookup(identity) else OFF
         self.bridge.publish(self.topics.unit(identity, "online"), online, retain=True)
-        call = self.topics.unit(identity, "call")
-        if call not in self.states_held:  # no call of it since the hub started: none is up, whatever
-            self.states_held[call] = OFF.encode()  # the broker kept from before a crash
-            self.bridge.publish(call, OFF, retain=True)
+        # No call of it since the hub started: none is up, whatever the broker kept from before a
+        # crash (told with the other held states).
+        self.states_held.setdefault(self.topics.unit(identity, "call"), OFF.encode())
         self.announced.add(identity)
 
     def _keyed_units(self) -> list[str]:
