@@ -57,7 +57,7 @@ from harness import (
 from mosquitto import Mosquitto, mosquitto_program
 
 from intercom.auth import AccessKey
-from intercom.hub.mqtt.discovery import Topics
+from intercom.hub.mqtt.topics import Topics
 
 TARGET_RING_EVENT_P50_MS = 50.0
 PRESSES, QUICK_PRESSES = 50, 5

@@ -63,7 +63,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     # that they hear of that too.
     mqtt = MqttBridge(config.mqtt) if config.mqtt is not None else None
     publisher = (
-        Publishers(webhooks, Later(MqttEvents(mqtt), HomeAssistantLink(mqtt, config, registrar, storage)))
+        Publishers(webhooks, Later(Publishers(MqttEvents(mqtt), HomeAssistantLink(mqtt, config, registrar, storage))))
         if mqtt is not None
         else webhooks
     )

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any, Protocol
 
 from .records import LEG_FINAL, CallRecord, LegRecord, PublishedRow, RecordingRecord, UnlockEvent, Webhook
@@ -28,59 +28,58 @@ MAX_HELD_BACK = 1_000  # rows kept in memory while the disk fails: ~1 kB each
 
 
 class Publisher(Protocol):
-    """Told of every row the call log writes (the webhooks, which store a delivery for each)."""
+    """Told of every row the call log writes (the webhooks, which store a delivery for each; the
+    MQTT bridge's publishers, which only queue)."""
 
     async def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None: ...
 
 
-class Listener(Protocol):
-    """A publisher that only queues, never waits (the MQTT bridge's): told through :class:`Later`."""
-
-    def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None: ...
-
-
 class Publishers:
-    """Several publishers as one (the webhooks, the MQTT bridge), each told in turn."""
+    """Several publishers as one (the webhooks, the MQTT bridge), each told in turn: one's fault
+    never keeps the news from the next."""
 
     def __init__(self, *publishers: Publisher) -> None:
         self.publishers = publishers
 
     async def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         for publisher in self.publishers:
-            await publisher.publish(row, created, extra)
+            try:
+                await publisher.publish(row, created, extra)
+            except Exception:
+                log.exception("publishing %s %s failed", type(row).__name__, row.id)
 
 
 class Later:
-    """Publishers told a moment after the row changed, in order, each row as it was then.
+    """A publisher told a moment after the row changed, in order, each row as it was then.
 
     The MQTT bridge's rendering and sending (about 13 messages a call, 0.3-0.5 ms of the hub's loop
     each on the 2-core test machine) then come after a call's set-up instead of amid it: with ``delay`` at
     20 ms the desk rings as soon with the bridge as without, and Home Assistant still hears the
     ring within ~35 ms of the press (bench/mqtt.py)."""
 
-    def __init__(self, *publishers: Listener, delay: float = 0.02) -> None:
-        self.publishers = publishers
+    def __init__(self, publisher: Publisher, delay: float = 0.02) -> None:
+        self.publisher = publisher
         self.delay = delay
-        self._pending: list[tuple[PublishedRow, bool, Webhook | None]] = []
+        self._pending: deque[tuple[PublishedRow, bool, Webhook | None]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._telling: asyncio.Task[None] | None = None
 
     async def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         self._pending.append((row.model_copy(), created, extra))  # later changes are later news
-        if self._timer is None:
+        if self._timer is None and self._telling is None:
             self._timer = asyncio.get_running_loop().call_later(self.delay, self._flush)
 
     def _flush(self) -> None:
         self._timer = None
-        pending, self._pending = self._pending, []
-        for row, created, extra in pending:
-            self._tell(row, created, extra)
+        self._telling = asyncio.ensure_future(self._tell())
 
-    def _tell(self, row: PublishedRow, created: bool, extra: Webhook | None) -> None:
-        for publisher in self.publishers:
-            try:
-                publisher.publish(row, created, extra)
-            except Exception:  # one publisher's fault must not keep the news from the next
-                log.exception("publishing %s %s failed", type(row).__name__, row.id)
+    async def _tell(self) -> None:
+        """Rows that arrive while earlier ones are told are told after them, in the same run."""
+        try:
+            while self._pending:
+                await self.publisher.publish(*self._pending.popleft())
+        finally:
+            self._telling = None
 
 
 class CallLog:

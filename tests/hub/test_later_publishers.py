@@ -1,10 +1,11 @@
-"""Later: the MQTT bridge's publishers told after a call's set-up, in order, each row as it was."""
+"""Later: the MQTT bridge's publishers told after a call's set-up, in order, each row as it was;
+Publishers: each told, whatever the one before did."""
 
 from __future__ import annotations
 
 import asyncio
 
-from intercom.hub.call_log import Later
+from intercom.hub.call_log import Later, Publishers
 from intercom.hub.records import CallRecord, PublishedRow, Webhook
 
 from ..conftest import STEP
@@ -16,7 +17,7 @@ class Heard:
         self.told = asyncio.Event()
         self.fail = fail
 
-    def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
+    async def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         self.rows.append((row.id, getattr(row, "status", ""), created))
         self.told.set()
         if self.fail:
@@ -25,7 +26,7 @@ class Heard:
 
 async def test_rows_are_told_later_in_order_as_they_were_and_past_a_failing_publisher(caplog):
     failing, heard = Heard(fail=True), Heard()
-    later = Later(failing, heard, delay=0.01)
+    later = Later(Publishers(failing, heard), delay=0.01)
     call = CallRecord(source="client:door", destination="client:desk")
     await later.publish(call, created=True)
     call.status = "ended"  # the call log changes its rows in place

@@ -72,10 +72,10 @@ async def test_the_bridge_connects_with_its_password_says_online_and_publishes(b
     async with watching(broker) as watcher, running(MqttBridge(broker.settings())) as bridge:
         async with asyncio.timeout(STEP):
             await bridge.wait_connected()
-        bridge.publish(bridge.topic("door", "event"), '{"x": 1}')
+        bridge.publish(bridge.topics.unit("door", "event"), '{"x": 1}')
         await watcher.until(lambda: watcher.on("intercom/door/event") == [b'{"x": 1}'], "the event")
-        assert b"online" in watcher.on(bridge.availability_topic)
-    await watcher.until(lambda: watcher.on(bridge.availability_topic)[-1:] == [b"offline"], "offline at close")
+        assert b"online" in watcher.on(bridge.topics.availability)
+    await watcher.until(lambda: watcher.on(bridge.topics.availability)[-1:] == [b"offline"], "offline at close")
 
 
 async def test_a_wrong_password_is_refused_and_logged_without_it(broker, caplog):

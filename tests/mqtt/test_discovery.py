@@ -10,7 +10,8 @@ import pytest
 
 from intercom import __version__
 from intercom.hub.mqtt.commands import CommandRefused, OpenDoorCommands
-from intercom.hub.mqtt.discovery import EVENT_TYPES, Topics, discovery_messages, event_payload, ring_time
+from intercom.hub.mqtt.discovery import EVENT_TYPES, discovery_messages, event_payload, ring_time
+from intercom.hub.mqtt.topics import Topics
 
 # Keys each platform takes, from home-assistant.io/integrations/<platform>.mqtt (2025): the ones we
 # may send, and the ones it requires. Everything we publish must be in here.

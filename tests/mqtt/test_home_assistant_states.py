@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from intercom.hub.mqtt.discovery import Topics
 from intercom.hub.mqtt.home_assistant import REMEMBERED_CALLS, HomeAssistantStates, Message
+from intercom.hub.mqtt.topics import Topics
 from intercom.hub.records import CallRecord, LegRecord, RecordingRecord, UnlockEvent
 
 AT = 1_800_000_000.0

@@ -13,7 +13,7 @@ from ..registrar import Registrar
 from ..storage import Storage
 from .bridge import MqttBridge
 from .commands import CommandRefused, OpenDoorCommands
-from .discovery import OFF, ON, Topics, discovery_messages
+from .discovery import OFF, ON, discovery_messages
 from .home_assistant import HomeAssistantStates
 
 log = logging.getLogger(__name__)
@@ -30,13 +30,12 @@ class HomeAssistantLink:
     a group (a paired phone is not a unit)."""
 
     def __init__(self, bridge: MqttBridge, config: HubConfig, registrar: Registrar, storage: Storage) -> None:
-        settings = bridge.settings
         self.bridge = bridge
         self.config = config
         self.registrar = registrar
         self.storage = storage
         self.announced: set[str] = set()  # the units whose device this connection has published
-        self.topics = Topics(settings.topic_prefix, settings.discovery_prefix)
+        self.topics = bridge.topics
         self.states = HomeAssistantStates(self.topics, config.doors)
         self.commands = OpenDoorCommands(self.topics, lambda: config.doors, config.mqtt_open_min_interval)
         # Each state topic's latest value (one per unit and state: the hub's own identities), told
@@ -69,6 +68,8 @@ class HomeAssistantLink:
             if not reachable or not self._is_unit(identity):
                 return
             self._announce(identity)
+            call = self.topics.unit(identity, "call")
+            self.bridge.publish(call, self.states_held[call], retain=True)
         else:
             self.bridge.publish(self.topics.unit(identity, "online"), ON if reachable else OFF, retain=True)
 
@@ -80,10 +81,9 @@ class HomeAssistantLink:
             self.bridge.publish(topic, payload, retain=True)
         online = ON if self.registrar.lookup(identity) else OFF
         self.bridge.publish(self.topics.unit(identity, "online"), online, retain=True)
-        call = self.topics.unit(identity, "call")
-        if call not in self.states_held:  # no call of it since the hub started: none is up, whatever
-            self.states_held[call] = OFF.encode()  # the broker kept from before a crash
-            self.bridge.publish(call, OFF, retain=True)
+        # No call of it since the hub started: none is up, whatever the broker kept from before a
+        # crash (told with the other held states).
+        self.states_held.setdefault(self.topics.unit(identity, "call"), OFF.encode())
         self.announced.add(identity)
 
     async def _keyed_units(self) -> list[str]:
@@ -103,7 +103,7 @@ class HomeAssistantLink:
         bindings = self.registrar.lookup(identity)
         return bool(bindings) and all(self.registrar.group_of(b.grant.access_key_id) is None for b in bindings)
 
-    def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
+    async def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         try:
             for message in self.states.messages(row, created):
                 self.bridge.publish(message.topic, message.payload, retain=message.retain)

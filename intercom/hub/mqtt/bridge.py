@@ -19,18 +19,18 @@ import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from .settings import MqttSettings
+from .topics import OFFLINE, ONLINE, Topics
 
 log = logging.getLogger(__name__)
 
 OnConnect = Callable[[], Awaitable[None] | None]
 Handler = Callable[[str, bytes, bool], Awaitable[None]]  # topic, payload, retained
-ONLINE, OFFLINE = "online", "offline"
 
 
 class MqttBridge:
     def __init__(self, settings: MqttSettings) -> None:
         self.settings = settings
-        self.availability_topic = self.topic("bridge", "availability")
+        self.topics = Topics(settings.topic_prefix, settings.discovery_prefix)
         self.dropped = 0  # messages lost to a full queue since start-up
         self._dropped_unsaid = 0  # of those, since the last connect
         self._queue: deque[tuple[str, bytes, bool, int]] = deque()
@@ -41,9 +41,6 @@ class MqttBridge:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._handling: set[asyncio.Task[None]] = set()
-
-    def topic(self, unit: str, name: str) -> str:
-        return f"{self.settings.topic_prefix}/{unit}/{name}"
 
     @property
     def connected(self) -> bool:
@@ -99,7 +96,7 @@ class MqttBridge:
         client = self._client
         if client is not None:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await client.publish(self.availability_topic, OFFLINE, qos=1, retain=True, timeout=2)
+                await client.publish(self.topics.availability, OFFLINE, qos=1, retain=True, timeout=2)
         for task in [*self._handling, *([self._task] if self._task else [])]:
             task.cancel()
         await asyncio.gather(*self._handling, *([self._task] if self._task else []), return_exceptions=True)
@@ -135,14 +132,14 @@ class MqttBridge:
             # MQTT 5 for retain-as-published: under 3.1.1 the broker clears the retain flag of a message
             # published while we are subscribed, and a retained Open door would open once, then linger.
             protocol=aiomqtt.ProtocolVersion.V5,
-            will=aiomqtt.Will(self.availability_topic, OFFLINE, qos=1, retain=True),
+            will=aiomqtt.Will(self.topics.availability, OFFLINE, qos=1, retain=True),
             tls_context=settings.tls_context(),
             keepalive=settings.keepalive,
             timeout=10,
         )
 
     async def _connect(self, client: aiomqtt.Client) -> None:
-        await client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        await client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
         for topic_filter in self._handlers:
             await self._subscribe(client, topic_filter)
         self._client = client

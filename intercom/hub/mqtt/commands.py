@@ -9,7 +9,8 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from .discovery import PRESS, Topics
+from .discovery import PRESS
+from .topics import Topics
 
 MAX_COMMAND_BYTES = 16  # PRESS and room to spare: anything longer is not our button
 

@@ -8,57 +8,16 @@ after every (re)connect, so a broker that lost its store, or an HA that restarte
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ... import __version__
+from .topics import OFFLINE, ONLINE, Topics, node_id
 
 # The event entity's types: the webhooks' events a resident automates on (issue 19, Deliver 2).
 EVENT_TYPES = ("ring", "answered", "missed", "voicemail", "unlocked", "wrong_code", "lockout")
-ONLINE, OFFLINE = "online", "offline"  # HA's availability defaults, written out
 ON, OFF = "ON", "OFF"  # HA's binary_sensor defaults, written out
 PRESS = "PRESS"  # HA's button default, written out: the one payload the Open door topic accepts
-
-
-@dataclass(frozen=True)
-class Topics:
-    """Where everything lives: the bridge's own prefix and HA's discovery prefix."""
-
-    prefix: str = "intercom"
-    discovery_prefix: str = "homeassistant"
-
-    @property
-    def availability(self) -> str:
-        """The bridge's last will: every entity is unavailable while the hub is not connected."""
-        return f"{self.prefix}/bridge/availability"
-
-    def unit(self, identity: str, leaf: str) -> str:
-        """A unit's state or event topic: ``<prefix>/<unit>/<leaf>``."""
-        return f"{self.prefix}/{identity}/{leaf}"
-
-    def doorbell(self, identity: str) -> str:
-        """HA's event entity: JSON with ``event_type`` one of :data:`EVENT_TYPES` (the plain
-        ``<prefix>/<unit>/event`` carries every webhook item, which HA's schema would reject)."""
-        return self.unit(identity, "doorbell")
-
-    def open_door(self, identity: str) -> str:
-        """The Open door button's command topic; the broker's ACL lets only HA's user write it."""
-        return self.unit(identity, "open")
-
-    @property
-    def open_door_filter(self) -> str:
-        """What the bridge subscribes to for Open door commands."""
-        return f"{self.prefix}/+/open"
-
-    def config(self, component: str, identity: str, object_id: str) -> str:
-        """A discovery config topic: ``<discovery>/<component>/intercom_<unit>/<object_id>/config``."""
-        return f"{self.discovery_prefix}/{component}/{node_id(identity)}/{object_id}/config"
-
-
-def node_id(identity: str) -> str:
-    """The unit's id in HA (its device identifier, its topics' node id, its entities' unique_id prefix)."""
-    return f"intercom_{identity}"
 
 
 def discovery_messages(topics: Topics, identity: str, *, door: bool, open_door: bool) -> list[tuple[str, bytes]]:

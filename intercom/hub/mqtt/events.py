@@ -26,13 +26,13 @@ class MqttEvents:
         # database, as a publisher never waits (a call from before a restart tells none)
         self._units: OrderedDict[str, str | None] = OrderedDict()
 
-    def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
+    async def publish(self, row: PublishedRow, created: bool, extra: Webhook | None = None) -> None:
         try:
             unit = self.unit_of(row)
             if unit is None:
                 return
             message = {"timestamp": rfc3339(time.time()), **event_item(row, created)}
-            self.bridge.publish(self.bridge.topic(unit, "event"), json.dumps(message))
+            self.bridge.publish(self.bridge.topics.unit(unit, "event"), json.dumps(message))
         except Exception:  # a call must not fail for its MQTT events
             log.exception("mqtt: the event for %s %s was not queued", type(row).__name__, row.id)
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..callflows import CLIENT_PREFIX
 from ..records import LEG_FINAL, CallRecord, LegRecord, PublishedRow, RecordingRecord, UnlockEvent
-from .discovery import OFF, ON, Topics, event_payload, ring_time
+from .discovery import OFF, ON, event_payload, ring_time
+from .topics import Topics
 
 REMEMBERED_CALLS = 256  # the door calls whose later rows (answer, voicemail, end) we still place
 UNLOCK_EVENTS = {"open": "unlocked", "wrong": "wrong_code", "lockout": "lockout"}  # "refused": no event
