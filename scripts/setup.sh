@@ -25,7 +25,7 @@ if [ "$mode" != "--demo" ]; then
   need+=(libnss3-tools:certutil)
   # mosquitto: the MQTT bridge's tests and bench/mqtt.py start a real broker (bench/mosquitto.py)
   need+=(mosquitto:mosquitto)
-  # postgresql: the storage tests' throwaway cluster (tests/postgres.py: initdb, pg_ctl); libpq5: psycopg's libpq
+  # postgresql: the storage tests' throwaway cluster (bench/postgres.py: initdb, pg_ctl; bench/cluster.py starts it too); libpq5: psycopg's libpq
   need+=(postgresql:pg/initdb libpq5:lib/libpq.so.5)
   # deploy/image/assemble.sh and its tests: partitions and filesystems in files, no mounts
   need+=(fdisk:sfdisk dosfstools:mkfs.vfat mtools:mcopy e2fsprogs:mkfs.ext4 shellcheck:shellcheck)

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import settings
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.postgres import TEMPLATE, Cluster
 from intercom.auth import ADMIN, AccessKey, IncomingCapability, OutgoingCapability, mint_token
 from intercom.http_client import OutboundPolicy
 from intercom.hub import HubConfig, RunningHub, Storage, blocking, running_hub
@@ -22,7 +23,6 @@ from intercom.media import MediaPolicy, RecordingSink, ToneSource
 from intercom.sdk import CallAudio, Client, ClientStatus
 from intercom.sip import Request, Response, parse_message
 
-from .postgres import TEMPLATE, Cluster
 from .units import LOOPBACK, STEP, Events, Unit
 
 HUB_LOOPBACK = MediaPolicy(host_addresses=LOOPBACK, jitter_frames=0)
@@ -105,7 +105,7 @@ async def hub(hub_config: HubConfig) -> AsyncIterator[Hub]:
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A throwaway PostgreSQL server for the session (tests/postgres.py), its template database
+    """A throwaway PostgreSQL server for the session (bench/postgres.py), its template database
     migrated: each test that asks for a database gets a fresh copy of it."""
     from intercom.hub.storage_postgresql import PostgresStorage
 

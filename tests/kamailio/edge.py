@@ -1,7 +1,8 @@
 """Kamailio as the intercom edge on loopback ports, and fake hubs behind it.
 
-:class:`Edge` runs deploy/kamailio/kamailio.cfg exactly as it ships, its settings given with
-``-A NAME=VALUE`` (free ports, the test's certificate, a dispatcher list naming the hubs).
+:class:`Edge` (:mod:`bench.kamailio`, which bench/cluster.py starts too) runs
+deploy/kamailio/kamailio.cfg exactly as it ships, its settings given with ``-A NAME=VALUE``
+(free ports, the test's certificate, a dispatcher list naming the hubs).
 :class:`FakeHub` is a hub as the edge sees it: SIP over TCP (design decision 1), framed by the
 hub's own :class:`~intercom.transport.stream.StreamFramer`, parsed and written by
 :mod:`intercom.sip`. Real hubs go behind the same :class:`Edge`: give it their ``host:port``
@@ -14,140 +15,17 @@ import asyncio
 import contextlib
 import json
 import secrets
-import shutil
-import socket
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
+# kamailio_program and Edge re-exported: the tests here and tests/hub import them from this module
+from bench.kamailio import HOST, Edge, free_port
+from bench.kamailio import kamailio_program as kamailio_program
 from intercom.sip import MAX_MESSAGE_SIZE, Request, Response, make_response, parse_message
 from intercom.transport.stream import StreamFramer
 
 from ..conftest import RawSip, replay
 from ..units import STEP
-
-HOST = "127.0.0.1"
-CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "kamailio" / "kamailio.cfg"
-
-
-def kamailio_program() -> str | None:
-    """Where Debian's kamailio is (/usr/sbin, which a user's PATH may lack), or ``None``."""
-    return shutil.which("kamailio") or shutil.which("kamailio", path="/usr/sbin:/sbin")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-async def wait_for_port(port: int, alive: Callable[[], bool], what: str) -> None:
-    """Until ``HOST:port`` accepts a connection; raise at once if ``alive()`` turns false."""
-    async with asyncio.timeout(STEP):
-        while True:
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection(HOST, port)
-                writer.close()
-                return
-            if not alive():
-                raise RuntimeError(f"{what} exited at start")
-            await asyncio.sleep(0.02)  # polling for the port, with the deadline above
-
-
-@dataclass
-class Edge:
-    """One Kamailio edge: units on ``wss://HOST:wss_port/``, hubs on SIP/TCP ``HOST:hub_port``.
-
-    ``settings`` are more ``-A`` defines (``{"PIKE_DENSITY": 20}``, ``{"WITH_WS": None}``); a
-    string value is quoted for Kamailio here. The log is ``folder/kamailio.log``.
-    """
-
-    folder: Path
-    hubs: list[str]
-    tls: tuple[Path, Path]
-    settings: dict[str, str | int | None] = field(default_factory=dict)
-    name: str = "edge1"
-    wss_port: int = field(default_factory=free_port)
-    hub_port: int = field(default_factory=free_port)
-    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
-
-    @property
-    def host(self) -> str:
-        """What units put in their Request-URIs (the published protocol's host:port)."""
-        return f"{HOST}:{self.wss_port}"
-
-    @property
-    def url(self) -> str:
-        return f"wss://{self.host}/"
-
-    @property
-    def log_file(self) -> Path:
-        return self.folder / "kamailio.log"
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-    async def logged(self, text: str) -> None:
-        """Until ``text`` is in the log (a worker may write its line after it answered)."""
-        async with asyncio.timeout(STEP):
-            while text not in self.log():
-                await asyncio.sleep(0.02)  # polling the file, with the deadline above
-
-    def defines(self) -> list[str]:
-        values: dict[str, str | int | None] = {
-            "EDGE_NAME": self.name,
-            "WSS_ADDR": HOST,
-            "WSS_PORT": self.wss_port,
-            "HUB_ADDR": HOST,
-            "HUB_PORT": self.hub_port,
-            "TLS_CERT": str(self.tls[0]),
-            "TLS_KEY": str(self.tls[1]),
-            "DISPATCHER_LIST": str(self.folder / "dispatcher.list"),
-            "WORKERS": 2,
-            **self.settings,
-        }
-        arguments = []
-        for name, value in values.items():
-            if value is None:
-                arguments += ["-A", name]
-            elif isinstance(value, int):
-                arguments += ["-A", f"{name}={value}"]
-            else:
-                arguments += ["-A", f'{name}="{value}"']
-        return arguments
-
-    async def start(self) -> None:
-        program = kamailio_program()
-        if program is None:
-            raise FileNotFoundError("kamailio is not installed (scripts/setup.sh installs it)")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "run").mkdir(exist_ok=True)
-        (self.folder / "dispatcher.list").write_text("".join(f"1 sip:{hub};transport=tcp\n" for hub in self.hubs))
-        with self.log_file.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                program, "-DD", "-E", "-f", str(CONFIG), "-Y", str(self.folder / "run"), *self.defines(),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-            )  # fmt: skip
-        alive = lambda: self.process is not None and self.process.returncode is None  # noqa: E731
-        try:
-            for port in (self.wss_port, self.hub_port):
-                await wait_for_port(port, alive, f"kamailio (see {self.log_file})")
-        except BaseException:
-            await self.stop()
-            raise
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                async with asyncio.timeout(STEP):
-                    await self.process.wait()
-            except TimeoutError:
-                self.process.kill()
-                async with asyncio.timeout(STEP):
-                    await self.process.wait()
-        self.process = None
 
 
 class SipStream(RawSip):

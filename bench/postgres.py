@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster for the tests: Debian's ``postgresql`` binaries, ``initdb`` and
+"""A throwaway PostgreSQL cluster for the tests (``tests/conftest.py`` imports it as
+``bench.postgres``) and for bench/cluster.py: Debian's ``postgresql`` binaries, ``initdb`` and
 ``pg_ctl`` in a temporary directory, listening on 127.0.0.1 at a free port (its socket in that
 directory too), password authentication over TCP as a real deployment has it, and nothing kept
 (no fsync: the tests are about our SQL, not PostgreSQL's durability).
