@@ -47,7 +47,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,12 +116,14 @@ HUB_LAUNCH = " ".join(("intercom hub", *HUB_ARGS))
 # ``intercom callflows create`` once per flow, in one interpreter: the CLI's own code path
 # without paying the interpreter's start-up for each of a dozen flows.
 FLOW_CREATOR = """
+import json
 import sys
 
 from intercom.cli import main
 
+storage = json.loads(sys.argv[1])
 for path in sys.argv[2:]:
-    if main(["--log-level", "warning", "callflows", "create", "--data-dir", sys.argv[1], "--file", path]) != 0:
+    if main(["--log-level", "warning", "callflows", "create", *storage, "--file", path]) != 0:
         sys.exit(1)
 """
 
@@ -146,15 +148,16 @@ class Settings:
 # --- processes ---------------------------------------------------------------------------------
 
 
-def create_flows(data_dir: Path, workdir: Path, flows: dict[str, str]) -> None:
-    """One call flow per caller, ``transfer`` to ``client:<callee>``, stored by ``intercom callflows create``."""
+def create_flows(data_dir: Path, workdir: Path, flows: dict[str, str], database: Sequence[str] = ()) -> None:
+    """One call flow per caller, ``transfer`` to ``client:<callee>``, stored by ``intercom callflows create``
+    (``database``: the ``--database`` flags of a PostgreSQL shared by several hubs, else SQLite in ``data_dir``)."""
     paths = []
     for flow_id, callee in flows.items():
         steps = [{"id": "ring", "action": "transfer", "options": {"destination": f"client:{callee}", "timeout": 30}}]
         path = workdir / f"flow-{flow_id}.json"
         path.write_text(json.dumps({"id": flow_id, "title": flow_id, "steps": steps}))
         paths.append(str(path))
-    argv = [sys.executable, "-c", FLOW_CREATOR, str(data_dir), *paths]
+    argv = [sys.executable, "-c", FLOW_CREATOR, json.dumps(["--data-dir", str(data_dir), *database]), *paths]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     if done.returncode != 0 or done.stdout.split() != list(flows):
         raise RuntimeError(f"intercom callflows create failed: {done.stderr.strip() or done.stdout.strip()}")

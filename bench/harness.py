@@ -192,8 +192,9 @@ def tail(path: Path, lines: int = 30) -> str:
     return "(no log)"
 
 
-def create_key(data_dir: Path) -> AccessKey:
-    """A key made the way an operator makes one: ``intercom keys create``."""
+def create_key(data_dir: Path, database: Iterable[str] = ()) -> AccessKey:
+    """A key made the way an operator makes one: ``intercom keys create``. ``database``: the
+    ``--database`` flags of a PostgreSQL shared by several hubs (else SQLite in ``data_dir``)."""
     from intercom.auth import AccessKey
 
     argv = [
@@ -204,6 +205,7 @@ def create_key(data_dir: Path) -> AccessKey:
         "create",
         "--data-dir",
         str(data_dir),
+        *database,
         "--name",
         "bench",
         "--admin",
@@ -276,6 +278,23 @@ def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """:func:`cpu_seconds` of a process and of every process below it now (Kamailio's workers,
+    PostgreSQL's backends): a child that exited meanwhile is not counted."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            text = stat.read_text()
+            children.setdefault(int(text[text.rindex(")") + 2 :].split()[1]), []).append(int(stat.parent.name))
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):  # gone meanwhile
+            total += cpu_seconds(current)
+        pending += children.get(current, [])
+    return total
 
 
 def machine_busy_seconds() -> float:

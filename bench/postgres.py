@@ -76,6 +76,10 @@ class Cluster:
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def postmaster_pid(self) -> int:
+        """The server's main process (its backends are its children): for a benchmark's CPU figures."""
+        return int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+
     def url(self, database: str) -> str:
         """Its URL, without the password (the hub refuses one there): give :attr:`password` aside."""
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
