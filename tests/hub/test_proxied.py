@@ -129,7 +129,7 @@ async def test_published_register_through_the_edge_binds_the_flow(hub: Hub, edge
 
     assert response.status_code == 200
     assert len(response.headers.get_all("Via")) == 2  # the edge's and the unit's, both kept
-    [binding] = hub.running.registrar.lookup("desk")
+    [binding] = await hub.running.registrar.find("desk")
     assert isinstance(binding.connection, EdgeFlow)
     assert binding.connection.key == (EDGE, "edge1;127.0.0.1:40000;7")
     assert binding.path == (f"<sip:{EDGE}:{edge.port};transport=tcp;lr;received=sip:127.0.0.1:40000>",)
@@ -138,9 +138,9 @@ async def test_published_register_through_the_edge_binds_the_flow(hub: Hub, edge
 async def test_a_refresh_from_the_same_flow_keeps_one_binding_a_new_flow_adds_one(hub: Hub, edge: FakeEdge) -> None:
     assert (await register(hub, edge, "edge1;a;1")).status_code == 200
     assert (await register(hub, edge, "edge1;a;1")).status_code == 200
-    assert len(hub.running.registrar.lookup("desk")) == 1
+    assert len(await hub.running.registrar.find("desk")) == 1
     assert (await register(hub, edge, "edge1;b;2")).status_code == 200
-    flows = {binding.connection.key[1] for binding in hub.running.registrar.lookup("desk")}  # type: ignore[attr-defined]
+    flows = {binding.connection.key[1] for binding in await hub.running.registrar.find("desk")}  # type: ignore[attr-defined]
     assert flows == {"edge1;a;1", "edge1;b;2"}
 
 
@@ -150,7 +150,7 @@ async def test_a_request_from_the_edge_without_a_flow_is_refused(hub: Hub, edge:
 
     assert isinstance(response, Response) and response.status_code == 400
     assert "P-Intercom-Flow" in response.reason
-    assert hub.running.registrar.lookup("desk") == []
+    assert await hub.running.registrar.find("desk") == []
 
 
 async def test_a_register_whose_path_is_not_an_edge_is_refused(hub: Hub, edge: FakeEdge) -> None:
@@ -161,7 +161,7 @@ async def test_a_register_whose_path_is_not_an_edge_is_refused(hub: Hub, edge: F
 
     assert isinstance(response, Response) and response.status_code == 400
     assert "192.0.2.1:5060 is not a SIP proxy" in response.reason
-    assert hub.running.registrar.lookup("desk") == []
+    assert await hub.running.registrar.find("desk") == []
 
 
 async def test_the_edge_probing_with_options_gets_200(hub: Hub, edge: FakeEdge) -> None:
@@ -186,7 +186,7 @@ async def test_a_flow_forged_over_a_websocket_is_not_believed(hub: Hub, raw_sip)
     response = await sip.exchange(forged)
 
     assert response.status_code == 200
-    [binding] = hub.running.registrar.lookup("desk")
+    [binding] = await hub.running.registrar.find("desk")
     assert not isinstance(binding.connection, EdgeFlow)
     assert binding.path == ()
 
@@ -331,12 +331,12 @@ async def test_the_edge_telling_a_websocket_closed_drops_its_bindings_and_ends_i
     await edge.send(flow_closed(edge, "edge1;desk;1", event="presence"))
     refused = await edge.next(Response, "NOTIFY")
     assert isinstance(refused, Response) and refused.status_code == 489  # not an event of ours
-    assert len(hub.running.registrar.lookup("desk")) == 2
+    assert len(await hub.running.registrar.find("desk")) == 2
 
     await edge.send(flow_closed(edge, "edge1;desk;1"))
     told = await edge.next(Response, "NOTIFY")
     assert isinstance(told, Response) and told.status_code == 200
-    [left] = hub.running.registrar.lookup("desk")
+    [left] = await hub.running.registrar.find("desk")
     assert left.connection.key[1] == "edge1;laptop;3"  # type: ignore[attr-defined]
 
     await edge.send(flow_closed(edge, "edge1;door;2"))  # the caller's WebSocket: its call ends
