@@ -17,10 +17,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from bench.kamailio import Edge, free_port, kamailio_program, wait_for_port
 from intercom.auth import ADMIN, AccessKey, IncomingCapability, OutgoingCapability, mint_token
 from intercom.hub.storage import Storage
 
-from ..kamailio.edge import Edge, free_port, kamailio_program, wait_for_port
 from ..units import STEP
 
 # Probing every second, one failed probe takes a hub out: a dead hub is out within ~2 s.
