@@ -214,6 +214,7 @@ class Shared:
     cluster: Cluster
     stack: contextlib.AsyncExitStack
     settings: Settings
+    edges: dict[str, Edge] = field(default_factory=dict)
 
     def database(self, name: str) -> tuple[Path, list[str]]:
         """A fresh database for one setup: its data directory, and the flags that name it."""
@@ -231,6 +232,7 @@ class Shared:
         edge = Edge(self.workdir / f"kamailio-{name}", hubs, settings, dict(EDGE_SETTINGS), config=config)
         await edge.start()
         self.stack.push_async_callback(edge.stop)
+        self.edges[name] = edge
         return edge
 
     async def embedded(self) -> Setup:
@@ -277,12 +279,21 @@ async def setups(workdir: Path, settings: Settings) -> AsyncIterator[dict[str, S
         stack.callback(cluster.stop)
         shared = Shared(workdir, tls_transport(workdir), cluster, stack, settings)
         embedded = await shared.embedded()
-        yield {
+        ready = {
             HUB: embedded,
             EDGE_1HUB: await shared.behind_edge(EDGE_1HUB, 1),
             EDGE_2HUBS: await shared.behind_edge(EDGE_2HUBS, 2),
             EDGE_ALONE: await shared.edge_alone(embedded.key),
         }
+        try:
+            yield ready
+        except Exception as exc:
+            # the clients see only connections reset: say which edge died, and how, before its log goes
+            for name, edge in shared.edges.items():
+                if edge.crashed():
+                    alert = next(line for line in edge.log().splitlines() if "exited by a signal" in line)
+                    raise RuntimeError(f"Kamailio ({name}) crashed: {alert.strip()}") from exc
+            raise
 
 
 def in_turn(names: list[str]) -> list[str]:

@@ -53,7 +53,8 @@ class Edge:
     settings as ``-A NAME=VALUE`` (free ports, the certificate, a dispatcher list naming ``hubs``,
     their ``host:port`` SIP/TCP addresses). ``settings`` are more ``-A`` defines
     (``{"PIKE_DENSITY": 20}``, ``{"WITH_WS": None}``); a string value is quoted for Kamailio here.
-    The log is ``folder/kamailio.log``.
+    The log is ``folder/kamailio.log``; a crashed Kamailio's core file lands in ``folder`` too (its
+    working directory), not in ``/``.
     """
 
     folder: Path
@@ -81,6 +82,10 @@ class Edge:
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
+
+    def crashed(self) -> bool:
+        """Whether a Kamailio process died of a signal (its main process logs it, then stops them all)."""
+        return self.log_file.exists() and "exited by a signal" in self.log()
 
     async def logged(self, text: str) -> None:
         """Until ``text`` is in the log (a worker may write its line after it answered)."""
@@ -120,7 +125,8 @@ class Edge:
         (self.folder / "dispatcher.list").write_text("".join(f"1 sip:{hub};transport=tcp\n" for hub in self.hubs))
         with self.log_file.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                program, "-DD", "-E", "-f", str(self.config), "-Y", str(self.folder / "run"), *self.defines(),
+                program, "-DD", "-E", "-f", str(self.config), "-Y", str(self.folder / "run"), "-w", str(self.folder),
+                *self.defines(),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
             )  # fmt: skip
         alive = lambda: self.process is not None and self.process.returncode is None  # noqa: E731
