@@ -87,7 +87,7 @@ from harness import (
     tree_cpu_seconds,
     wait_phase,
 )
-from kamailio import CONFIG, Edge, kamailio_program
+from kamailio import CONFIG, Edge, kamailio_program, register_answering_config
 from postgres import Cluster
 from register import LoadResult, client_token, close_all, connect_many, raise_nofile_limit, reregister_until
 
@@ -102,9 +102,6 @@ CALL_SETUPS = (HUB, EDGE_1HUB, EDGE_2HUBS)  # the edge alone answers REGISTER on
 # Debian 12's Kamailio 5.6.3 with OpenSSL 3 corrupts its shared memory and dies when many TLS
 # connections open at once over several workers (bench/README.md, "Cluster").
 EDGE_SETTINGS: dict[str, str | int | None] = {"PIKE_DENSITY": 10**9, "WORKERS": 1}
-# Where the cfg adds the Path to a unit's REGISTER and relays it: the edge alone answers instead.
-RELAY_REGISTER = '\tif (is_method("REGISTER")) {\n\t\tif (!add_path_received()) {'
-ANSWER_REGISTER = '\tif (is_method("REGISTER")) {\n\t\tsl_send_reply("200", "OK");\n\t\texit;\n\t}\n'
 
 
 @dataclass
@@ -197,16 +194,6 @@ def flows(pairs: int) -> dict[str, str]:
     return {f"door{i}": f"desk{i}" for i in range(pairs)}
 
 
-def answering_config(workdir: Path) -> Path:
-    """kamailio.cfg with REGISTER answered 200 by the edge where it would be relayed to a hub."""
-    text = CONFIG.read_text()
-    if text.count(RELAY_REGISTER) != 1:
-        raise RuntimeError(f"{CONFIG} changed: the bench cannot find where it relays a REGISTER")
-    path = workdir / "kamailio-answers-register.cfg"
-    path.write_text(text.replace(RELAY_REGISTER, ANSWER_REGISTER + RELAY_REGISTER))
-    return path
-
-
 @dataclass
 class Shared:
     """What the setups share: the run's folder, certificate, PostgreSQL and process stack."""
@@ -263,7 +250,7 @@ class Shared:
         return Setup(name, edge.wss_port, self.edge_transport, key, processes, ports)
 
     async def edge_alone(self, key: AccessKey) -> Setup:
-        edge = await self.edge(EDGE_ALONE, [], answering_config(self.workdir))
+        edge = await self.edge(EDGE_ALONE, [], register_answering_config(self.workdir))
         assert edge.process is not None
         return Setup(EDGE_ALONE, edge.wss_port, self.edge_transport, key, {"kamailio": edge.process.pid})
 
@@ -338,6 +325,7 @@ def register_figures(result: LoadResult, usage: Usage) -> dict[str, Any]:
         "completed_200": result.completed,
         "non_200": sum(count for status, count in result.statuses.items() if status != 200),
         "statuses": {str(status): count for status, count in sorted(result.statuses.items())},
+        "refusals": dict(result.refusals),
         "errors": len(result.errors),
         "first_errors": result.errors[:5],
         "register_per_s": round(result.completed / usage.elapsed, 1),

@@ -19,6 +19,9 @@ from pathlib import Path
 HOST = "127.0.0.1"
 CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "kamailio" / "kamailio.cfg"
 WAIT = 10.0  # Kamailio listens, stops, or logs a line within this, or the caller hears why not
+# Where the cfg adds the Path to a unit's REGISTER and relays it to a hub
+RELAY_REGISTER = '\tif (is_method("REGISTER")) {\n\t\tif (!add_path_received()) {'
+ANSWER_REGISTER = '\tif (is_method("REGISTER")) {\n\t\tsl_send_reply("200", "OK");\n\t\texit;\n\t}\n'
 
 
 def kamailio_program() -> str | None:
@@ -43,6 +46,18 @@ async def wait_for_port(port: int, alive: Callable[[], bool], what: str) -> None
             if not alive():
                 raise RuntimeError(f"{what} exited at start")
             await asyncio.sleep(0.02)  # polling for the port, with the deadline above
+
+
+def register_answering_config(folder: Path, config: Path = CONFIG) -> Path:
+    """``config`` changed to answer a unit's REGISTER 200 itself where it would relay it to a hub
+    (every check, pike and the flow header done before): the edge's own floor, for a benchmark.
+    Written into ``folder``; deploy/ is never changed."""
+    text = config.read_text()
+    if text.count(RELAY_REGISTER) != 1:
+        raise RuntimeError(f"{config}: no single place where a REGISTER is relayed to a hub, to answer it instead")
+    path = folder / "kamailio-answers-register.cfg"
+    path.write_text(text.replace(RELAY_REGISTER, ANSWER_REGISTER + RELAY_REGISTER))
+    return path
 
 
 @dataclass

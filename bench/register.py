@@ -389,6 +389,7 @@ async def measure_latency(
 class LoadResult:
     completed: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    refusals: Counter[str] = field(default_factory=Counter)  # each non-200's status and reason phrase
     errors: list[str] = field(default_factory=list)
 
 
@@ -401,6 +402,8 @@ async def reregister_until(client: SipClient, deadline: float, result: LoadResul
             result.errors.append(f"{type(exc).__name__}: {exc}")
             return
         result.statuses[response.status_code] += 1
+        if response.status_code != 200:
+            result.refusals[f"{response.status_code} {response.reason}"] += 1
         if response.status_code == 200:
             result.completed += 1
 
