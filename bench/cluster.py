@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/cluster.py            # full run (about 4 minutes)
-    .venv/bin/python bench/cluster.py --quick    # smoke test (under a minute)
+    .venv/bin/python bench/cluster.py            # full run (about 3 min 15 s)
+    .venv/bin/python bench/cluster.py --quick    # smoke test (about 50 s)
     .venv/bin/python bench/cluster.py --json-out result.json
 
 What it does, all on 127.0.0.1, every server a process of its own, all of them up for the whole run:
@@ -115,7 +115,7 @@ class Settings:
 
     @classmethod
     def for_mode(cls, quick: bool) -> Settings:
-        return cls(50, 3.0, 2, 5.0) if quick else cls(200, 16.0, 4, 30.0)
+        return cls(50, 2.0, 2, 3.0) if quick else cls(200, 16.0, 4, 30.0)
 
 
 # --- CPU of every process ----------------------------------------------------------------------
