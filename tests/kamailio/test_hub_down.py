@@ -1,0 +1,223 @@
+"""A hub that dies mid-call: the edge hangs up the calls it carried, a BYE to each unit, and no
+other call (deploy/kamailio/kamailio.cfg: the dialog module, event_route[dispatcher:dst-down])."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+
+from intercom.sip import Address, Dialog, Request, Response, SipUri, Via, make_response, parse_message
+
+from ..conftest import RawSip, replay
+from ..units import STEP
+from .edge import PROBING, Arrival, Edge, FakeHub, SipStream, fresh_register, hub_request, next_at_any
+
+UNIT_VIA = Via.parse("SIP/2.0/WSS setdn3a1sf12.invalid")
+UNIT_CONTACT = Address(SipUri.parse("sip:desk@lu88cps5llju.invalid;transport=ws"))
+
+
+@dataclass
+class Call:
+    """An answered, ACKed call through the edge: the unit's side of it and the hub's."""
+
+    hub: FakeHub
+    unit: RawSip
+    unit_dialog: Dialog
+    hub_dialog: Dialog
+    hub_stream: SipStream
+
+
+def fresh_invite(edge: Edge) -> Request:
+    """The published protocol's INVITE aimed at ``edge``, a call of its own (Call-ID, tag, branch)."""
+    text = replay("invite.sip", edge.host)
+    for old in ("l92lglkmprigoal4ls0r", "u6r2eb1i9l", "z9hG4bK9291998"):
+        text = text.replace(old, old[:2] + secrets.token_hex(8))
+    invite = parse_message(text)
+    assert isinstance(invite, Request)
+    return invite
+
+
+async def unit_sends(edge: Edge, unit: RawSip) -> Request:
+    invite = fresh_invite(edge)
+    await unit.send(invite)
+    return invite
+
+
+async def hub_answers(unit: RawSip, invite: Request, hub: FakeHub, arrival: Arrival) -> Call:
+    """The hub answers the unit's INVITE 200, the unit ACKs it."""
+    hub_contact = Address(SipUri.parse(f"sip:hub@{hub.address};transport=tcp"))
+    await arrival.answer(200, headers=[("Contact", str(hub_contact))], body=b"v=0\r\n")
+    answer = await unit.final_response()
+    assert (answer.status_code, answer.call_id) == (200, invite.call_id)
+    unit_dialog = Dialog.from_uac(invite, answer)
+    await unit.send(unit_dialog.create_ack(invite.cseq.number, UNIT_VIA))
+    assert (await hub.next("ACK")).request.call_id == invite.call_id
+    return Call(hub, unit, unit_dialog, Dialog.from_uas(arrival.request, "hubtag", hub_contact), arrival.stream)
+
+
+async def unit_calls(edge: Edge, unit: RawSip, hubs: list[FakeHub]) -> Call:
+    """The unit calls; whichever hub gets the INVITE answers it."""
+    invite = await unit_sends(edge, unit)
+    hub, arrival = await next_at_any(hubs, "INVITE")
+    return await hub_answers(unit, invite, hub, arrival)
+
+
+async def hub_calls(edge: Edge, hub: FakeHub, unit: RawSip, register: Request, sent_by: str | None = None) -> Call:
+    """The hub calls the unit that sent ``register`` by its Path; the unit answers, the hub ACKs."""
+    stream = await hub.connect(edge)
+    target = register.contacts[0].uri
+    invite = hub_request("INVITE", hub, target, register.headers.get_all("Path"), b"v=0\r\n", sent_by)
+    await stream.send(invite)
+    at_unit = await unit.receive()
+    assert isinstance(at_unit, Request) and (at_unit.method, at_unit.call_id) == ("INVITE", invite.call_id)
+    await unit.send(make_response(at_unit, 200, to_tag="desk", headers=[("Contact", str(UNIT_CONTACT))]))
+    answer = await stream.final_response()
+    assert answer.status_code == 200
+    hub_dialog = Dialog.from_uac(invite, answer)
+    await stream.send(hub_dialog.create_ack(invite.cseq.number, Via.parse(f"SIP/2.0/TCP {hub.address}")))
+    ack = await unit.receive()
+    assert isinstance(ack, Request) and ack.method == "ACK"
+    return Call(hub, unit, Dialog.from_uas(at_unit, "desk", UNIT_CONTACT), hub_dialog, stream)
+
+
+async def registered(edge: Edge, unit: RawSip, hubs: list[FakeHub]) -> Request:
+    """The unit's REGISTER as a hub got it (with its Path), answered."""
+    await unit.send(fresh_register(edge))
+    _, arrival = await next_at_any(hubs, "REGISTER")
+    assert (await unit.final_response()).status_code == 200
+    return arrival.request
+
+
+async def hung_up_by_the_edge(call: Call) -> None:
+    """The next message the unit gets is a BYE in the call's dialog (Call-ID, both tags, a CSeq
+    above the hub's); the unit answers it 200."""
+    bye = await call.unit.receive()
+    assert isinstance(bye, Request) and bye.method == "BYE", bye
+    assert call.unit_dialog.matches(bye), (bye.call_id, bye.from_.tag, bye.to.tag, call.unit_dialog.id)
+    call.unit_dialog.receive_request(bye)
+    await call.unit.send(make_response(bye, 200))
+
+
+async def still_up(call: Call) -> None:
+    """An in-dialog INFO of the unit's reaches the call's hub (its next request: no BYE came
+    before it) and the hub's 200 comes back (the unit's next message: no BYE either)."""
+    await call.unit.send(call.unit_dialog.create_request("INFO", UNIT_VIA, body=b"dtmf"))
+    info = await call.hub.next()
+    assert (info.request.method, info.request.call_id) == ("INFO", call.unit_dialog.call_id)
+    await info.answer(200)
+    reply = await call.unit.receive()
+    assert isinstance(reply, Response) and (reply.status_code, reply.cseq.method) == (200, "INFO"), reply
+
+
+async def no_bye_for(unit: RawSip, edge: Edge) -> None:
+    """The unit's next message is the edge's answer to its keep-alive, not a BYE."""
+    options = Request(method="OPTIONS", uri=SipUri.parse(f"sip:{edge.host}"))
+    for name, value in fresh_invite(edge).headers:
+        if name in ("Via", "From", "To", "Call-ID", "Max-Forwards"):
+            options.headers.add(name, value)
+    options.headers.add("CSeq", "1 OPTIONS")
+    reply = await unit.exchange(options)
+    assert (reply.status_code, reply.cseq.method) == (200, "OPTIONS"), reply
+
+
+def down_line(hub: FakeHub, calls: int) -> str:
+    return f"hub {hub.address} is down: the edge hangs up the {calls} calls it carried"
+
+
+async def test_a_hub_killed_mid_call_has_both_units_hung_up_and_the_other_hub_untouched(
+    start_edge, fake_hubs, open_unit
+):
+    edge = await start_edge([hub.address for hub in fake_hubs], **PROBING)
+    caller, callee, other = await open_unit(edge), await open_unit(edge), await open_unit(edge)
+    register = await registered(edge, callee, fake_hubs)
+    # round robin: two INVITEs in a row go to the two hubs
+    doomed_invite, other_invite = await unit_sends(edge, caller), await unit_sends(edge, other)
+    arrivals = {invite.call_id: None for invite in (doomed_invite, other_invite)}
+    for _ in arrivals:
+        hub, arrival = await next_at_any(fake_hubs, "INVITE")
+        arrivals[arrival.request.call_id] = (hub, arrival)
+    (doomed, doomed_arrival), (survivor, survivor_arrival) = arrivals.values()
+    assert doomed is not survivor
+    unit_call = await hub_answers(caller, doomed_invite, doomed, doomed_arrival)
+    untouched = await hub_answers(other, other_invite, survivor, survivor_arrival)
+    hub_call = await hub_calls(edge, doomed, callee, register)
+
+    await doomed.stop()  # killed: it never hangs up, nor answers a probe
+    async with asyncio.timeout(STEP):  # probing takes it out (1 s), the edge ends its calls (1 s)
+        await asyncio.gather(hung_up_by_the_edge(unit_call), hung_up_by_the_edge(hub_call))
+    await edge.logged(down_line(doomed, 2))
+    for call in (unit_call, hub_call):
+        await edge.logged(f"call {call.unit_dialog.call_id}: its hub is down, the edge hangs it up")
+
+    await still_up(untouched)
+
+
+async def test_a_call_hung_up_before_its_hub_died_gets_no_bye(start_edge, fake_hub, open_unit):
+    edge = await start_edge([fake_hub.address], **PROBING)
+    caller, callee, talking = await open_unit(edge), await open_unit(edge), await open_unit(edge)
+    # the unit hangs up its call, and the hub its own
+    ended = await unit_calls(edge, caller, [fake_hub])
+    await caller.send(ended.unit_dialog.create_request("BYE", UNIT_VIA))
+    bye = await fake_hub.next("BYE")
+    await bye.answer(200)
+    assert (await caller.final_response()).status_code == 200
+    hub_ended = await hub_calls(edge, fake_hub, callee, await registered(edge, callee, [fake_hub]))
+    await hub_ended.hub_stream.send(
+        hub_ended.hub_dialog.create_request("BYE", Via.parse(f"SIP/2.0/TCP {fake_hub.address}"))
+    )
+    bye_at_unit = await callee.receive()
+    assert isinstance(bye_at_unit, Request) and bye_at_unit.method == "BYE"
+    await callee.send(make_response(bye_at_unit, 200))
+    assert (await hub_ended.hub_stream.final_response()).status_code == 200
+    live = await unit_calls(edge, talking, [fake_hub])
+
+    await fake_hub.stop()
+    async with asyncio.timeout(STEP):
+        await hung_up_by_the_edge(live)
+    await edge.logged(down_line(fake_hub, 1))
+    await no_bye_for(caller, edge)
+    await no_bye_for(callee, edge)
+
+
+async def test_a_call_that_failed_over_belongs_to_the_hub_that_took_it(start_edge, fake_hubs, open_unit):
+    edge = await start_edge([hub.address for hub in fake_hubs], **PROBING)
+    unit = await open_unit(edge)
+    invite = await unit_sends(edge, unit)
+    silent, _ = await next_at_any(fake_hubs, "INVITE")  # not answered in HUB_TIMEOUT: the next hub
+    taker, arrival = await next_at_any(fake_hubs, "INVITE")
+    assert taker is not silent
+    # the silent hub is taken out there and then, the call (still ringing) no longer its
+    await edge.logged(down_line(silent, 0))
+    call = await hub_answers(unit, invite, taker, arrival)
+
+    await taker.stop()
+    async with asyncio.timeout(STEP):
+        await hung_up_by_the_edge(call)
+    await edge.logged(down_line(taker, 1))
+
+
+async def test_a_call_longer_than_call_lifetime_is_hung_up_on_both_sides(start_edge, fake_hub, open_unit):
+    edge = await start_edge([fake_hub.address], CALL_LIFETIME=2)
+    call = await unit_calls(edge, await open_unit(edge), [fake_hub])
+    async with asyncio.timeout(STEP):
+        await hung_up_by_the_edge(call)
+        bye = await fake_hub.next("BYE")
+    assert call.hub_dialog.matches(bye.request)
+    await bye.answer(200)
+    await edge.logged(f"call {call.unit_dialog.call_id} lasted CALL_LIFETIME=2 s: the edge hangs it up")
+
+
+async def test_a_hub_call_whose_via_names_no_listed_hub_goes_through_untracked(start_edge, fake_hub, open_unit):
+    edge = await start_edge([fake_hub.address], **PROBING)
+    unit = await open_unit(edge)
+    register = await registered(edge, unit, [fake_hub])
+    stranger = f"{fake_hub.address.rpartition(':')[0]}:{fake_hub.port + 1}"
+    call = await hub_calls(edge, fake_hub, unit, register, sent_by=stranger)
+    await edge.logged(
+        f"its Via names no hub of DISPATCHER_LIST, the edge will not end its call {call.unit_dialog.call_id}"
+    )
+
+    await fake_hub.stop()
+    await edge.logged(down_line(fake_hub, 0))
+    await no_bye_for(unit, edge)
