@@ -93,7 +93,10 @@ def stored(
     config = HubConfig(data_dir=data_dir or args.data_dir, **database_fields(args))
 
     async def run() -> Result:
-        storage = await open_storage(config, check_after_crash=False)
+        try:
+            storage = await open_storage(config, check_after_crash=False)
+        except OSError as exc:  # a data directory this user may not make or use
+            raise UsageError(f"--data-dir {config.data_dir}: cannot use it ({exc.strerror or exc})") from None
         try:
             return await work(storage)
         finally:

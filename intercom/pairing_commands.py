@@ -69,7 +69,9 @@ def _add(args: argparse.Namespace) -> None:
         print(out.getvalue(), end="")
     if (fingerprint := authority_fingerprint(data_dir, cert_file)) is not None:
         print(f"Hub CA fingerprint (compare on the phone before trusting it): {fingerprint}")
-    print(f"(phone {invitation.phone.id}; `intercom web revoke {invitation.phone.identity}` ends it)", file=sys.stderr)
+    where = f" --database {args.database}" if args.database else ""  # the URL holds no password: refused
+    revoke = f"intercom web revoke {invitation.phone.identity}{where}"
+    print(f"(phone {invitation.phone.id}; `{revoke}` ends it)", file=sys.stderr)
 
 
 def _hub_of(args: argparse.Namespace) -> tuple[Path, str, Path | None]:

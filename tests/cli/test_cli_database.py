@@ -84,6 +84,7 @@ async def test_a_phone_paired_with_web_add_is_seen_by_a_hub_on_the_same_database
     assert code == 0, err
     (link,) = re.findall(r"https://\S+", out)
     assert link.startswith(f"{ORIGIN}/desk/pair#code=")
+    assert f"`intercom web revoke anna_phone --database {url}` ends it" in err
     config = HubConfig(
         data_dir=tmp_path / "hub", host="127.0.0.1", port=0, media=HUB_LOOPBACK, hub_id="hub-1",
         database=url, database_password=postgres.password,
@@ -200,3 +201,12 @@ def test_bad_database_flags_are_one_line_before_anything_connects(tmp_path, caps
     code, out, err = run(capsys, *args, "--data-dir", str(tmp_path))
     assert code == 2 and out == "" and message in err and err.count("\n") == 1
     assert "hunter2-secret" not in err and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_data_directory_that_cannot_be_made_is_one_line(postgres, tmp_path, capsys, backend):
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    flags = database_flags(postgres, tmp_path)[1][:4] if backend == "postgresql" else []
+    code, out, err = run(capsys, "keys", "list", *flags, "--data-dir", str(not_a_folder))
+    assert (code, out) == (2, "") and f"--data-dir {not_a_folder}: cannot use it" in err and err.count("\n") == 1
