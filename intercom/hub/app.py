@@ -31,6 +31,7 @@ from .mqtt.bridge import MqttBridge
 from .mqtt.events import MqttEvents
 from .registrar import Registrar
 from .retention import Retention
+from .shared_location import SharedLocation
 from .sip_service import EdgeEndpoint, SipService
 from .storage import Storage
 from .webhooks import WebhookDispatcher
@@ -73,6 +74,8 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     proxied = config.sip_proxy_listener()
     # the hub's own connections to a proxy get as long to open as a unit's to finish its handshake
     edge = EdgeEndpoint(sip, proxied[2], config.handshake_timeout) if proxied is not None else None
+    if edge is not None:
+        registrar.share(SharedLocation(storage, edge.flows, registrar.group_of))
     retention = Retention(storage, calls.call_log, config.storage_limits)
 
     @contextlib.asynccontextmanager
@@ -179,7 +182,7 @@ async def _sweep(registrar: Registrar, calls: CallService, storage: Storage, hea
                 await _end_revoked(registrar, calls, storage)
             if loop.time() - expired_at >= EXPIRY_SWEEP_SECONDS:
                 expired_at = loop.time()
-                registrar.expire()
+                await registrar.sweep()
                 await _close_stopped_hubs(calls, storage, heartbeat_seconds)
             if calls.calls and loop.time() - alive_at >= heartbeat_seconds:
                 alive_at = loop.time()
@@ -200,11 +203,11 @@ async def _close_stopped_hubs(calls: CallService, storage: Storage, heartbeat_se
 
 
 async def _end_revoked(registrar: Registrar, calls: CallService, storage: Storage) -> None:
-    in_use = registrar.key_ids() | calls.key_ids()
+    in_use = await registrar.keys_in_use() | calls.key_ids()
     revoked = {key_id for key_id in in_use if (key := storage.get_key(key_id)) is None or key.revoked}
     if not revoked:
         return
-    dropped = registrar.drop_keys(revoked)
+    dropped = await registrar.drop_revoked(revoked)
     log.warning("access key(s) %s revoked: %d binding(s) dropped", ", ".join(sorted(revoked)), len(dropped))
     await calls.keys_revoked(revoked)
     # A revoked phone's page is disconnected too: it asks for a token to reconnect, and gets a 401.

@@ -242,7 +242,7 @@ class CallService:
     async def _door_event(self, connection: SipConnection, request: Request) -> tuple[int, str | None]:
         """Log a door's event and tell the webhooks; the door is who registered on this connection,
         whatever the body says."""
-        door = self.registrar.identity_on(connection)
+        door = await self.registrar.identity_of(connection)
         if door is None:
             return 403, "Forbidden (register first)"
         try:

@@ -364,7 +364,7 @@ class HubCall:
         bindings = [
             binding
             for identity in identities
-            for binding in self.registrar.lookup(identity)
+            for binding in await self.registrar.find(identity)
             if binding.grant.incoming is not None and not binding.connection.closed  # type: ignore[attr-defined]
         ]
         if not bindings:

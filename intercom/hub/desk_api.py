@@ -128,7 +128,7 @@ async def doors(request: Request, phone: PairedPhone) -> dict[str, Any]:
     """Each door the hub knows of, and whether it is registered now."""
     config: HubConfig = request.app.state.config
     registrar = request.app.state.registrar
-    return {"doors": [{"identity": door, "online": bool(registrar.lookup(door))} for door in config.doors]}
+    return {"doors": [{"identity": door, "online": bool(await registrar.find(door))} for door in config.doors]}
 
 
 @router.get("/calls")

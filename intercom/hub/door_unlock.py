@@ -12,10 +12,11 @@ import asyncio
 import logging
 
 from ..sip import Request
-from ..sip.address import SipUri
 from ..sip.door import ASSERTED_SOURCE, UNLOCK_CONTENT_TYPE
 from ..sip.ids import new_call_id, new_tag
 from ..transport import ConnectionClosed, SipConnection
+from .bindings import Binding
+from .edge_flows import EdgeFlow, hub_address
 from .legs import HubAddress
 from .registrar import Registrar
 
@@ -26,17 +27,18 @@ async def ask_door_to_open(registrar: Registrar, hub: HubAddress, door: str, sou
     """Send ``door`` the unlock request for ``source`` on each of its registrations; the best SIP
     status it answered (200: it took the request; the audit says whether it opened), 404 when the
     door is not registered, 408 when no answer came within ``timeout`` seconds."""
-    bindings = registrar.lookup(door)
+    bindings = await registrar.find(door)
     if not bindings:
         log.info("door %s: unlock request for %s: the door is not registered", door, source)
         return 404
     statuses = []
     for binding in bindings:
         connection = binding.connection
-        assert isinstance(connection, SipConnection)
+        assert isinstance(connection, (SipConnection, EdgeFlow))
+        request = _unlock_request(hub_address(connection, hub), door, binding, source)
         try:
             async with asyncio.timeout(timeout):
-                response = await connection.request(_unlock_request(hub, door, binding.contact.uri, source))
+                response = await connection.request(request)
             statuses.append(response.status_code)
         except (TimeoutError, ConnectionClosed) as exc:
             log.info("door %s: unlock request for %s not answered: %r", door, source, exc)
@@ -46,9 +48,10 @@ async def ask_door_to_open(registrar: Registrar, hub: HubAddress, door: str, sou
     return status
 
 
-def _unlock_request(hub: HubAddress, door: str, contact: SipUri, source: str) -> Request:
-    request = Request(method="MESSAGE", uri=contact)
+def _unlock_request(hub: HubAddress, door: str, binding: Binding, source: str) -> Request:
+    request = Request(method="MESSAGE", uri=binding.contact.uri)
     for name, value in (
+        *(("Route", hop) for hop in binding.path),  # behind a SIP proxy: its Path
         ("Via", str(hub.via())),
         ("Max-Forwards", "70"),
         ("From", f"<sip:hub@{hub.host}>;tag={new_tag()}"),

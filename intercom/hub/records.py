@@ -126,16 +126,22 @@ class UnlockEvent(_Row):
 
 @dataclass(frozen=True)
 class Registration:
-    """A binding of the location a hub keeps behind a SIP proxy (table ``registrations``): who
-    registered, at which contact, through which proxy (``path``: the Path header the proxy added)
-    and flow (``P-Intercom-Flow``), until when, on which key, and which hub took it."""
+    """A binding of a unit behind a SIP proxy, in the location the hubs share (table
+    ``registrations``, intercom.hub.shared_location): the unit's flow (the proxy's address and
+    ``P-Intercom-Flow``), the Contact (``uri``, what tells it from the flow's other bindings, and
+    as registered), the proxy's Path (its values one per line), who registered with which key
+    (the key's group, and whether the token may receive calls), until when, and which hub took it."""
 
-    identity: str
+    edge: str
+    flow: str
+    uri: str
     contact: str
-    path: str | None
-    flow: str | None
-    expires_at: float
+    path: str
+    identity: str | None
+    key_group: str | None
     access_key_id: str
+    incoming: bool
+    expires_at: float
     user_agent: str | None
     hub: str
 

@@ -32,6 +32,7 @@ from ..sip import Address, ParseError, Request, Response, SipUri, make_response
 from .bindings import Binding, BindingStore, MemoryBindings
 from .callflows import GROUP_PREFIX
 from .config import HubConfig
+from .shared_location import SharedLocation
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,16 @@ class Registrar:
         self._zone_body = json.dumps({"zone": config.zone}).encode()  # the answer's body without TURN
         self._presence_listeners: list[PresenceListener] = []
         self._reachable_before: dict[str, bool] = {}  # identities whose first or last binding changed
+        self.shared: SharedLocation | None = None
+
+    def share(self, shared: SharedLocation) -> None:
+        """Behind SIP proxies with other hubs: the bindings of the units behind them are the
+        database's (:mod:`intercom.hub.shared_location`), read and written through the coroutines
+        below; a unit's own WebSocket's stay here. Presence listeners hear of these only."""
+        self.shared = shared
+
+    def shares(self, connection: object) -> bool:
+        return self.shared is not None and self.shared.covers(connection)
 
     def on_presence(self, listener: PresenceListener) -> None:
         """Call ``listener(identity, reachable)`` whenever an identity gains its first binding or
@@ -82,19 +93,44 @@ class Registrar:
         """Answer one REGISTER that arrived on ``connection`` (behind a SIP proxy: its flow, with
         the ``path`` the proxy added, which the bindings keep)."""
         with self._telling_presence():
-            return self._handle_register(connection, request, path)
+            return self._handle_register(self._bindings, connection, request, path)
 
-    def _handle_register(self, connection: object, request: Request, path: tuple[str, ...]) -> Response:
+    async def register(self, connection: object, request: Request, path: tuple[str, ...] = ()) -> Response:
+        """:meth:`handle_register`, for a connection whose bindings may be shared: on a scratch
+        copy of its flow's rows, decided as for any connection, then stored as the flow's rows
+        unless the identity would hold more than its limit on all flows together."""
+        if self.shared is None or not self.shared.covers(connection):
+            return self.handle_register(connection, request, path)
+        scratch = MemoryBindings()
+        for binding in await self.shared.of_flow(connection, self._clock()):  # type: ignore[arg-type]
+            scratch.add(binding)
+        response = self._handle_register(scratch, connection, request, path)
+        if response.status_code != 200:
+            return response
+        bindings = list(scratch.of(connection).values())
+        identity = next((binding.identity for binding in bindings if binding.identity is not None), None)
+        if identity is not None:
+            elsewhere = [b for b in await self.shared.lookup(identity, self._clock()) if b.connection is not connection]
+            if len(elsewhere) + len(bindings) > MAX_CONTACTS_PER_IDENTITY:
+                log.info("REGISTER refused (403): %s", _identity_limit(identity))
+                return make_response(request, 403, _identity_limit(identity))
+        await self.shared.save(connection, bindings)  # type: ignore[arg-type]
+        return response
+
+    def _handle_register(
+        self, store: BindingStore, connection: object, request: Request, path: tuple[str, ...]
+    ) -> Response:
         now = self._clock()
         try:
             expiries = self._requested_expiries(request)
         except (ParseError, ValueError) as exc:
             return make_response(request, 400, f"Bad Request ({exc})")
         if request.headers.get("Contact", "").strip() == "*":
-            self.remove_connection(connection)
-            return self._ok(request, connection, None)
+            for key in list(store.of(connection)):
+                self._remove(store, connection, key)
+            return self._ok(store, request, connection, None)
         if not expiries:  # a query: report the connection's bindings
-            return self._ok(request, connection, None)
+            return self._ok(store, request, connection, None)
         adding = [(contact, expires) for contact, expires in expiries if expires > 0]
         grant = None
         lifetime = 0.0
@@ -113,29 +149,31 @@ class Registrar:
             lifetime = grant.expires_at - now  # a binding ends with its token
             if lifetime <= 0:
                 return make_response(request, 403, "Invalid token: expired")
-            if refusal := self._over_limit(connection, grant.identity, expiries):
+            if refusal := self._over_limit(store, connection, grant.identity, expiries):
                 log.info("REGISTER refused (403): %s", refusal)
                 return make_response(request, 403, refusal)
         user_agent = request.headers.get("User-Agent")
         for contact, expires in expiries:
             key = str(contact.uri)
             if expires == 0:
-                self._remove(connection, key)
+                self._remove(store, connection, key)
                 continue
             assert grant is not None
             expires_at = now + min(expires, self.config.max_expires, lifetime)
-            binding = self._bindings.of(connection).get(key)
+            binding = store.of(connection).get(key)
             if binding is not None and binding.identity == grant.identity and binding.contact == contact:
-                self._bindings.refresh(binding, expires_at, grant, path)
+                store.refresh(binding, expires_at, grant, path)
             else:
-                self._remove(connection, key)
-                self._add(Binding(grant.identity, contact, connection, expires_at, grant, user_agent, path))
-        return self._ok(request, connection, grant)
+                self._remove(store, connection, key)
+                self._add(store, Binding(grant.identity, contact, connection, expires_at, grant, user_agent, path))
+        return self._ok(store, request, connection, grant)
 
-    def _over_limit(self, connection: object, identity: str | None, expiries: list[tuple[Address, int]]) -> str | None:
+    def _over_limit(
+        self, store: BindingStore, connection: object, identity: str | None, expiries: list[tuple[Address, int]]
+    ) -> str | None:
         """Why this REGISTER would leave more bindings than a connection or an identity may hold, if it would."""
-        bindings = self._bindings.of(connection)
-        per_identity = self._bindings.count(identity) if identity is not None else 0
+        bindings = store.of(connection)
+        per_identity = store.count(identity) if identity is not None else 0
         if max(len(bindings), per_identity) + len(expiries) <= min(
             MAX_CONTACTS_PER_CONNECTION, MAX_CONTACTS_PER_IDENTITY
         ):
@@ -149,19 +187,20 @@ class Registrar:
             return None
         here_now = sum(binding.identity == identity for binding in bindings.values())
         here_after = len(added) + sum(binding.identity == identity for binding in kept.values())
-        if self._bindings.count(identity) - here_now + here_after > MAX_CONTACTS_PER_IDENTITY:
-            return f"Forbidden (at most {MAX_CONTACTS_PER_IDENTITY} contacts for identity {identity})"
+        if store.count(identity) - here_now + here_after > MAX_CONTACTS_PER_IDENTITY:
+            return _identity_limit(identity)
         return None
 
-    def _add(self, binding: Binding) -> None:
-        self._bindings.add(binding)
-        if binding.identity is not None and self._bindings.count(binding.identity) == 1:
+    def _add(self, store: BindingStore, binding: Binding) -> None:
+        store.add(binding)
+        if store is self._bindings and binding.identity is not None and store.count(binding.identity) == 1:
             self._reachable_before.setdefault(binding.identity, False)
 
-    def _remove(self, connection: object, key: str) -> Binding | None:
-        binding = self._bindings.remove(connection, key)
-        if binding is not None and binding.identity is not None and not self._bindings.count(binding.identity):
-            self._reachable_before.setdefault(binding.identity, True)
+    def _remove(self, store: BindingStore, connection: object, key: str) -> Binding | None:
+        binding = store.remove(connection, key)
+        identity = binding.identity if binding is not None else None
+        if store is self._bindings and identity is not None and not store.count(identity):
+            self._reachable_before.setdefault(identity, True)
         return binding
 
     def _requested_expiries(self, request: Request) -> list[tuple[Address, int]]:
@@ -180,11 +219,11 @@ class Registrar:
             result.append((contact, expires))
         return result
 
-    def _ok(self, request: Request, connection: object, grant: Grant | None) -> Response:
+    def _ok(self, store: BindingStore, request: Request, connection: object, grant: Grant | None) -> Response:
         now = self._clock()
         headers = [
             ("Contact", f"{binding.contact_text};expires={max(0, round(binding.expires_at - now))}")
-            for binding in self._bindings.of(connection).values()
+            for binding in store.of(connection).values()
         ]
         headers.append(("Content-Type", "application/json"))
         return make_response(request, 200, headers=headers, body=self._body(grant, now))
@@ -205,8 +244,15 @@ class Registrar:
         with self._telling_presence():
             keys = list(self._bindings.of(connection))
             for key in keys:
-                self._remove(connection, key)
+                self._remove(self._bindings, connection, key)
         return len(keys)
+
+    async def forget(self, connection: object) -> int:
+        """:meth:`remove_connection`, and for a shared one its rows too."""
+        removed = self.remove_connection(connection)
+        if self.shared is not None and self.shared.covers(connection):
+            removed = await self.shared.forget(connection)  # type: ignore[arg-type]
+        return removed
 
     def holds(self, connection: object) -> bool:
         """Whether ``connection`` has bindings: a REGISTER with a valid token came over it."""
@@ -218,9 +264,28 @@ class Registrar:
         bindings = self._bindings.of(connection).values()
         return next((b.identity for b in bindings if b.identity is not None and b.expires_at > now), None)
 
+    async def identity_of(self, connection: object) -> str | None:
+        """:meth:`identity_on`, for a connection whose bindings may be shared."""
+        if self.shared is not None and self.shared.covers(connection):
+            return await self.shared.identity_on(connection, self._clock())  # type: ignore[arg-type]
+        return self.identity_on(connection)
+
     def identities(self) -> list[str]:
         """The identities that have bindings."""
         return self._bindings.identities()
+
+    async def find(self, identity: str) -> list[Binding]:
+        """:meth:`lookup`, with the bindings the hubs share: a call's way to its callees."""
+        found = self.lookup(identity)
+        if self.shared is None:
+            return found
+        now = self._clock()
+        found = [binding for binding in found if not self.shared.covers(binding.connection)]  # the rows say
+        if identity.startswith(GROUP_PREFIX):
+            group = identity.removeprefix(GROUP_PREFIX)
+            rows = await self.shared.lookup_group(group, now)
+            return found + [binding for binding in rows if self.group_of(binding.grant.access_key_id) == group]
+        return found + await self.shared.lookup(identity, now)
 
     def lookup(self, identity: str) -> list[Binding]:
         """The live bindings of an identity, across all connections; of every member of a group
@@ -244,6 +309,23 @@ class Registrar:
         now = self._clock()
         return len(self._drop_where(lambda binding: binding.expires_at <= now))
 
+    async def sweep(self) -> int:
+        """:meth:`expire`, and the shared rows that expired (any hub may remove them)."""
+        removed = self.expire()
+        if self.shared is not None:
+            removed += await self.shared.expire(self._clock())
+        return removed
+
+    async def drop_revoked(self, key_ids: set[str]) -> list[Binding]:
+        """:meth:`drop_keys`, and the shared rows of those keys."""
+        if self.shared is not None:
+            await self.shared.drop_keys(key_ids)
+        return self.drop_keys(key_ids)
+
+    async def keys_in_use(self) -> set[str]:
+        """:meth:`key_ids`, with the keys of the shared rows."""
+        return self.key_ids() | (await self.shared.key_ids() if self.shared is not None else set())
+
     def drop_keys(self, key_ids: set[str]) -> list[Binding]:
         """Remove the bindings made with tokens of these (revoked) keys; returns them."""
         return self._drop_where(lambda binding: binding.grant.access_key_id in key_ids)
@@ -257,10 +339,14 @@ class Registrar:
         with self._telling_presence():
             for binding in list(self._bindings.all()):
                 if condition(binding):
-                    self._remove(binding.connection, binding.key)
+                    self._remove(self._bindings, binding.connection, binding.key)
                     dropped.append(binding)
         return dropped
 
     @property
     def binding_count(self) -> int:
         return len(self._bindings)
+
+
+def _identity_limit(identity: str) -> str:
+    return f"Forbidden (at most {MAX_CONTACTS_PER_IDENTITY} contacts for identity {identity})"

@@ -105,9 +105,17 @@ class SipService:
             timer.cancel()
         removed = self.registrar.remove_connection(connection)
         log.debug("%s closed, %d binding(s) removed", connection.name, removed)
-        task = asyncio.get_running_loop().create_task(self.calls.connection_lost(connection))
+        task = asyncio.get_running_loop().create_task(self._clean_up(connection))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
+
+    async def _clean_up(self, connection: SipConnection | EdgeFlow) -> None:
+        if self.registrar.shares(connection):
+            try:
+                await self.registrar.forget(connection)
+            except Exception:  # the rows expire anyway; the calls must still end
+                log.exception("%s: its shared bindings were not removed", connection.name)
+        await self.calls.connection_lost(connection)
 
     def handle(self, connection: SipConnection | EdgeFlow, event: Event) -> Awaitable[None] | None:
         """Route one event of ``connection`` (a unit's WebSocket, or its flow behind a SIP proxy)."""
@@ -123,8 +131,9 @@ class SipService:
         method = request.method
         in_dialog = request.to.tag is not None
         if method == "REGISTER":
-            path = tuple(request.headers.get_all("Path")) if isinstance(connection, EdgeFlow) else ()
-            connection.send_response(transaction, self.registrar.handle_register(connection, request, path))
+            if self.registrar.shares(connection):
+                return self._register_shared(connection, transaction, request)
+            connection.send_response(transaction, self.registrar.handle_register(connection, request))
             if self.registrar.holds(connection) and (timer := self._unregistered.pop(connection, None)):
                 timer.cancel()
                 self.gate.vouch(_peer(connection))
@@ -142,6 +151,19 @@ class SipService:
         else:
             connection.send_response(transaction, make_response(request, 405, headers=[_ALLOW]))
         return None
+
+    async def _register_shared(
+        self, connection: SipConnection | EdgeFlow, transaction: ServerTransaction, request: Request
+    ) -> None:
+        """A REGISTER of a unit behind a SIP proxy, whose bindings are in the database the hubs
+        share: a database that fails answers 500 (the unit tries again; the proxy, another hub)."""
+        path = tuple(request.headers.get_all("Path"))
+        try:
+            response = await self.registrar.register(connection, request, path)
+        except Exception as exc:
+            log.warning("%s: REGISTER not stored: %s", connection.name, exc)
+            response = make_response(request, 500, "Server Internal Error (the location's database)")
+        connection.send_response(transaction, response)
 
 
 _ALLOW = ("Allow", ",".join(ALLOWED_METHODS))

@@ -60,7 +60,9 @@ _TABLES: dict[type[BaseModel], tuple[str, str | None]] = {
     WebhookDelivery: ("webhook_deliveries", "webhook_id"),
     UnlockEvent: ("unlock_events", "door"),
 }
-_REGISTRATION_COLUMNS = "identity, contact, path, flow, expires_at, access_key_id, user_agent, hub"
+_REGISTRATION_COLUMNS = (
+    "edge, flow, uri, contact, path, identity, key_group, access_key_id, incoming, expires_at, user_agent, hub"
+)
 
 
 class Storage:
@@ -245,11 +247,13 @@ class Storage:
 
     async def stopped_hubs(self, alive_before: float) -> list[str]:
         """The other hubs on this database that left calls open and have not noted they were alive
-        since ``alive_before``: a hub writes its heartbeat while it carries calls, so these stopped."""
+        since ``alive_before``: a hub writes its heartbeat while it carries calls, so these stopped.
+        A hub that died before its first heartbeat counts once its open call is that old."""
         rows = await self.rows(
-            "SELECT hub FROM heartbeats WHERE alive_at < ? AND hub <> ? AND EXISTS "
-            f"(SELECT 1 FROM calls WHERE calls.hub = heartbeats.hub AND {self._status_not_in(('ended',))})",
-            (alive_before, self.hub_id),
+            "SELECT DISTINCT calls.hub FROM calls LEFT JOIN heartbeats ON heartbeats.hub = calls.hub "
+            f"WHERE calls.hub <> ? AND {self._status_not_in(('ended',))} AND calls.created_at < ? "
+            "AND coalesce(heartbeats.alive_at, 0) < ? ORDER BY calls.hub",
+            (self.hub_id, alive_before, alive_before),
         )
         return [hub for (hub,) in rows]
 
@@ -538,31 +542,54 @@ class Storage:
 
     # -- the location behind a SIP proxy (intercom.hub.registrar, proxied) -------------------------
 
-    async def put_registration(self, registration: Registration) -> None:
-        """Add a binding, or refresh the one of the same identity and contact."""
-        await self.run(
-            f"INSERT INTO registrations ({_REGISTRATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (identity, contact) DO UPDATE SET path = excluded.path, flow = excluded.flow, "
-            "expires_at = excluded.expires_at, access_key_id = excluded.access_key_id, "
-            "user_agent = excluded.user_agent, hub = excluded.hub",
-            astuple(registration),
-        )
+    async def flow_registrations(self, edge: str, flow: str, now: float) -> list[Registration]:
+        """The live bindings of one unit's flow."""
+        return await self._registrations("edge = ? AND flow = ?", (edge, flow), now)
 
-    async def registrations(self, identity: str, now: float | None = None) -> list[Registration]:
-        """The bindings of ``identity`` that have not expired, oldest first."""
+    async def registrations(self, identity: str, now: float) -> list[Registration]:
+        """The live bindings of ``identity``, on every flow."""
+        return await self._registrations("identity = ?", (identity,), now)
+
+    async def group_registrations(self, group: str, now: float) -> list[Registration]:
+        """The live bindings made with keys of ``group`` (the paired phones)."""
+        return await self._registrations("key_group = ?", (group,), now)
+
+    async def _registrations(self, where: str, args: tuple[object, ...], now: float) -> list[Registration]:
         rows = await self.rows(
-            f"SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE identity = ? AND expires_at > ? "
-            "ORDER BY expires_at, contact",
-            (identity, time.time() if now is None else now),
+            f"SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE {where} AND expires_at > ? "
+            "ORDER BY expires_at, uri",
+            (*args, now),
         )
-        return [Registration(*row) for row in rows]
+        return [Registration(*row[:8], bool(row[8]), *row[9:]) for row in rows]
 
-    async def delete_registration(self, identity: str, contact: str) -> bool:
-        return await self.run("DELETE FROM registrations WHERE identity = ? AND contact = ?", (identity, contact)) == 1
+    async def save_flow_registrations(self, edge: str, flow: str, registrations: list[Registration]) -> None:
+        """The bindings of one flow are now these (a REGISTER's outcome), all or none of them."""
+        async with self.transaction():
+            await self.run("DELETE FROM registrations WHERE edge = ? AND flow = ?", (edge, flow))
+            for registration in registrations:
+                await self.run(
+                    f"INSERT INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+                    astuple(registration),
+                )
 
-    async def delete_expired_registrations(self, now: float | None = None) -> int:
+    async def delete_flow_registrations(self, edge: str, flow: str) -> int:
+        """Forget a flow's bindings (its WebSocket closed); how many there were."""
+        return await self.run("DELETE FROM registrations WHERE edge = ? AND flow = ?", (edge, flow))
+
+    async def registration_key_ids(self) -> set[str]:
+        """The keys whose tokens made the bindings there are."""
+        return {key_id for (key_id,) in await self.rows("SELECT DISTINCT access_key_id FROM registrations")}
+
+    async def delete_key_registrations(self, key_ids: set[str]) -> int:
+        """Forget the bindings made with these (revoked) keys; how many there were."""
+        if not key_ids:
+            return 0
+        marks = ", ".join("?" * len(key_ids))
+        return await self.run(f"DELETE FROM registrations WHERE access_key_id IN ({marks})", sorted(key_ids))
+
+    async def delete_expired_registrations(self, now: float) -> int:
         """Remove the bindings that expired; how many."""
-        return await self.run("DELETE FROM registrations WHERE expires_at <= ?", (time.time() if now is None else now,))
+        return await self.run("DELETE FROM registrations WHERE expires_at <= ?", (now,))
 
 
 def blocking(call: Coroutine[Any, Any, Result]) -> Result:

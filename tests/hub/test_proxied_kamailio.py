@@ -58,7 +58,7 @@ async def test_door_calls_desk_through_the_edge_with_audio_both_ways(
         units.append(desk)
         door = await connect_unit(behind, "door", DOOR_HZ, outgoing="door", incoming=False)  # type: ignore[arg-type]
         units.append(door)
-        [binding] = hub.running.registrar.lookup("desk")
+        [binding] = await hub.running.registrar.find("desk")
         assert isinstance(binding.connection, EdgeFlow) and binding.path
 
         call = door.start_call()
@@ -92,7 +92,7 @@ async def test_the_published_register_through_the_edge(hub: Hub, edge: Edge, tls
         response = await RawSip(websocket).exchange(replay("register-first.sip", edge.host, hub.token("desk")))
         assert isinstance(response, Response) and response.status_code == 200, response
         assert response.headers.get("Content-Type") == "application/json"
-        [binding] = hub.running.registrar.lookup("desk")
+        [binding] = await hub.running.registrar.find("desk")
         assert isinstance(binding.connection, EdgeFlow)
         assert binding.connection.key[1].startswith("edge1;127.0.0.1:")
     finally:
@@ -108,7 +108,7 @@ async def test_a_units_websocket_closing_at_the_edge_drops_its_binding_at_the_hu
         websocket = await connect(edge.url, subprotocols=["sip"], ssl=trust)  # type: ignore[list-item]
         response = await RawSip(websocket).exchange(replay("register-first.sip", edge.host, hub.token("desk")))
         assert isinstance(response, Response) and response.status_code == 200, response
-        assert hub.running.registrar.lookup("desk")
+        assert await hub.running.registrar.find("desk")
         await websocket.close()  # no un-REGISTER: the socket just goes, as when a unit loses power
-        while hub.running.registrar.lookup("desk"):  # the edge tells the hub (NOTIFY, ~1 s later)
+        while await hub.running.registrar.find("desk"):  # the edge tells the hub (NOTIFY, ~1 s later)
             await asyncio.sleep(0.02)  # polling the hub's bindings, with the deadline above

@@ -61,14 +61,21 @@ CREATE TABLE phones (
 );
 CREATE INDEX phones_by_identity ON phones (identity);
 CREATE TABLE registrations (
-    identity TEXT NOT NULL,
+    edge TEXT NOT NULL,
+    flow TEXT NOT NULL,
+    uri TEXT NOT NULL,
     contact TEXT NOT NULL,
-    path TEXT,
-    flow TEXT,
-    expires_at DOUBLE PRECISION NOT NULL,
+    path TEXT NOT NULL,
+    identity TEXT,
+    key_group TEXT,
     access_key_id TEXT NOT NULL,
+    incoming BOOLEAN NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
     user_agent TEXT,
     hub TEXT NOT NULL,
-    PRIMARY KEY (identity, contact)
+    PRIMARY KEY (edge, flow, uri)
 );
+CREATE INDEX registrations_by_identity ON registrations (identity);
+CREATE INDEX registrations_by_group ON registrations (key_group);
+CREATE INDEX registrations_by_key ON registrations (access_key_id);
 CREATE INDEX registrations_by_expiry ON registrations (expires_at);

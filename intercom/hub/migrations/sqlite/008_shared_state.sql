@@ -19,14 +19,21 @@ CREATE TABLE unlock_events (
 CREATE INDEX unlock_events_by_time ON unlock_events (created_at);
 -- The location behind a SIP proxy (the proxied registrar): one row per identity and contact.
 CREATE TABLE registrations (
-    identity TEXT NOT NULL,
+    edge TEXT NOT NULL,
+    flow TEXT NOT NULL,
+    uri TEXT NOT NULL,
     contact TEXT NOT NULL,
-    path TEXT,
-    flow TEXT,
-    expires_at REAL NOT NULL,
+    path TEXT NOT NULL,
+    identity TEXT,
+    key_group TEXT,
     access_key_id TEXT NOT NULL,
+    incoming INTEGER NOT NULL,
+    expires_at REAL NOT NULL,
     user_agent TEXT,
     hub TEXT NOT NULL,
-    PRIMARY KEY (identity, contact)
+    PRIMARY KEY (edge, flow, uri)
 );
+CREATE INDEX registrations_by_identity ON registrations (identity);
+CREATE INDEX registrations_by_group ON registrations (key_group);
+CREATE INDEX registrations_by_key ON registrations (access_key_id);
 CREATE INDEX registrations_by_expiry ON registrations (expires_at);
