@@ -7,10 +7,12 @@ import asyncio
 import secrets
 from dataclasses import dataclass
 
+from intercom.sdk import CallStatus
 from intercom.sip import Address, Dialog, Request, Response, SipUri, Via, make_response, parse_message
 
-from ..conftest import RawSip, replay
-from ..units import STEP
+from ..conftest import Hub, RawSip, connect_unit, replay
+from ..hub.test_proxied_kamailio import hub_config, through  # noqa: F401 (hub_config: the hub behind an edge)
+from ..units import DESK_HZ, DOOR_HZ, STEP, Unit, store_flow
 from .edge import PROBING, Arrival, Edge, FakeHub, SipStream, fresh_register, hub_request, next_at_any
 
 UNIT_VIA = Via.parse("SIP/2.0/WSS setdn3a1sf12.invalid")
@@ -26,6 +28,7 @@ class Call:
     unit_dialog: Dialog
     hub_dialog: Dialog
     hub_stream: SipStream
+    flow: str  # the unit's P-Intercom-Flow, as the hub knows it
 
 
 def fresh_invite(edge: Edge) -> Request:
@@ -53,7 +56,10 @@ async def hub_answers(unit: RawSip, invite: Request, hub: FakeHub, arrival: Arri
     unit_dialog = Dialog.from_uac(invite, answer)
     await unit.send(unit_dialog.create_ack(invite.cseq.number, UNIT_VIA))
     assert (await hub.next("ACK")).request.call_id == invite.call_id
-    return Call(hub, unit, unit_dialog, Dialog.from_uas(arrival.request, "hubtag", hub_contact), arrival.stream)
+    hub_dialog = Dialog.from_uas(arrival.request, "hubtag", hub_contact)
+    return Call(
+        hub, unit, unit_dialog, hub_dialog, arrival.stream, arrival.request.headers.get("P-Intercom-Flow") or ""
+    )
 
 
 async def unit_calls(edge: Edge, unit: RawSip, hubs: list[FakeHub]) -> Call:
@@ -78,7 +84,8 @@ async def hub_calls(edge: Edge, hub: FakeHub, unit: RawSip, register: Request, s
     await stream.send(hub_dialog.create_ack(invite.cseq.number, Via.parse(f"SIP/2.0/TCP {hub.address}")))
     ack = await unit.receive()
     assert isinstance(ack, Request) and ack.method == "ACK"
-    return Call(hub, unit, Dialog.from_uas(at_unit, "desk", UNIT_CONTACT), hub_dialog, stream)
+    flow = register.headers.get("P-Intercom-Flow") or ""
+    return Call(hub, unit, Dialog.from_uas(at_unit, "desk", UNIT_CONTACT), hub_dialog, stream, flow)
 
 
 async def registered(edge: Edge, unit: RawSip, hubs: list[FakeHub]) -> Request:
@@ -197,15 +204,24 @@ async def test_a_call_that_failed_over_belongs_to_the_hub_that_took_it(start_edg
     await edge.logged(down_line(taker, 1))
 
 
-async def test_a_call_longer_than_call_lifetime_is_hung_up_on_both_sides(start_edge, fake_hub, open_unit):
+async def test_calls_longer_than_call_lifetime_are_hung_up_on_both_sides(start_edge, fake_hub, open_unit):
     edge = await start_edge([fake_hub.address], CALL_LIFETIME=2)
-    call = await unit_calls(edge, await open_unit(edge), [fake_hub])
+    caller, callee = await open_unit(edge), await open_unit(edge)
+    calls = [
+        await unit_calls(edge, caller, [fake_hub]),
+        await hub_calls(edge, fake_hub, callee, await registered(edge, callee, [fake_hub])),
+    ]
     async with asyncio.timeout(STEP):
-        await hung_up_by_the_edge(call)
-        bye = await fake_hub.next("BYE")
-    assert call.hub_dialog.matches(bye.request)
-    await bye.answer(200)
-    await edge.logged(f"call {call.unit_dialog.call_id} lasted CALL_LIFETIME=2 s: the edge hangs it up")
+        await asyncio.gather(*(hung_up_by_the_edge(call) for call in calls))
+        arrivals = [await fake_hub.next("BYE") for _ in calls]
+    byes = {bye.request.call_id: bye for bye in arrivals}
+    for call in calls:
+        # the hub hears it with the unit's flow, as every request of the edge's: it ends its side too
+        bye = byes[call.unit_dialog.call_id]
+        assert call.hub_dialog.matches(bye.request)
+        assert bye.request.headers.get("P-Intercom-Flow") == call.flow and call.flow
+        await bye.answer(200)
+        await edge.logged(f"call {call.unit_dialog.call_id} lasted CALL_LIFETIME=2 s: the edge hangs it up")
 
 
 async def test_a_hub_call_whose_via_names_no_listed_hub_goes_through_untracked(start_edge, fake_hub, open_unit):
@@ -221,3 +237,26 @@ async def test_a_hub_call_whose_via_names_no_listed_hub_goes_through_untracked(s
     await fake_hub.stop()
     await edge.logged(down_line(fake_hub, 0))
     await no_bye_for(unit, edge)
+
+
+async def test_a_real_hub_ends_its_side_of_a_call_the_edge_hangs_up(start_edge, hub: Hub, tls_files) -> None:
+    edge = await start_edge([hub.running.app.state.edge.flows.address.host], CALL_LIFETIME=2)
+    await store_flow(hub, "door", "client:desk")
+    behind = through(edge, hub, tls_files[0])
+    units: list[Unit] = []
+    try:
+        units.append(await connect_unit(behind, "desk", DESK_HZ))  # type: ignore[arg-type]
+        units.append(await connect_unit(behind, "door", DOOR_HZ, outgoing="door", incoming=False))  # type: ignore[arg-type]
+        desk, door = units
+        door.start_call()
+        await desk.accept(await desk.next_incoming())
+        await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
+        for unit in units:  # the edge's BYE
+            await unit.events.until(lambda unit=unit: CallStatus.ENDED in unit.events.of("call.status"))
+        async with asyncio.timeout(STEP):  # the hub took the edge's BYEs (the units' flows on them)
+            await hub.running.app.state.calls.wait_idle()
+        assert hub.running.app.state.calls.answered == 1
+    finally:
+        for unit in units:
+            async with asyncio.timeout(STEP):
+                await unit.client.destroy()
