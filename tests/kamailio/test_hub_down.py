@@ -188,20 +188,48 @@ async def test_a_call_hung_up_before_its_hub_died_gets_no_bye(start_edge, fake_h
 
 
 async def test_a_call_that_failed_over_belongs_to_the_hub_that_took_it(start_edge, fake_hubs, open_unit):
-    edge = await start_edge([hub.address for hub in fake_hubs], **PROBING)
+    edge = await start_edge([hub.address for hub in fake_hubs], **PROBING, HUB_DOWN_GRACE=2)
     unit = await open_unit(edge)
     invite = await unit_sends(edge, unit)
     silent, _ = await next_at_any(fake_hubs, "INVITE")  # not answered in HUB_TIMEOUT: the next hub
     taker, arrival = await next_at_any(fake_hubs, "INVITE")
     assert taker is not silent
-    # the silent hub is taken out there and then, the call (still ringing) no longer its
-    await edge.logged(down_line(silent, 0))
     call = await hub_answers(unit, invite, taker, arrival)
 
+    await silent.stop()  # the call is no longer its
+    await edge.logged(down_line(silent, 0))
     await taker.stop()
     async with asyncio.timeout(STEP):
         await hung_up_by_the_edge(call)
     await edge.logged(down_line(taker, 1))
+
+
+async def slow_hub_misses_an_invite(edge: Edge, hub: FakeHub, unit: RawSip) -> None:
+    """A new call's INVITE that ``hub`` leaves unanswered past HUB_TIMEOUT: the edge takes it out
+    and, with no other hub, answers the unit 408."""
+    await unit_sends(edge, unit)
+    await hub.next("INVITE")
+    await edge.logged(f"hub {hub.address} did not answer in HUB_TIMEOUT=300 ms")
+    assert (await unit.final_response()).status_code == 408
+
+
+async def test_a_hub_that_missed_hub_timeout_but_is_back_keeps_its_calls(start_edge, fake_hub, open_unit):
+    edge = await start_edge([fake_hub.address], **PROBING, HUB_DOWN_GRACE=3)
+    call = await unit_calls(edge, await open_unit(edge), [fake_hub])
+    await slow_hub_misses_an_invite(edge, fake_hub, await open_unit(edge))
+    await edge.logged(f"hub {fake_hub.address} is up after HUB_DOWN_GRACE=3 s: its calls go on")
+    await still_up(call)
+    assert down_line(fake_hub, 1) not in edge.log()
+
+
+async def test_a_hub_that_missed_hub_timeout_and_is_not_back_loses_its_calls(start_edge, fake_hub, open_unit):
+    # no probe in the test's time: nothing brings the hub back
+    edge = await start_edge([fake_hub.address], DS_PING_INTERVAL=60, HUB_TIMEOUT=300, HUB_DOWN_GRACE=1)
+    call = await unit_calls(edge, await open_unit(edge), [fake_hub])
+    await slow_hub_misses_an_invite(edge, fake_hub, await open_unit(edge))
+    async with asyncio.timeout(STEP):
+        await hung_up_by_the_edge(call)
+    await edge.logged(down_line(fake_hub, 1))
 
 
 async def test_calls_longer_than_call_lifetime_are_hung_up_on_both_sides(start_edge, fake_hub, open_unit):
