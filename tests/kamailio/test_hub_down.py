@@ -13,7 +13,8 @@ from intercom.sip import Address, Dialog, Request, Response, SipUri, Via, make_r
 from ..conftest import Hub, RawSip, connect_unit, replay
 from ..hub.test_proxied_kamailio import hub_config, through  # noqa: F401 (hub_config: the hub behind an edge)
 from ..units import DESK_HZ, DOOR_HZ, STEP, Unit, store_flow
-from .edge import PROBING, Arrival, Edge, FakeHub, SipStream, fresh_register, hub_request, next_at_any
+from .edge import PROBING, Arrival, Edge, FakeHub, SipStream, by_path, fresh_register, hub_request, next_at_any
+from .test_edge import ringing
 
 UNIT_VIA = Via.parse("SIP/2.0/WSS setdn3a1sf12.invalid")
 UNIT_CONTACT = Address(SipUri.parse("sip:desk@lu88cps5llju.invalid;transport=ws"))
@@ -60,6 +61,20 @@ async def hub_answers(unit: RawSip, invite: Request, hub: FakeHub, arrival: Arri
     return Call(
         hub, unit, unit_dialog, hub_dialog, arrival.stream, arrival.request.headers.get("P-Intercom-Flow") or ""
     )
+
+
+async def one_invite_at_each_hub(
+    edge: Edge, hubs: list[FakeHub], units: list[RawSip]
+) -> list[tuple[FakeHub, Request, Arrival]]:
+    """An INVITE from each of two units, in turn: round robin gives them to the two hubs."""
+    invites = [await unit_sends(edge, unit) for unit in units]
+    arrived = {}
+    for _ in invites:
+        hub, arrival = await next_at_any(hubs, "INVITE")
+        arrived[arrival.request.call_id] = (hub, arrival)
+    placed = [(*arrived[invite.call_id], invite) for invite in invites]
+    assert placed[0][0] is not placed[1][0]
+    return [(hub, invite, arrival) for hub, arrival, invite in placed]
 
 
 async def unit_calls(edge: Edge, unit: RawSip, hubs: list[FakeHub]) -> Call:
@@ -138,14 +153,8 @@ async def test_a_hub_killed_mid_call_has_both_units_hung_up_and_the_other_hub_un
     edge = await start_edge([hub.address for hub in fake_hubs], **PROBING)
     caller, callee, other = await open_unit(edge), await open_unit(edge), await open_unit(edge)
     register = await registered(edge, callee, fake_hubs)
-    # round robin: two INVITEs in a row go to the two hubs
-    doomed_invite, other_invite = await unit_sends(edge, caller), await unit_sends(edge, other)
-    arrivals = {invite.call_id: None for invite in (doomed_invite, other_invite)}
-    for _ in arrivals:
-        hub, arrival = await next_at_any(fake_hubs, "INVITE")
-        arrivals[arrival.request.call_id] = (hub, arrival)
-    (doomed, doomed_arrival), (survivor, survivor_arrival) = arrivals.values()
-    assert doomed is not survivor
+    placed = await one_invite_at_each_hub(edge, fake_hubs, [caller, other])
+    (doomed, doomed_invite, doomed_arrival), (survivor, other_invite, survivor_arrival) = placed
     unit_call = await hub_answers(caller, doomed_invite, doomed, doomed_arrival)
     untouched = await hub_answers(other, other_invite, survivor, survivor_arrival)
     hub_call = await hub_calls(edge, doomed, callee, register)
@@ -158,6 +167,38 @@ async def test_a_hub_killed_mid_call_has_both_units_hung_up_and_the_other_hub_un
         await edge.logged(f"call {call.unit_dialog.call_id}: its hub is down, the edge hangs it up")
 
     await still_up(untouched)
+
+
+async def test_a_hub_killed_while_its_calls_ring_ends_them_for_both_units(start_edge, fake_hubs, open_unit):
+    edge = await start_edge([hub.address for hub in fake_hubs], **PROBING)
+    caller, callee, other = await open_unit(edge), await open_unit(edge), await open_unit(edge)
+    register = await registered(edge, callee, fake_hubs)
+    placed = await one_invite_at_each_hub(edge, fake_hubs, [caller, other])
+    (doomed, invite, arrival), (survivor, other_invite, other_arrival) = placed
+    for unit, rung in ((caller, arrival), (other, other_arrival)):
+        await rung.answer(180)
+        assert (await ringing(unit)).status_code == 180
+    stream = await doomed.connect(edge)  # and the doomed hub rings the callee
+    hub_invite = by_path("INVITE", doomed, register, b"v=0\r\n")
+    await stream.send(hub_invite)
+    at_callee = await callee.receive()
+    assert isinstance(at_callee, Request) and at_callee.method == "INVITE"
+    await callee.send(make_response(at_callee, 180, to_tag="desk"))
+    assert (await ringing(stream)).status_code == 180
+
+    await doomed.stop()
+    async with asyncio.timeout(STEP):
+        refused = await caller.final_response()
+        cancel = await callee.receive()
+    assert (refused.status_code, refused.reason) == (503, "Service Unavailable: its hub is down")
+    assert refused.call_id == invite.call_id
+    assert isinstance(cancel, Request) and (cancel.method, cancel.call_id) == ("CANCEL", hub_invite.call_id)
+    await callee.send(make_response(cancel, 200))
+    await callee.send(make_response(at_callee, 487, to_tag="desk"))
+    for call_id in (invite.call_id, hub_invite.call_id):
+        await edge.logged(f"call {call_id} was ringing: its hub is down, the edge ends it")
+
+    await hub_answers(other, other_invite, survivor, other_arrival)  # the other hub's goes on
 
 
 async def test_a_call_hung_up_before_its_hub_died_gets_no_bye(start_edge, fake_hub, open_unit):
