@@ -1,5 +1,7 @@
-"""A hub that dies mid-call: the edge hangs up the calls it carried, a BYE to each unit, and no
-other call (deploy/kamailio/kamailio.cfg: the dialog module, event_route[dispatcher:dst-down])."""
+"""A hub that dies mid-call: the edge hangs up the calls it carried, a BYE to each unit (a ringing
+call: the calling unit answered 503, the called one CANCELed), and no other call
+(deploy/kamailio/kamailio.cfg: the dialog module, event_route[dispatcher:dst-down]). Fake hubs,
+raw units; a real hub once, for the edge's own BYE to a hub."""
 
 from __future__ import annotations
 
@@ -68,13 +70,13 @@ async def one_invite_at_each_hub(
 ) -> list[tuple[FakeHub, Request, Arrival]]:
     """An INVITE from each of two units, in turn: round robin gives them to the two hubs."""
     invites = [await unit_sends(edge, unit) for unit in units]
-    arrived = {}
+    arrived: dict[str, tuple[FakeHub, Arrival]] = {}
     for _ in invites:
         hub, arrival = await next_at_any(hubs, "INVITE")
         arrived[arrival.request.call_id] = (hub, arrival)
-    placed = [(*arrived[invite.call_id], invite) for invite in invites]
+    placed = [(arrived[invite.call_id][0], invite, arrived[invite.call_id][1]) for invite in invites]
     assert placed[0][0] is not placed[1][0]
-    return [(hub, invite, arrival) for hub, arrival, invite in placed]
+    return placed
 
 
 async def unit_calls(edge: Edge, unit: RawSip, hubs: list[FakeHub]) -> Call:
