@@ -11,7 +11,7 @@ from intercom.sdk import CallStatus
 
 from ..units import DESK_HZ, DOOR_HZ, STEP
 from .conftest import Building
-from .test_two_hubs import HUBS, door_and_desk, ended_calls
+from .test_two_hubs import HUBS, door_and_desk, ended_calls, talk
 
 
 async def test_a_hub_killed_mid_call_ends_the_call_for_both_units_and_it_is_logged(building: Building) -> None:
@@ -35,3 +35,5 @@ async def test_a_hub_killed_mid_call_ends_the_call_for_both_units_and_it_is_logg
         hub = building.hub(carrier).sip_address
         await building.edge.logged(f"hub {hub} is down: the edge hangs up the 2 calls it carried")
         assert await ended_calls(building, 1) == [carrier]  # logged by the survivor's sweeper
+        await talk(door, desk, 2)  # and the units go on: the next call is the survivor's
+        assert await ended_calls(building, 2) == [carrier, (HUBS - {carrier}).pop()]
