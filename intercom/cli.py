@@ -10,10 +10,10 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from . import pairing_commands
@@ -28,6 +28,15 @@ from .auth import (
     mint_token,
 )
 from .auth.keys import SPLIT_HINT
+from .database_flags import (
+    DEFAULT_DATA_DIR,
+    add_data_dir,
+    add_database_url_flags,
+    add_hub_database,
+    database_fields,
+    own_hub_data_dir,
+    stored,
+)
 from .http_client import DEFAULT_OUTBOUND, OutboundPolicy
 from .hub_flags import (
     CALL_LIMITS,
@@ -40,17 +49,14 @@ from .hub_flags import (
     limits_given,
     positive,
 )
-from .usage import UsageError
+from .usage import UsageError, on_the_command_line, secret_from_file
 
 if TYPE_CHECKING:
-    from .hub import Storage
     from .hub.mqtt.settings import MqttSettings
     from .hub.retention import StorageLimits
 
 STORAGE_TITLE = "storage limits (default: the hub's; `intercom storage` shows them)"
-DEFAULT_DATA_DIR = os.environ.get("INTERCOM_DATA_DIR", "/var/lib/intercom")
 log = logging.getLogger(__name__)
-Result = TypeVar("Result")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     hub = commands.add_parser("hub", help="run the hub: SIP over WebSocket at /")
-    _data_dir(hub)
+    add_data_dir(hub)
     hub.add_argument("--host", default="127.0.0.1", help="address to listen on")
     hub.add_argument("--port", type=int, default=8443)
     hub.add_argument(
@@ -168,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser(
         "create", help="create a key; prints its id and secret once. Give --admin, or --identity for a unit's key"
     )
-    _hub_database(create)
+    add_hub_database(create)
     create.add_argument("--name", required=True)
     create.add_argument(
         "--admin", action="store_true", help="the Voice API and tokens for any identity: keep it on the hub"
@@ -186,10 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.set_defaults(func=_keys_create)
     listing = key_commands.add_parser("list", help="list keys (without secrets)")
-    _hub_database(listing)
+    add_hub_database(listing)
     listing.set_defaults(func=_keys_list)
     revoke = key_commands.add_parser("revoke", help="revoke a key: its tokens are refused from now on")
-    _hub_database(revoke)
+    add_hub_database(revoke)
     revoke.add_argument("id")
     revoke.set_defaults(func=_keys_revoke)
 
@@ -204,51 +210,62 @@ def build_parser() -> argparse.ArgumentParser:
         "--env-file", type=Path, help="the settings of the unit that runs the hub (default: /etc/intercom/intercom.env)"
     )
     add.add_argument(
-        "--data-dir", type=Path, help="a hub of its own (intercom hub): its data directory, instead of --env-file"
+        "--data-dir",
+        type=Path,
+        help="a hub of its own (intercom hub): its data directory, instead of --env-file (with --database: where "
+        f"the hubs keep their certificate, default {DEFAULT_DATA_DIR})",
     )
     add.add_argument("--hub-url", help="wss://host:port as the new unit reaches the hub (default: this machine's name)")
-    add.add_argument("--cert", type=Path, help="with --data-dir: the certificate the hub serves, when not its own")
     add.add_argument(
-        "--desks", default="desk", help="with --data-dir: who may open the door from a call (default desk)"
+        "--cert",
+        type=Path,
+        help="with --data-dir or --database: the certificate the hub, or the SIP proxy before the hubs, serves "
+        "when not the hub's own",
+    )
+    add.add_argument(
+        "--desks",
+        default="desk",
+        help="with --data-dir or --database: who may open the door from a call (default desk)",
     )
     add.add_argument("--call-flow", help="the flow the unit's CALL button runs (default: ring_desks, ring_door)")
+    add_database_url_flags(add)
     add.set_defaults(func=_units_add)
 
-    pairing_commands.register(commands, _data_dir)
+    pairing_commands.register(commands)
 
     flows = commands.add_parser("callflows", help="create, list, show and delete call flows")
     flow_commands = flows.add_subparsers(dest="callflows_command", required=True)
     flow_create = flow_commands.add_parser("create", help="store a call flow from a JSON file; prints its id")
-    _hub_database(flow_create)
+    add_hub_database(flow_create)
     flow_create.add_argument("--file", type=Path, required=True, help="the flow as JSON ('-' reads standard input)")
     flow_create.set_defaults(func=_callflows_create)
     flow_list = flow_commands.add_parser("list", help="list call flows, one JSON object per line")
-    _hub_database(flow_list)
+    add_hub_database(flow_list)
     flow_list.set_defaults(func=_callflows_list)
     flow_show = flow_commands.add_parser("show", help="print one call flow as JSON")
-    _hub_database(flow_show)
+    add_hub_database(flow_show)
     flow_show.add_argument("id")
     flow_show.set_defaults(func=_callflows_show)
     flow_delete = flow_commands.add_parser("delete", help="delete a call flow")
-    _hub_database(flow_delete)
+    add_hub_database(flow_delete)
     flow_delete.add_argument("id")
     flow_delete.set_defaults(func=_callflows_delete)
 
     calls = commands.add_parser("calls", help="read the call log: who called whom, who answered, recordings")
     call_commands = calls.add_subparsers(dest="calls_command", required=True)
     call_list = call_commands.add_parser("list", help="the latest calls, newest first")
-    _hub_database(call_list)
+    add_hub_database(call_list)
     call_list.add_argument("--limit", type=int, default=20, metavar="N", help="at most N calls (default 20)")
     call_list.set_defaults(func=_calls_list)
     call_show = call_commands.add_parser("show", help="one call with each of its legs and recordings")
-    _hub_database(call_show)
+    add_hub_database(call_show)
     call_show.add_argument("id")
     call_show.set_defaults(func=_calls_show)
 
     storage = commands.add_parser(
         "storage", help="what the hub's data directory holds (database, recordings, free space) and its limits"
     )
-    _data_dir(storage)
+    add_hub_database(storage)
     add_limit_flags(storage, STORAGE_TITLE, STORAGE_LIMITS)
     storage.set_defaults(func=_storage)
 
@@ -347,39 +364,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help=f"hub data directory (default {DEFAULT_DATA_DIR})"
-    )
-
-
-def _hub_database(parser: argparse.ArgumentParser) -> None:
-    """An admin command's way to the hub's data: --data-dir (SQLite), or --database (PostgreSQL)."""
-    _data_dir(parser)
-    _add_database_url_flags(parser)
-
-
-def _stored(args: argparse.Namespace, work: Callable[[Storage], Awaitable[Result]]) -> Result:
-    """``work`` done on the hub's database (SQLite in --data-dir, or --database), opened around it."""
-    from .hub import HubConfig, blocking
-    from .hub.database_url import DatabaseUnreachable
-    from .hub.server import open_storage
-
-    config = HubConfig(data_dir=args.data_dir, **_database(args))
-
-    async def run() -> Result:
-        storage = await open_storage(config, check_after_crash=False)
-        try:
-            return await work(storage)
-        finally:
-            await storage.aclose()
-
-    try:
-        return blocking(run())
-    except DatabaseUnreachable as exc:
-        raise UsageError(str(exc)) from None
-
-
 def _run_hub(args: argparse.Namespace) -> None:
     os.umask(0o077)  # as the service's UMask=: what the hub writes (recordings, the database) is its user's alone
     from .auth.certificates import loopback_only, pin_of_file
@@ -439,7 +423,7 @@ def _run_hub(args: argparse.Namespace) -> None:
         mqtt_open_door=args.mqtt_open_door,
         sip_proxy_listen=args.sip_proxy_listen,
         sip_proxies=tuple(args.sip_proxy),
-        **_database(args),
+        **database_fields(args),
         **limits_given(args, CONNECTION_LIMITS + CALL_LIMITS + DURABILITY + PAIRING + MQTT_OPEN),
     )
     try:
@@ -456,22 +440,8 @@ def _run_hub(args: argparse.Namespace) -> None:
         raise UsageError(str(exc)) from None
 
 
-def _add_database_url_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    group = parser.add_argument_group("several hubs on one PostgreSQL database (docs/storage.md)")
-    group.add_argument(
-        "--database",
-        metavar="URL",
-        help="postgresql://user@host[:port]/database, without its password (default: SQLite in --data-dir; "
-        "needs the extra intercom[postgresql])",
-    )
-    group.add_argument(
-        "--database-password-file", type=Path, metavar="PATH", help="a file holding the database user's password"
-    )
-    return group
-
-
 def _add_database_flags(parser: argparse.ArgumentParser) -> None:
-    group = _add_database_url_flags(parser)
+    group = add_database_url_flags(parser)
     group.add_argument(
         "--database-pool-size", type=int, default=10, metavar="N", help="connections this hub opens at most (10)"
     )
@@ -485,36 +455,6 @@ def _add_database_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--hub-id", metavar="NAME", help="this hub's name in the rows it writes, one per hub (default: the host name)"
     )
-
-
-def _database(args: argparse.Namespace) -> dict[str, object]:
-    """The HubConfig fields of the --database flags, checked before anything connects."""
-    from .hub.database_url import check_database_url
-
-    if args.database is None:
-        if args.database_password_file is not None:
-            raise UsageError("--database-password-file goes with --database")
-        return {}
-    try:
-        check_database_url(args.database)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    password_file = args.database_password_file
-    given: dict[str, object] = {
-        "database": args.database,
-        "database_password": secret_from_file("--database-password-file", password_file) if password_file else None,
-    }
-    if "hub_id" not in args:  # an admin command: one connection for a moment, no rows of a hub's own
-        return given | {"database_pool_size": 1}
-    if args.database_pool_size < 1:
-        raise UsageError("--database-pool-size must be 1 or more")
-    if not args.database_pool_timeout > 0:
-        raise UsageError("--database-pool-timeout must be more than 0")
-    return given | {
-        "database_pool_size": args.database_pool_size,
-        "database_pool_timeout": args.database_pool_timeout,
-        "hub_id": args.hub_id,
-    }
 
 
 def _identities(flag: str, text: str) -> tuple[str, ...]:
@@ -602,24 +542,6 @@ def _outbound(args: argparse.Namespace) -> OutboundPolicy:
     )
 
 
-def secret_from_file(option: str, path: Path, min_length: int = 1) -> str:
-    """A secret from its file (``-``: standard input): a secret never goes on the command line,
-    where ``ps`` shows it to every user."""
-    try:
-        secret = (sys.stdin.readline() if str(path) == "-" else path.read_text()).strip()
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: {exc.strerror}") from None
-    if len(secret) < min_length or any(char.isspace() for char in secret):
-        length = f" of at least {min_length} characters" if min_length > 1 else ""
-        raise UsageError(f"{option} {path}: the secret must be one word{length}")
-    return secret
-
-
-def on_the_command_line(option: str, instead: str) -> str:
-    """The refusal of an option that would put a secret on the command line."""
-    return f"{option} would put the secret on the command line, where ps shows it to every user: give {instead}"
-
-
 def _origin(text: str) -> str:
     """An origin as browsers send it: ``scheme://host[:port]``, nothing after."""
     parts = urlsplit(text)
@@ -630,7 +552,7 @@ def _origin(text: str) -> str:
 
 def _keys_create(args: argparse.Namespace) -> None:
     scope = key_scope(args.admin, args.identity, args.incoming, args.outgoing)
-    key = _stored(args, lambda storage: storage.create_key(args.name, scope))
+    key = stored(args, lambda storage: storage.create_key(args.name, scope))
     print(json.dumps({"id": key.id, "key": key.secret, "scope": key.scope.as_dict() if key.scope else None}))
 
 
@@ -653,7 +575,7 @@ def key_scope(admin: bool, identities: list[str], incoming: bool, outgoing: list
 
 
 def _keys_list(args: argparse.Namespace) -> None:
-    for key in _stored(args, lambda storage: storage.list_keys()):
+    for key in stored(args, lambda storage: storage.list_keys()):
         shown: dict[str, object] = {
             "id": key.id,
             "name": key.name,
@@ -666,7 +588,7 @@ def _keys_list(args: argparse.Namespace) -> None:
 
 
 def _keys_revoke(args: argparse.Namespace) -> None:
-    if not _stored(args, lambda storage: storage.revoke_key(args.id)):
+    if not stored(args, lambda storage: storage.revoke_key(args.id)):
         raise UsageError(f"no active key with id {args.id!r}")
     print(json.dumps({"id": args.id, "revoked": True}))
 
@@ -678,11 +600,9 @@ def _units_add(args: argparse.Namespace) -> None:
     from .auth.certificates import loopback_only
 
     before_tls = False
-    if args.data_dir is not None:
-        if args.hub_url is None:
-            raise UsageError("--data-dir needs --hub-url wss://host:port")
+    if (data_dir := own_hub_data_dir(args, "wss://host:port")) is not None:
         desks = tuple(name.strip() for name in args.desks.split(",") if name.strip())
-        hub = HubSide(args.data_dir, args.hub_url, args.cert, desks)
+        hub = HubSide(data_dir, args.hub_url, args.cert, desks)
     else:
         try:
             settings = embedded_hub_settings(args.env_file or DEFAULT_ENV_FILE)
@@ -697,11 +617,16 @@ def _units_add(args: argparse.Namespace) -> None:
             )
         hub = HubSide.of_embedded(settings, args.hub_url)
         before_tls = serves_plain(settings)  # an older install: its certificate is made now
+
+    def create_key(name: str, scope: KeyScope) -> AccessKey:
+        return stored(args, lambda storage: storage.create_key(name, scope), hub.data_dir)
+
     try:
-        print("\n".join(add_unit(hub, args.role, args.identity, args.call_flow)))
+        lines = add_unit(hub, args.role, args.identity, args.call_flow, create_key)
     except (ValueError, OSError) as exc:  # InvalidIdentity, a bad URL, an unusable data directory
         raise UsageError(str(exc)) from None
-    if args.data_dir is None and before_tls:
+    print("\n".join(lines))
+    if before_tls:
         print(
             "intercom units add: this hub still serves plain ws://; it serves wss:// with the certificate just made "
             "from its next start (sudo systemctl restart intercom), after which units on ws:// need these lines too",
@@ -718,7 +643,7 @@ def _callflows_create(args: argparse.Namespace) -> None:
         raise UsageError(f"{args.file}: {exc.strerror}") from None
     try:
         parsed = CallFlow.from_json(text)
-        flow = _stored(args, lambda storage: storage.create_call_flow(parsed))
+        flow = stored(args, lambda storage: storage.create_call_flow(parsed))
     except CallFlowError as exc:
         raise UsageError(f"{args.file}: {exc}") from None
     print(flow.id)
@@ -727,19 +652,19 @@ def _callflows_create(args: argparse.Namespace) -> None:
 
 
 def _callflows_list(args: argparse.Namespace) -> None:
-    for flow in _stored(args, lambda storage: storage.list_call_flows()):
+    for flow in stored(args, lambda storage: storage.list_call_flows()):
         print(flow.to_json())
 
 
 def _callflows_show(args: argparse.Namespace) -> None:
-    flow = _stored(args, lambda storage: storage.get_call_flow(args.id))
+    flow = stored(args, lambda storage: storage.get_call_flow(args.id))
     if flow is None:
         raise UsageError(f"no call flow with id {args.id!r}")
     print(flow.to_json())
 
 
 def _callflows_delete(args: argparse.Namespace) -> None:
-    if not _stored(args, lambda storage: storage.delete_call_flow(args.id)):
+    if not stored(args, lambda storage: storage.delete_call_flow(args.id)):
         raise UsageError(f"no call flow with id {args.id!r}")
     print(json.dumps({"id": args.id, "deleted": True}))
 
@@ -749,13 +674,13 @@ def _calls_list(args: argparse.Namespace) -> None:
 
     if args.limit < 1:
         raise UsageError("--limit must be 1 or more")
-    print("\n".join(_stored(args, lambda storage: call_list(storage, args.limit))))
+    print("\n".join(stored(args, lambda storage: call_list(storage, args.limit))))
 
 
 def _calls_show(args: argparse.Namespace) -> None:
     from .hub.call_log_text import call_detail
 
-    lines = _stored(args, lambda storage: call_detail(storage, args.id))
+    lines = stored(args, lambda storage: call_detail(storage, args.id))
     if lines is None:
         raise UsageError(f"no call with id {args.id!r}")
     print("\n".join(lines))
@@ -771,13 +696,17 @@ def _storage_limits(args: argparse.Namespace) -> StorageLimits:
 
 
 def _storage(args: argparse.Namespace) -> None:
-    from .hub import Storage, blocking
     from .hub.storage import DATABASE_NAME
     from .hub.storage_report import storage_report
 
-    if not (args.data_dir / DATABASE_NAME).is_file():
+    limits = _storage_limits(args)  # checked before anything connects
+    if args.database is not None:
+        if not args.data_dir.is_dir():  # not made here: it is the directory every hub mounts
+            raise UsageError(f"--data-dir {args.data_dir}: no such directory (the hubs' recordings directory)")
+    elif not (args.data_dir / DATABASE_NAME).is_file():
         raise UsageError(f"--data-dir {args.data_dir}: no hub database there")
-    print("\n".join(blocking(storage_report(Storage(args.data_dir), _storage_limits(args)))))
+    postgresql = args.database is not None
+    print("\n".join(stored(args, lambda storage: storage_report(storage, limits, postgresql))))
 
 
 def _unlocks_list(args: argparse.Namespace) -> None:

@@ -1,9 +1,10 @@
 """``intercom web add | list | revoke``: pairing phones with the hub, on the hub's machine.
 
-Like ``intercom units add`` these read the hub's data directory (from the unit's env file when
-its hub is embedded, or ``--data-dir``): only who can read it (root, the service's user) can pair
-a phone. The link printed holds the one-time code in its fragment, shown once; the QR code is
-the same link, for the phone's camera.
+Like ``intercom units add`` these work on the hub's database: SQLite in its data directory (from
+the unit's env file when its hub is embedded, or ``--data-dir``), which only who can read it
+(root, the service's user) can use to pair a phone; or, with ``--database``, the PostgreSQL
+database several hubs share, which only who holds its password can. The link printed holds the
+one-time code in its fragment, shown once; the QR code is the same link, for the phone's camera.
 """
 
 from __future__ import annotations
@@ -12,18 +13,18 @@ import argparse
 import io
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .database_flags import add_database_url_flags, add_hub_database, own_hub_data_dir, stored
 from .usage import UsageError
 
 if TYPE_CHECKING:  # the hub's modules are imported by the commands that use them: `intercom --help` stays quick
     from .hub.pairing import Phone
 
 
-def register(commands: argparse._SubParsersAction, data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add ``web`` and its commands to the CLI; ``data_dir`` adds the usual ``--data-dir`` flag."""
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``web`` and its commands to the CLI."""
     web = commands.add_parser("web", help="pair phones with the web desk: add, list, revoke")
     web_commands = web.add_subparsers(dest="web_command", required=True)
     add = web_commands.add_parser("add", help="a one-time pairing link and its QR code (10 minutes, usable once)")
@@ -34,12 +35,13 @@ def register(commands: argparse._SubParsersAction, data_dir: Callable[[argparse.
     add.add_argument("--data-dir", type=Path, help="a hub of its own (intercom hub): its data directory")
     add.add_argument("--hub-url", help="https://host:port as the phone reaches the hub (default: this machine's name)")
     add.add_argument("--no-qr", action="store_true", help="print the link only")
+    add_database_url_flags(add)
     add.set_defaults(func=_add)
     listing = web_commands.add_parser("list", help="the paired phones: identity, name, paired, last token, revoked")
-    data_dir(listing)
+    add_hub_database(listing)
     listing.set_defaults(func=_list)
     revoke = web_commands.add_parser("revoke", help="revoke a phone: no more tokens, disconnected at once")
-    data_dir(revoke)
+    add_hub_database(revoke)
     revoke.add_argument("phone", help="its identity (every phone of it) or its id")
     revoke.set_defaults(func=_revoke)
 
@@ -47,18 +49,16 @@ def register(commands: argparse._SubParsersAction, data_dir: Callable[[argparse.
 def _add(args: argparse.Namespace) -> None:
     import segno
 
-    from .hub import Storage, blocking
     from .hub.pairing import CODE_SECONDS, PhoneBook, pairing_link
     from .hub.tls import authority_fingerprint
 
     data_dir, origin, cert_file = _hub_of(args)
-    storage = Storage(data_dir)
     try:
-        invitation = blocking(PhoneBook(storage).invite(args.identity, args.name, args.call_flow))
+        invitation = stored(
+            args, lambda storage: PhoneBook(storage).invite(args.identity, args.name, args.call_flow), data_dir
+        )
     except ValueError as exc:  # PairingError, InvalidIdentity
         raise UsageError(str(exc)) from None
-    finally:
-        storage.close()
     link = pairing_link(origin, invitation.code)
     minutes = round(CODE_SECONDS / 60)
     print(f"Open this link on the phone ({invitation.phone.name}) within {minutes} minutes; it works once:")
@@ -69,19 +69,19 @@ def _add(args: argparse.Namespace) -> None:
         print(out.getvalue(), end="")
     if (fingerprint := authority_fingerprint(data_dir, cert_file)) is not None:
         print(f"Hub CA fingerprint (compare on the phone before trusting it): {fingerprint}")
-    print(f"(phone {invitation.phone.id}; `intercom web revoke {invitation.phone.identity}` ends it)", file=sys.stderr)
+    where = f" --database {args.database}" if args.database else ""  # the URL holds no password: refused
+    revoke = f"intercom web revoke {invitation.phone.identity}{where}"
+    print(f"(phone {invitation.phone.id}; `{revoke}` ends it)", file=sys.stderr)
 
 
 def _hub_of(args: argparse.Namespace) -> tuple[Path, str, Path | None]:
     """The hub's data directory, its https origin and the installer's certificate if any, from
-    --data-dir or the embedded hub's env file."""
+    --data-dir or --database, or the embedded hub's env file."""
     from .appliance.enrolment import HubSide, embedded_hub_settings
     from .appliance.settings import DEFAULT_ENV_FILE, SettingsError
 
-    if args.data_dir is not None:
-        if args.hub_url is None:
-            raise UsageError("--data-dir needs --hub-url https://host:port")
-        data_dir, url, cert_file = args.data_dir, args.hub_url, None
+    if (own := own_hub_data_dir(args, "https://host:port")) is not None:
+        data_dir, url, cert_file = own, args.hub_url, None
     else:
         try:
             settings = embedded_hub_settings(args.env_file or DEFAULT_ENV_FILE)
@@ -95,15 +95,9 @@ def _hub_of(args: argparse.Namespace) -> tuple[Path, str, Path | None]:
 
 
 def _list(args: argparse.Namespace) -> None:
-    from .hub import Storage, blocking
     from .hub.pairing import PhoneBook
 
-    storage = Storage(args.data_dir)
-    try:
-        phones = blocking(PhoneBook(storage).phones())
-    finally:
-        storage.close()
-    for phone in phones:
+    for phone in stored(args, lambda storage: PhoneBook(storage).phones()):
         print(_row(phone))
 
 
@@ -119,15 +113,11 @@ def _when(at: float | None) -> str:
 
 
 def _revoke(args: argparse.Namespace) -> None:
-    from .hub import Storage, blocking
     from .hub.pairing import PairingError, PhoneBook
 
-    storage = Storage(args.data_dir)
     try:
-        revoked = blocking(PhoneBook(storage).revoke(args.phone))
+        revoked = stored(args, lambda storage: PhoneBook(storage).revoke(args.phone))
     except PairingError as exc:
         raise UsageError(str(exc)) from None
-    finally:
-        storage.close()
     for phone in revoked:
         print(f"revoked {_row(phone)}")

@@ -50,12 +50,20 @@ class Hub:
     def token(
         self, identity: str = "desk", *, incoming: bool = True, outgoing: str | None = None, ttl: int = 600
     ) -> str:
-        capabilities: list[IncomingCapability | OutgoingCapability] = []
-        if incoming:
-            capabilities.append(IncomingCapability(identity))
-        if outgoing is not None:
-            capabilities.append(OutgoingCapability(outgoing, identity))
-        return mint_token(self.key, capabilities, ttl=ttl)
+        return unit_token(self.key, identity, incoming=incoming, outgoing=outgoing, ttl=ttl)
+
+
+def unit_token(
+    key: AccessKey, identity: str, *, incoming: bool = True, outgoing: str | None = None, ttl: int = 600
+) -> str:
+    """A token signed with ``key``: calls to ``identity`` (``incoming``), calls it starts with the
+    call flow ``outgoing``."""
+    capabilities: list[IncomingCapability | OutgoingCapability] = []
+    if incoming:
+        capabilities.append(IncomingCapability(identity))
+    if outgoing is not None:
+        capabilities.append(OutgoingCapability(outgoing, identity))
+    return mint_token(key, capabilities, ttl=ttl)
 
 
 LOOPBACK_ALLOWED = OutboundPolicy(allow_loopback=True)  # the hub's requests may reach the tests' own servers

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from ..auth import unit_scope
+from ..auth import AccessKey, KeyScope, unit_scope
 from ..auth.capabilities import check_identity
 from ..hub import Storage, blocking
 from ..hub.tls import certificate_fingerprint, served_url
 from .settings import DEFAULT_CALL_FLOW, Settings, SettingsError, load_settings
+
+KeyMaker = Callable[[str, KeyScope], AccessKey]  # a key's name and scope -> the key, stored
 
 
 @dataclass(frozen=True)
@@ -47,19 +51,20 @@ def embedded_hub_settings(env_file: Path) -> Settings:
     return settings
 
 
-def add_unit(hub: HubSide, role: str, identity: str, flow: str | None = None) -> list[str]:
+def add_unit(
+    hub: HubSide, role: str, identity: str, flow: str | None = None, create_key: KeyMaker | None = None
+) -> list[str]:
     """Make the unit's key in the hub's database; the env-file lines the unit needs (the key's
-    secret is in them, shown only here)."""
+    secret is in them, shown only here). ``create_key``: how a key gets into the hub's database
+    (the CLI's, which may be the PostgreSQL several hubs share); default SQLite in ``hub.data_dir``."""
     check_identity(identity)
     if not hub.url.startswith("wss://"):
         raise ValueError(f"the hub URL must be wss://host:port, not {hub.url!r}")
     flow = flow or DEFAULT_CALL_FLOW[role]
     fingerprint = certificate_fingerprint(hub.data_dir, hub.cert_file)
-    storage = Storage(hub.data_dir)
-    try:
-        key = blocking(storage.create_key(f"unit {identity} ({role})", unit_scope(role, identity, flow)))
-    finally:
-        storage.close()
+    key = (create_key or partial(_create_key, hub.data_dir))(
+        f"unit {identity} ({role})", unit_scope(role, identity, flow)
+    )
     _give_back(hub.data_dir)
     stamp = time.strftime("%Y-%m-%d %H:%M")
     lines = [
@@ -82,6 +87,14 @@ def add_unit(hub: HubSide, role: str, identity: str, flow: str | None = None) ->
     if identity not in rung:
         lines.append(f"# on the hub's unit, add {identity} to {variable}: its default call flows ring {','.join(rung)}")
     return lines
+
+
+def _create_key(data_dir: Path, name: str, scope: KeyScope) -> AccessKey:
+    storage = Storage(data_dir)
+    try:
+        return blocking(storage.create_key(name, scope))
+    finally:
+        storage.close()
 
 
 def _give_back(data_dir: Path) -> None:

@@ -3,10 +3,10 @@
 A binding belongs to the connection it was made on: a unit's WebSocket, or behind a SIP proxy its
 flow (:class:`~intercom.hub.edge_flows.EdgeFlow`, the pair proxy address and ``P-Intercom-Flow``,
 with the proxy's Path). The registrar decides (token, limits, expiry, presence); a
-:class:`BindingStore` only keeps. :class:`MemoryBindings` is the hub's, and the embedded hub's,
-only store; several hubs behind the same proxies will share theirs in the database's
-``registrations`` table (docs/proxy.md), one row per binding: the flow, the contact, the Path,
-the identity, the key, the expiry, the User-Agent.
+:class:`BindingStore` only keeps. :class:`MemoryBindings` is the store; behind SIP proxies the
+bindings of the units' flows are rows of the database the hubs share
+(:mod:`intercom.hub.shared_location`), and a REGISTER is decided on a scratch store of its
+flow's rows.
 """
 
 from __future__ import annotations

@@ -247,11 +247,13 @@ class Storage:
 
     async def stopped_hubs(self, alive_before: float) -> list[str]:
         """The other hubs on this database that left calls open and have not noted they were alive
-        since ``alive_before``: a hub writes its heartbeat while it carries calls, so these stopped."""
+        since ``alive_before``: a hub writes its heartbeat while it carries calls, so these stopped.
+        A hub that died before its first heartbeat counts once its open call is that old."""
         rows = await self.rows(
-            "SELECT hub FROM heartbeats WHERE alive_at < ? AND hub <> ? AND EXISTS "
-            f"(SELECT 1 FROM calls WHERE calls.hub = heartbeats.hub AND {self._status_not_in(('ended',))})",
-            (alive_before, self.hub_id),
+            "SELECT DISTINCT calls.hub FROM calls LEFT JOIN heartbeats ON heartbeats.hub = calls.hub "
+            f"WHERE calls.hub <> ? AND {self._status_not_in(('ended',))} AND calls.created_at < ? "
+            "AND coalesce(heartbeats.alive_at, 0) < ? ORDER BY calls.hub",
+            (self.hub_id, alive_before, alive_before),
         )
         return [hub for (hub,) in rows]
 

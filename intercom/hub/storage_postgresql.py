@@ -90,8 +90,8 @@ class PostgresStorage(Storage):
             name=hub_id,
         )
         await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
-        storage = cls(pool, data_dir, hub_id)
         try:
+            storage = cls(pool, data_dir, hub_id)  # makes the recordings' directory, which may fail
             await storage._migrate_database()
             await storage._read_keys()
         except BaseException:

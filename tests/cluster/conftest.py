@@ -18,9 +18,10 @@ from types import SimpleNamespace
 import pytest
 
 from bench.kamailio import Edge, free_port, kamailio_program, wait_for_port
-from intercom.auth import ADMIN, AccessKey, IncomingCapability, OutgoingCapability, mint_token
+from intercom.auth import ADMIN, AccessKey
 from intercom.hub.storage import Storage
 
+from ..conftest import unit_token
 from ..units import STEP
 
 # Probing every second, one failed probe takes a hub out: a dead hub is out within ~2 s.
@@ -96,12 +97,7 @@ class Building:
         return SimpleNamespace(config=SimpleNamespace(secure=True, cert_file=self.cert))
 
     def token(self, identity: str = "desk", *, incoming: bool = True, outgoing: str | None = None) -> str:
-        capabilities: list[IncomingCapability | OutgoingCapability] = []
-        if incoming:
-            capabilities.append(IncomingCapability(identity))
-        if outgoing is not None:
-            capabilities.append(OutgoingCapability(outgoing, identity))
-        return mint_token(self.key, capabilities, ttl=600)
+        return unit_token(self.key, identity, incoming=incoming, outgoing=outgoing)
 
     def drain(self, name: str) -> None:
         """Take a hub out of the edge's choice, as an operator does before an upgrade (kamcmd over

@@ -101,7 +101,9 @@ async def test_a_live_hub_logs_as_ended_the_calls_of_a_hub_that_stopped(postgres
     async with asyncio.timeout(STEP):
         gone = await PostgresStorage.open(database, tmp_path / "gone", "hub-gone", password=postgres.password)
     try:  # a hub that died carrying a call: its rows and a heartbeat from long ago
-        call = await gone.put(CallRecord(source="client:door", destination="ring_desks", status="ongoing"))
+        call = await gone.put(
+            CallRecord(source="client:door", destination="ring_desks", status="ongoing", created_at=1_699_999_990.0)
+        )
         await gone.mark_alive(1_700_000_000.0)
     finally:
         await gone.aclose()

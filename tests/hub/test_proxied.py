@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
 
+from intercom.auth import ADMIN
 from intercom.hub import HubConfig
 from intercom.hub.callflows import CallFlow
 from intercom.hub.edge_flows import EdgeFlow
+from intercom.hub.records import Registration
+from intercom.hub.registrar import MAX_CONTACTS_PER_IDENTITY
 from intercom.sip import Address, Request, Response, make_response, parse_message
 from intercom.sip.ids import new_branch
 from intercom.transport.stream import StreamFramer
@@ -349,3 +353,81 @@ async def test_the_edge_telling_a_websocket_closed_drops_its_bindings_and_ends_i
     async with asyncio.timeout(STEP):
         while hub.running.app.state.calls.calls:
             await asyncio.sleep(0.01)  # polling the hub's calls, with the deadline above
+
+
+# -- the location the hubs share (intercom/hub/shared_location.py) ------------------------------
+
+
+def row_of(hub: Hub, flow: str, uri: str, identity: str = "desk", **fields: object) -> Registration:
+    """A binding as another hub behind the same edge stores it."""
+    values: dict[str, object] = {
+        "edge": EDGE, "flow": flow, "uri": uri, "contact": f"<{uri}>;+sip.ice",
+        "path": f"<sip:{EDGE}:5060;transport=tcp;lr>", "identity": identity, "key_group": None,
+        "access_key_id": hub.key.id, "incoming": True, "expires_at": time.time() + 60,
+        "user_agent": None, "hub": "hub-b",
+    }  # fmt: skip
+    return Registration(**{**values, **fields})  # type: ignore[arg-type]
+
+
+async def test_a_binding_is_its_row_whichever_hub_wrote_it(hub: Hub, edge: FakeEdge) -> None:
+    storage = hub.running.app.state.storage
+    assert (await register(hub, edge, "edge1;a;1")).status_code == 200
+    [row] = await storage.registrations("desk", time.time())
+    assert (row.edge, row.flow, row.hub, row.incoming) == (EDGE, "edge1;a;1", storage.hub_id, True)
+
+    # another hub took the flow's next REGISTER: this hub believes the row, not what it saw
+    moved = replace(row, path=f"<sip:{EDGE}:{edge.port};transport=tcp;lr;received=elsewhere>", hub="hub-b")
+    await storage.save_flow_registrations(EDGE, "edge1;a;1", [moved])
+    [binding] = await hub.running.registrar.find("desk")
+    assert binding.path == (moved.path,)
+    # and a flow only another hub saw rings too
+    await storage.save_flow_registrations(EDGE, "edge1;b;2", [row_of(hub, "edge1;b;2", "sip:b@y.invalid")])
+    assert {binding.key for binding in await hub.running.registrar.find("desk")} == {row.uri, "sip:b@y.invalid"}
+    # an un-REGISTER through another hub: gone here too
+    await storage.save_flow_registrations(EDGE, "edge1;a;1", [])
+    [left] = await hub.running.registrar.find("desk")
+    assert left.key == "sip:b@y.invalid"
+
+
+async def test_the_identity_limit_counts_the_bindings_every_hub_took(hub: Hub, edge: FakeEdge) -> None:
+    storage = hub.running.app.state.storage
+    for n in range(MAX_CONTACTS_PER_IDENTITY):
+        await storage.save_flow_registrations(EDGE, f"edge1;o;{n}", [row_of(hub, f"edge1;o;{n}", f"sip:{n}@o.invalid")])
+    refused = await register(hub, edge, "edge1;new;1")
+    assert refused.status_code == 403
+    assert f"at most {MAX_CONTACTS_PER_IDENTITY} contacts for identity desk" in refused.reason
+    assert await storage.flow_registrations(EDGE, "edge1;new;1", time.time()) == []  # nothing stored
+    await storage.delete_flow_registrations(EDGE, "edge1;o;0")
+    assert (await register(hub, edge, "edge1;new;1")).status_code == 200
+
+
+async def test_a_revoked_keys_rows_go_whichever_hub_wrote_them(hub: Hub, edge: FakeEdge) -> None:
+    storage = hub.running.app.state.storage
+    phone = await storage.create_key("phone", ADMIN)
+    await storage.save_flow_registrations(
+        EDGE, "edge1;p;1", [row_of(hub, "edge1;p;1", "sip:p@p.invalid", access_key_id=phone.id)]
+    )
+    assert (await register(hub, edge, "edge1;a;1")).status_code == 200
+    await storage.revoke_key(phone.id)
+    async with asyncio.timeout(STEP):
+        while await storage.flow_registrations(EDGE, "edge1;p;1", time.time()):
+            await asyncio.sleep(0.05)  # polling the table for the sweeper's work, with the deadline above
+    assert [binding.key for binding in await hub.running.registrar.find("desk")] != []  # the other key's stays
+
+
+async def test_a_database_that_fails_a_register_gets_500_and_the_unit_tries_again(
+    hub: Hub, edge: FakeEdge, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = hub.running.app.state.storage
+
+    async def down(*args: object) -> None:
+        raise OSError("connection to the database lost")
+
+    monkeypatch.setattr(storage, "save_flow_registrations", down)
+    failed = await register(hub, edge, "edge1;a;1")
+    assert failed.status_code == 500 and "database" in failed.reason
+    assert "REGISTER not stored: connection to the database lost" in caplog.text
+    monkeypatch.undo()
+    assert await storage.registrations("desk", time.time()) == []
+    assert (await register(hub, edge, "edge1;a;1")).status_code == 200
+    assert len(await hub.running.registrar.find("desk")) == 1

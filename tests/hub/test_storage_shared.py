@@ -123,7 +123,9 @@ async def test_a_database_of_the_last_version_moves_its_heartbeat_and_its_rows_b
 
 async def test_a_hub_that_stopped_with_calls_open_has_them_ended_by_another(storage, open_storage):
     stopped = await open_storage("hub-b")  # a hub that died carrying a call, and never came back
-    call = await stopped.put(CallRecord(source="client:door", destination="ring_desks", status="ongoing"))
+    call = await stopped.put(
+        CallRecord(source="client:door", destination="ring_desks", status="ongoing", created_at=T0 - 40)
+    )
     leg = await stopped.put(
         LegRecord(
             call_id=call.id,
@@ -144,3 +146,12 @@ async def test_a_hub_that_stopped_with_calls_open_has_them_ended_by_another(stor
     assert (ended.status, ended.reason) == ("ended", "the hub stopped during the call")
     assert (await storage.get(LegRecord, leg.id)).status == "hangup"
     assert await storage.stopped_hubs(alive_before=T0 + 60) == []  # nothing left open there
+
+
+async def test_a_hub_that_died_before_its_first_heartbeat_is_found_once_its_call_is_old(storage, open_storage):
+    stopped = await open_storage("hub-b")  # killed a moment after its call began: no heartbeat written
+    await stopped.put(CallRecord(source="client:door", destination="desk", status="ongoing", created_at=T0))
+    assert await storage.stopped_hubs(alive_before=T0) == []  # a call that young may be a live hub's
+    assert await storage.stopped_hubs(alive_before=T0 + 1) == ["hub-b"]
+    await stopped.mark_alive(T0 + 5)  # it was alive after all
+    assert await storage.stopped_hubs(alive_before=T0 + 1) == []

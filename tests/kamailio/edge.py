@@ -21,11 +21,15 @@ from dataclasses import dataclass
 # kamailio_program and Edge re-exported: the tests here and tests/hub import them from this module
 from bench.kamailio import HOST, Edge, free_port
 from bench.kamailio import kamailio_program as kamailio_program
-from intercom.sip import MAX_MESSAGE_SIZE, Request, Response, make_response, parse_message
+from intercom.sip import MAX_MESSAGE_SIZE, Request, Response, SipUri, make_response, parse_message
 from intercom.transport.stream import StreamFramer
 
 from ..conftest import RawSip, replay
 from ..units import STEP
+
+# probes every second, one failed probe takes a hub out, one answered takes it back; a hub has
+# 300 ms to answer
+PROBING = {"DS_PING_INTERVAL": 1, "DS_PROBING_THRESHOLD": 1, "DS_INACTIVE_THRESHOLD": 1, "HUB_TIMEOUT": 300}
 
 
 class SipStream(RawSip):
@@ -84,6 +88,29 @@ def register_answer(request: Request, hub: str) -> Response:
     body = json.dumps({"zone": "Europe/Amsterdam", "hub": hub}).encode()
     fields = [("Contact", value) for value in request.headers.get_lines("Contact")]
     return make_response(request, 200, to_tag="reg", headers=[*fields, ("Content-Type", "application/json")], body=body)
+
+
+def hub_request(
+    method: str, hub: FakeHub, target: SipUri | str, route: list[str], body: bytes = b"", sent_by: str | None = None
+) -> Request:
+    """A new request of a hub's to a unit: to its Contact, by its Path. Its Via names the hub's
+    listening address, as a hub's does (``sent_by`` another one)."""
+    request = Request(method=method, uri=target, body=body)
+    request.headers.add("Via", f"SIP/2.0/TCP {sent_by or hub.address};branch=z9hG4bK{secrets.token_hex(8)}")
+    for value in route:
+        request.headers.add("Route", value)
+    request.headers.add("Max-Forwards", "70")
+    request.headers.add("From", f"<sip:door@{hub.address}>;tag={secrets.token_hex(4)}")
+    request.headers.add("To", f"<{target}>")
+    request.headers.add("Call-ID", secrets.token_hex(8))
+    request.headers.add("CSeq", f"1 {method}")
+    request.headers.add("Contact", f"<sip:hub@{hub.address};transport=tcp>")
+    return request
+
+
+def by_path(method: str, hub: FakeHub, register: Request, body: bytes = b"") -> Request:
+    """A new request of a hub's to the unit that sent ``register``: to its Contact, by its Path."""
+    return hub_request(method, hub, register.contacts[0].uri, register.headers.get_all("Path"), body)
 
 
 class FakeHub:

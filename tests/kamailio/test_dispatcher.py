@@ -8,11 +8,9 @@ import json
 from intercom.sip import Response
 
 from ..conftest import RawSip
-from .edge import Edge, FakeHub, fresh_register, next_at_any, register_answer
+from .edge import PROBING, Edge, FakeHub, fresh_register, next_at_any, register_answer
 
-# probes every second, one failed probe takes a hub out, one answered takes it back; a hub has
-# 300 ms to answer. Probing far apart (a minute) where a test is about one request's failover.
-PROBING = {"DS_PING_INTERVAL": 1, "DS_PROBING_THRESHOLD": 1, "DS_INACTIVE_THRESHOLD": 1, "HUB_TIMEOUT": 300}
+# probing far apart (a minute) where a test is about one request's failover
 NO_PROBING = {"DS_PING_INTERVAL": 60, "HUB_TIMEOUT": 300}
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 
 from intercom.sip import Address, Dialog, Request, Response, SipUri, Via, make_cancel, make_response, parse_message
 
 from ..conftest import RawSip, replay
 from ..units import STEP
-from .edge import Edge, FakeHub, SipStream, fresh_register, next_at_any, register_answer
+from .edge import Edge, FakeHub, SipStream, by_path, fresh_register, next_at_any, register_answer
 
 FLOW = re.compile(r"^edge1;127\.0\.0\.1:(\d+);(\d+)$")
 QUICK = 1.0  # seconds: far below every timer of the edge's (UNIT_TIMEOUT is 8 s)
@@ -47,26 +46,6 @@ async def registered(edge: Edge, hub: FakeHub, unit: RawSip) -> tuple[Request, R
     await unit.send(forged(fresh_register(edge)))
     arrival = await hub.next("REGISTER")
     return arrival.request, await unit.final_response()
-
-
-def hub_request(method: str, hub: FakeHub, target: SipUri | str, route: list[str], body: bytes = b"") -> Request:
-    """A new request of a hub's to a unit: to its Contact, by its Path."""
-    request = Request(method=method, uri=target, body=body)
-    request.headers.add("Via", f"SIP/2.0/TCP {hub.address};branch=z9hG4bK{secrets.token_hex(8)}")
-    for value in route:
-        request.headers.add("Route", value)
-    request.headers.add("Max-Forwards", "70")
-    request.headers.add("From", f"<sip:door@{hub.address}>;tag={secrets.token_hex(4)}")
-    request.headers.add("To", f"<{target}>")
-    request.headers.add("Call-ID", secrets.token_hex(8))
-    request.headers.add("CSeq", f"1 {method}")
-    request.headers.add("Contact", f"<sip:hub@{hub.address};transport=tcp>")
-    return request
-
-
-def by_path(method: str, hub: FakeHub, register: Request, body: bytes = b"") -> Request:
-    """A new request of a hub's to the unit that sent ``register``: to its Contact, by its Path."""
-    return hub_request(method, hub, register.contacts[0].uri, register.headers.get_all("Path"), body)
 
 
 async def sent_by_path(

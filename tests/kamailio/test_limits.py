@@ -16,9 +16,8 @@ from intercom.sip import Request, Response, SipUri, parse_message
 
 from ..conftest import RawSip, replay
 from ..units import STEP
-from .edge import HOST, Edge, SipStream, free_port, fresh_register
+from .edge import HOST, Edge, SipStream, free_port, fresh_register, hub_request
 from .test_dispatcher import register
-from .test_edge import hub_request
 
 
 def keepalive(edge, number: int) -> Request:
