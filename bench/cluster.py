@@ -102,6 +102,10 @@ CALL_SETUPS = (HUB, EDGE_1HUB, EDGE_2HUBS)  # the edge alone answers REGISTER on
 # Debian 12's Kamailio 5.6.3 with OpenSSL 3 corrupts its shared memory and dies when many TLS
 # connections open at once over several workers (bench/README.md, "Cluster").
 EDGE_SETTINGS: dict[str, str | int | None] = {"PIKE_DENSITY": 10**9, "WORKERS": 1}
+# Kamailio's default 64 MB of shared memory is nearly all taken by 200 TLS WebSockets (~150 kB each)
+# and the transactions tm keeps for 5 s after their answer at a few hundred REGISTERs a second;
+# under 2.6 MB left, its TLS module drops connections (bench/README.md, "Cluster").
+EDGE_SHARED_MEMORY_MB = 256
 
 
 @dataclass
@@ -218,7 +222,10 @@ class Shared:
     async def edge(self, name: str, hubs: list[str], config: Path = CONFIG) -> Edge:
         settings = self.tls.cert, self.tls.key
         assert settings[0] is not None and settings[1] is not None
-        edge = Edge(self.workdir / f"kamailio-{name}", hubs, settings, dict(EDGE_SETTINGS), config=config)
+        edge = Edge(
+            self.workdir / f"kamailio-{name}", hubs, settings, dict(EDGE_SETTINGS),
+            config=config, shared_memory_mb=EDGE_SHARED_MEMORY_MB,
+        )  # fmt: skip
         await edge.start()
         self.stack.push_async_callback(edge.stop)
         self.edges[name] = edge
@@ -451,6 +458,7 @@ def environment() -> dict[str, object]:
         "loadavg_at_end": os.getloadavg(),
         "kamailio": kamailio_program(),
         "edge_settings": EDGE_SETTINGS,
+        "edge_shared_memory_mb": EDGE_SHARED_MEMORY_MB,
         "hub_launch": " ".join(("intercom hub", *HUB_ARGS)),
         **package_versions(("intercom", "aiortc", "websockets", "uvicorn", "psycopg", "psycopg-pool")),
     }

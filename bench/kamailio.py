@@ -68,8 +68,9 @@ class Edge:
     settings as ``-A NAME=VALUE`` (free ports, the certificate, a dispatcher list naming ``hubs``,
     their ``host:port`` SIP/TCP addresses). ``settings`` are more ``-A`` defines
     (``{"PIKE_DENSITY": 20}``, ``{"WITH_WS": None}``); a string value is quoted for Kamailio here.
-    The log is ``folder/kamailio.log``; a crashed Kamailio's core file lands in ``folder`` too (its
-    working directory), not in ``/``.
+    ``shared_memory_mb``: Kamailio's shared memory (each TLS WebSocket holds ~150 kB of it, and tm
+    keeps every answered transaction a few seconds). The log is ``folder/kamailio.log``; a crashed
+    Kamailio's core file lands in ``folder`` too (its working directory), not in ``/``.
     """
 
     folder: Path
@@ -80,6 +81,7 @@ class Edge:
     wss_port: int = field(default_factory=free_port)
     hub_port: int = field(default_factory=free_port)
     config: Path = CONFIG
+    shared_memory_mb: int | None = None  # kamailio -m; None: its default (64 MB)
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
     @property
@@ -141,7 +143,7 @@ class Edge:
         with self.log_file.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 program, "-DD", "-E", "-f", str(self.config), "-Y", str(self.folder / "run"), "-w", str(self.folder),
-                *self.defines(),
+                *(("-m", str(self.shared_memory_mb)) if self.shared_memory_mb else ()), *self.defines(),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
             )  # fmt: skip
         alive = lambda: self.process is not None and self.process.returncode is None  # noqa: E731
