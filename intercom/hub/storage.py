@@ -63,6 +63,9 @@ _TABLES: dict[type[BaseModel], tuple[str, str | None]] = {
 _REGISTRATION_COLUMNS = (
     "edge, flow, uri, contact, path, identity, key_group, access_key_id, incoming, expires_at, user_agent, hub"
 )
+_REGISTRATION_UPDATES = ", ".join(
+    f"{column} = excluded.{column}" for column in _REGISTRATION_COLUMNS.replace(" ", "").split(",")[3:]
+)
 
 
 class Storage:
@@ -567,8 +570,11 @@ class Storage:
         async with self.transaction():
             await self.run("DELETE FROM registrations WHERE edge = ? AND flow = ?", (edge, flow))
             for registration in registrations:
+                # A REGISTER the edge retried on another hub (the first was slow) may be saved by
+                # both at once: the second's rows replace the first's instead of failing on them.
                 await self.run(
-                    f"INSERT INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+                    f"INSERT INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({', '.join('?' * 12)}) "
+                    f"ON CONFLICT (edge, flow, uri) DO UPDATE SET {_REGISTRATION_UPDATES}",
                     astuple(registration),
                 )
 
