@@ -578,6 +578,17 @@ class Storage:
                     astuple(registration),
                 )
 
+    async def refresh_registrations(self, registrations: list[Registration]) -> None:
+        """The same bindings of a flow registered again (a refresh): one UPDATE each, no transaction,
+        a unit refreshing every minute costs the database little. A row gone meanwhile (the unit's
+        WebSocket closed) stays gone."""
+        for registration in registrations:
+            values = astuple(registration)
+            await self.run(
+                f"UPDATE registrations SET {_REGISTRATION_UPDATES} WHERE edge = ? AND flow = ? AND uri = ?",
+                (*values[3:], *values[:3]),
+            )
+
     async def delete_flow_registrations(self, edge: str, flow: str) -> int:
         """Forget a flow's bindings (its WebSocket closed); how many there were."""
         return await self.run("DELETE FROM registrations WHERE edge = ? AND flow = ?", (edge, flow))

@@ -69,6 +69,14 @@ async def test_a_flows_registrations_are_all_or_none(storage):
     assert [row.uri for row in await storage.flow_registrations("10.0.0.5", flow, T0)] == ["sip:a@x.invalid"]
 
 
+async def test_a_refresh_updates_the_rows_it_finds_and_brings_back_none(storage):
+    flow = "edge1;192.0.2.7:50012;42"
+    await storage.save_flow_registrations("10.0.0.5", flow, [binding("sip:a@x.invalid", T0 + 60)])
+    refreshed, gone = binding("sip:a@x.invalid", T0 + 120, hub="hub-b"), binding("sip:b@x.invalid", T0 + 120)
+    await storage.refresh_registrations([refreshed, gone])  # b's WebSocket closed meanwhile: no row
+    assert await storage.flow_registrations("10.0.0.5", flow, T0 + 90) == [refreshed]
+
+
 async def test_one_register_saved_by_two_hubs_at_once_leaves_one_binding(storage, open_storage):
     """The edge retried a slow hub's REGISTER on the other: both save the flow's outcome."""
     other = await open_storage("hub-b")
