@@ -63,9 +63,8 @@ _TABLES: dict[type[BaseModel], tuple[str, str | None]] = {
 _REGISTRATION_COLUMNS = (
     "edge, flow, uri, contact, path, identity, key_group, access_key_id, incoming, expires_at, user_agent, hub"
 )
-_REGISTRATION_UPDATES = ", ".join(
-    f"{column} = excluded.{column}" for column in _REGISTRATION_COLUMNS.replace(" ", "").split(",")[3:]
-)
+_REGISTRATION_KEPT = _REGISTRATION_COLUMNS.replace(" ", "").split(",")[3:]  # what a binding's key does not name
+_REGISTRATION_UPDATES = ", ".join(f"{column} = excluded.{column}" for column in _REGISTRATION_KEPT)
 
 
 class Storage:
@@ -585,7 +584,8 @@ class Storage:
         for registration in registrations:
             values = astuple(registration)
             await self.run(
-                f"UPDATE registrations SET {_REGISTRATION_UPDATES} WHERE edge = ? AND flow = ? AND uri = ?",
+                f"UPDATE registrations SET {', '.join(f'{column} = ?' for column in _REGISTRATION_KEPT)} "
+                "WHERE edge = ? AND flow = ? AND uri = ?",
                 (*values[3:], *values[:3]),
             )
 
