@@ -80,7 +80,7 @@ class SharedLocation:
             edge=connection.key[0],
             flow=connection.key[1],
             uri=binding.key,
-            contact=binding.contact_text,
+            contact=str(binding.contact),  # as registered: a refresh compares it
             path="\n".join(binding.path),
             identity=binding.identity,
             key_group=self._group_of(grant.access_key_id),
