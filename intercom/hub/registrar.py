@@ -102,12 +102,17 @@ class Registrar:
         if self.shared is None or not self.shared.covers(connection):
             return self.handle_register(connection, request, path)
         scratch = MemoryBindings()
-        for binding in await self.shared.of_flow(connection, self._clock()):  # type: ignore[arg-type]
+        loaded = await self.shared.of_flow(connection, self._clock())  # type: ignore[arg-type]
+        for binding in loaded:
             scratch.add(binding)
         response = self._handle_register(scratch, connection, request, path)
         if response.status_code != 200:
             return response
         bindings = list(scratch.of(connection).values())
+        if len(bindings) == len(loaded) and all(any(b is row for row in loaded) for b in bindings):
+            # a refresh (the unit's every REGISTER but its first): the same bindings, later expiries
+            await self.shared.refresh(bindings)
+            return response
         identity = next((binding.identity for binding in bindings if binding.identity is not None), None)
         if identity is not None:
             elsewhere = [b for b in await self.shared.lookup(identity, self._clock()) if b.connection is not connection]

@@ -45,6 +45,10 @@ class SharedLocation:
         """``flow``'s bindings are now ``bindings`` (a REGISTER's outcome)."""
         await self.storage.save_flow_registrations(*flow.key, [self._row(binding) for binding in bindings])
 
+    async def refresh(self, bindings: list[Binding]) -> None:
+        """The same bindings registered again: their rows get the new expiry, token and Path."""
+        await self.storage.refresh_registrations([self._row(binding) for binding in bindings])
+
     async def lookup(self, identity: str, now: float) -> list[Binding]:
         return [self._binding(row) for row in await self.storage.registrations(identity, now)]
 
@@ -76,7 +80,7 @@ class SharedLocation:
             edge=connection.key[0],
             flow=connection.key[1],
             uri=binding.key,
-            contact=binding.contact_text,
+            contact=str(binding.contact),  # as registered: a refresh compares it
             path="\n".join(binding.path),
             identity=binding.identity,
             key_group=self._group_of(grant.access_key_id),

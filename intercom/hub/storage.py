@@ -63,6 +63,8 @@ _TABLES: dict[type[BaseModel], tuple[str, str | None]] = {
 _REGISTRATION_COLUMNS = (
     "edge, flow, uri, contact, path, identity, key_group, access_key_id, incoming, expires_at, user_agent, hub"
 )
+_REGISTRATION_KEPT = _REGISTRATION_COLUMNS.replace(" ", "").split(",")[3:]  # what a binding's key does not name
+_REGISTRATION_UPDATES = ", ".join(f"{column} = excluded.{column}" for column in _REGISTRATION_KEPT)
 
 
 class Storage:
@@ -567,10 +569,25 @@ class Storage:
         async with self.transaction():
             await self.run("DELETE FROM registrations WHERE edge = ? AND flow = ?", (edge, flow))
             for registration in registrations:
+                # A REGISTER the edge retried on another hub (the first was slow) may be saved by
+                # both at once: the second's rows replace the first's instead of failing on them.
                 await self.run(
-                    f"INSERT INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+                    f"INSERT INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({', '.join('?' * 12)}) "
+                    f"ON CONFLICT (edge, flow, uri) DO UPDATE SET {_REGISTRATION_UPDATES}",
                     astuple(registration),
                 )
+
+    async def refresh_registrations(self, registrations: list[Registration]) -> None:
+        """The same bindings of a flow registered again (a refresh): one UPDATE each, no transaction,
+        a unit refreshing every minute costs the database little. A row gone meanwhile (the unit's
+        WebSocket closed) stays gone."""
+        for registration in registrations:
+            values = astuple(registration)
+            await self.run(
+                f"UPDATE registrations SET {', '.join(f'{column} = ?' for column in _REGISTRATION_KEPT)} "
+                "WHERE edge = ? AND flow = ? AND uri = ?",
+                (*values[3:], *values[:3]),
+            )
 
     async def delete_flow_registrations(self, edge: str, flow: str) -> int:
         """Forget a flow's bindings (its WebSocket closed); how many there were."""

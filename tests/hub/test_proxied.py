@@ -389,6 +389,20 @@ async def test_a_binding_is_its_row_whichever_hub_wrote_it(hub: Hub, edge: FakeE
     assert left.key == "sip:b@y.invalid"
 
 
+async def test_a_refresh_only_updates_its_rows(hub: Hub, edge: FakeEdge, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = hub.running.app.state.storage
+    assert (await register(hub, edge, "edge1;a;1")).status_code == 200
+    [first] = await storage.registrations("desk", time.time())
+
+    async def rewritten(*args: object) -> None:
+        raise AssertionError("a refresh rewrote the flow's rows")
+
+    monkeypatch.setattr(storage, "save_flow_registrations", rewritten)
+    assert (await register(hub, edge, "edge1;a;1")).status_code == 200  # the same Contact, a new token
+    [again] = await storage.registrations("desk", time.time())
+    assert again.expires_at > first.expires_at and again.contact == first.contact
+
+
 async def test_the_identity_limit_counts_the_bindings_every_hub_took(hub: Hub, edge: FakeEdge) -> None:
     storage = hub.running.app.state.storage
     for n in range(MAX_CONTACTS_PER_IDENTITY):

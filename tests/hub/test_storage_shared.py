@@ -3,6 +3,7 @@ reports, and rows that say which hub wrote them (a hub's start-up ends only its 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import pytest
@@ -62,10 +63,30 @@ async def test_a_flows_registrations_are_replaced_as_a_whole_and_found_by_identi
 async def test_a_flows_registrations_are_all_or_none(storage):
     flow = "edge1;192.0.2.7:50012;42"
     await storage.save_flow_registrations("10.0.0.5", flow, [binding("sip:a@x.invalid", T0 + 60)])
-    twice = binding("sip:b@x.invalid", T0 + 60)
-    with pytest.raises(Exception):  # noqa: B017 - the backends' own integrity errors differ
-        await storage.save_flow_registrations("10.0.0.5", flow, [twice, twice])
+    broken = binding("sip:c@x.invalid", T0 + 60, access_key_id=None)  # a NOT NULL column without its value
+    with pytest.raises(storage.errors):
+        await storage.save_flow_registrations("10.0.0.5", flow, [binding("sip:b@x.invalid", T0 + 60), broken])
     assert [row.uri for row in await storage.flow_registrations("10.0.0.5", flow, T0)] == ["sip:a@x.invalid"]
+
+
+async def test_a_refresh_updates_the_rows_it_finds_and_brings_back_none(storage):
+    flow = "edge1;192.0.2.7:50012;42"
+    await storage.save_flow_registrations("10.0.0.5", flow, [binding("sip:a@x.invalid", T0 + 60)])
+    refreshed, gone = binding("sip:a@x.invalid", T0 + 120, hub="hub-b"), binding("sip:b@x.invalid", T0 + 120)
+    await storage.refresh_registrations([refreshed, gone])  # b's WebSocket closed meanwhile: no row
+    assert await storage.flow_registrations("10.0.0.5", flow, T0 + 90) == [refreshed]
+
+
+async def test_one_register_saved_by_two_hubs_at_once_leaves_one_binding(storage, open_storage):
+    """The edge retried a slow hub's REGISTER on the other: both save the flow's outcome."""
+    other = await open_storage("hub-b")
+    flow = "edge1;192.0.2.7:50012;42"
+    await asyncio.gather(
+        storage.save_flow_registrations("10.0.0.5", flow, [binding("sip:a@x.invalid", T0 + 60)]),
+        other.save_flow_registrations("10.0.0.5", flow, [binding("sip:a@x.invalid", T0 + 61, hub="hub-b")]),
+    )
+    [row] = await storage.flow_registrations("10.0.0.5", flow, T0)
+    assert row.uri == "sip:a@x.invalid"
 
 
 async def test_a_doors_reports_are_stored_and_pruned_with_the_call_logs_limits(storage):
