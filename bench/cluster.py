@@ -98,10 +98,8 @@ RUN_TIMEOUT = 480.0
 HUB, EDGE_1HUB, EDGE_2HUBS, EDGE_ALONE = "hub", "edge_1hub", "edge_2hubs", "edge_alone"
 CALL_SETUPS = (HUB, EDGE_1HUB, EDGE_2HUBS)  # the edge alone answers REGISTER only
 # Every client comes from 127.0.0.1: with the cfg's pike density (80 requests per 2 s per address)
-# the edge would ban the bench after a few hundred REGISTERs. One TCP/TLS worker, not the cfg's 4:
-# Debian 12's Kamailio 5.6.3 with OpenSSL 3 corrupts its shared memory and dies when many TLS
-# connections open at once over several workers (bench/README.md, "Cluster").
-EDGE_SETTINGS: dict[str, str | int | None] = {"PIKE_DENSITY": 10**9, "WORKERS": 1}
+# the edge would ban the bench after a few hundred REGISTERs.
+EDGE_SETTINGS: dict[str, str | int | None] = {"PIKE_DENSITY": 10**9}
 # Kamailio's default 64 MB of shared memory is nearly all taken by 200 TLS WebSockets (~150 kB each)
 # and the transactions tm keeps for 5 s after their answer at a few hundred REGISTERs a second;
 # under 2.6 MB left, its TLS module drops connections (bench/README.md, "Cluster").

@@ -120,7 +120,6 @@ class Edge:
             "TLS_CERT": str(self.tls[0]),
             "TLS_KEY": str(self.tls[1]),
             "DISPATCHER_LIST": str(self.folder / "dispatcher.list"),
-            "WORKERS": 2,
             **self.settings,
         }
         arguments = []
