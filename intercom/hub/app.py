@@ -13,6 +13,7 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
@@ -31,10 +32,12 @@ from .mqtt.bridge import MqttBridge
 from .mqtt.events import MqttEvents
 from .registrar import Registrar
 from .retention import Retention
-from .shared_location import SharedLocation
-from .sip_service import EdgeEndpoint, SipService
+from .sip_service import SipService
 from .storage import Storage
 from .webhooks import WebhookDispatcher
+
+if TYPE_CHECKING:
+    from .edge_endpoint import EdgeEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +75,7 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
     gate = ConnectionGate(config.connection_limits(), tls=config.secure)
     sip = SipService(registrar, calls, gate, config.register_timeout)
     proxied = config.sip_proxy_listener()
-    # the hub's own connections to a proxy get as long to open as a unit's to finish its handshake
-    edge = EdgeEndpoint(sip, proxied[2], config.handshake_timeout) if proxied is not None else None
-    if edge is not None:
-        registrar.share(SharedLocation(storage, edge.flows, registrar.group_of))
+    edge = _edge_endpoint(config, registrar, sip, storage)
     retention = Retention(storage, calls.call_log, config.storage_limits)
 
     @contextlib.asynccontextmanager
@@ -167,6 +167,21 @@ def create_app(config: HubConfig, storage: Storage | None = None) -> FastAPI:
         )
 
     return app
+
+
+def _edge_endpoint(config: HubConfig, registrar: Registrar, sip: SipService, storage: Storage) -> EdgeEndpoint | None:
+    """Behind SIP proxies (``--sip-proxy-listen``): the endpoint for them, and the location the hubs
+    share. Imported only then: the embedded hub never loads the SIP/TCP transport."""
+    proxied = config.sip_proxy_listener()
+    if proxied is None:
+        return None
+    from .edge_endpoint import EdgeEndpoint
+    from .shared_location import SharedLocation
+
+    # the hub's own connections to a proxy get as long to open as a unit's to finish its handshake
+    edge = EdgeEndpoint(sip, proxied[2], config.handshake_timeout)
+    registrar.share(SharedLocation(storage, edge.flows, registrar.group_of))
+    return edge
 
 
 async def _sweep(registrar: Registrar, calls: CallService, storage: Storage, heartbeat_seconds: float) -> None:

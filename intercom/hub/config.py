@@ -8,8 +8,8 @@ from pathlib import Path
 from ..auth import TurnCredentials, turn_credentials
 from ..http_client import OutboundPolicy
 from ..media import IceServer, MediaPolicy
+from ..transport.addresses import normalised_host, split_host_port
 from ..transport.limits import ConnectionLimits
-from ..transport.stream import normalised_host, split_host_port
 from ..web import DIST
 from .mqtt.settings import MqttSettings
 from .retention import StorageLimits

@@ -20,11 +20,15 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..sip import Address, ParseError, Request, Response, ServerTransaction, SipUri
 from ..transport import ConnectionClosed, SipConnection
-from ..transport.stream import StreamLinks, normalised_host
+from ..transport.addresses import normalised_host
 from .legs import HubAddress
+
+if TYPE_CHECKING:
+    from ..transport.stream import StreamLinks
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,16 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from ..auth import Grant, KeyLookup, TokenError, check_token
 from ..sip import Address, ParseError, Request, Response, SipUri, make_response
 from .bindings import Binding, BindingStore, MemoryBindings
 from .callflows import GROUP_PREFIX
 from .config import HubConfig
-from .shared_location import SharedLocation
+
+if TYPE_CHECKING:
+    from .shared_location import SharedLocation
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import re
 from collections import Counter
 from collections.abc import Callable
 
 from ..sip import MAX_MESSAGE_SIZE
+from .addresses import normalised_host
 from .connection import SipConnection
 from .server_socket import SipEndpoint
 
@@ -130,24 +130,6 @@ class SipStreamProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-def normalised_host(address: str) -> str:
-    """An IP address in one spelling (``::1`` for ``0:0::1``), so that addresses compare equal;
-    raises :class:`ValueError` for anything else."""
-    return str(ipaddress.ip_address(address.strip().removeprefix("[").removesuffix("]")))
-
-
-def split_host_port(text: str, default_port: int | None = None) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` for IPv6) as a pair; raises :class:`ValueError` when unreadable."""
-    host, colon, port = text.strip().rpartition(":")
-    if not colon or (host.count(":") and not host.startswith("[")):  # no port, or a bare IPv6 address
-        if default_port is None:
-            raise ValueError(f"{text!r} is not host:port")
-        host, port = text.strip(), str(default_port)
-    if not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"{text!r} has no valid port")
-    return host.removeprefix("[").removesuffix("]"), int(port)
-
-
 class Admission:
     """Who may connect to the SIP/TCP listener: the proxies' addresses, each at most
     ``per_source`` connections at once; any other is refused with one log line."""
@@ -246,7 +228,5 @@ __all__ = [
     "SipStreamProtocol",
     "StreamFramer",
     "StreamLinks",
-    "normalised_host",
     "serve_stream",
-    "split_host_port",
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from intercom.sip import parse_message
-from intercom.transport.stream import FramingError, StreamFramer, split_host_port
+from intercom.transport.addresses import split_host_port
+from intercom.transport.stream import FramingError, StreamFramer
 
 BODY = b"v=0\r\n"
 MESSAGE = (
