@@ -29,7 +29,7 @@ lint:
 # needs jackd2, the MQTT one mosquitto: the full setup installs both.
 bench:
 	@scripts/setup.sh
-	@status=0; for name in register calls audio appliance api storage flood web mqtt; do .venv/bin/python bench/$$name.py || status=1; done; exit $$status
+	@status=0; for name in register calls audio appliance api storage flood web mqtt cluster; do .venv/bin/python bench/$$name.py || status=1; done; exit $$status
 
 # The flashable SD-card image of a unit (arm64), into build/image/: needs root, see deploy/image/.
 image:
