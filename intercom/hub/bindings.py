@@ -1,12 +1,11 @@
-"""Where the registrar keeps its bindings: the small interface between the two, and the store in memory.
+"""Where the registrar keeps its bindings: in memory, by connection.
 
 A binding belongs to the connection it was made on: a unit's WebSocket, or behind a SIP proxy its
 flow (:class:`~intercom.hub.edge_flows.EdgeFlow`, the pair proxy address and ``P-Intercom-Flow``,
-with the proxy's Path). The registrar decides (token, limits, expiry, presence); a
-:class:`BindingStore` only keeps. :class:`MemoryBindings` is the store; behind SIP proxies the
-bindings of the units' flows are rows of the database the hubs share
-(:mod:`intercom.hub.shared_location`), and a REGISTER is decided on a scratch store of its
-flow's rows.
+with the proxy's Path). The registrar decides (token, limits, expiry, presence);
+:class:`MemoryBindings` only keeps. Behind SIP proxies the bindings of the units' flows are rows
+of the database the hubs share (:mod:`intercom.hub.shared_location`), and a REGISTER is decided on
+a scratch :class:`MemoryBindings` of its flow's rows.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from ..auth import Grant
 from ..sip import Address
@@ -42,40 +40,6 @@ class Binding:
     def key(self) -> str:
         """What tells it from the other bindings of its connection: the Contact's URI."""
         return str(self.contact.uri)
-
-
-class BindingStore(Protocol):
-    """What the registrar needs of the place its bindings live."""
-
-    def of(self, connection: object) -> Mapping[str, Binding]:
-        """The bindings of ``connection``, by :attr:`Binding.key` (empty when none)."""
-        ...
-
-    def add(self, binding: Binding) -> None:
-        """Keep ``binding`` (its key on its connection is free: the registrar removed any before)."""
-        ...
-
-    def refresh(self, binding: Binding, expires_at: float, grant: Grant, path: tuple[str, ...]) -> None:
-        """The same binding registered again: a new expiry, token and Path."""
-        ...
-
-    def remove(self, connection: object, key: str) -> Binding | None:
-        """Forget one binding; the one forgotten, if there was one."""
-        ...
-
-    def count(self, identity: str) -> int:
-        """How many bindings ``identity`` has (expired ones not yet swept included)."""
-        ...
-
-    def identities(self) -> list[str]:
-        """The identities that have bindings."""
-        ...
-
-    def all(self) -> Iterator[Binding]:
-        """Every binding."""
-        ...
-
-    def __len__(self) -> int: ...
 
 
 class MemoryBindings:

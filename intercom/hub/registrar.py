@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from ..auth import Grant, KeyLookup, TokenError, check_token
 from ..sip import Address, ParseError, Request, Response, SipUri, make_response
-from .bindings import Binding, BindingStore, MemoryBindings
+from .bindings import Binding, MemoryBindings
 from .callflows import GROUP_PREFIX
 from .config import HubConfig
 
@@ -47,17 +47,11 @@ PresenceListener = Callable[[str, bool], None]  # (identity, reachable now), cal
 
 
 class Registrar:
-    def __init__(
-        self,
-        config: HubConfig,
-        lookup_key: KeyLookup,
-        clock: Callable[[], float] = time.time,
-        store: BindingStore | None = None,
-    ) -> None:
+    def __init__(self, config: HubConfig, lookup_key: KeyLookup, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self._lookup_key = lookup_key
         self._clock = clock
-        self._bindings: BindingStore = store if store is not None else MemoryBindings()
+        self._bindings = MemoryBindings()
         self._zone_body = json.dumps({"zone": config.zone}).encode()  # the answer's body without TURN
         self._presence_listeners: list[PresenceListener] = []
         self._reachable_before: dict[str, bool] = {}  # identities whose first or last binding changed
@@ -66,7 +60,7 @@ class Registrar:
     def share(self, shared: SharedLocation) -> None:
         """Behind SIP proxies with other hubs: the bindings of the units behind them are the
         database's (:mod:`intercom.hub.shared_location`), read and written through the coroutines
-        below; a unit's own WebSocket's stay here. Presence listeners hear of these only."""
+        below; a unit's own WebSocket's stay here, and only they are told to presence listeners."""
         self.shared = shared
 
     def shares(self, connection: object) -> bool:
@@ -126,7 +120,7 @@ class Registrar:
         return response
 
     def _handle_register(
-        self, store: BindingStore, connection: object, request: Request, path: tuple[str, ...]
+        self, store: MemoryBindings, connection: object, request: Request, path: tuple[str, ...]
     ) -> Response:
         now = self._clock()
         try:
@@ -177,7 +171,7 @@ class Registrar:
         return self._ok(store, request, connection, grant)
 
     def _over_limit(
-        self, store: BindingStore, connection: object, identity: str | None, expiries: list[tuple[Address, int]]
+        self, store: MemoryBindings, connection: object, identity: str | None, expiries: list[tuple[Address, int]]
     ) -> str | None:
         """Why this REGISTER would leave more bindings than a connection or an identity may hold, if it would."""
         bindings = store.of(connection)
@@ -199,12 +193,12 @@ class Registrar:
             return _identity_limit(identity)
         return None
 
-    def _add(self, store: BindingStore, binding: Binding) -> None:
+    def _add(self, store: MemoryBindings, binding: Binding) -> None:
         store.add(binding)
         if store is self._bindings and binding.identity is not None and store.count(binding.identity) == 1:
             self._reachable_before.setdefault(binding.identity, False)
 
-    def _remove(self, store: BindingStore, connection: object, key: str) -> Binding | None:
+    def _remove(self, store: MemoryBindings, connection: object, key: str) -> Binding | None:
         binding = store.remove(connection, key)
         identity = binding.identity if binding is not None else None
         if store is self._bindings and identity is not None and not store.count(identity):
@@ -227,7 +221,7 @@ class Registrar:
             result.append((contact, expires))
         return result
 
-    def _ok(self, store: BindingStore, request: Request, connection: object, grant: Grant | None) -> Response:
+    def _ok(self, store: MemoryBindings, request: Request, connection: object, grant: Grant | None) -> Response:
         now = self._clock()
         headers = [
             ("Contact", f"{binding.contact_text};expires={max(0, round(binding.expires_at - now))}")
