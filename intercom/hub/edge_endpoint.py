@@ -15,7 +15,7 @@ from ..transport import FrameWriter, SipConnection
 from ..transport.stream import Admission, StreamLinks, serve_stream
 from .edge_flows import FLOW_HEADER, EdgeFlow, EdgeFlows
 from .legs import HubAddress
-from .sip_service import SipService
+from .sip_service import SipService, peer_of
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class EdgeEndpoint:
                 raise ValueError(f"no {FLOW_HEADER} from the SIP proxy")
             if request.method == "REGISTER":
                 self.flows.check_path(request.headers.get_all("Path"))
-            flow = self.flows.flow(connection.name.rpartition(":")[0], name.strip())
+            flow = self.flows.flow(peer_of(connection)[0], name.strip())
         except ValueError as exc:
             log.info("%s: %s refused: %s", connection.name, request.method, exc)
             if transaction is not None:

@@ -64,7 +64,11 @@ class Registrar:
         self.shared = shared
 
     def shares(self, connection: object) -> bool:
-        return self.shared is not None and self.shared.covers(connection)
+        return self._sharing(connection) is not None
+
+    def _sharing(self, connection: object) -> SharedLocation | None:
+        """The shared location, if ``connection``'s bindings are kept there."""
+        return self.shared if self.shared is not None and self.shared.covers(connection) else None
 
     def on_presence(self, listener: PresenceListener) -> None:
         """Call ``listener(identity, reachable)`` whenever an identity gains its first binding or
@@ -96,10 +100,10 @@ class Registrar:
         """:meth:`handle_register`, for a connection whose bindings may be shared: on a scratch
         copy of its flow's rows, decided as for any connection, then stored as the flow's rows
         unless the identity would hold more than its limit on all flows together."""
-        if self.shared is None or not self.shared.covers(connection):
+        if (shared := self._sharing(connection)) is None:
             return self.handle_register(connection, request, path)
         scratch = MemoryBindings()
-        loaded = await self.shared.of_flow(connection, self._clock())  # type: ignore[arg-type]
+        loaded = await shared.of_flow(connection, self._clock())  # type: ignore[arg-type]
         for binding in loaded:
             scratch.add(binding)
         response = self._handle_register(scratch, connection, request, path)
@@ -108,15 +112,15 @@ class Registrar:
         bindings = list(scratch.of(connection).values())
         if len(bindings) == len(loaded) and all(any(b is row for row in loaded) for b in bindings):
             # a refresh (the unit's every REGISTER but its first): the same bindings, later expiries
-            await self.shared.refresh(bindings)
+            await shared.refresh(bindings)
             return response
         identity = next((binding.identity for binding in bindings if binding.identity is not None), None)
         if identity is not None:
-            elsewhere = [b for b in await self.shared.lookup(identity, self._clock()) if b.connection is not connection]
+            elsewhere = [b for b in await shared.lookup(identity, self._clock()) if b.connection is not connection]
             if len(elsewhere) + len(bindings) > MAX_CONTACTS_PER_IDENTITY:
                 log.info("REGISTER refused (403): %s", _identity_limit(identity))
                 return make_response(request, 403, _identity_limit(identity))
-        await self.shared.save(connection, bindings)  # type: ignore[arg-type]
+        await shared.save(connection, bindings)  # type: ignore[arg-type]
         return response
 
     def _handle_register(
@@ -250,11 +254,11 @@ class Registrar:
         return len(keys)
 
     async def forget(self, connection: object) -> int:
-        """:meth:`remove_connection`, and for a shared one its rows too."""
-        removed = self.remove_connection(connection)
-        if self.shared is not None and self.shared.covers(connection):
-            removed = await self.shared.forget(connection)  # type: ignore[arg-type]
-        return removed
+        """:meth:`remove_connection` for a shared connection (its WebSocket closed at the proxy):
+        its rows; how many there were."""
+        shared = self._sharing(connection)
+        assert shared is not None, "only a shared connection's bindings are rows"
+        return await shared.forget(connection)  # type: ignore[arg-type]
 
     def holds(self, connection: object) -> bool:
         """Whether ``connection`` has bindings: a REGISTER with a valid token came over it."""
@@ -268,8 +272,8 @@ class Registrar:
 
     async def identity_of(self, connection: object) -> str | None:
         """:meth:`identity_on`, for a connection whose bindings may be shared."""
-        if self.shared is not None and self.shared.covers(connection):
-            return await self.shared.identity_on(connection, self._clock())  # type: ignore[arg-type]
+        if (shared := self._sharing(connection)) is not None:
+            return await shared.identity_on(connection, self._clock())  # type: ignore[arg-type]
         return self.identity_on(connection)
 
     def identities(self) -> list[str]:
@@ -281,8 +285,7 @@ class Registrar:
         found = self.lookup(identity)
         if self.shared is None:
             return found
-        now = self._clock()
-        found = [binding for binding in found if not self.shared.covers(binding.connection)]  # the rows say
+        now = self._clock()  # a flow's bindings are never kept here: the rows say them all
         if identity.startswith(GROUP_PREFIX):
             group = identity.removeprefix(GROUP_PREFIX)
             rows = await self.shared.lookup_group(group, now)

@@ -84,7 +84,7 @@ class SipService:
         self.gate.log.refuse(
             "register_timeout",
             "closed the SIP connection of %s: not registered within %g s (setting register_timeout)",
-            connection.name.rpartition(":")[0],
+            peer_of(connection)[0],
             self.register_timeout,
         )
         connection.close(REGISTER_CLOSE_CODE, f"not registered within {self.register_timeout:g} s")
