@@ -63,8 +63,19 @@ _TABLES: dict[type[BaseModel], tuple[str, str | None]] = {
 _REGISTRATION_COLUMNS = (
     "edge, flow, uri, contact, path, identity, key_group, access_key_id, incoming, expires_at, user_agent, hub"
 )
-_REGISTRATION_KEPT = _REGISTRATION_COLUMNS.replace(" ", "").split(",")[3:]  # what a binding's key does not name
-_REGISTRATION_UPDATES = ", ".join(f"{column} = excluded.{column}" for column in _REGISTRATION_KEPT)
+_REGISTRATION_NAMES = _REGISTRATION_COLUMNS.replace(" ", "").split(",")
+_REGISTRATION_KEPT = _REGISTRATION_NAMES[3:]  # what the binding's key (edge, flow, uri) does not name
+# A REGISTER the edge retried on another hub (the first was slow) may be saved by both at once:
+# the second's rows replace the first's instead of failing on them.
+_REGISTRATION_INSERT = (
+    f"INSERT INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({', '.join('?' * len(_REGISTRATION_NAMES))}) "
+    "ON CONFLICT (edge, flow, uri) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _REGISTRATION_KEPT)
+)
+_REGISTRATION_REFRESH = (
+    f"UPDATE registrations SET {', '.join(f'{name} = ?' for name in _REGISTRATION_KEPT)} "
+    "WHERE edge = ? AND flow = ? AND uri = ?"
+)
 
 
 class Storage:
@@ -567,15 +578,9 @@ class Storage:
     async def save_flow_registrations(self, edge: str, flow: str, registrations: list[Registration]) -> None:
         """The bindings of one flow are now these (a REGISTER's outcome), all or none of them."""
         async with self.transaction():
-            await self.run("DELETE FROM registrations WHERE edge = ? AND flow = ?", (edge, flow))
+            await self.delete_flow_registrations(edge, flow)
             for registration in registrations:
-                # A REGISTER the edge retried on another hub (the first was slow) may be saved by
-                # both at once: the second's rows replace the first's instead of failing on them.
-                await self.run(
-                    f"INSERT INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({', '.join('?' * 12)}) "
-                    f"ON CONFLICT (edge, flow, uri) DO UPDATE SET {_REGISTRATION_UPDATES}",
-                    astuple(registration),
-                )
+                await self.run(_REGISTRATION_INSERT, astuple(registration))
 
     async def refresh_registrations(self, registrations: list[Registration]) -> None:
         """The same bindings of a flow registered again (a refresh): one UPDATE each, no transaction,
@@ -583,11 +588,7 @@ class Storage:
         WebSocket closed) stays gone."""
         for registration in registrations:
             values = astuple(registration)
-            await self.run(
-                f"UPDATE registrations SET {', '.join(f'{column} = ?' for column in _REGISTRATION_KEPT)} "
-                "WHERE edge = ? AND flow = ? AND uri = ?",
-                (*values[3:], *values[:3]),
-            )
+            await self.run(_REGISTRATION_REFRESH, (*values[3:], *values[:3]))
 
     async def delete_flow_registrations(self, edge: str, flow: str) -> int:
         """Forget a flow's bindings (its WebSocket closed); how many there were."""
