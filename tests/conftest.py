@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import ssl
 import subprocess
@@ -228,11 +229,12 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-async def make_unit(hub) -> AsyncIterator[Callable[..., Any]]:
-    """Connected clients, each sending a tone of its own; destroyed at teardown."""
+async def unit_at() -> AsyncIterator[Callable[..., Any]]:
+    """Connected clients of the hub given first (the test's, or one as units behind an edge see
+    it), each sending a tone of its own; destroyed at teardown: ``await unit_at(hub, "desk", 880.0)``."""
     units: list[Unit] = []
 
-    async def make(*args: Any, **kwargs: Any) -> Unit:
+    async def make(hub: Hub, *args: Any, **kwargs: Any) -> Unit:
         unit = await connect_unit(hub, *args, **kwargs)
         units.append(unit)
         return unit
@@ -241,6 +243,12 @@ async def make_unit(hub) -> AsyncIterator[Callable[..., Any]]:
     for unit in units:
         async with asyncio.timeout(STEP):
             await unit.client.destroy()
+
+
+@pytest.fixture
+def make_unit(hub, unit_at) -> Callable[..., Any]:
+    """Connected clients of the test's hub (:func:`unit_at`)."""
+    return functools.partial(unit_at, hub)
 
 
 async def connect_unit(

@@ -4,9 +4,10 @@ is called from either, and loses nothing when one dies (README "Running for many
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -14,26 +15,16 @@ from websockets.asyncio.client import connect
 from intercom.sdk import CallStatus
 from intercom.sip import Response
 
-from ..conftest import RawSip, connect_unit, replay
-from ..units import DESK_HZ, DOOR_HZ, STEP, Unit, store_flow
+from ..conftest import RawSip, replay
+from ..units import DESK_HZ, DOOR_HZ, STEP, Unit, door_and_desk
 from .conftest import Building
 
 HUBS = {"hub-1", "hub-2"}
 
 
-@contextlib.asynccontextmanager
-async def door_and_desk(building: Building) -> AsyncIterator[tuple[Unit, Unit]]:
-    """A desk and a door connected to the edge, each registered through whichever hub the edge chose."""
-    await store_flow(building, "door", "client:desk")
-    units: list[Unit] = []
-    try:
-        units.append(await connect_unit(building, "desk", DESK_HZ))  # type: ignore[arg-type]
-        units.append(await connect_unit(building, "door", DOOR_HZ, outgoing="door", incoming=False))  # type: ignore[arg-type]
-        yield units[1], units[0]
-    finally:
-        for unit in units:
-            async with asyncio.timeout(STEP):
-                await unit.client.destroy()
+def units_at(building: Building, unit_at) -> Callable[..., Any]:
+    """SDK units connected to the building's edge, each registered through whichever hub it chose."""
+    return functools.partial(unit_at, building)
 
 
 async def talk(door: Unit, desk: Unit, calls: int) -> None:
@@ -81,20 +72,24 @@ async def test_the_published_register_through_the_edge_is_in_the_location_both_h
             await websocket.close()
 
 
-async def test_a_door_calls_a_desk_registered_through_the_other_hub_with_audio_both_ways(building: Building) -> None:
-    async with door_and_desk(building) as (door, desk):
-        desk_hub = await building.registered_through("desk")
-        building.drain(desk_hub)  # the call cannot go where the desk registered
-        await talk(door, desk, 1)
-        assert await ended_calls(building, 1) == list(HUBS - {desk_hub})
+async def test_a_door_calls_a_desk_registered_through_the_other_hub_with_audio_both_ways(
+    building: Building, unit_at
+) -> None:
+    door, desk = await door_and_desk(building, units_at(building, unit_at))
+    desk_hub = await building.registered_through("desk")
+    building.drain(desk_hub)  # the call cannot go where the desk registered
+    await talk(door, desk, 1)
+    assert await ended_calls(building, 1) == list(HUBS - {desk_hub})
 
 
-async def test_a_hub_killed_while_idle_loses_no_registration_and_new_calls_go_to_the_other(building: Building) -> None:
-    async with door_and_desk(building) as (door, desk):
-        desk_hub = await building.registered_through("desk")
-        building.hub(desk_hub).kill()
-        survivor = (HUBS - {desk_hub}).pop()
-        assert await building.registered_through("desk") == desk_hub  # the row outlives its hub
-        for calls in (1, 2):  # whether the edge has noticed yet or not: it fails over to the survivor
-            await talk(door, desk, calls)
-        assert await ended_calls(building, 2) == [survivor, survivor]
+async def test_a_hub_killed_while_idle_loses_no_registration_and_new_calls_go_to_the_other(
+    building: Building, unit_at
+) -> None:
+    door, desk = await door_and_desk(building, units_at(building, unit_at))
+    desk_hub = await building.registered_through("desk")
+    building.hub(desk_hub).kill()
+    survivor = (HUBS - {desk_hub}).pop()
+    assert await building.registered_through("desk") == desk_hub  # the row outlives its hub
+    for calls in (1, 2):  # whether the edge has noticed yet or not: it fails over to the survivor
+        await talk(door, desk, calls)
+    assert await ended_calls(building, 2) == [survivor, survivor]

@@ -4,6 +4,7 @@ over WSS to the edge, the edge relaying to the hub over SIP/TCP (docs/proxy.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -18,9 +19,9 @@ from intercom.hub.edge_flows import EdgeFlow
 from intercom.sdk import CallStatus
 from intercom.sip import Response
 
-from ..conftest import Hub, RawSip, connect_unit, replay
+from ..conftest import Hub, RawSip, replay
 from ..kamailio.edge import Edge, kamailio_program
-from ..units import DESK_HZ, DOOR_HZ, STEP, Unit, store_flow
+from ..units import DESK_HZ, DOOR_HZ, STEP, door_and_desk
 
 pytestmark = pytest.mark.skipif(kamailio_program() is None, reason="kamailio is not installed (scripts/setup.sh)")
 
@@ -47,41 +48,28 @@ def through(edge: Edge, hub: Hub, cert: Path) -> SimpleNamespace:
 
 
 async def test_door_calls_desk_through_the_edge_with_audio_both_ways(
-    hub: Hub, edge: Edge, tls_files: tuple[Path, Path]
+    hub: Hub, edge: Edge, tls_files: tuple[Path, Path], unit_at
 ) -> None:
     async with asyncio.timeout(STEP):
-        await store_flow(hub, "door", "client:desk")
-    behind = through(edge, hub, tls_files[0])
-    units: list[Unit] = []
-    try:
-        desk = await connect_unit(behind, "desk", DESK_HZ)  # type: ignore[arg-type]
-        units.append(desk)
-        door = await connect_unit(behind, "door", DOOR_HZ, outgoing="door", incoming=False)  # type: ignore[arg-type]
-        units.append(door)
-        [binding] = await hub.running.registrar.find("desk")
-        assert isinstance(binding.connection, EdgeFlow) and binding.path
+        door, desk = await door_and_desk(hub, functools.partial(unit_at, through(edge, hub, tls_files[0])))
+    [binding] = await hub.running.registrar.find("desk")
+    assert isinstance(binding.connection, EdgeFlow) and binding.path
 
-        call = door.start_call()
-        incoming = await desk.next_incoming()
-        answered = await desk.accept(incoming)
-        await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
-        async with asyncio.timeout(STEP):  # each hears the other's tone
-            await call.sink.wait_until(
-                lambda: call.sink.dominant_frequency(0.3) == pytest.approx(DESK_HZ, abs=15), STEP
-            )
-            await answered.sink.wait_until(
-                lambda: answered.sink.dominant_frequency(0.3) == pytest.approx(DOOR_HZ, abs=15), STEP
-            )
-        async with asyncio.timeout(STEP):
-            await call.disconnect()
-        await desk.events.until(lambda: CallStatus.ENDED in desk.events.of("call.status"))
-        async with asyncio.timeout(STEP):
-            await hub.running.app.state.calls.wait_idle()
-        assert hub.running.app.state.calls.answered == 1
-    finally:
-        for unit in units:
-            async with asyncio.timeout(STEP):
-                await unit.client.destroy()
+    call = door.start_call()
+    incoming = await desk.next_incoming()
+    answered = await desk.accept(incoming)
+    await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
+    async with asyncio.timeout(STEP):  # each hears the other's tone
+        await call.sink.wait_until(lambda: call.sink.dominant_frequency(0.3) == pytest.approx(DESK_HZ, abs=15), STEP)
+        await answered.sink.wait_until(
+            lambda: answered.sink.dominant_frequency(0.3) == pytest.approx(DOOR_HZ, abs=15), STEP
+        )
+    async with asyncio.timeout(STEP):
+        await call.disconnect()
+    await desk.events.until(lambda: CallStatus.ENDED in desk.events.of("call.status"))
+    async with asyncio.timeout(STEP):
+        await hub.running.app.state.calls.wait_idle()
+    assert hub.running.app.state.calls.answered == 1
 
 
 async def test_the_published_register_through_the_edge(hub: Hub, edge: Edge, tls_files: tuple[Path, Path]) -> None:

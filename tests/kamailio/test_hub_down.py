@@ -6,15 +6,16 @@ raw units; a real hub once, for the edge's own BYE to a hub."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 from dataclasses import dataclass
 
 from intercom.sdk import CallStatus
 from intercom.sip import Address, Dialog, Request, Response, SipUri, Via, make_response, parse_message
 
-from ..conftest import Hub, RawSip, connect_unit, replay
+from ..conftest import Hub, RawSip, replay
 from ..hub.test_proxied_kamailio import hub_config, through  # noqa: F401 (hub_config: the hub behind an edge)
-from ..units import DESK_HZ, DOOR_HZ, STEP, Unit, store_flow
+from ..units import STEP, door_and_desk
 from .edge import PROBING, Arrival, Edge, FakeHub, SipStream, by_path, fresh_register, hub_request, next_at_any
 from .test_edge import ringing
 
@@ -310,24 +311,14 @@ async def test_a_hub_call_whose_via_names_no_listed_hub_goes_through_untracked(s
     await no_bye_for(unit, edge)
 
 
-async def test_a_real_hub_ends_its_side_of_a_call_the_edge_hangs_up(start_edge, hub: Hub, tls_files) -> None:
+async def test_a_real_hub_ends_its_side_of_a_call_the_edge_hangs_up(start_edge, hub: Hub, tls_files, unit_at) -> None:
     edge = await start_edge([hub.running.app.state.edge.flows.address.host], CALL_LIFETIME=2)
-    await store_flow(hub, "door", "client:desk")
-    behind = through(edge, hub, tls_files[0])
-    units: list[Unit] = []
-    try:
-        units.append(await connect_unit(behind, "desk", DESK_HZ))  # type: ignore[arg-type]
-        units.append(await connect_unit(behind, "door", DOOR_HZ, outgoing="door", incoming=False))  # type: ignore[arg-type]
-        desk, door = units
-        door.start_call()
-        await desk.accept(await desk.next_incoming())
-        await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
-        for unit in units:  # the edge's BYE
-            await unit.events.until(lambda unit=unit: CallStatus.ENDED in unit.events.of("call.status"))
-        async with asyncio.timeout(STEP):  # the hub took the edge's BYEs (the units' flows on them)
-            await hub.running.app.state.calls.wait_idle()
-        assert hub.running.app.state.calls.answered == 1
-    finally:
-        for unit in units:
-            async with asyncio.timeout(STEP):
-                await unit.client.destroy()
+    door, desk = await door_and_desk(hub, functools.partial(unit_at, through(edge, hub, tls_files[0])))
+    door.start_call()
+    await desk.accept(await desk.next_incoming())
+    await door.events.until(lambda: CallStatus.CONFIRMED in door.events.of("call.status"))
+    for unit in (desk, door):  # the edge's BYE
+        await unit.events.until(lambda unit=unit: CallStatus.ENDED in unit.events.of("call.status"))
+    async with asyncio.timeout(STEP):  # the hub took the edge's BYEs (the units' flows on them)
+        await hub.running.app.state.calls.wait_idle()
+    assert hub.running.app.state.calls.answered == 1
